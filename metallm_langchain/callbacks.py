@@ -1,0 +1,78 @@
+"""MetaLLMFeedbackHandler: turn a chain run's outcome into router feedback."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any
+from uuid import UUID
+
+from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.messages import BaseMessage
+from langchain_core.outputs import LLMResult
+
+from metallm import Router, find_router
+
+__all__ = ["Evaluator", "MetaLLMFeedbackHandler"]
+
+Evaluator = Callable[[str, Mapping[str, Any]], float]
+"""``evaluator(output_text, run_metadata) -> quality in [0, 1]``."""
+
+
+class MetaLLMFeedbackHandler(BaseCallbackHandler):
+    """Scores each routed answer with ``evaluator`` and records the reward with its real cost.
+
+    Attach it to a run; the run's metadata reaches the evaluator (e.g. a reference label)::
+
+        handler = MetaLLMFeedbackHandler(
+            evaluator=lambda text, meta: float(meta["label"].lower() in text.lower())
+        )
+        chain.invoke(question, config={"callbacks": [handler], "metadata": {"label": "Paris"}})
+
+    Only the router's own run is scored (the chosen model's nested run is not), and errors
+    of the evaluator or of the feedback propagate instead of being logged and dropped.
+    """
+
+    raise_error = True
+
+    def __init__(self, evaluator: Evaluator, *, router: Router | None = None) -> None:
+        super().__init__()
+        self.evaluator = evaluator
+        self.router = router
+        self.recorded = 0
+        """Feedback events this handler has recorded."""
+        self._metadata: dict[UUID, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+
+    def on_chat_model_start(
+        self,
+        serialized: dict[str, Any],
+        messages: list[list[BaseMessage]],
+        *,
+        run_id: UUID,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        # on_llm_end carries no metadata: keep it by run id until the run ends.
+        with self._lock:
+            self._metadata[run_id] = dict(metadata or {})
+
+    def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
+        with self._lock:
+            metadata = self._metadata.pop(run_id, {})
+        for generations in response.generations:
+            for generation in generations:
+                message = getattr(generation, "message", None)
+                info = None if message is None else message.response_metadata.get("metallm")
+                if not info:
+                    continue  # not a routed run (e.g. the chosen model's own nested run)
+                quality = self.evaluator(generation.text, metadata)
+                router = self.router or find_router(info["router_id"])
+                router.record(info["decision_id"], quality=quality, cost=info.get("cost_usd") or 0.0)
+                with self._lock:
+                    self.recorded += 1
+
+    def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        # The router already recorded the failure for the model that raised.
+        with self._lock:
+            self._metadata.pop(run_id, None)

@@ -1,0 +1,520 @@
+"""ChatMetaLLM: a LangChain chat model that sends each call to one model of a pool.
+
+The learning lives in :class:`metallm.Router`; this module only translates LangChain
+calls into ``select`` / ``observe_cost`` / ``record`` and forwards to the chosen model so
+its run nests under the router's run.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from langchain_core.callbacks import (
+    AsyncCallbackManagerForLLMRun,
+    BaseCallbackHandler,
+    CallbackManager,
+    CallbackManagerForLLMRun,
+    UsageMetadataCallbackHandler,
+)
+from langchain_core.language_models import BaseChatModel, LanguageModelInput
+from langchain_core.language_models.base import LangSmithParams
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage
+from langchain_core.messages.ai import UsageMetadata, add_usage
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.runnables import Runnable, RunnableConfig, ensure_config
+from langchain_core.tools import BaseTool
+from langchain_core.utils.function_calling import convert_to_openai_tool
+from pydantic import ConfigDict, Field, model_validator
+from typing_extensions import Self
+
+from metallm import ConfigurationError, Decision, DecisionError, EmptyQueryError, Router
+
+__all__ = ["ChatMetaLLM"]
+
+_RunParent = CallbackManagerForLLMRun | AsyncCallbackManagerForLLMRun
+
+
+@dataclass(frozen=True)
+class _StreamParent:
+    """The router's own run, known before ``stream`` opens it (see ``stream``)."""
+
+    run_id: uuid.UUID
+    config: RunnableConfig
+
+
+# LangChain's stream()/astream() and the implicit-stream branch of invoke call _stream
+# without the run manager, so the router hands its run to _stream through this variable.
+_STREAM_PARENT: ContextVar[_StreamParent | _RunParent | None] = ContextVar(
+    "metallm_stream_parent", default=None
+)
+
+
+class _RoutedCall(NamedTuple):
+    decision: Decision
+    model: Runnable[LanguageModelInput, BaseMessage]
+    stop: list[str] | None
+    kwargs: dict[str, Any]
+
+
+class ChatMetaLLM(BaseChatModel):
+    """A chat model that routes every call to the pool member with the best expected
+    quality for the money, and learns from feedback (MetaLLM, arXiv 2407.10834).
+
+    Setup:
+        ``pip install "metallm[langchain,openai]"``
+
+    Instantiate:
+        .. code-block:: python
+
+            from langchain_openai import ChatOpenAI
+            from metallm_langchain import ChatMetaLLM
+
+            llm = ChatMetaLLM(
+                models={"mini": ChatOpenAI(model="gpt-4o-mini"), "big": ChatOpenAI(model="gpt-4o")},
+                prices={"mini": (0.15, 0.60), "big": (2.50, 10.00)},  # USD per 1M in/out tokens
+            )
+
+    Invoke:
+        .. code-block:: python
+
+            msg = llm.invoke("What is the capital of France?")
+            msg.response_metadata["metallm"]  # decision_id, model, scores, cost_usd, ...
+
+    Stream / Async / Batch:
+        ``llm.stream(...)``, ``await llm.ainvoke(...)``, ``llm.astream(...)``,
+        ``llm.batch([...])`` all route; the decision rides on the last streamed chunk.
+
+    Tool calling and structured output:
+        ``llm.bind_tools([tool])`` binds the tools to every pool member and the chosen
+        one answers; ``llm.with_structured_output(Schema)`` works the same way.
+        ``llm.invoke(..., model="big")`` forces a member.
+
+    Feedback:
+        .. code-block:: python
+
+            llm.record_feedback(msg.response_metadata["metallm"]["decision_id"], quality=1.0)
+
+        or attach ``MetaLLMFeedbackHandler(evaluator=...)`` to a chain run.
+    """
+
+    models: dict[str, BaseChatModel]
+    """The pool: a name per chat model."""
+    prices: dict[str, tuple[float, float]] = Field(default_factory=dict)
+    """USD per 1M input and output tokens per model; used for ``cost_usd``."""
+    router: Router | None = Field(default=None, exclude=True)
+    """The learner; default a new :class:`metallm.Router` over the pool's names."""
+    model_name: str = "metallm"
+    """Name reported for tracing."""
+    temperature: float | None = None
+    """Forwarded to the chosen model when set."""
+    max_tokens: int | None = None
+    """Forwarded to the chosen model when set."""
+    stop: list[str] | None = None
+    """Default stop sequences, forwarded to the chosen model."""
+    record_errors: bool = True
+    """Record a provider error as quality 0 for the model that raised it (then re-raise)."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    @model_validator(mode="after")
+    def _check_pool(self) -> Self:
+        if not self.models:
+            raise ConfigurationError("models is empty: give ChatMetaLLM at least one chat model")
+        unknown = sorted(set(self.prices) - set(self.models))
+        if unknown:
+            raise ConfigurationError(f"prices name models that are not in the pool: {unknown}")
+        for name, price in self.prices.items():
+            if len(price) != 2 or any(not (p >= 0) for p in price):
+                raise ConfigurationError(
+                    f"price of {name!r} must be (usd_per_1M_input, usd_per_1M_output) >= 0, got {price!r}"
+                )
+        if self.router is None:
+            self.router = Router(list(self.models))
+        elif set(self.router.arms) != set(self.models):
+            raise ConfigurationError(
+                f"the router's models {sorted(self.router.arms)} differ from the pool's {sorted(self.models)}"
+            )
+        return self
+
+    @property
+    def _router(self) -> Router:
+        assert self.router is not None
+        return self.router
+
+    @property
+    def _llm_type(self) -> str:
+        return "metallm"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {"model_name": self.model_name, "models": sorted(self.models)}
+
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
+        params = LangSmithParams(
+            ls_provider="metallm",
+            ls_model_name=str(kwargs.get("model") or self.model_name),
+            ls_model_type="chat",
+        )
+        if self.temperature is not None:
+            params["ls_temperature"] = self.temperature
+        if self.max_tokens is not None:
+            params["ls_max_tokens"] = self.max_tokens
+        if stop or self.stop:
+            params["ls_stop"] = stop or self.stop
+        return params
+
+    # -- the public extras --------------------------------------------------------------
+    def record_feedback(self, decision_id: str, *, quality: float, cost: float | None = None) -> None:
+        """Learn from the quality (in [0, 1]) of a routed answer; cost defaults to the measured one."""
+        self._router.record(decision_id, quality=quality, cost=cost)
+
+    def bind_tools(
+        self,
+        tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool],
+        *,
+        tool_choice: str | dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, AIMessage]:
+        """Bind tools to every pool member; the chosen member answers with its tool calls."""
+        unsupported = [n for n, m in self.models.items() if type(m).bind_tools is BaseChatModel.bind_tools]
+        if unsupported:
+            raise ConfigurationError(f"these pool members do not support tool calling: {unsupported}")
+        formatted = [convert_to_openai_tool(t) for t in tools]
+        if tool_choice is not None:
+            kwargs["tool_choice"] = tool_choice
+        return super().bind(tools=formatted, **kwargs)
+
+    # -- routing ------------------------------------------------------------------------
+    def _route(
+        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
+    ) -> _RoutedCall:
+        kwargs = dict(kwargs)
+        force = kwargs.pop("model", None)
+        tools = kwargs.pop("tools", None)
+        tool_choice = kwargs.pop("tool_choice", None)
+        for name in ("temperature", "max_tokens"):
+            value = getattr(self, name)
+            if value is not None:
+                kwargs.setdefault(name, value)
+        decision = self._router.select(_routing_text(messages), force=force)
+        model: Runnable[LanguageModelInput, BaseMessage] = self.models[decision.arm]
+        if tools is not None:
+            extra = {} if tool_choice is None else {"tool_choice": tool_choice}
+            model = self.models[decision.arm].bind_tools(tools, **extra)
+        return _RoutedCall(decision, model, stop or self.stop, kwargs)
+
+    def _child_config(
+        self, parent: _StreamParent | _RunParent | None, decision: Decision
+    ) -> RunnableConfig:
+        """Config for the chosen model's call: its run nests under the router's run."""
+        config: RunnableConfig = {
+            "tags": [f"metallm:{decision.arm}"],
+            "metadata": {"metallm_decision_id": decision.id, "metallm_model": decision.arm},
+        }
+        if parent is None:
+            return config
+        if isinstance(parent, _StreamParent):
+            opened = CallbackManager.configure(
+                parent.config.get("callbacks"),
+                self.callbacks,
+                self.verbose,
+                parent.config.get("tags"),
+                self.tags,
+                parent.config.get("metadata"),
+                self.metadata,
+            )
+            handlers, tags, metadata = (
+                opened.inheritable_handlers,
+                opened.inheritable_tags,
+                opened.inheritable_metadata,
+            )
+            parent_id = parent.run_id
+        else:
+            handlers, tags, metadata = (
+                parent.inheritable_handlers,
+                parent.inheritable_tags,
+                parent.inheritable_metadata,
+            )
+            parent_id = parent.run_id
+        manager = CallbackManager(handlers=[], parent_run_id=parent_id)
+        for handler in handlers:
+            if not _counts_usage(handler):
+                manager.add_handler(handler, inherit=True)
+        manager.add_tags(tags)
+        manager.add_metadata({k: v for k, v in metadata.items() if not k.startswith("ls_")})
+        config["callbacks"] = manager
+        return config
+
+    def _annotate(
+        self,
+        message: AIMessage | AIMessageChunk,
+        decision: Decision,
+        usage: UsageMetadata | None,
+        *,
+        add_model_name: bool = True,
+    ) -> Any:
+        cost = self._cost_usd(decision.arm, usage)
+        self._router.observe_cost(decision.id, cost or 0.0)
+        metadata = dict(message.response_metadata)
+        if add_model_name:
+            metadata.setdefault("model_name", decision.arm)
+        metadata["metallm"] = {
+            **decision.to_metadata(),
+            "cost_usd": cost,
+            "router_id": self._router.id,
+        }
+        return message.model_copy(update={"response_metadata": metadata})
+
+    def _cost_usd(self, arm: str, usage: UsageMetadata | None) -> float | None:
+        price = self.prices.get(arm)
+        if price is None or usage is None:
+            return None
+        return (usage.get("input_tokens", 0) * price[0] + usage.get("output_tokens", 0) * price[1]) / 1e6
+
+    def _fail(self, decision: Decision) -> None:
+        if self.record_errors:
+            try:
+                self._router.record(decision.id, quality=0.0, cost=0.0)
+            except DecisionError:
+                pass
+
+    # -- invoke / ainvoke ---------------------------------------------------------------
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        call = self._route(messages, stop, kwargs)
+        config = self._child_config(run_manager, call.decision)
+        try:
+            with _usage_counters_hidden():
+                message = call.model.invoke(messages, config=config, stop=call.stop, **call.kwargs)
+        except Exception:
+            self._fail(call.decision)
+            raise
+        return _result(self._annotate(_as_ai(message), call.decision, getattr(message, "usage_metadata", None)))
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        call = self._route(messages, stop, kwargs)
+        config = self._child_config(run_manager, call.decision)
+        try:
+            with _usage_counters_hidden():
+                message = await call.model.ainvoke(messages, config=config, stop=call.stop, **call.kwargs)
+        except Exception:
+            self._fail(call.decision)
+            raise
+        return _result(self._annotate(_as_ai(message), call.decision, getattr(message, "usage_metadata", None)))
+
+    # -- streaming ----------------------------------------------------------------------
+    def stream(
+        self,
+        input: LanguageModelInput,
+        config: RunnableConfig | None = None,
+        *,
+        stop: list[str] | None = None,
+        **kwargs: Any,
+    ) -> Iterator[AIMessageChunk]:
+        config, parent = _with_run_id(config)
+        chunks = super().stream(input, config, stop=stop, **kwargs)
+        token = _STREAM_PARENT.set(parent)
+        try:  # the router's run opens and _stream starts inside this first step
+            first = next(chunks, None)
+        finally:
+            _STREAM_PARENT.reset(token)
+        if first is None:
+            return
+        yield first
+        yield from chunks
+
+    async def astream(
+        self,
+        input: LanguageModelInput,
+        config: RunnableConfig | None = None,
+        *,
+        stop: list[str] | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[AIMessageChunk]:
+        config, parent = _with_run_id(config)
+        chunks = super().astream(input, config, stop=stop, **kwargs)
+        token = _STREAM_PARENT.set(parent)
+        try:
+            first = await anext(chunks, None)
+        finally:
+            _STREAM_PARENT.reset(token)
+        if first is None:
+            return
+        yield first
+        async for chunk in chunks:
+            yield chunk
+
+    def _should_stream(
+        self,
+        *,
+        async_api: bool,
+        run_manager: _RunParent | None = None,
+        **kwargs: Any,
+    ) -> bool:
+        should = super()._should_stream(async_api=async_api, run_manager=run_manager, **kwargs)
+        if should and run_manager is not None:
+            # invoke() is about to call _stream without its run manager (implicit streaming).
+            _STREAM_PARENT.set(run_manager)
+        return should
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        parent = run_manager or _take_stream_parent()
+        call = self._route(messages, stop, kwargs)
+        config = self._child_config(parent, call.decision)
+        tail = _StreamTail()
+        try:
+            chunks = call.model.stream(messages, config=config, stop=call.stop, **call.kwargs)
+            with _usage_counters_hidden():  # the inner run opens on the first step
+                first = next(chunks, None)
+            if first is not None:
+                for chunk in _chain_first(first, chunks):
+                    if tail.take(chunk):
+                        yield ChatGenerationChunk(message=chunk)
+        except Exception:
+            self._fail(call.decision)
+            raise
+        yield ChatGenerationChunk(message=tail.finish(self, call.decision))
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        parent = run_manager or _take_stream_parent()
+        call = self._route(messages, stop, kwargs)
+        config = self._child_config(parent, call.decision)
+        tail = _StreamTail()
+        try:
+            chunks = call.model.astream(messages, config=config, stop=call.stop, **call.kwargs)
+            with _usage_counters_hidden():
+                first = await anext(chunks, None)
+            if first is not None:
+                if tail.take(first):
+                    yield ChatGenerationChunk(message=first)
+                async for chunk in chunks:
+                    if tail.take(chunk):
+                        yield ChatGenerationChunk(message=chunk)
+        except Exception:
+            self._fail(call.decision)
+            raise
+        yield ChatGenerationChunk(message=tail.finish(self, call.decision))
+
+
+class _StreamTail:
+    """Tracks usage over a stream and builds the last chunk, which carries the decision."""
+
+    def __init__(self) -> None:
+        self.usage: UsageMetadata | None = None
+        self.has_model_name = False
+        self.held: AIMessageChunk | None = None
+
+    def take(self, chunk: BaseMessage) -> bool:
+        """Note a chunk; False for the inner stream's own last chunk, which is held back."""
+        if not isinstance(chunk, AIMessageChunk):
+            chunk = AIMessageChunk(content=chunk.content)
+        usage = chunk.usage_metadata
+        if usage:
+            self.usage = add_usage(self.usage, usage)
+        self.has_model_name = self.has_model_name or "model_name" in chunk.response_metadata
+        if chunk.chunk_position == "last":
+            self.held = chunk
+            return False
+        return True
+
+    def finish(self, llm: ChatMetaLLM, decision: Decision) -> AIMessageChunk:
+        # Usage already reached the consumer through earlier chunks (or rides on the held
+        # one); this chunk only adds the decision, so nothing is counted twice.
+        last = self.held if self.held is not None else AIMessageChunk(content="")
+        last = last.model_copy(update={"chunk_position": "last"})
+        usage = self.usage
+        annotated: AIMessageChunk = llm._annotate(
+            last, decision, usage, add_model_name=not self.has_model_name
+        )
+        return annotated
+
+
+def _chain_first(first: BaseMessage, rest: Iterator[BaseMessage]) -> Iterator[BaseMessage]:
+    yield first
+    yield from rest
+
+
+def _with_run_id(config: RunnableConfig | None) -> tuple[RunnableConfig, _StreamParent]:
+    config = ensure_config(config)
+    run_id = config.get("run_id") or uuid.uuid4()
+    config = {**config, "run_id": run_id}
+    return config, _StreamParent(run_id, config)
+
+
+def _take_stream_parent() -> _StreamParent | _RunParent | None:
+    parent = _STREAM_PARENT.get()
+    _STREAM_PARENT.set(None)
+    return parent
+
+
+def _counts_usage(handler: BaseCallbackHandler) -> bool:
+    """Usage counters see the router's run; the inner run would count the same tokens again."""
+    return isinstance(handler, UsageMetadataCallbackHandler)
+
+
+@contextmanager
+def _usage_counters_hidden() -> Iterator[None]:
+    """Hide ``get_usage_metadata_callback()`` counters from the inner run while it opens."""
+    try:
+        from langchain_core.tracers.context import _configure_hooks
+    except ImportError:  # pragma: no cover - older or newer langchain-core
+        yield
+        return
+    tokens = []
+    for var, *_ in _configure_hooks:
+        if isinstance(var.get(), UsageMetadataCallbackHandler):
+            tokens.append((var, var.set(None)))
+    try:
+        yield
+    finally:
+        for var, token in reversed(tokens):
+            var.reset(token)
+
+
+def _routing_text(messages: Sequence[BaseMessage]) -> str:
+    """The text the router embeds: the last human message, else every message's text."""
+    for message in reversed(messages):
+        if isinstance(message, HumanMessage) and message.text.strip():
+            return message.text
+    joined = "\n".join(m.text for m in messages if m.text.strip())
+    if not joined:
+        raise EmptyQueryError("the messages hold no text for the router to route on")
+    return joined
+
+
+def _as_ai(message: BaseMessage) -> AIMessage:
+    if isinstance(message, AIMessage):
+        return message
+    return AIMessage(content=message.content, response_metadata=dict(message.response_metadata))
+
+
+def _result(message: AIMessage) -> ChatResult:
+    return ChatResult(generations=[ChatGeneration(message=message)])

@@ -1,0 +1,64 @@
+"""metallm: route each query to the LLM that gives the best answer for the money.
+
+The core is numpy only; the LangChain and LlamaIndex adapters live in
+``metallm_langchain`` and ``metallm_llamaindex``.
+"""
+
+from metallm.embedders import (
+    DEFAULT_EMBEDDING_MODEL,
+    EMBEDDING_MODEL_ENV,
+    Embedder,
+    SentenceTransformerEmbedder,
+)
+from metallm.exceptions import (
+    ConfigurationError,
+    DecisionError,
+    DimensionMismatchError,
+    DuplicateFeedbackError,
+    EmbedderError,
+    EmptyQueryError,
+    InfeasibleBudgetError,
+    InvalidFeedbackError,
+    InvalidInputError,
+    MetaLLMError,
+    StateFileError,
+    UnknownArmError,
+    UnknownDecisionError,
+)
+from metallm.policies import EpsilonGreedy, LinUCB, Policy, RandomPolicy
+from metallm.reward import Calibration, calibrate_cost_weight, reward
+from metallm.router import Decision, Prediction, Router, find_router
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_EMBEDDING_MODEL",
+    "EMBEDDING_MODEL_ENV",
+    "Calibration",
+    "ConfigurationError",
+    "Decision",
+    "DecisionError",
+    "DimensionMismatchError",
+    "DuplicateFeedbackError",
+    "Embedder",
+    "EmbedderError",
+    "EmptyQueryError",
+    "EpsilonGreedy",
+    "InfeasibleBudgetError",
+    "InvalidFeedbackError",
+    "InvalidInputError",
+    "LinUCB",
+    "MetaLLMError",
+    "Policy",
+    "Prediction",
+    "RandomPolicy",
+    "Router",
+    "SentenceTransformerEmbedder",
+    "StateFileError",
+    "UnknownArmError",
+    "UnknownDecisionError",
+    "__version__",
+    "calibrate_cost_weight",
+    "find_router",
+    "reward",
+]

@@ -1,0 +1,151 @@
+"""Query embedders: turn text into the vector the router's linear models read.
+
+``sentence_transformers`` is imported lazily (it takes 6-10 s to import), only when the
+first text is embedded, and recent embeddings are kept in an LRU cache, so repeated
+queries cost a dictionary look-up.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from metallm.exceptions import EmbedderError, EmptyQueryError
+
+__all__ = [
+    "DEFAULT_EMBEDDING_MODEL",
+    "EMBEDDING_MODEL_ENV",
+    "Embedder",
+    "SentenceTransformerEmbedder",
+]
+
+DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+EMBEDDING_MODEL_ENV = "METALLM_EMBEDDING_MODEL"
+
+# Loaded models, shared by every embedder of the same model and device in the process.
+_LOADED: dict[tuple[str, str | None], Any] = {}
+_LOAD_LOCK = threading.Lock()
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Anything that maps texts to a fixed-size float matrix."""
+
+    @property
+    def dimension(self) -> int:
+        """Size of one embedding."""
+        ...
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Embeddings of ``texts``, shape (len(texts), dimension)."""
+        ...
+
+
+def check_texts(texts: Sequence[str]) -> list[str]:
+    """The texts as a list, or :class:`EmptyQueryError` naming the first bad one."""
+    if isinstance(texts, str):
+        texts = [texts]
+    out = list(texts)
+    for i, text in enumerate(out):
+        if not isinstance(text, str):
+            raise EmptyQueryError(f"query {i} is a {type(text).__name__}, not a string")
+        if not text.strip():
+            raise EmptyQueryError(f"query {i} is empty: the router needs text to route on")
+    return out
+
+
+class SentenceTransformerEmbedder:
+    """Sentence-BERT embeddings (the MetaLLM paper's choice), with an LRU cache.
+
+    The model is ``model`` if given, else the ``METALLM_EMBEDDING_MODEL`` environment
+    variable, else ``sentence-transformers/all-MiniLM-L6-v2``. A local folder path works
+    too (set ``HF_HUB_OFFLINE=1`` where the HuggingFace hub is unreachable).
+
+    >>> embedder = SentenceTransformerEmbedder()  # doctest: +SKIP
+    >>> embedder.embed(["What is the capital of France?"]).shape  # doctest: +SKIP
+    (1, 384)
+    """
+
+    def __init__(
+        self,
+        model: str | None = None,
+        *,
+        cache_size: int = 10_000,
+        batch_size: int = 64,
+        device: str | None = None,
+        progress_bar_from: int = 256,
+    ) -> None:
+        self.model_name = model or os.environ.get(EMBEDDING_MODEL_ENV) or DEFAULT_EMBEDDING_MODEL
+        self.cache_size = cache_size
+        self.batch_size = batch_size
+        self.device = device
+        self.progress_bar_from = progress_bar_from
+        self._model: Any = None
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _load(self) -> Any:
+        if self._model is None:
+            with _LOAD_LOCK:
+                self._model = _LOADED.get((self.model_name, self.device))
+                if self._model is None:
+                    try:
+                        from sentence_transformers import SentenceTransformer
+                    except ImportError as e:  # pragma: no cover - depends on the install
+                        msg = "sentence-transformers is not installed: pip install sentence-transformers"
+                        raise EmbedderError(msg) from e
+                    try:
+                        self._model = SentenceTransformer(self.model_name, device=self.device)
+                        _LOADED[(self.model_name, self.device)] = self._model
+                    except (OSError, ValueError) as e:
+                        msg = (
+                            f"could not load embedding model {self.model_name!r}: {e}. Pass a local "
+                            f"model folder (or set {EMBEDDING_MODEL_ENV}) and HF_HUB_OFFLINE=1 "
+                            "when the HuggingFace hub cannot be reached."
+                        )
+                        raise EmbedderError(msg) from e
+        return self._model
+
+    @property
+    def dimension(self) -> int:
+        model = self._load()
+        getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        return int(getter())
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        items = check_texts(texts)
+        found: dict[str, np.ndarray] = {}
+        with self._lock:
+            for text in items:
+                vec = self._cache.get(text)
+                if vec is not None:
+                    self._cache.move_to_end(text)
+                    found[text] = vec
+        missing = list(dict.fromkeys(t for t in items if t not in found))
+        if missing:
+            model = self._load()
+            vectors = model.encode(
+                missing,
+                batch_size=self.batch_size,
+                convert_to_numpy=True,
+                normalize_embeddings=True,
+                show_progress_bar=len(missing) >= self.progress_bar_from,
+            )
+            vectors = np.asarray(vectors, dtype=np.float64)
+            with self._lock:
+                for text, vec in zip(missing, vectors):
+                    vec.setflags(write=False)
+                    found[text] = vec
+                    if self.cache_size > 0:
+                        self._cache[text] = vec
+                        if len(self._cache) > self.cache_size:
+                            self._cache.popitem(last=False)
+        return np.stack([found[t] for t in items])
+
+    def __repr__(self) -> str:
+        return f"SentenceTransformerEmbedder(model={self.model_name!r})"

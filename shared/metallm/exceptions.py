@@ -1,0 +1,110 @@
+"""Typed errors raised by metallm.
+
+The hierarchy::
+
+    MetaLLMError
+    ├── ConfigurationError        a router, policy or pool that cannot work as given
+    ├── InvalidInputError         a query, embedding or feedback value that is wrong
+    │   ├── UnknownArmError       an arm (model) name the router does not know
+    │   ├── EmptyQueryError       a query with no text to route on
+    │   ├── DimensionMismatchError  an embedding of the wrong size
+    │   └── InvalidFeedbackError  NaN/inf/out-of-range quality, negative cost
+    ├── DecisionError             feedback that does not match a pending decision
+    │   ├── UnknownDecisionError  never issued, or evicted from the pending buffer
+    │   └── DuplicateFeedbackError  feedback already recorded for that decision
+    ├── StateFileError            a saved router file that is corrupt or mismatched
+    ├── EmbedderError             the embedding model could not be loaded or run
+    └── InfeasibleBudgetError     no cost weight keeps the mean cost within a budget
+
+Every error says what went wrong and, where it can, what to do about it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = [
+    "ConfigurationError",
+    "DecisionError",
+    "DimensionMismatchError",
+    "DuplicateFeedbackError",
+    "EmbedderError",
+    "EmptyQueryError",
+    "InfeasibleBudgetError",
+    "InvalidFeedbackError",
+    "InvalidInputError",
+    "MetaLLMError",
+    "StateFileError",
+    "UnknownArmError",
+    "UnknownDecisionError",
+]
+
+
+class MetaLLMError(Exception):
+    """Base class of every error metallm raises on purpose."""
+
+
+class ConfigurationError(MetaLLMError, ValueError):
+    """The router, policy or model pool cannot work as configured."""
+
+
+class InvalidInputError(MetaLLMError, ValueError):
+    """A query, embedding or feedback value is not acceptable."""
+
+
+class UnknownArmError(InvalidInputError):
+    """An arm (model) name that the router does not know."""
+
+    def __init__(self, arm: str, known: tuple[str, ...]) -> None:
+        self.arm = arm
+        self.known = known
+        super().__init__(f"unknown model {arm!r}; the router's models are {list(known)}")
+
+
+class EmptyQueryError(InvalidInputError):
+    """A query with no text to embed and route on."""
+
+
+class DimensionMismatchError(InvalidInputError):
+    """An embedding whose size differs from the router's."""
+
+
+class InvalidFeedbackError(InvalidInputError):
+    """Quality or cost values that cannot be learned from."""
+
+
+class DecisionError(MetaLLMError, LookupError):
+    """Feedback that does not match a pending decision."""
+
+
+class UnknownDecisionError(DecisionError):
+    """A decision id that was never issued or was evicted from the pending buffer."""
+
+
+class DuplicateFeedbackError(DecisionError):
+    """Feedback for a decision that already has its feedback recorded."""
+
+
+class StateFileError(MetaLLMError, ValueError):
+    """A saved router state that cannot be loaded."""
+
+    def __init__(self, path: str | Path, problem: str) -> None:
+        self.path = Path(path)
+        self.problem = problem
+        super().__init__(f"cannot load router state from {str(self.path)!r}: {problem}")
+
+
+class EmbedderError(MetaLLMError, RuntimeError):
+    """The embedding model could not be loaded or run."""
+
+
+class InfeasibleBudgetError(MetaLLMError, ValueError):
+    """No cost weight keeps the mean cost per query within the budget."""
+
+    def __init__(self, budget: float, cheapest: float) -> None:
+        self.budget = budget
+        self.cheapest = cheapest
+        super().__init__(
+            f"no cost weight keeps the mean cost within ${budget:.6g}/query; the cheapest "
+            f"routing found costs ${cheapest:.6g}/query. Raise the budget or add a cheaper model."
+        )

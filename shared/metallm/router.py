@@ -1,0 +1,570 @@
+"""The MetaLLM router: a linear contextual bandit over a pool of models.
+
+Each arm (model) has a ridge model of quality and of cost over the query embedding plus a
+bias term. A query goes to the arm with the highest upper confidence bound on
+``quality - p * cost / cost_scale``; feedback updates only the chosen arm (rank-1).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import uuid
+import weakref
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from metallm._state_file import FORMAT_VERSION, read_state, write_state
+from metallm.embedders import Embedder, SentenceTransformerEmbedder, check_texts
+from metallm.exceptions import (
+    ConfigurationError,
+    DimensionMismatchError,
+    DuplicateFeedbackError,
+    InvalidFeedbackError,
+    InvalidInputError,
+    StateFileError,
+    UnknownArmError,
+    UnknownDecisionError,
+)
+from metallm.policies import LinUCB, Policy, policy_from_dict
+from metallm.reward import calibrate_cost_weight, cost_scale
+from metallm.ridge import RidgeStatistics
+
+__all__ = ["Decision", "Prediction", "Router", "find_router"]
+
+Query = str | np.ndarray | Sequence[float]
+
+_ROUTERS: weakref.WeakValueDictionary[str, Router] = weakref.WeakValueDictionary()
+
+
+def find_router(router_id: str) -> Router:
+    """The live router with this id (as carried in a decision's metadata)."""
+    router = _ROUTERS.get(router_id)
+    if router is None:
+        raise UnknownDecisionError(
+            f"no live router with id {router_id!r}: pass the router explicitly"
+        )
+    return router
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One routing decision: the chosen arm, why, and what the later update needs."""
+
+    id: str
+    arm: str
+    scores: Mapping[str, float]
+    """Upper confidence bound per arm: predicted reward plus ``bonus``."""
+    bonus: Mapping[str, float]
+    """The exploration bonus per arm (``alpha * width`` for LinUCB)."""
+    cost_weight: float
+    embedding: np.ndarray = field(repr=False)
+    forced: bool = False
+    """True when the caller named the arm instead of letting the router choose."""
+
+    def to_metadata(self) -> dict[str, Any]:
+        """A JSON-friendly summary for response metadata."""
+        return {
+            "decision_id": self.id,
+            "model": self.arm,
+            "scores": dict(self.scores),
+            "bonus": dict(self.bonus),
+            "cost_weight": self.cost_weight,
+            "forced": self.forced,
+        }
+
+
+class Prediction(NamedTuple):
+    """Per-arm predictions, each (n_queries, n_arms)."""
+
+    quality: np.ndarray
+    cost: np.ndarray
+    """In USD (not normalised)."""
+    width: np.ndarray
+    """Confidence width ``sqrt(x^T A^-1 x)``."""
+
+
+@dataclass
+class _Pending:
+    arm: int
+    features: np.ndarray
+    cost: float | None = None
+
+
+class Router:
+    """Route each query to the model with the best expected quality for the money.
+
+    Args:
+        arms: Names of the models in the pool (unique, at least one).
+        cost_weight: ``p`` in ``reward = quality - p * cost / cost_scale``. 0 ignores cost.
+        policy: How predictions become a choice; default ``LinUCB(alpha=1.0, l2=1.0)``.
+        embedder: Turns query text into a vector; default a lazily loaded Sentence-BERT.
+        cost_scale: Fix the cost normaliser (USD); default: the priciest arm's mean
+            observed cost, so that arm's mean normalised cost is 1.
+        max_pending: How many decisions awaiting feedback are kept; older ones are evicted
+            (counted in :attr:`evicted_decisions`).
+        seed: Seed of the tie-breaking and exploration randomness.
+
+    >>> import numpy as np
+    >>> router = Router(["small", "large"], embedder=None)
+    >>> decision = router.select(np.array([1.0, 0.0]))   # an untrained router still selects
+    >>> router.record(decision.id, quality=1.0, cost=0.002)
+    >>> sorted(decision.scores)
+    ['large', 'small']
+    """
+
+    def __init__(
+        self,
+        arms: Sequence[str],
+        *,
+        cost_weight: float = 0.1,
+        policy: Policy | None = None,
+        embedder: Embedder | None | str = "default",
+        cost_scale: float | None = None,
+        max_pending: int = 10_000,
+        seed: int | None = None,
+    ) -> None:
+        names = list(arms)
+        if not names:
+            raise ConfigurationError("the pool is empty: give the router at least one model")
+        if any(not isinstance(a, str) or not a for a in names):
+            raise ConfigurationError(f"model names must be non-empty strings, got {names!r}")
+        if len(set(names)) != len(names):
+            dupes = sorted({a for a in names if names.count(a) > 1})
+            raise ConfigurationError(f"duplicate model names: {dupes}")
+        self.arms: tuple[str, ...] = tuple(names)
+        self._index = {a: i for i, a in enumerate(self.arms)}
+        self.cost_weight = _check_cost_weight(cost_weight)
+        self.policy: Policy = policy if policy is not None else LinUCB()
+        self.embedder: Embedder | None = (
+            SentenceTransformerEmbedder() if embedder == "default" else embedder  # type: ignore[assignment]
+        )
+        if cost_scale is not None and not (math.isfinite(cost_scale) and cost_scale > 0):
+            raise ConfigurationError(f"cost_scale must be a positive number, got {cost_scale!r}")
+        self.fixed_cost_scale = cost_scale
+        if max_pending < 1:
+            raise ConfigurationError("max_pending must be at least 1")
+        self.max_pending = max_pending
+        self.id = uuid.uuid4().hex
+        self._rng = np.random.default_rng(seed)
+        self._stats: RidgeStatistics | None = None
+        self._pending: OrderedDict[str, _Pending] = OrderedDict()
+        self._recorded: OrderedDict[str, None] = OrderedDict()
+        self._lock = threading.RLock()
+        self.evicted_decisions = 0
+        """Decisions dropped from the pending buffer before their feedback arrived."""
+        self.n_updates = 0
+        """Feedback events learned from (online records and offline rows)."""
+        _ROUTERS[self.id] = self
+
+    # -- properties ---------------------------------------------------------------------
+    @property
+    def dimension(self) -> int | None:
+        """Embedding size, known after the first query or fit (None before)."""
+        return None if self._stats is None else self._stats.dim - 1
+
+    @property
+    def pending_decisions(self) -> int:
+        """Decisions still waiting for feedback."""
+        return len(self._pending)
+
+    @property
+    def cost_scale(self) -> float:
+        """The cost normaliser in USD: fixed, or the priciest arm's mean observed cost."""
+        if self.fixed_cost_scale is not None:
+            return self.fixed_cost_scale
+        if self._stats is None:
+            return 1.0
+        return cost_scale(self._stats.counts(), self._stats.cost_sums())
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Feedback events learned per arm."""
+        if self._stats is None:
+            return dict.fromkeys(self.arms, 0)
+        return {a: int(c) for a, c in zip(self.arms, self._stats.counts())}
+
+    # -- embedding ----------------------------------------------------------------------
+    def embed(self, queries: Sequence[Query] | np.ndarray) -> np.ndarray:
+        """Embeddings (n, dim) of texts, or the given embeddings checked."""
+        if isinstance(queries, np.ndarray) and queries.ndim == 2:
+            matrix = np.asarray(queries, dtype=np.float64)
+        else:
+            items = list(queries)
+            if items and all(isinstance(q, str) for q in items):
+                if self.embedder is None:
+                    raise ConfigurationError(
+                        "this router has no embedder: pass embeddings, or an embedder"
+                    )
+                matrix = np.asarray(self.embedder.embed(check_texts(items)), dtype=np.float64)
+            else:
+                for i, q in enumerate(items):
+                    if isinstance(q, str):
+                        raise InvalidInputError(f"query {i} mixes text with embeddings")
+                matrix = np.asarray(items, dtype=np.float64)
+        if matrix.ndim != 2 or matrix.shape[0] == 0:
+            raise InvalidInputError(f"expected a non-empty (n, dim) batch, got shape {matrix.shape}")
+        if not np.isfinite(matrix).all():
+            raise InvalidInputError("embeddings contain NaN or inf")
+        self._ensure_stats(matrix.shape[1])
+        return matrix
+
+    def _features(self, embeddings: np.ndarray) -> np.ndarray:
+        return np.hstack([embeddings, np.ones((embeddings.shape[0], 1))])
+
+    def _ensure_stats(self, dim: int) -> RidgeStatistics:
+        with self._lock:
+            if self._stats is None:
+                self._stats = RidgeStatistics(len(self.arms), dim + 1, self.policy.l2)
+            elif self._stats.dim != dim + 1:
+                raise DimensionMismatchError(
+                    f"embedding has {dim} dimensions but the router was built on "
+                    f"{self._stats.dim - 1}; use the same embedding model throughout"
+                )
+            return self._stats
+
+    # -- prediction and selection -------------------------------------------------------
+    def predict(self, queries: Sequence[Query] | np.ndarray) -> Prediction:
+        """Predicted quality, cost (USD) and width per arm for each query."""
+        X = self._features(self.embed(_as_batch(queries)))
+        with self._lock:
+            assert self._stats is not None
+            quality, cost_norm, width = self._stats.predict(X)
+        return Prediction(quality, cost_norm, width)
+
+    def select(
+        self,
+        query: Query,
+        *,
+        exclude: Iterable[str] = (),
+        force: str | None = None,
+    ) -> Decision:
+        """Choose an arm for one query (text or embedding).
+
+        ``exclude`` removes arms from this choice (e.g. ones that just failed); ``force``
+        names the arm to use (the decision still records scores and learns from feedback).
+        """
+        return self.select_batch([query] if isinstance(query, str) else [np.asarray(query)],
+                                 exclude=exclude, force=force)[0]
+
+    def select_batch(
+        self,
+        queries: Sequence[Query] | np.ndarray,
+        *,
+        exclude: Iterable[str] = (),
+        force: str | None = None,
+    ) -> list[Decision]:
+        """Choose an arm for each query, vectorised over the batch."""
+        embeddings = self.embed(queries)
+        excluded = {self._arm_index(a) for a in exclude}
+        forced = None if force is None else self._arm_index(force)
+        if len(excluded) == len(self.arms) and forced is None:
+            raise InvalidInputError("every model is excluded: nothing left to route to")
+        X = self._features(embeddings)
+        with self._lock:
+            assert self._stats is not None
+            quality, cost, width = self._stats.predict(X)
+            scale = self.cost_scale
+            bonus = self.policy.bonus(width)
+            scores = quality - self.cost_weight * cost / scale + bonus
+            masked = scores.copy()
+            if excluded:
+                masked[:, sorted(excluded)] = -np.inf
+            if forced is None:
+                chosen = self.policy.choose(masked, self._rng)
+            else:
+                chosen = np.full(X.shape[0], forced)
+            decisions = []
+            for row in range(X.shape[0]):
+                decision = Decision(
+                    id=uuid.uuid4().hex,
+                    arm=self.arms[int(chosen[row])],
+                    scores=MappingProxyType(dict(zip(self.arms, scores[row].tolist()))),
+                    bonus=MappingProxyType(dict(zip(self.arms, bonus[row].tolist()))),
+                    cost_weight=self.cost_weight,
+                    embedding=_frozen(embeddings[row]),
+                    forced=forced is not None,
+                )
+                self._remember(decision.id, _Pending(int(chosen[row]), X[row]))
+                decisions.append(decision)
+        return decisions
+
+    def _remember(self, decision_id: str, pending: _Pending) -> None:
+        self._pending[decision_id] = pending
+        while len(self._pending) > self.max_pending:
+            self._pending.popitem(last=False)
+            self.evicted_decisions += 1
+
+    # -- online feedback ----------------------------------------------------------------
+    def observe_cost(self, decision_id: str, cost: float) -> None:
+        """Attach the measured cost (USD) to a pending decision, for a later :meth:`record`."""
+        with self._lock:
+            self._pending_for(decision_id).cost = _check_cost(cost)
+
+    def record(self, decision_id: str, *, quality: float, cost: float | None = None) -> None:
+        """Learn from the outcome of a decision: updates the chosen arm only.
+
+        ``quality`` is in [0, 1]; ``cost`` is the USD the call cost. When ``cost`` is None
+        the cost attached by :meth:`observe_cost` is used.
+        """
+        q = _check_quality(quality)
+        with self._lock:
+            pending = self._pending_for(decision_id)
+            if cost is None:
+                if pending.cost is None:
+                    raise InvalidFeedbackError(
+                        f"no cost known for decision {decision_id}: pass cost= (USD)"
+                    )
+                c = pending.cost
+            else:
+                c = _check_cost(cost)
+            del self._pending[decision_id]
+            self._recorded[decision_id] = None
+            while len(self._recorded) > self.max_pending:
+                self._recorded.popitem(last=False)
+            assert self._stats is not None
+            self._stats.update(pending.arm, pending.features, np.array([q, c]))
+            self.n_updates += 1
+
+    def _pending_for(self, decision_id: str) -> _Pending:
+        pending = self._pending.get(decision_id)
+        if pending is not None:
+            return pending
+        if decision_id in self._recorded:
+            raise DuplicateFeedbackError(f"feedback for decision {decision_id} was already recorded")
+        raise UnknownDecisionError(
+            f"unknown decision id {decision_id!r}: never issued by this router, or evicted "
+            f"(only the last {self.max_pending} pending decisions are kept; raise max_pending)"
+        )
+
+    # -- offline learning ---------------------------------------------------------------
+    def fit(
+        self,
+        queries: Sequence[Query] | np.ndarray,
+        quality: np.ndarray | Sequence[Sequence[float]],
+        cost: np.ndarray | Sequence[Sequence[float]],
+    ) -> Router:
+        """Train from scratch on logged data where every arm's outcome is known.
+
+        ``quality`` and ``cost`` are (n, n_arms), columns in :attr:`arms` order. Equals the
+        ridge regression ``theta = (X^T X + l2 I)^-1 X^T y`` per arm.
+        """
+        embeddings = self.embed(_as_batch(queries))
+        Q = _check_matrix(quality, "quality", embeddings.shape[0], len(self.arms))
+        C = _check_matrix(cost, "cost", embeddings.shape[0], len(self.arms))
+        _check_quality_array(Q)
+        _check_cost_array(C)
+        X = self._features(embeddings)
+        with self._lock:
+            self._stats = RidgeStatistics(len(self.arms), X.shape[1], self.policy.l2)
+            gram = X.T @ X
+            self._stats.A += gram[None]
+            self._stats.B[:] = np.einsum("nd,nkj->kdj", X, np.stack([Q, C], axis=2))
+            self._stats.refresh()
+            self.n_updates = X.shape[0] * len(self.arms)
+        return self
+
+    def partial_fit(
+        self,
+        queries: Sequence[Query] | np.ndarray,
+        arms: Sequence[str],
+        quality: Sequence[float] | np.ndarray,
+        cost: Sequence[float] | np.ndarray,
+    ) -> Router:
+        """Update from logged bandit data: one (arm, quality, cost) outcome per query."""
+        embeddings = self.embed(_as_batch(queries))
+        n = embeddings.shape[0]
+        arm_names = list(arms)
+        if len(arm_names) != n:
+            raise InvalidInputError(f"{n} queries but {len(arm_names)} arms")
+        idx = np.array([self._arm_index(a) for a in arm_names])
+        Q = _check_vector(quality, "quality", n)
+        C = _check_vector(cost, "cost", n)
+        _check_quality_array(Q)
+        _check_cost_array(C)
+        X = self._features(embeddings)
+        Y = np.stack([Q, C], axis=1)
+        with self._lock:
+            assert self._stats is not None
+            for k in np.unique(idx):
+                rows = idx == k
+                self._stats.add_batch(int(k), X[rows], Y[rows])
+            self.n_updates += n
+        return self
+
+    def calibrate(
+        self,
+        budget: float,
+        queries: Sequence[Query] | np.ndarray,
+        quality: np.ndarray | Sequence[Sequence[float]],
+        cost: np.ndarray | Sequence[Sequence[float]],
+    ) -> float:
+        """Set and return the ``p`` with the best validation quality within ``budget`` $/query.
+
+        Validation rows know every arm's outcome (``quality``, ``cost`` are (n, n_arms)).
+        Raises :class:`InfeasibleBudgetError` when no ``p`` gets under the budget.
+        """
+        if not (math.isfinite(budget) and budget >= 0):
+            raise InvalidInputError(f"budget must be a finite number >= 0 USD, got {budget!r}")
+        prediction = self.predict(queries)
+        n = prediction.quality.shape[0]
+        Q = _check_matrix(quality, "quality", n, len(self.arms))
+        C = _check_matrix(cost, "cost", n, len(self.arms))
+        result = calibrate_cost_weight(
+            prediction.quality, prediction.cost / self.cost_scale, Q, C, budget
+        )
+        self.cost_weight = result.cost_weight
+        return result.cost_weight
+
+    # -- persistence --------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """Write the learned state atomically (``.npz`` + JSON header; pending decisions are not saved)."""
+        with self._lock:
+            header = {
+                "format_version": FORMAT_VERSION,
+                "arms": list(self.arms),
+                "dimension": self.dimension,
+                "cost_weight": self.cost_weight,
+                "cost_scale": self.fixed_cost_scale,
+                "policy": self.policy.to_dict(),
+                "n_updates": self.n_updates,
+                "embedding_model": getattr(self.embedder, "model_name", None),
+            }
+            arrays: dict[str, np.ndarray] = {}
+            if self._stats is not None:
+                arrays = {"A": self._stats.A.copy(), "B": self._stats.B.copy()}
+        return write_state(path, header, arrays)
+
+    @classmethod
+    def load(
+        cls, path: str | Path, *, embedder: Embedder | None | str = "default", seed: int | None = None
+    ) -> Router:
+        """A router with the state saved by :meth:`save`; raises :class:`StateFileError` if bad."""
+        header, arrays = read_state(path)
+        try:
+            router = cls(
+                header["arms"],
+                cost_weight=header["cost_weight"],
+                policy=policy_from_dict(header["policy"]),
+                embedder=embedder,
+                cost_scale=header["cost_scale"],
+                seed=seed,
+            )
+            router.n_updates = int(header["n_updates"])
+            dim = header["dimension"]
+        except (KeyError, TypeError, ValueError) as e:
+            raise StateFileError(path, f"the header is incomplete or invalid ({e!r})") from e
+        if dim is None:
+            return router
+        if "A" not in arrays or "B" not in arrays:
+            raise StateFileError(path, "the arrays A and B are missing")
+        k, d = len(router.arms), int(dim) + 1
+        A, B = arrays["A"], arrays["B"]
+        if A.shape != (k, d, d) or B.shape != (k, d, 2):
+            raise StateFileError(
+                path, f"array shapes A{A.shape} B{B.shape} do not match {k} arms of dimension {dim}"
+            )
+        if not (np.isfinite(A).all() and np.isfinite(B).all()):
+            raise StateFileError(path, "the arrays contain NaN or inf")
+        stats = RidgeStatistics(k, d, router.policy.l2)
+        stats.A[:] = A
+        stats.B[:] = B
+        try:
+            stats.refresh()
+        except np.linalg.LinAlgError as e:
+            raise StateFileError(path, "matrix A is not positive definite (corrupt statistics)") from e
+        router._stats = stats
+        return router
+
+    def _arm_index(self, arm: str) -> int:
+        try:
+            return self._index[arm]
+        except (KeyError, TypeError):
+            raise UnknownArmError(arm, self.arms) from None
+
+    def __repr__(self) -> str:
+        return (
+            f"Router(arms={list(self.arms)}, cost_weight={self.cost_weight}, "
+            f"policy={self.policy}, n_updates={self.n_updates})"
+        )
+
+
+# -- validation helpers -----------------------------------------------------------------
+def _as_batch(queries: Sequence[Query] | np.ndarray | Query) -> Sequence[Query] | np.ndarray:
+    if isinstance(queries, str):
+        return [queries]
+    if isinstance(queries, np.ndarray) and queries.ndim == 1:
+        return queries[None, :]
+    return queries
+
+
+def _frozen(vector: np.ndarray) -> np.ndarray:
+    out = np.array(vector, dtype=np.float64)
+    out.setflags(write=False)
+    return out
+
+
+def _check_cost_weight(p: float) -> float:
+    if not (isinstance(p, (int, float)) and math.isfinite(p) and p >= 0):
+        raise ConfigurationError(f"cost_weight must be a finite number >= 0, got {p!r}")
+    return float(p)
+
+
+def _check_quality(quality: float) -> float:
+    try:
+        q = float(quality)
+    except (TypeError, ValueError):
+        raise InvalidFeedbackError(f"quality must be a number in [0, 1], got {quality!r}") from None
+    if not math.isfinite(q) or not 0.0 <= q <= 1.0:
+        raise InvalidFeedbackError(f"quality must be a number in [0, 1], got {quality!r}")
+    return q
+
+
+def _check_cost(cost: float) -> float:
+    try:
+        c = float(cost)
+    except (TypeError, ValueError):
+        raise InvalidFeedbackError(f"cost must be a number of USD >= 0, got {cost!r}") from None
+    if not math.isfinite(c) or c < 0:
+        raise InvalidFeedbackError(f"cost must be a finite number of USD >= 0, got {cost!r}")
+    return c
+
+
+def _check_matrix(values: Any, name: str, n: int, k: int) -> np.ndarray:
+    try:
+        matrix = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise InvalidFeedbackError(f"{name} must be numeric: {e}") from e
+    if matrix.shape != (n, k):
+        raise InvalidFeedbackError(f"{name} must have shape ({n}, {k}) (queries x models), got {matrix.shape}")
+    return matrix
+
+
+def _check_vector(values: Any, name: str, n: int) -> np.ndarray:
+    try:
+        vector = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise InvalidFeedbackError(f"{name} must be numeric: {e}") from e
+    if vector.shape != (n,):
+        raise InvalidFeedbackError(f"{name} must have shape ({n},), got {vector.shape}")
+    return vector
+
+
+def _check_quality_array(Q: np.ndarray) -> None:
+    bad = ~np.isfinite(Q) | (Q < 0) | (Q > 1)
+    if bad.any():
+        pos = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise InvalidFeedbackError(f"quality must be in [0, 1]; found {Q[pos]!r} at {pos}")
+
+
+def _check_cost_array(C: np.ndarray) -> None:
+    bad = ~np.isfinite(C) | (C < 0)
+    if bad.any():
+        pos = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise InvalidFeedbackError(f"cost must be finite and >= 0 USD; found {C[pos]!r} at {pos}")
