@@ -29,8 +29,7 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from langchain_core.runnables import Runnable, RunnableConfig, ensure_config
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
-from pydantic import ConfigDict, Field, model_validator
-from typing_extensions import Self
+from pydantic import ConfigDict, Field
 
 from metallm import ConfigurationError, Decision, DecisionError, EmptyQueryError, Router
 
@@ -121,8 +120,13 @@ class ChatMetaLLM(BaseChatModel):
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
-    @model_validator(mode="after")
-    def _check_pool(self) -> Self:
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        # Checked here rather than in a pydantic validator so callers get a typed
+        # ConfigurationError, not a ValidationError wrapping it.
+        self._check_pool()
+
+    def _check_pool(self) -> None:
         if not self.models:
             raise ConfigurationError("models is empty: give ChatMetaLLM at least one chat model")
         unknown = sorted(set(self.prices) - set(self.models))
@@ -139,7 +143,6 @@ class ChatMetaLLM(BaseChatModel):
             raise ConfigurationError(
                 f"the router's models {sorted(self.router.arms)} differ from the pool's {sorted(self.models)}"
             )
-        return self
 
     @property
     def _router(self) -> Router:

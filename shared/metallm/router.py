@@ -560,11 +560,11 @@ def _check_quality_array(Q: np.ndarray) -> None:
     bad = ~np.isfinite(Q) | (Q < 0) | (Q > 1)
     if bad.any():
         pos = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise InvalidFeedbackError(f"quality must be in [0, 1]; found {Q[pos]!r} at {pos}")
+        raise InvalidFeedbackError(f"quality must be in [0, 1]; found {float(Q[pos])!r} at {pos}")
 
 
 def _check_cost_array(C: np.ndarray) -> None:
     bad = ~np.isfinite(C) | (C < 0)
     if bad.any():
         pos = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise InvalidFeedbackError(f"cost must be finite and >= 0 USD; found {C[pos]!r} at {pos}")
+        raise InvalidFeedbackError(f"cost must be finite and >= 0 USD; found {float(C[pos])!r} at {pos}")

@@ -21,6 +21,8 @@ class ScriptedChatModel(BaseChatModel):
     """
 
     reply: str = "ok"
+    model_id: str = "scripted-model"
+    """Reported as ``response_metadata["model_name"]``, as real providers do."""
     tool_args: dict[str, Any] = {}
     fail_with: Exception | None = None
     calls: list[dict[str, Any]] = []
@@ -47,8 +49,9 @@ class ScriptedChatModel(BaseChatModel):
         tools = kwargs.get("tools")
         if tools:
             call = {"name": tools[0]["function"]["name"], "args": dict(self.tool_args), "id": "call_1"}
-            return AIMessage(content="", tool_calls=[call], usage_metadata=usage)
-        return AIMessage(content=self.reply, usage_metadata=usage)
+            return AIMessage(content="", tool_calls=[call], usage_metadata=usage,
+                             response_metadata={"model_name": self.model_id})
+        return AIMessage(content=self.reply, usage_metadata=usage, response_metadata={"model_name": self.model_id})
 
     def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
                   run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
@@ -64,10 +67,12 @@ class ScriptedChatModel(BaseChatModel):
             call = answer.tool_calls[0]
             import json
 
-            return [AIMessageChunk(content="", usage_metadata=answer.usage_metadata, tool_call_chunks=[
+            return [AIMessageChunk(content="", usage_metadata=answer.usage_metadata,
+                                   response_metadata={"model_name": self.model_id}, tool_call_chunks=[
                 {"name": call["name"], "args": json.dumps(call["args"]), "id": call["id"], "index": 0}])]
         words = self.reply.split(" ")
         chunks = [AIMessageChunk(content=w if i == 0 else " " + w) for i, w in enumerate(words)]
+        chunks[0].response_metadata["model_name"] = self.model_id
         chunks.append(AIMessageChunk(content="", usage_metadata=answer.usage_metadata))
         return chunks
 
