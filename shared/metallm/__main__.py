@@ -1,0 +1,5 @@
+import sys
+
+from metallm.cli import main
+
+sys.exit(main())

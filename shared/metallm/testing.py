@@ -1,0 +1,301 @@
+"""Test helpers for users and for our own tests: a local OpenAI-compatible server.
+
+``OpenAICompatibleServer`` answers ``POST /v1/chat/completions`` (JSON, or SSE when
+``stream`` is true, with usage on the last chunk when ``stream_options.include_usage`` is
+set) on 127.0.0.1 and a free port. Each model's behaviour is scripted by the test: fixed
+or computed replies, tool calls, latency, HTTP errors, timeouts and malformed bodies.
+Real clients (``ChatOpenAI(base_url=server.base_url)``, LlamaIndex ``OpenAILike``) talk
+real HTTP to it. Standard library only.
+
+>>> from metallm.testing import OpenAICompatibleServer, ScriptedModel
+>>> with OpenAICompatibleServer({"echo": ScriptedModel(reply=lambda prompt: prompt)}) as server:
+...     server.base_url.startswith("http://127.0.0.1:")
+True
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+__all__ = ["OpenAICompatibleServer", "ScriptedModel", "count_tokens", "openai_server"]
+
+_TOKEN = re.compile(r"\w+|[^\w\s]")
+
+
+def count_tokens(text: str) -> int:
+    """The server's token count: words and punctuation marks (deterministic, offline)."""
+    return len(_TOKEN.findall(text))
+
+
+Reply = str | Callable[[str], str]
+
+
+@dataclass
+class ScriptedModel:
+    """How one model name behaves on the local server.
+
+    Args:
+        reply: The answer text, or a function of the last user message's text.
+        tool_args: Arguments of the tool call made when the request carries tools
+            (a dict, or a function of the prompt). None: answer with text even then.
+        latency: Seconds to wait before answering (and between streamed chunks / 10).
+        fail_status: Answer every request with this HTTP status (e.g. 429, 500).
+        fail_first: Only the first N requests fail (then the model recovers).
+        malformed: Answer 200 with a body that is not valid JSON.
+        stream_fail_after: When streaming, drop the connection after this many chunks.
+    """
+
+    reply: Reply = "ok"
+    tool_args: dict[str, Any] | Callable[[str], dict[str, Any]] | None = None
+    latency: float = 0.0
+    fail_status: int | None = None
+    fail_first: int | None = None
+    malformed: bool = False
+    stream_fail_after: int | None = None
+    requests: int = field(default=0, init=False)
+
+    def answer(self, prompt: str) -> str:
+        return self.reply(prompt) if callable(self.reply) else self.reply
+
+    def arguments(self, prompt: str) -> dict[str, Any] | None:
+        if self.tool_args is None:
+            return None
+        return self.tool_args(prompt) if callable(self.tool_args) else dict(self.tool_args)
+
+
+def _prompt_text(messages: list[dict[str, Any]]) -> str:
+    """The last user message's text (content string or text parts)."""
+    for message in reversed(messages):
+        if message.get("role") == "user":
+            content = message.get("content") or ""
+            if isinstance(content, list):
+                return " ".join(part.get("text", "") for part in content if isinstance(part, dict))
+            return str(content)
+    return ""
+
+
+def _all_text(messages: list[dict[str, Any]]) -> str:
+    parts = []
+    for message in messages:
+        content = message.get("content") or ""
+        if isinstance(content, list):
+            content = " ".join(p.get("text", "") for p in content if isinstance(p, dict))
+        parts.append(str(content))
+    return "\n".join(parts)
+
+
+class OpenAICompatibleServer:
+    """A scripted OpenAI-compatible chat server on 127.0.0.1; a context manager.
+
+    Unknown model names answer 404 like the real API, unless ``default`` is given.
+    ``requests`` logs every request body received, for assertions.
+    """
+
+    def __init__(
+        self,
+        models: Mapping[str, ScriptedModel] | None = None,
+        *,
+        default: ScriptedModel | None = None,
+        host: str = "127.0.0.1",
+    ) -> None:
+        self.models: dict[str, ScriptedModel] = dict(models or {})
+        self.default = default
+        self.host = host
+        self.requests: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:PORT/v1``: pass it as ``base_url`` / ``api_base``."""
+        if self._server is None:
+            raise RuntimeError("the server is not running: use it as a context manager or call start()")
+        return f"http://{self.host}:{self._server.server_address[1]}/v1"
+
+    def start(self) -> OpenAICompatibleServer:
+        handler = _make_handler(self)
+        self._server = ThreadingHTTPServer((self.host, 0), handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="metallm-openai-server", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> OpenAICompatibleServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def script_for(self, name: str) -> ScriptedModel | None:
+        return self.models.get(name, self.default)
+
+    def _log(self, body: dict[str, Any]) -> None:
+        with self._lock:
+            self.requests.append(body)
+
+
+def _make_handler(server: OpenAICompatibleServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        # Headers and body go out in separate writes: without this, Nagle's algorithm and
+        # the client's delayed ACK add about 40 ms to every response.
+        disable_nagle_algorithm = True
+
+        def log_message(self, format: str, *args: Any) -> None:  # quiet
+            return
+
+        def _send_json(self, status: int, payload: Any) -> None:
+            body = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _error(self, status: int, message: str, kind: str) -> None:
+            self._send_json(status, {"error": {"message": message, "type": kind, "code": status}})
+
+        def do_GET(self) -> None:  # noqa: N802
+            if self.path.rstrip("/").endswith("/models"):
+                self._send_json(200, {"object": "list", "data": [
+                    {"id": name, "object": "model", "owned_by": "metallm-testing"} for name in server.models]})
+            else:
+                self._error(404, f"no route {self.path}", "invalid_request_error")
+
+        def do_POST(self) -> None:  # noqa: N802
+            length = int(self.headers.get("Content-Length") or 0)
+            try:
+                body = json.loads(self.rfile.read(length) or b"{}")
+            except json.JSONDecodeError:
+                self._error(400, "the request body is not JSON", "invalid_request_error")
+                return
+            if not self.path.rstrip("/").endswith("/chat/completions"):
+                self._error(404, f"no route {self.path}", "invalid_request_error")
+                return
+            server._log(body)
+            name = str(body.get("model", ""))
+            script = server.script_for(name)
+            if script is None:
+                self._error(404, f"The model `{name}` does not exist", "invalid_request_error")
+                return
+            with server._lock:
+                script.requests += 1
+                attempt = script.requests
+            if script.latency:
+                time.sleep(script.latency)
+            failing = script.fail_first is None or attempt <= script.fail_first
+            if script.fail_status is not None and failing:
+                kind = "rate_limit_error" if script.fail_status == 429 else "server_error"
+                self._error(script.fail_status, f"scripted failure {script.fail_status}", kind)
+                return
+            if script.malformed and failing:
+                raw = b"{this is not json"
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+                return
+            messages = body.get("messages") or []
+            prompt = _prompt_text(messages)
+            prompt_tokens = count_tokens(_all_text(messages))
+            tool_call = _tool_call(body, script, prompt)
+            content = "" if tool_call else script.answer(prompt)
+            completion_tokens = count_tokens(content) if content else count_tokens(json.dumps(tool_call))
+            usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                     "total_tokens": prompt_tokens + completion_tokens}
+            if body.get("stream"):
+                self._stream(name, content, tool_call, usage, body, script)
+            else:
+                message: dict[str, Any] = {"role": "assistant", "content": content or None}
+                if tool_call:
+                    message["tool_calls"] = [tool_call]
+                self._send_json(200, {
+                    "id": f"chatcmpl-{uuid.uuid4().hex[:12]}", "object": "chat.completion",
+                    "created": int(time.time()), "model": name,
+                    "choices": [{"index": 0, "message": message,
+                                 "finish_reason": "tool_calls" if tool_call else "stop"}],
+                    "usage": usage,
+                })
+
+        def _stream(self, name: str, content: str, tool_call: dict[str, Any] | None,
+                    usage: dict[str, int], body: dict[str, Any], script: ScriptedModel) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Cache-Control", "no-cache")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            cid = f"chatcmpl-{uuid.uuid4().hex[:12]}"
+
+            def event(delta: dict[str, Any], finish: str | None = None, extra: dict[str, Any] | None = None) -> bytes:
+                chunk = {"id": cid, "object": "chat.completion.chunk", "created": int(time.time()), "model": name,
+                         "choices": [{"index": 0, "delta": delta, "finish_reason": finish}] if delta is not None else []}
+                if extra:
+                    chunk.update(extra)
+                return f"data: {json.dumps(chunk)}\n\n".encode()
+
+            events = [event({"role": "assistant", "content": ""})]
+            if tool_call:
+                events.append(event({"tool_calls": [{"index": 0, **tool_call}]}))
+            else:
+                events.extend(event({"content": piece}) for piece in _pieces(content))
+            events.append(event({}, "tool_calls" if tool_call else "stop"))
+            include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+            if include_usage:
+                events.append(event(None, extra={"choices": [], "usage": usage}))  # type: ignore[arg-type]
+            for i, data in enumerate(events):
+                if script.stream_fail_after is not None and i >= script.stream_fail_after:
+                    self.close_connection = True
+                    self.wfile.flush()
+                    return  # drop the connection mid-stream
+                self.wfile.write(data)
+                self.wfile.flush()
+                if script.latency:
+                    time.sleep(script.latency / 10)
+            self.wfile.write(b"data: [DONE]\n\n")
+            self.wfile.flush()
+            self.close_connection = True
+
+    return Handler
+
+
+def _pieces(text: str) -> Iterator[str]:
+    """Stream a reply word by word, keeping the spaces."""
+    for i, word in enumerate(text.split(" ")):
+        yield word if i == 0 else " " + word
+
+
+def _tool_call(body: dict[str, Any], script: ScriptedModel, prompt: str) -> dict[str, Any] | None:
+    tools = body.get("tools") or []
+    choice = body.get("tool_choice")
+    if not tools or choice == "none":
+        return None
+    args = script.arguments(prompt)
+    if args is None:
+        return None
+    name = tools[0]["function"]["name"]
+    if isinstance(choice, dict):
+        name = choice.get("function", {}).get("name", name)
+    return {"id": f"call_{uuid.uuid4().hex[:8]}", "type": "function",
+            "function": {"name": name, "arguments": json.dumps(args)}}
+
+
+def openai_server(models: Mapping[str, ScriptedModel] | None = None, **kwargs: Any) -> Iterator[OpenAICompatibleServer]:
+    """Generator for a pytest fixture: ``yield from openai_server({...})``."""
+    with OpenAICompatibleServer(models, **kwargs) as server:
+        yield server
