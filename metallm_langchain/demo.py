@@ -72,7 +72,7 @@ def _live_pool() -> dict[str, BaseChatModel]:  # pragma: no cover - needs real A
 
 def _table(rows: list[list[str]]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(c.rjust(w) if j else c.ljust(w) for j, (c, w) in enumerate(zip(r, widths))) for r in rows]
+    lines = ["  ".join(c.rjust(w) if j else c.ljust(w) for j, (c, w) in enumerate(zip(r, widths, strict=False))) for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
@@ -130,7 +130,7 @@ def _run(stream: list[Query], pool: dict[str, BaseChatModel], label: str, tqdm: 
         (m.usage_metadata["input_tokens"] * PRICES["pro"][0] + m.usage_metadata["output_tokens"] * PRICES["pro"][1]) / 1e6
         for m in baseline
     )
-    base_quality = sum(_evaluator(str(m.content), {"reference": q.reference}) for m, q in zip(baseline, stream))
+    base_quality = sum(_evaluator(str(m.content), {"reference": q.reference}) for m, q in zip(baseline, stream, strict=False))
 
     thirds = [log[: len(log) // 3], log[len(log) // 3 : 2 * len(log) // 3], log[2 * len(log) // 3 :]]
     rows = [["queries", *[f"{k}: to mini" for k in KINDS], "quality", "spend $"]]

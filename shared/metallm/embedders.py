@@ -138,7 +138,7 @@ class SentenceTransformerEmbedder:
             )
             vectors = np.asarray(vectors, dtype=np.float64)
             with self._lock:
-                for text, vec in zip(missing, vectors):
+                for text, vec in zip(missing, vectors, strict=False):
                     vec.setflags(write=False)
                     found[text] = vec
                     if self.cache_size > 0:

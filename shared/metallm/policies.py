@@ -24,8 +24,10 @@ _TIE_TOLERANCE = 1e-12
 class Policy(Protocol):
     """What the router needs from a policy."""
 
-    l2: float
-    """Ridge regularisation of the per-arm models (the prior precision)."""
+    @property
+    def l2(self) -> float:
+        """Ridge regularisation of the per-arm models (the prior precision)."""
+        ...
 
     def bonus(self, width: np.ndarray) -> np.ndarray:
         """Exploration bonus added to each arm's value, shape like ``width``."""

@@ -54,7 +54,7 @@ class RidgeStatistics:
         if X.shape[0] == 0:
             return
         if X.shape[0] <= 4:
-            for x, y in zip(X, Y):
+            for x, y in zip(X, Y, strict=False):
                 self.update(arm, x, y)
             return
         self.A[arm] += X.T @ X

@@ -188,7 +188,7 @@ class Router:
         """Feedback events learned per arm."""
         if self._stats is None:
             return dict.fromkeys(self.arms, 0)
-        return {a: int(c) for a, c in zip(self.arms, self._stats.counts())}
+        return {a: int(c) for a, c in zip(self.arms, self._stats.counts(), strict=False)}
 
     # -- embedding ----------------------------------------------------------------------
     def embed(self, queries: Sequence[Query] | np.ndarray) -> np.ndarray:
@@ -285,8 +285,8 @@ class Router:
                 decision = Decision(
                     id=uuid.uuid4().hex,
                     arm=self.arms[int(chosen[row])],
-                    scores=MappingProxyType(dict(zip(self.arms, scores[row].tolist()))),
-                    bonus=MappingProxyType(dict(zip(self.arms, bonus[row].tolist()))),
+                    scores=MappingProxyType(dict(zip(self.arms, scores[row].tolist(), strict=False))),
+                    bonus=MappingProxyType(dict(zip(self.arms, bonus[row].tolist(), strict=False))),
                     cost_weight=self.cost_weight,
                     embedding=_frozen(embeddings[row]),
                     forced=forced is not None,
@@ -496,7 +496,7 @@ class Router:
 
 
 # -- validation helpers -----------------------------------------------------------------
-def _as_batch(queries: Sequence[Query] | np.ndarray | Query) -> Sequence[Query] | np.ndarray:
+def _as_batch(queries: Any) -> Any:
     if isinstance(queries, str):
         return [queries]
     if isinstance(queries, np.ndarray) and queries.ndim == 1:

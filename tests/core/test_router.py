@@ -242,7 +242,7 @@ def test_select_batch_matches_select():
     X, Q, C = _data(n=50)
     router = Router(ARMS, embedder=None, policy=LinUCB(alpha=0.7)).fit(X, Q, C)
     batch = router.select_batch(X[:10])
-    for x, decision in zip(X[:10], batch):
+    for x, decision in zip(X[:10], batch, strict=False):
         single = router.select(x)
         assert single.arm == decision.arm
         for arm in ARMS:
