@@ -283,8 +283,11 @@ def _pieces(text: str) -> Iterator[str]:
 def _tool_call(body: dict[str, Any], script: ScriptedModel, prompt: str) -> dict[str, Any] | None:
     tools = body.get("tools") or []
     choice = body.get("tool_choice")
+    messages = body.get("messages") or []
     if not tools or choice == "none":
         return None
+    if messages and messages[-1].get("role") == "tool" and choice in (None, "auto"):
+        return None  # the tool's result is in: answer with text, as a real model would
     args = script.arguments(prompt)
     if args is None:
         return None

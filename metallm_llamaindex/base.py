@@ -1,0 +1,372 @@
+"""MetaLLM: a LlamaIndex LLM that sends each call to one LLM of a pool.
+
+The learning lives in :class:`metallm.Router`; this module only translates LlamaIndex calls
+into ``select`` / ``observe_cost`` / ``record`` and forwards to the chosen LLM.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import AsyncGenerator, Generator, Sequence
+from typing import Any, TypeVar
+
+from llama_index.core.base.llms.types import (
+    ChatMessage,
+    ChatResponse,
+    ChatResponseAsyncGen,
+    ChatResponseGen,
+    CompletionResponse,
+    CompletionResponseAsyncGen,
+    CompletionResponseGen,
+    LLMMetadata,
+    MessageRole,
+)
+from llama_index.core.bridge.pydantic import Field, PrivateAttr
+from llama_index.core.callbacks import CallbackManager
+from llama_index.core.instrumentation import get_dispatcher
+from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
+from llama_index.core.llms.function_calling import FunctionCallingLLM
+from llama_index.core.llms.llm import LLM, ToolSelection
+from llama_index.core.tools.types import BaseTool
+
+from metallm import ConfigurationError, Decision, DecisionError, EmptyQueryError, Router
+from metallm_llamaindex.events import MetaLLMDecisionEvent
+
+__all__ = ["MetaLLM"]
+
+dispatcher = get_dispatcher(__name__)
+
+_DECISION_KEY = "_metallm_decision_id"
+_Response = TypeVar("_Response", ChatResponse, CompletionResponse)
+
+
+class MetaLLM(FunctionCallingLLM):
+    """A LlamaIndex LLM that routes every call to the pool member with the best expected
+    quality for the money, and learns from feedback (MetaLLM, arXiv 2407.10834).
+
+    .. code-block:: python
+
+        from llama_index.core import Settings
+        from llama_index.llms.openai_like import OpenAILike
+        from metallm_llamaindex import MetaLLM
+
+        llm = MetaLLM(
+            llms={"mini": OpenAILike(model="gpt-4o-mini", is_chat_model=True),
+                  "pro": OpenAILike(model="gpt-4o", is_chat_model=True)},
+            prices={"mini": (0.15, 0.60), "pro": (2.50, 10.00)},  # USD per 1M in/out tokens
+        )
+        Settings.llm = llm
+        response = llm.complete("What is the capital of France?")
+        decision = response.additional_kwargs["metallm"]      # decision_id, model, cost_usd, ...
+        llm.record_feedback(decision["decision_id"], quality=1.0)
+
+    Every call (chat, complete, their streams and async twins, and tool calls when every
+    member can call functions) routes. ``model="<name>"`` in a call forces a member.
+    The members are used through private copies whose legacy callback managers are empty,
+    so handlers on ``Settings.callback_manager`` see each call once, on the router.
+    """
+
+    prices: dict[str, tuple[float, float]] = Field(
+        default_factory=dict, description="USD per 1M input and output tokens per model."
+    )
+    record_errors: bool = Field(
+        default=True, description="Record a provider error as quality 0 for that model, then re-raise."
+    )
+
+    _llms: dict[str, LLM] = PrivateAttr()
+    _router: Router = PrivateAttr()
+    _prepared: OrderedDict[str, Decision] = PrivateAttr()
+
+    def __init__(
+        self,
+        llms: dict[str, LLM],
+        prices: dict[str, tuple[float, float]] | None = None,
+        router: Router | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(prices=dict(prices or {}), **kwargs)
+        if not llms:
+            raise ConfigurationError("llms is empty: give MetaLLM at least one LlamaIndex LLM")
+        unknown = sorted(set(self.prices) - set(llms))
+        if unknown:
+            raise ConfigurationError(f"prices name models that are not in the pool: {unknown}")
+        for name, price in self.prices.items():
+            if len(price) != 2 or any(not (p >= 0) for p in price):
+                raise ConfigurationError(
+                    f"price of {name!r} must be (usd_per_1M_input, usd_per_1M_output) >= 0, got {price!r}"
+                )
+        if router is None:
+            router = Router(list(llms))
+        elif set(router.arms) != set(llms):
+            raise ConfigurationError(
+                f"the router's models {sorted(router.arms)} differ from the pool's {sorted(llms)}"
+            )
+        self._llms = {name: _isolated(llm) for name, llm in llms.items()}
+        self._router = router
+        self._prepared = OrderedDict()
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "MetaLLM"
+
+    @property
+    def router(self) -> Router:
+        """The shared learner."""
+        return self._router
+
+    @property
+    def llms(self) -> dict[str, LLM]:
+        """The pool, by name."""
+        return dict(self._llms)
+
+    @property
+    def metadata(self) -> LLMMetadata:
+        """What every member can do: the smallest window and output, chat/tools only if all can."""
+        members = [llm.metadata for llm in self._llms.values()]
+        return LLMMetadata(
+            context_window=min(m.context_window for m in members),
+            num_output=min(m.num_output for m in members),
+            is_chat_model=all(m.is_chat_model for m in members),
+            is_function_calling_model=all(m.is_function_calling_model for m in members),
+            model_name="metallm:" + ",".join(sorted(self._llms)),
+        )
+
+    def record_feedback(self, decision_id: str, *, quality: float, cost: float | None = None) -> None:
+        """Learn from the quality (in [0, 1]) of a routed answer; cost defaults to the measured one."""
+        self._router.record(decision_id, quality=quality, cost=cost)
+
+    # -- routing ------------------------------------------------------------------------
+    def _decide(self, text: str, kwargs: dict[str, Any]) -> Decision:
+        decision_id = kwargs.pop(_DECISION_KEY, None)
+        if decision_id is not None:  # chosen earlier, in _prepare_chat_with_tools
+            prepared = self._prepared.pop(decision_id, None)
+            if prepared is not None:
+                kwargs.pop("model", None)
+                return prepared
+        decision = self._router.select(text, force=kwargs.pop("model", None))
+        dispatcher.event(MetaLLMDecisionEvent(decision={**decision.to_metadata(), "router_id": self._router.id}))
+        return decision
+
+    def _annotate(self, response: _Response, decision: Decision, *, final: bool = True) -> _Response:
+        usage = _usage(response) if final else None
+        cost = self._cost_usd(decision.arm, usage)
+        if final:
+            self._router.observe_cost(decision.id, cost or 0.0)
+        meta = {**decision.to_metadata(), "cost_usd": cost, "router_id": self._router.id}
+        annotated = response.model_copy()
+        annotated.additional_kwargs = {**response.additional_kwargs, "metallm": meta}
+        if annotated.raw is None or isinstance(annotated.raw, dict):
+            annotated.raw = {**(annotated.raw or {}), "metallm": meta}
+        return annotated
+
+    def _cost_usd(self, arm: str, usage: tuple[int, int] | None) -> float | None:
+        price = self.prices.get(arm)
+        if price is None or usage is None:
+            return None
+        return (usage[0] * price[0] + usage[1] * price[1]) / 1e6
+
+    def _fail(self, decision: Decision) -> None:
+        if self.record_errors:
+            try:
+                self._router.record(decision.id, quality=0.0, cost=0.0)
+            except DecisionError:
+                pass
+
+    def _stream(self, decision: Decision, responses: Generator[_Response, None, None]) -> Generator[_Response, None, None]:
+        previous: _Response | None = None
+        try:
+            for response in responses:
+                if previous is not None:
+                    yield self._annotate(previous, decision, final=False)
+                previous = response
+        except Exception:
+            self._fail(decision)
+            raise
+        if previous is not None:
+            yield self._annotate(previous, decision)
+
+    async def _astream(
+        self, decision: Decision, responses: AsyncGenerator[_Response, None]
+    ) -> AsyncGenerator[_Response, None]:
+        previous: _Response | None = None
+        try:
+            async for response in responses:
+                if previous is not None:
+                    yield self._annotate(previous, decision, final=False)
+                previous = response
+        except Exception:
+            self._fail(decision)
+            raise
+        if previous is not None:
+            yield self._annotate(previous, decision)
+
+    # -- chat -----------------------------------------------------------------------------
+    @llm_chat_callback()
+    def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
+        decision = self._decide(_routing_text(messages), kwargs)
+        try:
+            response = self._llms[decision.arm].chat(messages, **kwargs)
+        except Exception:
+            self._fail(decision)
+            raise
+        return self._annotate(response, decision)
+
+    @llm_chat_callback()
+    async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
+        decision = self._decide(_routing_text(messages), kwargs)
+        try:
+            response = await self._llms[decision.arm].achat(messages, **kwargs)
+        except Exception:
+            self._fail(decision)
+            raise
+        return self._annotate(response, decision)
+
+    @llm_chat_callback()
+    def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
+        decision = self._decide(_routing_text(messages), kwargs)
+        try:
+            responses = self._llms[decision.arm].stream_chat(messages, **kwargs)
+        except Exception:
+            self._fail(decision)
+            raise
+        return self._stream(decision, responses)
+
+    @llm_chat_callback()
+    async def astream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseAsyncGen:
+        decision = self._decide(_routing_text(messages), kwargs)
+        try:
+            responses = await self._llms[decision.arm].astream_chat(messages, **kwargs)
+        except Exception:
+            self._fail(decision)
+            raise
+        return self._astream(decision, responses)
+
+    # -- complete -------------------------------------------------------------------------
+    @llm_completion_callback()
+    def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
+        decision = self._decide(_check_prompt(prompt), kwargs)
+        try:
+            response = self._llms[decision.arm].complete(prompt, formatted=formatted, **kwargs)
+        except Exception:
+            self._fail(decision)
+            raise
+        return self._annotate(response, decision)
+
+    @llm_completion_callback()
+    async def acomplete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
+        decision = self._decide(_check_prompt(prompt), kwargs)
+        try:
+            response = await self._llms[decision.arm].acomplete(prompt, formatted=formatted, **kwargs)
+        except Exception:
+            self._fail(decision)
+            raise
+        return self._annotate(response, decision)
+
+    @llm_completion_callback()
+    def stream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponseGen:
+        decision = self._decide(_check_prompt(prompt), kwargs)
+        try:
+            responses = self._llms[decision.arm].stream_complete(prompt, formatted=formatted, **kwargs)
+        except Exception:
+            self._fail(decision)
+            raise
+        return self._stream(decision, responses)
+
+    @llm_completion_callback()
+    async def astream_complete(
+        self, prompt: str, formatted: bool = False, **kwargs: Any
+    ) -> CompletionResponseAsyncGen:
+        decision = self._decide(_check_prompt(prompt), kwargs)
+        try:
+            responses = await self._llms[decision.arm].astream_complete(prompt, formatted=formatted, **kwargs)
+        except Exception:
+            self._fail(decision)
+            raise
+        return self._astream(decision, responses)
+
+    # -- tool calling ---------------------------------------------------------------------
+    def _prepare_chat_with_tools(
+        self,
+        tools: Sequence[BaseTool],
+        user_msg: str | ChatMessage | None = None,
+        chat_history: list[ChatMessage] | None = None,
+        verbose: bool = False,
+        allow_parallel_tool_calls: bool = False,
+        tool_required: bool = False,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        """Choose the model now and let it format the tools its own way."""
+        not_calling = [n for n, llm in self._llms.items() if not isinstance(llm, FunctionCallingLLM)]
+        if not_calling:
+            raise ConfigurationError(f"these pool members cannot call tools: {not_calling}")
+        messages = list(chat_history or [])
+        if user_msg is not None:
+            messages.append(user_msg if isinstance(user_msg, ChatMessage) else ChatMessage(role="user", content=user_msg))
+        decision = self._decide(_routing_text(messages), kwargs)
+        member = self._llms[decision.arm]
+        assert isinstance(member, FunctionCallingLLM)
+        prepared = member._prepare_chat_with_tools_compat(
+            tools,
+            user_msg=user_msg,
+            chat_history=chat_history,
+            verbose=verbose,
+            allow_parallel_tool_calls=allow_parallel_tool_calls,
+            tool_required=tool_required,
+            **kwargs,
+        )
+        self._prepared[decision.id] = decision
+        while len(self._prepared) > 1_000:
+            self._prepared.popitem(last=False)
+        return {**prepared, _DECISION_KEY: decision.id}
+
+    def get_tool_calls_from_response(
+        self, response: ChatResponse, error_on_no_tool_call: bool = True, **kwargs: Any
+    ) -> list[ToolSelection]:
+        """Read the tool calls the way the model that answered writes them."""
+        meta = response.message.additional_kwargs.get("metallm") or response.additional_kwargs.get("metallm")
+        if not meta:
+            raise ValueError("this response was not produced by MetaLLM: no routing decision on it")
+        member = self._llms[meta["model"]]
+        assert isinstance(member, FunctionCallingLLM)
+        return member.get_tool_calls_from_response(response, error_on_no_tool_call=error_on_no_tool_call, **kwargs)
+
+
+def _isolated(llm: LLM) -> LLM:
+    """A copy whose legacy callback manager has no handlers (the router's run reports)."""
+    copy = llm.model_copy()
+    manager = CallbackManager()
+    manager.set_handlers([])  # CallbackManager() copies Settings' handlers: clear them
+    copy.callback_manager = manager
+    return copy
+
+
+def _routing_text(messages: Sequence[ChatMessage]) -> str:
+    for message in reversed(messages):
+        if message.role == MessageRole.USER and (message.content or "").strip():
+            return str(message.content)
+    joined = "\n".join(str(m.content) for m in messages if (m.content or "").strip())
+    if not joined:
+        raise EmptyQueryError("the messages hold no text for the router to route on")
+    return joined
+
+
+def _check_prompt(prompt: str) -> str:
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise EmptyQueryError("the prompt is empty: the router needs text to route on")
+    return prompt
+
+
+def _usage(response: ChatResponse | CompletionResponse) -> tuple[int, int] | None:
+    """(input, output) tokens as the provider reported them, if it did."""
+    extra = response.additional_kwargs
+    if "prompt_tokens" in extra and "completion_tokens" in extra:
+        return int(extra["prompt_tokens"]), int(extra["completion_tokens"])
+    raw = response.raw
+    usage = raw.get("usage") if isinstance(raw, dict) else getattr(raw, "usage", None)
+    if usage is None:
+        return None
+    get = usage.get if isinstance(usage, dict) else lambda key: getattr(usage, key, None)
+    prompt_tokens, completion_tokens = get("prompt_tokens"), get("completion_tokens")
+    if prompt_tokens is None or completion_tokens is None:
+        return None
+    return int(prompt_tokens), int(completion_tokens)

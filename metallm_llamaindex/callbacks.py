@@ -1,0 +1,91 @@
+"""MetaLLMFeedbackEventHandler: turn routed LlamaIndex answers into router feedback."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from llama_index.core.bridge.pydantic import PrivateAttr
+from llama_index.core.instrumentation.event_handlers import BaseEventHandler
+from llama_index.core.instrumentation.events import BaseEvent
+from llama_index.core.instrumentation.events.llm import LLMChatEndEvent, LLMCompletionEndEvent
+
+from metallm import Router, find_router
+
+__all__ = ["Evaluator", "MetaLLMFeedbackEventHandler"]
+
+logger = logging.getLogger(__name__)
+
+Evaluator = Callable[[str, Mapping[str, Any]], float]
+"""``evaluator(output_text, tags) -> quality in [0, 1]``; tags come from ``instrument_tags``."""
+
+
+class MetaLLMFeedbackEventHandler(BaseEventHandler):
+    """Scores each routed answer with ``evaluator`` and records the reward with its real cost.
+
+    Attach it to the root dispatcher; pass what the evaluator needs (e.g. a reference answer)
+    as instrumentation tags::
+
+        from llama_index.core.instrumentation import get_dispatcher
+        from llama_index_instrumentation.dispatcher import instrument_tags
+
+        handler = MetaLLMFeedbackEventHandler(
+            evaluator=lambda text, tags: float(tags["label"].lower() in text.lower())
+        )
+        get_dispatcher().add_event_handler(handler)
+        with instrument_tags({"label": "Paris"}):
+            query_engine.query("What is the capital of France?")
+
+    Only MetaLLM's own end events carry a decision, so the chosen model's nested events
+    are not scored twice. LlamaIndex's dispatcher drops exceptions raised by handlers, so
+    evaluator and feedback errors are logged and kept in :attr:`errors` instead.
+    """
+
+    _evaluator: Evaluator = PrivateAttr()
+    _router: Router | None = PrivateAttr(default=None)
+    _lock: Any = PrivateAttr()
+    _recorded: int = PrivateAttr(default=0)
+    _errors: list[Exception] = PrivateAttr()
+
+    def __init__(self, evaluator: Evaluator, *, router: Router | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._evaluator = evaluator
+        self._router = router
+        self._lock = threading.Lock()
+        self._errors = []
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "MetaLLMFeedbackEventHandler"
+
+    @property
+    def recorded(self) -> int:
+        """Feedback events this handler has recorded."""
+        return self._recorded
+
+    @property
+    def errors(self) -> list[Exception]:
+        """Errors raised by the evaluator or the feedback (the dispatcher would drop them)."""
+        return list(self._errors)
+
+    def handle(self, event: BaseEvent, **kwargs: Any) -> None:
+        if not isinstance(event, (LLMChatEndEvent, LLMCompletionEndEvent)) or event.response is None:
+            return
+        response = event.response
+        meta = response.additional_kwargs.get("metallm")
+        if not meta:
+            return
+        text = response.message.content if isinstance(event, LLMChatEndEvent) else response.text
+        try:
+            quality = self._evaluator(str(text or ""), dict(event.tags))
+            router = self._router or find_router(meta["router_id"])
+            router.record(meta["decision_id"], quality=quality, cost=meta.get("cost_usd") or 0.0)
+        except Exception as e:  # the dispatcher would swallow it: keep it visible
+            logger.error("metallm feedback for decision %s failed: %s", meta.get("decision_id"), e)
+            with self._lock:
+                self._errors.append(e)
+            return
+        with self._lock:
+            self._recorded += 1

@@ -1,0 +1,177 @@
+"""Behaviour of MetaLLM: all nine entry points route and carry their decision."""
+
+from __future__ import annotations
+
+import pytest
+from llama_index.core import Settings
+from llama_index.core.callbacks import CallbackManager, CBEventType
+from llama_index.core.callbacks.base_handler import BaseCallbackHandler
+from llama_index.core.instrumentation import get_dispatcher
+from llama_index.core.instrumentation.event_handlers import BaseEventHandler
+from llama_index.core.llms import ChatMessage
+
+from metallm import ConfigurationError, EmptyQueryError, Router, UnknownArmError
+from metallm_llamaindex import MetaLLM, MetaLLMDecisionEvent
+from tests.llamaindex.conftest import PRICES
+from tests.llamaindex.fakes import ScriptedLLM
+
+PROMPT = "What is the boiling point of water at sea level?"
+MESSAGES = [ChatMessage(role="system", content="Be brief."), ChatMessage(role="user", content=PROMPT)]
+
+
+def _cost(model: str, words_in: int, reply: str) -> float:
+    return (words_in * PRICES[model][0] + len(reply.split()) * PRICES[model][1]) / 1e6
+
+
+def test_complete_carries_the_decision_and_its_cost(llm, pool):
+    response = llm.complete(PROMPT)
+    meta = response.additional_kwargs["metallm"]
+    assert response.text == pool[meta["model"]].reply
+    assert set(meta["scores"]) == {"small", "large"}
+    assert meta["cost_usd"] == pytest.approx(_cost(meta["model"], len(PROMPT.split()), response.text))
+    assert response.raw["metallm"] == meta
+    assert llm.router.pending_decisions == 1
+
+
+async def test_acomplete_awaits_the_members_async_path(llm, pool):
+    response = await llm.acomplete(PROMPT)
+    member = pool[response.additional_kwargs["metallm"]["model"]]
+    assert member.calls[-1] == ("async", PROMPT)
+
+
+def test_chat_routes_on_the_last_user_message(llm, pool):
+    response = llm.chat(MESSAGES)
+    meta = response.additional_kwargs["metallm"]
+    assert response.message.content == pool[meta["model"]].reply
+    assert meta["cost_usd"] is not None
+
+
+async def test_achat_is_routed(llm, pool):
+    response = await llm.achat(MESSAGES)
+    assert response.message.content == pool[response.additional_kwargs["metallm"]["model"]].reply
+
+
+def test_stream_complete_yields_the_chosen_words_and_the_cost_at_the_end(llm, pool):
+    pieces = list(llm.stream_complete(PROMPT))
+    meta = pieces[-1].additional_kwargs["metallm"]
+    assert "".join(p.delta for p in pieces) == pool[meta["model"]].reply
+    assert all(p.additional_kwargs["metallm"]["decision_id"] == meta["decision_id"] for p in pieces)
+    assert meta["cost_usd"] == pytest.approx(_cost(meta["model"], len(PROMPT.split()), pieces[-1].text))
+
+
+def test_stream_chat_is_routed(llm, pool):
+    pieces = list(llm.stream_chat(MESSAGES))
+    meta = pieces[-1].additional_kwargs["metallm"]
+    assert pieces[-1].message.content == pool[meta["model"]].reply
+
+
+async def test_astream_complete_and_astream_chat_are_routed(llm, pool):
+    pieces = [p async for p in await llm.astream_complete(PROMPT)]
+    meta = pieces[-1].additional_kwargs["metallm"]
+    assert pieces[-1].text == pool[meta["model"]].reply
+    assert pool[meta["model"]].calls[-1][0] == "async"
+    chat_pieces = [p async for p in await llm.astream_chat(MESSAGES)]
+    assert chat_pieces[-1].additional_kwargs["metallm"]["model"] in pool
+
+
+def test_model_kwarg_forces_a_member(llm):
+    assert llm.complete(PROMPT, model="large").additional_kwargs["metallm"]["model"] == "large"
+    with pytest.raises(UnknownArmError):
+        llm.complete(PROMPT, model="gpt-9")
+
+
+def test_metadata_is_what_every_member_can_do(llm):
+    meta = llm.metadata
+    assert (meta.context_window, meta.num_output) == (4000, 300)
+    assert meta.is_chat_model is True
+    assert meta.is_function_calling_model is False  # CustomLLMs cannot call tools
+    mixed = MetaLLM(llms={"a": ScriptedLLM(), "b": ScriptedLLM(chat_model=False)})
+    assert mixed.metadata.is_chat_model is False
+    assert MetaLLM.class_name() == "MetaLLM"
+
+
+def test_feedback_updates_the_chosen_member(llm):
+    meta = llm.complete(PROMPT).additional_kwargs["metallm"]
+    llm.record_feedback(meta["decision_id"], quality=1.0)
+    assert llm.router.counts[meta["model"]] == 1
+    assert llm.router.cost_scale == pytest.approx(meta["cost_usd"])
+
+
+def test_provider_errors_are_recorded_as_failures_and_re_raised(embedder):
+    pool = {"bad": ScriptedLLM(fail_with=ConnectionError("connection refused")), "good": ScriptedLLM()}
+    llm = MetaLLM(llms=pool, router=Router(list(pool), embedder=embedder))
+    with pytest.raises(ConnectionError):
+        llm.complete(PROMPT, model="bad")
+    with pytest.raises(ConnectionError):
+        list(llm.stream_chat(MESSAGES, model="bad"))
+    assert llm.router.counts == {"bad": 2, "good": 0}
+
+
+def test_bad_input_and_configuration_are_typed_errors(llm, embedder):
+    with pytest.raises(EmptyQueryError):
+        llm.complete("  ")
+    with pytest.raises(EmptyQueryError):
+        llm.chat([ChatMessage(role="user", content="")])
+    with pytest.raises(ConfigurationError, match="empty"):
+        MetaLLM(llms={})
+    with pytest.raises(ConfigurationError, match="differ"):
+        MetaLLM(llms={"a": ScriptedLLM()}, router=Router(["a", "b"], embedder=embedder))
+    with pytest.raises(ConfigurationError, match="not in the pool"):
+        MetaLLM(llms={"a": ScriptedLLM()}, prices={"b": (1.0, 1.0)})
+
+
+class _Events(BaseEventHandler):
+    events: list = []
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "_Events"
+
+    def handle(self, event, **kwargs) -> None:
+        self.events.append(event)
+
+
+def test_each_decision_is_an_instrumentation_event(llm):
+    recorder = _Events(events=[])
+    root = get_dispatcher()
+    root.add_event_handler(recorder)
+    try:
+        response = llm.complete(PROMPT)
+    finally:
+        root.event_handlers.remove(recorder)
+    decisions = [e for e in recorder.events if isinstance(e, MetaLLMDecisionEvent)]
+    assert len(decisions) == 1
+    assert decisions[0].decision["decision_id"] == response.additional_kwargs["metallm"]["decision_id"]
+
+
+class _LLMEvents(BaseCallbackHandler):
+    def __init__(self) -> None:
+        super().__init__([], [])
+        self.starts = 0
+
+    def on_event_start(self, event_type, payload=None, event_id="", parent_id="", **kwargs):
+        if event_type == CBEventType.LLM:
+            self.starts += 1
+        return event_id
+
+    def on_event_end(self, event_type, payload=None, event_id="", **kwargs):
+        return None
+
+    def start_trace(self, trace_id=None):
+        return None
+
+    def end_trace(self, trace_id=None, trace_map=None):
+        return None
+
+
+def test_settings_callbacks_see_each_call_once(embedder):
+    counter = _LLMEvents()
+    Settings.callback_manager = CallbackManager([counter])
+    # Members built after Settings.callback_manager is set inherit its handlers...
+    pool = {"a": ScriptedLLM(reply="alpha"), "b": ScriptedLLM(reply="beta")}
+    assert counter in pool["a"].callback_manager.handlers
+    llm = MetaLLM(llms=pool, router=Router(list(pool), embedder=embedder))
+    Settings.llm = llm
+    # ...but the router calls isolated copies, so one complete is one LLM event.
+    llm.complete(PROMPT)
+    assert counter.starts == 1
