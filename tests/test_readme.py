@@ -32,3 +32,17 @@ def test_the_quickstart_runs_and_records_feedback():
     model, _, content = out.getvalue().splitlines()[0].partition(" -> ")
     assert model in ("small", "large")
     assert content in ("Paris.", "The capital of France is Paris.")
+
+
+def test_the_llamaindex_example_runs_and_records_feedback():
+    from llama_index.core import Settings
+
+    saved = (Settings._llm, Settings._embed_model)
+    namespace: dict = {}
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            exec(compile(_block("llamaindex"), "README llamaindex", "exec"), namespace)
+    finally:
+        Settings._llm, Settings._embed_model = saved
+    assert namespace["response"].source_nodes
+    assert sum(namespace["llm"].router.counts.values()) == 1
