@@ -31,7 +31,7 @@ from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, Field
 
-from metallm import ConfigurationError, Decision, DecisionError, EmptyQueryError, Router
+from metallm import Attempts, ConfigurationError, Decision, EmptyQueryError, Fallbacks, Router
 
 __all__ = ["ChatMetaLLM"]
 
@@ -53,9 +53,13 @@ _STREAM_PARENT: ContextVar[_StreamParent | _RunParent | None] = ContextVar(
 )
 
 
-class _RoutedCall(NamedTuple):
-    decision: Decision
-    model: Runnable[LanguageModelInput, BaseMessage]
+class _Call(NamedTuple):
+    """One routed call, prepared before any model is chosen."""
+
+    text: str
+    force: str | None
+    tools: list[dict[str, Any]] | None
+    tool_choice: Any
     stop: list[str] | None
     kwargs: dict[str, Any]
 
@@ -116,7 +120,12 @@ class ChatMetaLLM(BaseChatModel):
     stop: list[str] | None = None
     """Default stop sequences, forwarded to the chosen model."""
     record_errors: bool = True
-    """Record a provider error as quality 0 for the model that raised it (then re-raise)."""
+    """Record a provider error as quality 0 for the model that raised it."""
+    fallbacks: Fallbacks = Field(default_factory=Fallbacks)
+    """On a provider error, move on to the next-best model (``Fallbacks(enabled=False)`` re-raises)."""
+    session_key: str | None = None
+    """Keep a conversation on one model: the run metadata key (or configurable) naming the
+    session, e.g. ``"session_id"`` or LangGraph's ``"thread_id"``. None: every call routes."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
@@ -193,9 +202,7 @@ class ChatMetaLLM(BaseChatModel):
         return super().bind(tools=formatted, **kwargs)
 
     # -- routing ------------------------------------------------------------------------
-    def _route(
-        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
-    ) -> _RoutedCall:
+    def _prepare(self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]) -> _Call:
         kwargs = dict(kwargs)
         force = kwargs.pop("model", None)
         tools = kwargs.pop("tools", None)
@@ -204,12 +211,33 @@ class ChatMetaLLM(BaseChatModel):
             value = getattr(self, name)
             if value is not None:
                 kwargs.setdefault(name, value)
-        decision = self._router.select(_routing_text(messages), force=force)
-        model: Runnable[LanguageModelInput, BaseMessage] = self.models[decision.arm]
-        if tools is not None:
-            extra = {} if tool_choice is None else {"tool_choice": tool_choice}
-            model = self.models[decision.arm].bind_tools(tools, **extra)
-        return _RoutedCall(decision, model, stop or self.stop, kwargs)
+        return _Call(_routing_text(messages), force, tools, tool_choice, stop or self.stop, kwargs)
+
+    def _attempts(self, call: _Call, parent: _StreamParent | _RunParent | None) -> Attempts:
+        return self._router.attempts(
+            call.text,
+            force=call.force,
+            fallbacks=self.fallbacks,
+            session=self._session(parent),
+            record_errors=self.record_errors,
+        )
+
+    def _session(self, parent: _StreamParent | _RunParent | None) -> str | None:
+        if self.session_key is None or parent is None:
+            return None
+        if isinstance(parent, _StreamParent):
+            metadata = {**(parent.config.get("configurable") or {}), **(parent.config.get("metadata") or {})}
+        else:
+            metadata = parent.metadata
+        value = metadata.get(self.session_key)
+        return None if value is None else str(value)
+
+    def _member(self, call: _Call, decision: Decision) -> Runnable[LanguageModelInput, BaseMessage]:
+        model = self.models[decision.arm]
+        if call.tools is None:
+            return model
+        extra = {} if call.tool_choice is None else {"tool_choice": call.tool_choice}
+        return model.bind_tools(call.tools, **extra)
 
     def _child_config(
         self, parent: _StreamParent | _RunParent | None, decision: Decision
@@ -279,13 +307,6 @@ class ChatMetaLLM(BaseChatModel):
             return None
         return (usage.get("input_tokens", 0) * price[0] + usage.get("output_tokens", 0) * price[1]) / 1e6
 
-    def _fail(self, decision: Decision) -> None:
-        if self.record_errors:
-            try:
-                self._router.record(decision.id, quality=0.0, cost=0.0)
-            except DecisionError:
-                pass
-
     # -- invoke / ainvoke ---------------------------------------------------------------
     def _generate(
         self,
@@ -294,15 +315,22 @@ class ChatMetaLLM(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        call = self._route(messages, stop, kwargs)
-        config = self._child_config(run_manager, call.decision)
-        try:
-            with _usage_counters_hidden():
-                message = call.model.invoke(messages, config=config, stop=call.stop, **call.kwargs)
-        except Exception:
-            self._fail(call.decision)
-            raise
-        return _result(self._annotate(_as_ai(message), call.decision, getattr(message, "usage_metadata", None)))
+        call = self._prepare(messages, stop, kwargs)
+        attempts = self._attempts(call, run_manager)
+        decision: Decision | None = attempts.first()
+        while decision is not None:
+            config = self._child_config(run_manager, decision)
+            try:
+                with _usage_counters_hidden():
+                    message = self._member(call, decision).invoke(
+                        messages, config=config, stop=call.stop, **call.kwargs
+                    )
+            except Exception as error:
+                decision = attempts.next_or_raise(decision, error)
+                continue
+            attempts.succeeded(decision)
+            return _result(self._annotate(_as_ai(message), decision, getattr(message, "usage_metadata", None)))
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def _agenerate(
         self,
@@ -311,15 +339,22 @@ class ChatMetaLLM(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        call = self._route(messages, stop, kwargs)
-        config = self._child_config(run_manager, call.decision)
-        try:
-            with _usage_counters_hidden():
-                message = await call.model.ainvoke(messages, config=config, stop=call.stop, **call.kwargs)
-        except Exception:
-            self._fail(call.decision)
-            raise
-        return _result(self._annotate(_as_ai(message), call.decision, getattr(message, "usage_metadata", None)))
+        call = self._prepare(messages, stop, kwargs)
+        attempts = self._attempts(call, run_manager)
+        decision: Decision | None = attempts.first()
+        while decision is not None:
+            config = self._child_config(run_manager, decision)
+            try:
+                with _usage_counters_hidden():
+                    message = await self._member(call, decision).ainvoke(
+                        messages, config=config, stop=call.stop, **call.kwargs
+                    )
+            except Exception as error:
+                decision = attempts.next_or_raise(decision, error)
+                continue
+            attempts.succeeded(decision)
+            return _result(self._annotate(_as_ai(message), decision, getattr(message, "usage_metadata", None)))
+        raise AssertionError("unreachable")  # pragma: no cover
 
     # -- streaming ----------------------------------------------------------------------
     def stream(
@@ -384,21 +419,31 @@ class ChatMetaLLM(BaseChatModel):
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
         parent = run_manager or _take_stream_parent()
-        call = self._route(messages, stop, kwargs)
-        config = self._child_config(parent, call.decision)
+        call = self._prepare(messages, stop, kwargs)
+        attempts = self._attempts(call, parent)
+        decision: Decision | None = attempts.first()
+        while decision is not None:  # fall back while nothing has reached the caller
+            chunks = self._member(call, decision).stream(
+                messages, config=self._child_config(parent, decision), stop=call.stop, **call.kwargs
+            )
+            try:
+                with _usage_counters_hidden():  # the inner run opens on the first step
+                    first = next(chunks, None)
+                break
+            except Exception as error:
+                decision = attempts.next_or_raise(decision, error)
+        assert decision is not None
         tail = _StreamTail()
         try:
-            chunks = call.model.stream(messages, config=config, stop=call.stop, **call.kwargs)
-            with _usage_counters_hidden():  # the inner run opens on the first step
-                first = next(chunks, None)
             if first is not None:
                 for chunk in _chain_first(first, chunks):
                     if tail.take(chunk):
                         yield ChatGenerationChunk(message=chunk)
-        except Exception:
-            self._fail(call.decision)
+        except Exception as error:  # mid-stream: the caller already has part of an answer
+            attempts.failed(decision, error, retry=False)
             raise
-        yield ChatGenerationChunk(message=tail.finish(self, call.decision))
+        attempts.succeeded(decision)
+        yield ChatGenerationChunk(message=tail.finish(self, decision))
 
     async def _astream(
         self,
@@ -408,23 +453,33 @@ class ChatMetaLLM(BaseChatModel):
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
         parent = run_manager or _take_stream_parent()
-        call = self._route(messages, stop, kwargs)
-        config = self._child_config(parent, call.decision)
+        call = self._prepare(messages, stop, kwargs)
+        attempts = self._attempts(call, parent)
+        decision: Decision | None = attempts.first()
+        while decision is not None:
+            chunks = self._member(call, decision).astream(
+                messages, config=self._child_config(parent, decision), stop=call.stop, **call.kwargs
+            )
+            try:
+                with _usage_counters_hidden():
+                    first = await anext(chunks, None)
+                break
+            except Exception as error:
+                decision = attempts.next_or_raise(decision, error)
+        assert decision is not None
         tail = _StreamTail()
         try:
-            chunks = call.model.astream(messages, config=config, stop=call.stop, **call.kwargs)
-            with _usage_counters_hidden():
-                first = await anext(chunks, None)
             if first is not None:
                 if tail.take(first):
                     yield ChatGenerationChunk(message=first)
                 async for chunk in chunks:
                     if tail.take(chunk):
                         yield ChatGenerationChunk(message=chunk)
-        except Exception:
-            self._fail(call.decision)
+        except Exception as error:
+            attempts.failed(decision, error, retry=False)
             raise
-        yield ChatGenerationChunk(message=tail.finish(self, call.decision))
+        attempts.succeeded(decision)
+        yield ChatGenerationChunk(message=tail.finish(self, decision))
 
 
 class _StreamTail:

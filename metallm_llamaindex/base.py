@@ -7,7 +7,7 @@ into ``select`` / ``observe_cost`` / ``record`` and forwards to the chosen LLM.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import AsyncGenerator, Generator, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Sequence
 from typing import Any, TypeVar
 
 from llama_index.core.base.llms.types import (
@@ -29,7 +29,7 @@ from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import LLM, ToolSelection
 from llama_index.core.tools.types import BaseTool
 
-from metallm import ConfigurationError, Decision, DecisionError, EmptyQueryError, Router
+from metallm import Attempts, ConfigurationError, Decision, EmptyQueryError, Fallbacks, Router
 from metallm_llamaindex.events import MetaLLMDecisionEvent
 
 __all__ = ["MetaLLM"]
@@ -70,7 +70,10 @@ class MetaLLM(FunctionCallingLLM):
         default_factory=dict, description="USD per 1M input and output tokens per model."
     )
     record_errors: bool = Field(
-        default=True, description="Record a provider error as quality 0 for that model, then re-raise."
+        default=True, description="Record a provider error as quality 0 for the model that raised it."
+    )
+    fallbacks: Fallbacks = Field(
+        default_factory=Fallbacks, description="On a provider error, move on to the next-best model."
     )
 
     _llms: dict[str, LLM] = PrivateAttr()
@@ -136,16 +139,28 @@ class MetaLLM(FunctionCallingLLM):
         self._router.record(decision_id, quality=quality, cost=cost)
 
     # -- routing ------------------------------------------------------------------------
-    def _decide(self, text: str, kwargs: dict[str, Any]) -> Decision:
-        decision_id = kwargs.pop(_DECISION_KEY, None)
-        if decision_id is not None:  # chosen earlier, in _prepare_chat_with_tools
-            prepared = self._prepared.pop(decision_id, None)
-            if prepared is not None:
-                kwargs.pop("model", None)
-                return prepared
-        decision = self._router.select(text, force=kwargs.pop("model", None))
+    def _begin(self, text: str, kwargs: dict[str, Any]) -> tuple[Attempts, Decision]:
+        """Pop metallm's own call options and choose the first model."""
+        force = kwargs.pop("model", None)
+        session = kwargs.pop("session_id", None)
+        prepared = self._prepared.pop(kwargs.pop(_DECISION_KEY, None), None)
+        if prepared is not None:
+            # The tools were already formatted for this member: no fallback to another format.
+            attempts = self._router.attempts(text, force=prepared.arm, fallbacks=Fallbacks(enabled=False),
+                                             record_errors=self.record_errors)
+            return attempts, prepared
+        attempts = self._router.attempts(
+            text, force=force, fallbacks=self.fallbacks,
+            session=None if session is None else str(session), record_errors=self.record_errors,
+        )
+        return attempts, self._emit(attempts.first())
+
+    def _emit(self, decision: Decision) -> Decision:
         dispatcher.event(MetaLLMDecisionEvent(decision={**decision.to_metadata(), "router_id": self._router.id}))
         return decision
+
+    def _retry(self, attempts: Attempts, decision: Decision, error: Exception) -> Decision:
+        return self._emit(attempts.next_or_raise(decision, error))
 
     def _annotate(self, response: _Response, decision: Decision, *, final: bool = True) -> _Response:
         usage = _usage(response) if final else None
@@ -165,124 +180,129 @@ class MetaLLM(FunctionCallingLLM):
             return None
         return (usage[0] * price[0] + usage[1] * price[1]) / 1e6
 
-    def _fail(self, decision: Decision) -> None:
-        if self.record_errors:
+    def _run(self, text: str, kwargs: dict[str, Any], call: Callable[[LLM], _Response]) -> _Response:
+        attempts, decision = self._begin(text, kwargs)
+        while True:
             try:
-                self._router.record(decision.id, quality=0.0, cost=0.0)
-            except DecisionError:
-                pass
+                response = call(self._llms[decision.arm])
+            except Exception as error:
+                decision = self._retry(attempts, decision, error)
+                continue
+            attempts.succeeded(decision)
+            return self._annotate(response, decision)
 
-    def _stream(self, decision: Decision, responses: Generator[_Response, None, None]) -> Generator[_Response, None, None]:
-        previous: _Response | None = None
+    async def _arun(self, text: str, kwargs: dict[str, Any], call: Callable[[LLM], Awaitable[_Response]]) -> _Response:
+        attempts, decision = self._begin(text, kwargs)
+        while True:
+            try:
+                response = await call(self._llms[decision.arm])
+            except Exception as error:
+                decision = self._retry(attempts, decision, error)
+                continue
+            attempts.succeeded(decision)
+            return self._annotate(response, decision)
+
+    def _run_stream(
+        self, text: str, kwargs: dict[str, Any], start: Callable[[LLM], Generator[_Response, None, None]]
+    ) -> Generator[_Response, None, None]:
+        attempts, decision = self._begin(text, kwargs)
+        while True:  # fall back while nothing has reached the caller
+            try:
+                responses = start(self._llms[decision.arm])
+                first = next(responses, None)
+                break
+            except Exception as error:
+                decision = self._retry(attempts, decision, error)
+        return self._relay(attempts, decision, first, responses)
+
+    def _relay(
+        self, attempts: Attempts, decision: Decision, first: _Response | None, rest: Generator[_Response, None, None]
+    ) -> Generator[_Response, None, None]:
+        previous = first
         try:
-            for response in responses:
+            for response in rest:
                 if previous is not None:
                     yield self._annotate(previous, decision, final=False)
                 previous = response
-        except Exception:
-            self._fail(decision)
+        except Exception as error:  # mid-stream: the caller already has part of an answer
+            attempts.failed(decision, error, retry=False)
             raise
+        attempts.succeeded(decision)
         if previous is not None:
             yield self._annotate(previous, decision)
 
-    async def _astream(
-        self, decision: Decision, responses: AsyncGenerator[_Response, None]
+    async def _arun_stream(
+        self, text: str, kwargs: dict[str, Any], start: Callable[[LLM], Awaitable[AsyncGenerator[_Response, None]]]
     ) -> AsyncGenerator[_Response, None]:
-        previous: _Response | None = None
+        attempts, decision = self._begin(text, kwargs)
+        while True:
+            try:
+                responses = await start(self._llms[decision.arm])
+                first = await anext(responses, None)
+                break
+            except Exception as error:
+                decision = self._retry(attempts, decision, error)
+        return self._arelay(attempts, decision, first, responses)
+
+    async def _arelay(
+        self, attempts: Attempts, decision: Decision, first: _Response | None, rest: AsyncGenerator[_Response, None]
+    ) -> AsyncGenerator[_Response, None]:
+        previous = first
         try:
-            async for response in responses:
+            async for response in rest:
                 if previous is not None:
                     yield self._annotate(previous, decision, final=False)
                 previous = response
-        except Exception:
-            self._fail(decision)
+        except Exception as error:
+            attempts.failed(decision, error, retry=False)
             raise
+        attempts.succeeded(decision)
         if previous is not None:
             yield self._annotate(previous, decision)
 
     # -- chat -----------------------------------------------------------------------------
     @llm_chat_callback()
     def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
-        decision = self._decide(_routing_text(messages), kwargs)
-        try:
-            response = self._llms[decision.arm].chat(messages, **kwargs)
-        except Exception:
-            self._fail(decision)
-            raise
-        return self._annotate(response, decision)
+        return self._run(_routing_text(messages), kwargs, lambda llm: llm.chat(messages, **kwargs))
 
     @llm_chat_callback()
     async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
-        decision = self._decide(_routing_text(messages), kwargs)
-        try:
-            response = await self._llms[decision.arm].achat(messages, **kwargs)
-        except Exception:
-            self._fail(decision)
-            raise
-        return self._annotate(response, decision)
+        return await self._arun(_routing_text(messages), kwargs, lambda llm: llm.achat(messages, **kwargs))
 
     @llm_chat_callback()
     def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
-        decision = self._decide(_routing_text(messages), kwargs)
-        try:
-            responses = self._llms[decision.arm].stream_chat(messages, **kwargs)
-        except Exception:
-            self._fail(decision)
-            raise
-        return self._stream(decision, responses)
+        return self._run_stream(_routing_text(messages), kwargs, lambda llm: llm.stream_chat(messages, **kwargs))
 
     @llm_chat_callback()
     async def astream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseAsyncGen:
-        decision = self._decide(_routing_text(messages), kwargs)
-        try:
-            responses = await self._llms[decision.arm].astream_chat(messages, **kwargs)
-        except Exception:
-            self._fail(decision)
-            raise
-        return self._astream(decision, responses)
+        return await self._arun_stream(
+            _routing_text(messages), kwargs, lambda llm: llm.astream_chat(messages, **kwargs)
+        )
 
     # -- complete -------------------------------------------------------------------------
     @llm_completion_callback()
     def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
-        decision = self._decide(_check_prompt(prompt), kwargs)
-        try:
-            response = self._llms[decision.arm].complete(prompt, formatted=formatted, **kwargs)
-        except Exception:
-            self._fail(decision)
-            raise
-        return self._annotate(response, decision)
+        return self._run(_check_prompt(prompt), kwargs, lambda llm: llm.complete(prompt, formatted=formatted, **kwargs))
 
     @llm_completion_callback()
     async def acomplete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
-        decision = self._decide(_check_prompt(prompt), kwargs)
-        try:
-            response = await self._llms[decision.arm].acomplete(prompt, formatted=formatted, **kwargs)
-        except Exception:
-            self._fail(decision)
-            raise
-        return self._annotate(response, decision)
+        return await self._arun(
+            _check_prompt(prompt), kwargs, lambda llm: llm.acomplete(prompt, formatted=formatted, **kwargs)
+        )
 
     @llm_completion_callback()
     def stream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponseGen:
-        decision = self._decide(_check_prompt(prompt), kwargs)
-        try:
-            responses = self._llms[decision.arm].stream_complete(prompt, formatted=formatted, **kwargs)
-        except Exception:
-            self._fail(decision)
-            raise
-        return self._stream(decision, responses)
+        return self._run_stream(
+            _check_prompt(prompt), kwargs, lambda llm: llm.stream_complete(prompt, formatted=formatted, **kwargs)
+        )
 
     @llm_completion_callback()
     async def astream_complete(
         self, prompt: str, formatted: bool = False, **kwargs: Any
     ) -> CompletionResponseAsyncGen:
-        decision = self._decide(_check_prompt(prompt), kwargs)
-        try:
-            responses = await self._llms[decision.arm].astream_complete(prompt, formatted=formatted, **kwargs)
-        except Exception:
-            self._fail(decision)
-            raise
-        return self._astream(decision, responses)
+        return await self._arun_stream(
+            _check_prompt(prompt), kwargs, lambda llm: llm.astream_complete(prompt, formatted=formatted, **kwargs)
+        )
 
     # -- tool calling ---------------------------------------------------------------------
     def _prepare_chat_with_tools(
@@ -302,7 +322,8 @@ class MetaLLM(FunctionCallingLLM):
         messages = list(chat_history or [])
         if user_msg is not None:
             messages.append(user_msg if isinstance(user_msg, ChatMessage) else ChatMessage(role="user", content=user_msg))
-        decision = self._decide(_routing_text(messages), kwargs)
+        kwargs.pop(_DECISION_KEY, None)
+        decision = self._emit(self._router.select(_routing_text(messages), force=kwargs.pop("model", None)))
         member = self._llms[decision.arm]
         assert isinstance(member, FunctionCallingLLM)
         prepared = member._prepare_chat_with_tools_compat(

@@ -11,6 +11,7 @@ from metallm.embedders import (
     SentenceTransformerEmbedder,
 )
 from metallm.exceptions import (
+    AllModelsFailedError,
     ConfigurationError,
     DecisionError,
     DimensionMismatchError,
@@ -25,6 +26,7 @@ from metallm.exceptions import (
     UnknownArmError,
     UnknownDecisionError,
 )
+from metallm.failover import Attempts, Cooldown, Fallbacks, is_provider_error
 from metallm.policies import EpsilonGreedy, LinUCB, Policy, RandomPolicy
 from metallm.reward import Calibration, calibrate_cost_weight, reward
 from metallm.router import Decision, Prediction, Router, find_router
@@ -34,8 +36,11 @@ __version__ = "0.1.0"
 __all__ = [
     "DEFAULT_EMBEDDING_MODEL",
     "EMBEDDING_MODEL_ENV",
+    "AllModelsFailedError",
+    "Attempts",
     "Calibration",
     "ConfigurationError",
+    "Cooldown",
     "Decision",
     "DecisionError",
     "DimensionMismatchError",
@@ -44,6 +49,7 @@ __all__ = [
     "EmbedderError",
     "EmptyQueryError",
     "EpsilonGreedy",
+    "Fallbacks",
     "InfeasibleBudgetError",
     "InvalidFeedbackError",
     "InvalidInputError",
@@ -60,5 +66,6 @@ __all__ = [
     "__version__",
     "calibrate_cost_weight",
     "find_router",
+    "is_provider_error",
     "reward",
 ]

@@ -14,7 +14,8 @@ The hierarchy::
     │   └── DuplicateFeedbackError  feedback already recorded for that decision
     ├── StateFileError            a saved router file that is corrupt or mismatched
     ├── EmbedderError             the embedding model could not be loaded or run
-    └── InfeasibleBudgetError     no cost weight keeps the mean cost within a budget
+    ├── InfeasibleBudgetError     no cost weight keeps the mean cost within a budget
+    └── AllModelsFailedError      every model tried for one call failed (lists each error)
 
 Every error says what went wrong and, where it can, what to do about it.
 """
@@ -24,6 +25,7 @@ from __future__ import annotations
 from pathlib import Path
 
 __all__ = [
+    "AllModelsFailedError",
     "ConfigurationError",
     "DecisionError",
     "DimensionMismatchError",
@@ -108,3 +110,12 @@ class InfeasibleBudgetError(MetaLLMError, ValueError):
             f"no cost weight keeps the mean cost within ${budget:.6g}/query; the cheapest "
             f"routing found costs ${cheapest:.6g}/query. Raise the budget or add a cheaper model."
         )
+
+
+class AllModelsFailedError(MetaLLMError, RuntimeError):
+    """Every model tried for one call failed; ``errors`` lists (model, exception) in order."""
+
+    def __init__(self, errors: list[tuple[str, BaseException]]) -> None:
+        self.errors = list(errors)
+        lines = "; ".join(f"{arm}: {type(e).__name__}: {e}" for arm, e in self.errors)
+        super().__init__(f"all {len(self.errors)} models tried failed: {lines}")

@@ -32,6 +32,7 @@ from metallm.exceptions import (
     UnknownArmError,
     UnknownDecisionError,
 )
+from metallm.failover import Attempts, Cooldown, Fallbacks
 from metallm.policies import LinUCB, Policy, policy_from_dict
 from metallm.reward import calibrate_cost_weight, cost_scale
 from metallm.ridge import RidgeStatistics
@@ -67,6 +68,8 @@ class Decision:
     embedding: np.ndarray = field(repr=False)
     forced: bool = False
     """True when the caller named the arm instead of letting the router choose."""
+    sticky: bool = False
+    """True when the arm was kept from earlier in the same session."""
 
     def to_metadata(self) -> dict[str, Any]:
         """A JSON-friendly summary for response metadata."""
@@ -77,6 +80,7 @@ class Decision:
             "bonus": dict(self.bonus),
             "cost_weight": self.cost_weight,
             "forced": self.forced,
+            "sticky": self.sticky,
         }
 
 
@@ -109,6 +113,8 @@ class Router:
             observed cost, so that arm's mean normalised cost is 1.
         max_pending: How many decisions awaiting feedback are kept; older ones are evicted
             (counted in :attr:`evicted_decisions`).
+        cooldown: When a failing model is left out of routing, and for how long.
+        max_sessions: How many sessions' models are remembered for sticky routing.
         seed: Seed of the tie-breaking and exploration randomness.
 
     >>> import numpy as np
@@ -128,6 +134,8 @@ class Router:
         embedder: Embedder | None | str = "default",
         cost_scale: float | None = None,
         max_pending: int = 10_000,
+        cooldown: Cooldown | None = None,
+        max_sessions: int = 10_000,
         seed: int | None = None,
     ) -> None:
         names = list(arms)
@@ -151,6 +159,9 @@ class Router:
         if max_pending < 1:
             raise ConfigurationError("max_pending must be at least 1")
         self.max_pending = max_pending
+        self.cooldown = cooldown if cooldown is not None else Cooldown()
+        self.max_sessions = max_sessions
+        self._sessions: OrderedDict[str, str] = OrderedDict()
         self.id = uuid.uuid4().hex
         self._rng = np.random.default_rng(seed)
         self._stats: RidgeStatistics | None = None
@@ -244,14 +255,52 @@ class Router:
         *,
         exclude: Iterable[str] = (),
         force: str | None = None,
+        session: str | None = None,
+        ignore_cooldown: bool = False,
     ) -> Decision:
         """Choose an arm for one query (text or embedding).
 
         ``exclude`` removes arms from this choice (e.g. ones that just failed); ``force``
-        names the arm to use (the decision still records scores and learns from feedback).
+        names the arm to use (the decision still records scores and learns from feedback);
+        ``session`` keeps a conversation on the model it started with (see :meth:`stick`).
+        Models cooling down after repeated failures are left out unless every one is.
         """
+        excluded = set(exclude)
+        if force is None and session is not None:
+            with self._lock:
+                kept = self._sessions.get(session)
+                if kept is not None:
+                    self._sessions.move_to_end(session)
+            if kept is not None and kept not in excluded and (
+                ignore_cooldown or kept not in self.cooldown.cooling()
+            ):
+                decision = self.select_batch([query] if isinstance(query, str) else [np.asarray(query)],
+                                             force=kept)[0]
+                return _replace(decision, forced=False, sticky=True)
         return self.select_batch([query] if isinstance(query, str) else [np.asarray(query)],
-                                 exclude=exclude, force=force)[0]
+                                 exclude=excluded, force=force, ignore_cooldown=ignore_cooldown)[0]
+
+    def stick(self, session: str, arm: str) -> None:
+        """Keep ``session`` on ``arm`` from now on (until it fails over or is forgotten)."""
+        self._arm_index(arm)
+        with self._lock:
+            self._sessions[session] = arm
+            self._sessions.move_to_end(session)
+            while len(self._sessions) > self.max_sessions:
+                self._sessions.popitem(last=False)
+
+    def attempts(
+        self,
+        query: str,
+        *,
+        force: str | None = None,
+        fallbacks: Fallbacks | None = None,
+        session: str | None = None,
+        record_errors: bool = True,
+    ) -> Attempts:
+        """The fallback loop of one call: ``first()``, then ``failed(...)`` / ``succeeded(...)``."""
+        return Attempts(self, query, force=force, fallbacks=fallbacks or Fallbacks(),
+                        session=session, record_errors=record_errors)
 
     def select_batch(
         self,
@@ -259,6 +308,7 @@ class Router:
         *,
         exclude: Iterable[str] = (),
         force: str | None = None,
+        ignore_cooldown: bool = False,
     ) -> list[Decision]:
         """Choose an arm for each query, vectorised over the batch."""
         embeddings = self.embed(queries)
@@ -266,6 +316,10 @@ class Router:
         forced = None if force is None else self._arm_index(force)
         if len(excluded) == len(self.arms) and forced is None:
             raise InvalidInputError("every model is excluded: nothing left to route to")
+        if not ignore_cooldown:
+            cooling = {self._index[a] for a in self.cooldown.cooling()}
+            if cooling and len(excluded | cooling) < len(self.arms):
+                excluded |= cooling
         X = self._features(embeddings)
         with self._lock:
             assert self._stats is not None
@@ -502,6 +556,12 @@ def _as_batch(queries: Any) -> Any:
     if isinstance(queries, np.ndarray) and queries.ndim == 1:
         return queries[None, :]
     return queries
+
+
+def _replace(decision: Decision, **changes: Any) -> Decision:
+    from dataclasses import replace
+
+    return replace(decision, **changes)
 
 
 def _frozen(vector: np.ndarray) -> np.ndarray:
