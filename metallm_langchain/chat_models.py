@@ -19,7 +19,6 @@ from langchain_core.callbacks import (
     BaseCallbackHandler,
     CallbackManager,
     CallbackManagerForLLMRun,
-    UsageMetadataCallbackHandler,
 )
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.language_models.base import LangSmithParams
@@ -27,7 +26,10 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, Huma
 from langchain_core.messages.ai import UsageMetadata, add_usage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable, RunnableConfig, ensure_config
+from langchain_core.runnables.config import var_child_runnable_config
 from langchain_core.tools import BaseTool
+from langchain_core.tracers import BaseTracer
+from langchain_core.tracers._streaming import _StreamingCallbackHandler
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, Field
 
@@ -274,7 +276,7 @@ class ChatMetaLLM(BaseChatModel):
             parent_id = parent.run_id
         manager = CallbackManager(handlers=[], parent_run_id=parent_id)
         for handler in handlers:
-            if not _counts_usage(handler):
+            if _sees_nested_runs(handler):
                 manager.add_handler(handler, inherit=True)
         manager.add_tags(tags)
         manager.add_metadata({k: v for k, v in metadata.items() if not k.startswith("ls_")})
@@ -321,7 +323,7 @@ class ChatMetaLLM(BaseChatModel):
         while decision is not None:
             config = self._child_config(run_manager, decision)
             try:
-                with _usage_counters_hidden():
+                with _member_context(config):
                     message = self._member(call, decision).invoke(
                         messages, config=config, stop=call.stop, **call.kwargs
                     )
@@ -345,7 +347,7 @@ class ChatMetaLLM(BaseChatModel):
         while decision is not None:
             config = self._child_config(run_manager, decision)
             try:
-                with _usage_counters_hidden():
+                with _member_context(config):
                     message = await self._member(call, decision).ainvoke(
                         messages, config=config, stop=call.stop, **call.kwargs
                     )
@@ -423,11 +425,10 @@ class ChatMetaLLM(BaseChatModel):
         attempts = self._attempts(call, parent)
         decision: Decision | None = attempts.first()
         while decision is not None:  # fall back while nothing has reached the caller
-            chunks = self._member(call, decision).stream(
-                messages, config=self._child_config(parent, decision), stop=call.stop, **call.kwargs
-            )
+            config = self._child_config(parent, decision)
+            chunks = self._member(call, decision).stream(messages, config=config, stop=call.stop, **call.kwargs)
             try:
-                with _usage_counters_hidden():  # the inner run opens on the first step
+                with _member_context(config):  # the inner run opens on the first step
                     first = next(chunks, None)
                 break
             except Exception as error:
@@ -457,11 +458,10 @@ class ChatMetaLLM(BaseChatModel):
         attempts = self._attempts(call, parent)
         decision: Decision | None = attempts.first()
         while decision is not None:
-            chunks = self._member(call, decision).astream(
-                messages, config=self._child_config(parent, decision), stop=call.stop, **call.kwargs
-            )
+            config = self._child_config(parent, decision)
+            chunks = self._member(call, decision).astream(messages, config=config, stop=call.stop, **call.kwargs)
             try:
-                with _usage_counters_hidden():
+                with _member_context(config):
                     first = await anext(chunks, None)
                 break
             except Exception as error:
@@ -533,22 +533,30 @@ def _take_stream_parent() -> _StreamParent | _RunParent | None:
     return parent
 
 
-def _counts_usage(handler: BaseCallbackHandler) -> bool:
-    """Usage counters see the router's run; the inner run would count the same tokens again."""
-    return isinstance(handler, UsageMetadataCallbackHandler)
+def _sees_nested_runs(handler: BaseCallbackHandler) -> bool:
+    """Tracers (LangSmith, run collectors, the console) see the chosen model's run nested
+    under the router's. Other handlers (usage counters, token streamers, astream_events)
+    see one chat-model run per call, the router's, so nothing is counted or streamed twice."""
+    return isinstance(handler, BaseTracer) and not isinstance(handler, _StreamingCallbackHandler)
 
 
 @contextmanager
-def _usage_counters_hidden() -> Iterator[None]:
-    """Hide ``get_usage_metadata_callback()`` counters from the inner run while it opens."""
+def _member_context(config: RunnableConfig) -> Iterator[None]:
+    """The context in which the chosen model's run opens.
+
+    The enclosing chain's config (``var_child_runnable_config``) is replaced by ``config``:
+    otherwise ``RunnableBinding`` (tools bound) merges the chain's callbacks back in. And
+    handlers from context-variable hooks (e.g. ``get_usage_metadata_callback()``) are kept
+    off the run unless they are tracers.
+    """
+    tokens: list[tuple[Any, Any]] = [(var_child_runnable_config, var_child_runnable_config.set(config))]
     try:
         from langchain_core.tracers.context import _configure_hooks
     except ImportError:  # pragma: no cover - older or newer langchain-core
-        yield
-        return
-    tokens = []
+        _configure_hooks = []
     for var, *_ in _configure_hooks:
-        if isinstance(var.get(), UsageMetadataCallbackHandler):
+        value = var.get()
+        if isinstance(value, BaseCallbackHandler) and not _sees_nested_runs(value):
             tokens.append((var, var.set(None)))
     try:
         yield

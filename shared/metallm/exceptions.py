@@ -8,7 +8,8 @@ The hierarchy::
     │   ├── UnknownArmError       an arm (model) name the router does not know
     │   ├── EmptyQueryError       a query with no text to route on
     │   ├── DimensionMismatchError  an embedding of the wrong size
-    │   └── InvalidFeedbackError  NaN/inf/out-of-range quality, negative cost
+    │   ├── InvalidFeedbackError  NaN/inf/out-of-range quality, negative cost
+    │   └── RoutingTableError     a routing table file that cannot be used (names column/row)
     ├── DecisionError             feedback that does not match a pending decision
     │   ├── UnknownDecisionError  never issued, or evicted from the pending buffer
     │   └── DuplicateFeedbackError  feedback already recorded for that decision
@@ -36,6 +37,7 @@ __all__ = [
     "InvalidFeedbackError",
     "InvalidInputError",
     "MetaLLMError",
+    "RoutingTableError",
     "StateFileError",
     "UnknownArmError",
     "UnknownDecisionError",
@@ -73,6 +75,10 @@ class DimensionMismatchError(InvalidInputError):
 
 class InvalidFeedbackError(InvalidInputError):
     """Quality or cost values that cannot be learned from."""
+
+
+class RoutingTableError(InvalidInputError):
+    """A routing table (prompt, per-model quality and cost) that cannot be used."""
 
 
 class DecisionError(MetaLLMError, LookupError):

@@ -23,7 +23,10 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from metallm.datasets import RoutingTable
 
 __all__ = ["OpenAICompatibleServer", "ScriptedModel", "count_tokens", "openai_server"]
 
@@ -44,8 +47,10 @@ class ScriptedModel:
 
     Args:
         reply: The answer text, or a function of the last user message's text.
-        tool_args: Arguments of the tool call made when the request carries tools
-            (a dict, or a function of the prompt). None: answer with text even then.
+        tool_args: Arguments of the tool call made when the request carries tools: a dict,
+            a function of the prompt, or ``"schema"`` to fill the requested tool's JSON
+            schema (strings take the first quoted phrase of the prompt, else "test";
+            integers 3). None: answer with text even then.
         latency: Seconds to wait before answering (and between streamed chunks / 10).
         fail_status: Answer every request with this HTTP status (e.g. 429, 500).
         fail_first: Only the first N requests fail (then the model recovers).
@@ -54,7 +59,7 @@ class ScriptedModel:
     """
 
     reply: Reply = "ok"
-    tool_args: dict[str, Any] | Callable[[str], dict[str, Any]] | None = None
+    tool_args: dict[str, Any] | Callable[[str], dict[str, Any]] | str | None = None
     latency: float = 0.0
     fail_status: int | None = None
     fail_first: int | None = None
@@ -65,10 +70,25 @@ class ScriptedModel:
     def answer(self, prompt: str) -> str:
         return self.reply(prompt) if callable(self.reply) else self.reply
 
-    def arguments(self, prompt: str) -> dict[str, Any] | None:
+    def arguments(self, prompt: str, schema: dict[str, Any]) -> dict[str, Any] | None:
         if self.tool_args is None:
             return None
-        return self.tool_args(prompt) if callable(self.tool_args) else dict(self.tool_args)
+        if self.tool_args == "schema":
+            return _fill_schema(schema, prompt)
+        if callable(self.tool_args):
+            return self.tool_args(prompt)
+        if isinstance(self.tool_args, dict):
+            return dict(self.tool_args)
+        raise ValueError(f"tool_args must be a dict, a function or 'schema', got {self.tool_args!r}")
+
+    @classmethod
+    def from_table(cls, table: RoutingTable, model: str, *, right: str = "correct", wrong: str = "wrong",
+                   **kwargs: Any) -> ScriptedModel:
+        """A model that answers each prompt of a routing table as it really did: ``right``
+        where its logged quality is at least 0.5, else ``wrong`` (also for unknown prompts)."""
+        column = table.models.index(model)
+        outcome = {p: float(q) for p, q in zip(table.prompts, table.quality[:, column])}
+        return cls(reply=lambda prompt: right if outcome.get(prompt, 0.0) >= 0.5 else wrong, **kwargs)
 
 
 def _prompt_text(messages: list[dict[str, Any]]) -> str:
@@ -288,14 +308,49 @@ def _tool_call(body: dict[str, Any], script: ScriptedModel, prompt: str) -> dict
         return None
     if messages and messages[-1].get("role") == "tool" and choice in (None, "auto"):
         return None  # the tool's result is in: answer with text, as a real model would
-    args = script.arguments(prompt)
+    tool = tools[0]
+    if isinstance(choice, dict):
+        wanted = choice.get("function", {}).get("name")
+        tool = next((t for t in tools if t["function"]["name"] == wanted), tool)
+    name = tool["function"]["name"]
+    args = script.arguments(prompt, tool["function"].get("parameters") or {})
     if args is None:
         return None
-    name = tools[0]["function"]["name"]
-    if isinstance(choice, dict):
-        name = choice.get("function", {}).get("name", name)
     return {"id": f"call_{uuid.uuid4().hex[:8]}", "type": "function",
             "function": {"name": name, "arguments": json.dumps(args)}}
+
+
+_QUOTED = re.compile(r"'([^']+)'|\"([^\"]+)\"")
+
+
+def _fill_schema(schema: dict[str, Any], prompt: str) -> dict[str, Any]:
+    """Arguments that satisfy a JSON schema of an object, as a scripted model would give."""
+    quoted = _QUOTED.search(prompt)
+    text = (quoted.group(1) or quoted.group(2)) if quoted else "test"
+    defs = schema.get("$defs", {})
+
+    def value(spec: dict[str, Any]) -> Any:
+        if "$ref" in spec:
+            spec = defs.get(spec["$ref"].split("/")[-1], {})
+        if "enum" in spec:
+            return spec["enum"][0]
+        for option in spec.get("anyOf", []):
+            if option.get("type") != "null":
+                return value(option)
+        kind = spec.get("type")
+        if kind == "integer":
+            return 3
+        if kind == "number":
+            return 3.0
+        if kind == "boolean":
+            return True
+        if kind == "array":
+            return [value(spec.get("items", {}))] if spec.get("items") else []
+        if kind == "object":
+            return {k: value(v) for k, v in spec.get("properties", {}).items()}
+        return text
+
+    return {k: value(v) for k, v in schema.get("properties", {}).items()}
 
 
 def openai_server(models: Mapping[str, ScriptedModel] | None = None, **kwargs: Any) -> Iterator[OpenAICompatibleServer]:

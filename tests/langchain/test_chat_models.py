@@ -11,6 +11,7 @@ from langchain_core.callbacks import (
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import RunnableLambda
+from langchain_core.tracers.run_collector import RunCollectorCallbackHandler
 from pydantic import BaseModel
 
 from metallm import ConfigurationError, EmptyQueryError, Router, UnknownArmError
@@ -174,53 +175,79 @@ def test_provider_error_is_recorded_as_a_failure_and_re_raised(embedder):
     assert llm.router.counts["bad"] == 2
 
 
-class RunRecorder(BaseCallbackHandler):
-    def __init__(self) -> None:
-        self.runs: list[tuple[str, object, object]] = []
-
-    def on_chat_model_start(self, serialized, messages, *, run_id, parent_run_id=None, **kwargs):
-        self.runs.append((serialized.get("id", ["?"])[-1], run_id, parent_run_id))
-
-
-def _assert_nested(recorder: RunRecorder) -> None:
-    names = [name for name, _, _ in recorder.runs]
-    assert names == ["ChatMetaLLM", "ScriptedChatModel"], names
-    (_, router_run, _), (_, _, inner_parent) = recorder.runs
-    assert inner_parent == router_run
+def _assert_nested(collector: RunCollectorCallbackHandler) -> None:
+    (router_run,) = collector.traced_runs
+    assert router_run.name == "ChatMetaLLM"
+    assert [child.name for child in router_run.child_runs] == ["ScriptedChatModel"]
+    assert router_run.child_runs[0].parent_run_id == router_run.id
 
 
-@pytest.mark.parametrize("mode", ["invoke", "stream", "chain_stream", "batch"])
-def test_the_chosen_models_run_nests_under_the_routers_run(llm, mode):
-    recorder = RunRecorder()
-    config = {"callbacks": [recorder]}
+@pytest.mark.parametrize("mode", ["invoke", "stream", "batch"])
+def test_the_chosen_models_run_nests_under_the_routers_run_in_traces(llm, mode):
+    collector = RunCollectorCallbackHandler()
+    config = {"callbacks": [collector]}
     if mode == "invoke":
         llm.invoke(QUESTION, config=config)
     elif mode == "stream":
         list(llm.stream(QUESTION, config=config))
-    elif mode == "chain_stream":
-        list((RunnableLambda(lambda x: x) | llm).stream(QUESTION, config=config))
     else:
         llm.batch([QUESTION], config=config)
-    _assert_nested(recorder)
+    _assert_nested(collector)
+
+
+def test_a_chain_stream_nests_too(llm):
+    collector = RunCollectorCallbackHandler()
+    list((RunnableLambda(lambda x: x) | llm).stream(QUESTION, config={"callbacks": [collector]}))
+    (chain_run,) = collector.traced_runs
+    (router_run,) = [r for r in chain_run.child_runs if r.name == "ChatMetaLLM"]
+    assert [child.name for child in router_run.child_runs] == ["ScriptedChatModel"]
 
 
 @pytest.mark.parametrize("mode", ["ainvoke", "astream"])
 async def test_async_runs_nest_too(llm, mode):
-    recorder = RunRecorder()
-    config = {"callbacks": [recorder]}
+    collector = RunCollectorCallbackHandler()
+    config = {"callbacks": [collector]}
     if mode == "ainvoke":
         await llm.ainvoke(QUESTION, config=config)
     else:
         [c async for c in llm.astream(QUESTION, config=config)]
-    _assert_nested(recorder)
+    _assert_nested(collector)
 
 
-async def test_implicit_streaming_inside_astream_events_nests(llm):
+class StartCounter(BaseCallbackHandler):
+    def __init__(self) -> None:
+        self.starts: list[str] = []
+
+    def on_chat_model_start(self, serialized, messages, **kwargs):
+        self.starts.append(serialized.get("id", ["?"])[-1])
+
+
+@pytest.mark.parametrize("mode", ["invoke", "stream"])
+def test_plain_handlers_see_one_chat_model_run_per_call(llm, mode):
+    counter = StartCounter()
+    if mode == "invoke":
+        llm.invoke(QUESTION, config={"callbacks": [counter]})
+    else:
+        list(llm.stream(QUESTION, config={"callbacks": [counter]}))
+    assert counter.starts == ["ChatMetaLLM"]
+
+
+async def test_astream_events_streams_each_token_once(llm, pool):
+    chain = RunnableLambda(lambda x: x) | llm  # invoke inside a chain: implicit streaming
+    events = [ev async for ev in chain.astream_events(QUESTION, version="v2")]
+    starts = [e["name"] for e in events if e["event"] == "on_chat_model_start"]
+    tokens = "".join(e["data"]["chunk"].content for e in events if e["event"] == "on_chat_model_stream")
+    assert starts == ["ChatMetaLLM"]
+    assert tokens in {m.reply for m in pool.values()}
+
+
+async def test_implicit_streaming_still_nests_in_traces(llm):
+    collector = RunCollectorCallbackHandler()
     chain = RunnableLambda(lambda x: x) | llm
-    starts = [e for e in [ev async for ev in chain.astream_events(QUESTION, version="v2")]
-              if e["event"] == "on_chat_model_start"]
-    assert [e["name"] for e in starts] == ["ChatMetaLLM", "ScriptedChatModel"]
-    assert starts[1]["parent_ids"][-1] == starts[0]["run_id"]
+    [ev async for ev in chain.astream_events(QUESTION, version="v2", config={"callbacks": [collector]})]
+    (chain_run,) = collector.traced_runs
+    (router_run,) = [r for r in chain_run.child_runs if r.name == "ChatMetaLLM"]
+    assert [child.name for child in router_run.child_runs] == ["ScriptedChatModel"]
 
 
 @pytest.mark.parametrize("mode", ["invoke", "stream"])

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from llama_index.core import Settings
 
-from metallm import LinUCB, Router
+from metallm import Router
 from metallm_llamaindex import MetaLLM
 from tests.llamaindex.fakes import ScriptedLLM
 
