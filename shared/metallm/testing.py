@@ -55,7 +55,8 @@ class ScriptedModel:
         fail_status: Answer every request with this HTTP status (e.g. 429, 500).
         fail_first: Only the first N requests fail (then the model recovers).
         malformed: Answer 200 with a body that is not valid JSON.
-        stream_fail_after: When streaming, drop the connection after this many chunks.
+        stream_fail_after: When streaming, fail after this many chunks: an error event
+            (as real providers send mid-stream) and the connection closes.
     """
 
     reply: Reply = "ok"
@@ -143,7 +144,7 @@ class OpenAICompatibleServer:
 
     def start(self) -> OpenAICompatibleServer:
         handler = _make_handler(self)
-        self._server = ThreadingHTTPServer((self.host, 0), handler)
+        self._server = _QuietServer((self.host, 0), handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="metallm-openai-server", daemon=True)
         self._thread.start()
@@ -167,6 +168,19 @@ class OpenAICompatibleServer:
     def _log(self, body: dict[str, Any]) -> None:
         with self._lock:
             self.requests.append(body)
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """A client that hangs up (a timeout test, a cut stream) is expected, not an error."""
+
+    request_queue_size = 512  # listen backlog: hundreds of concurrent clients connect at once
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            return
+        super().handle_error(request, client_address)
 
 
 def _make_handler(server: OpenAICompatibleServer) -> type[BaseHTTPRequestHandler]:
@@ -280,9 +294,11 @@ def _make_handler(server: OpenAICompatibleServer) -> type[BaseHTTPRequestHandler
                 events.append(event(None, extra={"choices": [], "usage": usage}))  # type: ignore[arg-type]
             for i, data in enumerate(events):
                 if script.stream_fail_after is not None and i >= script.stream_fail_after:
-                    self.close_connection = True
+                    error = {"error": {"message": "scripted mid-stream failure", "type": "server_error", "code": 500}}
+                    self.wfile.write(f"data: {json.dumps(error)}\n\n".encode())
                     self.wfile.flush()
-                    return  # drop the connection mid-stream
+                    self.close_connection = True
+                    return
                 self.wfile.write(data)
                 self.wfile.flush()
                 if script.latency:

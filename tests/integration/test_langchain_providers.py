@@ -1,0 +1,246 @@
+"""ChatMetaLLM over real ChatOpenAI / ChatTogether clients talking HTTP to the local server."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from langchain_core.callbacks import get_usage_metadata_callback
+from langchain_openai import ChatOpenAI
+from pydantic import BaseModel
+
+from metallm import AllModelsFailedError, Cooldown, Fallbacks, LinUCB, Router
+from metallm.testing import OpenAICompatibleServer, ScriptedModel, count_tokens
+from metallm_langchain import ChatMetaLLM, MetaLLMFeedbackHandler
+from tests.integration.conftest import PRICES, langchain_pool
+from tests.topics import ASTRONOMY, COOKING
+
+QUESTION = "What is the tallest mountain on Earth?"
+
+
+@pytest.fixture
+def llm(server, embedder) -> ChatMetaLLM:
+    return ChatMetaLLM(models=langchain_pool(server), prices=PRICES,
+                       router=Router(list(PRICES), embedder=embedder, seed=0))
+
+
+def _expected_cost(server, model: str, prompt: str) -> float:
+    reply = server.models[model].answer(prompt)
+    return (count_tokens(prompt) * PRICES[model][0] + count_tokens(reply) * PRICES[model][1]) / 1e6
+
+
+def _joined(chunks):
+    full = chunks[0]
+    for chunk in chunks[1:]:
+        full += chunk
+    return full
+
+
+def test_invoke_costs_the_reported_usage_times_the_prices(llm, server):
+    for model in PRICES:
+        msg = llm.invoke(QUESTION, model=model)
+        meta = msg.response_metadata["metallm"]
+        assert msg.usage_metadata["input_tokens"] == count_tokens(QUESTION)
+        assert meta["cost_usd"] == pytest.approx(_expected_cost(server, model, QUESTION), rel=1e-12)
+        assert msg.response_metadata["model_name"] == model
+
+
+def test_streamed_cost_matches_and_usage_is_counted_once(llm, server):
+    for model in PRICES:
+        with get_usage_metadata_callback() as counter:
+            full = _joined(list(llm.stream(QUESTION, model=model)))
+        assert full.content == server.models[model].answer(QUESTION)
+        assert full.response_metadata["metallm"]["cost_usd"] == pytest.approx(
+            _expected_cost(server, model, QUESTION), rel=1e-12)
+        truth = count_tokens(QUESTION) + count_tokens(full.content)
+        assert [u["total_tokens"] for u in counter.usage_metadata.values()] == [truth]
+
+
+async def test_ainvoke_astream_and_abatch(llm, server):
+    msg = await llm.ainvoke(QUESTION)
+    assert msg.content == server.models[msg.response_metadata["metallm"]["model"]].answer(QUESTION)
+    full = _joined([c async for c in llm.astream(QUESTION)])
+    assert full.response_metadata["metallm"]["cost_usd"] > 0
+    outs = await llm.abatch([QUESTION, "Name a large desert."])
+    assert all(o.response_metadata["metallm"]["cost_usd"] > 0 for o in outs)
+
+
+def test_batch(llm):
+    outs = llm.batch([QUESTION, "Name a large desert.", "Who wrote Hamlet?"])
+    assert len({o.response_metadata["metallm"]["decision_id"] for o in outs}) == 3
+
+
+class Weather(BaseModel):
+    """Get the weather for a city."""
+
+    city: str
+
+
+def test_tool_calling_and_structured_output_over_http(llm, server):
+    msg = llm.bind_tools([Weather], tool_choice="any").invoke("What is the weather in 'Lisbon'?")
+    assert msg.tool_calls[0]["name"] == "Weather" and msg.tool_calls[0]["args"] == {"city": "Lisbon"}
+    assert server.requests[-1]["tool_choice"] == "required"
+    assert llm.with_structured_output(Weather).invoke("Weather in 'Oslo'?") == Weather(city="Oslo")
+
+
+# -- fallbacks ------------------------------------------------------------------------------
+def _pool(server, **kwargs):
+    return {name: ChatOpenAI(model=name, base_url=server.base_url, api_key="k", max_retries=0,
+                             stream_usage=True, **kwargs) for name in server.models}
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [ScriptedModel(fail_status=429), ScriptedModel(fail_status=500), ScriptedModel(fail_status=503),
+     ScriptedModel(malformed=True), ScriptedModel(latency=2.0)],
+    ids=["429", "500", "503", "malformed", "timeout"],
+)
+def test_a_failing_arm_falls_back_to_the_next_best(fault, embedder):
+    with OpenAICompatibleServer({"broken": fault, "healthy": ScriptedModel(reply="fine")}) as server:
+        router = Router(["broken", "healthy"], embedder=embedder)
+        llm = ChatMetaLLM(models=_pool(server, timeout=0.5), router=router)
+        # make the broken arm the router's first choice, then watch it fall back
+        router.fit(["warm up"], [[1.0, 0.0]], [[0.0, 0.0]])
+        msg = llm.invoke(QUESTION)
+        assert msg.content == "fine"
+        assert msg.response_metadata["metallm"]["model"] == "healthy"
+        assert router.counts["broken"] == 2  # one from the fit, one failure recorded (quality 0)
+        assert router.pending_decisions == 1  # the healthy answer awaits its feedback
+
+
+def test_connection_refused_falls_back(embedder):
+    with OpenAICompatibleServer({"healthy": ScriptedModel(reply="fine")}) as server:
+        dead = ChatOpenAI(model="dead", base_url="http://127.0.0.1:9/v1", api_key="k", max_retries=0)
+        router = Router(["dead", "healthy"], embedder=embedder)
+        router.fit(["warm up"], [[1.0, 0.0]], [[0.0, 0.0]])
+        llm = ChatMetaLLM(models={"dead": dead, **_pool(server)}, router=router)
+        assert llm.invoke(QUESTION).content == "fine"
+
+
+def test_every_arm_failing_raises_one_error_listing_each(embedder):
+    with OpenAICompatibleServer({"a": ScriptedModel(fail_status=500), "b": ScriptedModel(fail_status=429)}) as server:
+        llm = ChatMetaLLM(models=_pool(server), router=Router(["a", "b"], embedder=embedder))
+        with pytest.raises(AllModelsFailedError) as info:
+            llm.invoke(QUESTION)
+        assert sorted(arm for arm, _ in info.value.errors) == ["a", "b"]
+        message = str(info.value)
+        assert "a: " in message and "scripted failure 500" in message
+        assert "b: " in message and "RateLimitError" in message and "scripted failure 429" in message
+        assert llm.router.counts == {"a": 1, "b": 1}
+
+
+def test_fallbacks_can_be_turned_off_and_capped(embedder):
+    with OpenAICompatibleServer({n: ScriptedModel(fail_status=500) for n in "abc"}) as server:
+        off = ChatMetaLLM(models=_pool(server), router=Router(list("abc"), embedder=embedder),
+                          fallbacks=Fallbacks(enabled=False))
+        with pytest.raises(Exception, match="scripted failure 500") as info:
+            off.invoke(QUESTION)
+        assert not isinstance(info.value, AllModelsFailedError)
+        capped = ChatMetaLLM(models=_pool(server), router=Router(list("abc"), embedder=embedder),
+                             fallbacks=Fallbacks(max_attempts=2))
+        with pytest.raises(AllModelsFailedError) as info:
+            capped.invoke(QUESTION)
+        assert len(info.value.errors) == 2
+
+
+def test_a_stream_failing_before_its_first_token_falls_back(embedder):
+    with OpenAICompatibleServer({"broken": ScriptedModel(fail_status=503), "healthy": ScriptedModel(reply="all good")}) as server:
+        router = Router(["broken", "healthy"], embedder=embedder)
+        router.fit(["warm up"], [[1.0, 0.0]], [[0.0, 0.0]])
+        llm = ChatMetaLLM(models=_pool(server), router=router)
+        full = _joined(list(llm.stream(QUESTION)))
+        assert full.content == "all good"
+        assert full.response_metadata["metallm"]["model"] == "healthy"
+
+
+def test_a_stream_failing_mid_way_raises(embedder):
+    flaky = ScriptedModel(reply="one two three four five", stream_fail_after=3)
+    with OpenAICompatibleServer({"flaky": flaky, "healthy": ScriptedModel(reply="fine")}) as server:
+        router = Router(["flaky", "healthy"], embedder=embedder)
+        router.fit(["warm up"], [[1.0, 0.0]], [[0.0, 0.0]])
+        llm = ChatMetaLLM(models=_pool(server), router=router)
+        received = []
+        with pytest.raises(Exception):  # noqa: B017 - the client's own error type for a cut stream
+            for chunk in llm.stream(QUESTION):
+                received.append(chunk.content)
+        assert "one" in "".join(received)
+        assert router.counts["flaky"] == 2  # the failure was learned
+        assert server.models["healthy"].requests == 0  # no fallback once tokens were out
+
+
+def test_a_failing_arm_cools_down_and_comes_back(embedder):
+    now = [0.0]
+    with OpenAICompatibleServer({"flaky": ScriptedModel(fail_status=500), "steady": ScriptedModel(reply="ok")}) as server:
+        router = Router(["flaky", "steady"], embedder=embedder,
+                        cooldown=Cooldown(after_failures=2, seconds=60, clock=lambda: now[0]))
+        router.fit(["warm up"], [[1.0, 0.0]], [[0.0, 0.0]])
+        llm = ChatMetaLLM(models=_pool(server), router=router)
+        for _ in range(2):
+            with pytest.raises(Exception, match="scripted failure 500"):
+                llm.invoke(QUESTION, model="flaky")
+        assert router.cooldown.cooling() == {"flaky"}
+        before = server.models["flaky"].requests
+        for _ in range(3):
+            assert llm.invoke(QUESTION).response_metadata["metallm"]["model"] == "steady"
+        assert server.models["flaky"].requests == before  # not even tried while cooling
+        now[0] = 61.0
+        server.models["flaky"].fail_status = None
+        assert router.cooldown.cooling() == set()
+        assert router.select("anything").arm in {"flaky", "steady"}  # back in the pool
+
+
+# -- concurrency and sessions -----------------------------------------------------------------
+async def test_200_concurrent_calls_with_feedback_lose_nothing(embedder):
+    scripts = {"mini": ScriptedModel(reply="mini answer", latency=0.01),
+               "pro": ScriptedModel(reply="pro answer with more words", latency=0.01)}
+    with OpenAICompatibleServer(scripts) as server:
+        router = Router(list(scripts), embedder=embedder, policy=LinUCB(alpha=0.5), seed=1)
+        llm = ChatMetaLLM(models=_pool(server), prices={"mini": (0.15, 0.6), "pro": (2.5, 10.0)}, router=router)
+        handler = MetaLLMFeedbackHandler(evaluator=lambda text, meta: float("pro" in text))
+        questions = (COOKING + ASTRONOMY) * 5  # 240 real sentences, 200 used
+        outs = await asyncio.gather(*[
+            llm.ainvoke(q, config={"callbacks": [handler]}) for q in questions[:200]
+        ])
+    assert handler.recorded == 200 and router.n_updates == 200 and router.pending_decisions == 0
+    # Apply the same 200 feedback events one by one to a fresh router: same statistics.
+    sequential = Router(list(scripts), embedder=embedder, policy=LinUCB(alpha=0.5))
+    for question, msg in zip(questions, outs):
+        meta = msg.response_metadata["metallm"]
+        sequential.partial_fit([question], [meta["model"]], [float("pro" in msg.content)], [meta["cost_usd"]])
+    assert sequential.counts == router.counts
+    import numpy as np
+
+    np.testing.assert_allclose(router._stats.A, sequential._stats.A, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(router._stats.B, sequential._stats.B, rtol=1e-10, atol=1e-12)
+
+
+def test_a_session_stays_on_one_model(embedder):
+    with OpenAICompatibleServer({n: ScriptedModel(reply=n) for n in ("a", "b", "c")}) as server:
+        router = Router(["a", "b", "c"], embedder=embedder, policy=LinUCB(alpha=5.0), seed=0)
+        llm = ChatMetaLLM(models=_pool(server), router=router, session_key="session_id")
+        for session in ("s1", "s2"):
+            models = {llm.invoke(q, config={"metadata": {"session_id": session}}).response_metadata["metallm"]["model"]
+                      for q in COOKING[:4] + ASTRONOMY[:4]}
+            assert len(models) == 1
+        # LangGraph-style: the session key in `configurable`, and through streaming too
+        seen = {_joined(list(llm.stream(q, config={"configurable": {"session_id": "s3"}}))).response_metadata[
+            "metallm"]["model"] for q in COOKING[:3]}
+        assert len(seen) == 1
+        unsticky = ChatMetaLLM(models=_pool(server), router=Router(["a", "b", "c"], embedder=embedder,
+                                                                   policy=LinUCB(alpha=5.0), seed=0))
+        spread = {unsticky.invoke(q).response_metadata["metallm"]["model"] for q in COOKING[:4] + ASTRONOMY[:4]}
+        assert len(spread) > 1  # without sessions the same traffic spreads over models
+
+
+def test_a_sticky_session_moves_when_its_model_fails(embedder):
+    scripts = {"a": ScriptedModel(reply="a"), "b": ScriptedModel(reply="b")}
+    with OpenAICompatibleServer(scripts) as server:
+        router = Router(["a", "b"], embedder=embedder)
+        llm = ChatMetaLLM(models=_pool(server), router=router, session_key="session_id")
+        config = {"metadata": {"session_id": "s"}}
+        first = llm.invoke(QUESTION, config=config).response_metadata["metallm"]["model"]
+        scripts[first].fail_status = 500
+        moved = llm.invoke(QUESTION, config=config).response_metadata["metallm"]["model"]
+        assert moved != first
+        scripts[first].fail_status = None
+        assert llm.invoke(QUESTION, config=config).response_metadata["metallm"]["model"] == moved
