@@ -89,7 +89,8 @@ def _read_csv(source: Path) -> tuple[list[str], list[dict[str, Any]]]:
 
 
 def _read_jsonl(source: Path) -> tuple[list[str], list[dict[str, Any]]]:
-    rows, columns = [], []
+    rows: list[dict[str, Any]] = []
+    columns: list[str] = []
     with source.open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
