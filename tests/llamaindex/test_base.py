@@ -175,3 +175,17 @@ def test_settings_callbacks_see_each_call_once(embedder):
     # ...but the router calls isolated copies, so one complete is one LLM event.
     llm.complete(PROMPT)
     assert counter.starts == 1
+
+
+def test_session_id_keeps_a_conversation_on_one_member(embedder):
+    from metallm import LinUCB
+
+    pool = {name: ScriptedLLM(reply=name) for name in ("a", "b", "c")}
+    router = Router(list(pool), embedder=embedder, policy=LinUCB(alpha=5.0), seed=0)
+    llm = MetaLLM(llms=pool, router=router)
+    prompts = ["How do I bake bread?", "Why is Mars red?", "What is 12 times 7?", "Who wrote Hamlet?",
+               "How do tides work?", "Best pasta shape for pesto?"]
+    sticky = {llm.complete(p, session_id="s1").text for p in prompts}
+    spread = {llm.complete(p).text for p in prompts}
+    assert len(sticky) == 1
+    assert len(spread) > 1
