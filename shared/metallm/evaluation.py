@@ -12,7 +12,15 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["aiq", "cheapest_cost_reaching", "oracle", "quality_hull", "savings_at_best", "zero_router_aiq"]
+__all__ = [
+    "aiq",
+    "cheapest_cost_reaching",
+    "frontier",
+    "oracle",
+    "quality_hull",
+    "savings_at_best",
+    "zero_router_aiq",
+]
 
 Point = tuple[float, float]
 
@@ -96,3 +104,22 @@ def oracle(quality: np.ndarray, cost: np.ndarray) -> Point:
     chosen = masked.argmin(axis=1)
     rows = np.arange(quality.shape[0])
     return float(cost[rows, chosen].mean()), float(quality[rows, chosen].mean())
+
+
+def frontier(
+    predicted_quality: np.ndarray,
+    predicted_cost: np.ndarray,
+    quality: np.ndarray,
+    cost: np.ndarray,
+    cost_weights: Sequence[float] | np.ndarray,
+) -> list[Point]:
+    """(mean cost, mean quality) of greedy routing at each cost weight ``p``.
+
+    ``predicted_cost`` must already be normalised by the cost scale.
+    """
+    rows = np.arange(quality.shape[0])
+    points = []
+    for p in cost_weights:
+        chosen = np.argmax(predicted_quality - p * predicted_cost, axis=1)
+        points.append((float(cost[rows, chosen].mean()), float(quality[rows, chosen].mean())))
+    return points

@@ -2,7 +2,7 @@
 
 For arm ``k`` over feature rows ``x`` (the embedding plus a bias term) the router keeps
 
-    A_k = l2 * I + sum x x^T            (d x d)
+    A_k = diag(penalties) + sum x x^T   (d x d; the penalties are the ridge prior)
     B_k = sum x [quality, cost]          (d x 2)
 
 and the inverse ``A_k^-1`` is maintained by the Sherman-Morrison formula, so one update
@@ -26,13 +26,12 @@ QUALITY, COST = 0, 1
 class RidgeStatistics:
     """Sufficient statistics of ``n_arms`` ridge regressions on ``dim`` features."""
 
-    def __init__(self, n_arms: int, dim: int, l2: float) -> None:
+    def __init__(self, n_arms: int, dim: int, penalties: float | np.ndarray) -> None:
         self.n_arms = n_arms
         self.dim = dim
-        self.l2 = float(l2)
-        eye = np.eye(dim)
-        self.A = np.repeat((self.l2 * eye)[None], n_arms, axis=0)
-        self.A_inv = np.repeat((eye / self.l2)[None], n_arms, axis=0)
+        self.penalties = np.broadcast_to(np.asarray(penalties, dtype=np.float64), (dim,)).copy()
+        self.A = np.repeat(np.diag(self.penalties)[None], n_arms, axis=0)
+        self.A_inv = np.repeat(np.diag(1.0 / self.penalties)[None], n_arms, axis=0)
         self.B = np.zeros((n_arms, dim, 2))
         self.theta = np.zeros((n_arms, dim, 2))
 
@@ -72,7 +71,7 @@ class RidgeStatistics:
 
     def counts(self) -> np.ndarray:
         """Observations per arm (read off the bias feature's diagonal entry)."""
-        return np.rint(self.A[:, -1, -1] - self.l2)
+        return np.rint(self.A[:, -1, -1] - self.penalties[-1])
 
     def cost_sums(self) -> np.ndarray:
         """Total observed cost per arm (the bias feature's row of ``B``)."""

@@ -33,9 +33,11 @@ from metallm.exceptions import (
     UnknownDecisionError,
 )
 from metallm.failover import Attempts, Cooldown, Fallbacks
+from metallm.features import EmbeddingFeatures, FeatureMap, feature_map_from_state
 from metallm.policies import LinUCB, Policy, policy_from_dict
 from metallm.reward import calibrate_cost_weight, cost_scale
 from metallm.ridge import RidgeStatistics
+from metallm.tuning import AUTO_TUNE_ROWS, Tuning, tune_features
 
 __all__ = ["Decision", "Prediction", "Router", "find_router"]
 
@@ -113,6 +115,9 @@ class Router:
             observed cost, so that arm's mean normalised cost is 1.
         max_pending: How many decisions awaiting feedback are kept; older ones are evicted
             (counted in :attr:`evicted_decisions`).
+        features: What the per-arm models see of an embedding; default the embedding plus a
+            bias with the policy's ``l2`` (the paper's model). :meth:`fit` may replace it
+            with a better map chosen by cross-validation (``tune``).
         cooldown: When a failing model is left out of routing, and for how long.
         max_sessions: How many sessions' models are remembered for sticky routing.
         seed: Seed of the tie-breaking and exploration randomness.
@@ -134,6 +139,7 @@ class Router:
         embedder: Embedder | None | str = "default",
         cost_scale: float | None = None,
         max_pending: int = 10_000,
+        features: FeatureMap | None = None,
         cooldown: Cooldown | None = None,
         max_sessions: int = 10_000,
         seed: int | None = None,
@@ -150,6 +156,9 @@ class Router:
         self._index = {a: i for i, a in enumerate(self.arms)}
         self.cost_weight = _check_cost_weight(cost_weight)
         self.policy: Policy = policy if policy is not None else LinUCB()
+        self.features: FeatureMap = features if features is not None else EmbeddingFeatures(self.policy.l2)
+        self.tuning_: Tuning | None = None
+        """The cross-validation that chose :attr:`features` in the last :meth:`fit`, if any."""
         self.embedder: Embedder | None = (
             SentenceTransformerEmbedder() if embedder == "default" else embedder  # type: ignore[assignment]
         )
@@ -165,6 +174,7 @@ class Router:
         self.id = uuid.uuid4().hex
         self._rng = np.random.default_rng(seed)
         self._stats: RidgeStatistics | None = None
+        self._embedding_dim = 0
         self._pending: OrderedDict[str, _Pending] = OrderedDict()
         self._recorded: OrderedDict[str, None] = OrderedDict()
         self._lock = threading.RLock()
@@ -178,7 +188,7 @@ class Router:
     @property
     def dimension(self) -> int | None:
         """Embedding size, known after the first query or fit (None before)."""
-        return None if self._stats is None else self._stats.dim - 1
+        return None if self._stats is None else self._embedding_dim
 
     @property
     def pending_decisions(self) -> int:
@@ -227,16 +237,23 @@ class Router:
         return matrix
 
     def _features(self, embeddings: np.ndarray) -> np.ndarray:
-        return np.hstack([embeddings, np.ones((embeddings.shape[0], 1))])
+        return self.features.transform(embeddings)
 
     def _ensure_stats(self, dim: int) -> RidgeStatistics:
         with self._lock:
             if self._stats is None:
-                self._stats = RidgeStatistics(len(self.arms), dim + 1, self.policy.l2)
-            elif self._stats.dim != dim + 1:
+                if not self.features.fitted:
+                    raise ConfigurationError(
+                        f"{self.features.name} must be fitted first: call router.fit(...) on logged data"
+                    )
+                self._embedding_dim = dim
+                self._stats = RidgeStatistics(
+                    len(self.arms), self.features.dimension(dim), self.features.penalties(dim)
+                )
+            elif self._embedding_dim != dim:
                 raise DimensionMismatchError(
                     f"embedding has {dim} dimensions but the router was built on "
-                    f"{self._stats.dim - 1}; use the same embedding model throughout"
+                    f"{self._embedding_dim}; use the same embedding model throughout"
                 )
             return self._stats
 
@@ -403,20 +420,36 @@ class Router:
         queries: Sequence[Query] | np.ndarray,
         quality: np.ndarray | Sequence[Sequence[float]],
         cost: np.ndarray | Sequence[Sequence[float]],
+        *,
+        tune: bool | str = "auto",
+        seed: int = 0,
     ) -> Router:
         """Train from scratch on logged data where every arm's outcome is known.
 
-        ``quality`` and ``cost`` are (n, n_arms), columns in :attr:`arms` order. Equals the
-        ridge regression ``theta = (X^T X + l2 I)^-1 X^T y`` per arm.
+        ``quality`` and ``cost`` are (n, n_arms), columns in :attr:`arms` order.
+
+        With ``tune`` (``"auto"``: when there are at least 300 rows) the feature map is
+        chosen among :data:`metallm.tuning.DEFAULT_CANDIDATES` by 5-fold cross-validated
+        AIQ on these rows (see :attr:`tuning_`). Without it, the router keeps its feature
+        map. Either way the result is the ridge regression
+        ``theta = (F^T F + diag(penalties))^-1 F^T y`` per arm on the features ``F``.
         """
         embeddings = self.embed(_as_batch(queries))
         Q = _check_matrix(quality, "quality", embeddings.shape[0], len(self.arms))
         C = _check_matrix(cost, "cost", embeddings.shape[0], len(self.arms))
         _check_quality_array(Q)
         _check_cost_array(C)
-        X = self._features(embeddings)
+        if tune == "auto":
+            tune = embeddings.shape[0] >= AUTO_TUNE_ROWS
         with self._lock:
-            self._stats = RidgeStatistics(len(self.arms), X.shape[1], self.policy.l2)
+            if tune:
+                self.tuning_ = tune_features(embeddings, Q, C, seed=seed)
+                self.features = self.tuning_.chosen
+            self.features = self.features.fit(embeddings, seed=seed) if tune or not self.features.fitted else self.features
+            self._stats = None
+            self._ensure_stats(embeddings.shape[1])
+            assert self._stats is not None
+            X = self._features(embeddings)
             gram = X.T @ X
             self._stats.A += gram[None]
             self._stats.B[:] = np.einsum("nd,nkj->kdj", X, np.stack([Q, C], axis=2))
@@ -480,6 +513,7 @@ class Router:
     def save(self, path: str | Path) -> Path:
         """Write the learned state atomically (``.npz`` + JSON header; pending decisions are not saved)."""
         with self._lock:
+            feature_header, feature_arrays = self.features.to_state()
             header = {
                 "format_version": FORMAT_VERSION,
                 "arms": list(self.arms),
@@ -487,12 +521,13 @@ class Router:
                 "cost_weight": self.cost_weight,
                 "cost_scale": self.fixed_cost_scale,
                 "policy": self.policy.to_dict(),
+                "features": feature_header,
                 "n_updates": self.n_updates,
                 "embedding_model": getattr(self.embedder, "model_name", None),
             }
-            arrays: dict[str, np.ndarray] = {}
+            arrays: dict[str, np.ndarray] = {f"features_{k}": v for k, v in feature_arrays.items()}
             if self._stats is not None:
-                arrays = {"A": self._stats.A.copy(), "B": self._stats.B.copy()}
+                arrays.update(A=self._stats.A.copy(), B=self._stats.B.copy())
         return write_state(path, header, arrays)
 
     @classmethod
@@ -502,12 +537,17 @@ class Router:
         """A router with the state saved by :meth:`save`; raises :class:`StateFileError` if bad."""
         header, arrays = read_state(path)
         try:
+            features = feature_map_from_state(
+                header["features"],
+                {k.removeprefix("features_"): v for k, v in arrays.items() if k.startswith("features_")},
+            )
             router = cls(
                 header["arms"],
                 cost_weight=header["cost_weight"],
                 policy=policy_from_dict(header["policy"]),
                 embedder=embedder,
                 cost_scale=header["cost_scale"],
+                features=features,
                 seed=seed,
             )
             router.n_updates = int(header["n_updates"])
@@ -518,7 +558,7 @@ class Router:
             return router
         if "A" not in arrays or "B" not in arrays:
             raise StateFileError(path, "the arrays A and B are missing")
-        k, d = len(router.arms), int(dim) + 1
+        k, d = len(router.arms), router.features.dimension(int(dim))
         A, B = arrays["A"], arrays["B"]
         if A.shape != (k, d, d) or B.shape != (k, d, 2):
             raise StateFileError(
@@ -526,7 +566,7 @@ class Router:
             )
         if not (np.isfinite(A).all() and np.isfinite(B).all()):
             raise StateFileError(path, "the arrays contain NaN or inf")
-        stats = RidgeStatistics(k, d, router.policy.l2)
+        stats = RidgeStatistics(k, d, router.features.penalties(int(dim)))
         stats.A[:] = A
         stats.B[:] = B
         try:
@@ -534,6 +574,7 @@ class Router:
         except np.linalg.LinAlgError as e:
             raise StateFileError(path, "matrix A is not positive definite (corrupt statistics)") from e
         router._stats = stats
+        router._embedding_dim = int(dim)
         return router
 
     def _arm_index(self, arm: str) -> int:

@@ -33,9 +33,11 @@ def _data(n=200, d=8, seed=0):
     return X, Q, C
 
 
-def _ridge(X, y, l2):
+def _ridge(X, y, l2, bias_l2=1.0):
+    """Closed-form ridge on [X, 1]: penalty l2 on X, bias_l2 on the bias."""
     F = np.hstack([X, np.ones((len(X), 1))])
-    return np.linalg.solve(F.T @ F + l2 * np.eye(F.shape[1]), F.T @ y)
+    penalties = np.concatenate([np.full(X.shape[1], l2), [bias_l2]])
+    return np.linalg.solve(F.T @ F + np.diag(penalties), F.T @ y)
 
 
 def test_a_cold_router_selects_without_raising():
@@ -55,7 +57,7 @@ def test_cold_ties_are_broken_at_random():
 
 def test_fit_equals_regularised_least_squares():
     X, Q, C = _data()
-    router = Router(ARMS, embedder=None, policy=LinUCB(l2=2.5)).fit(X, Q, C)
+    router = Router(ARMS, embedder=None, policy=LinUCB(l2=2.5)).fit(X, Q, C, tune=False)
     prediction = router.predict(X[:5])
     F = np.hstack([X[:5], np.ones((5, 1))])
     for k in range(3):

@@ -1,0 +1,193 @@
+"""Feature maps: what the per-arm linear models see of a query embedding.
+
+* :class:`EmbeddingFeatures` — the embedding plus a bias term (the MetaLLM paper's model).
+* :class:`ClusterFeatures` — adds soft memberships of the query in ``k`` clusters of past
+  prompts (spherical k-means on the training prompts). Each model's weight on a cluster is
+  then its accuracy on that kind of prompt, which a single linear function of the embedding
+  cannot express when strengths are scattered over topics.
+
+Each map also sets the ridge penalty of each feature block (the prior precision): the bias
+is penalised lightly so predictions start at each model's mean quality and cost.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+import numpy as np
+
+from metallm.exceptions import ConfigurationError, DimensionMismatchError
+
+__all__ = ["BIAS_L2", "ClusterFeatures", "EmbeddingFeatures", "FeatureMap", "feature_map_from_state"]
+
+BIAS_L2 = 1.0
+
+
+@runtime_checkable
+class FeatureMap(Protocol):
+    """Turns (n, d) embeddings into (n, m) features, the last column a constant 1."""
+
+    name: ClassVar[str]
+
+    @property
+    def fitted(self) -> bool:
+        """False while the map still needs :meth:`fit` (a cold router fits it lazily)."""
+        ...
+
+    def fit(self, embeddings: np.ndarray, seed: int = 0) -> FeatureMap:
+        """A map fitted on these (training) embeddings; pure maps return themselves."""
+        ...
+
+    def dimension(self, embedding_dim: int) -> int:
+        """Number of features for embeddings of this size."""
+        ...
+
+    def transform(self, embeddings: np.ndarray) -> np.ndarray:
+        ...
+
+    def penalties(self, embedding_dim: int) -> np.ndarray:
+        """Ridge penalty of each feature (the diagonal of the prior precision)."""
+        ...
+
+    def to_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """Header fields and arrays for the saved state."""
+        ...
+
+
+def _check_positive(name: str, value: float) -> None:
+    if not (math.isfinite(value) and value > 0):
+        raise ConfigurationError(f"{name} must be a positive finite number, got {value!r}")
+
+
+@dataclass(frozen=True)
+class EmbeddingFeatures:
+    """``[embedding, 1]`` with penalty ``l2`` on the embedding (the paper's linear model)."""
+
+    l2: float = 1.0
+    name: ClassVar[str] = "EmbeddingFeatures"
+
+    def __post_init__(self) -> None:
+        _check_positive("l2", self.l2)
+
+    @property
+    def fitted(self) -> bool:
+        return True
+
+    def fit(self, embeddings: np.ndarray, seed: int = 0) -> EmbeddingFeatures:
+        return self
+
+    def dimension(self, embedding_dim: int) -> int:
+        return embedding_dim + 1
+
+    def transform(self, embeddings: np.ndarray) -> np.ndarray:
+        return np.hstack([embeddings, np.ones((embeddings.shape[0], 1))])
+
+    def penalties(self, embedding_dim: int) -> np.ndarray:
+        return np.concatenate([np.full(embedding_dim, self.l2), [BIAS_L2]])
+
+    def to_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        return {"name": self.name, "l2": self.l2}, {}
+
+
+@dataclass(frozen=True, eq=False)
+class ClusterFeatures:
+    """``[soft cluster memberships, embedding, 1]``.
+
+    Memberships are a softmax of cosine similarities to ``clusters`` centroids at
+    ``temperature``; ``cluster_l2`` and ``embedding_l2`` penalise the two blocks.
+    The centroids come from :meth:`fit` (spherical k-means on training embeddings).
+    """
+
+    clusters: int = 32
+    temperature: float = 0.05
+    cluster_l2: float = 3.0
+    embedding_l2: float = 30.0
+    centroids: np.ndarray | None = field(default=None, repr=False)
+    name: ClassVar[str] = "ClusterFeatures"
+
+    def __post_init__(self) -> None:
+        if self.clusters < 1:
+            raise ConfigurationError("clusters must be at least 1")
+        for label in ("temperature", "cluster_l2", "embedding_l2"):
+            _check_positive(label, getattr(self, label))
+        if self.centroids is not None and self.centroids.shape[0] != self.clusters:
+            raise ConfigurationError(f"{self.centroids.shape[0]} centroids for {self.clusters} clusters")
+
+    @property
+    def fitted(self) -> bool:
+        return self.centroids is not None
+
+    def fit(self, embeddings: np.ndarray, seed: int = 0) -> ClusterFeatures:
+        centroids = spherical_kmeans(embeddings, self.clusters, seed=seed)
+        return ClusterFeatures(self.clusters, self.temperature, self.cluster_l2, self.embedding_l2, centroids)
+
+    def dimension(self, embedding_dim: int) -> int:
+        return self.clusters + embedding_dim + 1
+
+    def transform(self, embeddings: np.ndarray) -> np.ndarray:
+        if self.centroids is None:
+            raise ConfigurationError("ClusterFeatures needs fit() on training embeddings first")
+        if embeddings.shape[1] != self.centroids.shape[1]:
+            raise DimensionMismatchError(
+                f"embedding has {embeddings.shape[1]} dimensions, the clusters {self.centroids.shape[1]}"
+            )
+        unit = embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
+        logits = unit @ self.centroids.T / self.temperature
+        logits -= logits.max(axis=1, keepdims=True)
+        member = np.exp(logits)
+        member /= member.sum(axis=1, keepdims=True)
+        return np.hstack([member, embeddings, np.ones((embeddings.shape[0], 1))])
+
+    def penalties(self, embedding_dim: int) -> np.ndarray:
+        return np.concatenate(
+            [np.full(self.clusters, self.cluster_l2), np.full(embedding_dim, self.embedding_l2), [BIAS_L2]]
+        )
+
+    def to_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        header = {"name": self.name, "clusters": self.clusters, "temperature": self.temperature,
+                  "cluster_l2": self.cluster_l2, "embedding_l2": self.embedding_l2}
+        arrays = {} if self.centroids is None else {"centroids": self.centroids}
+        return header, arrays
+
+
+def spherical_kmeans(embeddings: np.ndarray, k: int, *, seed: int = 0, iterations: int = 30) -> np.ndarray:
+    """``k`` unit-norm centroids of the directions of ``embeddings`` (k-means++ start)."""
+    unit = embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
+    n = unit.shape[0]
+    if n < k:
+        raise ConfigurationError(f"{n} embeddings cannot make {k} clusters")
+    rng = np.random.default_rng(seed)
+    centroids = [unit[rng.integers(n)]]
+    closest = 1.0 - unit @ centroids[0]
+    for _ in range(1, k):  # k-means++ on cosine distance
+        weights = np.maximum(closest, 0) ** 2
+        total = weights.sum()
+        pick = rng.integers(n) if total <= 0 else rng.choice(n, p=weights / total)
+        centroids.append(unit[pick])
+        closest = np.minimum(closest, 1.0 - unit @ unit[pick])
+    centers = np.array(centroids)
+    for _ in range(iterations):
+        labels = np.argmax(unit @ centers.T, axis=1)
+        moved = centers.copy()
+        for j in range(k):
+            members = unit[labels == j]
+            if len(members):
+                mean = members.sum(axis=0)
+                moved[j] = mean / max(np.linalg.norm(mean), 1e-12)
+        if np.allclose(moved, centers):
+            break
+        centers = moved
+    return centers
+
+
+def feature_map_from_state(header: dict[str, Any], arrays: dict[str, np.ndarray]) -> FeatureMap:
+    """Rebuild a feature map from :meth:`FeatureMap.to_state` output."""
+    params = dict(header)
+    name = params.pop("name", None)
+    if name == EmbeddingFeatures.name:
+        return EmbeddingFeatures(**params)
+    if name == ClusterFeatures.name:
+        return ClusterFeatures(**params, centroids=arrays.get("centroids"))
+    raise ConfigurationError(f"unknown feature map {name!r}")

@@ -1,0 +1,103 @@
+"""Choosing the feature map by cross-validation on the training rows only.
+
+Each candidate is fitted on k-1 folds and predicts the held-out fold, so every training row
+gets an out-of-fold prediction per candidate. A candidate's score is the AIQ of the routing
+frontier those predictions give (sweeping the cost weight ``p``); candidates whose p = 0
+routing is more than half a point below the best single model are set aside unless none is
+left ("do no harm"). The out-of-fold predictions of the winner are kept: they calibrate
+``p`` to a budget without touching test rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from metallm.evaluation import aiq, frontier
+from metallm.features import ClusterFeatures, EmbeddingFeatures, FeatureMap
+from metallm.reward import cost_scale, default_cost_weight_grid
+
+__all__ = ["AUTO_TUNE_ROWS", "DEFAULT_CANDIDATES", "HARM_TOLERANCE", "Tuning", "out_of_fold", "tune_features"]
+
+AUTO_TUNE_ROWS = 300
+HARM_TOLERANCE = 0.005
+
+DEFAULT_CANDIDATES: tuple[FeatureMap, ...] = (
+    *(EmbeddingFeatures(l2) for l2 in (1.0, 3.0, 10.0, 30.0)),
+    *(ClusterFeatures(32, 0.05, cluster_l2, embedding_l2) for cluster_l2 in (1.0, 3.0, 10.0) for embedding_l2 in (10.0, 30.0)),
+)
+
+
+@dataclass(frozen=True)
+class CandidateScore:
+    features: FeatureMap
+    aiq: float
+    quality_at_zero: float
+    eligible: bool
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """What the cross-validation found. ``predicted_*`` are the winner's out-of-fold predictions."""
+
+    chosen: FeatureMap
+    scores: tuple[CandidateScore, ...]
+    predicted_quality: np.ndarray
+    predicted_cost: np.ndarray
+    folds: int
+
+
+def _ridge_predict(fmap: FeatureMap, train: np.ndarray, test: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    F = fmap.transform(train)
+    gram = F.T @ F + np.diag(fmap.penalties(train.shape[1]))
+    weights = np.linalg.solve(gram, F.T @ targets)
+    return fmap.transform(test) @ weights
+
+
+def out_of_fold(
+    fmap: FeatureMap, embeddings: np.ndarray, quality: np.ndarray, cost: np.ndarray, *, folds: int = 5, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Out-of-fold predicted quality and cost (n, k) of ``fmap`` under full-information ridge."""
+    n, k = quality.shape
+    order = np.random.default_rng(seed).permutation(n)
+    predicted = np.empty((n, 2 * k))
+    targets = np.hstack([quality, cost])
+    for fold in np.array_split(order, folds):
+        train = np.setdiff1d(order, fold, assume_unique=True)
+        fitted = fmap.fit(embeddings[train], seed=seed)
+        predicted[fold] = _ridge_predict(fitted, embeddings[train], embeddings[fold], targets[train])
+    return predicted[:, :k], predicted[:, k:]
+
+
+def tune_features(
+    embeddings: np.ndarray,
+    quality: np.ndarray,
+    cost: np.ndarray,
+    *,
+    candidates: Sequence[FeatureMap] = DEFAULT_CANDIDATES,
+    folds: int = 5,
+    seed: int = 0,
+) -> Tuning:
+    """The candidate with the best cross-validated AIQ that does no harm at ``p = 0``."""
+    n, k = quality.shape
+    folds = max(2, min(folds, n // 2))
+    scale = cost_scale(np.full(k, n), cost.sum(axis=0))
+    single_costs = cost.mean(axis=0)
+    best_single = float(quality.mean(axis=0).max())
+    grid = default_cost_weight_grid()
+    scores, predictions = [], []
+    for candidate in candidates:
+        pq, pc = out_of_fold(candidate, embeddings, quality, cost, folds=folds, seed=seed)
+        points = frontier(pq, pc / scale, quality, cost, grid)
+        score = aiq(points, (float(single_costs.min()), float(single_costs.max()))) if k > 1 else points[0][1]
+        at_zero = points[0][1]
+        scores.append(CandidateScore(candidate, score, at_zero, at_zero >= best_single - HARM_TOLERANCE))
+        predictions.append((pq, pc))
+    eligible = [i for i, s in enumerate(scores) if s.eligible]
+    if eligible:
+        best = max(eligible, key=lambda i: scores[i].aiq)
+    else:
+        best = max(range(len(scores)), key=lambda i: scores[i].quality_at_zero)
+    return Tuning(scores[best].features, tuple(scores), predictions[best][0], predictions[best][1], folds)
