@@ -22,11 +22,13 @@ from metallm.exceptions import (
     InvalidFeedbackError,
     InvalidInputError,
     MetaLLMError,
+    RoutingTableError,
     StateFileError,
     UnknownArmError,
     UnknownDecisionError,
 )
 from metallm.failover import Attempts, Cooldown, Fallbacks, is_provider_error
+from metallm.features import ClusterFeatures, EmbeddingFeatures, FeatureMap
 from metallm.policies import EpsilonGreedy, LinUCB, Policy, RandomPolicy
 from metallm.reward import Calibration, calibrate_cost_weight, reward
 from metallm.router import Decision, Prediction, Router, find_router
@@ -39,6 +41,7 @@ __all__ = [
     "AllModelsFailedError",
     "Attempts",
     "Calibration",
+    "ClusterFeatures",
     "ConfigurationError",
     "Cooldown",
     "Decision",
@@ -47,9 +50,11 @@ __all__ = [
     "DuplicateFeedbackError",
     "Embedder",
     "EmbedderError",
+    "EmbeddingFeatures",
     "EmptyQueryError",
     "EpsilonGreedy",
     "Fallbacks",
+    "FeatureMap",
     "InfeasibleBudgetError",
     "InvalidFeedbackError",
     "InvalidInputError",
@@ -59,6 +64,7 @@ __all__ = [
     "Prediction",
     "RandomPolicy",
     "Router",
+    "RoutingTableError",
     "SentenceTransformerEmbedder",
     "StateFileError",
     "UnknownArmError",

@@ -25,7 +25,6 @@ from metallm.exceptions import InfeasibleBudgetError
 from metallm.features import EmbeddingFeatures
 from metallm.reward import calibrate_cost_weight
 from metallm.router import Router
-from metallm.tuning import out_of_fold
 
 __all__ = ["BENCH_COST_WEIGHTS", "BenchResult", "embed_table", "run_bench", "split_rows"]
 

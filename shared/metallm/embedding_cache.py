@@ -25,6 +25,21 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("METALLM_CACHE_DIR") or Path.home() / ".cache" / "metallm")
 
 
+def _model_identity(name: str) -> str:
+    """A hub name as is; a local folder by its content (the same weights anywhere share a key)."""
+    folder = Path(name)
+    if not folder.is_dir():
+        return name
+    digest = hashlib.sha256()
+    for part in sorted(folder.rglob("*")):
+        if part.is_file() and part.suffix in {".json", ".safetensors", ".bin", ".txt"}:
+            digest.update(part.relative_to(folder).as_posix().encode())
+            digest.update(str(part.stat().st_size).encode())
+            with part.open("rb") as handle:
+                digest.update(handle.read(1 << 20))
+    return f"local:{digest.hexdigest()[:24]}"
+
+
 class DiskCachedEmbedder:
     """Wraps an embedder; texts already embedded by the same model are read from disk.
 
@@ -34,7 +49,7 @@ class DiskCachedEmbedder:
 
     def __init__(self, embedder: Embedder, path: str | Path | None = None, *, model_name: str | None = None) -> None:
         self.embedder = embedder
-        self.model_name = model_name or str(getattr(embedder, "model_name", type(embedder).__name__))
+        self.model_name = model_name or _model_identity(str(getattr(embedder, "model_name", type(embedder).__name__)))
         self.path = Path(path) if path is not None else default_cache_dir() / "embeddings.sqlite"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()

@@ -66,7 +66,8 @@ class LinUCB:
     [[0.5, 1.0]]
     """
 
-    alpha: float = 1.0
+    alpha: float = 0.25
+    """0.25 had the lowest regret in online replays of both shared routing tables."""
     l2: float = 1.0
     name: ClassVar[str] = "LinUCB"
 

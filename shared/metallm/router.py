@@ -109,7 +109,7 @@ class Router:
     Args:
         arms: Names of the models in the pool (unique, at least one).
         cost_weight: ``p`` in ``reward = quality - p * cost / cost_scale``. 0 ignores cost.
-        policy: How predictions become a choice; default ``LinUCB(alpha=1.0, l2=1.0)``.
+        policy: How predictions become a choice; default ``LinUCB(alpha=0.25, l2=1.0)``.
         embedder: Turns query text into a vector; default a lazily loaded Sentence-BERT.
         cost_scale: Fix the cost normaliser (USD); default: the priciest arm's mean
             observed cost, so that arm's mean normalised cost is 1.

@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from metallm.evaluation import aiq, cheapest_cost_reaching, oracle, quality_hull, savings_at_best, zero_router_aiq
+from metallm.evaluation import (
+    aiq,
+    cheapest_cost_reaching,
+    oracle,
+    quality_hull,
+    savings_at_best,
+    zero_router_aiq,
+)
 
 
 def test_the_hull_drops_dominated_points_and_stops_at_the_best():
