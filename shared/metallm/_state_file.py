@@ -44,14 +44,17 @@ def write_state(path: str | Path, header: dict[str, Any], arrays: dict[str, np.n
     return target
 
 
-def read_state(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Header and arrays from ``path``, or :class:`StateFileError` saying what is wrong."""
+def read_state(
+    path: str | Path, *, data: bytes | None = None
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Header and arrays from ``path`` (or from ``data``, named ``path`` in errors), or
+    :class:`StateFileError` saying what is wrong."""
     source = Path(path)
-    if not source.is_file():
+    if data is None and not source.is_file():
         raise StateFileError(source, "no such file")
     try:
-        with np.load(source, allow_pickle=False) as data:
-            arrays = {name: data[name] for name in data.files}
+        with np.load(source if data is None else io.BytesIO(data), allow_pickle=False) as archive:
+            arrays = {name: archive[name] for name in archive.files}
     except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as e:
         raise StateFileError(source, f"not a readable .npz file ({e})") from e
     raw = arrays.pop(_HEADER_KEY, None)

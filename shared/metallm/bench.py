@@ -147,7 +147,7 @@ def _budget_protocol(
     oof_quality, oof_cost = router.tuning_.predicted_quality, router.tuning_.predicted_cost
     prediction = router.predict(embeddings[test])
     rows = np.arange(len(test))
-    out = []
+    out: list[dict[str, Any]] = []
     for j, model in enumerate(models):
         budget = float(C[train, j].mean())
         try:

@@ -46,7 +46,8 @@ def quality_hull(points: Sequence[Point]) -> np.ndarray:
 
 def _hull_at(hull: np.ndarray, costs: np.ndarray) -> np.ndarray:
     """h(c) at or right of the cheapest point: linear between vertices, flat after the best."""
-    return np.interp(costs, hull[:, 0], hull[:, 1], left=0.0, right=hull[-1, 1])
+    values: np.ndarray = np.interp(costs, hull[:, 0], hull[:, 1], left=0.0, right=hull[-1, 1])
+    return values
 
 
 def aiq(points: Sequence[Point], cost_range: tuple[float, float]) -> float:

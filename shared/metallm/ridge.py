@@ -71,7 +71,8 @@ class RidgeStatistics:
 
     def counts(self) -> np.ndarray:
         """Observations per arm (read off the bias feature's diagonal entry)."""
-        return np.rint(self.A[:, -1, -1] - self.penalties[-1])
+        counts: np.ndarray = np.rint(self.A[:, -1, -1] - self.penalties[-1])
+        return counts
 
     def cost_sums(self) -> np.ndarray:
         """Total observed cost per arm (the bias feature's row of ``B``)."""

@@ -7,8 +7,11 @@ bias term. A query goes to the arm with the highest upper confidence bound on
 
 from __future__ import annotations
 
+import logging
 import math
+import sqlite3
 import threading
+import time
 import uuid
 import weakref
 from collections import OrderedDict
@@ -37,11 +40,14 @@ from metallm.features import EmbeddingFeatures, FeatureMap, feature_map_from_sta
 from metallm.policies import LinUCB, Policy, policy_from_dict
 from metallm.reward import calibrate_cost_weight, cost_scale
 from metallm.ridge import RidgeStatistics
+from metallm.stores import FeedbackEvent, Snapshot, StateStore, snapshot_bytes
 from metallm.tuning import AUTO_TUNE_ROWS, Tuning, tune_features
 
 __all__ = ["Decision", "Prediction", "Router", "find_router"]
 
 Query = str | np.ndarray | Sequence[float]
+
+logger = logging.getLogger(__name__)
 
 _ROUTERS: weakref.WeakValueDictionary[str, Router] = weakref.WeakValueDictionary()
 
@@ -100,7 +106,9 @@ class Prediction(NamedTuple):
 class _Pending:
     arm: int
     features: np.ndarray
+    embedding: np.ndarray
     cost: float | None = None
+    prompt: str | None = None
 
 
 class Router:
@@ -120,6 +128,12 @@ class Router:
             with a better map chosen by cross-validation (``tune``).
         cooldown: When a failing model is left out of routing, and for how long.
         max_sessions: How many sessions' models are remembered for sticky routing.
+        store: Where feedback events and snapshots live (:class:`metallm.SQLiteStore`,
+            :class:`metallm.RedisStore`). The learned state is restored from it now, every
+            ``record`` is written to it before it returns, and events written by other
+            processes are folded in (see :meth:`sync`).
+        snapshot_every: Events between two snapshots in the store.
+        sync_interval: Seconds between automatic :meth:`sync` calls in ``select``; None: never.
         seed: Seed of the tie-breaking and exploration randomness.
 
     >>> import numpy as np
@@ -142,6 +156,9 @@ class Router:
         features: FeatureMap | None = None,
         cooldown: Cooldown | None = None,
         max_sessions: int = 10_000,
+        store: StateStore | None = None,
+        snapshot_every: int = 1_000,
+        sync_interval: float | None = 1.0,
         seed: int | None = None,
     ) -> None:
         names = list(arms)
@@ -182,7 +199,17 @@ class Router:
         """Decisions dropped from the pending buffer before their feedback arrived."""
         self.n_updates = 0
         """Feedback events learned from (online records and offline rows)."""
+        self.store = store
+        self.snapshot_every = snapshot_every
+        self.sync_interval = sync_interval
+        self.restored_from_log = False
+        """True when a corrupt snapshot was skipped and the whole event log replayed."""
+        self._store_position: str | None = None
+        self._since_snapshot = 0
+        self._last_sync = 0.0
         _ROUTERS[self.id] = self
+        if store is not None:
+            self._restore()
 
     # -- properties ---------------------------------------------------------------------
     @property
@@ -328,6 +355,10 @@ class Router:
         ignore_cooldown: bool = False,
     ) -> list[Decision]:
         """Choose an arm for each query, vectorised over the batch."""
+        if self.store is not None and self.sync_interval is not None and (
+            time.monotonic() - self._last_sync >= self.sync_interval
+        ):
+            self.sync()
         embeddings = self.embed(queries)
         excluded = {self._arm_index(a) for a in exclude}
         forced = None if force is None else self._arm_index(force)
@@ -362,7 +393,8 @@ class Router:
                     embedding=_frozen(embeddings[row]),
                     forced=forced is not None,
                 )
-                self._remember(decision.id, _Pending(int(chosen[row]), X[row]))
+                prompt = queries[row] if self.store is not None and isinstance(queries, list) and isinstance(queries[row], str) else None
+                self._remember(decision.id, _Pending(int(chosen[row]), X[row], decision.embedding, prompt=prompt))
                 decisions.append(decision)
         return decisions
 
@@ -395,10 +427,20 @@ class Router:
                 c = pending.cost
             else:
                 c = _check_cost(cost)
+            if self.store is not None:
+                event = FeedbackEvent(decision_id, self.arms[pending.arm], pending.embedding, q, c,
+                                      time.time(), pending.prompt)
+                try:
+                    self.store.append(event)  # durable before record returns
+                except (sqlite3.IntegrityError, ValueError) as e:
+                    raise DuplicateFeedbackError(f"feedback for decision {decision_id} is already in the store") from e
             del self._pending[decision_id]
             self._recorded[decision_id] = None
             while len(self._recorded) > self.max_pending:
                 self._recorded.popitem(last=False)
+            if self.store is not None:
+                self.sync()  # folds this event, and any from other processes, in log order
+                return
             assert self._stats is not None
             self._stats.update(pending.arm, pending.features, np.array([q, c]))
             self.n_updates += 1
@@ -413,6 +455,59 @@ class Router:
             f"unknown decision id {decision_id!r}: never issued by this router, or evicted "
             f"(only the last {self.max_pending} pending decisions are kept; raise max_pending)"
         )
+
+    # -- the store ----------------------------------------------------------------------
+    def sync(self) -> int:
+        """Fold the store's events not yet learned (from any process) into this router.
+
+        Returns how many were applied. Events are applied in the store's order, so every
+        process that has synced the same events holds exactly the same statistics.
+        """
+        if self.store is None:
+            return 0
+        applied = 0
+        with self._lock:
+            for position, event in self.store.events_after(self._store_position):
+                self._apply(event)
+                self._store_position = position
+                applied += 1
+            self._since_snapshot += applied
+            self._last_sync = time.monotonic()
+            if self._since_snapshot >= self.snapshot_every:
+                self.snapshot()
+        return applied
+
+    def snapshot(self) -> None:
+        """Write the current statistics to the store, so a new process starts fast."""
+        if self.store is None or self._store_position is None:
+            return
+        with self._lock:
+            data = snapshot_bytes(self.save)
+            self.store.save_snapshot(Snapshot(self._store_position, data))
+            self._since_snapshot = 0
+
+    def _apply(self, event: FeedbackEvent) -> None:
+        arm = self._index.get(event.arm)
+        if arm is None:
+            raise StateFileError(str(self.store), f"event {event.decision_id} names unknown model {event.arm!r}")
+        embedding = np.asarray(event.embedding, dtype=np.float64)[None, :]
+        stats = self._ensure_stats(embedding.shape[1])
+        stats.update(arm, self._features(embedding)[0], np.array([event.quality, event.cost]))
+        self.n_updates += 1
+
+    def _restore(self) -> None:
+        assert self.store is not None
+        snapshot = self.store.latest_snapshot()
+        if snapshot is not None:
+            try:
+                header, arrays = read_state(f"{self.store} snapshot", data=snapshot.data)
+                self._adopt(header, arrays, f"{self.store} snapshot")
+                self._store_position = snapshot.position
+            except StateFileError as e:
+                logger.warning("%s; replaying the whole event log instead", e)
+                self.restored_from_log = True
+                self._stats, self.n_updates, self._store_position = None, 0, None
+        self.sync()
 
     # -- offline learning ---------------------------------------------------------------
     def fit(
@@ -537,45 +632,56 @@ class Router:
         """A router with the state saved by :meth:`save`; raises :class:`StateFileError` if bad."""
         header, arrays = read_state(path)
         try:
-            features = feature_map_from_state(
-                header["features"],
-                {k.removeprefix("features_"): v for k, v in arrays.items() if k.startswith("features_")},
-            )
             router = cls(
                 header["arms"],
                 cost_weight=header["cost_weight"],
                 policy=policy_from_dict(header["policy"]),
                 embedder=embedder,
                 cost_scale=header["cost_scale"],
-                features=features,
                 seed=seed,
             )
-            router.n_updates = int(header["n_updates"])
-            dim = header["dimension"]
         except (KeyError, TypeError, ValueError) as e:
             raise StateFileError(path, f"the header is incomplete or invalid ({e!r})") from e
+        router._adopt(header, arrays, path)
+        return router
+
+    def _adopt(self, header: dict[str, Any], arrays: dict[str, np.ndarray], source: str | Path) -> None:
+        """Take the learned state (features, statistics) of a saved router."""
+        try:
+            if list(header["arms"]) != list(self.arms):
+                raise StateFileError(source, f"it holds models {header['arms']}, this router {list(self.arms)}")
+            features = feature_map_from_state(
+                header["features"],
+                {k.removeprefix("features_"): v for k, v in arrays.items() if k.startswith("features_")},
+            )
+            dim = header["dimension"]
+            n_updates = int(header["n_updates"])
+        except (KeyError, TypeError, ValueError) as e:
+            if isinstance(e, StateFileError):
+                raise
+            raise StateFileError(source, f"the header is incomplete or invalid ({e!r})") from e
         if dim is None:
-            return router
+            self.features, self._stats, self.n_updates = features, None, n_updates
+            return
         if "A" not in arrays or "B" not in arrays:
-            raise StateFileError(path, "the arrays A and B are missing")
-        k, d = len(router.arms), router.features.dimension(int(dim))
+            raise StateFileError(source, "the arrays A and B are missing")
+        k, d = len(self.arms), features.dimension(int(dim))
         A, B = arrays["A"], arrays["B"]
         if A.shape != (k, d, d) or B.shape != (k, d, 2):
             raise StateFileError(
-                path, f"array shapes A{A.shape} B{B.shape} do not match {k} arms of dimension {dim}"
+                source, f"array shapes A{A.shape} B{B.shape} do not match {k} arms of dimension {dim}"
             )
         if not (np.isfinite(A).all() and np.isfinite(B).all()):
-            raise StateFileError(path, "the arrays contain NaN or inf")
-        stats = RidgeStatistics(k, d, router.features.penalties(int(dim)))
+            raise StateFileError(source, "the arrays contain NaN or inf")
+        stats = RidgeStatistics(k, d, features.penalties(int(dim)))
         stats.A[:] = A
         stats.B[:] = B
         try:
             stats.refresh()
         except np.linalg.LinAlgError as e:
-            raise StateFileError(path, "matrix A is not positive definite (corrupt statistics)") from e
-        router._stats = stats
-        router._embedding_dim = int(dim)
-        return router
+            raise StateFileError(source, "matrix A is not positive definite (corrupt statistics)") from e
+        with self._lock:
+            self.features, self._stats, self._embedding_dim, self.n_updates = features, stats, int(dim), n_updates
 
     def _arm_index(self, arm: str) -> int:
         try:
