@@ -28,7 +28,7 @@ from metallm.exceptions import (
     UnknownDecisionError,
 )
 from metallm.failover import Attempts, Cooldown, Fallbacks, is_provider_error
-from metallm.features import ClusterFeatures, EmbeddingFeatures, FeatureMap
+from metallm.features import ClusterFeatures, EmbeddingFeatures, FeatureMap, ProjectedFeatures
 from metallm.policies import EpsilonGreedy, LinUCB, Policy, RandomPolicy
 from metallm.reward import Calibration, calibrate_cost_weight, reward
 from metallm.router import Decision, Prediction, Router, find_router
@@ -64,6 +64,7 @@ __all__ = [
     "MetaLLMError",
     "Policy",
     "Prediction",
+    "ProjectedFeatures",
     "RandomPolicy",
     "RedisStore",
     "Router",

@@ -45,6 +45,10 @@ def _build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--json", dest="json_out")
     sim.add_argument("--plot", dest="plot_out")
     sim.add_argument("--embedding-model")
+    distill = commands.add_parser("distill", help="make a fast static embedder from the Sentence-BERT model")
+    distill.add_argument("--out", required=True, help="folder to write it to")
+    distill.add_argument("--model", help="model to distil (default: $METALLM_EMBEDDING_MODEL or MiniLM)")
+    distill.add_argument("--dims", type=int, default=256)
     return parser
 
 
@@ -101,6 +105,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _bench(args)
         if args.command == "simulate":
             return _simulate(args)
+        if args.command == "distill":
+            from metallm.embedders import distill_static_embedder
+
+            print(f"wrote {distill_static_embedder(args.out, args.model, dims=args.dims)}")
+            return 0
     except MetaLLMError as e:
         print(f"metallm {args.command}: {e}", file=sys.stderr)
         return 2

@@ -70,6 +70,8 @@ class Cooldown:
 
     def cooling(self) -> set[str]:
         """Models that are cooling down now."""
+        if not self._until:
+            return set()
         now = self.clock()
         with self._lock:
             return {arm for arm, until in self._until.items() if until > now}

@@ -49,8 +49,11 @@ def _check_l2(l2: float) -> None:
 
 def argmax_random_ties(scores: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Row-wise argmax of a 2-d array, breaking exact ties uniformly at random."""
-    best = scores.max(axis=1, keepdims=True)
+    chosen = scores.argmax(axis=1)
+    best = scores[np.arange(scores.shape[0]), chosen][:, None]
     tied = scores >= best - _TIE_TOLERANCE
+    if tied.sum() == scores.shape[0]:  # no ties anywhere: the common case, no random draws
+        return np.asarray(chosen)
     # A random key among the tied entries only; the largest key wins.
     keys = np.where(tied, rng.random(scores.shape), -1.0)
     return np.asarray(keys.argmax(axis=1))

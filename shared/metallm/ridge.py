@@ -33,7 +33,14 @@ class RidgeStatistics:
         self.A = np.repeat(np.diag(self.penalties)[None], n_arms, axis=0)
         self.A_inv = np.repeat(np.diag(1.0 / self.penalties)[None], n_arms, axis=0)
         self.B = np.zeros((n_arms, dim, 2))
-        self.theta = np.zeros((n_arms, dim, 2))
+        # theta stored as (dim, arm, 2): every arm's coefficients in one contiguous
+        # (dim, 2k) block, so predicting all arms is one matrix product with no copy.
+        self._theta = np.zeros((dim, n_arms, 2))
+
+    @property
+    def theta(self) -> np.ndarray:
+        """Coefficients (n_arms, dim, 2) for quality and cost (a view)."""
+        return self._theta.transpose(1, 0, 2)
 
     # -- learning ---------------------------------------------------------------------
     def update(self, arm: int, x: np.ndarray, y: np.ndarray) -> None:
@@ -41,12 +48,13 @@ class RidgeStatistics:
         a_inv = self.A_inv[arm]
         ax = a_inv @ x
         denom = 1.0 + float(x @ ax)
-        residual = y - x @ self.theta[arm]
+        theta = self._theta[:, arm, :]
+        residual = y - x @ theta
         self.A[arm] += np.outer(x, x)
         self.B[arm] += np.outer(x, y)
-        a_inv -= np.outer(ax, ax) / denom
+        a_inv -= np.outer(ax, ax / denom)
         # Recursive least squares: theta += A_new^-1 x (y - x^T theta_old).
-        self.theta[arm] += np.outer(ax / denom, residual)
+        theta += np.outer(ax / denom, residual)
 
     def add_batch(self, arm: int, X: np.ndarray, Y: np.ndarray) -> None:
         """Add many observations to one arm, refactoring its inverse once."""
@@ -67,7 +75,7 @@ class RidgeStatistics:
             lower = np.linalg.cholesky(self.A[k])
             lower_inv = np.linalg.solve(lower, np.eye(self.dim))
             self.A_inv[k] = lower_inv.T @ lower_inv
-            self.theta[k] = self.A_inv[k] @ self.B[k]
+            self._theta[:, k, :] = self.A_inv[k] @ self.B[k]
 
     def counts(self) -> np.ndarray:
         """Observations per arm (read off the bias feature's diagonal entry)."""
@@ -81,11 +89,12 @@ class RidgeStatistics:
     # -- prediction -------------------------------------------------------------------
     def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Predicted quality, cost and confidence width ``sqrt(x^T A^-1 x)``, each (n, k)."""
-        means = np.einsum("nd,kdj->nkj", X, self.theta, optimize=True)
+        k, d = self.n_arms, self.dim
+        # (n, d) @ (d, k*2): one BLAS call for every arm's quality and cost
+        means = (X @ self._theta.reshape(d, k * 2)).reshape(-1, k, 2)
         if X.shape[0] == 1:
             x = X[0]
-            quad = (self.A_inv.reshape(-1, self.dim) @ x).reshape(self.n_arms, self.dim) @ x
-            quad = quad[None, :]
+            quad = ((self.A_inv.reshape(-1, d) @ x).reshape(k, d) @ x)[None, :]
         else:
             quad = np.empty((X.shape[0], self.n_arms))
             for k in range(self.n_arms):

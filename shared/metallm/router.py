@@ -15,10 +15,8 @@ import time
 import uuid
 import weakref
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -62,9 +60,29 @@ def find_router(router_id: str) -> Router:
     return router
 
 
-@dataclass(frozen=True)
-class Decision:
-    """One routing decision: the chosen arm, why, and what the later update needs."""
+class ArmValues(Mapping[str, float]):
+    """A read-only ``{arm: value}`` view over one row of scores (built without a dict)."""
+
+    __slots__ = ("_arms", "_index", "_row")
+
+    def __init__(self, arms: tuple[str, ...], index: dict[str, int], row: np.ndarray) -> None:
+        self._arms, self._index, self._row = arms, index, row
+
+    def __getitem__(self, arm: str) -> float:
+        return float(self._row[self._index[arm]])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._arms)
+
+    def __len__(self) -> int:
+        return len(self._arms)
+
+    def __repr__(self) -> str:
+        return repr(dict(self))
+
+
+class Decision(NamedTuple):
+    """One routing decision: the chosen arm, why, and what the later update needs (immutable)."""
 
     id: str
     arm: str
@@ -73,7 +91,7 @@ class Decision:
     bonus: Mapping[str, float]
     """The exploration bonus per arm (``alpha * width`` for LinUCB)."""
     cost_weight: float
-    embedding: np.ndarray = field(repr=False)
+    embedding: np.ndarray
     forced: bool = False
     """True when the caller named the arm instead of letting the router choose."""
     sticky: bool = False
@@ -84,8 +102,8 @@ class Decision:
         return {
             "decision_id": self.id,
             "model": self.arm,
-            "scores": dict(self.scores),
-            "bonus": dict(self.bonus),
+            "scores": {arm: float(v) for arm, v in self.scores.items()},
+            "bonus": {arm: float(v) for arm, v in self.bonus.items()},
             "cost_weight": self.cost_weight,
             "forced": self.forced,
             "sticky": self.sticky,
@@ -102,13 +120,14 @@ class Prediction(NamedTuple):
     """Confidence width ``sqrt(x^T A^-1 x)``."""
 
 
-@dataclass
 class _Pending:
-    arm: int
-    features: np.ndarray
-    embedding: np.ndarray
-    cost: float | None = None
-    prompt: str | None = None
+    """A decision awaiting feedback (a plain slotted class: made once per decision)."""
+
+    __slots__ = ("arm", "features", "embedding", "cost", "prompt")
+
+    def __init__(self, arm: int, features: np.ndarray, embedding: np.ndarray, cost: float | None = None,
+                 prompt: str | None = None) -> None:
+        self.arm, self.features, self.embedding, self.cost, self.prompt = arm, features, embedding, cost, prompt
 
 
 class Router:
@@ -189,9 +208,12 @@ class Router:
         self.max_sessions = max_sessions
         self._sessions: OrderedDict[str, str] = OrderedDict()
         self.id = uuid.uuid4().hex
+        self._decisions = 0  # decision ids: this router's random id + a counter (unique, cheap)
         self._rng = np.random.default_rng(seed)
         self._stats: RidgeStatistics | None = None
         self._embedding_dim = 0
+        self._scale_key: tuple[int, int] | None = None
+        self._scale = 1.0
         self._pending: OrderedDict[str, _Pending] = OrderedDict()
         self._recorded: OrderedDict[str, None] = OrderedDict()
         self._lock = threading.RLock()
@@ -229,7 +251,10 @@ class Router:
             return self.fixed_cost_scale
         if self._stats is None:
             return 1.0
-        return cost_scale(self._stats.counts(), self._stats.cost_sums())
+        key = (id(self._stats), self.n_updates)
+        if self._scale_key != key:  # recomputed only after the statistics changed
+            self._scale_key, self._scale = key, cost_scale(self._stats.counts(), self._stats.cost_sums())
+        return self._scale
 
     @property
     def counts(self) -> dict[str, int]:
@@ -258,7 +283,7 @@ class Router:
                 matrix = np.asarray(items, dtype=np.float64)
         if matrix.ndim != 2 or matrix.shape[0] == 0:
             raise InvalidInputError(f"expected a non-empty (n, dim) batch, got shape {matrix.shape}")
-        if not np.isfinite(matrix).all():
+        if not math.isfinite(matrix.sum()) and not np.isfinite(matrix).all():  # one cheap sum first
             raise InvalidInputError("embeddings contain NaN or inf")
         self._ensure_stats(matrix.shape[1])
         return matrix
@@ -318,11 +343,9 @@ class Router:
             if kept is not None and kept not in excluded and (
                 ignore_cooldown or kept not in self.cooldown.cooling()
             ):
-                decision = self.select_batch([query] if isinstance(query, str) else [np.asarray(query)],
-                                             force=kept)[0]
-                return _replace(decision, forced=False, sticky=True)
-        return self.select_batch([query] if isinstance(query, str) else [np.asarray(query)],
-                                 exclude=excluded, force=force, ignore_cooldown=ignore_cooldown)[0]
+                decision = self.select_batch(_one(query), force=kept)[0]
+                return decision._replace(forced=False, sticky=True)
+        return self.select_batch(_one(query), exclude=excluded, force=force, ignore_cooldown=ignore_cooldown)[0]
 
     def stick(self, session: str, arm: str) -> None:
         """Keep ``session`` on ``arm`` from now on (until it fails over or is forgotten)."""
@@ -382,19 +405,28 @@ class Router:
                 chosen = self.policy.choose(masked, self._rng)
             else:
                 chosen = np.full(X.shape[0], forced)
+            scores.setflags(write=False)
+            bonus.setflags(write=False)
+            frozen = np.array(embeddings, dtype=np.float64)
+            frozen.setflags(write=False)
+            is_forced = forced is not None
+            keep_prompt = self.store is not None and self.store.store_prompts and isinstance(queries, list)
+            arms, index = self.arms, self._index
             decisions = []
-            for row in range(X.shape[0]):
+            for row, arm in enumerate(chosen.tolist()):
+                self._decisions += 1
                 decision = Decision(
-                    id=uuid.uuid4().hex,
-                    arm=self.arms[int(chosen[row])],
-                    scores=MappingProxyType(dict(zip(self.arms, scores[row].tolist(), strict=False))),
-                    bonus=MappingProxyType(dict(zip(self.arms, bonus[row].tolist(), strict=False))),
+                    id=f"{self.id}-{self._decisions:x}",
+                    arm=arms[arm],
+                    scores=ArmValues(arms, index, scores[row]),
+                    bonus=ArmValues(arms, index, bonus[row]),
                     cost_weight=self.cost_weight,
-                    embedding=_frozen(embeddings[row]),
-                    forced=forced is not None,
+                    embedding=frozen[row],
+                    forced=is_forced,
                 )
-                prompt = queries[row] if self.store is not None and isinstance(queries, list) and isinstance(queries[row], str) else None
-                self._remember(decision.id, _Pending(int(chosen[row]), X[row], decision.embedding, prompt=prompt))
+                query = queries[row] if keep_prompt else None
+                prompt = query if isinstance(query, str) else None
+                self._remember(decision.id, _Pending(arm, X[row], frozen[row], prompt=prompt))
                 decisions.append(decision)
         return decisions
 
@@ -705,16 +737,11 @@ def _as_batch(queries: Any) -> Any:
     return queries
 
 
-def _replace(decision: Decision, **changes: Any) -> Decision:
-    from dataclasses import replace
-
-    return replace(decision, **changes)
-
-
-def _frozen(vector: np.ndarray) -> np.ndarray:
-    out = np.array(vector, dtype=np.float64)
-    out.setflags(write=False)
-    return out
+def _one(query: Query) -> list[str] | np.ndarray:
+    """One query as a batch: a list of one text, or a (1, dim) array."""
+    if isinstance(query, str):
+        return [query]
+    return np.asarray(query, dtype=np.float64).reshape(1, -1)
 
 
 def _check_cost_weight(p: float) -> float:

@@ -1,0 +1,180 @@
+"""``python -m metallm.benchmarks``: the speed and memory budget, measured and printed.
+
+For 10 arms and MiniLM-sized (384-d) embeddings: ``select`` latency and ``select_batch``
+throughput (full and compact features), ``record`` latency alone and through the SQLite and
+Redis stores, embedding latency of a 30-word query for each embedder, the router's memory,
+and the LangChain wrapper's overhead over calling the inner model directly.
+These machines are shared and noisy: read medians, and run it twice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import importlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from metallm.features import EmbeddingFeatures, FeatureMap, ProjectedFeatures
+from metallm.router import Router
+from metallm.stores import RedisStore, SQLiteStore
+
+ARMS = [f"model-{i}" for i in range(10)]
+DIM = 384
+QUERY = ("Please explain briefly how a court decides whether an earlier precedent on contract "
+         "damages should be overruled when the facts of the new case differ in important ways")
+
+
+def _timings(fn: Callable[[int], object], n: int, warmup: int = 200) -> np.ndarray:
+    for i in range(warmup):
+        fn(i)
+    out = np.empty(n)
+    for i in range(n):  # fresh indices: calls that consume something (a decision) never repeat
+        start = time.perf_counter()
+        fn(warmup + i)
+        out[i] = time.perf_counter() - start
+    return out * 1e6  # microseconds
+
+
+def _line(label: str, us: np.ndarray, target: str = "") -> str:
+    return f"  {label:<46} median {np.median(us):>9.1f} us   p99 {np.percentile(us, 99):>9.1f} us   {target}"
+
+
+def _data(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, DIM))
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    return X, rng.random((n, len(ARMS))), rng.random((n, len(ARMS))) / 1000
+
+
+def _trained(features: FeatureMap, **kwargs: object) -> Router:
+    X, Q, C = _data(3000)
+    return Router(ARMS, embedder=None, features=features, seed=0, **kwargs).fit(X, Q, C, tune=False)  # type: ignore[arg-type]
+
+
+def bench_routing(n: int) -> list[str]:
+    lines = ["routing (10 arms, 384-d embeddings given):"]
+    X, _, _ = _data(20_000, seed=1)
+    for label, features in (("full features (385)", EmbeddingFeatures()), ("compact features (ProjectedFeatures 64)", ProjectedFeatures(64))):
+        router = _trained(features)
+        lines.append(_line(f"select, {label}", _timings(lambda i: router.select(X[i % len(X)]), n), "target <= 50 us"))  # noqa: B023
+        batch = X[:10_000]
+        router.select_batch(batch[:100])
+        start = time.perf_counter()
+        router.select_batch(batch)
+        rate = len(batch) / (time.perf_counter() - start)
+        lines.append(f"  {'select_batch, ' + label:<46} {rate:>12,.0f} decisions/s   target >= 100,000")
+        decisions = router.select_batch(np.repeat(X[:1], n + 200, axis=0))
+        rec = _timings(lambda i: router.record(decisions[i].id, quality=1.0, cost=0.001), n)  # noqa: B023
+        lines.append(_line(f"record, {label}", rec, "target <= 50 us"))
+    return lines
+
+
+def bench_stores(n: int) -> list[str]:
+    lines = ["record through a store (compact features):"]
+    X, _, _ = _data(n + 400, seed=2)
+    with tempfile.TemporaryDirectory() as folder:
+        router = _trained(ProjectedFeatures(64), store=SQLiteStore(Path(folder) / "state.sqlite"), sync_interval=None)
+        decisions = router.select_batch(X)
+        lines.append(_line("record -> SQLiteStore (WAL, one transaction)",
+                           _timings(lambda i: router.record(decisions[i].id, quality=1.0, cost=0.001), n),
+                           "target <= 1 ms"))
+    binary = shutil.which("redis-server")
+    if binary is None:
+        lines.append("  RedisStore: skipped, redis-server is not installed")
+        return lines
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        store = RedisStore(f"redis://127.0.0.1:{port}/0", prefix="bench")
+        for _ in range(100):
+            try:
+                store.client.ping()
+                break
+            except Exception:
+                time.sleep(0.05)
+        router = _trained(ProjectedFeatures(64), store=store, sync_interval=None)
+        decisions = router.select_batch(X)
+        lines.append(_line("record -> RedisStore (stream on loopback)",
+                           _timings(lambda i: router.record(decisions[i].id, quality=1.0, cost=0.001), n),
+                           "target <= 2 ms"))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    return lines
+
+
+def bench_embedders(n: int, static_model: str | None) -> list[str]:
+    from metallm.embedders import SentenceTransformerEmbedder, StaticEmbedder
+
+    lines = [f"embedding one 30-word query ({len(QUERY.split())} words):"]
+    minilm = SentenceTransformerEmbedder(cache_size=0)
+    minilm.embed([QUERY])
+    lines.append(_line(f"MiniLM, sentence-transformers ({minilm.model_name[-40:]})",
+                       _timings(lambda i: minilm.embed([QUERY]), max(50, n // 20), warmup=10), "target <= 5 ms"))
+    cached = SentenceTransformerEmbedder()
+    cached.embed([QUERY])
+    lines.append(_line("MiniLM, repeated query (LRU cache hit)", _timings(lambda i: cached.embed([QUERY]), n), ""))
+    if static_model:
+        static = StaticEmbedder(static_model)
+        static.embed([QUERY])
+        lines.append(_line("static MiniLM (model2vec distilled, no cache)",
+                           _timings(lambda i: static.embed([QUERY + str(i)]), n), "target <= 5 ms"))
+    else:
+        lines.append("  static MiniLM: skipped (pass --static-model DIR; make one with `metallm distill --out DIR`)")
+    return lines
+
+
+def bench_memory() -> list[str]:
+    lines = ["router memory beyond the embedding model (10 arms, trained):"]
+    X, Q, C = _data(3000)
+    for label, features in (("full features", EmbeddingFeatures()), ("compact features", ProjectedFeatures(64))):
+        gc.collect()
+        tracemalloc.start()
+        router = Router(ARMS, embedder=None, features=features).fit(X, Q, C, tune=False)
+        router.select_batch(X[:1000])  # 1,000 pending decisions held too
+        current, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        lines.append(f"  {label:<46} {current / 1e6:>9.1f} MB held ({peak / 1e6:.1f} MB peak while fitting)   target < 50 MB")
+        del router
+    return lines
+
+
+def bench_langchain(n: int) -> list[str]:
+    """The LangChain wrapper's overhead, measured by the adapter's own module."""
+    try:
+        module = importlib.import_module("metallm_langchain.benchmark")
+    except ImportError:
+        return ["LangChain wrapper: skipped (langchain extras not installed)"]
+    lines: list[str] = module.wrapper_overhead(n, QUERY, _timings, _line)
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m metallm.benchmarks", description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=5000, help="timed calls per measurement")
+    parser.add_argument("--static-model", default=os.environ.get("METALLM_STATIC_MODEL"),
+                        help="folder of a distilled static embedder (metallm distill)")
+    args = parser.parse_args(argv)
+    print(f"metallm speed budget: python {sys.version.split()[0]}, numpy {np.__version__}, {os.cpu_count()} cores\n")
+    for section in (bench_routing(args.n), bench_stores(min(args.n, 2000)), bench_memory(),
+                    bench_embedders(min(args.n, 2000), args.static_model), bench_langchain(min(args.n, 2000))):
+        print("\n".join(section) + "\n", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
