@@ -285,7 +285,11 @@ class Router:
             raise InvalidInputError(f"expected a non-empty (n, dim) batch, got shape {matrix.shape}")
         if not math.isfinite(matrix.sum()) and not np.isfinite(matrix).all():  # one cheap sum first
             raise InvalidInputError("embeddings contain NaN or inf")
-        self._ensure_stats(matrix.shape[1])
+        if self._stats is not None and matrix.shape[1] != self._embedding_dim:
+            raise DimensionMismatchError(
+                f"embedding has {matrix.shape[1]} dimensions but the router was built on "
+                f"{self._embedding_dim}; use the same embedding model throughout"
+            )
         return matrix
 
     def _features(self, embeddings: np.ndarray) -> np.ndarray:
@@ -312,10 +316,11 @@ class Router:
     # -- prediction and selection -------------------------------------------------------
     def predict(self, queries: Sequence[Query] | np.ndarray) -> Prediction:
         """Predicted quality, cost (USD) and width per arm for each query."""
-        X = self._features(self.embed(_as_batch(queries)))
+        embeddings = self.embed(_as_batch(queries))
+        stats = self._ensure_stats(embeddings.shape[1])
+        X = self._features(embeddings)
         with self._lock:
-            assert self._stats is not None
-            quality, cost_norm, width = self._stats.predict(X)
+            quality, cost_norm, width = stats.predict(X)
         return Prediction(quality, cost_norm, width)
 
     def select(
@@ -383,6 +388,7 @@ class Router:
         ):
             self.sync()
         embeddings = self.embed(queries)
+        self._ensure_stats(embeddings.shape[1])
         excluded = {self._arm_index(a) for a in exclude}
         forced = None if force is None else self._arm_index(force)
         if len(excluded) == len(self.arms) and forced is None:
@@ -602,13 +608,13 @@ class Router:
         C = _check_vector(cost, "cost", n)
         _check_quality_array(Q)
         _check_cost_array(C)
+        stats = self._ensure_stats(embeddings.shape[1])
         X = self._features(embeddings)
         Y = np.stack([Q, C], axis=1)
         with self._lock:
-            assert self._stats is not None
             for k in np.unique(idx):
                 rows = idx == k
-                self._stats.add_batch(int(k), X[rows], Y[rows])
+                stats.add_batch(int(k), X[rows], Y[rows])
             self.n_updates += n
         return self
 

@@ -17,7 +17,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from metallm import DuplicateFeedbackError, FeedbackEvent, LinUCB, RedisStore, Router, SQLiteStore, StateFileError
+from metallm import (
+    DuplicateFeedbackError,
+    FeedbackEvent,
+    LinUCB,
+    RedisStore,
+    Router,
+    SQLiteStore,
+    StateFileError,
+)
 from tests.core.store_worker import ARMS, DIM, events
 
 ROOT = Path(__file__).resolve().parents[2]

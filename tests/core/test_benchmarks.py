@@ -1,0 +1,13 @@
+"""`python -m metallm.benchmarks` runs and prints every figure (no timing is asserted here)."""
+
+from __future__ import annotations
+
+from metallm.benchmarks import main
+
+
+def test_the_speed_budget_script_prints_each_measurement(capsys):
+    assert main(["--n", "60"]) == 0
+    out = capsys.readouterr().out
+    for expected in ("select, full features", "select_batch, compact features", "record -> SQLiteStore",
+                     "record -> RedisStore", "MB held", "MiniLM, repeated query", "overhead (difference of medians)"):
+        assert expected in out, expected

