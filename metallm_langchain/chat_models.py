@@ -34,6 +34,7 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, Field
 
 from metallm import Attempts, ConfigurationError, Decision, EmptyQueryError, Fallbacks, Router
+from metallm.pricing import check_prices, usage_cost
 
 __all__ = ["ChatMetaLLM"]
 
@@ -140,14 +141,7 @@ class ChatMetaLLM(BaseChatModel):
     def _check_pool(self) -> None:
         if not self.models:
             raise ConfigurationError("models is empty: give ChatMetaLLM at least one chat model")
-        unknown = sorted(set(self.prices) - set(self.models))
-        if unknown:
-            raise ConfigurationError(f"prices name models that are not in the pool: {unknown}")
-        for name, price in self.prices.items():
-            if len(price) != 2 or any(not (p >= 0) for p in price):
-                raise ConfigurationError(
-                    f"price of {name!r} must be (usd_per_1M_input, usd_per_1M_output) >= 0, got {price!r}"
-                )
+        self.prices = check_prices(self.prices, self.models)
         if self.router is None:
             self.router = Router(list(self.models))
         elif set(self.router.arms) != set(self.models):
@@ -304,10 +298,9 @@ class ChatMetaLLM(BaseChatModel):
         return message.model_copy(update={"response_metadata": metadata})
 
     def _cost_usd(self, arm: str, usage: UsageMetadata | None) -> float | None:
-        price = self.prices.get(arm)
-        if price is None or usage is None:
+        if usage is None:
             return None
-        return (usage.get("input_tokens", 0) * price[0] + usage.get("output_tokens", 0) * price[1]) / 1e6
+        return usage_cost(self.prices, arm, usage.get("input_tokens", 0), usage.get("output_tokens", 0))
 
     # -- invoke / ainvoke ---------------------------------------------------------------
     def _generate(

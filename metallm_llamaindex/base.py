@@ -30,6 +30,7 @@ from llama_index.core.llms.llm import LLM, ToolSelection
 from llama_index.core.tools.types import BaseTool
 
 from metallm import Attempts, ConfigurationError, Decision, EmptyQueryError, Fallbacks, Router
+from metallm.pricing import check_prices, usage_cost
 from metallm_llamaindex.events import MetaLLMDecisionEvent
 
 __all__ = ["MetaLLM"]
@@ -90,14 +91,7 @@ class MetaLLM(FunctionCallingLLM):
         super().__init__(prices=dict(prices or {}), **kwargs)
         if not llms:
             raise ConfigurationError("llms is empty: give MetaLLM at least one LlamaIndex LLM")
-        unknown = sorted(set(self.prices) - set(llms))
-        if unknown:
-            raise ConfigurationError(f"prices name models that are not in the pool: {unknown}")
-        for name, price in self.prices.items():
-            if len(price) != 2 or any(not (p >= 0) for p in price):
-                raise ConfigurationError(
-                    f"price of {name!r} must be (usd_per_1M_input, usd_per_1M_output) >= 0, got {price!r}"
-                )
+        self.prices = check_prices(self.prices, llms)
         if router is None:
             router = Router(list(llms))
         elif set(router.arms) != set(llms):
@@ -175,10 +169,9 @@ class MetaLLM(FunctionCallingLLM):
         return annotated
 
     def _cost_usd(self, arm: str, usage: tuple[int, int] | None) -> float | None:
-        price = self.prices.get(arm)
-        if price is None or usage is None:
+        if usage is None:
             return None
-        return (usage[0] * price[0] + usage[1] * price[1]) / 1e6
+        return usage_cost(self.prices, arm, usage[0], usage[1])
 
     def _run(self, text: str, kwargs: dict[str, Any], call: Callable[[LLM], _Response]) -> _Response:
         attempts, decision = self._begin(text, kwargs)

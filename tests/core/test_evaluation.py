@@ -57,3 +57,18 @@ def test_oracle_takes_the_best_model_per_row_and_the_cheapest_among_ties():
     quality = np.array([[1, 1], [0, 1], [0, 0]], dtype=float)
     cost = np.array([[1, 5], [1, 5], [1, 5]], dtype=float)
     assert oracle(quality, cost) == pytest.approx((7 / 3, 2 / 3))
+
+
+def test_prices_are_checked_and_costs_come_from_reported_usage():
+    from metallm import ConfigurationError
+    from metallm.pricing import check_prices, usage_cost
+
+    prices = check_prices({"mini": (0.15, 0.6)}, ["mini", "pro"])
+    assert usage_cost(prices, "mini", 1_000, 500) == pytest.approx((1_000 * 0.15 + 500 * 0.6) / 1e6)
+    assert usage_cost(prices, "pro", 1_000, 500) is None
+    with pytest.raises(ConfigurationError, match="not in the pool: \\['gpt-9'\\]"):
+        check_prices({"gpt-9": (1, 1)}, ["mini"])
+    with pytest.raises(ConfigurationError, match="finite and >= 0"):
+        check_prices({"mini": (-1, 1)}, ["mini"])
+    with pytest.raises(ConfigurationError, match="usd_per_1M_input"):
+        check_prices({"mini": (1,)}, ["mini"])
