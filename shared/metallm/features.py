@@ -113,12 +113,16 @@ class ProjectedFeatures:
     seed: int = 0
     projection: np.ndarray | None = field(default=None, repr=False)
     mean: np.ndarray | None = field(default=None, repr=False)
+    offset: np.ndarray | None = field(default=None, init=False, repr=False)
+    """``mean @ projection``, subtracted after projecting (one product fewer per query)."""
     name: ClassVar[str] = "ProjectedFeatures"
 
     def __post_init__(self) -> None:
         if self.dims < 1:
             raise ConfigurationError("dims must be at least 1")
         _check_positive("l2", self.l2)
+        if self.projection is not None and self.mean is not None:
+            object.__setattr__(self, "offset", self.mean @ self.projection)
 
     @property
     def fitted(self) -> bool:
@@ -131,17 +135,19 @@ class ProjectedFeatures:
         return ProjectedFeatures(dims, self.l2, self.seed, vt[:dims].T.copy(), mean)
 
     def _projection(self, embedding_dim: int) -> tuple[np.ndarray, np.ndarray]:
+        """The projection matrix and the projected mean (subtracted after projecting)."""
         if self.projection is not None and self.mean is not None:
             if self.projection.shape[0] != embedding_dim:
                 raise DimensionMismatchError(
                     f"embedding has {embedding_dim} dimensions, the projection {self.projection.shape[0]}"
                 )
-            return self.projection, self.mean
+            assert self.offset is not None
+            return self.projection, self.offset
         cached = _RANDOM_PROJECTIONS.get((embedding_dim, self.dims, self.seed))
         if cached is None:
             gaussian = np.random.default_rng(self.seed).normal(size=(embedding_dim, min(self.dims, embedding_dim)))
             q, _ = np.linalg.qr(gaussian)
-            cached = (q, np.zeros(embedding_dim))
+            cached = (q, np.zeros(q.shape[1]))
             _RANDOM_PROJECTIONS[(embedding_dim, self.dims, self.seed)] = cached
         return cached
 
@@ -149,10 +155,11 @@ class ProjectedFeatures:
         return min(self.dims, embedding_dim) + 1
 
     def transform(self, embeddings: np.ndarray) -> np.ndarray:
-        projection, mean = self._projection(embeddings.shape[1])
-        out = np.empty((embeddings.shape[0], projection.shape[1] + 1))
-        np.matmul(embeddings - mean, projection, out=out[:, :-1])
-        out[:, -1] = 1.0
+        projection, projected_mean = self._projection(embeddings.shape[1])
+        out = np.ones((embeddings.shape[0], projection.shape[1] + 1))
+        body = out[:, :-1]
+        np.matmul(embeddings, projection, out=body)
+        body -= projected_mean  # (x - mean) P = x P - mean P
         return out
 
     def penalties(self, embedding_dim: int) -> np.ndarray:

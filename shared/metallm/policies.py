@@ -37,6 +37,10 @@ class Policy(Protocol):
         """Index of the chosen arm per row of ``scores`` (n, k); -inf marks excluded arms."""
         ...
 
+    def choose_one(self, scores: np.ndarray, rng: np.random.Generator) -> int:
+        """The chosen arm for one query's ``scores`` (k,): the single-decision fast path."""
+        ...
+
     def to_dict(self) -> dict[str, Any]:
         """Name and parameters, for the saved state's header."""
         ...
@@ -45,6 +49,15 @@ class Policy(Protocol):
 def _check_l2(l2: float) -> None:
     if not (math.isfinite(l2) and l2 > 0):
         raise ConfigurationError(f"l2 must be a positive finite number, got {l2!r}")
+
+
+def argmax_one(scores: np.ndarray, rng: np.random.Generator) -> int:
+    """Argmax of a 1-d array; an exact tie is broken uniformly at random."""
+    best = int(scores.argmax())
+    tied = scores >= scores[best] - _TIE_TOLERANCE
+    if np.count_nonzero(tied) == 1:
+        return best
+    return int(rng.choice(np.flatnonzero(tied)))
 
 
 def argmax_random_ties(scores: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -85,6 +98,9 @@ class LinUCB:
     def choose(self, scores: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         return argmax_random_ties(scores, rng)
 
+    def choose_one(self, scores: np.ndarray, rng: np.random.Generator) -> int:
+        return argmax_one(scores, rng)
+
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, **asdict(self)}
 
@@ -112,6 +128,9 @@ class EpsilonGreedy:
         random_pick = argmax_random_ties(np.where(allowed, 0.0, -np.inf), rng)
         return np.where(explore, random_pick, greedy)
 
+    def choose_one(self, scores: np.ndarray, rng: np.random.Generator) -> int:
+        return int(self.choose(scores[None, :], rng)[0])
+
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, **asdict(self)}
 
@@ -131,6 +150,9 @@ class RandomPolicy:
 
     def choose(self, scores: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         return argmax_random_ties(np.where(np.isfinite(scores), 0.0, -np.inf), rng)
+
+    def choose_one(self, scores: np.ndarray, rng: np.random.Generator) -> int:
+        return int(rng.choice(np.flatnonzero(np.isfinite(scores))))
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, **asdict(self)}

@@ -350,7 +350,53 @@ class Router:
             ):
                 decision = self.select_batch(_one(query), force=kept)[0]
                 return decision._replace(forced=False, sticky=True)
-        return self.select_batch(_one(query), exclude=excluded, force=force, ignore_cooldown=ignore_cooldown)[0]
+        return self._select_one(_one(query), excluded, force, ignore_cooldown)
+
+    def _select_one(self, query: list[str] | np.ndarray, exclude: set[str], force: str | None,
+                    ignore_cooldown: bool) -> Decision:
+        """:meth:`select_batch` for one query, with as few numpy calls as the maths allows."""
+        if self.store is not None and self.sync_interval is not None and (
+            time.monotonic() - self._last_sync >= self.sync_interval
+        ):
+            self.sync()
+        embedding = self.embed(query)
+        stats = self._ensure_stats(embedding.shape[1])
+        excluded = [self._arm_index(a) for a in exclude]
+        forced = None if force is None else self._arm_index(force)
+        if len(set(excluded)) == len(self.arms) and forced is None:
+            raise InvalidInputError("every model is excluded: nothing left to route to")
+        if not ignore_cooldown:
+            cooling = self.cooldown.cooling()
+            if cooling and len(set(excluded) | cooling_idx(self._index, cooling)) < len(self.arms):
+                excluded += [self._index[a] for a in cooling]
+        f = self.features.transform(embedding)[0]
+        k, d = stats.n_arms, stats.dim
+        with self._lock:
+            means = f @ stats._theta.reshape(d, 2 * k)  # (quality, cost) per arm, interleaved
+            quad = (stats.A_inv.reshape(-1, d) @ f).reshape(k, d) @ f
+            np.maximum(quad, 0.0, out=quad)
+            bonus = self.policy.bonus(np.sqrt(quad, out=quad))
+            scores = means[0::2] - (self.cost_weight / self.cost_scale) * means[1::2]
+            scores += bonus
+            if forced is not None:
+                chosen = forced
+            elif excluded:
+                masked = scores.copy()
+                masked[excluded] = -np.inf
+                chosen = self.policy.choose_one(masked, self._rng)
+            else:
+                chosen = self.policy.choose_one(scores, self._rng)
+            scores.setflags(write=False)
+            bonus.setflags(write=False)
+            row = embedding[0].copy()
+            row.setflags(write=False)
+            self._decisions += 1
+            decision = Decision(f"{self.id}-{self._decisions:x}", self.arms[chosen],
+                                ArmValues(self.arms, self._index, scores), ArmValues(self.arms, self._index, bonus),
+                                self.cost_weight, row, forced is not None)
+            prompt = query[0] if self.store is not None and self.store.store_prompts and isinstance(query, list) else None
+            self._remember(decision.id, _Pending(chosen, f, row, prompt=prompt))
+        return decision
 
     def stick(self, session: str, arm: str) -> None:
         """Keep ``session`` on ``arm`` from now on (until it fails over or is forgotten)."""
@@ -741,6 +787,10 @@ def _as_batch(queries: Any) -> Any:
     if isinstance(queries, np.ndarray) and queries.ndim == 1:
         return queries[None, :]
     return queries
+
+
+def cooling_idx(index: dict[str, int], cooling: set[str]) -> set[int]:
+    return {index[a] for a in cooling if a in index}
 
 
 def _one(query: Query) -> list[str] | np.ndarray:
