@@ -9,12 +9,6 @@ and the inverse ``A_k^-1`` is maintained by the Sherman-Morrison formula, so one
 costs O(d^2) and no d x d matrix is inverted per query or per update. ``A`` and ``B`` are
 plain sums over events, so two routers' statistics (or a log of events) simply add up.
 
-The prior mean of each arm's bias is the pooled mean outcome of all arms so far (empirical
-Bayes): a model never tried is expected to do as well as the average model, not to score 0,
-so an optimistic bonus is not needed to get it tried. With coefficients ``theta_0`` fitted
-under a zero prior mean, the posterior mean is ``theta_0 + A^-1 e_bias * l2_bias * mu`` (one
-extra term at prediction; the statistics themselves stay plain sums).
-
 Quality and cost share ``A``: by linearity, the ridge model of the paper's reward
 ``quality - p * cost`` is exactly ``theta_quality - p * theta_cost`` for every ``p``,
 so changing ``p`` (calibration, online budgets) never needs retraining.
@@ -92,14 +86,6 @@ class RidgeStatistics:
         """Total observed cost per arm (the bias feature's row of ``B``)."""
         return self.B[:, -1, COST].copy()
 
-    def pooled_mean(self) -> np.ndarray:
-        """Mean (quality, cost) over every arm's observations: the prior mean of an arm."""
-        total = float((self.A[:, -1, -1] - self.penalties[-1]).sum())
-        if total <= 0.5:
-            return np.zeros(2)
-        pooled: np.ndarray = self.B[:, -1, :].sum(axis=0) / total
-        return pooled
-
     # -- prediction -------------------------------------------------------------------
     def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Predicted quality, cost and confidence width ``sqrt(x^T A^-1 x)``, each (n, k)."""
@@ -108,16 +94,10 @@ class RidgeStatistics:
         means = (X @ self._theta.reshape(d, k * 2)).reshape(-1, k, 2)
         if X.shape[0] == 1:
             x = X[0]
-            ax = (self.A_inv.reshape(-1, d) @ x).reshape(k, d)
-            quad = (ax @ x)[None, :]
-            toward_prior = ax[:, -1][None, :]
+            quad = ((self.A_inv.reshape(-1, d) @ x).reshape(k, d) @ x)[None, :]
         else:
-            quad = np.empty((X.shape[0], k))
-            toward_prior = np.empty((X.shape[0], k))
-            for arm in range(k):
-                ax = X @ self.A_inv[arm]
-                quad[:, arm] = np.einsum("nd,nd->n", ax, X)
-                toward_prior[:, arm] = ax[:, -1]
-        means += (self.penalties[-1] * toward_prior)[..., None] * self.pooled_mean()
+            quad = np.empty((X.shape[0], self.n_arms))
+            for k in range(self.n_arms):
+                quad[:, k] = np.einsum("nd,nd->n", X @ self.A_inv[k], X)
         width = np.sqrt(np.maximum(quad, 0.0))
         return means[..., QUALITY], means[..., COST], width

@@ -214,8 +214,6 @@ class Router:
         self._embedding_dim = 0
         self._scale_key: tuple[int, int] | None = None
         self._scale = 1.0
-        self._pooled_key: tuple[int, int] | None = None
-        self._pooled = np.zeros(2)
         self._pending: OrderedDict[str, _Pending] = OrderedDict()
         self._recorded: OrderedDict[str, None] = OrderedDict()
         self._lock = threading.RLock()
@@ -257,12 +255,6 @@ class Router:
         if self._scale_key != key:  # recomputed only after the statistics changed
             self._scale_key, self._scale = key, cost_scale(self._stats.counts(), self._stats.cost_sums())
         return self._scale
-
-    def _pooled_mean(self, stats: RidgeStatistics) -> np.ndarray:
-        key = (id(stats), self.n_updates)
-        if self._pooled_key != key:  # recomputed only after the statistics changed
-            self._pooled_key, self._pooled = key, stats.pooled_mean()
-        return self._pooled
 
     @property
     def counts(self) -> dict[str, int]:
@@ -381,9 +373,7 @@ class Router:
         k, d = stats.n_arms, stats.dim
         with self._lock:
             means = f @ stats._theta.reshape(d, 2 * k)  # (quality, cost) per arm, interleaved
-            ax = (stats.A_inv.reshape(-1, d) @ f).reshape(k, d)
-            means += np.outer(stats.penalties[-1] * ax[:, -1], self._pooled_mean(stats)).ravel()  # prior mean
-            quad = ax @ f
+            quad = (stats.A_inv.reshape(-1, d) @ f).reshape(k, d) @ f
             np.maximum(quad, 0.0, out=quad)
             bonus = self.policy.bonus(np.sqrt(quad, out=quad))
             scores = means[0::2] - (self.cost_weight / self.cost_scale) * means[1::2]
