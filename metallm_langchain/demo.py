@@ -116,9 +116,6 @@ def run(queries: int = 240, seed: int = 0, live: bool = False) -> int:
 
 
 def _run(stream: list[Query], pool: dict[str, BaseChatModel], label: str, tqdm: Callable) -> int:
-    # More exploration than the library default (alpha 0.25): a cold router predicts 0 quality
-    # for a model it has not tried, so with little exploration it may never find out that the
-    # cheap model is right on two kinds of question. alpha 1.0 found it in every seed tried.
     router = Router(list(pool), policy=LinUCB(alpha=1.0), cost_weight=0.3, seed=0)
     print(f"router: {router.policy}, cost_weight p={router.cost_weight} (reward = quality - p * cost / priciest mean cost)")
     llm = ChatMetaLLM(models=pool, prices=PRICES, router=router)
