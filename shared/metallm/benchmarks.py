@@ -65,7 +65,9 @@ def _trained(features: FeatureMap, **kwargs: object) -> Router:
 def bench_routing(n: int) -> list[str]:
     lines = ["routing (10 arms, 384-d embeddings given):"]
     X, _, _ = _data(20_000, seed=1)
-    for label, features in (("full features (385)", EmbeddingFeatures()), ("compact features (ProjectedFeatures 64)", ProjectedFeatures(64))):
+    for label, features in (("full features (385)", EmbeddingFeatures()),
+                            ("default features (ProjectedFeatures 128)", ProjectedFeatures(128)),
+                            ("compact features (ProjectedFeatures 64)", ProjectedFeatures(64))):
         router = _trained(features)
         lines.append(_line(f"select, {label}", _timings(lambda i: router.select(X[i % len(X)]), n), "target <= 50 us"))  # noqa: B023
         batch = X[:10_000]
