@@ -372,7 +372,7 @@ class Router:
             raise InvalidInputError("every model is excluded: nothing left to route to")
         if not ignore_cooldown:
             cooling = self.cooldown.cooling()
-            if cooling and len(set(excluded) | cooling_idx(self._index, cooling)) < len(self.arms):
+            if cooling and len(set(excluded) | _cooling_indices(self._index, cooling)) < len(self.arms):
                 excluded += [self._index[a] for a in cooling]
         f = self.features.transform(embedding)[0]
         k, d = stats.n_arms, stats.dim
@@ -794,7 +794,7 @@ def _as_batch(queries: Any) -> Any:
     return queries
 
 
-def cooling_idx(index: dict[str, int], cooling: set[str]) -> set[int]:
+def _cooling_indices(index: dict[str, int], cooling: set[str]) -> set[int]:
     return {index[a] for a in cooling if a in index}
 
 
