@@ -18,6 +18,7 @@ from langchain_core.language_models import BaseChatModel
 
 from metallm import EMBEDDING_MODEL_ENV, LinUCB, Router
 from metallm.demo_prompts import ASTRONOMY, COOKING, arithmetic_questions
+from metallm.pricing import usage_cost
 from metallm.testing import OpenAICompatibleServer, ScriptedModel
 from metallm_langchain import ChatMetaLLM, MetaLLMFeedbackHandler
 
@@ -127,7 +128,7 @@ def _run(stream: list[Query], pool: dict[str, BaseChatModel], label: str, tqdm: 
         log.append((q, meta["model"], _evaluator(str(msg.content), {"reference": q.reference}), meta["cost_usd"] or 0.0))
     baseline = [pool["pro"].invoke(q.text) for q in tqdm(stream, desc="always-pro baseline", unit="query")]
     base_cost = sum(
-        (m.usage_metadata["input_tokens"] * PRICES["pro"][0] + m.usage_metadata["output_tokens"] * PRICES["pro"][1]) / 1e6
+        usage_cost(PRICES, "pro", m.usage_metadata["input_tokens"], m.usage_metadata["output_tokens"]) or 0.0
         for m in baseline
     )
     base_quality = sum(_evaluator(str(m.content), {"reference": q.reference}) for m, q in zip(baseline, stream, strict=False))

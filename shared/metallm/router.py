@@ -360,20 +360,10 @@ class Router:
     def _select_one(self, query: list[str] | np.ndarray, exclude: set[str], force: str | None,
                     ignore_cooldown: bool) -> Decision:
         """:meth:`select_batch` for one query, with as few numpy calls as the maths allows."""
-        if self.store is not None and self.sync_interval is not None and (
-            time.monotonic() - self._last_sync >= self.sync_interval
-        ):
-            self.sync()
+        self._sync_if_due()
         embedding = self.embed(query)
         stats = self._ensure_stats(embedding.shape[1])
-        excluded = [self._arm_index(a) for a in exclude]
-        forced = None if force is None else self._arm_index(force)
-        if len(set(excluded)) == len(self.arms) and forced is None:
-            raise InvalidInputError("every model is excluded: nothing left to route to")
-        if not ignore_cooldown:
-            cooling = self.cooldown.cooling()
-            if cooling and len(set(excluded) | _cooling_indices(self._index, cooling)) < len(self.arms):
-                excluded += [self._index[a] for a in cooling]
+        excluded, forced = self._allowed(exclude, force, ignore_cooldown)
         f = self.features.transform(embedding)[0]
         k, d = stats.n_arms, stats.dim
         with self._lock:
@@ -387,7 +377,7 @@ class Router:
                 chosen = forced
             elif excluded:
                 masked = scores.copy()
-                masked[excluded] = -np.inf
+                masked[sorted(excluded)] = -np.inf
                 chosen = self.policy.choose_one(masked, self._rng)
             else:
                 chosen = self.policy.choose_one(scores, self._rng)
@@ -402,6 +392,24 @@ class Router:
             prompt = query[0] if self.store is not None and self.store.store_prompts and isinstance(query, list) else None
             self._remember(decision.id, _Pending(chosen, f, row, prompt=prompt))
         return decision
+
+    def _sync_if_due(self) -> None:
+        if self.store is not None and self.sync_interval is not None and (
+            time.monotonic() - self._last_sync >= self.sync_interval
+        ):
+            self.sync()
+
+    def _allowed(self, exclude: Iterable[str], force: str | None, ignore_cooldown: bool) -> tuple[set[int], int | None]:
+        """Indices left out of this choice (asked for, or cooling down) and the forced one."""
+        excluded = {self._arm_index(a) for a in exclude}
+        forced = None if force is None else self._arm_index(force)
+        if len(excluded) == len(self.arms) and forced is None:
+            raise InvalidInputError("every model is excluded: nothing left to route to")
+        if not ignore_cooldown:
+            cooling = {self._index[a] for a in self.cooldown.cooling()}
+            if cooling and len(excluded | cooling) < len(self.arms):
+                excluded |= cooling
+        return excluded, forced
 
     def stick(self, session: str, arm: str) -> None:
         """Keep ``session`` on ``arm`` from now on (until it fails over or is forgotten)."""
@@ -434,20 +442,10 @@ class Router:
         ignore_cooldown: bool = False,
     ) -> list[Decision]:
         """Choose an arm for each query, vectorised over the batch."""
-        if self.store is not None and self.sync_interval is not None and (
-            time.monotonic() - self._last_sync >= self.sync_interval
-        ):
-            self.sync()
+        self._sync_if_due()
         embeddings = self.embed(queries)
         self._ensure_stats(embeddings.shape[1])
-        excluded = {self._arm_index(a) for a in exclude}
-        forced = None if force is None else self._arm_index(force)
-        if len(excluded) == len(self.arms) and forced is None:
-            raise InvalidInputError("every model is excluded: nothing left to route to")
-        if not ignore_cooldown:
-            cooling = {self._index[a] for a in self.cooldown.cooling()}
-            if cooling and len(excluded | cooling) < len(self.arms):
-                excluded |= cooling
+        excluded, forced = self._allowed(exclude, force, ignore_cooldown)
         X = self._features(embeddings)
         with self._lock:
             assert self._stats is not None
@@ -792,10 +790,6 @@ def _as_batch(queries: Any) -> Any:
     if isinstance(queries, np.ndarray) and queries.ndim == 1:
         return queries[None, :]
     return queries
-
-
-def _cooling_indices(index: dict[str, int], cooling: set[str]) -> set[int]:
-    return {index[a] for a in cooling if a in index}
 
 
 def _one(query: Query) -> list[str] | np.ndarray:

@@ -83,7 +83,7 @@ class SimulationResult:
         }
 
 
-def _policies(alpha: float, seed: int) -> dict[str, Policy]:
+def _policies(alpha: float) -> dict[str, Policy]:
     return {
         "UCB": LinUCB(alpha=alpha),
         "greedy": LinUCB(alpha=0.0),
@@ -150,7 +150,7 @@ def run_simulation(
 
     result = SimulationResult(table.name, len(E) - n_warm, cost_weight, warm_start)
     starts = [("cold", 0)] + ([("warm", n_warm)] if n_warm > 0 else [])
-    jobs = [(name, policy, start, skip) for name, policy in _policies(alpha, seed).items() for start, skip in starts]
+    jobs = [(name, policy, start, skip) for name, policy in _policies(alpha).items() for start, skip in starts]
     iterator: Any = jobs
     if progress:
         from tqdm.auto import tqdm

@@ -14,12 +14,10 @@ Prompts are not stored: only embeddings (``store_prompts=True`` opts in).
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import sqlite3
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -259,10 +257,3 @@ def snapshot_bytes(save: Any) -> bytes:
         save(path)
         return path.read_bytes()
 
-
-def now() -> float:
-    return time.time()
-
-
-def bytes_io(data: bytes) -> io.BytesIO:
-    return io.BytesIO(data)
