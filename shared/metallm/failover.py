@@ -68,6 +68,12 @@ class Cooldown:
             self._streak.pop(arm, None)
             self._until.pop(arm, None)
 
+    @property
+    def active(self) -> bool:
+        """Whether any model was put on cooldown and has not succeeded since (no clock read:
+        cheap enough for every routing decision; :meth:`cooling` says which still are)."""
+        return bool(self._until)
+
     def cooling(self) -> set[str]:
         """Models that are cooling down now."""
         if not self._until:

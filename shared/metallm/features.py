@@ -113,8 +113,6 @@ class ProjectedFeatures:
     seed: int = 0
     projection: np.ndarray | None = field(default=None, repr=False)
     mean: np.ndarray | None = field(default=None, repr=False)
-    offset: np.ndarray | None = field(default=None, init=False, repr=False)
-    """``mean @ projection``, subtracted after projecting (one product fewer per query)."""
     name: ClassVar[str] = "ProjectedFeatures"
 
     def __post_init__(self) -> None:
@@ -122,7 +120,7 @@ class ProjectedFeatures:
             raise ConfigurationError("dims must be at least 1")
         _check_positive("l2", self.l2)
         if self.projection is not None and self.mean is not None:
-            object.__setattr__(self, "offset", self.mean @ self.projection)
+            object.__setattr__(self, "_affine", _affine(self.projection, self.mean @ self.projection))
 
     @property
     def fitted(self) -> bool:
@@ -134,20 +132,20 @@ class ProjectedFeatures:
         dims = min(self.dims, vt.shape[0])
         return ProjectedFeatures(dims, self.l2, self.seed, vt[:dims].T.copy(), mean)
 
-    def _projection(self, embedding_dim: int) -> tuple[np.ndarray, np.ndarray]:
-        """The projection matrix and the projected mean (subtracted after projecting)."""
-        if self.projection is not None and self.mean is not None:
-            if self.projection.shape[0] != embedding_dim:
+    def _affine_map(self, embedding_dim: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(W, shift)`` with ``[(x - mean) P, 1] = x W + shift``: one product and one sum per batch."""
+        fitted: tuple[np.ndarray, np.ndarray] | None = getattr(self, "_affine", None)
+        if fitted is not None:
+            if fitted[0].shape[0] != embedding_dim:
                 raise DimensionMismatchError(
-                    f"embedding has {embedding_dim} dimensions, the projection {self.projection.shape[0]}"
+                    f"embedding has {embedding_dim} dimensions, the projection {fitted[0].shape[0]}"
                 )
-            assert self.offset is not None
-            return self.projection, self.offset
+            return fitted
         cached = _RANDOM_PROJECTIONS.get((embedding_dim, self.dims, self.seed))
         if cached is None:
             gaussian = np.random.default_rng(self.seed).normal(size=(embedding_dim, min(self.dims, embedding_dim)))
             q, _ = np.linalg.qr(gaussian)
-            cached = (q, np.zeros(q.shape[1]))
+            cached = _affine(q, np.zeros(q.shape[1]))
             _RANDOM_PROJECTIONS[(embedding_dim, self.dims, self.seed)] = cached
         return cached
 
@@ -155,11 +153,9 @@ class ProjectedFeatures:
         return min(self.dims, embedding_dim) + 1
 
     def transform(self, embeddings: np.ndarray) -> np.ndarray:
-        projection, projected_mean = self._projection(embeddings.shape[1])
-        out = np.ones((embeddings.shape[0], projection.shape[1] + 1))
-        body = out[:, :-1]
-        np.matmul(embeddings, projection, out=body)
-        body -= projected_mean  # (x - mean) P = x P - mean P
+        weights, shift = self._affine_map(embeddings.shape[1])
+        out: np.ndarray = np.dot(embeddings, weights)
+        out += shift
         return out
 
     def penalties(self, embedding_dim: int) -> np.ndarray:
@@ -169,6 +165,13 @@ class ProjectedFeatures:
         header = {"name": self.name, "dims": self.dims, "l2": self.l2, "seed": self.seed}
         arrays = {} if self.projection is None or self.mean is None else {"projection": self.projection, "mean": self.mean}
         return header, arrays
+
+
+def _affine(projection: np.ndarray, projected_mean: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The projection with a zero column appended for the bias, and the shift ``[-mean P, 1]``."""
+    weights = np.zeros((projection.shape[0], projection.shape[1] + 1))
+    weights[:, :-1] = projection
+    return weights, np.append(-projected_mean, 1.0)
 
 
 _RANDOM_PROJECTIONS: dict[tuple[int, int, int], tuple[np.ndarray, np.ndarray]] = {}

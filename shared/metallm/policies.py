@@ -37,8 +37,9 @@ class Policy(Protocol):
         """Index of the chosen arm per row of ``scores`` (n, k); -inf marks excluded arms."""
         ...
 
-    def choose_one(self, scores: np.ndarray, rng: np.random.Generator) -> int:
-        """The chosen arm for one query's ``scores`` (k,): the single-decision fast path."""
+    def choose_one(self, scores: list[float], rng: np.random.Generator) -> int:
+        """The chosen arm for one query's ``scores`` (a list of k floats; -inf marks excluded
+        arms): the single-decision fast path, where plain floats beat numpy calls."""
         ...
 
     def to_dict(self) -> dict[str, Any]:
@@ -51,13 +52,14 @@ def _check_l2(l2: float) -> None:
         raise ConfigurationError(f"l2 must be a positive finite number, got {l2!r}")
 
 
-def argmax_one(scores: np.ndarray, rng: np.random.Generator) -> int:
-    """Argmax of a 1-d array; an exact tie is broken uniformly at random."""
-    best = int(scores.argmax())
-    tied = scores >= scores[best] - _TIE_TOLERANCE
-    if np.count_nonzero(tied) == 1:
-        return best
-    return int(rng.choice(np.flatnonzero(tied)))
+def argmax_one(scores: list[float], rng: np.random.Generator) -> int:
+    """Argmax of a list of floats; an exact tie is broken uniformly at random."""
+    top = max(scores)
+    floor = top - _TIE_TOLERANCE
+    if len(scores) == 1 or sorted(scores)[-2] < floor:  # no tie: the common case, all in C
+        return scores.index(top)
+    tied = [i for i, v in enumerate(scores) if v >= floor]
+    return tied[int(rng.integers(len(tied)))]
 
 
 def argmax_random_ties(scores: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -99,7 +101,7 @@ class LinUCB:
     def choose(self, scores: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         return argmax_random_ties(scores, rng)
 
-    def choose_one(self, scores: np.ndarray, rng: np.random.Generator) -> int:
+    def choose_one(self, scores: list[float], rng: np.random.Generator) -> int:
         return argmax_one(scores, rng)
 
     def to_dict(self) -> dict[str, Any]:
@@ -129,8 +131,8 @@ class EpsilonGreedy:
         random_pick = argmax_random_ties(np.where(allowed, 0.0, -np.inf), rng)
         return np.where(explore, random_pick, greedy)
 
-    def choose_one(self, scores: np.ndarray, rng: np.random.Generator) -> int:
-        return int(self.choose(scores[None, :], rng)[0])
+    def choose_one(self, scores: list[float], rng: np.random.Generator) -> int:
+        return int(self.choose(np.array([scores]), rng)[0])
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, **asdict(self)}
@@ -152,8 +154,8 @@ class RandomPolicy:
     def choose(self, scores: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         return argmax_random_ties(np.where(np.isfinite(scores), 0.0, -np.inf), rng)
 
-    def choose_one(self, scores: np.ndarray, rng: np.random.Generator) -> int:
-        return int(rng.choice(np.flatnonzero(np.isfinite(scores))))
+    def choose_one(self, scores: list[float], rng: np.random.Generator) -> int:
+        return int(rng.choice([i for i, v in enumerate(scores) if math.isfinite(v)]))
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, **asdict(self)}

@@ -32,15 +32,21 @@ class RidgeStatistics:
         self.penalties = np.broadcast_to(np.asarray(penalties, dtype=np.float64), (dim,)).copy()
         self.A = np.repeat(np.diag(self.penalties)[None], n_arms, axis=0)
         self.A_inv = np.repeat(np.diag(1.0 / self.penalties)[None], n_arms, axis=0)
+        # A float32 copy of every A^-1, stacked (k*dim, dim), read by routing: the width is
+        # only an exploration bonus (float32 keeps it to ~1e-7 relative), and half the
+        # bytes keep a 10-arm 64-d router's matrices in a core's L2 cache.
+        self._A_inv32 = self.A_inv.reshape(-1, dim).astype(np.float32)
         self.B = np.zeros((n_arms, dim, 2))
-        # theta stored as (dim, arm, 2): every arm's coefficients in one contiguous
-        # (dim, 2k) block, so predicting all arms is one matrix product with no copy.
-        self._theta = np.zeros((dim, n_arms, 2))
+        # theta stored as (dim, 2, arm): every arm's coefficients in one contiguous (dim, 2k)
+        # block, so predicting all arms is one matrix product whose result is already split
+        # into a quality row and a cost row.
+        self._theta = np.zeros((dim, 2, n_arms))
+        self._theta_flat = self._theta.reshape(dim, 2 * n_arms)  # a view: updates show through
 
     @property
     def theta(self) -> np.ndarray:
         """Coefficients (n_arms, dim, 2) for quality and cost (a view)."""
-        return self._theta.transpose(1, 0, 2)
+        return self._theta.transpose(2, 0, 1)
 
     # -- learning ---------------------------------------------------------------------
     def update(self, arm: int, x: np.ndarray, y: np.ndarray) -> None:
@@ -48,11 +54,12 @@ class RidgeStatistics:
         a_inv = self.A_inv[arm]
         ax = a_inv @ x
         denom = 1.0 + float(x @ ax)
-        theta = self._theta[:, arm, :]
+        theta = self._theta[:, :, arm]
         residual = y - x @ theta
         self.A[arm] += np.outer(x, x)
         self.B[arm] += np.outer(x, y)
         a_inv -= np.outer(ax, ax / denom)
+        self._A_inv32[arm * self.dim:(arm + 1) * self.dim] = a_inv
         # Recursive least squares: theta += A_new^-1 x (y - x^T theta_old).
         theta += np.outer(ax / denom, residual)
 
@@ -75,7 +82,8 @@ class RidgeStatistics:
             lower = np.linalg.cholesky(self.A[k])
             lower_inv = np.linalg.solve(lower, np.eye(self.dim))
             self.A_inv[k] = lower_inv.T @ lower_inv
-            self._theta[:, k, :] = self.A_inv[k] @ self.B[k]
+            self._theta[:, :, k] = self.A_inv[k] @ self.B[k]
+            self._A_inv32[k * self.dim:(k + 1) * self.dim] = self.A_inv[k]
 
     def counts(self) -> np.ndarray:
         """Observations per arm (read off the bias feature's diagonal entry)."""
@@ -87,17 +95,27 @@ class RidgeStatistics:
         return self.B[:, -1, COST].copy()
 
     # -- prediction -------------------------------------------------------------------
-    def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Predicted quality, cost and confidence width ``sqrt(x^T A^-1 x)``, each (n, k)."""
+    def predict(self, X: np.ndarray, *, fast_width: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Predicted quality, cost and confidence width ``sqrt(x^T A^-1 x)``, each (n, k).
+
+        ``fast_width`` computes the width in float32, as routing does.
+        """
         k, d = self.n_arms, self.dim
         # (n, d) @ (d, k*2): one BLAS call for every arm's quality and cost
-        means = (X @ self._theta.reshape(d, k * 2)).reshape(-1, k, 2)
-        if X.shape[0] == 1:
-            x = X[0]
-            quad = ((self.A_inv.reshape(-1, d) @ x).reshape(k, d) @ x)[None, :]
-        else:
-            quad = np.empty((X.shape[0], self.n_arms))
-            for k in range(self.n_arms):
-                quad[:, k] = np.einsum("nd,nd->n", X @ self.A_inv[k], X)
-        width = np.sqrt(np.maximum(quad, 0.0))
-        return means[..., QUALITY], means[..., COST], width
+        means = (X @ self._theta.reshape(d, 2 * k)).reshape(-1, 2, k)
+        quad = np.empty((X.shape[0], self.n_arms), dtype=np.float32 if fast_width else np.float64)
+        Z = X.astype(np.float32) if fast_width else X
+        for arm in range(self.n_arms):
+            a_inv = self._A_inv32[arm * d:(arm + 1) * d] if fast_width else self.A_inv[arm]
+            quad[:, arm] = np.einsum("nd,nd->n", Z @ a_inv, Z)
+        width = np.sqrt(np.maximum(quad, 0.0, out=quad), out=quad)
+        return means[:, QUALITY], means[:, COST], width
+
+    def predict_one(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For one feature vector: ``(means, quad)``, means (2, k) (quality row, cost row)
+        and ``quad = x^T A^-1 x`` per arm (float32), in three matrix products: the routing fast path."""
+        k, d = self.n_arms, self.dim
+        means = np.dot(x, self._theta_flat).reshape(2, k)  # np.dot: less call overhead than @
+        x32 = x.astype(np.float32)
+        quad: np.ndarray = np.dot(np.dot(self._A_inv32, x32).reshape(k, d), x32)
+        return means, quad

@@ -62,16 +62,37 @@ def find_router(router_id: str) -> Router:
     return router
 
 
+RowsOfValues = np.ndarray | list[list[float]]
+"""Per-arm values, one row per decision: an (n, k) array, or for one decision a list of one list."""
+Rows = np.ndarray | list[np.ndarray]
+"""Vectors, one row per decision: an (n, dim) array, or for one decision a list of one vector."""
+
+
+class Selection:
+    """What one ``select`` / ``select_batch`` call computed; its decisions read their rows from it.
+
+    Decisions share these arrays instead of holding per-decision numpy views, so a decision is
+    one small tuple: that keeps ``select_batch`` above 100,000 decisions/s (docs/performance.md).
+    """
+
+    __slots__ = ("arms", "index", "scores", "bonus", "embeddings", "features", "prompts")
+
+    def __init__(self, arms: tuple[str, ...], index: dict[str, int], scores: RowsOfValues, bonus: RowsOfValues,
+                 embeddings: Rows, features: np.ndarray, prompts: list[str | None] | None) -> None:
+        self.arms, self.index, self.scores, self.bonus = arms, index, scores, bonus
+        self.embeddings, self.features, self.prompts = embeddings, features, prompts
+
+
 class ArmValues(Mapping[str, float]):
-    """A read-only ``{arm: value}`` view over one row of scores (built without a dict)."""
+    """A read-only ``{arm: value}`` view over one row of a selection's scores (built without a dict)."""
 
-    __slots__ = ("_arms", "_index", "_row")
+    __slots__ = ("_arms", "_index", "_values", "_row")
 
-    def __init__(self, arms: tuple[str, ...], index: dict[str, int], row: np.ndarray) -> None:
-        self._arms, self._index, self._row = arms, index, row
+    def __init__(self, selection: Selection, values: RowsOfValues, row: int) -> None:
+        self._arms, self._index, self._values, self._row = selection.arms, selection.index, values, row
 
     def __getitem__(self, arm: str) -> float:
-        return float(self._row[self._index[arm]])
+        return float(self._values[self._row][self._index[arm]])
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._arms)
@@ -84,32 +105,55 @@ class ArmValues(Mapping[str, float]):
 
 
 class Decision(NamedTuple):
-    """One routing decision: the chosen arm, why, and what the later update needs (immutable)."""
+    """One routing decision: the chosen arm, why, and what the later update needs (immutable).
+
+    ``scores``, ``bonus`` and ``embedding`` are read from the :class:`Selection` that made the
+    decision, so a decision costs one tuple however many arms there are.
+    """
 
     id: str
     arm: str
-    scores: Mapping[str, float]
-    """Upper confidence bound per arm: predicted reward plus ``bonus``."""
-    bonus: Mapping[str, float]
-    """The exploration bonus per arm (``alpha * width`` for LinUCB)."""
     cost_weight: float
-    embedding: np.ndarray
+    selection: Selection
+    row: int
+    """This decision's row in ``selection``."""
     forced: bool = False
     """True when the caller named the arm instead of letting the router choose."""
     sticky: bool = False
     """True when the arm was kept from earlier in the same session."""
+
+    @property
+    def scores(self) -> Mapping[str, float]:
+        """Upper confidence bound per arm: predicted reward plus ``bonus``."""
+        return ArmValues(self.selection, self.selection.scores, self.row)
+
+    @property
+    def bonus(self) -> Mapping[str, float]:
+        """The exploration bonus per arm (``alpha * width`` for LinUCB)."""
+        return ArmValues(self.selection, self.selection.bonus, self.row)
+
+    @property
+    def embedding(self) -> np.ndarray:
+        """The query's embedding (a read-only view)."""
+        row: np.ndarray = self.selection.embeddings[self.row]
+        row.setflags(write=False)
+        return row
 
     def to_metadata(self) -> dict[str, Any]:
         """A JSON-friendly summary for response metadata."""
         return {
             "decision_id": self.id,
             "model": self.arm,
-            "scores": {arm: float(v) for arm, v in self.scores.items()},
-            "bonus": {arm: float(v) for arm, v in self.bonus.items()},
+            "scores": dict(self.scores.items()),
+            "bonus": dict(self.bonus.items()),
             "cost_weight": self.cost_weight,
             "forced": self.forced,
             "sticky": self.sticky,
         }
+
+    def __repr__(self) -> str:
+        return (f"Decision(id={self.id!r}, arm={self.arm!r}, cost_weight={self.cost_weight}, "
+                f"forced={self.forced}, sticky={self.sticky})")
 
 
 class Prediction(NamedTuple):
@@ -120,16 +164,6 @@ class Prediction(NamedTuple):
     """In USD (not normalised)."""
     width: np.ndarray
     """Confidence width ``sqrt(x^T A^-1 x)``."""
-
-
-class _Pending:
-    """A decision awaiting feedback (a plain slotted class: made once per decision)."""
-
-    __slots__ = ("arm", "features", "embedding", "cost", "prompt")
-
-    def __init__(self, arm: int, features: np.ndarray, embedding: np.ndarray, cost: float | None = None,
-                 prompt: str | None = None) -> None:
-        self.arm, self.features, self.embedding, self.cost, self.prompt = arm, features, embedding, cost, prompt
 
 
 class Router:
@@ -219,7 +253,8 @@ class Router:
         self._embedding_dim = 0
         self._scale_key: tuple[int, int] | None = None
         self._scale = 1.0
-        self._pending: OrderedDict[str, _Pending] = OrderedDict()
+        self._pending: OrderedDict[str, Decision] = OrderedDict()
+        self._observed_costs: dict[str, float] = {}
         self._recorded: OrderedDict[str, None] = OrderedDict()
         self._lock = threading.RLock()
         self.evicted_decisions = 0
@@ -355,42 +390,53 @@ class Router:
             ):
                 decision = self.select_batch(_one(query), force=kept)[0]
                 return decision._replace(forced=False, sticky=True)
-        return self._select_one(_one(query), excluded, force, ignore_cooldown)
+        return self._select_one(query, excluded, force, ignore_cooldown)
 
-    def _select_one(self, query: list[str] | np.ndarray, exclude: set[str], force: str | None,
-                    ignore_cooldown: bool) -> Decision:
+    def _select_one(self, query: Query, exclude: set[str], force: str | None, ignore_cooldown: bool) -> Decision:
         """:meth:`select_batch` for one query, with as few numpy calls as the maths allows."""
-        self._sync_if_due()
-        embedding = self.embed(query)
-        stats = self._ensure_stats(embedding.shape[1])
-        excluded, forced = self._allowed(exclude, force, ignore_cooldown)
-        f = self.features.transform(embedding)[0]
-        k, d = stats.n_arms, stats.dim
+        if self.store is not None:
+            self._sync_if_due()
+        if isinstance(query, str):
+            embedding = self.embed([query])[0]
+        else:
+            embedding = _one_embedding(query)
+        dim = embedding.shape[0]
+        stats = self._stats if self._stats is not None else self._ensure_stats(dim)
+        if dim != self._embedding_dim:
+            raise DimensionMismatchError(
+                f"embedding has {dim} dimensions but the router was built on "
+                f"{self._embedding_dim}; use the same embedding model throughout"
+            )
+        if exclude or force is not None or self.cooldown.active:
+            excluded, forced = self._allowed(exclude, force, ignore_cooldown)
+        else:
+            excluded, forced = set(), None
+        features = self.features.transform(embedding[None])
         with self._lock:
-            means = f @ stats._theta.reshape(d, 2 * k)  # (quality, cost) per arm, interleaved
-            quad = (stats.A_inv.reshape(-1, d) @ f).reshape(k, d) @ f
-            np.maximum(quad, 0.0, out=quad)
-            bonus = self.policy.bonus(np.sqrt(quad, out=quad))
-            scores = means[0::2] - (self.cost_weight / self.cost_scale) * means[1::2]
-            scores += bonus
+            # Three matrix products, then plain floats: for one query and a pool of models
+            # that is faster than a dozen small numpy calls (docs/performance.md).
+            means, quad = stats.predict_one(features[0])
+            bonus = self.policy.bonus(np.sqrt(np.maximum(quad, 0.0, out=quad), out=quad)).tolist()
+            quality, cost = means.tolist()
+            weight = self.cost_weight / self.cost_scale
+            scores = [q - weight * c + b for q, c, b in zip(quality, cost, bonus)]
             if forced is not None:
                 chosen = forced
             elif excluded:
-                masked = scores.copy()
-                masked[sorted(excluded)] = -np.inf
-                chosen = self.policy.choose_one(masked, self._rng)
+                chosen = self.policy.choose_one([-math.inf if i in excluded else v for i, v in enumerate(scores)],
+                                                self._rng)
             else:
                 chosen = self.policy.choose_one(scores, self._rng)
-            scores.setflags(write=False)
-            bonus.setflags(write=False)
-            row = embedding[0].copy()
-            row.setflags(write=False)
+            prompts: list[str | None] | None = None
+            if isinstance(query, str) and self.store is not None and self.store.store_prompts:
+                prompts = [query]
+            selection = Selection(self.arms, self._index, [scores], [bonus], [embedding], features, prompts)
             self._decisions += 1
-            decision = Decision(f"{self.id}-{self._decisions:x}", self.arms[chosen],
-                                ArmValues(self.arms, self._index, scores), ArmValues(self.arms, self._index, bonus),
-                                self.cost_weight, row, forced is not None)
-            prompt = query[0] if self.store is not None and self.store.store_prompts and isinstance(query, list) else None
-            self._remember(decision.id, _Pending(chosen, f, row, prompt=prompt))
+            decision: Decision = tuple.__new__(Decision, (f"{self.id}-{self._decisions:x}", self.arms[chosen],
+                                                          self.cost_weight, selection, 0, forced is not None, False))
+            self._pending[decision.id] = decision
+            if len(self._pending) > self.max_pending:
+                self._evict()
         return decision
 
     def _sync_if_due(self) -> None:
@@ -449,53 +495,51 @@ class Router:
         X = self._features(embeddings)
         with self._lock:
             assert self._stats is not None
-            quality, cost, width = self._stats.predict(X)
+            quality, cost, width = self._stats.predict(X, fast_width=True)
             scale = self.cost_scale
             bonus = self.policy.bonus(width)
             scores = quality - self.cost_weight * cost / scale + bonus
-            masked = scores.copy()
             if excluded:
+                masked = scores.copy()
                 masked[:, sorted(excluded)] = -np.inf
+            else:
+                masked = scores
             if forced is None:
                 chosen = self.policy.choose(masked, self._rng)
             else:
                 chosen = np.full(X.shape[0], forced)
-            scores.setflags(write=False)
-            bonus.setflags(write=False)
-            frozen = np.array(embeddings, dtype=np.float64)
-            frozen.setflags(write=False)
-            is_forced = forced is not None
-            keep_prompt = self.store is not None and self.store.store_prompts and isinstance(queries, list)
-            arms, index = self.arms, self._index
-            decisions = []
-            for row, arm in enumerate(chosen.tolist()):
-                self._decisions += 1
-                decision = Decision(
-                    id=f"{self.id}-{self._decisions:x}",
-                    arm=arms[arm],
-                    scores=ArmValues(arms, index, scores[row]),
-                    bonus=ArmValues(arms, index, bonus[row]),
-                    cost_weight=self.cost_weight,
-                    embedding=frozen[row],
-                    forced=is_forced,
-                )
-                query = queries[row] if keep_prompt else None
-                prompt = query if isinstance(query, str) else None
-                self._remember(decision.id, _Pending(arm, X[row], frozen[row], prompt=prompt))
-                decisions.append(decision)
+            keep_prompts = self.store is not None and self.store.store_prompts and isinstance(queries, list)
+            prompts = [q if isinstance(q, str) else None for q in queries] if keep_prompts else None
+            if embeddings is queries:
+                embeddings = embeddings.copy()  # our own copy: the caller may reuse its array
+            selection = Selection(self.arms, self._index, scores, bonus, embeddings, X, prompts)
+            # One tuple per decision, built without the NamedTuple constructor's Python frame.
+            first, prefix, arms = self._decisions + 1, f"{self.id}-", self.arms
+            make, weight, is_forced = tuple.__new__, self.cost_weight, forced is not None
+            decisions: list[Decision] = [
+                make(Decision, (f"{prefix}{first + row:x}", arms[arm], weight, selection, row, is_forced, False))
+                for row, arm in enumerate(chosen.tolist())
+            ]
+            self._decisions += len(decisions)
+            self._pending.update((d[0], d) for d in decisions)
+            if len(self._pending) > self.max_pending:
+                self._evict()
         return decisions
 
-    def _remember(self, decision_id: str, pending: _Pending) -> None:
-        self._pending[decision_id] = pending
+    def _evict(self) -> None:
+        """Drop the oldest pending decisions beyond ``max_pending``."""
         while len(self._pending) > self.max_pending:
-            self._pending.popitem(last=False)
+            decision_id, _ = self._pending.popitem(last=False)
+            self._observed_costs.pop(decision_id, None)
             self.evicted_decisions += 1
 
     # -- online feedback ----------------------------------------------------------------
     def observe_cost(self, decision_id: str, cost: float) -> None:
         """Attach the measured cost (USD) to a pending decision, for a later :meth:`record`."""
+        c = _check_cost(cost)
         with self._lock:
-            self._pending_for(decision_id).cost = _check_cost(cost)
+            self._pending_for(decision_id)
+            self._observed_costs[decision_id] = c
 
     def record(self, decision_id: str, *, quality: float, cost: float | None = None) -> None:
         """Learn from the outcome of a decision: updates the chosen arm only.
@@ -505,37 +549,40 @@ class Router:
         """
         q = _check_quality(quality)
         with self._lock:
-            pending = self._pending_for(decision_id)
+            decision = self._pending_for(decision_id)
             if cost is None:
-                if pending.cost is None:
+                c = self._observed_costs.get(decision_id)
+                if c is None:
                     raise InvalidFeedbackError(
                         f"no cost known for decision {decision_id}: pass cost= (USD)"
                     )
-                c = pending.cost
             else:
                 c = _check_cost(cost)
+            selection, row = decision.selection, decision.row
             if self.store is not None:
-                event = FeedbackEvent(decision_id, self.arms[pending.arm], pending.embedding, q, c,
-                                      time.time(), pending.prompt)
+                prompt = None if selection.prompts is None else selection.prompts[row]
+                event = FeedbackEvent(decision_id, decision.arm, selection.embeddings[row], q, c, time.time(), prompt)
                 try:
                     self.store.append(event)  # durable before record returns
                 except (sqlite3.IntegrityError, ValueError) as e:
                     raise DuplicateFeedbackError(f"feedback for decision {decision_id} is already in the store") from e
             del self._pending[decision_id]
+            if self._observed_costs:
+                self._observed_costs.pop(decision_id, None)
             self._recorded[decision_id] = None
-            while len(self._recorded) > self.max_pending:
+            if len(self._recorded) > self.max_pending:
                 self._recorded.popitem(last=False)
             if self.store is not None:
                 self.sync()  # folds this event, and any from other processes, in log order
                 return
             assert self._stats is not None
-            self._stats.update(pending.arm, pending.features, np.array([q, c]))
+            self._stats.update(self._index[decision.arm], selection.features[row], np.array([q, c]))
             self.n_updates += 1
 
-    def _pending_for(self, decision_id: str) -> _Pending:
-        pending = self._pending.get(decision_id)
-        if pending is not None:
-            return pending
+    def _pending_for(self, decision_id: str) -> Decision:
+        decision = self._pending.get(decision_id)
+        if decision is not None:
+            return decision
         if decision_id in self._recorded:
             raise DuplicateFeedbackError(f"feedback for decision {decision_id} was already recorded")
         raise UnknownDecisionError(
@@ -797,6 +844,18 @@ def _one(query: Query) -> list[str] | np.ndarray:
     if isinstance(query, str):
         return [query]
     return np.asarray(query, dtype=np.float64).reshape(1, -1)
+
+
+def _one_embedding(query: np.ndarray | Sequence[float]) -> np.ndarray:
+    """One embedding (dim,), checked, in an array of our own (the caller may reuse theirs)."""
+    embedding = np.array(query, dtype=np.float64)
+    if embedding.ndim == 2 and embedding.shape[0] == 1:
+        embedding = embedding[0]
+    if embedding.ndim != 1 or embedding.shape[0] == 0:
+        raise InvalidInputError(f"expected one embedding of shape (dim,), got shape {embedding.shape}")
+    if not math.isfinite(np.dot(embedding, embedding)):  # one call; NaN and inf both reach it
+        raise InvalidInputError("embeddings contain NaN or inf")
+    return embedding
 
 
 def _check_cost_weight(p: float) -> float:

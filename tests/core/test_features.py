@@ -51,11 +51,14 @@ def test_projected_features_cold_are_orthonormal_and_fitted_are_pca():
     cold = ProjectedFeatures(dims=8)
     a = cold.transform(X[:3])
     assert a.shape == (3, 9)
-    q = cold._projection(32)[0]
+    q = cold._affine_map(32)[0][:, :-1]
     np.testing.assert_allclose(q.T @ q, np.eye(8), atol=1e-10)
+    np.testing.assert_allclose(a, np.hstack([X[:3] @ q, np.ones((3, 1))]), atol=1e-12)
     np.testing.assert_array_equal(ProjectedFeatures(dims=8).transform(X[:3]), a)  # seeded: the same projection
     fitted = cold.fit(X)
     z = fitted.transform(X)[:, :-1]
+    np.testing.assert_allclose(z, (X - fitted.mean) @ fitted.projection, atol=1e-12)  # centred, then projected
+    np.testing.assert_array_equal(fitted.transform(X)[:, -1], 1.0)  # the bias feature
     variances = z.var(axis=0)
     assert (np.diff(variances) <= 1e-12).all()  # principal components, largest variance first
 

@@ -21,6 +21,7 @@ from metallm import (
     UnknownArmError,
     UnknownDecisionError,
 )
+from metallm.features import EmbeddingFeatures, ProjectedFeatures
 
 ARMS = ["cheap", "mid", "premium"]
 
@@ -250,7 +251,8 @@ def test_select_batch_matches_select():
         single = router.select(x)
         assert single.arm == decision.arm
         for arm in ARMS:
-            assert single.scores[arm] == pytest.approx(decision.scores[arm], abs=1e-10)
+            # the exploration width is computed in float32 by both paths (~1e-7 relative)
+            assert single.scores[arm] == pytest.approx(decision.scores[arm], rel=1e-6)
 
 
 def test_epsilon_greedy_explores():
@@ -288,3 +290,46 @@ def test_same_seed_same_decisions():
     a = [Router(ARMS, embedder=None, seed=5).select(np.ones(2)).arm for _ in range(5)]
     b = [Router(ARMS, embedder=None, seed=5).select(np.ones(2)).arm for _ in range(5)]
     assert a == b
+
+
+@pytest.mark.parametrize("features", [ProjectedFeatures(2), EmbeddingFeatures()])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_a_non_finite_embedding_is_refused_and_nothing_is_left_pending(features, bad):
+    router = Router(ARMS, embedder=None, features=features)
+    router.select(np.ones(4))
+    with pytest.raises(InvalidInputError, match="NaN or inf"):
+        router.select(np.array([1.0, bad, 0, 0]))
+    with pytest.raises(InvalidInputError, match="NaN or inf"):
+        router.select_batch(np.array([[1.0, 0, 0, 0], [1.0, bad, 0, 0]]))
+    assert router.pending_decisions == 1
+
+
+def test_decisions_keep_their_own_read_only_copy_of_the_embedding():
+    router = Router(ARMS, embedder=None, seed=0)
+    x = np.array([0.5, -0.5, 1.0, 2.0])
+    X = np.tile(x, (3, 1))
+    single, batch = router.select(x), router.select_batch(X)
+    x[:] = 9.0  # the caller reuses its arrays
+    X[:] = 9.0
+    for decision in [single, *batch]:
+        np.testing.assert_array_equal(decision.embedding, [0.5, -0.5, 1.0, 2.0])
+        assert not decision.embedding.flags.writeable
+    # what is learned is the embedding that was routed, not the caller's new values
+    router.record(single.id, quality=1.0, cost=0.01)
+    untouched = Router(ARMS, embedder=None, seed=0)
+    untouched.record(untouched.select(np.array([0.5, -0.5, 1.0, 2.0]), force=single.arm).id, quality=1.0, cost=0.01)
+    probe = np.random.default_rng(0).normal(size=(5, 4))
+    np.testing.assert_array_equal(router.predict(probe).quality, untouched.predict(probe).quality)
+
+
+def test_decision_values_are_read_only_mappings_and_the_width_is_the_exact_one():
+    X, Q, C = _data(n=50)
+    router = Router(ARMS, embedder=None, policy=LinUCB(alpha=0.7)).fit(X, Q, C)
+    decision, exact = router.select(X[0]), router.predict(X[:1])
+    assert dict(decision.bonus) == pytest.approx({a: 0.7 * w for a, w in zip(ARMS, exact.width[0])}, rel=1e-6)
+    assert set(decision.scores) == set(ARMS) and len(decision.scores) == len(ARMS)
+    with pytest.raises(TypeError):
+        decision.scores["cheap"] = 1.0  # type: ignore[index]
+    with pytest.raises(AttributeError):
+        decision.arm = "premium"  # type: ignore[misc]
+    assert decision.arm in repr(decision) and decision.id in repr(decision)
