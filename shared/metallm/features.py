@@ -52,6 +52,11 @@ class FeatureMap(Protocol):
         ...
 
     def transform(self, embeddings: np.ndarray) -> np.ndarray:
+        """Features (n, m) of embeddings (n, d)."""
+        ...
+
+    def transform_one(self, embedding: np.ndarray) -> np.ndarray:
+        """Features (m,) of one embedding (d,): the routing fast path (a 1-d product is cheaper)."""
         ...
 
     def penalties(self, embedding_dim: int) -> np.ndarray:
@@ -90,6 +95,9 @@ class EmbeddingFeatures:
 
     def transform(self, embeddings: np.ndarray) -> np.ndarray:
         return np.hstack([embeddings, np.ones((embeddings.shape[0], 1))])
+
+    def transform_one(self, embedding: np.ndarray) -> np.ndarray:
+        return np.append(embedding, 1.0)
 
     def penalties(self, embedding_dim: int) -> np.ndarray:
         return np.concatenate([np.full(embedding_dim, self.l2), [BIAS_L2]])
@@ -153,10 +161,13 @@ class ProjectedFeatures:
         return min(self.dims, embedding_dim) + 1
 
     def transform(self, embeddings: np.ndarray) -> np.ndarray:
-        weights, shift = self._affine_map(embeddings.shape[1])
+        weights, shift = self._affine_map(embeddings.shape[-1])
         out: np.ndarray = np.dot(embeddings, weights)
         out += shift
         return out
+
+    def transform_one(self, embedding: np.ndarray) -> np.ndarray:
+        return self.transform(embedding)  # np.dot and the shift work on one vector alike
 
     def penalties(self, embedding_dim: int) -> np.ndarray:
         return np.concatenate([np.full(min(self.dims, embedding_dim), self.l2), [BIAS_L2]])
@@ -225,6 +236,10 @@ class ClusterFeatures:
         member = np.exp(logits)
         member /= member.sum(axis=1, keepdims=True)
         return np.hstack([member, embeddings, np.ones((embeddings.shape[0], 1))])
+
+    def transform_one(self, embedding: np.ndarray) -> np.ndarray:
+        features: np.ndarray = self.transform(embedding[None])[0]
+        return features
 
     def penalties(self, embedding_dim: int) -> np.ndarray:
         return np.concatenate(

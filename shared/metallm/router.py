@@ -78,7 +78,7 @@ class Selection:
     __slots__ = ("arms", "index", "scores", "bonus", "embeddings", "features", "prompts")
 
     def __init__(self, arms: tuple[str, ...], index: dict[str, int], scores: RowsOfValues, bonus: RowsOfValues,
-                 embeddings: Rows, features: np.ndarray, prompts: list[str | None] | None) -> None:
+                 embeddings: Rows, features: Rows, prompts: list[str | None] | None) -> None:
         self.arms, self.index, self.scores, self.bonus = arms, index, scores, bonus
         self.embeddings, self.features, self.prompts = embeddings, features, prompts
 
@@ -411,11 +411,11 @@ class Router:
             excluded, forced = self._allowed(exclude, force, ignore_cooldown)
         else:
             excluded, forced = set(), None
-        features = self.features.transform(embedding[None])
+        features = self.features.transform_one(embedding)
         with self._lock:
             # Three matrix products, then plain floats: for one query and a pool of models
             # that is faster than a dozen small numpy calls (docs/performance.md).
-            means, quad = stats.predict_one(features[0])
+            means, quad = stats.predict_one(features)
             bonus = self.policy.bonus(np.sqrt(np.maximum(quad, 0.0, out=quad), out=quad)).tolist()
             quality, cost = means.tolist()
             weight = self.cost_weight / self.cost_scale
@@ -430,7 +430,7 @@ class Router:
             prompts: list[str | None] | None = None
             if isinstance(query, str) and self.store is not None and self.store.store_prompts:
                 prompts = [query]
-            selection = Selection(self.arms, self._index, [scores], [bonus], [embedding], features, prompts)
+            selection = Selection(self.arms, self._index, [scores], [bonus], [embedding], [features], prompts)
             self._decisions += 1
             decision: Decision = tuple.__new__(Decision, (f"{self.id}-{self._decisions:x}", self.arms[chosen],
                                                           self.cost_weight, selection, 0, forced is not None, False))

@@ -90,3 +90,12 @@ def test_tuning_picks_clusters_when_strengths_follow_topics_and_does_no_harm():
     router = Router(["a", "b"], embedder=None).fit(X, Q, C)  # tune="auto": 600 rows >= 300
     assert router.tuning_ is not None
     assert router.features is not None and router.features.fitted
+
+
+@pytest.mark.parametrize("features", [ClusterFeatures(clusters=3), ProjectedFeatures(dims=4), EmbeddingFeatures()])
+def test_transform_one_equals_a_row_of_transform(features):
+    X = _unit(50, 6)
+    fitted = features.fit(X)
+    for x, row in zip(X[:5], fitted.transform(X[:5]), strict=True):
+        np.testing.assert_allclose(fitted.transform_one(x), row, atol=1e-12)
+        assert fitted.transform_one(x).shape == (fitted.dimension(6),)
