@@ -51,8 +51,13 @@ def split_rows(n: int, *, seed: int, test_size: float) -> tuple[np.ndarray, np.n
     return np.sort(order[n_test:]), np.sort(order[:n_test])
 
 
-def default_embedder(model: str | None = None) -> Embedder:
-    """Sentence-BERT behind the on-disk cache, so a second run does not re-embed."""
+def default_embedder(model: str | None = None, *, static_model: str | None = None) -> Embedder:
+    """Sentence-BERT behind the on-disk cache, so a second run does not re-embed; or, given
+    ``static_model`` (a folder made by ``metallm distill``), that static embedder (fast enough uncached)."""
+    if static_model is not None:
+        from metallm.embedders import StaticEmbedder
+
+        return StaticEmbedder(static_model)
     from metallm.embedding_cache import DiskCachedEmbedder
 
     return DiskCachedEmbedder(SentenceTransformerEmbedder(model, progress_bar_from=1 << 30))

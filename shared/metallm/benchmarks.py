@@ -69,7 +69,7 @@ def _rounds_line(label: str, medians: list[float], p99s: list[float], target: st
             f"{target} {spread}").rstrip()
 
 
-def bench_routing(n: int, rounds: int = 3) -> list[str]:
+def bench_routing(n: int, rounds: int = 5) -> list[str]:
     """Each configuration measured ``rounds`` times, interleaved, so a slow spell of a shared
     machine hits every configuration alike; the median over rounds is printed."""
     lines = [f"routing (10 arms, 384-d embeddings given; {rounds} rounds of {n} calls, median of the rounds):"]
@@ -189,7 +189,7 @@ def bench_langchain(n: int) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m metallm.benchmarks", description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=5000, help="timed calls per measurement")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds of the routing measurements (median printed)")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of the routing measurements (median printed)")
     parser.add_argument("--static-model", default=os.environ.get("METALLM_STATIC_MODEL"),
                         help="folder of a distilled static embedder (metallm distill)")
     args = parser.parse_args(argv)

@@ -34,6 +34,7 @@ def _build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", dest="json_out", help="write the report as JSON here")
     bench.add_argument("--plot", dest="plot_out", help="write the cost-quality plot (PNG) here")
     bench.add_argument("--embedding-model", help="embedding model (default: $METALLM_EMBEDDING_MODEL or MiniLM)")
+    bench.add_argument("--static-model", help="embed with a static embedder made by `metallm distill` (a folder)")
 
     sim = commands.add_parser("simulate", help="online replay with bandit feedback: regret of each policy")
     sim.add_argument("--data", required=True, help="routing table: .csv, .jsonl or .parquet")
@@ -45,6 +46,7 @@ def _build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--json", dest="json_out")
     sim.add_argument("--plot", dest="plot_out")
     sim.add_argument("--embedding-model")
+    sim.add_argument("--static-model", help="embed with a static embedder made by `metallm distill` (a folder)")
     distill = commands.add_parser("distill", help="make a fast static embedder from the Sentence-BERT model")
     distill.add_argument("--out", required=True, help="folder to write it to")
     distill.add_argument("--model", help="model to distil (default: $METALLM_EMBEDDING_MODEL or MiniLM)")
@@ -58,7 +60,7 @@ def _bench(args: argparse.Namespace) -> int:
     from metallm.bench import default_embedder, format_report, plot_report, public_report, run_bench
 
     result = run_bench(args.data, seed=args.seed, test_size=args.test_size,
-                       embedder=default_embedder(args.embedding_model))
+                       embedder=default_embedder(args.embedding_model, static_model=args.static_model))
     print(format_report(result))
     if args.json_out:
         with open(args.json_out, "w") as handle:
@@ -78,7 +80,7 @@ def _simulate(args: argparse.Namespace) -> int:
     result = run_simulation(
         args.data, seed=args.seed, alpha=DEFAULT_ALPHA if args.alpha is None else args.alpha,
         warm_start=args.warm_start, cost_weight=args.cost_weight, budget=args.budget,
-        embedder=default_embedder(args.embedding_model),
+        embedder=default_embedder(args.embedding_model, static_model=args.static_model),
     )
     print(format_simulation(result))
     if args.json_out:

@@ -66,3 +66,15 @@ def test_simulate_ucb_beats_random_and_holds_a_budget(table, tmp_path, capsys):
     assert abs(report["budget"]["cost_error"]) < 0.10
     assert plot.read_bytes()[:4] == b"\x89PNG"
     assert "dual ascent" in capsys.readouterr().out
+
+
+def test_bench_and_simulate_run_on_a_static_embedder(table, static_model_dir, tmp_path, capsys):
+    out = tmp_path / "static.json"
+    assert main(["bench", "--data", str(table), "--static-model", static_model_dir, "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert 0.0 < report["summary"]["max_quality"] <= 1.0
+    assert main(["simulate", "--data", str(table), "--static-model", static_model_dir]) == 0
+    capsys.readouterr()
+    # a missing folder is a clear error (exit 2), not a silent fall back to Sentence-BERT
+    assert main(["bench", "--data", str(table), "--static-model", str(tmp_path / "absent")]) == 2
+    assert "could not load the static embedder" in capsys.readouterr().err
