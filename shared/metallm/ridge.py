@@ -102,7 +102,7 @@ class RidgeStatistics:
         """
         k, d = self.n_arms, self.dim
         # (n, d) @ (d, k*2): one BLAS call for every arm's quality and cost
-        means = (X @ self._theta.reshape(d, 2 * k)).reshape(-1, 2, k)
+        means = (X @ self._theta_flat).reshape(-1, 2, k)
         quad = np.empty((X.shape[0], self.n_arms), dtype=np.float32 if fast_width else np.float64)
         Z = X.astype(np.float32) if fast_width else X
         for arm in range(self.n_arms):
