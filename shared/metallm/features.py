@@ -121,6 +121,8 @@ class ProjectedFeatures:
     seed: int = 0
     projection: np.ndarray | None = field(default=None, repr=False)
     mean: np.ndarray | None = field(default=None, repr=False)
+    _affine: tuple[np.ndarray, np.ndarray] | None = field(default=None, init=False, repr=False)
+    """The fitted map as ``(W, shift)`` (see :meth:`_affine_map`), made once."""
     name: ClassVar[str] = "ProjectedFeatures"
 
     def __post_init__(self) -> None:
@@ -142,7 +144,7 @@ class ProjectedFeatures:
 
     def _affine_map(self, embedding_dim: int) -> tuple[np.ndarray, np.ndarray]:
         """``(W, shift)`` with ``[(x - mean) P, 1] = x W + shift``: one product and one sum per batch."""
-        fitted: tuple[np.ndarray, np.ndarray] | None = getattr(self, "_affine", None)
+        fitted = self._affine
         if fitted is not None:
             if fitted[0].shape[0] != embedding_dim:
                 raise DimensionMismatchError(
