@@ -193,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--static-model", default=os.environ.get("METALLM_STATIC_MODEL"),
                         help="folder of a distilled static embedder (metallm distill)")
     args = parser.parse_args(argv)
+    if args.n < 1 or args.rounds < 1:
+        parser.error("--n and --rounds must be at least 1")
     print(f"metallm speed budget: python {sys.version.split()[0]}, numpy {np.__version__}, {os.cpu_count()} cores\n")
     for section in (bench_routing(args.n, args.rounds), bench_stores(min(args.n, 2000)), bench_memory(),
                     bench_embedders(min(args.n, 2000), args.static_model), bench_langchain(min(args.n, 2000))):
