@@ -22,7 +22,7 @@ from metallm.datasets import RoutingTable, load_routing_table
 from metallm.embedders import Embedder, SentenceTransformerEmbedder
 from metallm.evaluation import aiq, frontier, oracle, savings_at_best, zero_router_aiq
 from metallm.exceptions import InfeasibleBudgetError
-from metallm.features import EmbeddingFeatures
+from metallm.features import EmbeddingFeatures, FeatureMap, ProjectedFeatures
 from metallm.reward import calibrate_cost_weight
 from metallm.router import Router
 
@@ -31,6 +31,13 @@ __all__ = ["BENCH_COST_WEIGHTS", "BenchResult", "embed_table", "run_bench", "spl
 # The frontier's p values: 0, then log-spaced. Enough points for a smooth hull.
 BENCH_COST_WEIGHTS = np.concatenate([[0.0], np.logspace(-3, 2, 50)])
 PLAIN_PAPER_FEATURES = EmbeddingFeatures(l2=1.0)
+FEATURE_CHOICES: dict[str, tuple[FeatureMap, ...] | None] = {
+    "cv": None,  # the library's default candidates, chosen by cross-validation
+    "projected64": (ProjectedFeatures(64),),  # PCA to 64 dimensions: the fast routing configuration
+    "projected128": (ProjectedFeatures(128),),
+    "embedding": (PLAIN_PAPER_FEATURES,),
+}
+"""``metallm bench --features``: which feature maps the router is fitted with."""
 
 
 @dataclass
@@ -85,8 +92,13 @@ def run_bench(
     test_size: float = 0.3,
     embedder: Embedder | None = None,
     progress: bool = True,
+    candidates: Sequence[FeatureMap] | None = None,
 ) -> BenchResult:
-    """Run the whole benchmark on one routing table; see the module docstring."""
+    """Run the whole benchmark on one routing table; see the module docstring.
+
+    ``candidates``: the feature maps the router chooses among by cross-validation on the
+    training rows (default :data:`metallm.tuning.DEFAULT_CANDIDATES`); one map measures it alone.
+    """
     table = load_routing_table(data)
     embeddings = embed_table(table, embedder or default_embedder(), progress=progress)
     train, test = split_rows(len(table), seed=seed, test_size=test_size)
@@ -94,7 +106,8 @@ def run_bench(
     Qt, Ct = Q[test], C[test]
     models = list(table.models)
 
-    default = Router(models, embedder=None, seed=seed).fit(embeddings[train], Q[train], C[train], tune=True, seed=seed)
+    default = Router(models, embedder=None, seed=seed).fit(embeddings[train], Q[train], C[train],
+                                                         tune=list(candidates) if candidates else True, seed=seed)
     plain = Router(models, embedder=None, features=PLAIN_PAPER_FEATURES, seed=seed).fit(
         embeddings[train], Q[train], C[train], tune=False
     )
@@ -198,7 +211,7 @@ def format_report(result: BenchResult) -> str:
     lines.append(f"{'max quality':<22}{s['max_quality']:>10.4f}{b['max_quality']:>13.4f}")
     lines.append(f"{'savings at best':<22}{fmt(s['savings_at_best']):>10}{fmt(b['savings_at_best']):>13}")
     lines.append(f"{'quality at p=0':<22}{r['router'][0]['quality']:>10.4f}{r['baseline_linear'][0]['quality']:>13.4f}")
-    lines += ["", f"default learner (chosen by 5-fold CV on the training rows): {extras['chosen_features']}", ""]
+    lines += ["", f"router features (chosen by 5-fold CV on the training rows): {extras['chosen_features']}", ""]
     lines.append("budgets (p calibrated on out-of-fold predictions of the training rows):")
     lines.append(f"{'budget = cost of':<{width}} {'p':>9} {'quality':>8} {'$/query':>11} {'vs model quality':>17}")
     for row in r["budgets"]:

@@ -18,6 +18,10 @@ from metallm.exceptions import MetaLLMError
 __all__ = ["main"]
 
 
+FEATURE_NAMES = ("cv", "projected64", "projected128", "embedding")
+"""``metallm bench --features`` (kept here so ``--help`` needs no numpy; see bench.FEATURE_CHOICES)."""
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="metallm", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -35,6 +39,8 @@ def _build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--plot", dest="plot_out", help="write the cost-quality plot (PNG) here")
     bench.add_argument("--embedding-model", help="embedding model (default: $METALLM_EMBEDDING_MODEL or MiniLM)")
     bench.add_argument("--static-model", help="embed with a static embedder made by `metallm distill` (a folder)")
+    bench.add_argument("--features", choices=FEATURE_NAMES, default="cv",
+                       help="the router's feature map: chosen by cross-validation (default), or one fixed map")
 
     sim = commands.add_parser("simulate", help="online replay with bandit feedback: regret of each policy")
     sim.add_argument("--data", required=True, help="routing table: .csv, .jsonl or .parquet")
@@ -57,10 +63,18 @@ def _build_parser() -> argparse.ArgumentParser:
 def _bench(args: argparse.Namespace) -> int:
     import json
 
-    from metallm.bench import default_embedder, format_report, plot_report, public_report, run_bench
+    from metallm.bench import (
+        FEATURE_CHOICES,
+        default_embedder,
+        format_report,
+        plot_report,
+        public_report,
+        run_bench,
+    )
 
     result = run_bench(args.data, seed=args.seed, test_size=args.test_size,
-                       embedder=default_embedder(args.embedding_model, static_model=args.static_model))
+                       embedder=default_embedder(args.embedding_model, static_model=args.static_model),
+                       candidates=FEATURE_CHOICES[args.features])
     print(format_report(result))
     if args.json_out:
         with open(args.json_out, "w") as handle:

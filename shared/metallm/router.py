@@ -39,7 +39,7 @@ from metallm.policies import LinUCB, Policy, policy_from_dict
 from metallm.reward import calibrate_cost_weight, cost_scale
 from metallm.ridge import RidgeStatistics
 from metallm.stores import FeedbackEvent, Snapshot, StateStore, snapshot_bytes
-from metallm.tuning import AUTO_TUNE_ROWS, Tuning, tune_features
+from metallm.tuning import AUTO_TUNE_ROWS, DEFAULT_CANDIDATES, Tuning, tune_features
 
 __all__ = ["Decision", "Prediction", "Router", "find_router"]
 
@@ -650,7 +650,7 @@ class Router:
         quality: np.ndarray | Sequence[Sequence[float]],
         cost: np.ndarray | Sequence[Sequence[float]],
         *,
-        tune: bool | str = "auto",
+        tune: bool | str | Sequence[FeatureMap] = "auto",
         seed: int = 0,
     ) -> Router:
         """Train from scratch on logged data where every arm's outcome is known.
@@ -659,8 +659,9 @@ class Router:
 
         With ``tune`` (``"auto"``: when there are at least 300 rows) the feature map is
         chosen among :data:`metallm.tuning.DEFAULT_CANDIDATES` by 5-fold cross-validated
-        AIQ on these rows (see :attr:`tuning_`). Without it, the router keeps its feature
-        map. Either way the result is the ridge regression
+        AIQ on these rows (see :attr:`tuning_`); ``tune`` may also be the candidates to
+        choose among, e.g. ``[ProjectedFeatures(64)]`` for fast routing (fitted: PCA).
+        Without it, the router keeps its feature map. Either way the result is the ridge regression
         ``theta = (F^T F + diag(penalties))^-1 F^T y`` per arm on the features ``F``.
         """
         embeddings = self.embed(_as_batch(queries))
@@ -668,11 +669,18 @@ class Router:
         C = _check_matrix(cost, "cost", embeddings.shape[0], len(self.arms))
         _check_quality_array(Q)
         _check_cost_array(C)
-        if tune == "auto":
-            tune = embeddings.shape[0] >= AUTO_TUNE_ROWS
+        candidates: tuple[FeatureMap, ...] = DEFAULT_CANDIDATES
+        if isinstance(tune, str):
+            if tune != "auto":
+                raise ConfigurationError(f'tune must be "auto", True, False or a list of feature maps, got {tune!r}')
+            tune = bool(embeddings.shape[0] >= AUTO_TUNE_ROWS)
+        elif not isinstance(tune, bool):
+            candidates = tuple(tune)
+            if not candidates:
+                raise ConfigurationError("tune was given no candidate feature maps")
         with self._lock:
             if tune:
-                self.tuning_ = tune_features(embeddings, Q, C, seed=seed)
+                self.tuning_ = tune_features(embeddings, Q, C, candidates=candidates, seed=seed)
                 self.features = self.tuning_.chosen
             self.features = self.features.fit(embeddings, seed=seed) if tune or not self.features.fitted else self.features
             self._stats = None

@@ -78,3 +78,12 @@ def test_bench_and_simulate_run_on_a_static_embedder(table, static_model_dir, tm
     # a missing folder is a clear error (exit 2), not a silent fall back to Sentence-BERT
     assert main(["bench", "--data", str(table), "--static-model", str(tmp_path / "absent")]) == 2
     assert "could not load the static embedder" in capsys.readouterr().err
+
+
+def test_bench_measures_one_fixed_feature_map_on_request(table, tmp_path, capsys):
+    from metallm.bench import FEATURE_CHOICES
+    from metallm.cli import FEATURE_NAMES
+
+    assert list(FEATURE_NAMES) == list(FEATURE_CHOICES)
+    assert main(["bench", "--data", str(table), "--features", "projected64"]) == 0
+    assert "router features (chosen by 5-fold CV on the training rows): ProjectedFeatures(dims=64" in capsys.readouterr().out

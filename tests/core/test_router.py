@@ -333,3 +333,16 @@ def test_decision_values_are_read_only_mappings_and_the_width_is_the_exact_one()
     with pytest.raises(AttributeError):
         decision.arm = "premium"  # type: ignore[misc]
     assert decision.arm in repr(decision) and decision.id in repr(decision)
+
+
+def test_fit_chooses_among_the_feature_maps_it_is_given():
+    X, Q, C = _data(n=120)
+    router = Router(ARMS, embedder=None).fit(X, Q, C, tune=[ProjectedFeatures(4), EmbeddingFeatures(3.0)])
+    assert router.tuning_ is not None
+    assert [type(s.features) for s in router.tuning_.scores] == [ProjectedFeatures, EmbeddingFeatures]
+    alone = Router(ARMS, embedder=None).fit(X, Q, C, tune=[ProjectedFeatures(4)])
+    assert isinstance(alone.features, ProjectedFeatures) and alone.features.projection is not None  # fitted: PCA
+    with pytest.raises(ConfigurationError, match="no candidate"):
+        Router(ARMS, embedder=None).fit(X, Q, C, tune=[])
+    with pytest.raises(ConfigurationError, match='tune must be "auto"'):
+        Router(ARMS, embedder=None).fit(X, Q, C, tune="always")
