@@ -326,11 +326,14 @@ class Router:
         if not math.isfinite(matrix.sum()) and not np.isfinite(matrix).all():  # one cheap sum first
             raise InvalidInputError("embeddings contain NaN or inf")
         if self._stats is not None and matrix.shape[1] != self._embedding_dim:
-            raise DimensionMismatchError(
-                f"embedding has {matrix.shape[1]} dimensions but the router was built on "
-                f"{self._embedding_dim}; use the same embedding model throughout"
-            )
+            raise self._dimension_mismatch(matrix.shape[1])
         return matrix
+
+    def _dimension_mismatch(self, dim: int) -> DimensionMismatchError:
+        return DimensionMismatchError(
+            f"embedding has {dim} dimensions but the router was built on "
+            f"{self._embedding_dim}; use the same embedding model throughout"
+        )
 
     def _features(self, embeddings: np.ndarray) -> np.ndarray:
         return self.features.transform(embeddings)
@@ -347,10 +350,7 @@ class Router:
                     len(self.arms), self.features.dimension(dim), self.features.penalties(dim)
                 )
             elif self._embedding_dim != dim:
-                raise DimensionMismatchError(
-                    f"embedding has {dim} dimensions but the router was built on "
-                    f"{self._embedding_dim}; use the same embedding model throughout"
-                )
+                raise self._dimension_mismatch(dim)
             return self._stats
 
     # -- prediction and selection -------------------------------------------------------
@@ -403,10 +403,7 @@ class Router:
         dim = embedding.shape[0]
         stats = self._stats if self._stats is not None else self._ensure_stats(dim)
         if dim != self._embedding_dim:
-            raise DimensionMismatchError(
-                f"embedding has {dim} dimensions but the router was built on "
-                f"{self._embedding_dim}; use the same embedding model throughout"
-            )
+            raise self._dimension_mismatch(dim)
         if exclude or force is not None or self.cooldown.active:
             excluded, forced = self._allowed(exclude, force, ignore_cooldown)
         else:
