@@ -1,4 +1,4 @@
-"""The LangChain wrapper's overhead over calling the inner model directly (for metallm.benchmarks)."""
+"""The LangChain wrapper's overhead over calling the inner model directly (for metallm.evaluation.speed)."""
 
 from __future__ import annotations
 

@@ -34,7 +34,7 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, Field
 
 from metallm import Attempts, ConfigurationError, Decision, EmptyQueryError, Fallbacks, Router
-from metallm.pricing import check_prices, usage_cost
+from metallm.serving.pricing import check_prices, usage_cost
 
 __all__ = ["ChatMetaLLM"]
 

@@ -8,6 +8,7 @@ from ``MetaLLMFeedbackHandler`` comparing each answer with the question's refere
 
 from __future__ import annotations
 
+import argparse
 import os
 import random
 import sys
@@ -17,9 +18,11 @@ from dataclasses import dataclass
 from langchain_core.language_models import BaseChatModel
 
 from metallm import EMBEDDING_MODEL_ENV, LinUCB, Router
-from metallm.demo_prompts import ASTRONOMY, COOKING, arithmetic_questions
-from metallm.pricing import usage_cost
+from metallm.cli import Command
+from metallm.evaluation.reports import render_table
+from metallm.serving.pricing import usage_cost
 from metallm.testing import OpenAICompatibleServer, ScriptedModel
+from metallm.testing.prompts import ASTRONOMY, COOKING, arithmetic_questions
 from metallm_langchain import ChatMetaLLM, MetaLLMFeedbackHandler
 
 PRICES = {"mini": (0.15, 0.60), "pro": (2.50, 10.00)}  # USD per 1M input / output tokens
@@ -69,13 +72,6 @@ def _live_pool() -> dict[str, BaseChatModel]:  # pragma: no cover - needs real A
 
     return {"mini": ChatOpenAI(model="gpt-4o-mini", stream_usage=True),
             "pro": ChatOpenAI(model="gpt-4o", stream_usage=True)}
-
-
-def _table(rows: list[list[str]]) -> str:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(c.rjust(w) if j else c.ljust(w) for j, (c, w) in enumerate(zip(r, widths, strict=False))) for r in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
 
 
 def _prefer_bundled_weights() -> None:
@@ -144,13 +140,28 @@ def _run(stream: list[Query], pool: dict[str, BaseChatModel], label: str, tqdm: 
         rows.append([f"{start + 1}-{start + len(part)}", *shares,
                      f"{sum(x[2] for x in part) / max(len(part), 1):.2f}", f"{sum(x[3] for x in part):.5f}"])
         start += len(part)
-    print("\nHow the routing shifted (" + label + " pool):\n" + _table(rows))
+    print("\nHow the routing shifted (" + label + " pool):\n" + render_table(rows))
     spend = sum(x[3] for x in log)
     quality = sum(x[2] for x in log) / len(log)
-    print("\n" + _table([
+    print("\n" + render_table([
         ["strategy", "mean quality", "spend $", "vs always-pro"],
         ["metallm router", f"{quality:.3f}", f"{spend:.5f}", f"{spend / base_cost:.0%} of the cost"],
         ["always pro", f"{base_quality / len(stream):.3f}", f"{base_cost:.5f}", "100%"],
     ]))
     print(f"\nFeedback events recorded: {handler.recorded}; learned per model: {llm.router.counts}")
     return 0
+
+
+def _configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--queries", type=int, default=240, help="how many queries to send (default 240)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--live", action="store_true",
+                        help="use real OpenAI models (needs OPENAI_API_KEY) instead of the scripted pool")
+
+
+command = Command(
+    help="watch the router learn on a scripted pool (no keys needed)",
+    configure=_configure,
+    run=lambda args: run(queries=args.queries, seed=args.seed, live=args.live),
+)
+"""``metallm demo``, registered in the ``metallm.commands`` entry-point group."""

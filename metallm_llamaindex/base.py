@@ -30,7 +30,7 @@ from llama_index.core.llms.llm import LLM, ToolSelection
 from llama_index.core.tools.types import BaseTool
 
 from metallm import Attempts, ConfigurationError, Decision, EmptyQueryError, Fallbacks, Router
-from metallm.pricing import check_prices, usage_cost
+from metallm.serving.pricing import check_prices, usage_cost
 from metallm_llamaindex.events import MetaLLMDecisionEvent
 
 __all__ = ["MetaLLM"]

@@ -1,5 +1,5 @@
 """Real sentences on two topics, for tests where routing must follow meaning."""
 
-from metallm.demo_prompts import ASTRONOMY, COOKING
+from metallm.testing.prompts import ASTRONOMY, COOKING
 
 __all__ = ["ASTRONOMY", "COOKING"]

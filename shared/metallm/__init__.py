@@ -4,7 +4,7 @@ The core is numpy only; the LangChain and LlamaIndex adapters live in
 ``metallm_langchain`` and ``metallm_llamaindex``.
 """
 
-from metallm.embedders import (
+from metallm.embedding.embedders import (
     DEFAULT_EMBEDDING_MODEL,
     EMBEDDING_MODEL_ENV,
     Embedder,
@@ -27,12 +27,17 @@ from metallm.exceptions import (
     UnknownArmError,
     UnknownDecisionError,
 )
-from metallm.failover import Attempts, Cooldown, Fallbacks, is_provider_error
-from metallm.features import ClusterFeatures, EmbeddingFeatures, FeatureMap, ProjectedFeatures
-from metallm.policies import EpsilonGreedy, LinUCB, Policy, RandomPolicy
-from metallm.reward import Calibration, calibrate_cost_weight, reward
-from metallm.router import Decision, Prediction, Router, find_router
-from metallm.stores import FeedbackEvent, RedisStore, Snapshot, SQLiteStore, StateStore
+from metallm.learning.features import (
+    ClusterFeatures,
+    EmbeddingFeatures,
+    FeatureMap,
+    ProjectedFeatures,
+)
+from metallm.learning.policies import EpsilonGreedy, LinUCB, Policy, RandomPolicy
+from metallm.learning.reward import Calibration, calibrate_cost_weight, reward
+from metallm.serving.failover import Attempts, Cooldown, Fallbacks, is_provider_error
+from metallm.serving.router import Decision, Prediction, Router, find_router
+from metallm.state.stores import FeedbackEvent, RedisStore, Snapshot, SQLiteStore, StateStore
 
 __version__ = "0.1.0"
 

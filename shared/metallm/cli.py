@@ -1,135 +1,201 @@
-"""The ``metallm`` command.
+"""The one ``metallm`` command.
 
-``metallm demo`` runs the LangChain demo (needs the ``langchain`` and ``openai`` extras);
-``metallm bench`` and ``metallm simulate`` measure routing on a routing table.
-Framework code is loaded by module name only when a subcommand needs it, so the core
-stays free of framework imports.
+Built in: ``bench`` and ``simulate`` (routing quality on a routing table), ``distill`` (a
+fast static embedder) and ``speed`` (the speed and memory budget). Installed packages add
+commands through the ``metallm.commands`` entry-point group (the LangChain adapter adds
+``demo``); such a command is imported only when it is run, so ``metallm --help`` stays fast
+and the core never imports a framework.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from importlib.metadata import EntryPoint, entry_points
 
 from metallm.exceptions import MetaLLMError
 
-__all__ = ["main"]
+__all__ = ["COMMAND_GROUP", "Command", "main"]
 
+COMMAND_GROUP = "metallm.commands"
+"""Entry-point group of commands that installed packages add to ``metallm``."""
 
 FEATURE_NAMES = ("cv", "projected64", "projected128", "embedding")
 """``metallm bench --features`` (kept here so ``--help`` needs no numpy; see bench.FEATURE_CHOICES)."""
 
 
-def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="metallm", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True)
+@dataclass(frozen=True)
+class Command:
+    """A ``metallm`` subcommand: what an entry point in :data:`COMMAND_GROUP` points to.
 
-    demo = commands.add_parser("demo", help="watch the router learn on a scripted pool (no keys needed)")
-    demo.add_argument("--queries", type=int, default=240, help="how many queries to send (default 240)")
-    demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--live", action="store_true",
-                      help="use real OpenAI models (needs OPENAI_API_KEY) instead of the scripted pool")
-    bench = commands.add_parser("bench", help="savings and quality of routing on a routing table")
-    bench.add_argument("--data", required=True, help="routing table: .csv, .jsonl or .parquet")
-    bench.add_argument("--seed", type=int, default=0)
-    bench.add_argument("--test-size", type=float, default=0.3)
-    bench.add_argument("--json", dest="json_out", help="write the report as JSON here")
-    bench.add_argument("--plot", dest="plot_out", help="write the cost-quality plot (PNG) here")
-    bench.add_argument("--embedding-model", help="embedding model (default: $METALLM_EMBEDDING_MODEL or MiniLM)")
-    bench.add_argument("--static-model", help="embed with a static embedder made by `metallm distill` (a folder)")
-    bench.add_argument("--features", choices=FEATURE_NAMES, default="cv",
-                       help="the router's feature map: chosen by cross-validation (default), or one fixed map")
+    Attributes:
+        help: One line for ``metallm --help``.
+        configure: Adds the command's arguments to its parser.
+        run: Runs the command with the parsed arguments; returns the exit code.
+    """
 
-    sim = commands.add_parser("simulate", help="online replay with bandit feedback: regret of each policy")
-    sim.add_argument("--data", required=True, help="routing table: .csv, .jsonl or .parquet")
-    sim.add_argument("--seed", type=int, default=0)
-    sim.add_argument("--alpha", type=float, default=None, help="UCB exploration weight (default: the library's)")
-    sim.add_argument("--warm-start", type=float, default=0.05, help="fraction of rows learned offline first")
-    sim.add_argument("--cost-weight", type=float, default=0.1, help="p in the reward for regret")
-    sim.add_argument("--budget", type=float, default=None, help="hold this mean $/query online")
-    sim.add_argument("--json", dest="json_out")
-    sim.add_argument("--plot", dest="plot_out")
-    sim.add_argument("--embedding-model")
-    sim.add_argument("--static-model", help="embed with a static embedder made by `metallm distill` (a folder)")
-    distill = commands.add_parser("distill", help="make a fast static embedder from the Sentence-BERT model")
-    distill.add_argument("--out", required=True, help="folder to write it to")
-    distill.add_argument("--model", help="model to distil (default: $METALLM_EMBEDDING_MODEL or MiniLM)")
-    distill.add_argument("--dims", type=int, default=256)
-    return parser
+    help: str
+    configure: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+def _plugins() -> dict[str, EntryPoint]:
+    return {ep.name: ep for ep in entry_points(group=COMMAND_GROUP)}
+
+
+def _configure_bench(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", required=True, help="routing table: .csv, .jsonl or .parquet")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--test-size", type=float, default=0.3)
+    parser.add_argument("--json", dest="json_out", help="write the report as JSON here")
+    parser.add_argument("--plot", dest="plot_out", help="write the cost-quality plot (PNG) here")
+    parser.add_argument("--embedding-model", help="embedding model (default: $METALLM_EMBEDDING_MODEL or MiniLM)")
+    parser.add_argument("--static-model", help="embed with a static embedder made by `metallm distill` (a folder)")
+    parser.add_argument("--features", choices=FEATURE_NAMES, default="cv",
+                        help="the router's feature map: chosen by cross-validation (default), or one fixed map")
+
+
+def _configure_simulate(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", required=True, help="routing table: .csv, .jsonl or .parquet")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--alpha", type=float, default=None, help="UCB exploration weight (default: the library's)")
+    parser.add_argument("--warm-start", type=float, default=0.05, help="fraction of rows learned offline first")
+    parser.add_argument("--cost-weight", type=float, default=0.1, help="p in the reward for regret")
+    parser.add_argument("--budget", type=float, default=None, help="hold this mean $/query online")
+    parser.add_argument("--json", dest="json_out", help="write the result as JSON here")
+    parser.add_argument("--plot", dest="plot_out", help="write the regret plot (PNG) here")
+    parser.add_argument("--embedding-model", help="embedding model (default: $METALLM_EMBEDDING_MODEL or MiniLM)")
+    parser.add_argument("--static-model", help="embed with a static embedder made by `metallm distill` (a folder)")
+
+
+def _configure_distill(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", required=True, help="folder to write it to")
+    parser.add_argument("--model", help="model to distil (default: $METALLM_EMBEDDING_MODEL or MiniLM)")
+    parser.add_argument("--dims", type=int, default=256)
+
+
+def _configure_speed(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--n", type=int, default=5000, help="timed calls per measurement")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of the routing measurements (median printed)")
+    parser.add_argument("--static-model", default=os.environ.get("METALLM_STATIC_MODEL"),
+                        help="folder of a distilled static embedder (metallm distill)")
+
+
+def _write_json(path: str | None, data: object) -> None:
+    if path:
+        import json
+
+        with open(path, "w") as handle:
+            json.dump(data, handle, indent=2)
+        print(f"\nwrote {path}")
 
 
 def _bench(args: argparse.Namespace) -> int:
-    import json
-
-    from metallm.bench import (
-        FEATURE_CHOICES,
-        default_embedder,
-        format_report,
-        plot_report,
-        public_report,
-        run_bench,
-    )
+    from metallm.evaluation.bench import FEATURE_CHOICES, default_embedder, run_bench
+    from metallm.evaluation.plots import plot_bench
+    from metallm.evaluation.reports import render_bench
 
     result = run_bench(args.data, seed=args.seed, test_size=args.test_size,
                        embedder=default_embedder(args.embedding_model, static_model=args.static_model),
                        candidates=FEATURE_CHOICES[args.features])
-    print(format_report(result))
-    if args.json_out:
-        with open(args.json_out, "w") as handle:
-            json.dump(public_report(result), handle, indent=2)
-        print(f"\nwrote {args.json_out}")
+    print(render_bench(result))
+    _write_json(args.json_out, result.to_dict())
     if args.plot_out:
-        print(f"wrote {plot_report(result, args.plot_out)}")
+        print(f"wrote {plot_bench(result, args.plot_out)}")
     return 0
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    import json
-
-    from metallm.bench import default_embedder
-    from metallm.simulate import DEFAULT_ALPHA, format_simulation, plot_simulation, run_simulation
+    from metallm.evaluation.bench import default_embedder
+    from metallm.evaluation.plots import plot_simulation
+    from metallm.evaluation.reports import render_simulation
+    from metallm.evaluation.simulate import DEFAULT_ALPHA, run_simulation
 
     result = run_simulation(
         args.data, seed=args.seed, alpha=DEFAULT_ALPHA if args.alpha is None else args.alpha,
         warm_start=args.warm_start, cost_weight=args.cost_weight, budget=args.budget,
         embedder=default_embedder(args.embedding_model, static_model=args.static_model),
     )
-    print(format_simulation(result))
-    if args.json_out:
-        with open(args.json_out, "w") as handle:
-            json.dump(result.to_dict(), handle, indent=2)
-        print(f"\nwrote {args.json_out}")
+    print(render_simulation(result))
+    _write_json(args.json_out, result.to_dict())
     if args.plot_out:
         print(f"wrote {plot_simulation(result, args.plot_out)}")
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _build_parser().parse_args(argv)
-    if args.command == "demo":
-        try:
-            demo = importlib.import_module("metallm_langchain.demo")
-        except ImportError as e:
-            print(f"metallm demo needs the LangChain extras: pip install 'metallm[langchain,openai]' ({e})",
-                  file=sys.stderr)
-            return 2
-        return int(demo.run(queries=args.queries, seed=args.seed, live=args.live))
-    try:
-        if args.command == "bench":
-            return _bench(args)
-        if args.command == "simulate":
-            return _simulate(args)
-        if args.command == "distill":
-            from metallm.embedders import distill_static_embedder
+def _distill(args: argparse.Namespace) -> int:
+    from metallm.embedding.embedders import distill_static_embedder
 
-            print(f"wrote {distill_static_embedder(args.out, args.model, dims=args.dims)}")
-            return 0
+    print(f"wrote {distill_static_embedder(args.out, args.model, dims=args.dims)}")
+    return 0
+
+
+def _speed(args: argparse.Namespace) -> int:
+    from metallm.evaluation.speed import run_speed
+
+    return run_speed(n=args.n, rounds=args.rounds, static_model=args.static_model)
+
+
+BUILT_IN: dict[str, Command] = {
+    "bench": Command("savings and quality of routing on a routing table", _configure_bench, _bench),
+    "simulate": Command("online replay with bandit feedback: regret of each policy", _configure_simulate, _simulate),
+    "distill": Command("make a fast static embedder from the Sentence-BERT model", _configure_distill, _distill),
+    "speed": Command("the speed and memory budget, measured in interleaved rounds", _configure_speed, _speed),
+}
+
+
+def _load(name: str, plugins: dict[str, EntryPoint]) -> Command | None:
+    if name in BUILT_IN:
+        return BUILT_IN[name]
+    entry = plugins.get(name)
+    if entry is None:
+        return None
+    try:
+        command = entry.load()
+    except ImportError as e:
+        dist = entry.dist.name if entry.dist is not None else "its package"
+        print(f"metallm {name} could not be loaded from {dist}: {e} (install that package's extras)", file=sys.stderr)
+        raise SystemExit(2) from e
+    if not isinstance(command, Command):
+        print(f"metallm {name}: entry point {entry.value} is not a metallm.cli.Command", file=sys.stderr)
+        raise SystemExit(2)
+    return command
+
+
+def _overview(plugins: dict[str, EntryPoint]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="metallm", description="Route each LLM query to the model that gives the best answer for the money.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, command in BUILT_IN.items():
+        commands.add_parser(name, help=command.help, add_help=False)
+    for name, entry in sorted(plugins.items()):
+        dist = entry.dist.name if entry.dist is not None else "an installed package"
+        commands.add_parser(name, help=f"(from {dist}; `metallm {name} --help` says more)", add_help=False)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``metallm`` with ``argv`` (default: the process's arguments); returns the exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    plugins = _plugins()
+    if not args or args[0].startswith("-"):
+        _overview(plugins).parse_args(args)  # prints help or the usage error, and exits
+        return 2  # pragma: no cover - argparse exits above
+    name, rest = args[0], args[1:]
+    command = _load(name, plugins)
+    if command is None:
+        _overview(plugins).parse_args(args)
+        return 2  # pragma: no cover - argparse exits above
+    parser = argparse.ArgumentParser(prog=f"metallm {name}", description=command.help)
+    command.configure(parser)
+    parsed = parser.parse_args(rest)
+    try:
+        return command.run(parsed)
     except MetaLLMError as e:
-        print(f"metallm {args.command}: {e}", file=sys.stderr)
+        print(f"metallm {name}: {e}", file=sys.stderr)
         return 2
-    return 2  # pragma: no cover - argparse enforces a command
 
 
 if __name__ == "__main__":

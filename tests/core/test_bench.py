@@ -8,7 +8,7 @@ import json
 import pytest
 
 from metallm.cli import main
-from metallm.demo_prompts import ASTRONOMY, COOKING, arithmetic_questions
+from metallm.testing.prompts import ASTRONOMY, COOKING, arithmetic_questions
 
 MODELS = {"cheap": 0.0001, "pro": 0.002, "weak": 0.00005}  # USD per query
 
@@ -81,8 +81,8 @@ def test_bench_and_simulate_run_on_a_static_embedder(table, static_model_dir, tm
 
 
 def test_bench_measures_one_fixed_feature_map_on_request(table, tmp_path, capsys):
-    from metallm.bench import FEATURE_CHOICES
     from metallm.cli import FEATURE_NAMES
+    from metallm.evaluation.bench import FEATURE_CHOICES
 
     assert list(FEATURE_NAMES) == list(FEATURE_CHOICES)
     assert main(["bench", "--data", str(table), "--features", "projected64"]) == 0

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from metallm import RoutingTableError
-from metallm.datasets import load_routing_table
+from metallm.evaluation.datasets import load_routing_table
 
 HEADER = "prompt,task,a,b,a|total_cost,b|total_cost\n"
 

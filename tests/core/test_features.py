@@ -12,8 +12,8 @@ from metallm import (
     ProjectedFeatures,
     Router,
 )
-from metallm.features import spherical_kmeans
-from metallm.tuning import HARM_TOLERANCE, tune_features
+from metallm.learning.features import spherical_kmeans
+from metallm.learning.tuning import HARM_TOLERANCE, tune_features
 
 
 def _unit(n, d, seed=0):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from metallm import EpsilonGreedy, LinUCB, RandomPolicy, Router
-from metallm.policies import argmax_one
+from metallm.learning.policies import argmax_one
 
 ARMS = ["a", "b", "c", "d"]
 

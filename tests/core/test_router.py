@@ -21,7 +21,7 @@ from metallm import (
     UnknownArmError,
     UnknownDecisionError,
 )
-from metallm.features import EmbeddingFeatures, ProjectedFeatures
+from metallm.learning.features import EmbeddingFeatures, ProjectedFeatures
 
 ARMS = ["cheap", "mid", "premium"]
 

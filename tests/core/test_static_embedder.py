@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from metallm import EmbedderError
-from metallm.embedders import StaticEmbedder, distill_static_embedder
+from metallm.embedding.embedders import StaticEmbedder, distill_static_embedder
 
 
 def test_static_embeddings_are_unit_vectors_and_cached(static_model_dir):

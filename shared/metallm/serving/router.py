@@ -21,8 +21,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from metallm._state_file import FORMAT_VERSION, read_state, write_state
-from metallm.embedders import Embedder, SentenceTransformerEmbedder, check_texts
+from metallm.embedding.embedders import Embedder, SentenceTransformerEmbedder, check_texts
 from metallm.exceptions import (
     ConfigurationError,
     DimensionMismatchError,
@@ -33,13 +32,14 @@ from metallm.exceptions import (
     UnknownArmError,
     UnknownDecisionError,
 )
-from metallm.failover import Attempts, Cooldown, Fallbacks
-from metallm.features import FeatureMap, ProjectedFeatures, feature_map_from_state
-from metallm.policies import LinUCB, Policy, policy_from_dict
-from metallm.reward import calibrate_cost_weight, cost_scale
-from metallm.ridge import RidgeStatistics
-from metallm.stores import FeedbackEvent, Snapshot, StateStore, snapshot_bytes
-from metallm.tuning import AUTO_TUNE_ROWS, DEFAULT_CANDIDATES, Tuning, tune_features
+from metallm.learning.features import FeatureMap, ProjectedFeatures, feature_map_from_state
+from metallm.learning.policies import LinUCB, Policy, policy_from_dict
+from metallm.learning.reward import calibrate_cost_weight, cost_scale
+from metallm.learning.ridge import RidgeStatistics
+from metallm.learning.tuning import AUTO_TUNE_ROWS, DEFAULT_CANDIDATES, Tuning, tune_features
+from metallm.serving.failover import Attempts, Cooldown, Fallbacks
+from metallm.state._state_file import FORMAT_VERSION, read_state, write_state
+from metallm.state.stores import FeedbackEvent, Snapshot, StateStore, snapshot_bytes
 
 __all__ = ["Decision", "Prediction", "Router", "find_router"]
 

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from metallm.evaluation import aiq, frontier
-from metallm.features import ClusterFeatures, EmbeddingFeatures, FeatureMap
-from metallm.reward import cost_scale, default_cost_weight_grid
+from metallm.learning.features import ClusterFeatures, EmbeddingFeatures, FeatureMap
+from metallm.learning.metrics import aiq, frontier
+from metallm.learning.reward import cost_scale, default_cost_weight_grid
 
 __all__ = ["AUTO_TUNE_ROWS", "DEFAULT_CANDIDATES", "HARM_TOLERANCE", "Tuning", "out_of_fold", "tune_features"]
 

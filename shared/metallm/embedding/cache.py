@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from metallm.embedders import Embedder, check_texts
+from metallm.embedding.embedders import Embedder, check_texts
 
 __all__ = ["DiskCachedEmbedder", "default_cache_dir"]
 

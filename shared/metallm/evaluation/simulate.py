@@ -9,19 +9,19 @@ With a budget, the router holds a target mean $/query online by dual ascent on `
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from metallm.bench import default_embedder, embed_table
-from metallm.datasets import load_routing_table
-from metallm.embedders import Embedder
-from metallm.policies import EpsilonGreedy, LinUCB, Policy, RandomPolicy
-from metallm.reward import calibrate_cost_weight
-from metallm.router import Router
+from metallm.embedding.embedders import Embedder
+from metallm.evaluation.bench import default_embedder, embed_table
+from metallm.evaluation.datasets import load_routing_table
+from metallm.evaluation.reports import BudgetReport, Run, SimulationResult
+from metallm.learning.policies import EpsilonGreedy, LinUCB, Policy, RandomPolicy
+from metallm.learning.reward import calibrate_cost_weight
+from metallm.serving.router import Router
 
 __all__ = ["BudgetController", "SimulationResult", "run_simulation"]
 
@@ -44,43 +44,6 @@ class BudgetController:
     def update(self, cost: float) -> float:
         self.cost_weight = max(0.0, self.cost_weight + self.step * (cost - self.budget) / self.scale)
         return self.cost_weight
-
-
-@dataclass
-class Run:
-    label: str
-    quality: np.ndarray
-    cost: np.ndarray
-    regret: np.ndarray
-    cost_weight: np.ndarray | None = None
-
-    def summary(self) -> dict[str, float]:
-        n = len(self.quality)
-        return {
-            "quality": float(self.quality.sum() / n),
-            "cost": float(self.cost.sum() / n),
-            "regret": float(self.regret[-1]),
-        }
-
-
-@dataclass
-class SimulationResult:
-    dataset: str
-    n_queries: int
-    cost_weight: float
-    warm_start: float
-    runs: list[Run] = field(default_factory=list)
-    budget: dict[str, Any] | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "dataset": self.dataset,
-            "n_queries": self.n_queries,
-            "cost_weight": self.cost_weight,
-            "warm_start": self.warm_start,
-            "runs": {run.label: run.summary() for run in self.runs},
-            "budget": self.budget,
-        }
 
 
 def _policies(alpha: float) -> dict[str, Policy]:
@@ -173,7 +136,7 @@ def run_simulation(
 def _budget_run(
     result: SimulationResult, models: list[str], E: np.ndarray, Q: np.ndarray, C: np.ndarray,
     n_warm: int, scale: float, budget: float, alpha: float, seed: int,
-) -> dict[str, Any]:
+) -> BudgetReport:
     """UCB holding ``budget`` online, against the offline router with p calibrated to it."""
     live = slice(n_warm, None)
     offline = Router(models, embedder=None, cost_scale=scale, policy=LinUCB(alpha=0.0)).fit(E, Q, C, tune=False)
@@ -208,70 +171,15 @@ def _budget_run(
             high, best = middle, attempt
     fq, fc, fw = best
     result.runs.append(Run(f"UCB at hindsight p={high:.3g}", fq, fc, np.zeros_like(fq), fw))
-    return {
-        "target": budget,
-        "mean_cost": float(c.mean()),
-        "cost_error": float(c.mean() / budget - 1.0),
-        "quality": float(q.mean()),
-        "final_p": float(weights[-1]),
-        "hindsight_p": high,
-        "fixed_p_quality": float(fq.mean()),
-        "fixed_p_cost": float(fc.mean()),
-        "offline_p": calibration.cost_weight,
-        "offline_router_quality": calibration.quality,
-    }
-
-
-def format_simulation(result: SimulationResult) -> str:
-    lines = [
-        f"metallm simulate: {result.dataset}, {result.n_queries} online queries, p = {result.cost_weight}, "
-        f"warm start {result.warm_start:.0%} of the rows (full information)",
-        "",
-        f"{'policy':<34}{'quality':>9}{'$/query':>12}{'regret':>10}",
-    ]
-    for run in result.runs:
-        if run.cost_weight is not None:
-            continue
-        s = run.summary()
-        lines.append(f"{run.label:<34}{s['quality']:>9.4f}{s['cost']:>12.6f}{s['regret']:>10.1f}")
-    if result.budget:
-        b = result.budget
-        lines += [
-            "",
-            f"budget ${b['target']:.6g}/query held online by dual ascent on p:",
-            f"  dual ascent : mean cost {b['mean_cost']:.6g} ({b['cost_error']:+.1%} of target), quality {b['quality']:.4f}, final p {b['final_p']:.3g}",
-            f"  fixed p     : p {b['hindsight_p']:.3g}, found in hindsight so this online learner spends the budget: "
-            f"quality {b['fixed_p_quality']:.4f}, mean cost {b['fixed_p_cost']:.6g}",
-            f"  (the full-information offline router, p {b['offline_p']:.3g} calibrated to the budget, reaches "
-            f"{b['offline_router_quality']:.4f})",
-        ]
-    return "\n".join(lines)
-
-
-def plot_simulation(result: SimulationResult, path: str | Path) -> Path:
-    """Running quality, running cost and cumulative regret against the number of queries."""
-    os.environ.setdefault("MPLBACKEND", "Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
-    for run in result.runs:
-        steps = np.arange(1, len(run.quality) + 1)
-        style = "-" if "cold" in run.label else ("--" if "warm" in run.label else ":")
-        axes[0].plot(steps, np.cumsum(run.quality) / steps, style, label=run.label)
-        axes[1].plot(steps, np.cumsum(run.cost) / steps, style, label=run.label)
-        if run.cost_weight is None:
-            axes[2].plot(steps, run.regret, style, label=run.label)
-    if result.budget:
-        axes[1].axhline(result.budget["target"], color="black", lw=0.8, label="budget")
-    for ax, title in zip(axes, ("running mean quality", "running mean cost ($/query)", "cumulative regret vs offline router")):
-        ax.set_title(title)
-        ax.set_xlabel("queries")
-        ax.grid(alpha=0.3)
-    axes[1].set_yscale("log")
-    axes[2].legend(fontsize=7)
-    fig.suptitle(f"{result.dataset}: online replay with bandit feedback")
-    fig.tight_layout()
-    target = Path(path)
-    fig.savefig(target, dpi=110)
-    plt.close(fig)
-    return target
+    return BudgetReport(
+        target=budget,
+        mean_cost=float(c.mean()),
+        cost_error=float(c.mean() / budget - 1.0),
+        quality=float(q.mean()),
+        final_p=float(weights[-1]),
+        hindsight_p=high,
+        fixed_p_quality=float(fq.mean()),
+        fixed_p_cost=float(fc.mean()),
+        offline_p=calibration.cost_weight,
+        offline_router_quality=calibration.quality,
+    )

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from metallm.exceptions import AllModelsFailedError, ConfigurationError, DecisionError, MetaLLMError
 
 if TYPE_CHECKING:
-    from metallm.router import Decision, Router
+    from metallm.serving.router import Decision, Router
 
 __all__ = ["Attempts", "Cooldown", "Fallbacks", "is_provider_error"]
 

@@ -1,0 +1,170 @@
+"""``metallm bench``: how much routing saves on a routing table, at what quality.
+
+On a seeded train/test split: every single model, the oracle, the zero router (random
+mixtures of two models), the default learner's frontier over ``p`` and the plain paper
+method's (ridge on the embedding), and the paper's budget protocol (calibrate ``p`` on
+out-of-fold predictions of the training rows so the cost stays within each single model's
+cost, then report test quality and cost). Test rows are never used to choose anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from metallm.embedding.embedders import Embedder, SentenceTransformerEmbedder
+from metallm.evaluation.datasets import RoutingTable, load_routing_table
+from metallm.evaluation.reports import (
+    BaselineSummary,
+    BenchResult,
+    BenchSummary,
+    BudgetRow,
+    FrontierPoint,
+    ModelPoint,
+)
+from metallm.exceptions import InfeasibleBudgetError
+from metallm.learning.features import EmbeddingFeatures, FeatureMap, ProjectedFeatures
+from metallm.learning.metrics import aiq, frontier, oracle, savings_at_best, zero_router_aiq
+from metallm.learning.reward import calibrate_cost_weight
+from metallm.serving.router import Router
+
+__all__ = ["BENCH_COST_WEIGHTS", "BenchResult", "embed_table", "run_bench", "split_rows"]
+
+# The frontier's p values: 0, then log-spaced. Enough points for a smooth hull.
+BENCH_COST_WEIGHTS = np.concatenate([[0.0], np.logspace(-3, 2, 50)])
+PLAIN_PAPER_FEATURES = EmbeddingFeatures(l2=1.0)
+FEATURE_CHOICES: dict[str, tuple[FeatureMap, ...] | None] = {
+    "cv": None,  # the library's default candidates, chosen by cross-validation
+    "projected64": (ProjectedFeatures(64),),  # PCA to 64 dimensions: the fast routing configuration
+    "projected128": (ProjectedFeatures(128),),
+    "embedding": (PLAIN_PAPER_FEATURES,),
+}
+"""``metallm bench --features``: which feature maps the router is fitted with."""
+
+
+def split_rows(n: int, *, seed: int, test_size: float) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded (train, test) row indices."""
+    if not 0.0 < test_size < 1.0:
+        raise ValueError(f"test_size must be in (0, 1), got {test_size}")
+    order = np.random.default_rng(seed).permutation(n)
+    n_test = int(round(test_size * n))
+    return np.sort(order[n_test:]), np.sort(order[:n_test])
+
+
+def default_embedder(model: str | None = None, *, static_model: str | None = None) -> Embedder:
+    """Sentence-BERT behind the on-disk cache, so a second run does not re-embed; or, given
+    ``static_model`` (a folder made by ``metallm distill``), that static embedder (fast enough uncached)."""
+    if static_model is not None:
+        from metallm.embedding.embedders import StaticEmbedder
+
+        return StaticEmbedder(static_model)
+    from metallm.embedding.cache import DiskCachedEmbedder
+
+    return DiskCachedEmbedder(SentenceTransformerEmbedder(model, progress_bar_from=1 << 30))
+
+
+def embed_table(table: RoutingTable, embedder: Embedder, *, progress: bool = True, batch: int = 128) -> np.ndarray:
+    """Embeddings of every prompt, with a progress bar over batches."""
+    chunks = range(0, len(table.prompts), batch)
+    if progress:
+        from tqdm.auto import tqdm
+
+        chunks = tqdm(chunks, desc=f"embedding {table.name}", unit="batch", total=len(chunks))
+    return np.vstack([embedder.embed(table.prompts[i : i + batch]) for i in chunks])
+
+
+def _points(router: Router, embeddings: np.ndarray, quality: np.ndarray, cost: np.ndarray) -> list[tuple[float, float]]:
+    prediction = router.predict(embeddings)
+    return frontier(prediction.quality, prediction.cost / router.cost_scale, quality, cost, BENCH_COST_WEIGHTS)
+
+
+def run_bench(
+    data: str | Path,
+    *,
+    seed: int = 0,
+    test_size: float = 0.3,
+    embedder: Embedder | None = None,
+    progress: bool = True,
+    candidates: Sequence[FeatureMap] | None = None,
+) -> BenchResult:
+    """Run the whole benchmark on one routing table; see the module docstring.
+
+    ``candidates``: the feature maps the router chooses among by cross-validation on the
+    training rows (default :data:`metallm.tuning.DEFAULT_CANDIDATES`); one map measures it alone.
+    """
+    table = load_routing_table(data)
+    embeddings = embed_table(table, embedder or default_embedder(), progress=progress)
+    train, test = split_rows(len(table), seed=seed, test_size=test_size)
+    Q, C = table.quality, table.cost
+    Qt, Ct = Q[test], C[test]
+    models = list(table.models)
+
+    default = Router(models, embedder=None, seed=seed).fit(embeddings[train], Q[train], C[train],
+                                                         tune=list(candidates) if candidates else True, seed=seed)
+    plain = Router(models, embedder=None, features=PLAIN_PAPER_FEATURES, seed=seed).fit(
+        embeddings[train], Q[train], C[train], tune=False
+    )
+    router_points = _points(default, embeddings[test], Qt, Ct)
+    plain_points = _points(plain, embeddings[test], Qt, Ct)
+
+    single = {m: (float(Ct[:, j].mean()), float(Qt[:, j].mean())) for j, m in enumerate(models)}
+    cost_range = (min(c for c, _ in single.values()), max(c for c, _ in single.values()))
+    oracle_cost, oracle_quality = oracle(Qt, Ct)
+
+    assert default.tuning_ is not None
+    budgets = _budget_protocol(default, embeddings, train, test, Q, C, models)
+
+    return BenchResult(
+        dataset=table.name,
+        n_test=int(len(test)),
+        models=models,
+        single={m: ModelPoint(quality=q, cost=c) for m, (c, q) in single.items()},
+        oracle=ModelPoint(quality=oracle_quality, cost=oracle_cost),
+        router=[FrontierPoint(float(p), q, c) for p, (c, q) in zip(BENCH_COST_WEIGHTS, router_points)],
+        baseline_linear=[FrontierPoint(float(p), q, c) for p, (c, q) in zip(BENCH_COST_WEIGHTS, plain_points)],
+        budgets=budgets,
+        summary=BenchSummary(
+            aiq=aiq(router_points, cost_range),
+            aiq_zero=zero_router_aiq(list(single.values())),
+            max_quality=max(q for _, q in router_points),
+            savings_at_best=savings_at_best(router_points, single),
+        ),
+        baseline_summary=BaselineSummary(
+            aiq=aiq(plain_points, cost_range),
+            max_quality=max(q for _, q in plain_points),
+            savings_at_best=savings_at_best(plain_points, single),
+        ),
+        chosen_features=repr(default.features).split(", centroids")[0],
+    )
+
+
+def _budget_protocol(
+    router: Router,
+    embeddings: np.ndarray,
+    train: np.ndarray,
+    test: np.ndarray,
+    Q: np.ndarray,
+    C: np.ndarray,
+    models: Sequence[str],
+) -> list[BudgetRow]:
+    """The paper's Table 3: each single model's training cost as a budget for ``p``."""
+    assert router.tuning_ is not None
+    oof_quality, oof_cost = router.tuning_.predicted_quality, router.tuning_.predicted_cost
+    prediction = router.predict(embeddings[test])
+    rows = np.arange(len(test))
+    out: list[BudgetRow] = []
+    for j, model in enumerate(models):
+        budget = float(C[train, j].mean())
+        try:
+            calibration = calibrate_cost_weight(
+                oof_quality, oof_cost / router.cost_scale, Q[train], C[train], budget
+            )
+        except InfeasibleBudgetError:
+            out.append(BudgetRow(model, None, None, None))
+            continue
+        p = calibration.cost_weight
+        chosen = np.argmax(prediction.quality - p * prediction.cost / router.cost_scale, axis=1)
+        out.append(BudgetRow(model, p, float(Q[test][rows, chosen].mean()), float(C[test][rows, chosen].mean())))
+    return out

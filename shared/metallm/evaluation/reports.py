@@ -1,0 +1,257 @@
+"""Typed results of ``metallm bench`` and ``metallm simulate``, and the one text-table renderer.
+
+Each result is a dataclass with ``to_dict()`` giving exactly the documented JSON keys;
+:func:`render_table` is how every command prints a table, and :func:`render_bench` /
+:func:`render_simulation` lay the results out with it. Plots live in
+:mod:`metallm.evaluation.plots`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "BaselineSummary",
+    "BenchResult",
+    "BenchSummary",
+    "BudgetReport",
+    "BudgetRow",
+    "FrontierPoint",
+    "ModelPoint",
+    "Run",
+    "SimulationResult",
+    "render_bench",
+    "render_simulation",
+    "render_table",
+]
+
+
+def render_table(rows: Sequence[Sequence[object]], *, align: str | None = None) -> str:
+    """Rows of cells (the first is the header) as aligned plain-text columns.
+
+    ``align`` has one letter per column, ``l`` or ``r`` (default: first left, rest right).
+
+    >>> print(render_table([["model", "quality"], ["mini", "0.91"]]))
+    model  quality
+    -----  -------
+    mini      0.91
+    """
+    cells = [[str(c) for c in row] for row in rows]
+    n = max(len(row) for row in cells)
+    cells = [row + [""] * (n - len(row)) for row in cells]
+    align = align or "l" + "r" * (n - 1)
+    widths = [max(len(row[j]) for row in cells) for j in range(n)]
+    lines = []
+    for row in cells:
+        parts = [c.ljust(w) if a == "l" else c.rjust(w) for c, w, a in zip(row, widths, align)]
+        lines.append("  ".join(parts).rstrip())
+    lines.insert(1, "  ".join("-" * w for w in widths).rstrip())
+    return "\n".join(lines)
+
+
+# -- metallm bench -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ModelPoint:
+    """Mean quality and mean cost (USD per query) on the test rows."""
+
+    quality: float
+    cost: float
+
+
+@dataclass(frozen=True)
+class FrontierPoint:
+    """The router's mean quality and cost on the test rows at cost weight ``p``."""
+
+    p: float
+    quality: float
+    cost: float
+
+
+@dataclass(frozen=True)
+class BudgetRow:
+    """The paper's budget protocol for one budget (a single model's training cost).
+
+    ``p``, ``quality`` and ``cost`` are None when no ``p`` keeps within the budget.
+    """
+
+    budget_model: str
+    p: float | None
+    quality: float | None
+    cost: float | None
+
+
+@dataclass(frozen=True)
+class BenchSummary:
+    """Area under the router's quality hull, and where it stands against single models."""
+
+    aiq: float
+    aiq_zero: float
+    max_quality: float
+    savings_at_best: float | None
+
+
+@dataclass(frozen=True)
+class BaselineSummary:
+    """The plain paper method's summary, printed beside the router's (not in the JSON)."""
+
+    aiq: float
+    max_quality: float
+    savings_at_best: float | None
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    """What ``metallm bench`` measured on one routing table."""
+
+    dataset: str
+    n_test: int
+    models: list[str]
+    single: dict[str, ModelPoint]
+    oracle: ModelPoint
+    router: list[FrontierPoint]
+    baseline_linear: list[FrontierPoint]
+    budgets: list[BudgetRow]
+    summary: BenchSummary
+    baseline_summary: BaselineSummary
+    chosen_features: str
+    """The feature map the router was fitted with (chosen by cross-validation)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report with exactly the documented JSON keys."""
+        return {
+            "dataset": self.dataset,
+            "n_test": self.n_test,
+            "models": list(self.models),
+            "single": {m: asdict(v) for m, v in self.single.items()},
+            "oracle": asdict(self.oracle),
+            "router": [asdict(p) for p in self.router],
+            "baseline_linear": [asdict(p) for p in self.baseline_linear],
+            "budgets": [asdict(b) for b in self.budgets],
+            "summary": asdict(self.summary),
+        }
+
+
+def _num(x: float | None, spec: str = ".4f") -> str:
+    return "never" if x is None else format(x, spec)
+
+
+def render_bench(result: BenchResult) -> str:
+    """The bench result as readable tables."""
+    r, s, b = result, result.summary, result.baseline_summary
+    singles = sorted(r.single.items(), key=lambda kv: kv[1].cost)
+    models = render_table([["model", "quality", "$/query"],
+                           *[[m, f"{v.quality:.4f}", f"{v.cost:.6f}"] for m, v in singles],
+                           ["oracle", f"{r.oracle.quality:.4f}", f"{r.oracle.cost:.6f}"]])
+    summary = render_table([
+        ["", "default", "plain paper"],
+        ["aiq", f"{s.aiq:.4f}", f"{b.aiq:.4f}", f"(zero router {s.aiq_zero:.4f})"],
+        ["max quality", f"{s.max_quality:.4f}", f"{b.max_quality:.4f}"],
+        ["savings at best", _num(s.savings_at_best), _num(b.savings_at_best)],
+        ["quality at p=0", f"{r.router[0].quality:.4f}", f"{r.baseline_linear[0].quality:.4f}"],
+    ], align="lrrl")
+    budget_rows: list[list[str]] = [["budget = cost of", "p", "quality", "$/query", "vs model quality"]]
+    for row in r.budgets:
+        if row.p is None or row.quality is None or row.cost is None:
+            budget_rows.append([row.budget_model, "infeasible"])
+            continue
+        ref = r.single[row.budget_model].quality
+        budget_rows.append([row.budget_model, f"{row.p:.4g}", f"{row.quality:.4f}", f"{row.cost:.6f}",
+                            f"{row.quality - ref:+.4f}"])
+    return "\n".join([
+        f"metallm bench: {r.dataset} ({r.n_test} test prompts, {len(r.models)} models)", "",
+        models, "", summary, "",
+        f"router features (chosen by 5-fold CV on the training rows): {r.chosen_features}", "",
+        "budgets (p calibrated on out-of-fold predictions of the training rows):",
+        render_table(budget_rows),
+    ])
+
+
+# -- metallm simulate ----------------------------------------------------------------------
+@dataclass
+class Run:
+    """One online replay: per-query quality, cost and cumulative regret (and ``p`` when it moved)."""
+
+    label: str
+    quality: np.ndarray
+    cost: np.ndarray
+    regret: np.ndarray
+    cost_weight: np.ndarray | None = None
+
+    def summary(self) -> dict[str, float]:
+        """Mean quality, mean cost and final cumulative regret."""
+        n = len(self.quality)
+        return {
+            "quality": float(self.quality.sum() / n),
+            "cost": float(self.cost.sum() / n),
+            "regret": float(self.regret[-1]),
+        }
+
+
+@dataclass(frozen=True)
+class BudgetReport:
+    """A budget held online by dual ascent, beside a fixed ``p`` and the offline router."""
+
+    target: float
+    mean_cost: float
+    cost_error: float
+    """``mean_cost / target - 1``."""
+    quality: float
+    final_p: float
+    hindsight_p: float
+    """The fixed ``p`` that, in hindsight, makes the same online learner spend the budget."""
+    fixed_p_quality: float
+    fixed_p_cost: float
+    offline_p: float
+    offline_router_quality: float
+
+
+@dataclass
+class SimulationResult:
+    """What ``metallm simulate`` measured on one routing table."""
+
+    dataset: str
+    n_queries: int
+    cost_weight: float
+    warm_start: float
+    runs: list[Run] = field(default_factory=list)
+    budget: BudgetReport | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The result with exactly the documented JSON keys."""
+        return {
+            "dataset": self.dataset,
+            "n_queries": self.n_queries,
+            "cost_weight": self.cost_weight,
+            "warm_start": self.warm_start,
+            "runs": {run.label: run.summary() for run in self.runs},
+            "budget": None if self.budget is None else asdict(self.budget),
+        }
+
+
+def render_simulation(result: SimulationResult) -> str:
+    """The simulation result as a readable table."""
+    rows: list[list[str]] = [["policy", "quality", "$/query", "regret"]]
+    for run in result.runs:
+        if run.cost_weight is None:
+            s = run.summary()
+            rows.append([run.label, f"{s['quality']:.4f}", f"{s['cost']:.6f}", f"{s['regret']:.1f}"])
+    lines = [
+        f"metallm simulate: {result.dataset}, {result.n_queries} online queries, p = {result.cost_weight}, "
+        f"warm start {result.warm_start:.0%} of the rows (full information)", "", render_table(rows),
+    ]
+    b = result.budget
+    if b is not None:
+        lines += [
+            "",
+            f"budget ${b.target:.6g}/query held online by dual ascent on p:",
+            f"  dual ascent : mean cost {b.mean_cost:.6g} ({b.cost_error:+.1%} of target), quality {b.quality:.4f}, final p {b.final_p:.3g}",
+            f"  fixed p     : p {b.hindsight_p:.3g}, found in hindsight so this online learner spends the budget: "
+            f"quality {b.fixed_p_quality:.4f}, mean cost {b.fixed_p_cost:.6g}",
+            f"  (the full-information offline router, p {b.offline_p:.3g} calibrated to the budget, reaches "
+            f"{b.offline_router_quality:.4f})",
+        ]
+    return "\n".join(lines)

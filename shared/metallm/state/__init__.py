@@ -1,0 +1,10 @@
+"""State: learned routing state that outlives a process.
+
+The state file (``.npz`` + JSON header, never pickle) and the stores that hold feedback
+events and snapshots for many processes (:class:`SQLiteStore`, :class:`RedisStore`).
+Stores know nothing of routing: they keep records and raise their own typed errors.
+"""
+
+from metallm.state.stores import FeedbackEvent, RedisStore, Snapshot, SQLiteStore, StateStore
+
+__all__ = ["FeedbackEvent", "RedisStore", "SQLiteStore", "Snapshot", "StateStore"]
