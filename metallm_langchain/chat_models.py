@@ -33,8 +33,9 @@ from langchain_core.tracers._streaming import _StreamingCallbackHandler
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, Field
 
-from metallm import Attempts, ConfigurationError, Decision, EmptyQueryError, Fallbacks, Router
-from metallm.serving.pricing import check_prices, usage_cost
+from metallm import ConfigurationError, Decision, Fallbacks, RoutedCall, Router
+from metallm.serving import pop_session, routing_text
+from metallm.serving.pricing import check_prices
 
 __all__ = ["ChatMetaLLM"]
 
@@ -207,26 +208,18 @@ class ChatMetaLLM(BaseChatModel):
             value = getattr(self, name)
             if value is not None:
                 kwargs.setdefault(name, value)
-        return _Call(_routing_text(messages), force, tools, tool_choice, stop or self.stop, kwargs)
+        text = routing_text((isinstance(m, HumanMessage), m.text) for m in messages)
+        return _Call(text, force, tools, tool_choice, stop or self.stop, kwargs)
 
-    def _attempts(self, call: _Call, parent: _StreamParent | _RunParent | None) -> Attempts:
-        return self._router.attempts(
+    def _route(self, call: _Call, parent: _StreamParent | _RunParent | None) -> RoutedCall:
+        return self._router.route(
             call.text,
             force=call.force,
+            session=pop_session(self.session_key, call.kwargs, *_run_metadata(parent)),
             fallbacks=self.fallbacks,
-            session=self._session(parent),
             record_errors=self.record_errors,
+            prices=self.prices,
         )
-
-    def _session(self, parent: _StreamParent | _RunParent | None) -> str | None:
-        if self.session_key is None or parent is None:
-            return None
-        if isinstance(parent, _StreamParent):
-            metadata = {**(parent.config.get("configurable") or {}), **(parent.config.get("metadata") or {})}
-        else:
-            metadata = parent.metadata
-        value = metadata.get(self.session_key)
-        return None if value is None else str(value)
 
     def _member(self, call: _Call, decision: Decision) -> Runnable[LanguageModelInput, BaseMessage]:
         model = self.models[decision.arm]
@@ -260,15 +253,13 @@ class ChatMetaLLM(BaseChatModel):
                 opened.inheritable_tags,
                 opened.inheritable_metadata,
             )
-            parent_id = parent.run_id
         else:
             handlers, tags, metadata = (
                 parent.inheritable_handlers,
                 parent.inheritable_tags,
                 parent.inheritable_metadata,
             )
-            parent_id = parent.run_id
-        manager = CallbackManager(handlers=[], parent_run_id=parent_id)
+        manager = CallbackManager(handlers=[], parent_run_id=parent.run_id)
         for handler in handlers:
             if _sees_nested_runs(handler):
                 manager.add_handler(handler, inherit=True)
@@ -280,27 +271,18 @@ class ChatMetaLLM(BaseChatModel):
     def _annotate(
         self,
         message: AIMessage | AIMessageChunk,
-        decision: Decision,
+        routed: RoutedCall,
         usage: UsageMetadata | None,
         *,
         add_model_name: bool = True,
     ) -> Any:
-        cost = self._cost_usd(decision.arm, usage)
-        self._router.observe_cost(decision.id, cost or 0.0)
+        tokens = (None, None) if usage is None else (usage.get("input_tokens", 0), usage.get("output_tokens", 0))
+        decision_metadata = routed.succeeded(*tokens)
         metadata = dict(message.response_metadata)
         if add_model_name:
-            metadata.setdefault("model_name", decision.arm)
-        metadata["metallm"] = {
-            **decision.to_metadata(),
-            "cost_usd": cost,
-            "router_id": self._router.id,
-        }
+            metadata.setdefault("model_name", routed.decision.arm)
+        metadata["metallm"] = decision_metadata
         return message.model_copy(update={"response_metadata": metadata})
-
-    def _cost_usd(self, arm: str, usage: UsageMetadata | None) -> float | None:
-        if usage is None:
-            return None
-        return usage_cost(self.prices, arm, usage.get("input_tokens", 0), usage.get("output_tokens", 0))
 
     # -- invoke / ainvoke ---------------------------------------------------------------
     def _generate(
@@ -311,21 +293,15 @@ class ChatMetaLLM(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         call = self._prepare(messages, stop, kwargs)
-        attempts = self._attempts(call, run_manager)
-        decision: Decision | None = attempts.first()
-        while decision is not None:
+        routed = self._route(call, run_manager)
+
+        def attempt(decision: Decision) -> BaseMessage:
             config = self._child_config(run_manager, decision)
-            try:
-                with _member_context(config):
-                    message = self._member(call, decision).invoke(
-                        messages, config=config, stop=call.stop, **call.kwargs
-                    )
-            except Exception as error:
-                decision = attempts.next_or_raise(decision, error)
-                continue
-            attempts.succeeded(decision)
-            return _result(self._annotate(_as_ai(message), decision, getattr(message, "usage_metadata", None)))
-        raise AssertionError("unreachable")  # pragma: no cover
+            with _member_context(config):
+                return self._member(call, decision).invoke(messages, config=config, stop=call.stop, **call.kwargs)
+
+        message = routed.run(attempt)
+        return _result(self._annotate(_as_ai(message), routed, getattr(message, "usage_metadata", None)))
 
     async def _agenerate(
         self,
@@ -335,21 +311,15 @@ class ChatMetaLLM(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         call = self._prepare(messages, stop, kwargs)
-        attempts = self._attempts(call, run_manager)
-        decision: Decision | None = attempts.first()
-        while decision is not None:
+        routed = self._route(call, run_manager)
+
+        async def attempt(decision: Decision) -> BaseMessage:
             config = self._child_config(run_manager, decision)
-            try:
-                with _member_context(config):
-                    message = await self._member(call, decision).ainvoke(
-                        messages, config=config, stop=call.stop, **call.kwargs
-                    )
-            except Exception as error:
-                decision = attempts.next_or_raise(decision, error)
-                continue
-            attempts.succeeded(decision)
-            return _result(self._annotate(_as_ai(message), decision, getattr(message, "usage_metadata", None)))
-        raise AssertionError("unreachable")  # pragma: no cover
+            with _member_context(config):
+                return await self._member(call, decision).ainvoke(messages, config=config, stop=call.stop, **call.kwargs)
+
+        message = await routed.arun(attempt)
+        return _result(self._annotate(_as_ai(message), routed, getattr(message, "usage_metadata", None)))
 
     # -- streaming ----------------------------------------------------------------------
     def stream(
@@ -415,29 +385,17 @@ class ChatMetaLLM(BaseChatModel):
     ) -> Iterator[ChatGenerationChunk]:
         parent = run_manager or _take_stream_parent()
         call = self._prepare(messages, stop, kwargs)
-        attempts = self._attempts(call, parent)
-        decision: Decision | None = attempts.first()
-        while decision is not None:  # fall back while nothing has reached the caller
+        routed = self._route(call, parent)
+
+        def start(decision: Decision) -> Iterator[BaseMessage]:
             config = self._child_config(parent, decision)
-            chunks = self._member(call, decision).stream(messages, config=config, stop=call.stop, **call.kwargs)
-            try:
-                with _member_context(config):  # the inner run opens on the first step
-                    first = next(chunks, None)
-                break
-            except Exception as error:
-                decision = attempts.next_or_raise(decision, error)
-        assert decision is not None
+            return _opened(config, self._member(call, decision).stream(messages, config=config, stop=call.stop, **call.kwargs))
+
         tail = _StreamTail()
-        try:
-            if first is not None:
-                for chunk in _chain_first(first, chunks):
-                    if tail.take(chunk):
-                        yield ChatGenerationChunk(message=chunk)
-        except Exception as error:  # mid-stream: the caller already has part of an answer
-            attempts.failed(decision, error, retry=False)
-            raise
-        attempts.succeeded(decision)
-        yield ChatGenerationChunk(message=tail.finish(self, decision))
+        for chunk in routed.open_stream(start):
+            if tail.take(chunk):
+                yield ChatGenerationChunk(message=chunk)
+        yield ChatGenerationChunk(message=tail.finish(self, routed))
 
     async def _astream(
         self,
@@ -448,31 +406,17 @@ class ChatMetaLLM(BaseChatModel):
     ) -> AsyncIterator[ChatGenerationChunk]:
         parent = run_manager or _take_stream_parent()
         call = self._prepare(messages, stop, kwargs)
-        attempts = self._attempts(call, parent)
-        decision: Decision | None = attempts.first()
-        while decision is not None:
+        routed = self._route(call, parent)
+
+        def start(decision: Decision) -> AsyncIterator[BaseMessage]:
             config = self._child_config(parent, decision)
-            chunks = self._member(call, decision).astream(messages, config=config, stop=call.stop, **call.kwargs)
-            try:
-                with _member_context(config):
-                    first = await anext(chunks, None)
-                break
-            except Exception as error:
-                decision = attempts.next_or_raise(decision, error)
-        assert decision is not None
+            return _aopened(config, self._member(call, decision).astream(messages, config=config, stop=call.stop, **call.kwargs))
+
         tail = _StreamTail()
-        try:
-            if first is not None:
-                if tail.take(first):
-                    yield ChatGenerationChunk(message=first)
-                async for chunk in chunks:
-                    if tail.take(chunk):
-                        yield ChatGenerationChunk(message=chunk)
-        except Exception as error:
-            attempts.failed(decision, error, retry=False)
-            raise
-        attempts.succeeded(decision)
-        yield ChatGenerationChunk(message=tail.finish(self, decision))
+        async for chunk in await routed.aopen_stream(start):
+            if tail.take(chunk):
+                yield ChatGenerationChunk(message=chunk)
+        yield ChatGenerationChunk(message=tail.finish(self, routed))
 
 
 class _StreamTail:
@@ -496,21 +440,46 @@ class _StreamTail:
             return False
         return True
 
-    def finish(self, llm: ChatMetaLLM, decision: Decision) -> AIMessageChunk:
+    def finish(self, llm: ChatMetaLLM, routed: RoutedCall) -> AIMessageChunk:
         # Usage already reached the consumer through earlier chunks (or rides on the held
         # one); this chunk only adds the decision, so nothing is counted twice.
         last = self.held if self.held is not None else AIMessageChunk(content="")
         last = last.model_copy(update={"chunk_position": "last"})
         usage = self.usage
         annotated: AIMessageChunk = llm._annotate(
-            last, decision, usage, add_model_name=not self.has_model_name
+            last, routed, usage, add_model_name=not self.has_model_name
         )
         return annotated
 
 
-def _chain_first(first: BaseMessage, rest: Iterator[BaseMessage]) -> Iterator[BaseMessage]:
+def _opened(config: RunnableConfig, chunks: Iterator[BaseMessage]) -> Iterator[BaseMessage]:
+    """The chosen model's stream, its run opened (on the first step) in ``config``'s context."""
+    with _member_context(config):
+        first = next(chunks, None)
+    if first is None:
+        return
     yield first
-    yield from rest
+    yield from chunks
+
+
+async def _aopened(config: RunnableConfig, chunks: AsyncIterator[BaseMessage]) -> AsyncIterator[BaseMessage]:
+    """:func:`_opened` for an async stream."""
+    with _member_context(config):
+        first = await anext(chunks, None)
+    if first is None:
+        return
+    yield first
+    async for chunk in chunks:
+        yield chunk
+
+
+def _run_metadata(parent: _StreamParent | _RunParent | None) -> tuple[dict[str, Any], ...]:
+    """Where a LangChain call carries its session: the run's metadata, then ``configurable``."""
+    if parent is None:
+        return ()
+    if isinstance(parent, _StreamParent):
+        return dict(parent.config.get("metadata") or {}), dict(parent.config.get("configurable") or {})
+    return (dict(parent.metadata),)
 
 
 def _with_run_id(config: RunnableConfig | None) -> tuple[RunnableConfig, _StreamParent]:
@@ -556,17 +525,6 @@ def _member_context(config: RunnableConfig) -> Iterator[None]:
     finally:
         for var, token in reversed(tokens):
             var.reset(token)
-
-
-def _routing_text(messages: Sequence[BaseMessage]) -> str:
-    """The text the router embeds: the last human message, else every message's text."""
-    for message in reversed(messages):
-        if isinstance(message, HumanMessage) and message.text.strip():
-            return message.text
-    joined = "\n".join(m.text for m in messages if m.text.strip())
-    if not joined:
-        raise EmptyQueryError("the messages hold no text for the router to route on")
-    return joined
 
 
 def _as_ai(message: BaseMessage) -> AIMessage:

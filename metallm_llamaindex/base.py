@@ -7,7 +7,15 @@ into ``select`` / ``observe_cost`` / ``record`` and forwards to the chosen LLM.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Generator,
+    Iterator,
+    Sequence,
+)
 from typing import Any, TypeVar
 
 from llama_index.core.base.llms.types import (
@@ -29,8 +37,9 @@ from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import LLM, ToolSelection
 from llama_index.core.tools.types import BaseTool
 
-from metallm import Attempts, ConfigurationError, Decision, EmptyQueryError, Fallbacks, Router
-from metallm.serving.pricing import check_prices, usage_cost
+from metallm import ConfigurationError, Decision, Fallbacks, RoutedCall, Router
+from metallm.serving import DEFAULT_SESSION_KEY, check_prompt, pop_session, routing_text
+from metallm.serving.pricing import check_prices
 from metallm_llamaindex.events import MetaLLMDecisionEvent
 
 __all__ = ["MetaLLM"]
@@ -75,6 +84,13 @@ class MetaLLM(FunctionCallingLLM):
     )
     fallbacks: Fallbacks = Field(
         default_factory=Fallbacks, description="On a provider error, move on to the next-best model."
+    )
+    session_key: str | None = Field(
+        default=None,
+        description=(
+            "Keep a conversation on one model: the name of the call option (e.g. chat(..., session_id=...)) "
+            "or instrumentation tag holding the session, e.g. 'session_id'. None: every call routes."
+        ),
     )
 
     _llms: dict[str, LLM] = PrivateAttr()
@@ -133,125 +149,93 @@ class MetaLLM(FunctionCallingLLM):
         self._router.record(decision_id, quality=quality, cost=cost)
 
     # -- routing ------------------------------------------------------------------------
-    def _begin(self, text: str, kwargs: dict[str, Any]) -> tuple[Attempts, Decision]:
+    def _begin(self, text: str, kwargs: dict[str, Any]) -> RoutedCall:
         """Pop metallm's own call options and choose the first model."""
         force = kwargs.pop("model", None)
-        session = kwargs.pop("session_id", None)
+        session = pop_session(self.session_key, kwargs, _active_tags(), legacy_key=DEFAULT_SESSION_KEY)
         prepared = self._prepared.pop(kwargs.pop(_DECISION_KEY, None), None)
         if prepared is not None:
             # The tools were already formatted for this member: no fallback to another format.
-            attempts = self._router.attempts(text, force=prepared.arm, fallbacks=Fallbacks(enabled=False),
-                                             record_errors=self.record_errors)
-            return attempts, prepared
-        attempts = self._router.attempts(
-            text, force=force, fallbacks=self.fallbacks,
-            session=None if session is None else str(session), record_errors=self.record_errors,
-        )
-        return attempts, self._emit(attempts.first())
+            return self._router.route(text, decision=prepared, fallbacks=Fallbacks(enabled=False),
+                                      record_errors=self.record_errors, prices=self.prices)
+        routed = self._router.route(text, force=force, session=session, fallbacks=self.fallbacks,
+                                    record_errors=self.record_errors, prices=self.prices)
+        self._emit(routed.decision)
+        return routed
 
-    def _emit(self, decision: Decision) -> Decision:
+    def _emit(self, decision: Decision) -> None:
         dispatcher.event(MetaLLMDecisionEvent(decision={**decision.to_metadata(), "router_id": self._router.id}))
-        return decision
 
-    def _retry(self, attempts: Attempts, decision: Decision, error: Exception) -> Decision:
-        return self._emit(attempts.next_or_raise(decision, error))
+    def _member(self, routed: RoutedCall) -> Callable[[Decision], LLM]:
+        """The member for each decision tried; a fallback's decision is announced as it is tried."""
+        first = routed.decision.id
 
-    def _annotate(self, response: _Response, decision: Decision, *, final: bool = True) -> _Response:
-        usage = _usage(response) if final else None
-        cost = self._cost_usd(decision.arm, usage)
+        def member(decision: Decision) -> LLM:
+            if decision.id != first:
+                self._emit(decision)
+            return self._llms[decision.arm]
+
+        return member
+
+    def _annotate(self, response: _Response, routed: RoutedCall, *, final: bool = True) -> _Response:
         if final:
-            self._router.observe_cost(decision.id, cost or 0.0)
-        meta = {**decision.to_metadata(), "cost_usd": cost, "router_id": self._router.id}
+            usage = _usage(response) or (None, None)
+            meta = routed.succeeded(*usage)
+        else:
+            meta = routed.metadata(None)
         annotated = response.model_copy()
         annotated.additional_kwargs = {**response.additional_kwargs, "metallm": meta}
         if annotated.raw is None or isinstance(annotated.raw, dict):
             annotated.raw = {**(annotated.raw or {}), "metallm": meta}
         return annotated
 
-    def _cost_usd(self, arm: str, usage: tuple[int, int] | None) -> float | None:
-        if usage is None:
-            return None
-        return usage_cost(self.prices, arm, usage[0], usage[1])
-
     def _run(self, text: str, kwargs: dict[str, Any], call: Callable[[LLM], _Response]) -> _Response:
-        attempts, decision = self._begin(text, kwargs)
-        while True:
-            try:
-                response = call(self._llms[decision.arm])
-            except Exception as error:
-                decision = self._retry(attempts, decision, error)
-                continue
-            attempts.succeeded(decision)
-            return self._annotate(response, decision)
+        routed = self._begin(text, kwargs)
+        member = self._member(routed)
+        return self._annotate(routed.run(lambda decision: call(member(decision))), routed)
 
     async def _arun(self, text: str, kwargs: dict[str, Any], call: Callable[[LLM], Awaitable[_Response]]) -> _Response:
-        attempts, decision = self._begin(text, kwargs)
-        while True:
-            try:
-                response = await call(self._llms[decision.arm])
-            except Exception as error:
-                decision = self._retry(attempts, decision, error)
-                continue
-            attempts.succeeded(decision)
-            return self._annotate(response, decision)
+        routed = self._begin(text, kwargs)
+        member = self._member(routed)
+        return self._annotate(await routed.arun(lambda decision: call(member(decision))), routed)
 
     def _run_stream(
-        self, text: str, kwargs: dict[str, Any], start: Callable[[LLM], Generator[_Response, None, None]]
+        self, text: str, kwargs: dict[str, Any], start: Callable[[LLM], Iterator[_Response]]
     ) -> Generator[_Response, None, None]:
-        attempts, decision = self._begin(text, kwargs)
-        while True:  # fall back while nothing has reached the caller
-            try:
-                responses = start(self._llms[decision.arm])
-                first = next(responses, None)
-                break
-            except Exception as error:
-                decision = self._retry(attempts, decision, error)
-        return self._relay(attempts, decision, first, responses)
+        routed = self._begin(text, kwargs)
+        member = self._member(routed)
+        return self._relay(routed, routed.open_stream(lambda decision: start(member(decision))))
 
-    def _relay(
-        self, attempts: Attempts, decision: Decision, first: _Response | None, rest: Generator[_Response, None, None]
-    ) -> Generator[_Response, None, None]:
-        previous = first
-        try:
-            for response in rest:
-                if previous is not None:
-                    yield self._annotate(previous, decision, final=False)
-                previous = response
-        except Exception as error:  # mid-stream: the caller already has part of an answer
-            attempts.failed(decision, error, retry=False)
-            raise
-        attempts.succeeded(decision)
-        if previous is not None:
-            yield self._annotate(previous, decision)
+    def _relay(self, routed: RoutedCall, responses: Iterator[_Response]) -> Generator[_Response, None, None]:
+        """Each response annotated; the last one, held back, carries the cost."""
+        previous = None
+        for response in responses:
+            if previous is not None:
+                yield self._annotate(previous, routed, final=False)
+            previous = response
+        if previous is None:
+            routed.succeeded()
+        else:
+            yield self._annotate(previous, routed)
 
     async def _arun_stream(
-        self, text: str, kwargs: dict[str, Any], start: Callable[[LLM], Awaitable[AsyncGenerator[_Response, None]]]
+        self, text: str, kwargs: dict[str, Any], start: Callable[[LLM], Awaitable[AsyncIterator[_Response]]]
     ) -> AsyncGenerator[_Response, None]:
-        attempts, decision = self._begin(text, kwargs)
-        while True:
-            try:
-                responses = await start(self._llms[decision.arm])
-                first = await anext(responses, None)
-                break
-            except Exception as error:
-                decision = self._retry(attempts, decision, error)
-        return self._arelay(attempts, decision, first, responses)
+        routed = self._begin(text, kwargs)
+        member = self._member(routed)
+        return self._arelay(routed, await routed.aopen_stream(lambda decision: start(member(decision))))
 
-    async def _arelay(
-        self, attempts: Attempts, decision: Decision, first: _Response | None, rest: AsyncGenerator[_Response, None]
-    ) -> AsyncGenerator[_Response, None]:
-        previous = first
-        try:
-            async for response in rest:
-                if previous is not None:
-                    yield self._annotate(previous, decision, final=False)
-                previous = response
-        except Exception as error:
-            attempts.failed(decision, error, retry=False)
-            raise
-        attempts.succeeded(decision)
-        if previous is not None:
-            yield self._annotate(previous, decision)
+    async def _arelay(self, routed: RoutedCall, responses: AsyncIterator[_Response]) -> AsyncGenerator[_Response, None]:
+        """:meth:`_relay` for an async stream."""
+        previous = None
+        async for response in responses:
+            if previous is not None:
+                yield self._annotate(previous, routed, final=False)
+            previous = response
+        if previous is None:
+            routed.succeeded()
+        else:
+            yield self._annotate(previous, routed)
 
     # -- chat -----------------------------------------------------------------------------
     @llm_chat_callback()
@@ -275,18 +259,18 @@ class MetaLLM(FunctionCallingLLM):
     # -- complete -------------------------------------------------------------------------
     @llm_completion_callback()
     def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
-        return self._run(_check_prompt(prompt), kwargs, lambda llm: llm.complete(prompt, formatted=formatted, **kwargs))
+        return self._run(check_prompt(prompt), kwargs, lambda llm: llm.complete(prompt, formatted=formatted, **kwargs))
 
     @llm_completion_callback()
     async def acomplete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
         return await self._arun(
-            _check_prompt(prompt), kwargs, lambda llm: llm.acomplete(prompt, formatted=formatted, **kwargs)
+            check_prompt(prompt), kwargs, lambda llm: llm.acomplete(prompt, formatted=formatted, **kwargs)
         )
 
     @llm_completion_callback()
     def stream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponseGen:
         return self._run_stream(
-            _check_prompt(prompt), kwargs, lambda llm: llm.stream_complete(prompt, formatted=formatted, **kwargs)
+            check_prompt(prompt), kwargs, lambda llm: llm.stream_complete(prompt, formatted=formatted, **kwargs)
         )
 
     @llm_completion_callback()
@@ -294,7 +278,7 @@ class MetaLLM(FunctionCallingLLM):
         self, prompt: str, formatted: bool = False, **kwargs: Any
     ) -> CompletionResponseAsyncGen:
         return await self._arun_stream(
-            _check_prompt(prompt), kwargs, lambda llm: llm.astream_complete(prompt, formatted=formatted, **kwargs)
+            check_prompt(prompt), kwargs, lambda llm: llm.astream_complete(prompt, formatted=formatted, **kwargs)
         )
 
     # -- tool calling ---------------------------------------------------------------------
@@ -316,7 +300,8 @@ class MetaLLM(FunctionCallingLLM):
         if user_msg is not None:
             messages.append(user_msg if isinstance(user_msg, ChatMessage) else ChatMessage(role="user", content=user_msg))
         kwargs.pop(_DECISION_KEY, None)
-        decision = self._emit(self._router.select(_routing_text(messages), force=kwargs.pop("model", None)))
+        decision = self._router.select(_routing_text(messages), force=kwargs.pop("model", None))
+        self._emit(decision)
         member = self._llms[decision.arm]
         assert isinstance(member, FunctionCallingLLM)
         prepared = member._prepare_chat_with_tools_compat(
@@ -355,19 +340,16 @@ def _isolated(llm: LLM) -> LLM:
 
 
 def _routing_text(messages: Sequence[ChatMessage]) -> str:
-    for message in reversed(messages):
-        if message.role == MessageRole.USER and (message.content or "").strip():
-            return str(message.content)
-    joined = "\n".join(str(m.content) for m in messages if (m.content or "").strip())
-    if not joined:
-        raise EmptyQueryError("the messages hold no text for the router to route on")
-    return joined
+    return routing_text((m.role == MessageRole.USER, str(m.content or "")) for m in messages)
 
 
-def _check_prompt(prompt: str) -> str:
-    if not isinstance(prompt, str) or not prompt.strip():
-        raise EmptyQueryError("the prompt is empty: the router needs text to route on")
-    return prompt
+def _active_tags() -> dict[str, Any]:
+    """The instrumentation tags of the running code (``instrument_tags({...})``)."""
+    try:
+        from llama_index_instrumentation.dispatcher import active_instrument_tags
+    except ImportError:  # pragma: no cover - older llama-index-core
+        return {}
+    return dict(active_instrument_tags.get() or {})
 
 
 def _usage(response: ChatResponse | CompletionResponse) -> tuple[int, int] | None:

@@ -15,6 +15,7 @@ from metallm.exceptions import (
     ConfigurationError,
     DecisionError,
     DimensionMismatchError,
+    DuplicateEventError,
     DuplicateFeedbackError,
     EmbedderError,
     EmptyQueryError,
@@ -24,9 +25,11 @@ from metallm.exceptions import (
     MetaLLMError,
     RoutingTableError,
     StateFileError,
+    StoreError,
     UnknownArmError,
     UnknownDecisionError,
 )
+from metallm.learning.bandit import LinearBandit
 from metallm.learning.features import (
     ClusterFeatures,
     EmbeddingFeatures,
@@ -35,8 +38,17 @@ from metallm.learning.features import (
 )
 from metallm.learning.policies import EpsilonGreedy, LinUCB, Policy, RandomPolicy
 from metallm.learning.reward import Calibration, calibrate_cost_weight, reward
-from metallm.serving.failover import Attempts, Cooldown, Fallbacks, is_provider_error
-from metallm.serving.router import Decision, Prediction, Router, find_router
+from metallm.serving import (
+    Attempts,
+    Cooldown,
+    Decision,
+    Fallbacks,
+    Prediction,
+    RoutedCall,
+    Router,
+    find_router,
+    is_provider_error,
+)
 from metallm.state.stores import FeedbackEvent, RedisStore, Snapshot, SQLiteStore, StateStore
 
 __version__ = "0.1.0"
@@ -53,6 +65,7 @@ __all__ = [
     "Decision",
     "DecisionError",
     "DimensionMismatchError",
+    "DuplicateEventError",
     "DuplicateFeedbackError",
     "Embedder",
     "EmbedderError",
@@ -66,12 +79,14 @@ __all__ = [
     "InvalidFeedbackError",
     "InvalidInputError",
     "LinUCB",
+    "LinearBandit",
     "MetaLLMError",
     "Policy",
     "Prediction",
     "ProjectedFeatures",
     "RandomPolicy",
     "RedisStore",
+    "RoutedCall",
     "Router",
     "RoutingTableError",
     "SQLiteStore",
@@ -79,6 +94,7 @@ __all__ = [
     "Snapshot",
     "StateFileError",
     "StateStore",
+    "StoreError",
     "UnknownArmError",
     "UnknownDecisionError",
     "__version__",

@@ -14,6 +14,8 @@ The hierarchy::
     │   ├── UnknownDecisionError  never issued, or evicted from the pending buffer
     │   └── DuplicateFeedbackError  feedback already recorded for that decision
     ├── StateFileError            a saved router file that is corrupt or mismatched
+    ├── StoreError                a state store (SQLite, Redis) failed (wraps the driver's error)
+    │   └── DuplicateEventError   the store already holds an event for that decision id
     ├── EmbedderError             the embedding model could not be loaded or run
     ├── InfeasibleBudgetError     no cost weight keeps the mean cost within a budget
     └── AllModelsFailedError      every model tried for one call failed (lists each error)
@@ -30,6 +32,7 @@ __all__ = [
     "ConfigurationError",
     "DecisionError",
     "DimensionMismatchError",
+    "DuplicateEventError",
     "DuplicateFeedbackError",
     "EmbedderError",
     "EmptyQueryError",
@@ -39,6 +42,7 @@ __all__ = [
     "MetaLLMError",
     "RoutingTableError",
     "StateFileError",
+    "StoreError",
     "UnknownArmError",
     "UnknownDecisionError",
 ]
@@ -100,6 +104,17 @@ class StateFileError(MetaLLMError, ValueError):
         self.path = Path(path)
         self.problem = problem
         super().__init__(f"cannot load router state from {str(self.path)!r}: {problem}")
+
+
+class StoreError(MetaLLMError, RuntimeError):
+    """A state store failed; the driver's own error (``sqlite3``, ``redis``) is the cause.
+
+    Stores raise only these, so the router never depends on which store it talks to.
+    """
+
+
+class DuplicateEventError(StoreError):
+    """The store already holds a feedback event for this decision id."""
 
 
 class EmbedderError(MetaLLMError, RuntimeError):

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from metallm import (
+    DuplicateEventError,
     DuplicateFeedbackError,
     FeedbackEvent,
     LinUCB,
@@ -110,7 +111,7 @@ def test_a_restarted_router_makes_the_same_decisions(target):
     _train(first)
     again = _router(kind, where)
     assert again.n_updates == first.n_updates == 120
-    np.testing.assert_allclose(again._stats.A, first._stats.A, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(again.bandit.stats.A, first.bandit.stats.A, rtol=0, atol=1e-12)
     q = _queries()
     assert [d.arm for d in again.select_batch(q)] == [d.arm for d in first.select_batch(q)]
     # online learning goes on from there, and both fold the shared log to the same state
@@ -118,7 +119,7 @@ def test_a_restarted_router_makes_the_same_decisions(target):
     _train(again, worker=6, n=30)
     first.sync()
     assert first.n_updates == again.n_updates == 180
-    np.testing.assert_array_equal(again._stats.A, first._stats.A)
+    np.testing.assert_array_equal(again.bandit.stats.A, first.bandit.stats.A)
 
 
 def test_loading_is_snapshot_plus_replay(target):
@@ -131,7 +132,7 @@ def test_loading_is_snapshot_plus_replay(target):
     replayed = sum(1 for _ in store.events_after(snapshot.position))
     assert 0 < replayed < 50
     restored = _router(kind, where)
-    np.testing.assert_allclose(restored._stats.B, _sequential_fold(store)._stats.B, atol=1e-12)
+    np.testing.assert_allclose(restored.bandit.stats.B, _sequential_fold(store).bandit.stats.B, atol=1e-12)
 
 
 def test_feedback_from_another_process_is_folded_in(target):
@@ -139,7 +140,7 @@ def test_feedback_from_another_process_is_folded_in(target):
     a, b = _router(kind, where), _router(kind, where)
     _train(a, n=40)
     assert b.n_updates == 0 and b.sync() == 40
-    np.testing.assert_allclose(a._stats.A, b._stats.A, atol=1e-12)
+    np.testing.assert_allclose(a.bandit.stats.A, b.bandit.stats.A, atol=1e-12)
 
 
 def test_prompts_are_not_stored_unless_asked(tmp_path, embedder):
@@ -167,7 +168,7 @@ def test_a_corrupt_snapshot_falls_back_to_replaying_the_log(tmp_path, caplog):
     assert restored.restored_from_log
     assert "replaying the whole event log" in caplog.text and "state.sqlite" in caplog.text
     assert restored.n_updates == 100
-    np.testing.assert_allclose(restored._stats.A, router._stats.A, atol=1e-9)
+    np.testing.assert_allclose(restored.bandit.stats.A, router.bandit.stats.A, atol=1e-9)
 
 
 def test_a_corrupt_store_file_is_a_typed_error_naming_it(tmp_path):
@@ -182,7 +183,7 @@ def test_a_duplicate_event_is_refused(target):
     store = _open(kind, where)
     event = FeedbackEvent("same-id", "a", np.ones(DIM), 1.0, 0.0, 0.0)
     store.append(event)
-    with pytest.raises((sqlite3.IntegrityError, ValueError)):
+    with pytest.raises(DuplicateEventError, match="already holds feedback for decision same-id"):
         store.append(event)
     router = _router(kind, where)
     d = router.select(np.ones(DIM))
@@ -226,12 +227,12 @@ def test_four_processes_fold_to_the_sequential_statistics(target):
     assert sum(1 for _ in store.events_after(None)) == 2000
     restored = _router(kind, where)
     fold = _sequential_fold(store)
-    np.testing.assert_array_equal(restored._stats.A, fold._stats.A)  # same order: exactly equal
-    np.testing.assert_array_equal(restored._stats.B, fold._stats.B)
+    np.testing.assert_array_equal(restored.bandit.stats.A, fold.bandit.stats.A)  # same order: exactly equal
+    np.testing.assert_array_equal(restored.bandit.stats.B, fold.bandit.stats.B)
     # and equal, up to rounding, to the four workers' events folded in any order
     any_order = Router(ARMS, embedder=None, policy=LinUCB(alpha=0.25))
     for w in range(4):
         for x, arm, quality, cost in events(w, 500):
             any_order.partial_fit(x[None, :], [arm], [quality], [cost])
-    np.testing.assert_allclose(restored._stats.A, any_order._stats.A, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(restored.bandit.stats.A, any_order.bandit.stats.A, rtol=1e-10, atol=1e-10)
     assert restored.counts == any_order.counts

@@ -210,8 +210,8 @@ async def test_200_concurrent_calls_with_feedback_lose_nothing(embedder):
     assert sequential.counts == router.counts
     import numpy as np
 
-    np.testing.assert_allclose(router._stats.A, sequential._stats.A, rtol=1e-10, atol=1e-10)
-    np.testing.assert_allclose(router._stats.B, sequential._stats.B, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(router.bandit.stats.A, sequential.bandit.stats.A, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(router.bandit.stats.B, sequential.bandit.stats.B, rtol=1e-10, atol=1e-12)
 
 
 def test_a_session_stays_on_one_model(embedder):

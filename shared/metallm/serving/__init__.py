@@ -1,11 +1,30 @@
 """Serving: routing live traffic.
 
-The :class:`Router` (which composes the learning, a ledger of pending decisions, sticky
-sessions and the store sync), one routed call with fallbacks that both framework adapters
-drive, cooldowns and pricing.
+The :class:`Router` composes the learning (:class:`~metallm.learning.bandit.LinearBandit`),
+a ledger of pending decisions, sticky sessions, cooldowns and the store sync;
+:class:`RoutedCall` is the one routed call with fallbacks that both framework adapters
+drive; :mod:`~metallm.serving.pricing` turns reported usage into dollars and
+:mod:`~metallm.serving.requests` reads the routing text and the session off a call.
 """
 
-from metallm.serving.failover import Attempts, Cooldown, Fallbacks, is_provider_error
-from metallm.serving.router import Decision, Prediction, Router, find_router
+from metallm.serving.call import Attempts, RoutedCall
+from metallm.serving.decisions import Decision, Prediction
+from metallm.serving.failover import Cooldown, Fallbacks, is_provider_error
+from metallm.serving.router import Router, find_router
+from metallm.serving.requests import DEFAULT_SESSION_KEY, check_prompt, pop_session, routing_text
 
-__all__ = ["Attempts", "Cooldown", "Decision", "Fallbacks", "Prediction", "Router", "find_router", "is_provider_error"]
+__all__ = [
+    "DEFAULT_SESSION_KEY",
+    "Attempts",
+    "Cooldown",
+    "Decision",
+    "Fallbacks",
+    "Prediction",
+    "RoutedCall",
+    "Router",
+    "check_prompt",
+    "find_router",
+    "is_provider_error",
+    "pop_session",
+    "routing_text",
+]

@@ -25,7 +25,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from metallm.exceptions import StateFileError
+from metallm.exceptions import DuplicateEventError, StateFileError, StoreError
 
 __all__ = ["FeedbackEvent", "RedisStore", "SQLiteStore", "Snapshot", "StateStore"]
 
@@ -60,7 +60,11 @@ class StateStore(Protocol):
     store_prompts: bool
 
     def append(self, event: FeedbackEvent) -> str:
-        """Write the event durably; returns its position. Raises on a duplicate decision id."""
+        """Write the event durably; returns its position.
+
+        Raises :class:`~metallm.DuplicateEventError` on a duplicate decision id and
+        :class:`~metallm.StoreError` when the store fails.
+        """
         ...
 
     def events_after(self, position: str | None) -> Iterator[tuple[str, FeedbackEvent]]:
@@ -132,9 +136,13 @@ class SQLiteStore:
                  event.time, event.prompt if self.store_prompts else None),
             )
             db.execute("COMMIT")
-        except BaseException:
+        except BaseException as e:
             if db.in_transaction:
                 db.execute("ROLLBACK")
+            if isinstance(e, sqlite3.IntegrityError):
+                raise DuplicateEventError(f"{self} already holds feedback for decision {event.decision_id}") from e
+            if isinstance(e, sqlite3.Error):
+                raise StoreError(f"{self} could not append the event for decision {event.decision_id}: {e}") from e
             raise
         return str(cursor.lastrowid)
 
@@ -208,7 +216,7 @@ class RedisStore:
             flat += [key, value]
         position = script(keys=[self.ids_key, self.stream], args=[event.decision_id, *flat])
         if position is None:
-            raise ValueError(f"decision {event.decision_id} is already in the store")
+            raise DuplicateEventError(f"{self} already holds feedback for decision {event.decision_id}")
         return position.decode() if isinstance(position, bytes) else str(position)
 
     def events_after(self, position: str | None) -> Iterator[tuple[str, FeedbackEvent]]:

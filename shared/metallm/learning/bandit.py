@@ -1,0 +1,238 @@
+"""The linear contextual bandit: per-arm ridge models of quality and cost, and a policy.
+
+:class:`LinearBandit` owns the feature map, the ridge statistics and the policy. It scores
+one query or many, learns from one outcome or a batch, fits from logged data and predicts.
+It knows arms only by index, and nothing of ids, locks, clocks, stores or text: the
+:class:`~metallm.Router` adds those around it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from metallm.exceptions import ConfigurationError, DimensionMismatchError
+from metallm.learning.features import FeatureMap, feature_map_from_state
+from metallm.learning.policies import Policy
+from metallm.learning.reward import cost_scale
+from metallm.learning.ridge import RidgeStatistics
+from metallm.learning.tuning import DEFAULT_CANDIDATES, Tuning, tune_features
+
+__all__ = ["LinearBandit", "OneScore", "Scores"]
+
+OneScore = tuple[int, list[float], list[float], np.ndarray]
+"""For one query: the chosen arm's index, the score and the bonus per arm, and the features."""
+Scores = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+"""For many queries: the chosen arm per row, scores (n, k), bonus (n, k) and features (n, m)."""
+
+
+class LinearBandit:
+    """Ridge models of quality and cost per arm over a feature map, chosen among by a policy.
+
+    Args:
+        n_arms: How many arms (models); they are known by index here.
+        policy: Turns predictions and their uncertainty into a choice.
+        features: What the linear models see of an embedding.
+        seed: Seed of the policy's randomness (tie-breaking, exploration).
+
+    >>> import numpy as np
+    >>> from metallm import EmbeddingFeatures, LinUCB
+    >>> bandit = LinearBandit(2, policy=LinUCB(alpha=0.0), features=EmbeddingFeatures(), seed=0)
+    >>> bandit.learn(1, np.array([1.0, 0.0]), quality=1.0, cost=0.001)
+    >>> chosen, scores, bonus, _ = bandit.score_one(np.array([1.0, 0.0]), cost_weight=0.0, scale=1.0)
+    >>> chosen
+    1
+    """
+
+    def __init__(self, n_arms: int, *, policy: Policy, features: FeatureMap, seed: int | None = None) -> None:
+        self.n_arms = n_arms
+        self.policy = policy
+        self.features = features
+        self.tuning_: Tuning | None = None
+        """The cross-validation that chose :attr:`features` in the last :meth:`fit`, if any."""
+        self.stats: RidgeStatistics | None = None
+        """The ridge statistics; None until the embedding size is known."""
+        self.embedding_dim = 0
+        self.n_updates = 0
+        """Outcomes learned from (online updates and offline rows)."""
+        self.rng = np.random.default_rng(seed)
+        self._scale_key: tuple[int, int] | None = None
+        self._scale = 1.0
+
+    @property
+    def dimension(self) -> int | None:
+        """Embedding size, known after the first query or fit (None before)."""
+        return None if self.stats is None else self.embedding_dim
+
+    def dimension_mismatch(self, dim: int) -> DimensionMismatchError:
+        """The error for an embedding of the wrong size."""
+        return DimensionMismatchError(
+            f"embedding has {dim} dimensions but the router was built on "
+            f"{self.embedding_dim}; use the same embedding model throughout"
+        )
+
+    def ensure(self, dim: int) -> RidgeStatistics:
+        """The statistics for embeddings of size ``dim`` (made on first use)."""
+        if self.stats is None:
+            if not self.features.fitted:
+                raise ConfigurationError(
+                    f"{self.features.name} must be fitted first: call router.fit(...) on logged data"
+                )
+            self.embedding_dim = dim
+            self.stats = RidgeStatistics(self.n_arms, self.features.dimension(dim), self.features.penalties(dim))
+        elif self.embedding_dim != dim:
+            raise self.dimension_mismatch(dim)
+        return self.stats
+
+    def counts(self) -> np.ndarray:
+        """Outcomes learned per arm."""
+        return np.zeros(self.n_arms) if self.stats is None else self.stats.counts()
+
+    def observed_cost_scale(self) -> float:
+        """The priciest arm's mean observed cost (1.0 before any), recomputed only after learning."""
+        if self.stats is None:
+            return 1.0
+        key = (id(self.stats), self.n_updates)
+        if self._scale_key != key:
+            self._scale_key, self._scale = key, cost_scale(self.stats.counts(), self.stats.cost_sums())
+        return self._scale
+
+    # -- scoring -------------------------------------------------------------------------
+    def score_one(
+        self, embedding: np.ndarray, *, cost_weight: float, scale: float,
+        excluded: set[int] | None = None, forced: int | None = None,
+    ) -> OneScore:
+        """Choose for one embedding (dim,), with as few numpy calls as the maths allows.
+
+        Three matrix products, then plain floats: for one query and a pool of models that is
+        faster than a dozen small numpy calls (docs/performance.md). ``excluded`` arms are
+        not chosen; ``forced`` is chosen whatever the scores.
+        """
+        stats = self.stats if self.stats is not None else self.ensure(embedding.shape[0])
+        if embedding.shape[0] != self.embedding_dim:
+            raise self.dimension_mismatch(embedding.shape[0])
+        features = self.features.transform_one(embedding)
+        means, quad = stats.predict_one(features)
+        bonus = self.policy.bonus(np.sqrt(np.maximum(quad, 0.0, out=quad), out=quad)).tolist()
+        quality, cost = means.tolist()
+        weight = cost_weight / scale
+        scores = [q - weight * c + b for q, c, b in zip(quality, cost, bonus)]
+        if forced is not None:
+            chosen = forced
+        elif excluded:
+            chosen = self.policy.choose_one([-math.inf if i in excluded else v for i, v in enumerate(scores)], self.rng)
+        else:
+            chosen = self.policy.choose_one(scores, self.rng)
+        return chosen, scores, bonus, features
+
+    def score_many(
+        self, embeddings: np.ndarray, *, cost_weight: float, scale: float,
+        excluded: set[int] | None = None, forced: int | None = None,
+    ) -> Scores:
+        """Choose for each row of ``embeddings`` (n, dim), vectorised over the batch."""
+        stats = self.ensure(embeddings.shape[1])
+        X = self.features.transform(embeddings)
+        quality, cost, width = stats.predict(X, fast_width=True)
+        bonus = self.policy.bonus(width)
+        scores = quality - cost_weight * cost / scale + bonus
+        if excluded:
+            masked = scores.copy()
+            masked[:, sorted(excluded)] = -np.inf
+        else:
+            masked = scores
+        chosen = self.policy.choose(masked, self.rng) if forced is None else np.full(X.shape[0], forced)
+        return chosen, scores, bonus, X
+
+    def predict(self, embeddings: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Predicted quality, cost and confidence width per arm, each (n, k)."""
+        stats = self.ensure(embeddings.shape[1])
+        return stats.predict(self.features.transform(embeddings))
+
+    # -- learning ------------------------------------------------------------------------
+    def update(self, arm: int, features: np.ndarray, quality: float, cost: float) -> None:
+        """Learn one outcome of ``arm`` at already-computed ``features`` (rank-1)."""
+        assert self.stats is not None
+        self.stats.update(arm, features, np.array([quality, cost]))
+        self.n_updates += 1
+
+    def learn(self, arm: int, embedding: np.ndarray, *, quality: float, cost: float) -> None:
+        """Learn one outcome of ``arm`` for an embedding (dim,)."""
+        row = np.asarray(embedding, dtype=np.float64)[None, :]
+        self.ensure(row.shape[1])
+        self.update(arm, self.features.transform(row)[0], quality, cost)
+
+    def fit(
+        self, embeddings: np.ndarray, quality: np.ndarray, cost: np.ndarray, *,
+        tune: bool, candidates: Sequence[FeatureMap] = DEFAULT_CANDIDATES, seed: int = 0,
+    ) -> None:
+        """Learn from scratch from full-information rows (every arm's outcome known)."""
+        if tune:
+            self.tuning_ = tune_features(embeddings, quality, cost, candidates=tuple(candidates), seed=seed)
+            self.features = self.tuning_.chosen
+        if tune or not self.features.fitted:
+            self.features = self.features.fit(embeddings, seed=seed)
+        self.stats = None
+        stats = self.ensure(embeddings.shape[1])
+        X = self.features.transform(embeddings)
+        stats.A += (X.T @ X)[None]
+        stats.B[:] = np.einsum("nd,nkj->kdj", X, np.stack([quality, cost], axis=2))
+        stats.refresh()
+        self.n_updates = X.shape[0] * self.n_arms
+
+    def partial_fit(self, embeddings: np.ndarray, arms: np.ndarray, quality: np.ndarray, cost: np.ndarray) -> None:
+        """Learn from logged bandit rows: one arm's outcome per row."""
+        stats = self.ensure(embeddings.shape[1])
+        X = self.features.transform(embeddings)
+        Y = np.stack([quality, cost], axis=1)
+        for k in np.unique(arms):
+            rows = arms == k
+            stats.add_batch(int(k), X[rows], Y[rows])
+        self.n_updates += embeddings.shape[0]
+
+    # -- state ---------------------------------------------------------------------------
+    def to_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """What to save: a JSON-able header and arrays (features, and ``A``, ``B`` once learning began)."""
+        feature_header, feature_arrays = self.features.to_state()
+        header = {"dimension": self.dimension, "features": feature_header, "n_updates": self.n_updates}
+        arrays: dict[str, np.ndarray] = {f"features_{k}": v for k, v in feature_arrays.items()}
+        if self.stats is not None:
+            arrays.update(A=self.stats.A.copy(), B=self.stats.B.copy())
+        return header, arrays
+
+    def adopt(self, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        """Take the state written by :meth:`to_state`; ValueError says what is wrong with it."""
+        try:
+            features = feature_map_from_state(
+                header["features"],
+                {k.removeprefix("features_"): v for k, v in arrays.items() if k.startswith("features_")},
+            )
+            dim = header["dimension"]
+            n_updates = int(header["n_updates"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"the header is incomplete or invalid ({e!r})") from e
+        if dim is None:
+            self.features, self.stats, self.n_updates = features, None, n_updates
+            return
+        if "A" not in arrays or "B" not in arrays:
+            raise ValueError("the arrays A and B are missing")
+        k, d = self.n_arms, features.dimension(int(dim))
+        A, B = arrays["A"], arrays["B"]
+        if A.shape != (k, d, d) or B.shape != (k, d, 2):
+            raise ValueError(f"array shapes A{A.shape} B{B.shape} do not match {k} arms of dimension {dim}")
+        if not (np.isfinite(A).all() and np.isfinite(B).all()):
+            raise ValueError("the arrays contain NaN or inf")
+        stats = RidgeStatistics(k, d, features.penalties(int(dim)))
+        stats.A[:] = A
+        stats.B[:] = B
+        try:
+            stats.refresh()
+        except np.linalg.LinAlgError as e:
+            raise ValueError("matrix A is not positive definite (corrupt statistics)") from e
+        self.features, self.stats, self.embedding_dim, self.n_updates = features, stats, int(dim), n_updates
+
+    def reset(self) -> None:
+        """Forget what was learned (keeps the feature map and policy)."""
+        self.stats, self.n_updates = None, 0

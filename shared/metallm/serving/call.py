@@ -1,0 +1,268 @@
+"""One routed call with fallbacks: the loop both framework adapters drive.
+
+``router.route(text, ...)`` chooses the first model; the adapter calls that model. On a
+provider error, :meth:`RoutedCall.failed` learns it (quality 0, cooldown) and returns the
+next-best model, or raises what the caller should see. On an answer,
+:meth:`RoutedCall.succeeded` prices it from the reported usage, attaches the cost for the
+later feedback, keeps the session on that model and returns the decision's metadata.
+:meth:`RoutedCall.run`, :meth:`~RoutedCall.arun`, :meth:`~RoutedCall.open_stream` and
+:meth:`~RoutedCall.aopen_stream` are that loop for a plain call and for a stream (which falls
+back only while nothing has reached the caller), sync and async.
+
+Bookkeeping never costs the caller an answer: once a provider has answered, trouble in
+metallm's own records (an evicted decision, a store that is down) is logged and counted in
+:attr:`metallm.Router.bookkeeping_errors`, and the answer is returned.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from metallm.exceptions import AllModelsFailedError, MetaLLMError
+from metallm.serving.decisions import Decision
+from metallm.serving.failover import Fallbacks, is_provider_error
+from metallm.serving.pricing import Prices, usage_cost
+
+if TYPE_CHECKING:
+    from metallm.serving.router import Router
+
+__all__ = ["Attempts", "RoutedCall"]
+
+logger = logging.getLogger("metallm.serving")
+
+T = TypeVar("T")
+
+
+class RoutedCall:
+    """The models tried for one call, in order, and what each attempt taught the router.
+
+    >>> from metallm import Router
+    >>> router = Router(["small", "large"], embedder=None)
+    >>> call = router.route([1.0, 0.0])
+    >>> answer = call.run(lambda decision: f"answered by {decision.arm}")
+    >>> metadata = call.succeeded(input_tokens=12, output_tokens=30)
+    >>> metadata["model"] == call.decision.arm
+    True
+    """
+
+    def __init__(
+        self,
+        router: Router,
+        query: Any,
+        *,
+        force: str | None = None,
+        session: str | None = None,
+        fallbacks: Fallbacks | None = None,
+        record_errors: bool = True,
+        prices: Prices | None = None,
+        decision: Decision | None = None,
+    ) -> None:
+        self.router = router
+        self.session = session
+        self.fallbacks = fallbacks or Fallbacks()
+        self.record_errors = record_errors
+        self.prices: Prices = prices or {}
+        self.errors: list[tuple[str, BaseException]] = []
+        """(model, error) for each failed attempt, in order."""
+        self.decision: Decision = (
+            decision if decision is not None else router.select(query, force=force, session=session)
+        )
+        """The model to try now (the next one after each :meth:`failed`)."""
+
+    # -- the protocol -------------------------------------------------------------------
+    def failed(self, error: BaseException) -> Decision:
+        """Learn that the current model failed with ``error``; the next model to try.
+
+        Raises when there is none: ``error`` itself after one attempt (and untouched when it
+        is metallm's own error, e.g. a bad argument), :class:`AllModelsFailedError` listing
+        every attempt after several. Call it inside the ``except`` block that caught ``error``.
+        """
+        if not is_provider_error(error):
+            raise error
+        self._learn_failure(error)
+        following = self._next()
+        if following is None:
+            if len(self.errors) <= 1:
+                raise error
+            raise AllModelsFailedError(self.errors) from error
+        self.decision = following
+        return following
+
+    def failed_midstream(self, error: BaseException) -> None:
+        """Learn a failure after part of the answer reached the caller (no fallback then)."""
+        if is_provider_error(error):
+            self._learn_failure(error)
+
+    def succeeded(self, input_tokens: int | None = None, output_tokens: int | None = None) -> dict[str, Any]:
+        """The current model answered: price it, keep the session on it; its metadata.
+
+        ``input_tokens`` / ``output_tokens`` are what the provider reported (None: unknown,
+        so ``cost_usd`` is None and a later feedback needs ``cost=``).
+        """
+        decision = self.decision
+        cost = None
+        if input_tokens is not None and output_tokens is not None:
+            cost = usage_cost(self.prices, decision.arm, input_tokens, output_tokens)
+        self._bookkeep("attach the cost of", lambda: self.router.observe_cost(decision.id, cost or 0.0))
+        self.router.cooldown.succeeded(decision.arm)
+        if self.session is not None:
+            self.router.stick(self.session, decision.arm)
+        return self.metadata(cost)
+
+    def metadata(self, cost_usd: float | None = None) -> dict[str, Any]:
+        """The current decision as response metadata (``decision_id``, ``model``, scores, ``cost_usd``, ...)."""
+        return {**self.decision.to_metadata(), "cost_usd": cost_usd, "router_id": self.router.id}
+
+    # -- the loop, for plain calls and streams ------------------------------------------
+    def run(self, attempt: Callable[[Decision], T]) -> T:
+        """``attempt(decision)`` for each model in turn until one answers."""
+        while True:
+            try:
+                return attempt(self.decision)
+            except Exception as error:
+                self.failed(error)
+
+    async def arun(self, attempt: Callable[[Decision], Awaitable[T]]) -> T:
+        """:meth:`run` for a coroutine."""
+        while True:
+            try:
+                return await attempt(self.decision)
+            except Exception as error:
+                self.failed(error)
+
+    def open_stream(self, start: Callable[[Decision], Iterator[T]]) -> Iterator[T]:
+        """A stream from the first model whose stream starts; relayed with :meth:`relay`.
+
+        A model that fails before its first item is left for the next one; after that the
+        caller already holds part of an answer, so a failure is learned and re-raised.
+        """
+        while True:
+            try:
+                items = start(self.decision)
+                first = next(items, _END)
+                break
+            except Exception as error:
+                self.failed(error)
+        return self.relay(first, items)
+
+    async def aopen_stream(
+        self, start: Callable[[Decision], AsyncIterator[T] | Awaitable[AsyncIterator[T]]]
+    ) -> AsyncIterator[T]:
+        """:meth:`open_stream` for an async stream (or a coroutine that returns one)."""
+        while True:
+            try:
+                opened = start(self.decision)
+                items: AsyncIterator[T] = await opened if inspect.isawaitable(opened) else opened
+                first = await anext(items, _END)
+                break
+            except Exception as error:
+                self.failed(error)
+        return self.arelay(first, items)
+
+    def relay(self, first: Any, rest: Iterator[T]) -> Iterator[T]:
+        """Yield ``first`` and the rest; a failure on the way is learned and re-raised."""
+        try:
+            if first is not _END:
+                yield first
+                yield from rest
+        except Exception as error:
+            self.failed_midstream(error)
+            raise
+
+    async def arelay(self, first: Any, rest: AsyncIterator[T]) -> AsyncIterator[T]:
+        """:meth:`relay` for an async stream."""
+        try:
+            if first is not _END:
+                yield first
+                async for item in rest:
+                    yield item
+        except Exception as error:
+            self.failed_midstream(error)
+            raise
+
+    # -- internals ----------------------------------------------------------------------
+    def _learn_failure(self, error: BaseException) -> None:
+        decision = self.decision
+        if self.record_errors:
+            self._bookkeep("record the failure of", lambda: self.router.record(decision.id, quality=0.0, cost=0.0))
+        self.router.cooldown.failed(decision.arm)
+        self.errors.append((decision.arm, error))
+
+    def _next(self) -> Decision | None:
+        tried = [arm for arm, _ in self.errors]
+        limit = min(self.fallbacks.max_attempts or len(self.router.arms), len(self.router.arms))
+        if not self.fallbacks.enabled or self.decision.forced or len(tried) >= limit:
+            return None
+        return self.router.select(self.decision.embedding, exclude=tried, ignore_cooldown=True)
+
+    def _bookkeep(self, what: str, action: Callable[[], None]) -> None:
+        try:
+            action()
+        except MetaLLMError as e:
+            self.router._count_bookkeeping_error()
+            logger.warning("metallm could not %s decision %s (%s: %s); the call goes on",
+                           what, self.decision.id, type(e).__name__, e)
+
+
+class _End:
+    def __repr__(self) -> str:
+        return "<end of stream>"
+
+
+_END: Any = _End()
+
+
+class Attempts:
+    """Deprecated: use ``router.route(...)``, a :class:`RoutedCall`.
+
+    The fallback loop of one call as metallm 0.1 exposed it: ``first()``, then
+    ``failed(decision, error)`` (the next decision or None) / ``succeeded(decision)``.
+    """
+
+    def __init__(self, router: Router, query: Any, *, force: str | None, fallbacks: Fallbacks,
+                 session: str | None = None, record_errors: bool = True) -> None:
+        self.router, self.query, self.force, self.session = router, query, force, session
+        self.fallbacks, self.record_errors = fallbacks, record_errors
+        self._call: RoutedCall | None = None
+
+    @property
+    def errors(self) -> list[tuple[str, BaseException]]:
+        """(model, error) for each failed attempt, in order."""
+        return [] if self._call is None else self._call.errors
+
+    def first(self) -> Decision:
+        """Choose the first model."""
+        self._call = RoutedCall(self.router, self.query, force=self.force, session=self.session,
+                                fallbacks=self.fallbacks, record_errors=self.record_errors)
+        return self._call.decision
+
+    def failed(self, decision: Decision, error: BaseException, *, retry: bool = True) -> Decision | None:
+        """Learn the failure; the next decision to try, or None when none is left."""
+        assert self._call is not None, "call first() before failed()"
+        if not retry:
+            self._call.failed_midstream(error)
+            return None
+        if not is_provider_error(error):
+            return None
+        try:
+            return self._call.failed(error)
+        except Exception:
+            return None
+
+    def next_or_raise(self, decision: Decision, error: Exception) -> Decision:
+        """The next model to try after ``error``; else raise what the caller should see."""
+        assert self._call is not None, "call first() before next_or_raise()"
+        return self._call.failed(error)
+
+    def succeeded(self, decision: Decision) -> None:
+        """The model answered: end its cooldown streak, keep the session on it."""
+        self.router.cooldown.succeeded(decision.arm)
+        if self.session is not None:
+            self.router.stick(self.session, decision.arm)
+
+    def error(self, last: BaseException) -> BaseException:
+        """What the caller gets: the error itself after one try, else one listing every try."""
+        return last if len(self.errors) <= 1 else AllModelsFailedError(self.errors)

@@ -1,0 +1,76 @@
+"""What the adapters read off a framework call, by one rule for every framework.
+
+The text a chat request is routed on, a completion prompt's check, and the session a call
+belongs to.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable, Mapping, MutableMapping
+from typing import Any
+
+from metallm.exceptions import EmptyQueryError
+
+__all__ = ["DEFAULT_SESSION_KEY", "check_prompt", "pop_session", "routing_text"]
+
+DEFAULT_SESSION_KEY = "session_id"
+"""The name both adapters read a call's session from, when sessions are on."""
+
+
+def routing_text(turns: Iterable[tuple[bool, str]]) -> str:
+    """The last user turn's text, else every turn's text joined; ``turns`` are ``(from_user, text)``.
+
+    >>> routing_text([(False, "You are terse."), (True, "What is 2 + 2?")])
+    'What is 2 + 2?'
+    """
+    texts = [(from_user, text) for from_user, text in turns if text and text.strip()]
+    for from_user, text in reversed(texts):
+        if from_user:
+            return text
+    if not texts:
+        raise EmptyQueryError("the messages hold no text for the router to route on")
+    return "\n".join(text for _, text in texts)
+
+
+def check_prompt(prompt: object) -> str:
+    """A completion prompt, or :class:`EmptyQueryError` when it has no text."""
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise EmptyQueryError("the prompt is empty: the router needs text to route on")
+    return prompt
+
+
+def pop_session(
+    session_key: str | None, options: MutableMapping[str, Any], *sources: Mapping[str, Any],
+    legacy_key: str | None = None,
+) -> str | None:
+    """The session of a call, or None: sticky routing keeps a session on one model.
+
+    With ``session_key`` set, the value is the call option of that name (popped from
+    ``options``, so the model never sees it), else the first of ``sources`` (run metadata,
+    instrumentation tags, ...) that has it. ``legacy_key`` is an older option name, still
+    honoured with a :class:`DeprecationWarning` when ``session_key`` is not set.
+
+    >>> pop_session("session_id", {"session_id": "abc", "temperature": 0})
+    'abc'
+    >>> pop_session("thread_id", {}, {"thread_id": 7})
+    '7'
+    """
+    value = None
+    if session_key is not None:
+        value = options.pop(session_key, None)
+        for source in sources:
+            if value is not None:
+                break
+            value = source.get(session_key)
+    if legacy_key is not None and legacy_key in options:
+        legacy = options.pop(legacy_key)
+        if value is None and session_key is None:
+            warnings.warn(
+                f"{legacy_key}= without session_key is deprecated: set session_key={legacy_key!r} "
+                "on the router model (the same spelling in both adapters)",
+                DeprecationWarning,
+                stacklevel=4,
+            )
+            value = legacy
+    return None if value is None else str(value)
