@@ -15,7 +15,8 @@ CORE = Path(metallm.__file__).parent
 
 def test_all_is_sorted_and_complete():
     public = {
-        name for name, value in vars(metallm).items()
+        name
+        for name, value in vars(metallm).items()
         if not name.startswith("_") and not isinstance(value, types.ModuleType)
     }
     assert metallm.__all__ == sorted(metallm.__all__, key=lambda n: (not n.isupper(), n))
@@ -29,11 +30,19 @@ def test_the_core_imports_no_framework():
         "('langchain_core', 'langchain', 'llama_index', 'sentence_transformers', 'torch'));"
         "print(bad); sys.exit(1 if bad else 0)"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-FRAMEWORK_NAMES = ("metallm_langchain", "metallm_llamaindex", "langchain_core", "langchain_openai", "llama_index")
+FRAMEWORK_NAMES = (
+    "metallm_langchain",
+    "metallm_llamaindex",
+    "langchain_core",
+    "langchain_openai",
+    "llama_index",
+)
 
 
 def _docstrings(tree: ast.AST) -> set[int]:
@@ -44,7 +53,11 @@ def _docstrings(tree: ast.AST) -> set[int]:
         if not isinstance(body, list):
             continue
         for stmt in body:  # a bare string statement is a docstring (module, class, attribute)
-            if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant) and isinstance(stmt.value.value, str):
+            if (
+                isinstance(stmt, ast.Expr)
+                and isinstance(stmt.value, ast.Constant)
+                and isinstance(stmt.value.value, str)
+            ):
                 found.add(id(stmt.value))
     return found
 
@@ -59,17 +72,26 @@ def test_no_source_file_of_the_core_names_a_framework_in_an_import_or_a_string()
                 names = [a.name for a in node.names]
             elif isinstance(node, ast.ImportFrom):
                 names = [node.module or ""]
-            elif isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+            elif (
+                isinstance(node, ast.Constant)
+                and isinstance(node.value, str)
+                and id(node) not in docstrings
+            ):
                 names = [node.value]
             else:
                 continue
-            offences += [f"{path.relative_to(CORE)}:{node.lineno}: {n!r}" for n in names
-                         if any(f in n for f in FRAMEWORK_NAMES)]
+            offences += [
+                f"{path.relative_to(CORE)}:{node.lineno}: {n!r}"
+                for n in names
+                if any(f in n for f in FRAMEWORK_NAMES)
+            ]
     assert not offences, offences
 
 
 def test_the_checker_catches_a_framework_named_in_a_string(tmp_path):
     tree = ast.parse('"""docstrings may name metallm_langchain"""\nX = "metallm_langchain.demo"\n')
     docstrings = _docstrings(tree)
-    strings = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and id(n) not in docstrings]
+    strings = [
+        n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and id(n) not in docstrings
+    ]
     assert strings == ["metallm_langchain.demo"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 from langchain_core.callbacks import get_usage_metadata_callback
@@ -226,6 +227,10 @@ def test_a_session_stays_on_one_model(embedder):
         seen = {_joined(list(llm.stream(q, config={"configurable": {"session_id": "s3"}}))).response_metadata[
             "metallm"]["model"] for q in COOKING[:3]}
         assert len(seen) == 1
+        # the same spelling as MetaLLM: a per-call option named by session_key (the provider never sees it)
+        by_option = {llm.invoke(q, session_id="s4").response_metadata["metallm"]["model"] for q in ASTRONOMY[:4]}
+        assert len(by_option) == 1
+        assert all("session_id" not in json.dumps(body) for body in server.requests)
         unsticky = ChatMetaLLM(models=_pool(server), router=Router(["a", "b", "c"], embedder=embedder,
                                                                    policy=LinUCB(alpha=5.0), seed=0))
         spread = {unsticky.invoke(q).response_metadata["metallm"]["model"] for q in COOKING[:4] + ASTRONOMY[:4]}

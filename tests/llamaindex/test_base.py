@@ -177,15 +177,37 @@ def test_settings_callbacks_see_each_call_once(embedder):
     assert counter.starts == 1
 
 
-def test_session_id_keeps_a_conversation_on_one_member(embedder):
+PROMPTS = ["How do I bake bread?", "Why is Mars red?", "What is 12 times 7?", "Who wrote Hamlet?",
+           "How do tides work?", "Best pasta shape for pesto?"]
+
+
+def _exploring(embedder, **kwargs) -> MetaLLM:
     from metallm import LinUCB
 
     pool = {name: ScriptedLLM(reply=name) for name in ("a", "b", "c")}
     router = Router(list(pool), embedder=embedder, policy=LinUCB(alpha=5.0), seed=0)
-    llm = MetaLLM(llms=pool, router=router)
-    prompts = ["How do I bake bread?", "Why is Mars red?", "What is 12 times 7?", "Who wrote Hamlet?",
-               "How do tides work?", "Best pasta shape for pesto?"]
-    sticky = {llm.complete(p, session_id="s1").text for p in prompts}
-    spread = {llm.complete(p).text for p in prompts}
+    return MetaLLM(llms=pool, router=router, **kwargs)
+
+
+def test_session_key_keeps_a_conversation_on_one_member(embedder):
+    llm = _exploring(embedder, session_key="session_id")
+    sticky = {llm.complete(p, session_id="s1").text for p in PROMPTS}
+    spread = {llm.complete(p).text for p in PROMPTS}
     assert len(sticky) == 1
     assert len(spread) > 1
+
+
+def test_the_session_can_come_from_instrumentation_tags(embedder):
+    from llama_index_instrumentation.dispatcher import instrument_tags
+
+    llm = _exploring(embedder, session_key="conversation")
+    with instrument_tags({"conversation": "c-9"}):
+        sticky = {llm.chat([ChatMessage(role="user", content=p)]).message.content for p in PROMPTS}
+    assert len(sticky) == 1
+
+
+def test_session_id_without_session_key_still_works_but_warns(embedder):
+    llm = _exploring(embedder)
+    with pytest.warns(DeprecationWarning, match="session_key"):
+        sticky = {llm.complete(p, session_id="s1").text for p in PROMPTS}
+    assert len(sticky) == 1

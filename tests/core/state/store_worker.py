@@ -1,6 +1,6 @@
 """A worker process for the store tests: records feedback, noting each id once record returned.
 
-usage: python -m tests.core.store_worker KIND TARGET WORKER N [IDS_FILE]
+usage: python -m tests.core.state.store_worker KIND TARGET WORKER N [IDS_FILE]
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ from metallm import (
     SQLiteStore,
     StateFileError,
 )
-from tests.core.store_worker import ARMS, DIM, events
+from tests.core.state.store_worker import ARMS, DIM, events
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -193,7 +193,7 @@ def test_a_duplicate_event_is_refused(target):
 
 
 def _worker(kind, where, worker, n, ids_file=None):
-    args = [sys.executable, "-m", "tests.core.store_worker", kind, where, str(worker), str(n)]
+    args = [sys.executable, "-m", "tests.core.state.store_worker", kind, where, str(worker), str(n)]
     if ids_file:
         args.append(str(ids_file))
     return subprocess.Popen(args, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
