@@ -13,6 +13,63 @@ import metallm
 CORE = Path(metallm.__file__).parent
 
 
+PUBLIC_API = [
+    'DEFAULT_EMBEDDING_MODEL',
+    'EMBEDDING_MODEL_ENV',
+    'AllModelsFailedError',
+    'Attempts',
+    'Calibration',
+    'ClusterFeatures',
+    'ConfigurationError',
+    'Cooldown',
+    'Decision',
+    'DecisionError',
+    'DimensionMismatchError',
+    'DuplicateEventError',
+    'DuplicateFeedbackError',
+    'Embedder',
+    'EmbedderError',
+    'EmbeddingFeatures',
+    'EmptyQueryError',
+    'EpsilonGreedy',
+    'Fallbacks',
+    'FeatureMap',
+    'FeedbackEvent',
+    'InfeasibleBudgetError',
+    'InvalidFeedbackError',
+    'InvalidInputError',
+    'LinUCB',
+    'LinearBandit',
+    'MetaLLMError',
+    'Policy',
+    'Prediction',
+    'ProjectedFeatures',
+    'RandomPolicy',
+    'RedisStore',
+    'RoutedCall',
+    'Router',
+    'RoutingTableError',
+    'SQLiteStore',
+    'SentenceTransformerEmbedder',
+    'Snapshot',
+    'StateFileError',
+    'StateStore',
+    'StoreError',
+    'UnknownArmError',
+    'UnknownDecisionError',
+    '__version__',
+    'calibrate_cost_weight',
+    'find_router',
+    'is_provider_error',
+    'reward',
+]
+"""The public API, pinned: a change here is a change users see."""
+
+
+def test_the_public_api_is_pinned():
+    assert metallm.__all__ == PUBLIC_API
+
+
 def test_all_is_sorted_and_complete():
     public = {
         name
