@@ -393,8 +393,8 @@ class ChatMetaLLM(BaseChatModel):
 
         tail = _StreamTail()
         for chunk in routed.open_stream(start):
-            if tail.take(chunk):
-                yield ChatGenerationChunk(message=chunk)
+            if passed := tail.take(chunk):
+                yield ChatGenerationChunk(message=passed)
         yield ChatGenerationChunk(message=tail.finish(self, routed))
 
     async def _astream(
@@ -414,8 +414,8 @@ class ChatMetaLLM(BaseChatModel):
 
         tail = _StreamTail()
         async for chunk in await routed.aopen_stream(start):
-            if tail.take(chunk):
-                yield ChatGenerationChunk(message=chunk)
+            if passed := tail.take(chunk):
+                yield ChatGenerationChunk(message=passed)
         yield ChatGenerationChunk(message=tail.finish(self, routed))
 
 
@@ -427,8 +427,8 @@ class _StreamTail:
         self.has_model_name = False
         self.held: AIMessageChunk | None = None
 
-    def take(self, chunk: BaseMessage) -> bool:
-        """Note a chunk; False for the inner stream's own last chunk, which is held back."""
+    def take(self, chunk: BaseMessage) -> AIMessageChunk | None:
+        """Note a chunk; the chunk to pass on, or None for the inner stream's own last chunk (held back)."""
         if not isinstance(chunk, AIMessageChunk):
             chunk = AIMessageChunk(content=chunk.content)
         usage = chunk.usage_metadata
@@ -437,8 +437,8 @@ class _StreamTail:
         self.has_model_name = self.has_model_name or "model_name" in chunk.response_metadata
         if chunk.chunk_position == "last":
             self.held = chunk
-            return False
-        return True
+            return None
+        return chunk
 
     def finish(self, llm: ChatMetaLLM, routed: RoutedCall) -> AIMessageChunk:
         # Usage already reached the consumer through earlier chunks (or rides on the held

@@ -12,10 +12,13 @@ import argparse
 import os
 import random
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 from dataclasses import dataclass
 
 from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import BaseMessage
+from pydantic import SecretStr
 
 from metallm import EMBEDDING_MODEL_ENV, LinUCB, Router
 from metallm.cli import Command
@@ -63,7 +66,7 @@ def _scripted_pool(queries: list[Query]) -> dict[str, ScriptedModel]:
     }
 
 
-def _evaluator(text: str, metadata: dict) -> float:
+def _evaluator(text: str, metadata: Mapping[str, Any]) -> float:
     return float(str(metadata["reference"]) in text)
 
 
@@ -72,6 +75,12 @@ def _live_pool() -> dict[str, BaseChatModel]:  # pragma: no cover - needs real A
 
     return {"mini": ChatOpenAI(model="gpt-4o-mini", stream_usage=True),
             "pro": ChatOpenAI(model="gpt-4o", stream_usage=True)}
+
+
+def _usd(message: BaseMessage) -> float:
+    """What "pro" charged for one baseline answer, from the usage it reported."""
+    usage = getattr(message, "usage_metadata", None) or {"input_tokens": 0, "output_tokens": 0}
+    return usage_cost(PRICES, "pro", usage["input_tokens"], usage["output_tokens"]) or 0.0
 
 
 def _prefer_bundled_weights() -> None:
@@ -106,27 +115,24 @@ def run(queries: int = 240, seed: int = 0, live: bool = False) -> int:
         from langchain_openai import ChatOpenAI
 
         pool: dict[str, BaseChatModel] = {
-            name: ChatOpenAI(model=name, base_url=server.base_url, api_key="not-needed", max_retries=0)
+            name: ChatOpenAI(model=name, base_url=server.base_url, api_key=SecretStr("not-needed"), max_retries=0)
             for name in PRICES
         }
         return _run(stream, pool, "scripted", tqdm)
 
 
-def _run(stream: list[Query], pool: dict[str, BaseChatModel], label: str, tqdm: Callable) -> int:
+def _run(stream: list[Query], pool: dict[str, BaseChatModel], label: str, tqdm: Callable[..., Any]) -> int:
     router = Router(list(pool), policy=LinUCB(alpha=1.0), cost_weight=0.3, seed=0)
     print(f"router: {router.policy}, cost_weight p={router.cost_weight} (reward = quality - p * cost / priciest mean cost)")
     llm = ChatMetaLLM(models=pool, prices=PRICES, router=router)
-    handler = MetaLLMFeedbackHandler(evaluator=_evaluator)
+    handler = MetaLLMFeedbackHandler(evaluator=_evaluator, router=router)
     log: list[tuple[Query, str, float, float]] = []
     for q in tqdm(stream, desc="routing", unit="query"):
         msg = llm.invoke(q.text, config={"callbacks": [handler], "metadata": {"reference": q.reference}})
         meta = msg.response_metadata["metallm"]
         log.append((q, meta["model"], _evaluator(str(msg.content), {"reference": q.reference}), meta["cost_usd"] or 0.0))
     baseline = [pool["pro"].invoke(q.text) for q in tqdm(stream, desc="always-pro baseline", unit="query")]
-    base_cost = sum(
-        usage_cost(PRICES, "pro", m.usage_metadata["input_tokens"], m.usage_metadata["output_tokens"]) or 0.0
-        for m in baseline
-    )
+    base_cost = sum(_usd(m) for m in baseline)
     base_quality = sum(_evaluator(str(m.content), {"reference": q.reference}) for m, q in zip(baseline, stream, strict=False))
 
     thirds = [log[: len(log) // 3], log[len(log) // 3 : 2 * len(log) // 3], log[2 * len(log) // 3 :]]
@@ -148,7 +154,7 @@ def _run(stream: list[Query], pool: dict[str, BaseChatModel], label: str, tqdm: 
         ["metallm router", f"{quality:.3f}", f"{spend:.5f}", f"{spend / base_cost:.0%} of the cost"],
         ["always pro", f"{base_quality / len(stream):.3f}", f"{base_cost:.5f}", "100%"],
     ]))
-    print(f"\nFeedback events recorded: {handler.recorded}; learned per model: {llm.router.counts}")
+    print(f"\nFeedback events recorded: {handler.recorded}; learned per model: {router.counts}")
     return 0
 
 

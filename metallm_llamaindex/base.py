@@ -31,7 +31,7 @@ from llama_index.core.base.llms.types import (
 )
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.core.callbacks import CallbackManager
-from llama_index.core.instrumentation import get_dispatcher
+from llama_index_instrumentation import get_dispatcher
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import LLM, ToolSelection
@@ -361,8 +361,10 @@ def _usage(response: ChatResponse | CompletionResponse) -> tuple[int, int] | Non
     usage = raw.get("usage") if isinstance(raw, dict) else getattr(raw, "usage", None)
     if usage is None:
         return None
-    get = usage.get if isinstance(usage, dict) else lambda key: getattr(usage, key, None)
-    prompt_tokens, completion_tokens = get("prompt_tokens"), get("completion_tokens")
+    if isinstance(usage, dict):
+        prompt_tokens, completion_tokens = usage.get("prompt_tokens"), usage.get("completion_tokens")
+    else:
+        prompt_tokens, completion_tokens = getattr(usage, "prompt_tokens", None), getattr(usage, "completion_tokens", None)
     if prompt_tokens is None or completion_tokens is None:
         return None
     return int(prompt_tokens), int(completion_tokens)

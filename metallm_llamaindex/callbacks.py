@@ -7,6 +7,7 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from llama_index.core.base.llms.types import ChatResponse
 from llama_index.core.bridge.pydantic import PrivateAttr
 from llama_index.core.instrumentation.event_handlers import BaseEventHandler
 from llama_index.core.instrumentation.events import BaseEvent
@@ -77,7 +78,7 @@ class MetaLLMFeedbackEventHandler(BaseEventHandler):
         meta = response.additional_kwargs.get("metallm")
         if not meta:
             return
-        text = response.message.content if isinstance(event, LLMChatEndEvent) else response.text
+        text = response.message.content if isinstance(response, ChatResponse) else response.text
         try:
             quality = self._evaluator(str(text or ""), dict(event.tags))
             router = self._router or find_router(meta["router_id"])

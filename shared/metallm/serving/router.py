@@ -273,7 +273,7 @@ class Router:
                     raise ConfigurationError(
                         "this router has no embedder: pass embeddings, or an embedder"
                     )
-                matrix = np.asarray(self.embedder.embed(check_texts(items)), dtype=np.float64)  # type: ignore[arg-type]
+                matrix = np.asarray(self.embedder.embed(check_texts(items)), dtype=np.float64)
             else:
                 for i, q in enumerate(items):
                     if isinstance(q, str):
