@@ -12,7 +12,9 @@ from metallm import ProjectedFeatures, Router, SentenceTransformerEmbedder
 from metallm_langchain.chat_models import ChatMetaLLM
 
 
-def wrapper_overhead(n: int, query: str, timings: Callable[..., np.ndarray], line: Callable[..., str]) -> list[str]:
+def wrapper_overhead(
+    n: int, query: str, timings: Callable[..., np.ndarray], line: Callable[..., str]
+) -> list[str]:
     """Median ChatMetaLLM.invoke time minus the inner model's, the embedding served from cache."""
     inner = FakeListChatModel(responses=["ok"])
     embedder = SentenceTransformerEmbedder()

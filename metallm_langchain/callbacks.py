@@ -68,7 +68,9 @@ class MetaLLMFeedbackHandler(BaseCallbackHandler):
                     continue  # not a routed run (e.g. the chosen model's own nested run)
                 quality = self.evaluator(generation.text, metadata)
                 router = self.router or find_router(info["router_id"])
-                router.record(info["decision_id"], quality=quality, cost=info.get("cost_usd") or 0.0)
+                router.record(
+                    info["decision_id"], quality=quality, cost=info.get("cost_usd") or 0.0
+                )
                 with self._lock:
                     self.recorded += 1
 

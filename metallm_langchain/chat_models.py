@@ -178,7 +178,9 @@ class ChatMetaLLM(BaseChatModel):
         return params
 
     # -- the public extras --------------------------------------------------------------
-    def record_feedback(self, decision_id: str, *, quality: float, cost: float | None = None) -> None:
+    def record_feedback(
+        self, decision_id: str, *, quality: float, cost: float | None = None
+    ) -> None:
         """Learn from the quality (in [0, 1]) of a routed answer; cost defaults to the measured one."""
         self._router.record(decision_id, quality=quality, cost=cost)
 
@@ -190,16 +192,22 @@ class ChatMetaLLM(BaseChatModel):
         **kwargs: Any,
     ) -> Runnable[LanguageModelInput, AIMessage]:
         """Bind tools to every pool member; the chosen member answers with its tool calls."""
-        unsupported = [n for n, m in self.models.items() if type(m).bind_tools is BaseChatModel.bind_tools]
+        unsupported = [
+            n for n, m in self.models.items() if type(m).bind_tools is BaseChatModel.bind_tools
+        ]
         if unsupported:
-            raise ConfigurationError(f"these pool members do not support tool calling: {unsupported}")
+            raise ConfigurationError(
+                f"these pool members do not support tool calling: {unsupported}"
+            )
         formatted = [convert_to_openai_tool(t) for t in tools]
         if tool_choice is not None:
             kwargs["tool_choice"] = tool_choice
         return super().bind(tools=formatted, **kwargs)
 
     # -- routing ------------------------------------------------------------------------
-    def _prepare(self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]) -> _Call:
+    def _prepare(
+        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
+    ) -> _Call:
         kwargs = dict(kwargs)
         force = kwargs.pop("model", None)
         tools = kwargs.pop("tools", None)
@@ -276,7 +284,11 @@ class ChatMetaLLM(BaseChatModel):
         *,
         add_model_name: bool = True,
     ) -> Any:
-        tokens = (None, None) if usage is None else (usage.get("input_tokens", 0), usage.get("output_tokens", 0))
+        tokens = (
+            (None, None)
+            if usage is None
+            else (usage.get("input_tokens", 0), usage.get("output_tokens", 0))
+        )
         decision_metadata = routed.succeeded(*tokens)
         metadata = dict(message.response_metadata)
         if add_model_name:
@@ -298,10 +310,14 @@ class ChatMetaLLM(BaseChatModel):
         def attempt(decision: Decision) -> BaseMessage:
             config = self._child_config(run_manager, decision)
             with _member_context(config):
-                return self._member(call, decision).invoke(messages, config=config, stop=call.stop, **call.kwargs)
+                return self._member(call, decision).invoke(
+                    messages, config=config, stop=call.stop, **call.kwargs
+                )
 
         message = routed.run(attempt)
-        return _result(self._annotate(_as_ai(message), routed, getattr(message, "usage_metadata", None)))
+        return _result(
+            self._annotate(_as_ai(message), routed, getattr(message, "usage_metadata", None))
+        )
 
     async def _agenerate(
         self,
@@ -316,10 +332,14 @@ class ChatMetaLLM(BaseChatModel):
         async def attempt(decision: Decision) -> BaseMessage:
             config = self._child_config(run_manager, decision)
             with _member_context(config):
-                return await self._member(call, decision).ainvoke(messages, config=config, stop=call.stop, **call.kwargs)
+                return await self._member(call, decision).ainvoke(
+                    messages, config=config, stop=call.stop, **call.kwargs
+                )
 
         message = await routed.arun(attempt)
-        return _result(self._annotate(_as_ai(message), routed, getattr(message, "usage_metadata", None)))
+        return _result(
+            self._annotate(_as_ai(message), routed, getattr(message, "usage_metadata", None))
+        )
 
     # -- streaming ----------------------------------------------------------------------
     def stream(
@@ -389,7 +409,12 @@ class ChatMetaLLM(BaseChatModel):
 
         def start(decision: Decision) -> Iterator[BaseMessage]:
             config = self._child_config(parent, decision)
-            return _opened(config, self._member(call, decision).stream(messages, config=config, stop=call.stop, **call.kwargs))
+            return _opened(
+                config,
+                self._member(call, decision).stream(
+                    messages, config=config, stop=call.stop, **call.kwargs
+                ),
+            )
 
         tail = _StreamTail()
         for chunk in routed.open_stream(start):
@@ -410,7 +435,12 @@ class ChatMetaLLM(BaseChatModel):
 
         def start(decision: Decision) -> AsyncIterator[BaseMessage]:
             config = self._child_config(parent, decision)
-            return _aopened(config, self._member(call, decision).astream(messages, config=config, stop=call.stop, **call.kwargs))
+            return _aopened(
+                config,
+                self._member(call, decision).astream(
+                    messages, config=config, stop=call.stop, **call.kwargs
+                ),
+            )
 
         tail = _StreamTail()
         async for chunk in await routed.aopen_stream(start):
@@ -462,7 +492,9 @@ def _opened(config: RunnableConfig, chunks: Iterator[BaseMessage]) -> Iterator[B
     yield from chunks
 
 
-async def _aopened(config: RunnableConfig, chunks: AsyncIterator[BaseMessage]) -> AsyncIterator[BaseMessage]:
+async def _aopened(
+    config: RunnableConfig, chunks: AsyncIterator[BaseMessage]
+) -> AsyncIterator[BaseMessage]:
     """:func:`_opened` for an async stream."""
     with _member_context(config):
         first = await anext(chunks, None)
@@ -478,7 +510,9 @@ def _run_metadata(parent: _StreamParent | _RunParent | None) -> tuple[dict[str, 
     if parent is None:
         return ()
     if isinstance(parent, _StreamParent):
-        return dict(parent.config.get("metadata") or {}), dict(parent.config.get("configurable") or {})
+        return dict(parent.config.get("metadata") or {}), dict(
+            parent.config.get("configurable") or {}
+        )
     return (dict(parent.metadata),)
 
 
@@ -511,7 +545,9 @@ def _member_context(config: RunnableConfig) -> Iterator[None]:
     handlers from context-variable hooks (e.g. ``get_usage_metadata_callback()``) are kept
     off the run unless they are tracers.
     """
-    tokens: list[tuple[Any, Any]] = [(var_child_runnable_config, var_child_runnable_config.set(config))]
+    tokens: list[tuple[Any, Any]] = [
+        (var_child_runnable_config, var_child_runnable_config.set(config))
+    ]
     try:
         from langchain_core.tracers.context import _configure_hooks
     except ImportError:  # pragma: no cover - older or newer langchain-core

@@ -31,11 +31,11 @@ from llama_index.core.base.llms.types import (
 )
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.core.callbacks import CallbackManager
-from llama_index_instrumentation import get_dispatcher
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import LLM, ToolSelection
 from llama_index.core.tools.types import BaseTool
+from llama_index_instrumentation import get_dispatcher
 
 from metallm import ConfigurationError, Decision, Fallbacks, RoutedCall, Router
 from metallm.serving import DEFAULT_SESSION_KEY, check_prompt, pop_session, routing_text
@@ -80,10 +80,12 @@ class MetaLLM(FunctionCallingLLM):
         default_factory=dict, description="USD per 1M input and output tokens per model."
     )
     record_errors: bool = Field(
-        default=True, description="Record a provider error as quality 0 for the model that raised it."
+        default=True,
+        description="Record a provider error as quality 0 for the model that raised it.",
     )
     fallbacks: Fallbacks = Field(
-        default_factory=Fallbacks, description="On a provider error, move on to the next-best model."
+        default_factory=Fallbacks,
+        description="On a provider error, move on to the next-best model.",
     )
     session_key: str | None = Field(
         default=None,
@@ -144,7 +146,9 @@ class MetaLLM(FunctionCallingLLM):
             model_name="metallm:" + ",".join(sorted(self._llms)),
         )
 
-    def record_feedback(self, decision_id: str, *, quality: float, cost: float | None = None) -> None:
+    def record_feedback(
+        self, decision_id: str, *, quality: float, cost: float | None = None
+    ) -> None:
         """Learn from the quality (in [0, 1]) of a routed answer; cost defaults to the measured one."""
         self._router.record(decision_id, quality=quality, cost=cost)
 
@@ -152,19 +156,34 @@ class MetaLLM(FunctionCallingLLM):
     def _begin(self, text: str, kwargs: dict[str, Any]) -> RoutedCall:
         """Pop metallm's own call options and choose the first model."""
         force = kwargs.pop("model", None)
-        session = pop_session(self.session_key, kwargs, _active_tags(), legacy_key=DEFAULT_SESSION_KEY)
+        session = pop_session(
+            self.session_key, kwargs, _active_tags(), legacy_key=DEFAULT_SESSION_KEY
+        )
         prepared = self._prepared.pop(kwargs.pop(_DECISION_KEY, None), None)
         if prepared is not None:
             # The tools were already formatted for this member: no fallback to another format.
-            return self._router.route(text, decision=prepared, fallbacks=Fallbacks(enabled=False),
-                                      record_errors=self.record_errors, prices=self.prices)
-        routed = self._router.route(text, force=force, session=session, fallbacks=self.fallbacks,
-                                    record_errors=self.record_errors, prices=self.prices)
+            return self._router.route(
+                text,
+                decision=prepared,
+                fallbacks=Fallbacks(enabled=False),
+                record_errors=self.record_errors,
+                prices=self.prices,
+            )
+        routed = self._router.route(
+            text,
+            force=force,
+            session=session,
+            fallbacks=self.fallbacks,
+            record_errors=self.record_errors,
+            prices=self.prices,
+        )
         self._emit(routed.decision)
         return routed
 
     def _emit(self, decision: Decision) -> None:
-        dispatcher.event(MetaLLMDecisionEvent(decision={**decision.to_metadata(), "router_id": self._router.id}))
+        dispatcher.event(
+            MetaLLMDecisionEvent(decision={**decision.to_metadata(), "router_id": self._router.id})
+        )
 
     def _member(self, routed: RoutedCall) -> Callable[[Decision], LLM]:
         """The member for each decision tried; a fallback's decision is announced as it is tried."""
@@ -177,7 +196,9 @@ class MetaLLM(FunctionCallingLLM):
 
         return member
 
-    def _annotate(self, response: _Response, routed: RoutedCall, *, final: bool = True) -> _Response:
+    def _annotate(
+        self, response: _Response, routed: RoutedCall, *, final: bool = True
+    ) -> _Response:
         if final:
             usage = _usage(response) or (None, None)
             meta = routed.succeeded(*usage)
@@ -189,12 +210,16 @@ class MetaLLM(FunctionCallingLLM):
             annotated.raw = {**(annotated.raw or {}), "metallm": meta}
         return annotated
 
-    def _run(self, text: str, kwargs: dict[str, Any], call: Callable[[LLM], _Response]) -> _Response:
+    def _run(
+        self, text: str, kwargs: dict[str, Any], call: Callable[[LLM], _Response]
+    ) -> _Response:
         routed = self._begin(text, kwargs)
         member = self._member(routed)
         return self._annotate(routed.run(lambda decision: call(member(decision))), routed)
 
-    async def _arun(self, text: str, kwargs: dict[str, Any], call: Callable[[LLM], Awaitable[_Response]]) -> _Response:
+    async def _arun(
+        self, text: str, kwargs: dict[str, Any], call: Callable[[LLM], Awaitable[_Response]]
+    ) -> _Response:
         routed = self._begin(text, kwargs)
         member = self._member(routed)
         return self._annotate(await routed.arun(lambda decision: call(member(decision))), routed)
@@ -206,7 +231,9 @@ class MetaLLM(FunctionCallingLLM):
         member = self._member(routed)
         return self._relay(routed, routed.open_stream(lambda decision: start(member(decision))))
 
-    def _relay(self, routed: RoutedCall, responses: Iterator[_Response]) -> Generator[_Response, None, None]:
+    def _relay(
+        self, routed: RoutedCall, responses: Iterator[_Response]
+    ) -> Generator[_Response, None, None]:
         """Each response annotated; the last one, held back, carries the cost."""
         previous = None
         for response in responses:
@@ -219,13 +246,20 @@ class MetaLLM(FunctionCallingLLM):
             yield self._annotate(previous, routed)
 
     async def _arun_stream(
-        self, text: str, kwargs: dict[str, Any], start: Callable[[LLM], Awaitable[AsyncIterator[_Response]]]
+        self,
+        text: str,
+        kwargs: dict[str, Any],
+        start: Callable[[LLM], Awaitable[AsyncIterator[_Response]]],
     ) -> AsyncGenerator[_Response, None]:
         routed = self._begin(text, kwargs)
         member = self._member(routed)
-        return self._arelay(routed, await routed.aopen_stream(lambda decision: start(member(decision))))
+        return self._arelay(
+            routed, await routed.aopen_stream(lambda decision: start(member(decision)))
+        )
 
-    async def _arelay(self, routed: RoutedCall, responses: AsyncIterator[_Response]) -> AsyncGenerator[_Response, None]:
+    async def _arelay(
+        self, routed: RoutedCall, responses: AsyncIterator[_Response]
+    ) -> AsyncGenerator[_Response, None]:
         """:meth:`_relay` for an async stream."""
         previous = None
         async for response in responses:
@@ -244,14 +278,20 @@ class MetaLLM(FunctionCallingLLM):
 
     @llm_chat_callback()
     async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
-        return await self._arun(_routing_text(messages), kwargs, lambda llm: llm.achat(messages, **kwargs))
+        return await self._arun(
+            _routing_text(messages), kwargs, lambda llm: llm.achat(messages, **kwargs)
+        )
 
     @llm_chat_callback()
     def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
-        return self._run_stream(_routing_text(messages), kwargs, lambda llm: llm.stream_chat(messages, **kwargs))
+        return self._run_stream(
+            _routing_text(messages), kwargs, lambda llm: llm.stream_chat(messages, **kwargs)
+        )
 
     @llm_chat_callback()
-    async def astream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseAsyncGen:
+    async def astream_chat(
+        self, messages: Sequence[ChatMessage], **kwargs: Any
+    ) -> ChatResponseAsyncGen:
         return await self._arun_stream(
             _routing_text(messages), kwargs, lambda llm: llm.astream_chat(messages, **kwargs)
         )
@@ -259,18 +299,30 @@ class MetaLLM(FunctionCallingLLM):
     # -- complete -------------------------------------------------------------------------
     @llm_completion_callback()
     def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
-        return self._run(check_prompt(prompt), kwargs, lambda llm: llm.complete(prompt, formatted=formatted, **kwargs))
-
-    @llm_completion_callback()
-    async def acomplete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
-        return await self._arun(
-            check_prompt(prompt), kwargs, lambda llm: llm.acomplete(prompt, formatted=formatted, **kwargs)
+        return self._run(
+            check_prompt(prompt),
+            kwargs,
+            lambda llm: llm.complete(prompt, formatted=formatted, **kwargs),
         )
 
     @llm_completion_callback()
-    def stream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponseGen:
+    async def acomplete(
+        self, prompt: str, formatted: bool = False, **kwargs: Any
+    ) -> CompletionResponse:
+        return await self._arun(
+            check_prompt(prompt),
+            kwargs,
+            lambda llm: llm.acomplete(prompt, formatted=formatted, **kwargs),
+        )
+
+    @llm_completion_callback()
+    def stream_complete(
+        self, prompt: str, formatted: bool = False, **kwargs: Any
+    ) -> CompletionResponseGen:
         return self._run_stream(
-            check_prompt(prompt), kwargs, lambda llm: llm.stream_complete(prompt, formatted=formatted, **kwargs)
+            check_prompt(prompt),
+            kwargs,
+            lambda llm: llm.stream_complete(prompt, formatted=formatted, **kwargs),
         )
 
     @llm_completion_callback()
@@ -278,7 +330,9 @@ class MetaLLM(FunctionCallingLLM):
         self, prompt: str, formatted: bool = False, **kwargs: Any
     ) -> CompletionResponseAsyncGen:
         return await self._arun_stream(
-            check_prompt(prompt), kwargs, lambda llm: llm.astream_complete(prompt, formatted=formatted, **kwargs)
+            check_prompt(prompt),
+            kwargs,
+            lambda llm: llm.astream_complete(prompt, formatted=formatted, **kwargs),
         )
 
     # -- tool calling ---------------------------------------------------------------------
@@ -293,12 +347,18 @@ class MetaLLM(FunctionCallingLLM):
         **kwargs: Any,
     ) -> dict[str, Any]:
         """Choose the model now and let it format the tools its own way."""
-        not_calling = [n for n, llm in self._llms.items() if not isinstance(llm, FunctionCallingLLM)]
+        not_calling = [
+            n for n, llm in self._llms.items() if not isinstance(llm, FunctionCallingLLM)
+        ]
         if not_calling:
             raise ConfigurationError(f"these pool members cannot call tools: {not_calling}")
         messages = list(chat_history or [])
         if user_msg is not None:
-            messages.append(user_msg if isinstance(user_msg, ChatMessage) else ChatMessage(role="user", content=user_msg))
+            messages.append(
+                user_msg
+                if isinstance(user_msg, ChatMessage)
+                else ChatMessage(role="user", content=user_msg)
+            )
         kwargs.pop(_DECISION_KEY, None)
         decision = self._router.select(_routing_text(messages), force=kwargs.pop("model", None))
         self._emit(decision)
@@ -322,12 +382,16 @@ class MetaLLM(FunctionCallingLLM):
         self, response: ChatResponse, error_on_no_tool_call: bool = True, **kwargs: Any
     ) -> list[ToolSelection]:
         """Read the tool calls the way the model that answered writes them."""
-        meta = response.message.additional_kwargs.get("metallm") or response.additional_kwargs.get("metallm")
+        meta = response.message.additional_kwargs.get("metallm") or response.additional_kwargs.get(
+            "metallm"
+        )
         if not meta:
             raise ValueError("this response was not produced by MetaLLM: no routing decision on it")
         member = self._llms[meta["model"]]
         assert isinstance(member, FunctionCallingLLM)
-        return member.get_tool_calls_from_response(response, error_on_no_tool_call=error_on_no_tool_call, **kwargs)
+        return member.get_tool_calls_from_response(
+            response, error_on_no_tool_call=error_on_no_tool_call, **kwargs
+        )
 
 
 def _isolated(llm: LLM) -> LLM:
@@ -362,9 +426,15 @@ def _usage(response: ChatResponse | CompletionResponse) -> tuple[int, int] | Non
     if usage is None:
         return None
     if isinstance(usage, dict):
-        prompt_tokens, completion_tokens = usage.get("prompt_tokens"), usage.get("completion_tokens")
+        prompt_tokens, completion_tokens = (
+            usage.get("prompt_tokens"),
+            usage.get("completion_tokens"),
+        )
     else:
-        prompt_tokens, completion_tokens = getattr(usage, "prompt_tokens", None), getattr(usage, "completion_tokens", None)
+        prompt_tokens, completion_tokens = (
+            getattr(usage, "prompt_tokens", None),
+            getattr(usage, "completion_tokens", None),
+        )
     if prompt_tokens is None or completion_tokens is None:
         return None
     return int(prompt_tokens), int(completion_tokens)

@@ -50,7 +50,9 @@ class MetaLLMFeedbackEventHandler(BaseEventHandler):
     _recorded: int = PrivateAttr(default=0)
     _errors: list[Exception] = PrivateAttr()
 
-    def __init__(self, evaluator: Evaluator, *, router: Router | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, evaluator: Evaluator, *, router: Router | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self._evaluator = evaluator
         self._router = router
@@ -72,7 +74,10 @@ class MetaLLMFeedbackEventHandler(BaseEventHandler):
         return list(self._errors)
 
     def handle(self, event: BaseEvent, **kwargs: Any) -> None:
-        if not isinstance(event, (LLMChatEndEvent, LLMCompletionEndEvent)) or event.response is None:
+        if (
+            not isinstance(event, (LLMChatEndEvent, LLMCompletionEndEvent))
+            or event.response is None
+        ):
             return
         response = event.response
         meta = response.additional_kwargs.get("metallm")

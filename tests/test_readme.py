@@ -11,7 +11,9 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def _block(tag: str) -> str:
-    match = re.search(rf"<!-- readme-test: {tag} -->\s*```python\n(.*?)```", README.read_text(), re.S)
+    match = re.search(
+        rf"<!-- readme-test: {tag} -->\s*```python\n(.*?)```", README.read_text(), re.S
+    )
     assert match, f"README has no python block tagged {tag}"
     return match.group(1)
 

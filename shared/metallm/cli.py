@@ -52,36 +52,59 @@ def _configure_bench(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--test-size", type=float, default=0.3)
     parser.add_argument("--json", dest="json_out", help="write the report as JSON here")
     parser.add_argument("--plot", dest="plot_out", help="write the cost-quality plot (PNG) here")
-    parser.add_argument("--embedding-model", help="embedding model (default: $METALLM_EMBEDDING_MODEL or MiniLM)")
-    parser.add_argument("--static-model", help="embed with a static embedder made by `metallm distill` (a folder)")
-    parser.add_argument("--features", choices=FEATURE_NAMES, default="cv",
-                        help="the router's feature map: chosen by cross-validation (default), or one fixed map")
+    parser.add_argument(
+        "--embedding-model", help="embedding model (default: $METALLM_EMBEDDING_MODEL or MiniLM)"
+    )
+    parser.add_argument(
+        "--static-model", help="embed with a static embedder made by `metallm distill` (a folder)"
+    )
+    parser.add_argument(
+        "--features",
+        choices=FEATURE_NAMES,
+        default="cv",
+        help="the router's feature map: chosen by cross-validation (default), or one fixed map",
+    )
 
 
 def _configure_simulate(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help="routing table: .csv, .jsonl or .parquet")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--alpha", type=float, default=None, help="UCB exploration weight (default: the library's)")
-    parser.add_argument("--warm-start", type=float, default=0.05, help="fraction of rows learned offline first")
+    parser.add_argument(
+        "--alpha", type=float, default=None, help="UCB exploration weight (default: the library's)"
+    )
+    parser.add_argument(
+        "--warm-start", type=float, default=0.05, help="fraction of rows learned offline first"
+    )
     parser.add_argument("--cost-weight", type=float, default=0.1, help="p in the reward for regret")
     parser.add_argument("--budget", type=float, default=None, help="hold this mean $/query online")
     parser.add_argument("--json", dest="json_out", help="write the result as JSON here")
     parser.add_argument("--plot", dest="plot_out", help="write the regret plot (PNG) here")
-    parser.add_argument("--embedding-model", help="embedding model (default: $METALLM_EMBEDDING_MODEL or MiniLM)")
-    parser.add_argument("--static-model", help="embed with a static embedder made by `metallm distill` (a folder)")
+    parser.add_argument(
+        "--embedding-model", help="embedding model (default: $METALLM_EMBEDDING_MODEL or MiniLM)"
+    )
+    parser.add_argument(
+        "--static-model", help="embed with a static embedder made by `metallm distill` (a folder)"
+    )
 
 
 def _configure_distill(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="folder to write it to")
-    parser.add_argument("--model", help="model to distil (default: $METALLM_EMBEDDING_MODEL or MiniLM)")
+    parser.add_argument(
+        "--model", help="model to distil (default: $METALLM_EMBEDDING_MODEL or MiniLM)"
+    )
     parser.add_argument("--dims", type=int, default=256)
 
 
 def _configure_speed(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n", type=int, default=5000, help="timed calls per measurement")
-    parser.add_argument("--rounds", type=int, default=5, help="rounds of the routing measurements (median printed)")
-    parser.add_argument("--static-model", default=os.environ.get("METALLM_STATIC_MODEL"),
-                        help="folder of a distilled static embedder (metallm distill)")
+    parser.add_argument(
+        "--rounds", type=int, default=5, help="rounds of the routing measurements (median printed)"
+    )
+    parser.add_argument(
+        "--static-model",
+        default=os.environ.get("METALLM_STATIC_MODEL"),
+        help="folder of a distilled static embedder (metallm distill)",
+    )
 
 
 def _write_json(path: str | None, data: object) -> None:
@@ -98,9 +121,13 @@ def _bench(args: argparse.Namespace) -> int:
     from metallm.evaluation.plots import plot_bench
     from metallm.evaluation.reports import render_bench
 
-    result = run_bench(args.data, seed=args.seed, test_size=args.test_size,
-                       embedder=default_embedder(args.embedding_model, static_model=args.static_model),
-                       candidates=FEATURE_CHOICES[args.features])
+    result = run_bench(
+        args.data,
+        seed=args.seed,
+        test_size=args.test_size,
+        embedder=default_embedder(args.embedding_model, static_model=args.static_model),
+        candidates=FEATURE_CHOICES[args.features],
+    )
     print(render_bench(result))
     _write_json(args.json_out, result.to_dict())
     if args.plot_out:
@@ -115,8 +142,12 @@ def _simulate(args: argparse.Namespace) -> int:
     from metallm.evaluation.simulate import DEFAULT_ALPHA, run_simulation
 
     result = run_simulation(
-        args.data, seed=args.seed, alpha=DEFAULT_ALPHA if args.alpha is None else args.alpha,
-        warm_start=args.warm_start, cost_weight=args.cost_weight, budget=args.budget,
+        args.data,
+        seed=args.seed,
+        alpha=DEFAULT_ALPHA if args.alpha is None else args.alpha,
+        warm_start=args.warm_start,
+        cost_weight=args.cost_weight,
+        budget=args.budget,
         embedder=default_embedder(args.embedding_model, static_model=args.static_model),
     )
     print(render_simulation(result))
@@ -141,9 +172,15 @@ def _speed(args: argparse.Namespace) -> int:
 
 BUILT_IN: dict[str, Command] = {
     "bench": Command("savings and quality of routing on a routing table", _configure_bench, _bench),
-    "simulate": Command("online replay with bandit feedback: regret of each policy", _configure_simulate, _simulate),
-    "distill": Command("make a fast static embedder from the Sentence-BERT model", _configure_distill, _distill),
-    "speed": Command("the speed and memory budget, measured in interleaved rounds", _configure_speed, _speed),
+    "simulate": Command(
+        "online replay with bandit feedback: regret of each policy", _configure_simulate, _simulate
+    ),
+    "distill": Command(
+        "make a fast static embedder from the Sentence-BERT model", _configure_distill, _distill
+    ),
+    "speed": Command(
+        "the speed and memory budget, measured in interleaved rounds", _configure_speed, _speed
+    ),
 }
 
 
@@ -157,22 +194,33 @@ def _load(name: str, plugins: dict[str, EntryPoint]) -> Command | None:
         command = entry.load()
     except ImportError as e:
         dist = entry.dist.name if entry.dist is not None else "its package"
-        print(f"metallm {name} could not be loaded from {dist}: {e} (install that package's extras)", file=sys.stderr)
+        print(
+            f"metallm {name} could not be loaded from {dist}: {e} (install that package's extras)",
+            file=sys.stderr,
+        )
         raise SystemExit(2) from e
     if not isinstance(command, Command):
-        print(f"metallm {name}: entry point {entry.value} is not a metallm.cli.Command", file=sys.stderr)
+        print(
+            f"metallm {name}: entry point {entry.value} is not a metallm.cli.Command",
+            file=sys.stderr,
+        )
         raise SystemExit(2)
     return command
 
 
 def _overview(plugins: dict[str, EntryPoint]) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="metallm", description="Route each LLM query to the model that gives the best answer for the money.")
+    parser = argparse.ArgumentParser(
+        prog="metallm",
+        description="Route each LLM query to the model that gives the best answer for the money.",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, command in BUILT_IN.items():
         commands.add_parser(name, help=command.help, add_help=False)
     for name, entry in sorted(plugins.items()):
         dist = entry.dist.name if entry.dist is not None else "an installed package"
-        commands.add_parser(name, help=f"(from {dist}; `metallm {name} --help` says more)", add_help=False)
+        commands.add_parser(
+            name, help=f"(from {dist}; `metallm {name} --help` says more)", add_help=False
+        )
     return parser
 
 

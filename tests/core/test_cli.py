@@ -15,7 +15,9 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", default="world")
 
 
-HELLO = Command(help="say hello", configure=_configure, run=lambda args: print(f"hello {args.name}") or 0)
+HELLO = Command(
+    help="say hello", configure=_configure, run=lambda args: print(f"hello {args.name}") or 0
+)
 NOT_A_COMMAND = object()
 
 
@@ -23,7 +25,9 @@ NOT_A_COMMAND = object()
 def plugins(monkeypatch):
     found = {
         "hello": EntryPoint(name="hello", value=f"{__name__}:HELLO", group=cli.COMMAND_GROUP),
-        "broken": EntryPoint(name="broken", value="no_such_module_here:command", group=cli.COMMAND_GROUP),
+        "broken": EntryPoint(
+            name="broken", value="no_such_module_here:command", group=cli.COMMAND_GROUP
+        ),
         "odd": EntryPoint(name="odd", value=f"{__name__}:NOT_A_COMMAND", group=cli.COMMAND_GROUP),
     }
     monkeypatch.setattr(cli, "_plugins", lambda: found)

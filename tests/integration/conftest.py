@@ -14,7 +14,9 @@ PRICES = {"mini": (0.15, 0.60), "together-pro": (0.88, 1.20)}
 SERVER = OpenAICompatibleServer(
     {
         "mini": ScriptedModel(reply="Hello from mini, the small model.", tool_args="schema"),
-        "together-pro": ScriptedModel(reply="Hello from together pro, a larger model here.", tool_args="schema"),
+        "together-pro": ScriptedModel(
+            reply="Hello from together pro, a larger model here.", tool_args="schema"
+        ),
     }
 )
 
@@ -29,7 +31,14 @@ def server():
 def langchain_pool(server: OpenAICompatibleServer, **kwargs) -> dict:
     """A ChatOpenAI arm and a ChatTogether arm, both talking HTTP to the local server."""
     return {
-        "mini": ChatOpenAI(model="mini", base_url=server.base_url, api_key="test-key", stream_usage=True, **kwargs),
-        "together-pro": ChatTogether(model="together-pro", base_url=server.base_url, api_key="test-key",
-                                     stream_usage=True, **kwargs),
+        "mini": ChatOpenAI(
+            model="mini", base_url=server.base_url, api_key="test-key", stream_usage=True, **kwargs
+        ),
+        "together-pro": ChatTogether(
+            model="together-pro",
+            base_url=server.base_url,
+            api_key="test-key",
+            stream_usage=True,
+            **kwargs,
+        ),
     }

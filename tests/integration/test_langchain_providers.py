@@ -21,8 +21,11 @@ QUESTION = "What is the tallest mountain on Earth?"
 
 @pytest.fixture
 def llm(server, embedder) -> ChatMetaLLM:
-    return ChatMetaLLM(models=langchain_pool(server), prices=PRICES,
-                       router=Router(list(PRICES), embedder=embedder, seed=0))
+    return ChatMetaLLM(
+        models=langchain_pool(server),
+        prices=PRICES,
+        router=Router(list(PRICES), embedder=embedder, seed=0),
+    )
 
 
 def _expected_cost(server, model: str, prompt: str) -> float:
@@ -52,7 +55,8 @@ def test_streamed_cost_matches_and_usage_is_counted_once(llm, server):
             full = _joined(list(llm.stream(QUESTION, model=model)))
         assert full.content == server.models[model].answer(QUESTION)
         assert full.response_metadata["metallm"]["cost_usd"] == pytest.approx(
-            _expected_cost(server, model, QUESTION), rel=1e-12)
+            _expected_cost(server, model, QUESTION), rel=1e-12
+        )
         truth = count_tokens(QUESTION) + count_tokens(full.content)
         assert [u["total_tokens"] for u in counter.usage_metadata.values()] == [truth]
 
@@ -79,25 +83,43 @@ class Weather(BaseModel):
 
 def test_tool_calling_and_structured_output_over_http(llm, server):
     msg = llm.bind_tools([Weather], tool_choice="any").invoke("What is the weather in 'Lisbon'?")
-    assert msg.tool_calls[0]["name"] == "Weather" and msg.tool_calls[0]["args"] == {"city": "Lisbon"}
+    assert msg.tool_calls[0]["name"] == "Weather" and msg.tool_calls[0]["args"] == {
+        "city": "Lisbon"
+    }
     assert server.requests[-1]["tool_choice"] == "required"
     assert llm.with_structured_output(Weather).invoke("Weather in 'Oslo'?") == Weather(city="Oslo")
 
 
 # -- fallbacks ------------------------------------------------------------------------------
 def _pool(server, **kwargs):
-    return {name: ChatOpenAI(model=name, base_url=server.base_url, api_key="k", max_retries=0,
-                             stream_usage=True, **kwargs) for name in server.models}
+    return {
+        name: ChatOpenAI(
+            model=name,
+            base_url=server.base_url,
+            api_key="k",
+            max_retries=0,
+            stream_usage=True,
+            **kwargs,
+        )
+        for name in server.models
+    }
 
 
 @pytest.mark.parametrize(
     "fault",
-    [ScriptedModel(fail_status=429), ScriptedModel(fail_status=500), ScriptedModel(fail_status=503),
-     ScriptedModel(malformed=True), ScriptedModel(latency=2.0)],
+    [
+        ScriptedModel(fail_status=429),
+        ScriptedModel(fail_status=500),
+        ScriptedModel(fail_status=503),
+        ScriptedModel(malformed=True),
+        ScriptedModel(latency=2.0),
+    ],
     ids=["429", "500", "503", "malformed", "timeout"],
 )
 def test_a_failing_arm_falls_back_to_the_next_best(fault, embedder):
-    with OpenAICompatibleServer({"broken": fault, "healthy": ScriptedModel(reply="fine")}) as server:
+    with OpenAICompatibleServer(
+        {"broken": fault, "healthy": ScriptedModel(reply="fine")}
+    ) as server:
         router = Router(["broken", "healthy"], embedder=embedder)
         llm = ChatMetaLLM(models=_pool(server, timeout=0.5), router=router)
         # make the broken arm the router's first choice, then watch it fall back
@@ -111,7 +133,9 @@ def test_a_failing_arm_falls_back_to_the_next_best(fault, embedder):
 
 def test_connection_refused_falls_back(embedder):
     with OpenAICompatibleServer({"healthy": ScriptedModel(reply="fine")}) as server:
-        dead = ChatOpenAI(model="dead", base_url="http://127.0.0.1:9/v1", api_key="k", max_retries=0)
+        dead = ChatOpenAI(
+            model="dead", base_url="http://127.0.0.1:9/v1", api_key="k", max_retries=0
+        )
         router = Router(["dead", "healthy"], embedder=embedder)
         router.fit(["warm up"], [[1.0, 0.0]], [[0.0, 0.0]])
         llm = ChatMetaLLM(models={"dead": dead, **_pool(server)}, router=router)
@@ -119,33 +143,45 @@ def test_connection_refused_falls_back(embedder):
 
 
 def test_every_arm_failing_raises_one_error_listing_each(embedder):
-    with OpenAICompatibleServer({"a": ScriptedModel(fail_status=500), "b": ScriptedModel(fail_status=429)}) as server:
+    with OpenAICompatibleServer(
+        {"a": ScriptedModel(fail_status=500), "b": ScriptedModel(fail_status=429)}
+    ) as server:
         llm = ChatMetaLLM(models=_pool(server), router=Router(["a", "b"], embedder=embedder))
         with pytest.raises(AllModelsFailedError) as info:
             llm.invoke(QUESTION)
         assert sorted(arm for arm, _ in info.value.errors) == ["a", "b"]
         message = str(info.value)
         assert "a: " in message and "scripted failure 500" in message
-        assert "b: " in message and "RateLimitError" in message and "scripted failure 429" in message
+        assert (
+            "b: " in message and "RateLimitError" in message and "scripted failure 429" in message
+        )
         assert llm.router.counts == {"a": 1, "b": 1}
 
 
 def test_fallbacks_can_be_turned_off_and_capped(embedder):
     with OpenAICompatibleServer({n: ScriptedModel(fail_status=500) for n in "abc"}) as server:
-        off = ChatMetaLLM(models=_pool(server), router=Router(list("abc"), embedder=embedder),
-                          fallbacks=Fallbacks(enabled=False))
+        off = ChatMetaLLM(
+            models=_pool(server),
+            router=Router(list("abc"), embedder=embedder),
+            fallbacks=Fallbacks(enabled=False),
+        )
         with pytest.raises(Exception, match="scripted failure 500") as info:
             off.invoke(QUESTION)
         assert not isinstance(info.value, AllModelsFailedError)
-        capped = ChatMetaLLM(models=_pool(server), router=Router(list("abc"), embedder=embedder),
-                             fallbacks=Fallbacks(max_attempts=2))
+        capped = ChatMetaLLM(
+            models=_pool(server),
+            router=Router(list("abc"), embedder=embedder),
+            fallbacks=Fallbacks(max_attempts=2),
+        )
         with pytest.raises(AllModelsFailedError) as info:
             capped.invoke(QUESTION)
         assert len(info.value.errors) == 2
 
 
 def test_a_stream_failing_before_its_first_token_falls_back(embedder):
-    with OpenAICompatibleServer({"broken": ScriptedModel(fail_status=503), "healthy": ScriptedModel(reply="all good")}) as server:
+    with OpenAICompatibleServer(
+        {"broken": ScriptedModel(fail_status=503), "healthy": ScriptedModel(reply="all good")}
+    ) as server:
         router = Router(["broken", "healthy"], embedder=embedder)
         router.fit(["warm up"], [[1.0, 0.0]], [[0.0, 0.0]])
         llm = ChatMetaLLM(models=_pool(server), router=router)
@@ -171,9 +207,14 @@ def test_a_stream_failing_mid_way_raises(embedder):
 
 def test_a_failing_arm_cools_down_and_comes_back(embedder):
     now = [0.0]
-    with OpenAICompatibleServer({"flaky": ScriptedModel(fail_status=500), "steady": ScriptedModel(reply="ok")}) as server:
-        router = Router(["flaky", "steady"], embedder=embedder,
-                        cooldown=Cooldown(after_failures=2, seconds=60, clock=lambda: now[0]))
+    with OpenAICompatibleServer(
+        {"flaky": ScriptedModel(fail_status=500), "steady": ScriptedModel(reply="ok")}
+    ) as server:
+        router = Router(
+            ["flaky", "steady"],
+            embedder=embedder,
+            cooldown=Cooldown(after_failures=2, seconds=60, clock=lambda: now[0]),
+        )
         router.fit(["warm up"], [[1.0, 0.0]], [[0.0, 0.0]])
         llm = ChatMetaLLM(models=_pool(server), router=router)
         for _ in range(2):
@@ -192,27 +233,37 @@ def test_a_failing_arm_cools_down_and_comes_back(embedder):
 
 # -- concurrency and sessions -----------------------------------------------------------------
 async def test_200_concurrent_calls_with_feedback_lose_nothing(embedder):
-    scripts = {"mini": ScriptedModel(reply="mini answer", latency=0.01),
-               "pro": ScriptedModel(reply="pro answer with more words", latency=0.01)}
+    scripts = {
+        "mini": ScriptedModel(reply="mini answer", latency=0.01),
+        "pro": ScriptedModel(reply="pro answer with more words", latency=0.01),
+    }
     with OpenAICompatibleServer(scripts) as server:
         router = Router(list(scripts), embedder=embedder, policy=LinUCB(alpha=0.5), seed=1)
-        llm = ChatMetaLLM(models=_pool(server), prices={"mini": (0.15, 0.6), "pro": (2.5, 10.0)}, router=router)
+        llm = ChatMetaLLM(
+            models=_pool(server), prices={"mini": (0.15, 0.6), "pro": (2.5, 10.0)}, router=router
+        )
         handler = MetaLLMFeedbackHandler(evaluator=lambda text, meta: float("pro" in text))
         questions = (COOKING + ASTRONOMY) * 5  # 240 real sentences, 200 used
-        outs = await asyncio.gather(*[
-            llm.ainvoke(q, config={"callbacks": [handler]}) for q in questions[:200]
-        ])
+        outs = await asyncio.gather(
+            *[llm.ainvoke(q, config={"callbacks": [handler]}) for q in questions[:200]]
+        )
     assert handler.recorded == 200 and router.n_updates == 200 and router.pending_decisions == 0
     # Apply the same 200 feedback events one by one to a fresh router: same statistics.
     sequential = Router(list(scripts), embedder=embedder, policy=LinUCB(alpha=0.5))
     for question, msg in zip(questions, outs):
         meta = msg.response_metadata["metallm"]
-        sequential.partial_fit([question], [meta["model"]], [float("pro" in msg.content)], [meta["cost_usd"]])
+        sequential.partial_fit(
+            [question], [meta["model"]], [float("pro" in msg.content)], [meta["cost_usd"]]
+        )
     assert sequential.counts == router.counts
     import numpy as np
 
-    np.testing.assert_allclose(router.bandit.stats.A, sequential.bandit.stats.A, rtol=1e-10, atol=1e-10)
-    np.testing.assert_allclose(router.bandit.stats.B, sequential.bandit.stats.B, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(
+        router.bandit.stats.A, sequential.bandit.stats.A, rtol=1e-10, atol=1e-10
+    )
+    np.testing.assert_allclose(
+        router.bandit.stats.B, sequential.bandit.stats.B, rtol=1e-10, atol=1e-12
+    )
 
 
 def test_a_session_stays_on_one_model(embedder):
@@ -220,20 +271,36 @@ def test_a_session_stays_on_one_model(embedder):
         router = Router(["a", "b", "c"], embedder=embedder, policy=LinUCB(alpha=5.0), seed=0)
         llm = ChatMetaLLM(models=_pool(server), router=router, session_key="session_id")
         for session in ("s1", "s2"):
-            models = {llm.invoke(q, config={"metadata": {"session_id": session}}).response_metadata["metallm"]["model"]
-                      for q in COOKING[:4] + ASTRONOMY[:4]}
+            models = {
+                llm.invoke(q, config={"metadata": {"session_id": session}}).response_metadata[
+                    "metallm"
+                ]["model"]
+                for q in COOKING[:4] + ASTRONOMY[:4]
+            }
             assert len(models) == 1
         # LangGraph-style: the session key in `configurable`, and through streaming too
-        seen = {_joined(list(llm.stream(q, config={"configurable": {"session_id": "s3"}}))).response_metadata[
-            "metallm"]["model"] for q in COOKING[:3]}
+        seen = {
+            _joined(
+                list(llm.stream(q, config={"configurable": {"session_id": "s3"}}))
+            ).response_metadata["metallm"]["model"]
+            for q in COOKING[:3]
+        }
         assert len(seen) == 1
         # the same spelling as MetaLLM: a per-call option named by session_key (the provider never sees it)
-        by_option = {llm.invoke(q, session_id="s4").response_metadata["metallm"]["model"] for q in ASTRONOMY[:4]}
+        by_option = {
+            llm.invoke(q, session_id="s4").response_metadata["metallm"]["model"]
+            for q in ASTRONOMY[:4]
+        }
         assert len(by_option) == 1
         assert all("session_id" not in json.dumps(body) for body in server.requests)
-        unsticky = ChatMetaLLM(models=_pool(server), router=Router(["a", "b", "c"], embedder=embedder,
-                                                                   policy=LinUCB(alpha=5.0), seed=0))
-        spread = {unsticky.invoke(q).response_metadata["metallm"]["model"] for q in COOKING[:4] + ASTRONOMY[:4]}
+        unsticky = ChatMetaLLM(
+            models=_pool(server),
+            router=Router(["a", "b", "c"], embedder=embedder, policy=LinUCB(alpha=5.0), seed=0),
+        )
+        spread = {
+            unsticky.invoke(q).response_metadata["metallm"]["model"]
+            for q in COOKING[:4] + ASTRONOMY[:4]
+        }
         assert len(spread) > 1  # without sessions the same traffic spreads over models
 
 

@@ -20,14 +20,29 @@ USAGE_WHEN_STREAMING = {"stream_options": {"include_usage": True}}
 
 
 def llamaindex_pool(server, **kwargs) -> dict:
-    common = dict(api_base=server.base_url, api_key="test-key", is_chat_model=True, is_function_calling_model=True,
-                  context_window=16000, max_retries=0, additional_kwargs=USAGE_WHEN_STREAMING, **kwargs)
-    return {"mini": OpenAILike(model="mini", **common), "together-pro": TogetherLLM(model="together-pro", **common)}
+    common = dict(
+        api_base=server.base_url,
+        api_key="test-key",
+        is_chat_model=True,
+        is_function_calling_model=True,
+        context_window=16000,
+        max_retries=0,
+        additional_kwargs=USAGE_WHEN_STREAMING,
+        **kwargs,
+    )
+    return {
+        "mini": OpenAILike(model="mini", **common),
+        "together-pro": TogetherLLM(model="together-pro", **common),
+    }
 
 
 @pytest.fixture
 def llm(server, embedder) -> MetaLLM:
-    return MetaLLM(llms=llamaindex_pool(server), prices=PRICES, router=Router(list(PRICES), embedder=embedder, seed=0))
+    return MetaLLM(
+        llms=llamaindex_pool(server),
+        prices=PRICES,
+        router=Router(list(PRICES), embedder=embedder, seed=0),
+    )
 
 
 def _cost(server, model: str, prompt: str) -> float:
@@ -42,21 +57,29 @@ def test_chat_and_complete_cost_the_reported_usage(llm, server, model):
     assert chat.message.content == server.models[model].answer(QUESTION)
     assert meta["cost_usd"] == pytest.approx(_cost(server, model, QUESTION), rel=1e-12)
     completion = llm.complete(QUESTION, model=model)
-    assert completion.additional_kwargs["metallm"]["cost_usd"] == pytest.approx(_cost(server, model, QUESTION), rel=1e-12)
+    assert completion.additional_kwargs["metallm"]["cost_usd"] == pytest.approx(
+        _cost(server, model, QUESTION), rel=1e-12
+    )
 
 
 @pytest.mark.parametrize("model", list(PRICES))
 def test_streams_cost_the_reported_usage(llm, server, model):
     pieces = list(llm.stream_chat([ChatMessage(role="user", content=QUESTION)], model=model))
     assert pieces[-1].message.content == server.models[model].answer(QUESTION)
-    assert pieces[-1].additional_kwargs["metallm"]["cost_usd"] == pytest.approx(_cost(server, model, QUESTION), rel=1e-12)
+    assert pieces[-1].additional_kwargs["metallm"]["cost_usd"] == pytest.approx(
+        _cost(server, model, QUESTION), rel=1e-12
+    )
     last = list(llm.stream_complete(QUESTION, model=model))[-1]
-    assert last.additional_kwargs["metallm"]["cost_usd"] == pytest.approx(_cost(server, model, QUESTION), rel=1e-12)
+    assert last.additional_kwargs["metallm"]["cost_usd"] == pytest.approx(
+        _cost(server, model, QUESTION), rel=1e-12
+    )
 
 
 async def test_async_paths(llm, server):
     chat = await llm.achat([ChatMessage(role="user", content=QUESTION)])
-    assert chat.message.content == server.models[chat.additional_kwargs["metallm"]["model"]].answer(QUESTION)
+    assert chat.message.content == server.models[chat.additional_kwargs["metallm"]["model"]].answer(
+        QUESTION
+    )
     completion = await llm.acomplete(QUESTION)
     assert completion.additional_kwargs["metallm"]["cost_usd"] > 0
     pieces = [p async for p in await llm.astream_chat([ChatMessage(role="user", content=QUESTION)])]
@@ -71,7 +94,9 @@ def multiply(a: int, b: int) -> int:
 
 
 def test_tool_calling_over_http(llm, server):
-    response = llm.chat_with_tools([FunctionTool.from_defaults(multiply)], user_msg="What is 3 times 3?")
+    response = llm.chat_with_tools(
+        [FunctionTool.from_defaults(multiply)], user_msg="What is 3 times 3?"
+    )
     calls = llm.get_tool_calls_from_response(response)
     assert calls[0].tool_name == "multiply" and calls[0].tool_kwargs == {"a": 3, "b": 3}
     assert server.requests[-1]["tools"][0]["function"]["name"] == "multiply"
@@ -90,7 +115,9 @@ def test_structured_output_over_http(llm):
 
 
 def test_a_failing_member_falls_back(embedder):
-    with OpenAICompatibleServer({"mini": ScriptedModel(fail_status=500), "together-pro": ScriptedModel(reply="fine")}) as server:
+    with OpenAICompatibleServer(
+        {"mini": ScriptedModel(fail_status=500), "together-pro": ScriptedModel(reply="fine")}
+    ) as server:
         router = Router(list(PRICES), embedder=embedder)
         router.fit(["warm up"], [[1.0, 0.0]], [[0.0, 0.0]])  # mini is the first choice
         llm = MetaLLM(llms=llamaindex_pool(server), prices=PRICES, router=router)
@@ -103,7 +130,9 @@ def test_a_failing_member_falls_back(embedder):
 
 
 def test_every_member_failing_is_one_error(embedder):
-    with OpenAICompatibleServer({"mini": ScriptedModel(fail_status=503), "together-pro": ScriptedModel(malformed=True)}) as server:
+    with OpenAICompatibleServer(
+        {"mini": ScriptedModel(fail_status=503), "together-pro": ScriptedModel(malformed=True)}
+    ) as server:
         llm = MetaLLM(llms=llamaindex_pool(server), router=Router(list(PRICES), embedder=embedder))
         with pytest.raises(AllModelsFailedError) as info:
             llm.complete(QUESTION)

@@ -12,8 +12,12 @@ PRICES = {"small": (1.0, 2.0), "large": (10.0, 30.0)}
 @pytest.fixture
 def pool() -> dict[str, ScriptedChatModel]:
     return {
-        "small": ScriptedChatModel(reply="small says hi", model_id="small-v1", tool_args={"a": 1, "b": 2}),
-        "large": ScriptedChatModel(reply="large says hello there", model_id="large-v1", tool_args={"a": 1, "b": 2}),
+        "small": ScriptedChatModel(
+            reply="small says hi", model_id="small-v1", tool_args={"a": 1, "b": 2}
+        ),
+        "large": ScriptedChatModel(
+            reply="large says hello there", model_id="large-v1", tool_args={"a": 1, "b": 2}
+        ),
     }
 
 

@@ -34,7 +34,9 @@ class ScriptedChatModel(BaseChatModel):
         return "scripted"
 
     def bind_tools(self, tools: Sequence[Any], *, tool_choice: Any = None, **kwargs: Any) -> Any:
-        return self.bind(tools=[convert_to_openai_tool(t) for t in tools], tool_choice=tool_choice, **kwargs)
+        return self.bind(
+            tools=[convert_to_openai_tool(t) for t in tools], tool_choice=tool_choice, **kwargs
+        )
 
     def _answer(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> AIMessage:
         self.calls.append({"messages": messages, **kwargs})
@@ -48,17 +50,39 @@ class ScriptedChatModel(BaseChatModel):
         )
         tools = kwargs.get("tools")
         if tools:
-            call = {"name": tools[0]["function"]["name"], "args": dict(self.tool_args), "id": "call_1"}
-            return AIMessage(content="", tool_calls=[call], usage_metadata=usage,
-                             response_metadata={"model_name": self.model_id})
-        return AIMessage(content=self.reply, usage_metadata=usage, response_metadata={"model_name": self.model_id})
+            call = {
+                "name": tools[0]["function"]["name"],
+                "args": dict(self.tool_args),
+                "id": "call_1",
+            }
+            return AIMessage(
+                content="",
+                tool_calls=[call],
+                usage_metadata=usage,
+                response_metadata={"model_name": self.model_id},
+            )
+        return AIMessage(
+            content=self.reply,
+            usage_metadata=usage,
+            response_metadata={"model_name": self.model_id},
+        )
 
-    def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
-                  run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
         return ChatResult(generations=[ChatGeneration(message=self._answer(messages, kwargs))])
 
-    async def _agenerate(self, messages: list[BaseMessage], stop: list[str] | None = None,
-                         run_manager: AsyncCallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
         return ChatResult(generations=[ChatGeneration(message=self._answer(messages, kwargs))])
 
     def _chunks(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> list[AIMessageChunk]:
@@ -67,22 +91,43 @@ class ScriptedChatModel(BaseChatModel):
             call = answer.tool_calls[0]
             import json
 
-            return [AIMessageChunk(content="", usage_metadata=answer.usage_metadata,
-                                   response_metadata={"model_name": self.model_id}, tool_call_chunks=[
-                {"name": call["name"], "args": json.dumps(call["args"]), "id": call["id"], "index": 0}])]
+            return [
+                AIMessageChunk(
+                    content="",
+                    usage_metadata=answer.usage_metadata,
+                    response_metadata={"model_name": self.model_id},
+                    tool_call_chunks=[
+                        {
+                            "name": call["name"],
+                            "args": json.dumps(call["args"]),
+                            "id": call["id"],
+                            "index": 0,
+                        }
+                    ],
+                )
+            ]
         words = self.reply.split(" ")
         chunks = [AIMessageChunk(content=w if i == 0 else " " + w) for i, w in enumerate(words)]
         chunks[0].response_metadata["model_name"] = self.model_id
         chunks.append(AIMessageChunk(content="", usage_metadata=answer.usage_metadata))
         return chunks
 
-    def _stream(self, messages: list[BaseMessage], stop: list[str] | None = None,
-                run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> Iterator[ChatGenerationChunk]:
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
         for chunk in self._chunks(messages, kwargs):
             yield ChatGenerationChunk(message=chunk)
 
-    async def _astream(self, messages: list[BaseMessage], stop: list[str] | None = None,
-                       run_manager: AsyncCallbackManagerForLLMRun | None = None,
-                       **kwargs: Any) -> AsyncIterator[ChatGenerationChunk]:
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
         for chunk in self._chunks(messages, kwargs):
             yield ChatGenerationChunk(message=chunk)

@@ -17,7 +17,10 @@ def _exact(text: str, metadata) -> float:
 
 def test_handler_records_the_evaluators_quality_with_the_real_cost(llm):
     handler = MetaLLMFeedbackHandler(evaluator=_exact)
-    msg = llm.invoke("Is the sky blue?", config={"callbacks": [handler], "metadata": {"expected": "small says hi"}})
+    msg = llm.invoke(
+        "Is the sky blue?",
+        config={"callbacks": [handler], "metadata": {"expected": "small says hi"}},
+    )
     meta = msg.response_metadata["metallm"]
     assert handler.recorded == 1
     assert llm.router.counts[meta["model"]] == 1
@@ -29,14 +32,21 @@ def test_handler_records_the_evaluators_quality_with_the_real_cost(llm):
 def test_handler_scores_only_the_routers_run_in_a_streamed_chain(llm):
     handler = MetaLLMFeedbackHandler(evaluator=_exact)
     chain = ChatPromptTemplate.from_messages([("human", "{q}")]) | llm
-    list(chain.stream({"q": "Is the sky blue?"}, config={"callbacks": [handler], "metadata": {"expected": "x"}}))
+    list(
+        chain.stream(
+            {"q": "Is the sky blue?"},
+            config={"callbacks": [handler], "metadata": {"expected": "x"}},
+        )
+    )
     assert handler.recorded == 1
     assert sum(llm.router.counts.values()) == 1
 
 
 async def test_handler_works_with_ainvoke(llm):
     handler = MetaLLMFeedbackHandler(evaluator=_exact, router=llm.router)
-    await llm.ainvoke("Is the sky blue?", config={"callbacks": [handler], "metadata": {"expected": "x"}})
+    await llm.ainvoke(
+        "Is the sky blue?", config={"callbacks": [handler], "metadata": {"expected": "x"}}
+    )
     assert handler.recorded == 1
 
 
@@ -50,7 +60,10 @@ def test_a_bad_evaluator_value_is_a_typed_error(llm):
 
 
 def test_provider_error_reaches_the_caller_through_the_handler(embedder):
-    pool = {"bad": ScriptedChatModel(fail_with=TimeoutError("provider timed out")), "good": ScriptedChatModel()}
+    pool = {
+        "bad": ScriptedChatModel(fail_with=TimeoutError("provider timed out")),
+        "good": ScriptedChatModel(),
+    }
     llm = ChatMetaLLM(models=pool, router=Router(list(pool), embedder=embedder))
     handler = MetaLLMFeedbackHandler(evaluator=_exact)
     with pytest.raises(TimeoutError):
@@ -61,14 +74,23 @@ def test_provider_error_reaches_the_caller_through_the_handler(embedder):
 
 def test_the_router_learns_topics_from_feedback(embedder):
     """Model A is right on cooking, model B on astronomy; after feedback, new queries follow."""
-    pool = {"A": ScriptedChatModel(reply="answer-from-A"), "B": ScriptedChatModel(reply="answer-from-B")}
-    router = Router(list(pool), embedder=embedder, policy=LinUCB(alpha=0.5), cost_weight=0.0, seed=7)
+    pool = {
+        "A": ScriptedChatModel(reply="answer-from-A"),
+        "B": ScriptedChatModel(reply="answer-from-B"),
+    }
+    router = Router(
+        list(pool), embedder=embedder, policy=LinUCB(alpha=0.5), cost_weight=0.0, seed=7
+    )
     llm = ChatMetaLLM(models=pool, router=router)
     handler = MetaLLMFeedbackHandler(evaluator=_exact)
-    train = [(q, "answer-from-A") for q in COOKING[:18]] + [(q, "answer-from-B") for q in ASTRONOMY[:18]]
+    train = [(q, "answer-from-A") for q in COOKING[:18]] + [
+        (q, "answer-from-B") for q in ASTRONOMY[:18]
+    ]
     for _ in range(4):
         for question, expected in train:
-            llm.invoke(question, config={"callbacks": [handler], "metadata": {"expected": expected}})
+            llm.invoke(
+                question, config={"callbacks": [handler], "metadata": {"expected": expected}}
+            )
     assert handler.recorded == 4 * len(train)
 
     picks_cooking = [router.select(q).arm for q in COOKING[18:]]

@@ -38,7 +38,9 @@ def test_invoke_carries_the_decision_and_its_cost(llm, pool):
     assert msg.content == pool[meta["model"]].reply
     assert set(meta["scores"]) == {"small", "large"}
     assert meta["cost_weight"] == llm.router.cost_weight
-    assert meta["cost_usd"] == pytest.approx(_expected_cost(meta["model"], len(QUESTION.split()), msg.content))
+    assert meta["cost_usd"] == pytest.approx(
+        _expected_cost(meta["model"], len(QUESTION.split()), msg.content)
+    )
     assert msg.response_metadata["model_name"] == f"{meta['model']}-v1"  # the provider's own name
     assert llm.router.pending_decisions == 1
 
@@ -58,7 +60,9 @@ def test_stream_yields_the_chosen_models_words_and_the_decision_last(llm, pool):
     assert "metallm" in chunks[-1].response_metadata
     assert all("metallm" not in c.response_metadata for c in chunks[:-1])
     assert full.usage_metadata["output_tokens"] == len(full.content.split())
-    assert meta["cost_usd"] == pytest.approx(_expected_cost(meta["model"], len(QUESTION.split()), full.content))
+    assert meta["cost_usd"] == pytest.approx(
+        _expected_cost(meta["model"], len(QUESTION.split()), full.content)
+    )
 
 
 async def test_astream_yields_the_chosen_models_words(llm, pool):
@@ -93,7 +97,9 @@ def test_unknown_forced_model_is_a_clear_error(llm):
 
 
 def test_routes_on_the_last_human_message(llm, pool):
-    msg = llm.invoke([SystemMessage("Be brief."), HumanMessage("hi"), AIMessage("hello"), HumanMessage(QUESTION)])
+    msg = llm.invoke(
+        [SystemMessage("Be brief."), HumanMessage("hi"), AIMessage("hello"), HumanMessage(QUESTION)]
+    )
     first_call = pool[_meta(msg)["model"]].calls[-1]
     assert first_call["messages"][-1].content == QUESTION
 
@@ -164,8 +170,10 @@ def test_pool_and_router_must_match(embedder):
 
 def test_provider_error_is_recorded_as_a_failure_and_re_raised(embedder):
     boom = ScriptedChatModel(fail_with=RuntimeError("HTTP 500 from provider"))
-    llm = ChatMetaLLM(models={"bad": boom, "good": ScriptedChatModel()},
-                      router=Router(["bad", "good"], embedder=embedder))
+    llm = ChatMetaLLM(
+        models={"bad": boom, "good": ScriptedChatModel()},
+        router=Router(["bad", "good"], embedder=embedder),
+    )
     with pytest.raises(RuntimeError, match="HTTP 500"):
         llm.invoke(QUESTION, model="bad")
     assert llm.router.counts == {"bad": 1, "good": 0}
@@ -236,7 +244,9 @@ async def test_astream_events_streams_each_token_once(llm, pool):
     chain = RunnableLambda(lambda x: x) | llm  # invoke inside a chain: implicit streaming
     events = [ev async for ev in chain.astream_events(QUESTION, version="v2")]
     starts = [e["name"] for e in events if e["event"] == "on_chat_model_start"]
-    tokens = "".join(e["data"]["chunk"].content for e in events if e["event"] == "on_chat_model_stream")
+    tokens = "".join(
+        e["data"]["chunk"].content for e in events if e["event"] == "on_chat_model_stream"
+    )
     assert starts == ["ChatMetaLLM"]
     assert tokens in {m.reply for m in pool.values()}
 
@@ -244,7 +254,12 @@ async def test_astream_events_streams_each_token_once(llm, pool):
 async def test_implicit_streaming_still_nests_in_traces(llm):
     collector = RunCollectorCallbackHandler()
     chain = RunnableLambda(lambda x: x) | llm
-    [ev async for ev in chain.astream_events(QUESTION, version="v2", config={"callbacks": [collector]})]
+    [
+        ev
+        async for ev in chain.astream_events(
+            QUESTION, version="v2", config={"callbacks": [collector]}
+        )
+    ]
     (chain_run,) = collector.traced_runs
     (router_run,) = [r for r in chain_run.child_runs if r.name == "ChatMetaLLM"]
     assert [child.name for child in router_run.child_runs] == ["ScriptedChatModel"]

@@ -22,6 +22,8 @@ def test_the_demo_learns_and_spends_less_than_always_pro(capsys):
 
 
 def test_the_command_line_lists_its_commands():
-    result = subprocess.run([sys.executable, "-m", "metallm", "--help"], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "metallm", "--help"], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0
     assert "demo" in result.stdout

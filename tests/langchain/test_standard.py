@@ -18,6 +18,9 @@ class TestChatMetaLLMStandard(ChatModelUnitTests):
     @property
     def chat_model_params(self) -> dict[str, Any]:
         return {
-            "models": {"small": ScriptedChatModel(reply="small"), "large": ScriptedChatModel(reply="large")},
+            "models": {
+                "small": ScriptedChatModel(reply="small"),
+                "large": ScriptedChatModel(reply="large"),
+            },
             "prices": {"small": (0.1, 0.2), "large": (1.0, 2.0)},
         }

@@ -20,8 +20,10 @@ def clean_settings():
 
 @pytest.fixture
 def pool() -> dict[str, ScriptedLLM]:
-    return {"small": ScriptedLLM(reply="small says hi", context_window=8000, num_output=300),
-            "large": ScriptedLLM(reply="large says hello there", context_window=4000, num_output=500)}
+    return {
+        "small": ScriptedLLM(reply="small says hi", context_window=8000, num_output=300),
+        "large": ScriptedLLM(reply="large says hello there", context_window=4000, num_output=500),
+    }
 
 
 @pytest.fixture

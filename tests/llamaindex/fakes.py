@@ -31,8 +31,12 @@ class ScriptedLLM(CustomLLM):
 
     @property
     def metadata(self) -> LLMMetadata:
-        return LLMMetadata(context_window=self.context_window, num_output=self.num_output,
-                           is_chat_model=self.chat_model, model_name=f"scripted-{self.reply.split()[0]}")
+        return LLMMetadata(
+            context_window=self.context_window,
+            num_output=self.num_output,
+            is_chat_model=self.chat_model,
+            model_name=f"scripted-{self.reply.split()[0]}",
+        )
 
     def _response(self, prompt: str, mode: str) -> CompletionResponse:
         self.calls.append((mode, prompt))
@@ -46,7 +50,9 @@ class ScriptedLLM(CustomLLM):
         return self._response(prompt, "sync")
 
     @llm_completion_callback()
-    async def acomplete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
+    async def acomplete(
+        self, prompt: str, formatted: bool = False, **kwargs: Any
+    ) -> CompletionResponse:
         return self._response(prompt, "async")
 
     def _pieces(self, prompt: str, mode: str) -> list[CompletionResponse]:
@@ -57,17 +63,26 @@ class ScriptedLLM(CustomLLM):
             delta = word if i == 0 else " " + word
             text += delta
             last = i == len(words) - 1
-            out.append(CompletionResponse(text=text, delta=delta,
-                                          additional_kwargs=final.additional_kwargs if last else {},
-                                          raw=final.raw if last else None))
+            out.append(
+                CompletionResponse(
+                    text=text,
+                    delta=delta,
+                    additional_kwargs=final.additional_kwargs if last else {},
+                    raw=final.raw if last else None,
+                )
+            )
         return out
 
     @llm_completion_callback()
-    def stream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponseGen:
+    def stream_complete(
+        self, prompt: str, formatted: bool = False, **kwargs: Any
+    ) -> CompletionResponseGen:
         yield from self._pieces(prompt, "sync")
 
     @llm_completion_callback()
-    async def astream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponseAsyncGen:
+    async def astream_complete(
+        self, prompt: str, formatted: bool = False, **kwargs: Any
+    ) -> CompletionResponseAsyncGen:
         pieces = self._pieces(prompt, "async")
 
         async def gen() -> CompletionResponseAsyncGen:

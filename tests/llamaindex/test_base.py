@@ -16,7 +16,10 @@ from tests.llamaindex.conftest import PRICES
 from tests.llamaindex.fakes import ScriptedLLM
 
 PROMPT = "What is the boiling point of water at sea level?"
-MESSAGES = [ChatMessage(role="system", content="Be brief."), ChatMessage(role="user", content=PROMPT)]
+MESSAGES = [
+    ChatMessage(role="system", content="Be brief."),
+    ChatMessage(role="user", content=PROMPT),
+]
 
 
 def _cost(model: str, words_in: int, reply: str) -> float:
@@ -28,7 +31,9 @@ def test_complete_carries_the_decision_and_its_cost(llm, pool):
     meta = response.additional_kwargs["metallm"]
     assert response.text == pool[meta["model"]].reply
     assert set(meta["scores"]) == {"small", "large"}
-    assert meta["cost_usd"] == pytest.approx(_cost(meta["model"], len(PROMPT.split()), response.text))
+    assert meta["cost_usd"] == pytest.approx(
+        _cost(meta["model"], len(PROMPT.split()), response.text)
+    )
     assert response.raw["metallm"] == meta
     assert llm.router.pending_decisions == 1
 
@@ -56,7 +61,9 @@ def test_stream_complete_yields_the_chosen_words_and_the_cost_at_the_end(llm, po
     meta = pieces[-1].additional_kwargs["metallm"]
     assert "".join(p.delta for p in pieces) == pool[meta["model"]].reply
     assert all(p.additional_kwargs["metallm"]["decision_id"] == meta["decision_id"] for p in pieces)
-    assert meta["cost_usd"] == pytest.approx(_cost(meta["model"], len(PROMPT.split()), pieces[-1].text))
+    assert meta["cost_usd"] == pytest.approx(
+        _cost(meta["model"], len(PROMPT.split()), pieces[-1].text)
+    )
 
 
 def test_stream_chat_is_routed(llm, pool):
@@ -98,7 +105,10 @@ def test_feedback_updates_the_chosen_member(llm):
 
 
 def test_provider_errors_are_recorded_as_failures_and_re_raised(embedder):
-    pool = {"bad": ScriptedLLM(fail_with=ConnectionError("connection refused")), "good": ScriptedLLM()}
+    pool = {
+        "bad": ScriptedLLM(fail_with=ConnectionError("connection refused")),
+        "good": ScriptedLLM(),
+    }
     llm = MetaLLM(llms=pool, router=Router(list(pool), embedder=embedder))
     with pytest.raises(ConnectionError):
         llm.complete(PROMPT, model="bad")
@@ -141,7 +151,9 @@ def test_each_decision_is_an_instrumentation_event(llm):
         root.event_handlers.remove(recorder)
     decisions = [e for e in recorder.events if isinstance(e, MetaLLMDecisionEvent)]
     assert len(decisions) == 1
-    assert decisions[0].decision["decision_id"] == response.additional_kwargs["metallm"]["decision_id"]
+    assert (
+        decisions[0].decision["decision_id"] == response.additional_kwargs["metallm"]["decision_id"]
+    )
 
 
 class _LLMEvents(BaseCallbackHandler):
@@ -177,8 +189,14 @@ def test_settings_callbacks_see_each_call_once(embedder):
     assert counter.starts == 1
 
 
-PROMPTS = ["How do I bake bread?", "Why is Mars red?", "What is 12 times 7?", "Who wrote Hamlet?",
-           "How do tides work?", "Best pasta shape for pesto?"]
+PROMPTS = [
+    "How do I bake bread?",
+    "Why is Mars red?",
+    "What is 12 times 7?",
+    "Who wrote Hamlet?",
+    "How do tides work?",
+    "Best pasta shape for pesto?",
+]
 
 
 def _exploring(embedder, **kwargs) -> MetaLLM:

@@ -62,10 +62,14 @@ def test_evaluator_errors_are_kept_not_swallowed(llm, attached):
 
 def test_the_router_learns_topics_from_feedback(embedder, attached):
     pool = {"A": ScriptedLLM(reply="answer-from-A"), "B": ScriptedLLM(reply="answer-from-B")}
-    router = Router(list(pool), embedder=embedder, policy=LinUCB(alpha=0.5), cost_weight=0.0, seed=7)
+    router = Router(
+        list(pool), embedder=embedder, policy=LinUCB(alpha=0.5), cost_weight=0.0, seed=7
+    )
     llm = MetaLLM(llms=pool, router=router)
     handler = attached(MetaLLMFeedbackEventHandler(evaluator=_exact, router=router))
-    train = [(q, "answer-from-A") for q in COOKING[:18]] + [(q, "answer-from-B") for q in ASTRONOMY[:18]]
+    train = [(q, "answer-from-A") for q in COOKING[:18]] + [
+        (q, "answer-from-B") for q in ASTRONOMY[:18]
+    ]
     for _ in range(4):
         for question, expected in train:
             with instrument_tags({"expected": expected}):
@@ -76,18 +80,34 @@ def test_the_router_learns_topics_from_feedback(embedder, attached):
 
 
 def test_one_router_serves_both_adapters(embedder):
-    router = Router(["A", "B"], embedder=embedder, policy=LinUCB(alpha=0.5), cost_weight=0.0, seed=3)
-    lc = ChatMetaLLM(models={"A": ScriptedChatModel(reply="answer-from-A"), "B": ScriptedChatModel(reply="answer-from-B")},
-                     router=router)
-    li = MetaLLM(llms={"A": ScriptedLLM(reply="answer-from-A"), "B": ScriptedLLM(reply="answer-from-B")}, router=router)
+    router = Router(
+        ["A", "B"], embedder=embedder, policy=LinUCB(alpha=0.5), cost_weight=0.0, seed=3
+    )
+    lc = ChatMetaLLM(
+        models={
+            "A": ScriptedChatModel(reply="answer-from-A"),
+            "B": ScriptedChatModel(reply="answer-from-B"),
+        },
+        router=router,
+    )
+    li = MetaLLM(
+        llms={"A": ScriptedLLM(reply="answer-from-A"), "B": ScriptedLLM(reply="answer-from-B")},
+        router=router,
+    )
     # LangChain traffic teaches cooking -> A, LlamaIndex traffic teaches astronomy -> B
     for _ in range(4):
         for q in COOKING[:18]:
             msg = lc.invoke(q)
-            lc.record_feedback(msg.response_metadata["metallm"]["decision_id"], quality=float(msg.content == "answer-from-A"))
+            lc.record_feedback(
+                msg.response_metadata["metallm"]["decision_id"],
+                quality=float(msg.content == "answer-from-A"),
+            )
         for q in ASTRONOMY[:18]:
             resp = li.complete(q)
-            li.record_feedback(resp.additional_kwargs["metallm"]["decision_id"], quality=float(resp.text == "answer-from-B"))
+            li.record_feedback(
+                resp.additional_kwargs["metallm"]["decision_id"],
+                quality=float(resp.text == "answer-from-B"),
+            )
     assert lc.router is li.router
     # each adapter now routes the topic it never saw the way the other adapter taught
     assert [li.complete(q).additional_kwargs["metallm"]["model"] for q in COOKING[18:]] == ["A"] * 6

@@ -50,16 +50,27 @@ def add(a: int, b: int) -> int:
 
 
 def _member(server: OpenAICompatibleServer, name: str) -> OpenAILike:
-    return OpenAILike(model=name, api_base=server.base_url, api_key="not-needed", is_chat_model=True,
-                      is_function_calling_model=True, context_window=16000, max_retries=0)
+    return OpenAILike(
+        model=name,
+        api_base=server.base_url,
+        api_key="not-needed",
+        is_chat_model=True,
+        is_function_calling_model=True,
+        context_window=16000,
+        max_retries=0,
+    )
 
 
 async def test_an_agent_calls_a_tool_through_the_router(embedder):
-    scripts = {name: ScriptedModel(reply=f"The sum is 3 ({name}).", tool_args={"a": 1, "b": 2})
-               for name in ("mini", "pro")}
+    scripts = {
+        name: ScriptedModel(reply=f"The sum is 3 ({name}).", tool_args={"a": 1, "b": 2})
+        for name in ("mini", "pro")
+    }
     with OpenAICompatibleServer(scripts) as server:
-        llm = MetaLLM(llms={n: _member(server, n) for n in scripts},
-                      router=Router(list(scripts), embedder=embedder, seed=0))
+        llm = MetaLLM(
+            llms={n: _member(server, n) for n in scripts},
+            router=Router(list(scripts), embedder=embedder, seed=0),
+        )
         assert llm.metadata.is_function_calling_model
         agent = FunctionAgent(tools=[FunctionTool.from_defaults(add)], llm=llm)
         result = await agent.run("What is 1 + 2? Use the add tool.")
@@ -73,8 +84,14 @@ async def test_an_agent_calls_a_tool_through_the_router(embedder):
 
 
 def test_predict_and_call_runs_the_chosen_members_tool_call(embedder):
-    scripts = {"mini": ScriptedModel(tool_args={"a": 20, "b": 22}), "pro": ScriptedModel(tool_args={"a": 20, "b": 22})}
+    scripts = {
+        "mini": ScriptedModel(tool_args={"a": 20, "b": 22}),
+        "pro": ScriptedModel(tool_args={"a": 20, "b": 22}),
+    }
     with OpenAICompatibleServer(scripts) as server:
-        llm = MetaLLM(llms={n: _member(server, n) for n in scripts}, router=Router(list(scripts), embedder=embedder))
+        llm = MetaLLM(
+            llms={n: _member(server, n) for n in scripts},
+            router=Router(list(scripts), embedder=embedder),
+        )
         response = llm.predict_and_call([FunctionTool.from_defaults(add)], "What is 20 + 22?")
         assert response.response == "42"

@@ -47,15 +47,21 @@ class DiskCachedEmbedder:
     ``model_name``), so two models never share vectors.
     """
 
-    def __init__(self, embedder: Embedder, path: str | Path | None = None, *, model_name: str | None = None) -> None:
+    def __init__(
+        self, embedder: Embedder, path: str | Path | None = None, *, model_name: str | None = None
+    ) -> None:
         self.embedder = embedder
-        self.model_name = model_name or _model_identity(str(getattr(embedder, "model_name", type(embedder).__name__)))
+        self.model_name = model_name or _model_identity(
+            str(getattr(embedder, "model_name", type(embedder).__name__))
+        )
         self.path = Path(path) if path is not None else default_cache_dir() / "embeddings.sqlite"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         with self._connect() as db:
             db.execute("PRAGMA journal_mode=WAL")
-            db.execute("CREATE TABLE IF NOT EXISTS embeddings (key BLOB PRIMARY KEY, vector BLOB NOT NULL)")
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS embeddings (key BLOB PRIMARY KEY, vector BLOB NOT NULL)"
+            )
         self.hits = 0
         self.misses = 0
 
@@ -78,7 +84,9 @@ class DiskCachedEmbedder:
             for start in range(0, len(unique), 500):
                 chunk = unique[start : start + 500]
                 marks = ",".join("?" * len(chunk))
-                for key, blob in db.execute(f"SELECT key, vector FROM embeddings WHERE key IN ({marks})", chunk):
+                for key, blob in db.execute(
+                    f"SELECT key, vector FROM embeddings WHERE key IN ({marks})", chunk
+                ):
                     found[bytes(key)] = np.frombuffer(blob, dtype=np.float32)
         missing = list(dict.fromkeys((k, t) for k, t in zip(keys, items) if k not in found))
         self.hits += len(items) - len(missing)

@@ -116,7 +116,10 @@ class SentenceTransformerEmbedder:
     @property
     def dimension(self) -> int:
         model = self._load()
-        getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        getter = (
+            getattr(model, "get_embedding_dimension", None)
+            or model.get_sentence_embedding_dimension
+        )
         return int(getter())
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
@@ -173,11 +176,15 @@ class StaticEmbedder:
             try:
                 from model2vec import StaticModel
             except ImportError as e:  # pragma: no cover - depends on the install
-                raise EmbedderError("StaticEmbedder needs model2vec: pip install 'metallm[fast]'") from e
+                raise EmbedderError(
+                    "StaticEmbedder needs model2vec: pip install 'metallm[fast]'"
+                ) from e
             try:
                 self._model = StaticModel.from_pretrained(self.model_name)
             except (OSError, ValueError) as e:
-                raise EmbedderError(f"could not load the static embedder {self.model_name!r}: {e}") from e
+                raise EmbedderError(
+                    f"could not load the static embedder {self.model_name!r}: {e}"
+                ) from e
         return self._model
 
     @property
@@ -206,7 +213,9 @@ def distill_static_embedder(out: str, model: str | None = None, *, dims: int = 2
     try:
         from model2vec.distill import distill
     except ImportError as e:  # pragma: no cover - depends on the install
-        raise EmbedderError("distilling needs model2vec[distill]: pip install 'metallm[fast]'") from e
+        raise EmbedderError(
+            "distilling needs model2vec[distill]: pip install 'metallm[fast]'"
+        ) from e
     name = model or os.environ.get(EMBEDDING_MODEL_ENV) or DEFAULT_EMBEDDING_MODEL
     distill(model_name=name, pca_dims=dims).save_pretrained(out)
     return out

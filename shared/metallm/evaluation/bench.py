@@ -65,7 +65,9 @@ def default_embedder(model: str | None = None, *, static_model: str | None = Non
     return DiskCachedEmbedder(SentenceTransformerEmbedder(model, progress_bar_from=1 << 30))
 
 
-def embed_table(table: RoutingTable, embedder: Embedder, *, progress: bool = True, batch: int = 128) -> np.ndarray:
+def embed_table(
+    table: RoutingTable, embedder: Embedder, *, progress: bool = True, batch: int = 128
+) -> np.ndarray:
     """Embeddings of every prompt, with a progress bar over batches."""
     chunks = range(0, len(table.prompts), batch)
     if progress:
@@ -75,9 +77,13 @@ def embed_table(table: RoutingTable, embedder: Embedder, *, progress: bool = Tru
     return np.vstack([embedder.embed(table.prompts[i : i + batch]) for i in chunks])
 
 
-def _points(router: Router, embeddings: np.ndarray, quality: np.ndarray, cost: np.ndarray) -> list[tuple[float, float]]:
+def _points(
+    router: Router, embeddings: np.ndarray, quality: np.ndarray, cost: np.ndarray
+) -> list[tuple[float, float]]:
     prediction = router.predict(embeddings)
-    return frontier(prediction.quality, prediction.cost / router.cost_scale, quality, cost, BENCH_COST_WEIGHTS)
+    return frontier(
+        prediction.quality, prediction.cost / router.cost_scale, quality, cost, BENCH_COST_WEIGHTS
+    )
 
 
 def run_bench(
@@ -101,8 +107,13 @@ def run_bench(
     Qt, Ct = Q[test], C[test]
     models = list(table.models)
 
-    default = Router(models, embedder=None, seed=seed).fit(embeddings[train], Q[train], C[train],
-                                                         tune=list(candidates) if candidates else True, seed=seed)
+    default = Router(models, embedder=None, seed=seed).fit(
+        embeddings[train],
+        Q[train],
+        C[train],
+        tune=list(candidates) if candidates else True,
+        seed=seed,
+    )
     plain = Router(models, embedder=None, features=PLAIN_PAPER_FEATURES, seed=seed).fit(
         embeddings[train], Q[train], C[train], tune=False
     )
@@ -122,8 +133,12 @@ def run_bench(
         models=models,
         single={m: ModelPoint(quality=q, cost=c) for m, (c, q) in single.items()},
         oracle=ModelPoint(quality=oracle_quality, cost=oracle_cost),
-        router=[FrontierPoint(float(p), q, c) for p, (c, q) in zip(BENCH_COST_WEIGHTS, router_points)],
-        baseline_linear=[FrontierPoint(float(p), q, c) for p, (c, q) in zip(BENCH_COST_WEIGHTS, plain_points)],
+        router=[
+            FrontierPoint(float(p), q, c) for p, (c, q) in zip(BENCH_COST_WEIGHTS, router_points)
+        ],
+        baseline_linear=[
+            FrontierPoint(float(p), q, c) for p, (c, q) in zip(BENCH_COST_WEIGHTS, plain_points)
+        ],
         budgets=budgets,
         summary=BenchSummary(
             aiq=aiq(router_points, cost_range),
@@ -166,5 +181,9 @@ def _budget_protocol(
             continue
         p = calibration.cost_weight
         chosen = np.argmax(prediction.quality - p * prediction.cost / router.cost_scale, axis=1)
-        out.append(BudgetRow(model, p, float(Q[test][rows, chosen].mean()), float(C[test][rows, chosen].mean())))
+        out.append(
+            BudgetRow(
+                model, p, float(Q[test][rows, chosen].mean()), float(C[test][rows, chosen].mean())
+            )
+        )
     return out

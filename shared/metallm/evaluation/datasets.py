@@ -65,7 +65,9 @@ def load_routing_table(path: str | Path) -> RoutingTable:
     elif suffix == ".parquet":
         columns, rows = _read_parquet(source)
     else:
-        raise RoutingTableError(f"{source}: unsupported format {suffix!r}; use .csv, .jsonl or .parquet")
+        raise RoutingTableError(
+            f"{source}: unsupported format {suffix!r}; use .csv, .jsonl or .parquet"
+        )
     return _build(source, columns, rows)
 
 
@@ -83,7 +85,9 @@ def _read_csv(source: Path) -> tuple[list[str], list[dict[str, Any]]]:
         rows = []
         for number, values in enumerate(reader, start=2):
             if len(values) != len(header):
-                raise RoutingTableError(f"{source}: line {number} has {len(values)} fields, the header {len(header)}")
+                raise RoutingTableError(
+                    f"{source}: line {number} has {len(values)} fields, the header {len(header)}"
+                )
             rows.append(dict(zip(header, values)))
     return header, rows
 
@@ -111,7 +115,9 @@ def _read_parquet(source: Path) -> tuple[list[str], list[dict[str, Any]]]:
     try:
         import pyarrow.parquet as pq
     except ImportError as e:  # pragma: no cover - depends on the install
-        raise RoutingTableError("reading .parquet needs pyarrow: pip install 'metallm[bench]'") from e
+        raise RoutingTableError(
+            "reading .parquet needs pyarrow: pip install 'metallm[bench]'"
+        ) from e
     table = pq.read_table(source)
     columns = list(table.column_names)
     dupes = sorted({c for c in columns if columns.count(c) > 1})
@@ -124,9 +130,13 @@ def _number(source: Path, value: Any, column: str, row: int) -> float:
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise RoutingTableError(f"{source}: row {row}, column {column!r}: {value!r} is not a number") from None
+        raise RoutingTableError(
+            f"{source}: row {row}, column {column!r}: {value!r} is not a number"
+        ) from None
     if not math.isfinite(number):
-        raise RoutingTableError(f"{source}: row {row}, column {column!r}: {value!r} is not a finite number")
+        raise RoutingTableError(
+            f"{source}: row {row}, column {column!r}: {value!r} is not a finite number"
+        )
     return number
 
 
@@ -136,10 +146,14 @@ def _build(source: Path, columns: list[str], rows: list[dict[str, Any]]) -> Rout
     models = [c for c in columns if c not in _RESERVED and not c.endswith(COST_SUFFIX)]
     costs = [c for c in columns if c.endswith(COST_SUFFIX)]
     if not models:
-        raise RoutingTableError(f"{source}: no model columns (expected 'M' and 'M{COST_SUFFIX}' per model)")
+        raise RoutingTableError(
+            f"{source}: no model columns (expected 'M' and 'M{COST_SUFFIX}' per model)"
+        )
     for model in models:
         if model + COST_SUFFIX not in columns:
-            raise RoutingTableError(f"{source}: model column {model!r} has no cost column {model + COST_SUFFIX!r}")
+            raise RoutingTableError(
+                f"{source}: model column {model!r} has no cost column {model + COST_SUFFIX!r}"
+            )
     for column in costs:
         if column[: -len(COST_SUFFIX)] not in models:
             raise RoutingTableError(f"{source}: cost column {column!r} has no quality column")
@@ -159,9 +173,13 @@ def _build(source: Path, columns: list[str], rows: list[dict[str, Any]]) -> Rout
         for j, model in enumerate(models):
             q = _number(source, row.get(model), model, i + 1)
             if not 0.0 <= q <= 1.0:
-                raise RoutingTableError(f"{source}: row {i + 1}, column {model!r}: quality {q} is outside [0, 1]")
+                raise RoutingTableError(
+                    f"{source}: row {i + 1}, column {model!r}: quality {q} is outside [0, 1]"
+                )
             c = _number(source, row.get(model + COST_SUFFIX), model + COST_SUFFIX, i + 1)
             if c < 0:
-                raise RoutingTableError(f"{source}: row {i + 1}, column {model + COST_SUFFIX!r}: negative cost {c}")
+                raise RoutingTableError(
+                    f"{source}: row {i + 1}, column {model + COST_SUFFIX!r}: negative cost {c}"
+                )
             quality[i, j], cost[i, j] = q, c
     return RoutingTable(source.stem, prompts, tasks, tuple(models), quality, cost)

@@ -17,7 +17,9 @@ __all__ = ["plot_bench", "plot_simulation"]
 
 
 @contextmanager
-def _figure(path: str | Path, *, ncols: int, size: tuple[float, float], dpi: int) -> Iterator[tuple[Any, Any]]:
+def _figure(
+    path: str | Path, *, ncols: int, size: tuple[float, float], dpi: int
+) -> Iterator[tuple[Any, Any]]:
     """A figure written to ``path`` (PNG) and closed when the block ends."""
     os.environ.setdefault("MPLBACKEND", "Agg")
     import matplotlib.pyplot as plt
@@ -36,16 +38,31 @@ def plot_bench(result: BenchResult, path: str | Path) -> Path:
     with _figure(path, ncols=1, size=(8, 5.5), dpi=120) as (_, ax):
         singles = list(result.single.items())
         hull = quality_hull([(v.cost, v.quality) for _, v in singles])
-        ax.plot(hull[:, 0], hull[:, 1], "--", color="grey", label="zero router (mixtures of two models)")
+        ax.plot(
+            hull[:, 0], hull[:, 1], "--", color="grey", label="zero router (mixtures of two models)"
+        )
         for name, v in singles:
             ax.scatter(v.cost, v.quality, color="black", s=18, zorder=3)
-            ax.annotate(name, (v.cost, v.quality), fontsize=7, xytext=(3, 3), textcoords="offset points")
-        for curve, label, color in ((result.router, "metallm default", "tab:blue"),
-                                    (result.baseline_linear, "plain paper (linear)", "tab:orange")):
+            ax.annotate(
+                name, (v.cost, v.quality), fontsize=7, xytext=(3, 3), textcoords="offset points"
+            )
+        for curve, label, color in (
+            (result.router, "metallm default", "tab:blue"),
+            (result.baseline_linear, "plain paper (linear)", "tab:orange"),
+        ):
             pts = sorted((p.cost, p.quality) for p in curve)
-            ax.plot([c for c, _ in pts], [q for _, q in pts], "-o", ms=2.5, color=color, label=label)
-        ax.scatter(result.oracle.cost, result.oracle.quality, marker="*", s=120, color="tab:green",
-                   label="oracle", zorder=4)
+            ax.plot(
+                [c for c, _ in pts], [q for _, q in pts], "-o", ms=2.5, color=color, label=label
+            )
+        ax.scatter(
+            result.oracle.cost,
+            result.oracle.quality,
+            marker="*",
+            s=120,
+            color="tab:green",
+            label="oracle",
+            zorder=4,
+        )
         ax.set_xscale("log")
         ax.set_xlabel("mean cost per query (USD, log scale)")
         ax.set_ylabel("mean quality")
@@ -67,7 +84,11 @@ def plot_simulation(result: SimulationResult, path: str | Path) -> Path:
                 axes[2].plot(steps, run.regret, style, label=run.label)
         if result.budget is not None:
             axes[1].axhline(result.budget.target, color="black", lw=0.8, label="budget")
-        titles = ("running mean quality", "running mean cost ($/query)", "cumulative regret vs offline router")
+        titles = (
+            "running mean quality",
+            "running mean cost ($/query)",
+            "cumulative regret vs offline router",
+        )
         for ax, title in zip(axes, titles):
             ax.set_title(title)
             ax.set_xlabel("queries")

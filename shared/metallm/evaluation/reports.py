@@ -143,31 +143,54 @@ def render_bench(result: BenchResult) -> str:
     """The bench result as readable tables."""
     r, s, b = result, result.summary, result.baseline_summary
     singles = sorted(r.single.items(), key=lambda kv: kv[1].cost)
-    models = render_table([["model", "quality", "$/query"],
-                           *[[m, f"{v.quality:.4f}", f"{v.cost:.6f}"] for m, v in singles],
-                           ["oracle", f"{r.oracle.quality:.4f}", f"{r.oracle.cost:.6f}"]])
-    summary = render_table([
-        ["", "default", "plain paper"],
-        ["aiq", f"{s.aiq:.4f}", f"{b.aiq:.4f}", f"(zero router {s.aiq_zero:.4f})"],
-        ["max quality", f"{s.max_quality:.4f}", f"{b.max_quality:.4f}"],
-        ["savings at best", _num(s.savings_at_best), _num(b.savings_at_best)],
-        ["quality at p=0", f"{r.router[0].quality:.4f}", f"{r.baseline_linear[0].quality:.4f}"],
-    ], align="lrrl")
-    budget_rows: list[list[str]] = [["budget = cost of", "p", "quality", "$/query", "vs model quality"]]
+    models = render_table(
+        [
+            ["model", "quality", "$/query"],
+            *[[m, f"{v.quality:.4f}", f"{v.cost:.6f}"] for m, v in singles],
+            ["oracle", f"{r.oracle.quality:.4f}", f"{r.oracle.cost:.6f}"],
+        ]
+    )
+    summary = render_table(
+        [
+            ["", "default", "plain paper"],
+            ["aiq", f"{s.aiq:.4f}", f"{b.aiq:.4f}", f"(zero router {s.aiq_zero:.4f})"],
+            ["max quality", f"{s.max_quality:.4f}", f"{b.max_quality:.4f}"],
+            ["savings at best", _num(s.savings_at_best), _num(b.savings_at_best)],
+            ["quality at p=0", f"{r.router[0].quality:.4f}", f"{r.baseline_linear[0].quality:.4f}"],
+        ],
+        align="lrrl",
+    )
+    budget_rows: list[list[str]] = [
+        ["budget = cost of", "p", "quality", "$/query", "vs model quality"]
+    ]
     for row in r.budgets:
         if row.p is None or row.quality is None or row.cost is None:
             budget_rows.append([row.budget_model, "infeasible"])
             continue
         ref = r.single[row.budget_model].quality
-        budget_rows.append([row.budget_model, f"{row.p:.4g}", f"{row.quality:.4f}", f"{row.cost:.6f}",
-                            f"{row.quality - ref:+.4f}"])
-    return "\n".join([
-        f"metallm bench: {r.dataset} ({r.n_test} test prompts, {len(r.models)} models)", "",
-        models, "", summary, "",
-        f"router features (chosen by 5-fold CV on the training rows): {r.chosen_features}", "",
-        "budgets (p calibrated on out-of-fold predictions of the training rows):",
-        render_table(budget_rows),
-    ])
+        budget_rows.append(
+            [
+                row.budget_model,
+                f"{row.p:.4g}",
+                f"{row.quality:.4f}",
+                f"{row.cost:.6f}",
+                f"{row.quality - ref:+.4f}",
+            ]
+        )
+    return "\n".join(
+        [
+            f"metallm bench: {r.dataset} ({r.n_test} test prompts, {len(r.models)} models)",
+            "",
+            models,
+            "",
+            summary,
+            "",
+            f"router features (chosen by 5-fold CV on the training rows): {r.chosen_features}",
+            "",
+            "budgets (p calibrated on out-of-fold predictions of the training rows):",
+            render_table(budget_rows),
+        ]
+    )
 
 
 # -- metallm simulate ----------------------------------------------------------------------
@@ -238,10 +261,14 @@ def render_simulation(result: SimulationResult) -> str:
     for run in result.runs:
         if run.cost_weight is None:
             s = run.summary()
-            rows.append([run.label, f"{s['quality']:.4f}", f"{s['cost']:.6f}", f"{s['regret']:.1f}"])
+            rows.append(
+                [run.label, f"{s['quality']:.4f}", f"{s['cost']:.6f}", f"{s['regret']:.1f}"]
+            )
     lines = [
         f"metallm simulate: {result.dataset}, {result.n_queries} online queries, p = {result.cost_weight}, "
-        f"warm start {result.warm_start:.0%} of the rows (full information)", "", render_table(rows),
+        f"warm start {result.warm_start:.0%} of the rows (full information)",
+        "",
+        render_table(rows),
     ]
     b = result.budget
     if b is not None:

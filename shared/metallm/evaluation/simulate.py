@@ -42,7 +42,9 @@ class BudgetController:
     cost_weight: float = 0.0
 
     def update(self, cost: float) -> float:
-        self.cost_weight = max(0.0, self.cost_weight + self.step * (cost - self.budget) / self.scale)
+        self.cost_weight = max(
+            0.0, self.cost_weight + self.step * (cost - self.budget) / self.scale
+        )
         return self.cost_weight
 
 
@@ -104,8 +106,14 @@ def run_simulation(
     n_warm = int(round(warm_start * len(order)))
 
     # The full-information offline router: every model's outcome on every row.
-    offline = Router(models, embedder=None, cost_scale=scale, cost_weight=cost_weight,
-                     policy=LinUCB(alpha=0.0), seed=seed).fit(E, Q, C, tune=False)
+    offline = Router(
+        models,
+        embedder=None,
+        cost_scale=scale,
+        cost_weight=cost_weight,
+        policy=LinUCB(alpha=0.0),
+        seed=seed,
+    ).fit(E, Q, C, tune=False)
     predicted = offline.predict(E)
     rows = np.arange(len(E))
     best = np.argmax(predicted.quality - cost_weight * predicted.cost / scale, axis=1)
@@ -113,14 +121,25 @@ def run_simulation(
 
     result = SimulationResult(table.name, len(E) - n_warm, cost_weight, warm_start)
     starts = [("cold", 0)] + ([("warm", n_warm)] if n_warm > 0 else [])
-    jobs = [(name, policy, start, skip) for name, policy in _policies(alpha).items() for start, skip in starts]
+    jobs = [
+        (name, policy, start, skip)
+        for name, policy in _policies(alpha).items()
+        for start, skip in starts
+    ]
     iterator: Any = jobs
     if progress:
         from tqdm.auto import tqdm
 
         iterator = tqdm(jobs, desc="simulating", unit="run")
     for name, policy, start, skip in iterator:
-        router = Router(models, embedder=None, policy=policy, cost_weight=cost_weight, cost_scale=scale, seed=seed)
+        router = Router(
+            models,
+            embedder=None,
+            policy=policy,
+            cost_weight=cost_weight,
+            cost_scale=scale,
+            seed=seed,
+        )
         if skip:
             router.fit(E[:n_warm], Q[:n_warm], C[:n_warm], tune=False)
         # every run is scored on the same queries: those after the warm-start rows
@@ -134,25 +153,52 @@ def run_simulation(
 
 
 def _budget_run(
-    result: SimulationResult, models: list[str], E: np.ndarray, Q: np.ndarray, C: np.ndarray,
-    n_warm: int, scale: float, budget: float, alpha: float, seed: int,
+    result: SimulationResult,
+    models: list[str],
+    E: np.ndarray,
+    Q: np.ndarray,
+    C: np.ndarray,
+    n_warm: int,
+    scale: float,
+    budget: float,
+    alpha: float,
+    seed: int,
 ) -> BudgetReport:
     """UCB holding ``budget`` online, against the offline router with p calibrated to it."""
     live = slice(n_warm, None)
-    offline = Router(models, embedder=None, cost_scale=scale, policy=LinUCB(alpha=0.0)).fit(E, Q, C, tune=False)
+    offline = Router(models, embedder=None, cost_scale=scale, policy=LinUCB(alpha=0.0)).fit(
+        E, Q, C, tune=False
+    )
     predicted = offline.predict(E[live])
-    calibration = calibrate_cost_weight(predicted.quality, predicted.cost / scale, Q[live], C[live], budget)
+    calibration = calibrate_cost_weight(
+        predicted.quality, predicted.cost / scale, Q[live], C[live], budget
+    )
     controller = BudgetController(budget=budget, scale=scale)
-    router = Router(models, embedder=None, policy=LinUCB(alpha=alpha), cost_weight=0.0, cost_scale=scale, seed=seed)
+    router = Router(
+        models,
+        embedder=None,
+        policy=LinUCB(alpha=alpha),
+        cost_weight=0.0,
+        cost_scale=scale,
+        seed=seed,
+    )
     if n_warm:
         router.fit(E[:n_warm], Q[:n_warm], C[:n_warm], tune=False)
     zero = np.zeros(len(Q[live]))
     q, c, _, weights = _replay(router, E[live], Q[live], C[live], zero, controller=controller)
     result.runs.append(Run(f"UCB holding ${budget:.6g}/query", q, c, np.zeros_like(q), weights))
+
     # The same online learner with a fixed p, calibrated in hindsight (bisection over replays)
     # so that it spends the budget: what dual ascent should match without knowing p upfront.
     def fixed(p: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        router = Router(models, embedder=None, policy=LinUCB(alpha=alpha), cost_weight=p, cost_scale=scale, seed=seed)
+        router = Router(
+            models,
+            embedder=None,
+            policy=LinUCB(alpha=alpha),
+            cost_weight=p,
+            cost_scale=scale,
+            seed=seed,
+        )
         if n_warm:
             router.fit(E[:n_warm], Q[:n_warm], C[:n_warm], tune=False)
         fq, fc, _, fw = _replay(router, E[live], Q[live], C[live], zero)

@@ -32,8 +32,10 @@ from metallm.state.stores import RedisStore, SQLiteStore
 
 ARMS = [f"model-{i}" for i in range(10)]
 DIM = 384
-QUERY = ("Please explain briefly how a court decides whether an earlier precedent on contract "
-         "damages should be overruled when the facts of the new case differ in important ways")
+QUERY = (
+    "Please explain briefly how a court decides whether an earlier precedent on contract "
+    "damages should be overruled when the facts of the new case differ in important ways"
+)
 
 
 def _timings(fn: Callable[[int], object], n: int, warmup: int = 200) -> np.ndarray:
@@ -66,14 +68,18 @@ def _trained(features: FeatureMap, **kwargs: object) -> Router:
 def _rounds_line(label: str, medians: list[float], p99s: list[float], target: str) -> str:
     """Median over rounds of each round's median (and p99), with the spread of the medians."""
     spread = f"(rounds {min(medians):.0f}-{max(medians):.0f})" if len(medians) > 1 else ""
-    return (f"  {label:<46} median {np.median(medians):>9.1f} us   p99 {np.median(p99s):>9.1f} us   "
-            f"{target} {spread}").rstrip()
+    return (
+        f"  {label:<46} median {np.median(medians):>9.1f} us   p99 {np.median(p99s):>9.1f} us   "
+        f"{target} {spread}"
+    ).rstrip()
 
 
 def bench_routing(n: int, rounds: int = 5) -> list[str]:
     """Each configuration measured ``rounds`` times, interleaved, so a slow spell of a shared
     machine hits every configuration alike; the median over rounds is printed."""
-    lines = [f"routing (10 arms, 384-d embeddings given; {rounds} rounds of {n} calls, median of the rounds):"]
+    lines = [
+        f"routing (10 arms, 384-d embeddings given; {rounds} rounds of {n} calls, median of the rounds):"
+    ]
     X, _, _ = _data(20_000, seed=1)
     configurations = {
         "full features (385)": _trained(EmbeddingFeatures()),
@@ -92,15 +98,31 @@ def bench_routing(n: int, rounds: int = 5) -> list[str]:
             router.select_batch(batch)
             rates[label].append(len(batch) / (time.perf_counter() - start))
             decisions = router.select_batch(np.repeat(X[:1], n + 200, axis=0))
-            record[label].append(_timings(lambda i: router.record(decisions[i].id, quality=1.0, cost=0.001), n))  # noqa: B023
+            record[label].append(
+                _timings(lambda i: router.record(decisions[i].id, quality=1.0, cost=0.001), n)  # noqa: B023
+            )
     for label in configurations:
-        lines.append(_rounds_line(f"select, {label}", [float(np.median(t)) for t in select[label]],
-                                  [float(np.percentile(t, 99)) for t in select[label]], "target <= 50 us"))
+        lines.append(
+            _rounds_line(
+                f"select, {label}",
+                [float(np.median(t)) for t in select[label]],
+                [float(np.percentile(t, 99)) for t in select[label]],
+                "target <= 50 us",
+            )
+        )
         spread = f"(rounds {min(rates[label]):,.0f}-{max(rates[label]):,.0f})" if rounds > 1 else ""
-        lines.append(f"  {'select_batch, ' + label:<46} {np.median(rates[label]):>12,.0f} decisions/s   "
-                     f"target >= 100,000 {spread}".rstrip())
-        lines.append(_rounds_line(f"record, {label}", [float(np.median(t)) for t in record[label]],
-                                  [float(np.percentile(t, 99)) for t in record[label]], "target <= 50 us"))
+        lines.append(
+            f"  {'select_batch, ' + label:<46} {np.median(rates[label]):>12,.0f} decisions/s   "
+            f"target >= 100,000 {spread}".rstrip()
+        )
+        lines.append(
+            _rounds_line(
+                f"record, {label}",
+                [float(np.median(t)) for t in record[label]],
+                [float(np.percentile(t, 99)) for t in record[label]],
+                "target <= 50 us",
+            )
+        )
     return lines
 
 
@@ -108,11 +130,19 @@ def bench_stores(n: int) -> list[str]:
     lines = ["record through a store (compact features):"]
     X, _, _ = _data(n + 400, seed=2)
     with tempfile.TemporaryDirectory() as folder:
-        router = _trained(ProjectedFeatures(64), store=SQLiteStore(Path(folder) / "state.sqlite"), sync_interval=None)
+        router = _trained(
+            ProjectedFeatures(64),
+            store=SQLiteStore(Path(folder) / "state.sqlite"),
+            sync_interval=None,
+        )
         decisions = router.select_batch(X)
-        lines.append(_line("record -> SQLiteStore (WAL, one transaction)",
-                           _timings(lambda i: router.record(decisions[i].id, quality=1.0, cost=0.001), n),
-                           "target <= 1 ms"))
+        lines.append(
+            _line(
+                "record -> SQLiteStore (WAL, one transaction)",
+                _timings(lambda i: router.record(decisions[i].id, quality=1.0, cost=0.001), n),
+                "target <= 1 ms",
+            )
+        )
     binary = shutil.which("redis-server")
     if binary is None:
         lines.append("  RedisStore: skipped, redis-server is not installed")
@@ -120,8 +150,11 @@ def bench_stores(n: int) -> list[str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         store = RedisStore(f"redis://127.0.0.1:{port}/0", prefix="bench")
         for _ in range(100):
@@ -132,9 +165,13 @@ def bench_stores(n: int) -> list[str]:
                 time.sleep(0.05)
         router = _trained(ProjectedFeatures(64), store=store, sync_interval=None)
         decisions = router.select_batch(X)
-        lines.append(_line("record -> RedisStore (stream on loopback)",
-                           _timings(lambda i: router.record(decisions[i].id, quality=1.0, cost=0.001), n),
-                           "target <= 2 ms"))
+        lines.append(
+            _line(
+                "record -> RedisStore (stream on loopback)",
+                _timings(lambda i: router.record(decisions[i].id, quality=1.0, cost=0.001), n),
+                "target <= 2 ms",
+            )
+        )
     finally:
         proc.terminate()
         proc.wait(timeout=10)
@@ -147,32 +184,55 @@ def bench_embedders(n: int, static_model: str | None) -> list[str]:
     lines = [f"embedding one 30-word query ({len(QUERY.split())} words):"]
     minilm = SentenceTransformerEmbedder(cache_size=0)
     minilm.embed([QUERY])
-    lines.append(_line(f"MiniLM, sentence-transformers ({minilm.model_name[-40:]})",
-                       _timings(lambda i: minilm.embed([QUERY]), max(50, n // 20), warmup=10), "target <= 5 ms"))
+    lines.append(
+        _line(
+            f"MiniLM, sentence-transformers ({minilm.model_name[-40:]})",
+            _timings(lambda i: minilm.embed([QUERY]), max(50, n // 20), warmup=10),
+            "target <= 5 ms",
+        )
+    )
     cached = SentenceTransformerEmbedder()
     cached.embed([QUERY])
-    lines.append(_line("MiniLM, repeated query (LRU cache hit)", _timings(lambda i: cached.embed([QUERY]), n), ""))
+    lines.append(
+        _line(
+            "MiniLM, repeated query (LRU cache hit)",
+            _timings(lambda i: cached.embed([QUERY]), n),
+            "",
+        )
+    )
     if static_model:
         static = StaticEmbedder(static_model)
         static.embed([QUERY])
-        lines.append(_line("static MiniLM (model2vec distilled, no cache)",
-                           _timings(lambda i: static.embed([QUERY + str(i)]), n), "target <= 5 ms"))
+        lines.append(
+            _line(
+                "static MiniLM (model2vec distilled, no cache)",
+                _timings(lambda i: static.embed([QUERY + str(i)]), n),
+                "target <= 5 ms",
+            )
+        )
     else:
-        lines.append("  static MiniLM: skipped (pass --static-model DIR; make one with `metallm distill --out DIR`)")
+        lines.append(
+            "  static MiniLM: skipped (pass --static-model DIR; make one with `metallm distill --out DIR`)"
+        )
     return lines
 
 
 def bench_memory() -> list[str]:
     lines = ["router memory beyond the embedding model (10 arms, trained):"]
     X, Q, C = _data(3000)
-    for label, features in (("full features", EmbeddingFeatures()), ("compact features", ProjectedFeatures(64))):
+    for label, features in (
+        ("full features", EmbeddingFeatures()),
+        ("compact features", ProjectedFeatures(64)),
+    ):
         gc.collect()
         tracemalloc.start()
         router = Router(ARMS, embedder=None, features=features).fit(X, Q, C, tune=False)
         router.select_batch(X[:1000])  # 1,000 pending decisions held too
         current, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
-        lines.append(f"  {label:<46} {current / 1e6:>9.1f} MB held ({peak / 1e6:.1f} MB peak while fitting)   target < 50 MB")
+        lines.append(
+            f"  {label:<46} {current / 1e6:>9.1f} MB held ({peak / 1e6:.1f} MB peak while fitting)   target < 50 MB"
+        )
         del router
     return lines
 
@@ -199,8 +259,15 @@ def run_speed(*, n: int = 5000, rounds: int = 5, static_model: str | None = None
     """Measure and print every figure; returns the exit code (``metallm speed``)."""
     if n < 1 or rounds < 1:
         raise InvalidInputError("--n and --rounds must be at least 1")
-    print(f"metallm speed budget: python {sys.version.split()[0]}, numpy {np.__version__}, {os.cpu_count()} cores\n")
-    for section in (bench_routing(n, rounds), bench_stores(min(n, 2000)), bench_memory(),
-                    bench_embedders(min(n, 2000), static_model), bench_plugins(min(n, 2000))):
+    print(
+        f"metallm speed budget: python {sys.version.split()[0]}, numpy {np.__version__}, {os.cpu_count()} cores\n"
+    )
+    for section in (
+        bench_routing(n, rounds),
+        bench_stores(min(n, 2000)),
+        bench_memory(),
+        bench_embedders(min(n, 2000), static_model),
+        bench_plugins(min(n, 2000)),
+    ):
         print("\n".join(section) + "\n", flush=True)
     return 0

@@ -47,7 +47,9 @@ class LinearBandit:
     1
     """
 
-    def __init__(self, n_arms: int, *, policy: Policy, features: FeatureMap, seed: int | None = None) -> None:
+    def __init__(
+        self, n_arms: int, *, policy: Policy, features: FeatureMap, seed: int | None = None
+    ) -> None:
         self.n_arms = n_arms
         self.policy = policy
         self.features = features
@@ -82,7 +84,9 @@ class LinearBandit:
                     f"{self.features.name} must be fitted first: call router.fit(...) on logged data"
                 )
             self.embedding_dim = dim
-            self.stats = RidgeStatistics(self.n_arms, self.features.dimension(dim), self.features.penalties(dim))
+            self.stats = RidgeStatistics(
+                self.n_arms, self.features.dimension(dim), self.features.penalties(dim)
+            )
         elif self.embedding_dim != dim:
             raise self.dimension_mismatch(dim)
         return self.stats
@@ -97,13 +101,21 @@ class LinearBandit:
             return 1.0
         key = (id(self.stats), self.n_updates)
         if self._scale_key != key:
-            self._scale_key, self._scale = key, cost_scale(self.stats.counts(), self.stats.cost_sums())
+            self._scale_key, self._scale = (
+                key,
+                cost_scale(self.stats.counts(), self.stats.cost_sums()),
+            )
         return self._scale
 
     # -- scoring -------------------------------------------------------------------------
     def score_one(
-        self, embedding: np.ndarray, *, cost_weight: float, scale: float,
-        excluded: set[int] | None = None, forced: int | None = None,
+        self,
+        embedding: np.ndarray,
+        *,
+        cost_weight: float,
+        scale: float,
+        excluded: set[int] | None = None,
+        forced: int | None = None,
     ) -> OneScore:
         """Choose for one embedding (dim,), with as few numpy calls as the maths allows.
 
@@ -123,14 +135,21 @@ class LinearBandit:
         if forced is not None:
             chosen = forced
         elif excluded:
-            chosen = self.policy.choose_one([-math.inf if i in excluded else v for i, v in enumerate(scores)], self.rng)
+            chosen = self.policy.choose_one(
+                [-math.inf if i in excluded else v for i, v in enumerate(scores)], self.rng
+            )
         else:
             chosen = self.policy.choose_one(scores, self.rng)
         return chosen, scores, bonus, features
 
     def score_many(
-        self, embeddings: np.ndarray, *, cost_weight: float, scale: float,
-        excluded: set[int] | None = None, forced: int | None = None,
+        self,
+        embeddings: np.ndarray,
+        *,
+        cost_weight: float,
+        scale: float,
+        excluded: set[int] | None = None,
+        forced: int | None = None,
     ) -> Scores:
         """Choose for each row of ``embeddings`` (n, dim), vectorised over the batch."""
         stats = self.ensure(embeddings.shape[1])
@@ -143,7 +162,9 @@ class LinearBandit:
             masked[:, sorted(excluded)] = -np.inf
         else:
             masked = scores
-        chosen = self.policy.choose(masked, self.rng) if forced is None else np.full(X.shape[0], forced)
+        chosen = (
+            self.policy.choose(masked, self.rng) if forced is None else np.full(X.shape[0], forced)
+        )
         return chosen, scores, bonus, X
 
     def predict(self, embeddings: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -165,12 +186,20 @@ class LinearBandit:
         self.update(arm, self.features.transform(row)[0], quality, cost)
 
     def fit(
-        self, embeddings: np.ndarray, quality: np.ndarray, cost: np.ndarray, *,
-        tune: bool, candidates: Sequence[FeatureMap] = DEFAULT_CANDIDATES, seed: int = 0,
+        self,
+        embeddings: np.ndarray,
+        quality: np.ndarray,
+        cost: np.ndarray,
+        *,
+        tune: bool,
+        candidates: Sequence[FeatureMap] = DEFAULT_CANDIDATES,
+        seed: int = 0,
     ) -> None:
         """Learn from scratch from full-information rows (every arm's outcome known)."""
         if tune:
-            self.tuning_ = tune_features(embeddings, quality, cost, candidates=tuple(candidates), seed=seed)
+            self.tuning_ = tune_features(
+                embeddings, quality, cost, candidates=tuple(candidates), seed=seed
+            )
             self.features = self.tuning_.chosen
         if tune or not self.features.fitted:
             self.features = self.features.fit(embeddings, seed=seed)
@@ -182,7 +211,9 @@ class LinearBandit:
         stats.refresh()
         self.n_updates = X.shape[0] * self.n_arms
 
-    def partial_fit(self, embeddings: np.ndarray, arms: np.ndarray, quality: np.ndarray, cost: np.ndarray) -> None:
+    def partial_fit(
+        self, embeddings: np.ndarray, arms: np.ndarray, quality: np.ndarray, cost: np.ndarray
+    ) -> None:
         """Learn from logged bandit rows: one arm's outcome per row."""
         stats = self.ensure(embeddings.shape[1])
         X = self.features.transform(embeddings)
@@ -196,7 +227,11 @@ class LinearBandit:
     def to_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """What to save: a JSON-able header and arrays (features, and ``A``, ``B`` once learning began)."""
         feature_header, feature_arrays = self.features.to_state()
-        header = {"dimension": self.dimension, "features": feature_header, "n_updates": self.n_updates}
+        header = {
+            "dimension": self.dimension,
+            "features": feature_header,
+            "n_updates": self.n_updates,
+        }
         arrays: dict[str, np.ndarray] = {f"features_{k}": v for k, v in feature_arrays.items()}
         if self.stats is not None:
             arrays.update(A=self.stats.A.copy(), B=self.stats.B.copy())
@@ -207,7 +242,11 @@ class LinearBandit:
         try:
             features = feature_map_from_state(
                 header["features"],
-                {k.removeprefix("features_"): v for k, v in arrays.items() if k.startswith("features_")},
+                {
+                    k.removeprefix("features_"): v
+                    for k, v in arrays.items()
+                    if k.startswith("features_")
+                },
             )
             dim = header["dimension"]
             n_updates = int(header["n_updates"])
@@ -221,7 +260,9 @@ class LinearBandit:
         k, d = self.n_arms, features.dimension(int(dim))
         A, B = arrays["A"], arrays["B"]
         if A.shape != (k, d, d) or B.shape != (k, d, 2):
-            raise ValueError(f"array shapes A{A.shape} B{B.shape} do not match {k} arms of dimension {dim}")
+            raise ValueError(
+                f"array shapes A{A.shape} B{B.shape} do not match {k} arms of dimension {dim}"
+            )
         if not (np.isfinite(A).all() and np.isfinite(B).all()):
             raise ValueError("the arrays contain NaN or inf")
         stats = RidgeStatistics(k, d, features.penalties(int(dim)))
@@ -231,7 +272,12 @@ class LinearBandit:
             stats.refresh()
         except np.linalg.LinAlgError as e:
             raise ValueError("matrix A is not positive definite (corrupt statistics)") from e
-        self.features, self.stats, self.embedding_dim, self.n_updates = features, stats, int(dim), n_updates
+        self.features, self.stats, self.embedding_dim, self.n_updates = (
+            features,
+            stats,
+            int(dim),
+            n_updates,
+        )
 
     def reset(self) -> None:
         """Forget what was learned (keeps the feature map and policy)."""

@@ -130,7 +130,9 @@ class ProjectedFeatures:
             raise ConfigurationError("dims must be at least 1")
         _check_positive("l2", self.l2)
         if self.projection is not None and self.mean is not None:
-            object.__setattr__(self, "_affine", _affine(self.projection, self.mean @ self.projection))
+            object.__setattr__(
+                self, "_affine", _affine(self.projection, self.mean @ self.projection)
+            )
 
     @property
     def fitted(self) -> bool:
@@ -153,7 +155,9 @@ class ProjectedFeatures:
             return fitted
         cached = _RANDOM_PROJECTIONS.get((embedding_dim, self.dims, self.seed))
         if cached is None:
-            gaussian = np.random.default_rng(self.seed).normal(size=(embedding_dim, min(self.dims, embedding_dim)))
+            gaussian = np.random.default_rng(self.seed).normal(
+                size=(embedding_dim, min(self.dims, embedding_dim))
+            )
             q, _ = np.linalg.qr(gaussian)
             cached = _affine(q, np.zeros(q.shape[1]))
             _RANDOM_PROJECTIONS[(embedding_dim, self.dims, self.seed)] = cached
@@ -176,7 +180,11 @@ class ProjectedFeatures:
 
     def to_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         header = {"name": self.name, "dims": self.dims, "l2": self.l2, "seed": self.seed}
-        arrays = {} if self.projection is None or self.mean is None else {"projection": self.projection, "mean": self.mean}
+        arrays = (
+            {}
+            if self.projection is None or self.mean is None
+            else {"projection": self.projection, "mean": self.mean}
+        )
         return header, arrays
 
 
@@ -212,7 +220,9 @@ class ClusterFeatures:
         for label in ("temperature", "cluster_l2", "embedding_l2"):
             _check_positive(label, getattr(self, label))
         if self.centroids is not None and self.centroids.shape[0] != self.clusters:
-            raise ConfigurationError(f"{self.centroids.shape[0]} centroids for {self.clusters} clusters")
+            raise ConfigurationError(
+                f"{self.centroids.shape[0]} centroids for {self.clusters} clusters"
+            )
 
     @property
     def fitted(self) -> bool:
@@ -220,7 +230,9 @@ class ClusterFeatures:
 
     def fit(self, embeddings: np.ndarray, seed: int = 0) -> ClusterFeatures:
         centroids = spherical_kmeans(embeddings, self.clusters, seed=seed)
-        return ClusterFeatures(self.clusters, self.temperature, self.cluster_l2, self.embedding_l2, centroids)
+        return ClusterFeatures(
+            self.clusters, self.temperature, self.cluster_l2, self.embedding_l2, centroids
+        )
 
     def dimension(self, embedding_dim: int) -> int:
         return self.clusters + embedding_dim + 1
@@ -245,17 +257,28 @@ class ClusterFeatures:
 
     def penalties(self, embedding_dim: int) -> np.ndarray:
         return np.concatenate(
-            [np.full(self.clusters, self.cluster_l2), np.full(embedding_dim, self.embedding_l2), [BIAS_L2]]
+            [
+                np.full(self.clusters, self.cluster_l2),
+                np.full(embedding_dim, self.embedding_l2),
+                [BIAS_L2],
+            ]
         )
 
     def to_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        header = {"name": self.name, "clusters": self.clusters, "temperature": self.temperature,
-                  "cluster_l2": self.cluster_l2, "embedding_l2": self.embedding_l2}
+        header = {
+            "name": self.name,
+            "clusters": self.clusters,
+            "temperature": self.temperature,
+            "cluster_l2": self.cluster_l2,
+            "embedding_l2": self.embedding_l2,
+        }
         arrays = {} if self.centroids is None else {"centroids": self.centroids}
         return header, arrays
 
 
-def spherical_kmeans(embeddings: np.ndarray, k: int, *, seed: int = 0, iterations: int = 30) -> np.ndarray:
+def spherical_kmeans(
+    embeddings: np.ndarray, k: int, *, seed: int = 0, iterations: int = 30
+) -> np.ndarray:
     """``k`` unit-norm centroids of the directions of ``embeddings`` (k-means++ start)."""
     unit = embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
     n = unit.shape[0]
@@ -294,5 +317,7 @@ def feature_map_from_state(header: dict[str, Any], arrays: dict[str, np.ndarray]
     if name == ClusterFeatures.name:
         return ClusterFeatures(**params, centroids=arrays.get("centroids"))
     if name == ProjectedFeatures.name:
-        return ProjectedFeatures(**params, projection=arrays.get("projection"), mean=arrays.get("mean"))
+        return ProjectedFeatures(
+            **params, projection=arrays.get("projection"), mean=arrays.get("mean")
+        )
     raise ConfigurationError(f"unknown feature map {name!r}")

@@ -13,7 +13,13 @@ import numpy as np
 
 from metallm.exceptions import InfeasibleBudgetError
 
-__all__ = ["Calibration", "calibrate_cost_weight", "cost_scale", "default_cost_weight_grid", "reward"]
+__all__ = [
+    "Calibration",
+    "calibrate_cost_weight",
+    "cost_scale",
+    "default_cost_weight_grid",
+    "reward",
+]
 
 
 def reward(quality: np.ndarray, cost: np.ndarray, cost_weight: float, scale: float) -> np.ndarray:
@@ -69,8 +75,10 @@ def calibrate_cost_weight(
         cheapest = min(cheapest, mean_cost)
         if mean_cost > budget * (1 + 1e-9):
             continue
-        if best is None or mean_quality > best.quality + 1e-12 or (
-            abs(mean_quality - best.quality) <= 1e-12 and mean_cost < best.cost
+        if (
+            best is None
+            or mean_quality > best.quality + 1e-12
+            or (abs(mean_quality - best.quality) <= 1e-12 and mean_cost < best.cost)
         ):
             best = Calibration(float(p), mean_quality, mean_cost)
     if best is None:

@@ -59,7 +59,7 @@ class RidgeStatistics:
         self.A[arm] += np.outer(x, x)
         self.B[arm] += np.outer(x, y)
         a_inv -= np.outer(ax, ax / denom)
-        self._A_inv32[arm * self.dim:(arm + 1) * self.dim] = a_inv
+        self._A_inv32[arm * self.dim : (arm + 1) * self.dim] = a_inv
         # Recursive least squares: theta += A_new^-1 x (y - x^T theta_old).
         theta += np.outer(ax / denom, residual)
 
@@ -83,7 +83,7 @@ class RidgeStatistics:
             lower_inv = np.linalg.solve(lower, np.eye(self.dim))
             self.A_inv[k] = lower_inv.T @ lower_inv
             self._theta[:, :, k] = self.A_inv[k] @ self.B[k]
-            self._A_inv32[k * self.dim:(k + 1) * self.dim] = self.A_inv[k]
+            self._A_inv32[k * self.dim : (k + 1) * self.dim] = self.A_inv[k]
 
     def counts(self) -> np.ndarray:
         """Observations per arm (read off the bias feature's diagonal entry)."""
@@ -95,7 +95,9 @@ class RidgeStatistics:
         return self.B[:, -1, COST].copy()
 
     # -- prediction -------------------------------------------------------------------
-    def predict(self, X: np.ndarray, *, fast_width: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def predict(
+        self, X: np.ndarray, *, fast_width: bool = False
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Predicted quality, cost and confidence width ``sqrt(x^T A^-1 x)``, each (n, k).
 
         ``fast_width`` computes the width in float32, as routing does.
@@ -106,7 +108,7 @@ class RidgeStatistics:
         quad = np.empty((X.shape[0], self.n_arms), dtype=np.float32 if fast_width else np.float64)
         Z = X.astype(np.float32) if fast_width else X
         for arm in range(self.n_arms):
-            a_inv = self._A_inv32[arm * d:(arm + 1) * d] if fast_width else self.A_inv[arm]
+            a_inv = self._A_inv32[arm * d : (arm + 1) * d] if fast_width else self.A_inv[arm]
             quad[:, arm] = np.einsum("nd,nd->n", Z @ a_inv, Z)
         width = np.sqrt(np.maximum(quad, 0.0, out=quad), out=quad)
         return means[:, QUALITY], means[:, COST], width

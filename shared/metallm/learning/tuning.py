@@ -19,14 +19,25 @@ from metallm.learning.features import ClusterFeatures, EmbeddingFeatures, Featur
 from metallm.learning.metrics import aiq, frontier
 from metallm.learning.reward import cost_scale, default_cost_weight_grid
 
-__all__ = ["AUTO_TUNE_ROWS", "DEFAULT_CANDIDATES", "HARM_TOLERANCE", "Tuning", "out_of_fold", "tune_features"]
+__all__ = [
+    "AUTO_TUNE_ROWS",
+    "DEFAULT_CANDIDATES",
+    "HARM_TOLERANCE",
+    "Tuning",
+    "out_of_fold",
+    "tune_features",
+]
 
 AUTO_TUNE_ROWS = 300
 HARM_TOLERANCE = 0.005
 
 DEFAULT_CANDIDATES: tuple[FeatureMap, ...] = (
     *(EmbeddingFeatures(l2) for l2 in (1.0, 3.0, 10.0, 30.0)),
-    *(ClusterFeatures(32, 0.05, cluster_l2, embedding_l2) for cluster_l2 in (1.0, 3.0, 10.0) for embedding_l2 in (10.0, 30.0)),
+    *(
+        ClusterFeatures(32, 0.05, cluster_l2, embedding_l2)
+        for cluster_l2 in (1.0, 3.0, 10.0)
+        for embedding_l2 in (10.0, 30.0)
+    ),
 )
 
 
@@ -49,7 +60,9 @@ class Tuning:
     folds: int
 
 
-def _ridge_predict(fmap: FeatureMap, train: np.ndarray, test: np.ndarray, targets: np.ndarray) -> np.ndarray:
+def _ridge_predict(
+    fmap: FeatureMap, train: np.ndarray, test: np.ndarray, targets: np.ndarray
+) -> np.ndarray:
     F = fmap.transform(train)
     gram = F.T @ F + np.diag(fmap.penalties(train.shape[1]))
     weights = np.linalg.solve(gram, F.T @ targets)
@@ -57,7 +70,13 @@ def _ridge_predict(fmap: FeatureMap, train: np.ndarray, test: np.ndarray, target
 
 
 def out_of_fold(
-    fmap: FeatureMap, embeddings: np.ndarray, quality: np.ndarray, cost: np.ndarray, *, folds: int = 5, seed: int = 0
+    fmap: FeatureMap,
+    embeddings: np.ndarray,
+    quality: np.ndarray,
+    cost: np.ndarray,
+    *,
+    folds: int = 5,
+    seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Out-of-fold predicted quality and cost (n, k) of ``fmap`` under full-information ridge."""
     n, k = quality.shape
@@ -67,7 +86,9 @@ def out_of_fold(
     for fold in np.array_split(order, folds):
         train = np.setdiff1d(order, fold, assume_unique=True)
         fitted = fmap.fit(embeddings[train], seed=seed)
-        predicted[fold] = _ridge_predict(fitted, embeddings[train], embeddings[fold], targets[train])
+        predicted[fold] = _ridge_predict(
+            fitted, embeddings[train], embeddings[fold], targets[train]
+        )
     return predicted[:, :k], predicted[:, k:]
 
 
@@ -91,13 +112,21 @@ def tune_features(
     for candidate in candidates:
         pq, pc = out_of_fold(candidate, embeddings, quality, cost, folds=folds, seed=seed)
         points = frontier(pq, pc / scale, quality, cost, grid)
-        score = aiq(points, (float(single_costs.min()), float(single_costs.max()))) if k > 1 else points[0][1]
+        score = (
+            aiq(points, (float(single_costs.min()), float(single_costs.max())))
+            if k > 1
+            else points[0][1]
+        )
         at_zero = points[0][1]
-        scores.append(CandidateScore(candidate, score, at_zero, at_zero >= best_single - HARM_TOLERANCE))
+        scores.append(
+            CandidateScore(candidate, score, at_zero, at_zero >= best_single - HARM_TOLERANCE)
+        )
         predictions.append((pq, pc))
     eligible = [i for i, s in enumerate(scores) if s.eligible]
     if eligible:
         best = max(eligible, key=lambda i: scores[i].aiq)
     else:
         best = max(range(len(scores)), key=lambda i: scores[i].quality_at_zero)
-    return Tuning(scores[best].features, tuple(scores), predictions[best][0], predictions[best][1], folds)
+    return Tuning(
+        scores[best].features, tuple(scores), predictions[best][0], predictions[best][1], folds
+    )

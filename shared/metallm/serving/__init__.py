@@ -10,8 +10,8 @@ drive; :mod:`~metallm.serving.pricing` turns reported usage into dollars and
 from metallm.serving.call import Attempts, RoutedCall
 from metallm.serving.decisions import Decision, Prediction
 from metallm.serving.failover import Cooldown, Fallbacks, is_provider_error
-from metallm.serving.router import Router, find_router
 from metallm.serving.requests import DEFAULT_SESSION_KEY, check_prompt, pop_session, routing_text
+from metallm.serving.router import Router, find_router
 
 __all__ = [
     "DEFAULT_SESSION_KEY",

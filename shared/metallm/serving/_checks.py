@@ -35,7 +35,9 @@ def one_embedding(query: np.ndarray | Sequence[float]) -> np.ndarray:
     if embedding.ndim == 2 and embedding.shape[0] == 1:
         embedding = embedding[0]
     if embedding.ndim != 1 or embedding.shape[0] == 0:
-        raise InvalidInputError(f"expected one embedding of shape (dim,), got shape {embedding.shape}")
+        raise InvalidInputError(
+            f"expected one embedding of shape (dim,), got shape {embedding.shape}"
+        )
     if not math.isfinite(np.dot(embedding, embedding)):  # one call; NaN and inf both reach it
         raise InvalidInputError("embeddings contain NaN or inf")
     return embedding
@@ -73,7 +75,9 @@ def check_matrix(values: Any, name: str, n: int, k: int) -> np.ndarray:
     except (TypeError, ValueError) as e:
         raise InvalidFeedbackError(f"{name} must be numeric: {e}") from e
     if matrix.shape != (n, k):
-        raise InvalidFeedbackError(f"{name} must have shape ({n}, {k}) (queries x models), got {matrix.shape}")
+        raise InvalidFeedbackError(
+            f"{name} must have shape ({n}, {k}) (queries x models), got {matrix.shape}"
+        )
     return matrix
 
 
@@ -98,4 +102,6 @@ def check_cost_array(C: np.ndarray) -> None:
     bad = ~np.isfinite(C) | (C < 0)
     if bad.any():
         pos = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise InvalidFeedbackError(f"cost must be finite and >= 0 USD; found {float(C[pos])!r} at {pos}")
+        raise InvalidFeedbackError(
+            f"cost must be finite and >= 0 USD; found {float(C[pos])!r} at {pos}"
+        )

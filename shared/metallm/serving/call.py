@@ -96,7 +96,9 @@ class RoutedCall:
         if is_provider_error(error):
             self._learn_failure(error)
 
-    def succeeded(self, input_tokens: int | None = None, output_tokens: int | None = None) -> dict[str, Any]:
+    def succeeded(
+        self, input_tokens: int | None = None, output_tokens: int | None = None
+    ) -> dict[str, Any]:
         """The current model answered: price it, keep the session on it; its metadata.
 
         ``input_tokens`` / ``output_tokens`` are what the provider reported (None: unknown,
@@ -106,7 +108,9 @@ class RoutedCall:
         cost = None
         if input_tokens is not None and output_tokens is not None:
             cost = usage_cost(self.prices, decision.arm, input_tokens, output_tokens)
-        self._bookkeep("attach the cost of", lambda: self.router.observe_cost(decision.id, cost or 0.0))
+        self._bookkeep(
+            "attach the cost of", lambda: self.router.observe_cost(decision.id, cost or 0.0)
+        )
         self.router.cooldown.succeeded(decision.arm)
         if self.session is not None:
             self.router.stick(self.session, decision.arm)
@@ -187,7 +191,10 @@ class RoutedCall:
     def _learn_failure(self, error: BaseException) -> None:
         decision = self.decision
         if self.record_errors:
-            self._bookkeep("record the failure of", lambda: self.router.record(decision.id, quality=0.0, cost=0.0))
+            self._bookkeep(
+                "record the failure of",
+                lambda: self.router.record(decision.id, quality=0.0, cost=0.0),
+            )
         self.router.cooldown.failed(decision.arm)
         self.errors.append((decision.arm, error))
 
@@ -203,8 +210,13 @@ class RoutedCall:
             action()
         except MetaLLMError as e:
             self.router._count_bookkeeping_error()
-            logger.warning("metallm could not %s decision %s (%s: %s); the call goes on",
-                           what, self.decision.id, type(e).__name__, e)
+            logger.warning(
+                "metallm could not %s decision %s (%s: %s); the call goes on",
+                what,
+                self.decision.id,
+                type(e).__name__,
+                e,
+            )
 
 
 class _End:
@@ -222,8 +234,16 @@ class Attempts:
     ``failed(decision, error)`` (the next decision or None) / ``succeeded(decision)``.
     """
 
-    def __init__(self, router: Router, query: Any, *, force: str | None, fallbacks: Fallbacks,
-                 session: str | None = None, record_errors: bool = True) -> None:
+    def __init__(
+        self,
+        router: Router,
+        query: Any,
+        *,
+        force: str | None,
+        fallbacks: Fallbacks,
+        session: str | None = None,
+        record_errors: bool = True,
+    ) -> None:
         self.router, self.query, self.force, self.session = router, query, force, session
         self.fallbacks, self.record_errors = fallbacks, record_errors
         self._call: RoutedCall | None = None
@@ -235,11 +255,19 @@ class Attempts:
 
     def first(self) -> Decision:
         """Choose the first model."""
-        self._call = RoutedCall(self.router, self.query, force=self.force, session=self.session,
-                                fallbacks=self.fallbacks, record_errors=self.record_errors)
+        self._call = RoutedCall(
+            self.router,
+            self.query,
+            force=self.force,
+            session=self.session,
+            fallbacks=self.fallbacks,
+            record_errors=self.record_errors,
+        )
         return self._call.decision
 
-    def failed(self, decision: Decision, error: BaseException, *, retry: bool = True) -> Decision | None:
+    def failed(
+        self, decision: Decision, error: BaseException, *, retry: bool = True
+    ) -> Decision | None:
         """Learn the failure; the next decision to try, or None when none is left."""
         assert self._call is not None, "call first() before failed()"
         if not retry:

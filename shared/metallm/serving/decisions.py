@@ -25,8 +25,16 @@ class Selection:
 
     __slots__ = ("arms", "index", "scores", "bonus", "embeddings", "features", "prompts")
 
-    def __init__(self, arms: tuple[str, ...], index: dict[str, int], scores: RowsOfValues, bonus: RowsOfValues,
-                 embeddings: Rows, features: Rows, prompts: list[str | None] | None) -> None:
+    def __init__(
+        self,
+        arms: tuple[str, ...],
+        index: dict[str, int],
+        scores: RowsOfValues,
+        bonus: RowsOfValues,
+        embeddings: Rows,
+        features: Rows,
+        prompts: list[str | None] | None,
+    ) -> None:
         self.arms, self.index, self.scores, self.bonus = arms, index, scores, bonus
         self.embeddings, self.features, self.prompts = embeddings, features, prompts
 
@@ -37,7 +45,12 @@ class ArmValues(Mapping[str, float]):
     __slots__ = ("_arms", "_index", "_values", "_row")
 
     def __init__(self, selection: Selection, values: RowsOfValues, row: int) -> None:
-        self._arms, self._index, self._values, self._row = selection.arms, selection.index, values, row
+        self._arms, self._index, self._values, self._row = (
+            selection.arms,
+            selection.index,
+            values,
+            row,
+        )
 
     def __getitem__(self, arm: str) -> float:
         return float(self._values[self._row][self._index[arm]])
@@ -108,8 +121,10 @@ class Decision(NamedTuple):
         }
 
     def __repr__(self) -> str:
-        return (f"Decision(id={self.id!r}, arm={self.arm!r}, cost_weight={self.cost_weight}, "
-                f"forced={self.forced}, sticky={self.sticky})")
+        return (
+            f"Decision(id={self.id!r}, arm={self.arm!r}, cost_weight={self.cost_weight}, "
+            f"forced={self.forced}, sticky={self.sticky})"
+        )
 
 
 class Prediction(NamedTuple):

@@ -49,7 +49,9 @@ class PendingDecisions:
         if decision is not None:
             return decision
         if decision_id in self._settled:
-            raise DuplicateFeedbackError(f"feedback for decision {decision_id} was already recorded")
+            raise DuplicateFeedbackError(
+                f"feedback for decision {decision_id} was already recorded"
+            )
         raise UnknownDecisionError(
             f"unknown decision id {decision_id!r}: never issued by this router, or evicted "
             f"(only the last {self.max_pending} pending decisions are kept; raise max_pending)"

@@ -27,7 +27,12 @@ def check_prices(prices: Prices, models: Iterable[str]) -> dict[str, tuple[float
             raise ConfigurationError(
                 f"price of {name!r} must be (usd_per_1M_input, usd_per_1M_output), got {price!r}"
             ) from None
-        if not (math.isfinite(price_in) and math.isfinite(price_out) and price_in >= 0 and price_out >= 0):
+        if not (
+            math.isfinite(price_in)
+            and math.isfinite(price_out)
+            and price_in >= 0
+            and price_out >= 0
+        ):
             raise ConfigurationError(f"price of {name!r} must be finite and >= 0, got {price!r}")
         checked[name] = (price_in, price_out)
     return checked

@@ -41,7 +41,9 @@ def check_prompt(prompt: object) -> str:
 
 
 def pop_session(
-    session_key: str | None, options: MutableMapping[str, Any], *sources: Mapping[str, Any],
+    session_key: str | None,
+    options: MutableMapping[str, Any],
+    *sources: Mapping[str, Any],
     legacy_key: str | None = None,
 ) -> str | None:
     """The session of a call, or None: sticky routing keeps a session on one model.

@@ -151,7 +151,9 @@ class Router:
         self.bandit = LinearBandit(
             len(self.arms),
             policy=chosen_policy,
-            features=features if features is not None else ProjectedFeatures(DEFAULT_PROJECTION_DIMS, l2=chosen_policy.l2),
+            features=features
+            if features is not None
+            else ProjectedFeatures(DEFAULT_PROJECTION_DIMS, l2=chosen_policy.l2),
             seed=seed,
         )
         """The learning: ridge statistics, feature map and policy."""
@@ -173,7 +175,9 @@ class Router:
         """Times metallm's own records failed after a provider answered (logged; the answer was kept)."""
         self.store = store
         self._sync = (
-            StoreSync(store, snapshot_every=snapshot_every, sync_interval=sync_interval) if store is not None else None
+            StoreSync(store, snapshot_every=snapshot_every, sync_interval=sync_interval)
+            if store is not None
+            else None
         )
         _ROUTERS[self.id] = self
         if self._sync is not None:
@@ -280,7 +284,9 @@ class Router:
                         raise InvalidInputError(f"query {i} mixes text with embeddings")
                 matrix = np.asarray(items, dtype=np.float64)
         if matrix.ndim != 2 or matrix.shape[0] == 0:
-            raise InvalidInputError(f"expected a non-empty (n, dim) batch, got shape {matrix.shape}")
+            raise InvalidInputError(
+                f"expected a non-empty (n, dim) batch, got shape {matrix.shape}"
+            )
         if not np.isfinite(matrix.sum()) and not np.isfinite(matrix).all():  # one cheap sum first
             raise InvalidInputError("embeddings contain NaN or inf")
         if self.bandit.stats is not None and matrix.shape[1] != self.bandit.embedding_dim:
@@ -315,8 +321,16 @@ class Router:
         from ``prices`` and the decision's metadata); see :class:`RoutedCall`. ``decision``
         goes on with a decision already made (e.g. one whose model formatted the tools).
         """
-        return RoutedCall(self, query, force=force, session=session, fallbacks=fallbacks,
-                          record_errors=record_errors, prices=prices, decision=decision)
+        return RoutedCall(
+            self,
+            query,
+            force=force,
+            session=session,
+            fallbacks=fallbacks,
+            record_errors=record_errors,
+            prices=prices,
+            decision=decision,
+        )
 
     def select(
         self,
@@ -337,14 +351,18 @@ class Router:
         excluded = set(exclude)
         if force is None and session is not None:
             kept = self.sessions.get(session)
-            if kept is not None and kept not in excluded and (
-                ignore_cooldown or kept not in self.cooldown.cooling()
+            if (
+                kept is not None
+                and kept not in excluded
+                and (ignore_cooldown or kept not in self.cooldown.cooling())
             ):
                 decision = self.select_batch(one(query), force=kept)[0]
                 return decision._replace(forced=False, sticky=True)
         return self._select_one(query, excluded, force, ignore_cooldown)
 
-    def _select_one(self, query: Query, exclude: set[str], force: str | None, ignore_cooldown: bool) -> Decision:
+    def _select_one(
+        self, query: Query, exclude: set[str], force: str | None, ignore_cooldown: bool
+    ) -> Decision:
         """:meth:`select_batch` for one query, with as few numpy calls as the maths allows."""
         if self._sync is not None:
             self._sync_if_due()
@@ -355,15 +373,31 @@ class Router:
             excluded, forced = set(), None
         with self._lock:
             chosen, scores, bonus, features = self.bandit.score_one(
-                embedding, cost_weight=self.cost_weight, scale=self.cost_scale, excluded=excluded, forced=forced
+                embedding,
+                cost_weight=self.cost_weight,
+                scale=self.cost_scale,
+                excluded=excluded,
+                forced=forced,
             )
             prompts: list[str | None] | None = None
             if isinstance(query, str) and self.store is not None and self.store.store_prompts:
                 prompts = [query]
-            selection = Selection(self.arms, self._index, [scores], [bonus], [embedding], [features], prompts)
+            selection = Selection(
+                self.arms, self._index, [scores], [bonus], [embedding], [features], prompts
+            )
             self._decisions += 1
-            decision: Decision = tuple.__new__(Decision, (f"{self.id}-{self._decisions:x}", self.arms[chosen],
-                                                          self.cost_weight, selection, 0, forced is not None, False))
+            decision: Decision = tuple.__new__(
+                Decision,
+                (
+                    f"{self.id}-{self._decisions:x}",
+                    self.arms[chosen],
+                    self.cost_weight,
+                    selection,
+                    0,
+                    forced is not None,
+                    False,
+                ),
+            )
             self.ledger.add(decision)
         return decision
 
@@ -382,9 +416,15 @@ class Router:
         excluded, forced = self._allowed(exclude, force, ignore_cooldown)
         with self._lock:
             chosen, scores, bonus, X = self.bandit.score_many(
-                embeddings, cost_weight=self.cost_weight, scale=self.cost_scale, excluded=excluded, forced=forced
+                embeddings,
+                cost_weight=self.cost_weight,
+                scale=self.cost_scale,
+                excluded=excluded,
+                forced=forced,
             )
-            keep_prompts = self.store is not None and self.store.store_prompts and isinstance(queries, list)
+            keep_prompts = (
+                self.store is not None and self.store.store_prompts and isinstance(queries, list)
+            )
             prompts = [q if isinstance(q, str) else None for q in queries] if keep_prompts else None
             if embeddings is queries:
                 embeddings = embeddings.copy()  # our own copy: the caller may reuse its array
@@ -393,7 +433,18 @@ class Router:
             first, prefix, arms = self._decisions + 1, f"{self.id}-", self.arms
             make, weight, is_forced = tuple.__new__, self.cost_weight, forced is not None
             decisions: list[Decision] = [
-                make(Decision, (f"{prefix}{first + row:x}", arms[arm], weight, selection, row, is_forced, False))
+                make(
+                    Decision,
+                    (
+                        f"{prefix}{first + row:x}",
+                        arms[arm],
+                        weight,
+                        selection,
+                        row,
+                        is_forced,
+                        False,
+                    ),
+                )
                 for row, arm in enumerate(chosen.tolist())
             ]
             self._decisions += len(decisions)
@@ -404,7 +455,9 @@ class Router:
         if self._sync is not None and self._sync.due():
             self.sync()
 
-    def _allowed(self, exclude: Iterable[str], force: str | None, ignore_cooldown: bool) -> tuple[set[int], int | None]:
+    def _allowed(
+        self, exclude: Iterable[str], force: str | None, ignore_cooldown: bool
+    ) -> tuple[set[int], int | None]:
         """Indices left out of this choice (asked for, or cooling down) and the forced one."""
         excluded = {self._arm_index(a) for a in exclude}
         forced = None if force is None else self._arm_index(force)
@@ -431,8 +484,14 @@ class Router:
         record_errors: bool = True,
     ) -> Attempts:
         """Deprecated: use :meth:`route`. The fallback loop of one call: ``first()``, then ``failed(...)``."""
-        return Attempts(self, query, force=force, fallbacks=fallbacks or Fallbacks(),
-                        session=session, record_errors=record_errors)
+        return Attempts(
+            self,
+            query,
+            force=force,
+            fallbacks=fallbacks or Fallbacks(),
+            session=session,
+            record_errors=record_errors,
+        )
 
     # -- online feedback ----------------------------------------------------------------
     def observe_cost(self, decision_id: str, cost: float) -> None:
@@ -459,8 +518,17 @@ class Router:
             else:
                 c = check_cost(cost)
             if self._sync is not None:  # durable before record returns
-                self._sync.append(FeedbackEvent(decision_id, decision.arm, decision.embedding, q, c, time.time(),
-                                                decision.prompt))
+                self._sync.append(
+                    FeedbackEvent(
+                        decision_id,
+                        decision.arm,
+                        decision.embedding,
+                        q,
+                        c,
+                        time.time(),
+                        decision.prompt,
+                    )
+                )
             self.ledger.settle(decision_id)
             if self._sync is not None:
                 self.sync()  # folds this event, and any from other processes, in log order
@@ -496,7 +564,9 @@ class Router:
     def _apply(self, event: FeedbackEvent) -> None:
         arm = self._index.get(event.arm)
         if arm is None:
-            raise StateFileError(str(self.store), f"event {event.decision_id} names unknown model {event.arm!r}")
+            raise StateFileError(
+                str(self.store), f"event {event.decision_id} names unknown model {event.arm!r}"
+            )
         self.bandit.learn(arm, event.embedding, quality=event.quality, cost=event.cost)
 
     def _adopt_snapshot(self, data: bytes, source: str) -> None:
@@ -532,7 +602,9 @@ class Router:
         candidates: tuple[FeatureMap, ...] = DEFAULT_CANDIDATES
         if isinstance(tune, str):
             if tune != "auto":
-                raise ConfigurationError(f'tune must be "auto", True, False or a list of feature maps, got {tune!r}')
+                raise ConfigurationError(
+                    f'tune must be "auto", True, False or a list of feature maps, got {tune!r}'
+                )
             tune = bool(embeddings.shape[0] >= AUTO_TUNE_ROWS)
         elif not isinstance(tune, bool):
             candidates = tuple(tune)
@@ -609,7 +681,11 @@ class Router:
 
     @classmethod
     def load(
-        cls, path: str | Path, *, embedder: Embedder | None | str = "default", seed: int | None = None
+        cls,
+        path: str | Path,
+        *,
+        embedder: Embedder | None | str = "default",
+        seed: int | None = None,
     ) -> Router:
         """A router with the state saved by :meth:`save`; raises :class:`StateFileError` if bad."""
         header, arrays = read_state(path)
@@ -627,11 +703,15 @@ class Router:
         router._adopt(header, arrays, path)
         return router
 
-    def _adopt(self, header: dict[str, Any], arrays: dict[str, np.ndarray], source: str | Path) -> None:
+    def _adopt(
+        self, header: dict[str, Any], arrays: dict[str, np.ndarray], source: str | Path
+    ) -> None:
         """Take the learned state (features, statistics) of a saved router."""
         try:
             if list(header["arms"]) != list(self.arms):
-                raise StateFileError(source, f"it holds models {header['arms']}, this router {list(self.arms)}")
+                raise StateFileError(
+                    source, f"it holds models {header['arms']}, this router {list(self.arms)}"
+                )
         except (KeyError, TypeError) as e:
             raise StateFileError(source, f"the header is incomplete or invalid ({e!r})") from e
         with self._lock:

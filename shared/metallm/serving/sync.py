@@ -24,7 +24,11 @@ class StoreSync:
     """
 
     def __init__(
-        self, store: StateStore, *, snapshot_every: int, sync_interval: float | None,
+        self,
+        store: StateStore,
+        *,
+        snapshot_every: int,
+        sync_interval: float | None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
@@ -40,14 +44,18 @@ class StoreSync:
 
     def due(self) -> bool:
         """Whether an automatic pull is due (``sync_interval`` seconds since the last)."""
-        return self.sync_interval is not None and self._clock() - self._last_pull >= self.sync_interval
+        return (
+            self.sync_interval is not None and self._clock() - self._last_pull >= self.sync_interval
+        )
 
     def append(self, event: FeedbackEvent) -> None:
         """Write one event durably; a duplicate decision id is a :class:`DuplicateFeedbackError`."""
         try:
             self.store.append(event)
         except DuplicateEventError as e:
-            raise DuplicateFeedbackError(f"feedback for decision {event.decision_id} is already in the store") from e
+            raise DuplicateFeedbackError(
+                f"feedback for decision {event.decision_id} is already in the store"
+            ) from e
 
     def pull(self, apply: Callable[[FeedbackEvent], None]) -> int:
         """Apply the events after :attr:`position`, in the store's order; returns how many."""

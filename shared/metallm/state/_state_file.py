@@ -27,7 +27,9 @@ def write_state(path: str | Path, header: dict[str, Any], arrays: dict[str, np.n
     """Atomically write ``header`` and ``arrays`` to ``path``."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    payload: dict[str, Any] = {_HEADER_KEY: np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)}
+    payload: dict[str, Any] = {
+        _HEADER_KEY: np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
+    }
     payload.update(arrays)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:

@@ -71,14 +71,11 @@ class StateStore(Protocol):
         """Events after ``position`` (all when None), in order, with their positions."""
         ...
 
-    def save_snapshot(self, snapshot: Snapshot) -> None:
-        ...
+    def save_snapshot(self, snapshot: Snapshot) -> None: ...
 
-    def latest_snapshot(self) -> Snapshot | None:
-        ...
+    def latest_snapshot(self) -> Snapshot | None: ...
 
-    def close(self) -> None:
-        ...
+    def close(self) -> None: ...
 
 
 def _vector_bytes(vector: np.ndarray) -> bytes:
@@ -98,8 +95,14 @@ class SQLiteStore:
     survives power loss too at the price of an fsync per event.
     """
 
-    def __init__(self, path: str | Path, *, store_prompts: bool = False, durable: bool = False,
-                 timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        store_prompts: bool = False,
+        durable: bool = False,
+        timeout: float = 30.0,
+    ) -> None:
         self.path = Path(path)
         self.store_prompts = store_prompts
         self.durable = durable
@@ -132,17 +135,28 @@ class SQLiteStore:
             db.execute("BEGIN IMMEDIATE")
             cursor = db.execute(
                 "INSERT INTO events (decision_id, arm, embedding, quality, cost, time, prompt) VALUES (?,?,?,?,?,?,?)",
-                (event.decision_id, event.arm, _vector_bytes(event.embedding), event.quality, event.cost,
-                 event.time, event.prompt if self.store_prompts else None),
+                (
+                    event.decision_id,
+                    event.arm,
+                    _vector_bytes(event.embedding),
+                    event.quality,
+                    event.cost,
+                    event.time,
+                    event.prompt if self.store_prompts else None,
+                ),
             )
             db.execute("COMMIT")
         except BaseException as e:
             if db.in_transaction:
                 db.execute("ROLLBACK")
             if isinstance(e, sqlite3.IntegrityError):
-                raise DuplicateEventError(f"{self} already holds feedback for decision {event.decision_id}") from e
+                raise DuplicateEventError(
+                    f"{self} already holds feedback for decision {event.decision_id}"
+                ) from e
             if isinstance(e, sqlite3.Error):
-                raise StoreError(f"{self} could not append the event for decision {event.decision_id}: {e}") from e
+                raise StoreError(
+                    f"{self} could not append the event for decision {event.decision_id}: {e}"
+                ) from e
             raise
         return str(cursor.lastrowid)
 
@@ -153,17 +167,29 @@ class SQLiteStore:
             (start,),
         )
         for seq, decision_id, arm, embedding, quality, cost, stamp, prompt in rows:
-            yield str(seq), FeedbackEvent(decision_id, arm, _vector(embedding), quality, cost, stamp, prompt)
+            yield (
+                str(seq),
+                FeedbackEvent(decision_id, arm, _vector(embedding), quality, cost, stamp, prompt),
+            )
 
     def save_snapshot(self, snapshot: Snapshot) -> None:
         db = self._db()
         db.execute("BEGIN IMMEDIATE")
-        db.execute("INSERT INTO snapshots (position, data) VALUES (?, ?)", (snapshot.position, snapshot.data))
-        db.execute("DELETE FROM snapshots WHERE id NOT IN (SELECT id FROM snapshots ORDER BY id DESC LIMIT 2)")
+        db.execute(
+            "INSERT INTO snapshots (position, data) VALUES (?, ?)",
+            (snapshot.position, snapshot.data),
+        )
+        db.execute(
+            "DELETE FROM snapshots WHERE id NOT IN (SELECT id FROM snapshots ORDER BY id DESC LIMIT 2)"
+        )
         db.execute("COMMIT")
 
     def latest_snapshot(self) -> Snapshot | None:
-        row = self._db().execute("SELECT position, data FROM snapshots ORDER BY id DESC LIMIT 1").fetchone()
+        row = (
+            self._db()
+            .execute("SELECT position, data FROM snapshots ORDER BY id DESC LIMIT 1")
+            .fetchone()
+        )
         return None if row is None else Snapshot(str(row[0]), bytes(row[1]))
 
     def close(self) -> None:
@@ -183,13 +209,21 @@ class RedisStore:
     into its own statistics, so all processes converge to the same state.
     """
 
-    def __init__(self, url: str = "redis://localhost:6379/0", *, prefix: str = "metallm",
-                 store_prompts: bool = False, client: Any = None) -> None:
+    def __init__(
+        self,
+        url: str = "redis://localhost:6379/0",
+        *,
+        prefix: str = "metallm",
+        store_prompts: bool = False,
+        client: Any = None,
+    ) -> None:
         if client is None:
             try:
                 import redis
             except ImportError as e:  # pragma: no cover - depends on the install
-                raise ImportError("RedisStore needs the redis package: pip install 'metallm[redis]'") from e
+                raise ImportError(
+                    "RedisStore needs the redis package: pip install 'metallm[redis]'"
+                ) from e
             client = redis.Redis.from_url(url)
         self.client = client
         self.url = url
@@ -201,8 +235,12 @@ class RedisStore:
 
     def append(self, event: FeedbackEvent) -> str:
         fields = {
-            "decision_id": event.decision_id, "arm": event.arm, "embedding": _vector_bytes(event.embedding),
-            "quality": repr(event.quality), "cost": repr(event.cost), "time": repr(event.time),
+            "decision_id": event.decision_id,
+            "arm": event.arm,
+            "embedding": _vector_bytes(event.embedding),
+            "quality": repr(event.quality),
+            "cost": repr(event.cost),
+            "time": repr(event.time),
         }
         if self.store_prompts and event.prompt is not None:
             fields["prompt"] = event.prompt
@@ -216,7 +254,9 @@ class RedisStore:
             flat += [key, value]
         position = script(keys=[self.ids_key, self.stream], args=[event.decision_id, *flat])
         if position is None:
-            raise DuplicateEventError(f"{self} already holds feedback for decision {event.decision_id}")
+            raise DuplicateEventError(
+                f"{self} already holds feedback for decision {event.decision_id}"
+            )
         return position.decode() if isinstance(position, bytes) else str(position)
 
     def events_after(self, position: str | None) -> Iterator[tuple[str, FeedbackEvent]]:
@@ -227,10 +267,17 @@ class RedisStore:
                 return
             for raw_id, fields in batch:
                 entry = {k.decode(): v for k, v in fields.items()}
-                yield raw_id.decode(), FeedbackEvent(
-                    entry["decision_id"].decode(), entry["arm"].decode(), _vector(entry["embedding"]),
-                    float(entry["quality"]), float(entry["cost"]), float(entry["time"]),
-                    entry["prompt"].decode() if "prompt" in entry else None,
+                yield (
+                    raw_id.decode(),
+                    FeedbackEvent(
+                        entry["decision_id"].decode(),
+                        entry["arm"].decode(),
+                        _vector(entry["embedding"]),
+                        float(entry["quality"]),
+                        float(entry["cost"]),
+                        float(entry["time"]),
+                        entry["prompt"].decode() if "prompt" in entry else None,
+                    ),
                 )
             start = f"({batch[-1][0].decode()}"
 
@@ -246,7 +293,9 @@ class RedisStore:
         try:
             position = json.loads(head)["position"]
         except (ValueError, KeyError) as e:
-            raise StateFileError(f"redis:{self.snapshot_key}", f"the snapshot header is corrupt ({e})") from e
+            raise StateFileError(
+                f"redis:{self.snapshot_key}", f"the snapshot header is corrupt ({e})"
+            ) from e
         return Snapshot(str(position), data)
 
     def close(self) -> None:
@@ -264,4 +313,3 @@ def snapshot_bytes(save: Any) -> bytes:
         path = Path(folder) / "state.npz"
         save(path)
         return path.read_bytes()
-

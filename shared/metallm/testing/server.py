@@ -80,16 +80,27 @@ class ScriptedModel:
             return self.tool_args(prompt)
         if isinstance(self.tool_args, dict):
             return dict(self.tool_args)
-        raise ValueError(f"tool_args must be a dict, a function or 'schema', got {self.tool_args!r}")
+        raise ValueError(
+            f"tool_args must be a dict, a function or 'schema', got {self.tool_args!r}"
+        )
 
     @classmethod
-    def from_table(cls, table: RoutingTable, model: str, *, right: str = "correct", wrong: str = "wrong",
-                   **kwargs: Any) -> ScriptedModel:
+    def from_table(
+        cls,
+        table: RoutingTable,
+        model: str,
+        *,
+        right: str = "correct",
+        wrong: str = "wrong",
+        **kwargs: Any,
+    ) -> ScriptedModel:
         """A model that answers each prompt of a routing table as it really did: ``right``
         where its logged quality is at least 0.5, else ``wrong`` (also for unknown prompts)."""
         column = table.models.index(model)
         outcome = {p: float(q) for p, q in zip(table.prompts, table.quality[:, column])}
-        return cls(reply=lambda prompt: right if outcome.get(prompt, 0.0) >= 0.5 else wrong, **kwargs)
+        return cls(
+            reply=lambda prompt: right if outcome.get(prompt, 0.0) >= 0.5 else wrong, **kwargs
+        )
 
 
 def _prompt_text(messages: list[dict[str, Any]]) -> str:
@@ -139,14 +150,18 @@ class OpenAICompatibleServer:
     def base_url(self) -> str:
         """``http://127.0.0.1:PORT/v1``: pass it as ``base_url`` / ``api_base``."""
         if self._server is None:
-            raise RuntimeError("the server is not running: use it as a context manager or call start()")
+            raise RuntimeError(
+                "the server is not running: use it as a context manager or call start()"
+            )
         return f"http://{self.host}:{self._server.server_address[1]}/v1"
 
     def start(self) -> OpenAICompatibleServer:
         handler = _make_handler(self)
         self._server = _QuietServer((self.host, 0), handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="metallm-openai-server", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="metallm-openai-server", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -206,8 +221,16 @@ def _make_handler(server: OpenAICompatibleServer) -> type[BaseHTTPRequestHandler
 
         def do_GET(self) -> None:  # noqa: N802
             if self.path.rstrip("/").endswith("/models"):
-                self._send_json(200, {"object": "list", "data": [
-                    {"id": name, "object": "model", "owned_by": "metallm-testing"} for name in server.models]})
+                self._send_json(
+                    200,
+                    {
+                        "object": "list",
+                        "data": [
+                            {"id": name, "object": "model", "owned_by": "metallm-testing"}
+                            for name in server.models
+                        ],
+                    },
+                )
             else:
                 self._error(404, f"no route {self.path}", "invalid_request_error")
 
@@ -250,25 +273,47 @@ def _make_handler(server: OpenAICompatibleServer) -> type[BaseHTTPRequestHandler
             prompt_tokens = count_tokens(_all_text(messages))
             tool_call = _tool_call(body, script, prompt)
             content = "" if tool_call else script.answer(prompt)
-            completion_tokens = count_tokens(content) if content else count_tokens(json.dumps(tool_call))
-            usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                     "total_tokens": prompt_tokens + completion_tokens}
+            completion_tokens = (
+                count_tokens(content) if content else count_tokens(json.dumps(tool_call))
+            )
+            usage = {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            }
             if body.get("stream"):
                 self._stream(name, content, tool_call, usage, body, script)
             else:
                 message: dict[str, Any] = {"role": "assistant", "content": content or None}
                 if tool_call:
                     message["tool_calls"] = [tool_call]
-                self._send_json(200, {
-                    "id": f"chatcmpl-{uuid.uuid4().hex[:12]}", "object": "chat.completion",
-                    "created": int(time.time()), "model": name,
-                    "choices": [{"index": 0, "message": message,
-                                 "finish_reason": "tool_calls" if tool_call else "stop"}],
-                    "usage": usage,
-                })
+                self._send_json(
+                    200,
+                    {
+                        "id": f"chatcmpl-{uuid.uuid4().hex[:12]}",
+                        "object": "chat.completion",
+                        "created": int(time.time()),
+                        "model": name,
+                        "choices": [
+                            {
+                                "index": 0,
+                                "message": message,
+                                "finish_reason": "tool_calls" if tool_call else "stop",
+                            }
+                        ],
+                        "usage": usage,
+                    },
+                )
 
-        def _stream(self, name: str, content: str, tool_call: dict[str, Any] | None,
-                    usage: dict[str, int], body: dict[str, Any], script: ScriptedModel) -> None:
+        def _stream(
+            self,
+            name: str,
+            content: str,
+            tool_call: dict[str, Any] | None,
+            usage: dict[str, int],
+            body: dict[str, Any],
+            script: ScriptedModel,
+        ) -> None:
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
             self.send_header("Cache-Control", "no-cache")
@@ -276,9 +321,20 @@ def _make_handler(server: OpenAICompatibleServer) -> type[BaseHTTPRequestHandler
             self.end_headers()
             cid = f"chatcmpl-{uuid.uuid4().hex[:12]}"
 
-            def event(delta: dict[str, Any], finish: str | None = None, extra: dict[str, Any] | None = None) -> bytes:
-                chunk = {"id": cid, "object": "chat.completion.chunk", "created": int(time.time()), "model": name,
-                         "choices": [{"index": 0, "delta": delta, "finish_reason": finish}] if delta is not None else []}
+            def event(
+                delta: dict[str, Any],
+                finish: str | None = None,
+                extra: dict[str, Any] | None = None,
+            ) -> bytes:
+                chunk = {
+                    "id": cid,
+                    "object": "chat.completion.chunk",
+                    "created": int(time.time()),
+                    "model": name,
+                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]
+                    if delta is not None
+                    else [],
+                }
                 if extra:
                     chunk.update(extra)
                 return f"data: {json.dumps(chunk)}\n\n".encode()
@@ -294,7 +350,13 @@ def _make_handler(server: OpenAICompatibleServer) -> type[BaseHTTPRequestHandler
                 events.append(event(None, extra={"choices": [], "usage": usage}))  # type: ignore[arg-type]
             for i, data in enumerate(events):
                 if script.stream_fail_after is not None and i >= script.stream_fail_after:
-                    error = {"error": {"message": "scripted mid-stream failure", "type": "server_error", "code": 500}}
+                    error = {
+                        "error": {
+                            "message": "scripted mid-stream failure",
+                            "type": "server_error",
+                            "code": 500,
+                        }
+                    }
                     self.wfile.write(f"data: {json.dumps(error)}\n\n".encode())
                     self.wfile.flush()
                     self.close_connection = True
@@ -332,8 +394,11 @@ def _tool_call(body: dict[str, Any], script: ScriptedModel, prompt: str) -> dict
     args = script.arguments(prompt, tool["function"].get("parameters") or {})
     if args is None:
         return None
-    return {"id": f"call_{uuid.uuid4().hex[:8]}", "type": "function",
-            "function": {"name": name, "arguments": json.dumps(args)}}
+    return {
+        "id": f"call_{uuid.uuid4().hex[:8]}",
+        "type": "function",
+        "function": {"name": name, "arguments": json.dumps(args)},
+    }
 
 
 _QUOTED = re.compile(r"'([^']+)'|\"([^\"]+)\"")
@@ -369,7 +434,9 @@ def _fill_schema(schema: dict[str, Any], prompt: str) -> dict[str, Any]:
     return {k: value(v) for k, v in schema.get("properties", {}).items()}
 
 
-def openai_server(models: Mapping[str, ScriptedModel] | None = None, **kwargs: Any) -> Iterator[OpenAICompatibleServer]:
+def openai_server(
+    models: Mapping[str, ScriptedModel] | None = None, **kwargs: Any
+) -> Iterator[OpenAICompatibleServer]:
     """Generator for a pytest fixture: ``yield from openai_server({...})``."""
     with OpenAICompatibleServer(models, **kwargs) as server:
         yield server

@@ -18,7 +18,9 @@ def test_real_minilm_embeddings_are_normalised_384_d(embedder):
 
 
 def test_similar_sentences_are_closer_than_unrelated_ones(embedder):
-    a, b, c = embedder.embed(["How do I bake bread?", "What is a good bread recipe?", "When did Rome fall?"])
+    a, b, c = embedder.embed(
+        ["How do I bake bread?", "What is a good bread recipe?", "When did Rome fall?"]
+    )
     assert a @ b > a @ c + 0.2
 
 
@@ -27,7 +29,9 @@ def test_repeated_texts_come_from_the_cache(embedder, monkeypatch):
     model = embedder._load()
     calls = []
     original = model.encode
-    monkeypatch.setattr(model, "encode", lambda texts, **kw: calls.append(list(texts)) or original(texts, **kw))
+    monkeypatch.setattr(
+        model, "encode", lambda texts, **kw: calls.append(list(texts)) or original(texts, **kw)
+    )
     out = embedder.embed(["a sentence to cache", "a new sentence", "a new sentence"])
     assert calls == [["a new sentence"]]
     np.testing.assert_array_equal(out[1], out[2])

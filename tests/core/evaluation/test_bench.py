@@ -32,8 +32,17 @@ def test_bench_writes_the_exact_report_and_a_plot(table, tmp_path, capsys):
     out, plot = tmp_path / "report.json", tmp_path / "plot.png"
     assert main(["bench", "--data", str(table), "--json", str(out), "--plot", str(plot)]) == 0
     report = json.loads(out.read_text())
-    assert list(report) == ["dataset", "n_test", "models", "single", "oracle", "router", "baseline_linear",
-                            "budgets", "summary"]
+    assert list(report) == [
+        "dataset",
+        "n_test",
+        "models",
+        "single",
+        "oracle",
+        "router",
+        "baseline_linear",
+        "budgets",
+        "summary",
+    ]
     assert set(report["summary"]) == {"aiq", "aiq_zero", "max_quality", "savings_at_best"}
     assert report["n_test"] == 120 and report["models"] == list(MODELS)
     assert report["router"][0]["p"] == 0.0 and report["baseline_linear"][0]["p"] == 0.0
@@ -58,7 +67,22 @@ def test_bench_reports_a_bad_table_clearly(tmp_path, capsys):
 
 def test_simulate_ucb_beats_random_and_holds_a_budget(table, tmp_path, capsys):
     out, plot = tmp_path / "sim.json", tmp_path / "sim.png"
-    assert main(["simulate", "--data", str(table), "--budget", "0.0006", "--json", str(out), "--plot", str(plot)]) == 0
+    assert (
+        main(
+            [
+                "simulate",
+                "--data",
+                str(table),
+                "--budget",
+                "0.0006",
+                "--json",
+                str(out),
+                "--plot",
+                str(plot),
+            ]
+        )
+        == 0
+    )
     report = json.loads(out.read_text())
     runs = report["runs"]
     assert runs["UCB (cold)"]["regret"] < runs["random (cold)"]["regret"]
@@ -70,7 +94,12 @@ def test_simulate_ucb_beats_random_and_holds_a_budget(table, tmp_path, capsys):
 
 def test_bench_and_simulate_run_on_a_static_embedder(table, static_model_dir, tmp_path, capsys):
     out = tmp_path / "static.json"
-    assert main(["bench", "--data", str(table), "--static-model", static_model_dir, "--json", str(out)]) == 0
+    assert (
+        main(
+            ["bench", "--data", str(table), "--static-model", static_model_dir, "--json", str(out)]
+        )
+        == 0
+    )
     report = json.loads(out.read_text())
     assert 0.0 < report["summary"]["max_quality"] <= 1.0
     assert main(["simulate", "--data", str(table), "--static-model", static_model_dir]) == 0
@@ -86,4 +115,7 @@ def test_bench_measures_one_fixed_feature_map_on_request(table, tmp_path, capsys
 
     assert list(FEATURE_NAMES) == list(FEATURE_CHOICES)
     assert main(["bench", "--data", str(table), "--features", "projected64"]) == 0
-    assert "router features (chosen by 5-fold CV on the training rows): ProjectedFeatures(dims=64" in capsys.readouterr().out
+    assert (
+        "router features (chosen by 5-fold CV on the training rows): ProjectedFeatures(dims=64"
+        in capsys.readouterr().out
+    )

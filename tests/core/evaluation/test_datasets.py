@@ -29,8 +29,24 @@ def test_the_shared_tables_load(shared_data):
 
 def test_csv_jsonl_and_parquet_give_the_same_table(tmp_path):
     csv_path = _csv(tmp_path, 'hello,t1,1,0,0.001,0.01\n"bye, now",t2,0.5,1,0.002,0.02\n')
-    rows = [{"prompt": "hello", "task": "t1", "a": 1, "b": 0, "a|total_cost": 0.001, "b|total_cost": 0.01},
-            {"prompt": "bye, now", "task": "t2", "a": 0.5, "b": 1, "a|total_cost": 0.002, "b|total_cost": 0.02}]
+    rows = [
+        {
+            "prompt": "hello",
+            "task": "t1",
+            "a": 1,
+            "b": 0,
+            "a|total_cost": 0.001,
+            "b|total_cost": 0.01,
+        },
+        {
+            "prompt": "bye, now",
+            "task": "t2",
+            "a": 0.5,
+            "b": 1,
+            "a|total_cost": 0.002,
+            "b|total_cost": 0.02,
+        },
+    ]
     jsonl_path = tmp_path / "t.jsonl"
     jsonl_path.write_text("\n".join(json.dumps(r) for r in rows))
     import pyarrow as pa
@@ -48,8 +64,16 @@ def test_csv_jsonl_and_parquet_give_the_same_table(tmp_path):
 @pytest.mark.parametrize(
     ("header", "body", "message"),
     [
-        ("prompt,a,b,a|total_cost\n", "x,1,0,0.1\n", "model column 'b' has no cost column 'b|total_cost'"),
-        ("prompt,a,a|total_cost,c|total_cost\n", "x,1,0.1,0.1\n", "cost column 'c|total_cost' has no quality column"),
+        (
+            "prompt,a,b,a|total_cost\n",
+            "x,1,0,0.1\n",
+            "model column 'b' has no cost column 'b|total_cost'",
+        ),
+        (
+            "prompt,a,a|total_cost,c|total_cost\n",
+            "x,1,0.1,0.1\n",
+            "cost column 'c|total_cost' has no quality column",
+        ),
         (HEADER, "x,t,nan,0,0.1,0.1\n", "row 1, column 'a': 'nan' is not a finite number"),
         (HEADER, "x,t,1.5,0,0.1,0.1\n", "row 1, column 'a': quality 1.5 is outside \\[0, 1\\]"),
         (HEADER, "x,t,1,0,-0.1,0.1\n", "row 1, column 'a\\|total_cost': negative cost"),

@@ -11,10 +11,17 @@ from metallm.cli import main
 def test_the_speed_budget_prints_each_measurement(capsys):
     assert main(["speed", "--n", "60", "--rounds", "2"]) == 0
     out = capsys.readouterr().out
-    for expected in ("select, full features", "select_batch, compact features", "record -> SQLiteStore",
-                     "record -> RedisStore", "MB held", "(rounds ", "MiniLM, repeated query",
-                     # from the LangChain adapter, through the metallm.speed entry point
-                     "overhead (difference of medians)"):
+    for expected in (
+        "select, full features",
+        "select_batch, compact features",
+        "record -> SQLiteStore",
+        "record -> RedisStore",
+        "MB held",
+        "(rounds ",
+        "MiniLM, repeated query",
+        # from the LangChain adapter, through the metallm.speed entry point
+        "overhead (difference of medians)",
+    ):
         assert expected in out, expected
 
 
@@ -24,7 +31,11 @@ def test_the_speed_budget_refuses_zero_rounds(capsys):
 
 
 def test_the_documented_module_command_still_runs():
-    result = subprocess.run([sys.executable, "-m", "metallm.benchmarks", "--help"],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "metallm.benchmarks", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     assert "--rounds" in result.stdout

@@ -54,23 +54,33 @@ def test_projected_features_cold_are_orthonormal_and_fitted_are_pca():
     q = cold._affine_map(32)[0][:, :-1]
     np.testing.assert_allclose(q.T @ q, np.eye(8), atol=1e-10)
     np.testing.assert_allclose(a, np.hstack([X[:3] @ q, np.ones((3, 1))]), atol=1e-12)
-    np.testing.assert_array_equal(ProjectedFeatures(dims=8).transform(X[:3]), a)  # seeded: the same projection
+    np.testing.assert_array_equal(
+        ProjectedFeatures(dims=8).transform(X[:3]), a
+    )  # seeded: the same projection
     fitted = cold.fit(X)
     z = fitted.transform(X)[:, :-1]
-    np.testing.assert_allclose(z, (X - fitted.mean) @ fitted.projection, atol=1e-12)  # centred, then projected
+    np.testing.assert_allclose(
+        z, (X - fitted.mean) @ fitted.projection, atol=1e-12
+    )  # centred, then projected
     np.testing.assert_array_equal(fitted.transform(X)[:, -1], 1.0)  # the bias feature
     variances = z.var(axis=0)
     assert (np.diff(variances) <= 1e-12).all()  # principal components, largest variance first
 
 
-@pytest.mark.parametrize("features", [ClusterFeatures(clusters=6), ProjectedFeatures(dims=5), EmbeddingFeatures(3.0)])
+@pytest.mark.parametrize(
+    "features", [ClusterFeatures(clusters=6), ProjectedFeatures(dims=5), EmbeddingFeatures(3.0)]
+)
 def test_fitted_feature_maps_survive_save_and_load(tmp_path, features):
     X = _unit(200, 12)
     rng = np.random.default_rng(2)
-    router = Router(["a", "b"], embedder=None, features=features).fit(X, rng.random((200, 2)), rng.random((200, 2)), tune=False)
+    router = Router(["a", "b"], embedder=None, features=features).fit(
+        X, rng.random((200, 2)), rng.random((200, 2)), tune=False
+    )
     loaded = Router.load(router.save(tmp_path / "r.npz"), embedder=None)
     assert type(loaded.features) is type(features)
-    np.testing.assert_allclose(loaded.predict(X[:5]).quality, router.predict(X[:5]).quality, atol=1e-12)
+    np.testing.assert_allclose(
+        loaded.predict(X[:5]).quality, router.predict(X[:5]).quality, atol=1e-12
+    )
 
 
 def test_tuning_picks_clusters_when_strengths_follow_topics_and_does_no_harm():
@@ -92,7 +102,9 @@ def test_tuning_picks_clusters_when_strengths_follow_topics_and_does_no_harm():
     assert router.features is not None and router.features.fitted
 
 
-@pytest.mark.parametrize("features", [ClusterFeatures(clusters=3), ProjectedFeatures(dims=4), EmbeddingFeatures()])
+@pytest.mark.parametrize(
+    "features", [ClusterFeatures(clusters=3), ProjectedFeatures(dims=4), EmbeddingFeatures()]
+)
 def test_transform_one_equals_a_row_of_transform(features):
     X = _unit(50, 6)
     fitted = features.fit(X)

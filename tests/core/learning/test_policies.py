@@ -37,4 +37,6 @@ def test_epsilon_greedy_single_choice_explores_only_allowed_arms():
     policy, rng = EpsilonGreedy(epsilon=0.5), np.random.default_rng(1)
     picks = Counter(policy.choose_one([0.9, -math.inf, 0.1, 0.2], rng) for _ in range(2000))
     assert 1 not in picks
-    assert picks[0] > 1000 and picks[2] > 100 and picks[3] > 100  # greedy half + a third of the rest
+    assert (
+        picks[0] > 1000 and picks[2] > 100 and picks[3] > 100
+    )  # greedy half + a third of the rest

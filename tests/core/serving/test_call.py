@@ -27,8 +27,15 @@ class ProviderDown(Exception):
 
 def _router(**kwargs) -> Router:
     """'a' is known to be best for QUERY, then 'b', then 'c' (greedy, so the order is fixed)."""
-    router = Router(["a", "b", "c"], embedder=None, features=EmbeddingFeatures(), policy=LinUCB(alpha=0.0),
-                    cost_weight=0.0, seed=0, **kwargs)
+    router = Router(
+        ["a", "b", "c"],
+        embedder=None,
+        features=EmbeddingFeatures(),
+        policy=LinUCB(alpha=0.0),
+        cost_weight=0.0,
+        seed=0,
+        **kwargs,
+    )
     Q = np.tile([0.9, 0.6, 0.3], (20, 1))
     router.fit(np.tile(QUERY, (20, 1)), Q, np.zeros_like(Q), tune=False)
     return router
@@ -40,6 +47,7 @@ def _flaky(failing: set[str], answers: list[str]):
         if decision.arm in failing:
             raise ProviderDown(f"{decision.arm} is down")
         return f"answer from {decision.arm}"
+
     return attempt
 
 

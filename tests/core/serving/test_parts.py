@@ -57,8 +57,13 @@ def test_sessions_forget_the_least_recent():
 
 
 def test_routing_text_is_the_last_user_turn_else_everything():
-    assert routing_text([(True, "first"), (False, "reply"), (True, "second"), (False, "")]) == "second"
-    assert routing_text([(False, "system says"), (False, "assistant says")]) == "system says\nassistant says"
+    assert (
+        routing_text([(True, "first"), (False, "reply"), (True, "second"), (False, "")]) == "second"
+    )
+    assert (
+        routing_text([(False, "system says"), (False, "assistant says")])
+        == "system says\nassistant says"
+    )
     with pytest.raises(EmptyQueryError):
         routing_text([(True, "  "), (False, "")])
 

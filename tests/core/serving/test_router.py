@@ -64,7 +64,9 @@ def test_fit_equals_regularised_least_squares():
     prediction = router.predict(X[:5])
     F = np.hstack([X[:5], np.ones((5, 1))])
     for k in range(3):
-        np.testing.assert_allclose(prediction.quality[:, k], F @ _ridge(X, Q[:, k], 2.5), atol=1e-10)
+        np.testing.assert_allclose(
+            prediction.quality[:, k], F @ _ridge(X, Q[:, k], 2.5), atol=1e-10
+        )
         np.testing.assert_allclose(prediction.cost[:, k], F @ _ridge(X, C[:, k], 2.5), atol=1e-12)
 
 
@@ -110,7 +112,9 @@ def test_partial_fit_equals_per_arm_ridge():
 
 def test_the_router_learns_which_arm_is_best_by_region():
     rng = np.random.default_rng(3)
-    router = Router(["left", "right"], embedder=None, policy=LinUCB(alpha=0.3), cost_weight=0.0, seed=0)
+    router = Router(
+        ["left", "right"], embedder=None, policy=LinUCB(alpha=0.3), cost_weight=0.0, seed=0
+    )
     for _ in range(400):
         x = rng.normal(size=2)
         d = router.select(x)
@@ -212,7 +216,9 @@ def test_bad_queries_and_configuration_are_typed_errors():
         EpsilonGreedy(epsilon=2)
     router = Router(ARMS, embedder=None)
     router.select(np.ones(4))
-    with pytest.raises(DimensionMismatchError, match="has 3 dimensions but the router was built on 4"):
+    with pytest.raises(
+        DimensionMismatchError, match="has 3 dimensions but the router was built on 4"
+    ):
         router.select(np.ones(3))
     with pytest.raises(InvalidInputError, match="NaN"):
         router.select(np.array([1.0, np.nan, 0, 0]))
@@ -226,7 +232,9 @@ def test_bad_queries_and_configuration_are_typed_errors():
         router.select("some text")
     with pytest.raises(InvalidFeedbackError, match="shape \\(2, 3\\)"):
         router.fit(np.ones((2, 4)), np.ones((2, 2)), np.ones((2, 3)))
-    with pytest.raises(InvalidFeedbackError, match="quality must be in \\[0, 1\\]; found 2.0 at \\(1, 0\\)"):
+    with pytest.raises(
+        InvalidFeedbackError, match="quality must be in \\[0, 1\\]; found 2.0 at \\(1, 0\\)"
+    ):
         router.fit(np.ones((2, 4)), [[1, 1, 1], [2, 1, 1]], np.ones((2, 3)))
 
 
@@ -240,7 +248,9 @@ def test_empty_text_is_rejected(embedder):
 
 def test_exclude_skips_arms():
     router = Router(ARMS, embedder=None, seed=0)
-    assert {router.select(np.ones(2), exclude=["cheap", "mid"]).arm for _ in range(10)} == {"premium"}
+    assert {router.select(np.ones(2), exclude=["cheap", "mid"]).arm for _ in range(10)} == {
+        "premium"
+    }
 
 
 def test_select_batch_matches_select():
@@ -258,7 +268,9 @@ def test_select_batch_matches_select():
 def test_epsilon_greedy_explores():
     X, Q, C = _data(n=50)
     Q[:, 2] = 1.0
-    router = Router(ARMS, embedder=None, policy=EpsilonGreedy(epsilon=0.5), cost_weight=0, seed=0).fit(X, Q, C)
+    router = Router(
+        ARMS, embedder=None, policy=EpsilonGreedy(epsilon=0.5), cost_weight=0, seed=0
+    ).fit(X, Q, C)
     arms = [d.arm for d in router.select_batch(np.repeat(X[:1], 400, axis=0))]
     assert 0.6 < arms.count("premium") / 400 < 0.9
     assert {"cheap", "mid"} <= set(arms)
@@ -282,7 +294,9 @@ def test_concurrent_records_lose_nothing():
     for i, d in enumerate(decisions):
         s = sequential.select(X[i], force=d.arm)
         sequential.record(s.id, quality=Q[i, i % 3], cost=C[i, i % 3])
-    np.testing.assert_allclose(router.predict(X[:5]).quality, sequential.predict(X[:5]).quality, atol=1e-9)
+    np.testing.assert_allclose(
+        router.predict(X[:5]).quality, sequential.predict(X[:5]).quality, atol=1e-9
+    )
     assert router.n_updates == 400
 
 
@@ -317,7 +331,11 @@ def test_decisions_keep_their_own_read_only_copy_of_the_embedding():
     # what is learned is the embedding that was routed, not the caller's new values
     router.record(single.id, quality=1.0, cost=0.01)
     untouched = Router(ARMS, embedder=None, seed=0)
-    untouched.record(untouched.select(np.array([0.5, -0.5, 1.0, 2.0]), force=single.arm).id, quality=1.0, cost=0.01)
+    untouched.record(
+        untouched.select(np.array([0.5, -0.5, 1.0, 2.0]), force=single.arm).id,
+        quality=1.0,
+        cost=0.01,
+    )
     probe = np.random.default_rng(0).normal(size=(5, 4))
     np.testing.assert_array_equal(router.predict(probe).quality, untouched.predict(probe).quality)
 
@@ -326,7 +344,9 @@ def test_decision_values_are_read_only_mappings_and_the_width_is_the_exact_one()
     X, Q, C = _data(n=50)
     router = Router(ARMS, embedder=None, policy=LinUCB(alpha=0.7)).fit(X, Q, C)
     decision, exact = router.select(X[0]), router.predict(X[:1])
-    assert dict(decision.bonus) == pytest.approx({a: 0.7 * w for a, w in zip(ARMS, exact.width[0])}, rel=1e-6)
+    assert dict(decision.bonus) == pytest.approx(
+        {a: 0.7 * w for a, w in zip(ARMS, exact.width[0])}, rel=1e-6
+    )
     assert set(decision.scores) == set(ARMS) and len(decision.scores) == len(ARMS)
     with pytest.raises(TypeError):
         decision.scores["cheap"] = 1.0  # type: ignore[index]
@@ -337,11 +357,18 @@ def test_decision_values_are_read_only_mappings_and_the_width_is_the_exact_one()
 
 def test_fit_chooses_among_the_feature_maps_it_is_given():
     X, Q, C = _data(n=120)
-    router = Router(ARMS, embedder=None).fit(X, Q, C, tune=[ProjectedFeatures(4), EmbeddingFeatures(3.0)])
+    router = Router(ARMS, embedder=None).fit(
+        X, Q, C, tune=[ProjectedFeatures(4), EmbeddingFeatures(3.0)]
+    )
     assert router.tuning_ is not None
-    assert [type(s.features) for s in router.tuning_.scores] == [ProjectedFeatures, EmbeddingFeatures]
+    assert [type(s.features) for s in router.tuning_.scores] == [
+        ProjectedFeatures,
+        EmbeddingFeatures,
+    ]
     alone = Router(ARMS, embedder=None).fit(X, Q, C, tune=[ProjectedFeatures(4)])
-    assert isinstance(alone.features, ProjectedFeatures) and alone.features.projection is not None  # fitted: PCA
+    assert (
+        isinstance(alone.features, ProjectedFeatures) and alone.features.projection is not None
+    )  # fitted: PCA
     with pytest.raises(ConfigurationError, match="no candidate"):
         Router(ARMS, embedder=None).fit(X, Q, C, tune=[])
     with pytest.raises(ConfigurationError, match='tune must be "auto"'):

@@ -28,14 +28,25 @@ def events(worker: int, n: int):
     rng = np.random.default_rng(1000 + worker)
     for _ in range(n):
         x = rng.normal(size=DIM)
-        yield x / np.linalg.norm(x), ARMS[int(rng.integers(3))], float(rng.random()), float(rng.random() / 100)
+        yield (
+            x / np.linalg.norm(x),
+            ARMS[int(rng.integers(3))],
+            float(rng.random()),
+            float(rng.random() / 100),
+        )
 
 
 def main() -> None:
     kind, target, worker, n = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
     ids_file = sys.argv[5] if len(sys.argv) > 5 else None
-    router = Router(ARMS, embedder=None, policy=LinUCB(alpha=0.25), store=open_store(kind, target),
-                    snapshot_every=200, sync_interval=None)
+    router = Router(
+        ARMS,
+        embedder=None,
+        policy=LinUCB(alpha=0.25),
+        store=open_store(kind, target),
+        snapshot_every=200,
+        sync_interval=None,
+    )
     out = open(ids_file, "a", buffering=1) if ids_file else None
     for x, arm, quality, cost in events(worker, n):
         decision = router.select(x, force=arm)

@@ -17,9 +17,9 @@ ARMS = ["a", "b", "c"]
 def trained() -> Router:
     rng = np.random.default_rng(0)
     X = rng.normal(size=(80, 5))
-    return Router(ARMS, embedder=None, policy=LinUCB(alpha=0.4, l2=2.0), cost_weight=0.3, seed=1).fit(
-        X, rng.random((80, 3)), rng.random((80, 3)) / 100
-    )
+    return Router(
+        ARMS, embedder=None, policy=LinUCB(alpha=0.4, l2=2.0), cost_weight=0.3, seed=1
+    ).fit(X, rng.random((80, 3)), rng.random((80, 3)) / 100)
 
 
 def test_round_trip_keeps_the_learned_state(tmp_path, trained):
@@ -76,16 +76,35 @@ def _set_header(arrays, header):
         (lambda p: p.write_bytes(p.read_bytes()[:200]), "not a readable .npz file"),
         (lambda p: p.write_bytes(b"garbage" * 50), "not a readable .npz file"),
         (lambda p: _rewrite(p, lambda a: a.pop("header_json")), "the JSON header is missing"),
-        (lambda p: _rewrite(p, lambda a: a.update(header_json=np.frombuffer(b"{nope", np.uint8))), "header is corrupt"),
-        (lambda p: _rewrite(p, lambda a: _set_header(a, {**_header(a), "format_version": 99})), "format_version is 99"),
-        (lambda p: _rewrite(p, lambda a: _set_header(a, {**_header(a), "arms": ["a", "b"]})), "do not match 2 arms"),
+        (
+            lambda p: _rewrite(
+                p, lambda a: a.update(header_json=np.frombuffer(b"{nope", np.uint8))
+            ),
+            "header is corrupt",
+        ),
+        (
+            lambda p: _rewrite(p, lambda a: _set_header(a, {**_header(a), "format_version": 99})),
+            "format_version is 99",
+        ),
+        (
+            lambda p: _rewrite(p, lambda a: _set_header(a, {**_header(a), "arms": ["a", "b"]})),
+            "do not match 2 arms",
+        ),
         (lambda p: _rewrite(p, lambda a: a.pop("B")), "arrays A and B are missing"),
         (lambda p: _rewrite(p, lambda a: a["A"].__setitem__((0, 0, 0), np.nan)), "NaN or inf"),
-        (lambda p: _rewrite(p, lambda a: a["A"].__setitem__(0, -np.eye(6))), "not positive definite"),
-        (lambda p: _rewrite(p, lambda a: _set_header(a, {"format_version": 1})), "header is incomplete"),
+        (
+            lambda p: _rewrite(p, lambda a: a["A"].__setitem__(0, -np.eye(6))),
+            "not positive definite",
+        ),
+        (
+            lambda p: _rewrite(p, lambda a: _set_header(a, {"format_version": 1})),
+            "header is incomplete",
+        ),
     ],
 )
-def test_corrupt_or_mismatched_files_raise_a_typed_error_naming_the_file(tmp_path, trained, damage, problem):
+def test_corrupt_or_mismatched_files_raise_a_typed_error_naming_the_file(
+    tmp_path, trained, damage, problem
+):
     path = trained.save(tmp_path / "router.npz")
     damage(path)
     with pytest.raises(StateFileError, match=problem) as info:

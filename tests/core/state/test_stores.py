@@ -46,8 +46,23 @@ def redis_url(tmp_path_factory):
         pytest.fail("redis-server is not installed: .ci/run installs Debian's redis-server package")
     port = _free_port()
     workdir = tmp_path_factory.mktemp("redis")
-    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                             "--dir", str(workdir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     import redis
 
     client = redis.Redis(port=port)
@@ -81,8 +96,15 @@ def _open(kind, target):
 
 
 def _router(kind, target, **kwargs):
-    return Router(ARMS, embedder=None, policy=LinUCB(alpha=0.25), store=_open(kind, target), seed=0,
-                  sync_interval=None, **kwargs)
+    return Router(
+        ARMS,
+        embedder=None,
+        policy=LinUCB(alpha=0.25),
+        store=_open(kind, target),
+        seed=0,
+        sync_interval=None,
+        **kwargs,
+    )
 
 
 def _train(router, worker=0, n=120):
@@ -132,7 +154,9 @@ def test_loading_is_snapshot_plus_replay(target):
     replayed = sum(1 for _ in store.events_after(snapshot.position))
     assert 0 < replayed < 50
     restored = _router(kind, where)
-    np.testing.assert_allclose(restored.bandit.stats.B, _sequential_fold(store).bandit.stats.B, atol=1e-12)
+    np.testing.assert_allclose(
+        restored.bandit.stats.B, _sequential_fold(store).bandit.stats.B, atol=1e-12
+    )
 
 
 def test_feedback_from_another_process_is_folded_in(target):
@@ -149,7 +173,7 @@ def test_prompts_are_not_stored_unless_asked(tmp_path, embedder):
         router = Router(ARMS, embedder=embedder, store=store, sync_interval=None)
         d = router.select("What is the capital of Peru?")
         router.record(d.id, quality=1.0, cost=0.001)
-        (_, event), = store.events_after(None)
+        ((_, event),) = store.events_after(None)
         assert event.prompt == ("What is the capital of Peru?" if opt_in else None)
         assert event.embedding.shape == (384,)
         raw = sqlite3.connect(store.path).execute("SELECT prompt FROM events").fetchone()[0]
@@ -204,7 +228,9 @@ def test_sigkill_mid_recording_loses_and_doubles_nothing(target, tmp_path):
     ids_file = tmp_path / "returned.txt"
     proc = _worker(kind, where, 7, 100_000, ids_file)
     deadline = time.time() + 60
-    while time.time() < deadline and (not ids_file.exists() or len(ids_file.read_text().split()) < 150):
+    while time.time() < deadline and (
+        not ids_file.exists() or len(ids_file.read_text().split()) < 150
+    ):
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
@@ -227,12 +253,16 @@ def test_four_processes_fold_to_the_sequential_statistics(target):
     assert sum(1 for _ in store.events_after(None)) == 2000
     restored = _router(kind, where)
     fold = _sequential_fold(store)
-    np.testing.assert_array_equal(restored.bandit.stats.A, fold.bandit.stats.A)  # same order: exactly equal
+    np.testing.assert_array_equal(
+        restored.bandit.stats.A, fold.bandit.stats.A
+    )  # same order: exactly equal
     np.testing.assert_array_equal(restored.bandit.stats.B, fold.bandit.stats.B)
     # and equal, up to rounding, to the four workers' events folded in any order
     any_order = Router(ARMS, embedder=None, policy=LinUCB(alpha=0.25))
     for w in range(4):
         for x, arm, quality, cost in events(w, 500):
             any_order.partial_fit(x[None, :], [arm], [quality], [cost])
-    np.testing.assert_allclose(restored.bandit.stats.A, any_order.bandit.stats.A, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(
+        restored.bandit.stats.A, any_order.bandit.stats.A, rtol=1e-10, atol=1e-10
+    )
     assert restored.counts == any_order.counts

@@ -14,19 +14,25 @@ from metallm.testing import OpenAICompatibleServer, ScriptedModel, count_tokens,
 
 
 def _post(server, body, timeout=5.0):
-    request = urllib.request.Request(f"{server.base_url}/chat/completions", data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"}, method="POST")
+    request = urllib.request.Request(
+        f"{server.base_url}/chat/completions",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
     with urllib.request.urlopen(request, timeout=timeout) as response:
         return response.status, response.headers.get("Content-Type"), response.read().decode()
 
 
 def _events(text):
-    return [line[len("data: "):] for line in text.splitlines() if line.startswith("data: ")]
+    return [line[len("data: ") :] for line in text.splitlines() if line.startswith("data: ")]
 
 
 def test_json_answer_with_real_token_counts():
     with OpenAICompatibleServer({"m": ScriptedModel(reply="Hello, world!")}) as server:
-        status, kind, text = _post(server, {"model": "m", "messages": [{"role": "user", "content": "Say hi, please."}]})
+        status, kind, text = _post(
+            server, {"model": "m", "messages": [{"role": "user", "content": "Say hi, please."}]}
+        )
     body = json.loads(text)
     assert (status, kind) == (200, "application/json")
     assert body["choices"][0]["message"]["content"] == "Hello, world!"
@@ -36,27 +42,66 @@ def test_json_answer_with_real_token_counts():
 
 def test_sse_stream_with_usage_only_when_asked():
     with OpenAICompatibleServer({"m": ScriptedModel(reply="one two three")}) as server:
-        _, kind, plain = _post(server, {"model": "m", "stream": True, "messages": [{"role": "user", "content": "go"}]})
-        _, _, with_usage = _post(server, {"model": "m", "stream": True, "stream_options": {"include_usage": True},
-                                          "messages": [{"role": "user", "content": "go"}]})
+        _, kind, plain = _post(
+            server, {"model": "m", "stream": True, "messages": [{"role": "user", "content": "go"}]}
+        )
+        _, _, with_usage = _post(
+            server,
+            {
+                "model": "m",
+                "stream": True,
+                "stream_options": {"include_usage": True},
+                "messages": [{"role": "user", "content": "go"}],
+            },
+        )
     assert kind == "text/event-stream"
     events = _events(plain)
     assert events[-1] == "[DONE]"
     chunks = [json.loads(e) for e in events[:-1]]
-    assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"]) == "one two three"
+    assert (
+        "".join(c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"])
+        == "one two three"
+    )
     assert all("usage" not in c for c in chunks)
     last = json.loads(_events(with_usage)[-2])
     assert last["choices"] == [] and last["usage"]["completion_tokens"] == 3
 
 
 def test_tool_calls_follow_the_requested_schema_and_stop_after_the_tool_result():
-    tools = [{"type": "function", "function": {"name": "lookup", "parameters": {
-        "type": "object", "properties": {"city": {"type": "string"}, "days": {"type": "integer"}}}}}]
-    with OpenAICompatibleServer({"m": ScriptedModel(reply="It is sunny.", tool_args="schema")}) as server:
-        _, _, text = _post(server, {"model": "m", "tools": tools,
-                                    "messages": [{"role": "user", "content": "Weather in 'Porto'?"}]})
-        _, _, after = _post(server, {"model": "m", "tools": tools, "messages": [
-            {"role": "user", "content": "Weather in 'Porto'?"}, {"role": "tool", "content": "sunny", "tool_call_id": "1"}]})
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": "lookup",
+                "parameters": {
+                    "type": "object",
+                    "properties": {"city": {"type": "string"}, "days": {"type": "integer"}},
+                },
+            },
+        }
+    ]
+    with OpenAICompatibleServer(
+        {"m": ScriptedModel(reply="It is sunny.", tool_args="schema")}
+    ) as server:
+        _, _, text = _post(
+            server,
+            {
+                "model": "m",
+                "tools": tools,
+                "messages": [{"role": "user", "content": "Weather in 'Porto'?"}],
+            },
+        )
+        _, _, after = _post(
+            server,
+            {
+                "model": "m",
+                "tools": tools,
+                "messages": [
+                    {"role": "user", "content": "Weather in 'Porto'?"},
+                    {"role": "tool", "content": "sunny", "tool_call_id": "1"},
+                ],
+            },
+        )
     call = json.loads(text)["choices"][0]["message"]["tool_calls"][0]
     assert json.loads(call["function"]["arguments"]) == {"city": "Porto", "days": 3}
     assert json.loads(after)["choices"][0]["message"]["content"] == "It is sunny."
@@ -68,11 +113,15 @@ def test_scripted_http_errors(status):
         with pytest.raises(urllib.error.HTTPError) as info:
             _post(server, {"model": "m", "messages": [{"role": "user", "content": "x"}]})
         assert info.value.code == status
-        assert _post(server, {"model": "m", "messages": [{"role": "user", "content": "x"}]})[0] == 200  # recovered
+        assert (
+            _post(server, {"model": "m", "messages": [{"role": "user", "content": "x"}]})[0] == 200
+        )  # recovered
 
 
 def test_unknown_model_is_404_and_malformed_bodies_and_latency():
-    with OpenAICompatibleServer({"bad": ScriptedModel(malformed=True), "slow": ScriptedModel(latency=0.3)}) as server:
+    with OpenAICompatibleServer(
+        {"bad": ScriptedModel(malformed=True), "slow": ScriptedModel(latency=0.3)}
+    ) as server:
         with pytest.raises(urllib.error.HTTPError) as info:
             _post(server, {"model": "nope", "messages": []})
         assert info.value.code == 404
@@ -82,7 +131,11 @@ def test_unknown_model_is_404_and_malformed_bodies_and_latency():
         _post(server, {"model": "slow", "messages": [{"role": "user", "content": "x"}]})
         assert time.perf_counter() - start >= 0.3
         with pytest.raises(TimeoutError):
-            _post(server, {"model": "slow", "messages": [{"role": "user", "content": "x"}]}, timeout=0.05)
+            _post(
+                server,
+                {"model": "slow", "messages": [{"role": "user", "content": "x"}]},
+                timeout=0.05,
+            )
 
 
 def test_replies_from_a_routing_table(shared_data):
