@@ -54,10 +54,12 @@ class MetaLLMFeedbackHandler(BaseCallbackHandler):
         **kwargs: Any,
     ) -> None:
         # on_llm_end carries no metadata: keep it by run id until the run ends.
+        """Keep the run's metadata until it ends (``on_llm_end`` carries none)."""
         with self._lock:
             self._metadata[run_id] = dict(metadata or {})
 
     def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
+        """Score the routed answer with the evaluator and record it on the router."""
         with self._lock:
             metadata = self._metadata.pop(run_id, {})
         for generations in response.generations:
@@ -76,5 +78,6 @@ class MetaLLMFeedbackHandler(BaseCallbackHandler):
 
     def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         # The router already recorded the failure for the model that raised.
+        """Forget the run: the router already learned the failure of the model that raised."""
         with self._lock:
             self._metadata.pop(run_id, None)

@@ -69,8 +69,9 @@ class _Call(NamedTuple):
 
 
 class ChatMetaLLM(BaseChatModel):
-    """A chat model that routes every call to the pool member with the best expected
-    quality for the money, and learns from feedback (MetaLLM, arXiv 2407.10834).
+    """A chat model that routes each call to the pool member with the best answer for the money.
+
+    It learns from feedback which member that is for which kind of query (MetaLLM, arXiv 2407.10834).
 
     Setup:
         ``pip install "metallm[langchain,openai]"``
@@ -350,6 +351,7 @@ class ChatMetaLLM(BaseChatModel):
         stop: list[str] | None = None,
         **kwargs: Any,
     ) -> Iterator[AIMessageChunk]:
+        """Stream the chosen model's answer; the decision rides on the last chunk."""
         config, parent = _with_run_id(config)
         chunks = super().stream(input, config, stop=stop, **kwargs)
         token = _STREAM_PARENT.set(parent)
@@ -370,6 +372,7 @@ class ChatMetaLLM(BaseChatModel):
         stop: list[str] | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[AIMessageChunk]:
+        """Stream the chosen model's answer asynchronously; the decision rides on the last chunk."""
         config, parent = _with_run_id(config)
         chunks = super().astream(input, config, stop=stop, **kwargs)
         token = _STREAM_PARENT.set(parent)
@@ -530,9 +533,12 @@ def _take_stream_parent() -> _StreamParent | _RunParent | None:
 
 
 def _sees_nested_runs(handler: BaseCallbackHandler) -> bool:
-    """Tracers (LangSmith, run collectors, the console) see the chosen model's run nested
-    under the router's. Other handlers (usage counters, token streamers, astream_events)
-    see one chat-model run per call, the router's, so nothing is counted or streamed twice."""
+    """Whether ``handler`` sees the chosen model's run nested under the router's.
+
+    Tracers (LangSmith, run collectors, the console) do. Other handlers (usage counters, token
+    streamers, astream_events) see one chat-model run per call, the router's, so nothing is
+    counted or streamed twice.
+    """
     return isinstance(handler, BaseTracer) and not isinstance(handler, _StreamingCallbackHandler)
 
 

@@ -34,6 +34,8 @@ KINDS = ("cooking", "arithmetic", "astronomy")
 
 @dataclass(frozen=True)
 class Query:
+    """One demo question, its kind and the text a right answer contains."""
+
     text: str
     kind: str
     reference: str

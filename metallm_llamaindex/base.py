@@ -51,8 +51,9 @@ _Response = TypeVar("_Response", ChatResponse, CompletionResponse)
 
 
 class MetaLLM(FunctionCallingLLM):
-    """A LlamaIndex LLM that routes every call to the pool member with the best expected
-    quality for the money, and learns from feedback (MetaLLM, arXiv 2407.10834).
+    """A LlamaIndex LLM that routes each call to the pool member with the best answer for the money.
+
+    It learns from feedback which member that is for which kind of query (MetaLLM, arXiv 2407.10834).
 
     .. code-block:: python
 
@@ -122,6 +123,7 @@ class MetaLLM(FunctionCallingLLM):
 
     @classmethod
     def class_name(cls) -> str:
+        """The name LlamaIndex serialises this LLM under."""
         return "MetaLLM"
 
     @property
@@ -274,16 +276,19 @@ class MetaLLM(FunctionCallingLLM):
     # -- chat -----------------------------------------------------------------------------
     @llm_chat_callback()
     def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
+        """Chat with the chosen member; the decision is in ``additional_kwargs['metallm']``."""
         return self._run(_routing_text(messages), kwargs, lambda llm: llm.chat(messages, **kwargs))
 
     @llm_chat_callback()
     async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
+        """Chat with the chosen member, awaiting its async path."""
         return await self._arun(
             _routing_text(messages), kwargs, lambda llm: llm.achat(messages, **kwargs)
         )
 
     @llm_chat_callback()
     def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
+        """Stream a chat from the chosen member; the last response carries the cost."""
         return self._run_stream(
             _routing_text(messages), kwargs, lambda llm: llm.stream_chat(messages, **kwargs)
         )
@@ -292,6 +297,7 @@ class MetaLLM(FunctionCallingLLM):
     async def astream_chat(
         self, messages: Sequence[ChatMessage], **kwargs: Any
     ) -> ChatResponseAsyncGen:
+        """Stream a chat asynchronously from the chosen member; the last response carries the cost."""
         return await self._arun_stream(
             _routing_text(messages), kwargs, lambda llm: llm.astream_chat(messages, **kwargs)
         )
@@ -299,6 +305,7 @@ class MetaLLM(FunctionCallingLLM):
     # -- complete -------------------------------------------------------------------------
     @llm_completion_callback()
     def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
+        """Complete the prompt with the chosen member; the decision is in ``additional_kwargs['metallm']``."""
         return self._run(
             check_prompt(prompt),
             kwargs,
@@ -309,6 +316,7 @@ class MetaLLM(FunctionCallingLLM):
     async def acomplete(
         self, prompt: str, formatted: bool = False, **kwargs: Any
     ) -> CompletionResponse:
+        """Complete the prompt with the chosen member, awaiting its async path."""
         return await self._arun(
             check_prompt(prompt),
             kwargs,
@@ -319,6 +327,7 @@ class MetaLLM(FunctionCallingLLM):
     def stream_complete(
         self, prompt: str, formatted: bool = False, **kwargs: Any
     ) -> CompletionResponseGen:
+        """Stream a completion from the chosen member; the last response carries the cost."""
         return self._run_stream(
             check_prompt(prompt),
             kwargs,
@@ -329,6 +338,7 @@ class MetaLLM(FunctionCallingLLM):
     async def astream_complete(
         self, prompt: str, formatted: bool = False, **kwargs: Any
     ) -> CompletionResponseAsyncGen:
+        """Stream a completion asynchronously from the chosen member; the last response carries the cost."""
         return await self._arun_stream(
             check_prompt(prompt),
             kwargs,

@@ -61,6 +61,7 @@ class MetaLLMFeedbackEventHandler(BaseEventHandler):
 
     @classmethod
     def class_name(cls) -> str:
+        """The name LlamaIndex serialises this handler under."""
         return "MetaLLMFeedbackEventHandler"
 
     @property
@@ -74,6 +75,7 @@ class MetaLLMFeedbackEventHandler(BaseEventHandler):
         return list(self._errors)
 
     def handle(self, event: BaseEvent, **kwargs: Any) -> None:
+        """Score a routed answer's end event and record it (errors are kept in :attr:`errors`)."""
         if (
             not isinstance(event, (LLMChatEndEvent, LLMCompletionEndEvent))
             or event.response is None

@@ -21,4 +21,5 @@ class MetaLLMDecisionEvent(BaseEvent):
 
     @classmethod
     def class_name(cls) -> str:
+        """The name LlamaIndex serialises this event under."""
         return "MetaLLMDecisionEvent"

@@ -1,3 +1,5 @@
+"""``python -m metallm``: the ``metallm`` command."""
+
 import sys
 
 from metallm.cli import main

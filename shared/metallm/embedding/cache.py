@@ -73,9 +73,11 @@ class DiskCachedEmbedder:
 
     @property
     def dimension(self) -> int:
+        """The wrapped embedder's vector size."""
         return self.embedder.dimension
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Embeddings of ``texts``: cached rows read back, the rest embedded and stored."""
         items = check_texts(texts)
         keys = [self._key(t) for t in items]
         found: dict[bytes, np.ndarray] = {}

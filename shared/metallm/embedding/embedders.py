@@ -115,6 +115,7 @@ class SentenceTransformerEmbedder:
 
     @property
     def dimension(self) -> int:
+        """The size of the vectors :meth:`embed` returns."""
         model = self._load()
         getter = (
             getattr(model, "get_embedding_dimension", None)
@@ -123,6 +124,7 @@ class SentenceTransformerEmbedder:
         return int(getter())
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Embeddings (n, dim) of ``texts``, L2-normalised."""
         items = check_texts(texts)
         found: dict[str, np.ndarray] = {}
         with self._lock:
@@ -189,9 +191,11 @@ class StaticEmbedder:
 
     @property
     def dimension(self) -> int:
+        """The size of the vectors :meth:`embed` returns."""
         return int(self._load().dim)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Embeddings (n, dim) of ``texts``, L2-normalised."""
         items = check_texts(texts)
         missing = [t for t in dict.fromkeys(items) if t not in self._cache]
         if missing:

@@ -54,8 +54,11 @@ def split_rows(n: int, *, seed: int, test_size: float) -> tuple[np.ndarray, np.n
 
 
 def default_embedder(model: str | None = None, *, static_model: str | None = None) -> Embedder:
-    """Sentence-BERT behind the on-disk cache, so a second run does not re-embed; or, given
-    ``static_model`` (a folder made by ``metallm distill``), that static embedder (fast enough uncached)."""
+    """The embedder bench and simulate use.
+
+    Sentence-BERT behind the on-disk cache, so a second run does not re-embed; or, given
+    ``static_model`` (a folder made by ``metallm distill``), that static embedder (fast enough uncached).
+    """
     if static_model is not None:
         from metallm.embedding.embedders import StaticEmbedder
 

@@ -42,6 +42,7 @@ class BudgetController:
     cost_weight: float = 0.0
 
     def update(self, cost: float) -> float:
+        """Take one observed cost; the new cost weight ``p``."""
         self.cost_weight = max(
             0.0, self.cost_weight + self.step * (cost - self.budget) / self.scale
         )

@@ -75,8 +75,11 @@ def _rounds_line(label: str, medians: list[float], p99s: list[float], target: st
 
 
 def bench_routing(n: int, rounds: int = 5) -> list[str]:
-    """Each configuration measured ``rounds`` times, interleaved, so a slow spell of a shared
-    machine hits every configuration alike; the median over rounds is printed."""
+    """Routing latency and throughput per configuration, measured in interleaved rounds.
+
+    Each configuration is measured ``rounds`` times, interleaved, so a slow spell of a shared
+    machine hits every configuration alike; the median over rounds is printed.
+    """
     lines = [
         f"routing (10 arms, 384-d embeddings given; {rounds} rounds of {n} calls, median of the rounds):"
     ]
@@ -127,6 +130,7 @@ def bench_routing(n: int, rounds: int = 5) -> list[str]:
 
 
 def bench_stores(n: int) -> list[str]:
+    """``record`` latency through the SQLite and Redis stores (a Redis server is started on loopback)."""
     lines = ["record through a store (compact features):"]
     X, _, _ = _data(n + 400, seed=2)
     with tempfile.TemporaryDirectory() as folder:
@@ -179,6 +183,7 @@ def bench_stores(n: int) -> list[str]:
 
 
 def bench_embedders(n: int, static_model: str | None) -> list[str]:
+    """Embedding latency of one 30-word query for each embedder."""
     from metallm.embedding.embedders import SentenceTransformerEmbedder, StaticEmbedder
 
     lines = [f"embedding one 30-word query ({len(QUERY.split())} words):"]
@@ -218,6 +223,7 @@ def bench_embedders(n: int, static_model: str | None) -> list[str]:
 
 
 def bench_memory() -> list[str]:
+    """The router's memory beyond the embedding model, full and compact features."""
     lines = ["router memory beyond the embedding model (10 arms, trained):"]
     X, Q, C = _data(3000)
     for label, features in (

@@ -85,24 +85,31 @@ class EmbeddingFeatures:
 
     @property
     def fitted(self) -> bool:
+        """False while the map still needs :meth:`fit`."""
         return True
 
     def fit(self, embeddings: np.ndarray, seed: int = 0) -> EmbeddingFeatures:
+        """A map fitted on these (training) embeddings."""
         return self
 
     def dimension(self, embedding_dim: int) -> int:
+        """Number of features for embeddings of this size."""
         return embedding_dim + 1
 
     def transform(self, embeddings: np.ndarray) -> np.ndarray:
+        """Features (n, m) of embeddings (n, d)."""
         return np.hstack([embeddings, np.ones((embeddings.shape[0], 1))])
 
     def transform_one(self, embedding: np.ndarray) -> np.ndarray:
+        """Features (m,) of one embedding (d,)."""
         return np.append(embedding, 1.0)
 
     def penalties(self, embedding_dim: int) -> np.ndarray:
+        """The ridge penalty of each feature (the prior precision)."""
         return np.concatenate([np.full(embedding_dim, self.l2), [BIAS_L2]])
 
     def to_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """Header and arrays to save the map with (see :func:`feature_map_from_state`)."""
         return {"name": self.name, "l2": self.l2}, {}
 
 
@@ -136,9 +143,11 @@ class ProjectedFeatures:
 
     @property
     def fitted(self) -> bool:
+        """False while the map still needs :meth:`fit`."""
         return True  # a cold map projects at random until fit() finds the principal directions
 
     def fit(self, embeddings: np.ndarray, seed: int = 0) -> ProjectedFeatures:
+        """A map fitted on these (training) embeddings."""
         mean = embeddings.mean(axis=0)
         _, _, vt = np.linalg.svd(embeddings - mean, full_matrices=False)
         dims = min(self.dims, vt.shape[0])
@@ -164,21 +173,26 @@ class ProjectedFeatures:
         return cached
 
     def dimension(self, embedding_dim: int) -> int:
+        """Number of features for embeddings of this size."""
         return min(self.dims, embedding_dim) + 1
 
     def transform(self, embeddings: np.ndarray) -> np.ndarray:
+        """Features (n, m) of embeddings (n, d)."""
         weights, shift = self._affine_map(embeddings.shape[-1])
         out: np.ndarray = np.dot(embeddings, weights)
         out += shift
         return out
 
     def transform_one(self, embedding: np.ndarray) -> np.ndarray:
+        """Features (m,) of one embedding (d,)."""
         return self.transform(embedding)  # np.dot and the shift work on one vector alike
 
     def penalties(self, embedding_dim: int) -> np.ndarray:
+        """The ridge penalty of each feature (the prior precision)."""
         return np.concatenate([np.full(min(self.dims, embedding_dim), self.l2), [BIAS_L2]])
 
     def to_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """Header and arrays to save the map with (see :func:`feature_map_from_state`)."""
         header = {"name": self.name, "dims": self.dims, "l2": self.l2, "seed": self.seed}
         arrays = (
             {}
@@ -226,18 +240,22 @@ class ClusterFeatures:
 
     @property
     def fitted(self) -> bool:
+        """False while the map still needs :meth:`fit`."""
         return self.centroids is not None
 
     def fit(self, embeddings: np.ndarray, seed: int = 0) -> ClusterFeatures:
+        """A map fitted on these (training) embeddings."""
         centroids = spherical_kmeans(embeddings, self.clusters, seed=seed)
         return ClusterFeatures(
             self.clusters, self.temperature, self.cluster_l2, self.embedding_l2, centroids
         )
 
     def dimension(self, embedding_dim: int) -> int:
+        """Number of features for embeddings of this size."""
         return self.clusters + embedding_dim + 1
 
     def transform(self, embeddings: np.ndarray) -> np.ndarray:
+        """Features (n, m) of embeddings (n, d)."""
         if self.centroids is None:
             raise ConfigurationError("ClusterFeatures needs fit() on training embeddings first")
         if embeddings.shape[1] != self.centroids.shape[1]:
@@ -252,10 +270,12 @@ class ClusterFeatures:
         return np.hstack([member, embeddings, np.ones((embeddings.shape[0], 1))])
 
     def transform_one(self, embedding: np.ndarray) -> np.ndarray:
+        """Features (m,) of one embedding (d,)."""
         features: np.ndarray = self.transform(embedding[None])[0]
         return features
 
     def penalties(self, embedding_dim: int) -> np.ndarray:
+        """The ridge penalty of each feature (the prior precision)."""
         return np.concatenate(
             [
                 np.full(self.clusters, self.cluster_l2),
@@ -265,6 +285,7 @@ class ClusterFeatures:
         )
 
     def to_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """Header and arrays to save the map with (see :func:`feature_map_from_state`)."""
         header = {
             "name": self.name,
             "clusters": self.clusters,

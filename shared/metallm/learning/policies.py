@@ -38,8 +38,10 @@ class Policy(Protocol):
         ...
 
     def choose_one(self, scores: list[float], rng: np.random.Generator) -> int:
-        """The chosen arm for one query's ``scores`` (a list of k floats; -inf marks excluded
-        arms): the single-decision fast path, where plain floats beat numpy calls."""
+        """The chosen arm for one query's ``scores`` (a list of k floats; -inf marks excluded arms).
+
+        The single-decision fast path, where plain floats beat numpy calls.
+        """
         ...
 
     def to_dict(self) -> dict[str, Any]:
@@ -96,15 +98,19 @@ class LinUCB:
         _check_l2(self.l2)
 
     def bonus(self, width: np.ndarray) -> np.ndarray:
+        """Exploration bonus per arm, shaped like ``width``."""
         return self.alpha * width
 
     def choose(self, scores: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """The chosen arm per row of ``scores`` (-inf marks excluded arms)."""
         return argmax_random_ties(scores, rng)
 
     def choose_one(self, scores: list[float], rng: np.random.Generator) -> int:
+        """The chosen arm for one query's scores (-inf marks excluded arms)."""
         return argmax_one(scores, rng)
 
     def to_dict(self) -> dict[str, Any]:
+        """Name and parameters, for the saved state's header."""
         return {"name": self.name, **asdict(self)}
 
 
@@ -122,9 +128,11 @@ class EpsilonGreedy:
         _check_l2(self.l2)
 
     def bonus(self, width: np.ndarray) -> np.ndarray:
+        """Exploration bonus per arm, shaped like ``width``."""
         return np.zeros_like(width)
 
     def choose(self, scores: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """The chosen arm per row of ``scores`` (-inf marks excluded arms)."""
         greedy = argmax_random_ties(scores, rng)
         allowed = np.isfinite(scores)
         explore = rng.random(scores.shape[0]) < self.epsilon
@@ -132,9 +140,11 @@ class EpsilonGreedy:
         return np.where(explore, random_pick, greedy)
 
     def choose_one(self, scores: list[float], rng: np.random.Generator) -> int:
+        """The chosen arm for one query's scores (-inf marks excluded arms)."""
         return int(self.choose(np.array([scores]), rng)[0])
 
     def to_dict(self) -> dict[str, Any]:
+        """Name and parameters, for the saved state's header."""
         return {"name": self.name, **asdict(self)}
 
 
@@ -149,15 +159,19 @@ class RandomPolicy:
         _check_l2(self.l2)
 
     def bonus(self, width: np.ndarray) -> np.ndarray:
+        """Exploration bonus per arm, shaped like ``width``."""
         return np.zeros_like(width)
 
     def choose(self, scores: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """The chosen arm per row of ``scores`` (-inf marks excluded arms)."""
         return argmax_random_ties(np.where(np.isfinite(scores), 0.0, -np.inf), rng)
 
     def choose_one(self, scores: list[float], rng: np.random.Generator) -> int:
+        """The chosen arm for one query's scores (-inf marks excluded arms)."""
         return int(rng.choice([i for i, v in enumerate(scores) if math.isfinite(v)]))
 
     def to_dict(self) -> dict[str, Any]:
+        """Name and parameters, for the saved state's header."""
         return {"name": self.name, **asdict(self)}
 
 

@@ -114,8 +114,10 @@ class RidgeStatistics:
         return means[:, QUALITY], means[:, COST], width
 
     def predict_one(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """For one feature vector: ``(means, quad)``, means (2, k) (quality row, cost row)
-        and ``quad = x^T A^-1 x`` per arm (float32), in three matrix products: the routing fast path."""
+        """For one feature vector: ``(means, quad)``, in three matrix products (the routing fast path).
+
+        ``means`` is (2, k) (a quality row and a cost row) and ``quad = x^T A^-1 x`` per arm (float32).
+        """
         k, d = self.n_arms, self.dim
         means = np.dot(x, self._theta_flat).reshape(2, k)  # np.dot: less call overhead than @
         x32 = x.astype(np.float32)

@@ -53,6 +53,7 @@ class Cooldown:
             raise ConfigurationError("seconds must be a finite number >= 0")
 
     def failed(self, arm: str) -> None:
+        """Count a failure of ``arm``; enough in a row start its cooldown."""
         with self._lock:
             streak = self._streak.get(arm, 0) + 1
             self._streak[arm] = streak
@@ -61,14 +62,17 @@ class Cooldown:
                 self._streak[arm] = 0
 
     def succeeded(self, arm: str) -> None:
+        """``arm`` answered: its failure streak and cooldown end."""
         with self._lock:
             self._streak.pop(arm, None)
             self._until.pop(arm, None)
 
     @property
     def active(self) -> bool:
-        """Whether any model was put on cooldown and has not succeeded since (no clock read:
-        cheap enough for every routing decision; :meth:`cooling` says which still are)."""
+        """Whether any model was put on cooldown and has not succeeded since.
+
+        No clock read: cheap enough for every routing decision; :meth:`cooling` says which still are.
+        """
         return bool(self._until)
 
     def cooling(self) -> set[str]:

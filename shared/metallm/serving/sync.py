@@ -81,8 +81,11 @@ class StoreSync:
         self._since_snapshot = 0
 
     def restore(self, adopt: Callable[[bytes, str], None], forget: Callable[[], None]) -> None:
-        """Start from the latest snapshot: ``adopt(data, source)`` takes it; when it is corrupt
-        (:class:`StateFileError`), ``forget()`` and the whole log is replayed by the next pull."""
+        """Start from the latest snapshot, which ``adopt(data, source)`` takes.
+
+        When it is corrupt (:class:`StateFileError`), ``forget()`` is called and the whole log is
+        replayed by the next pull.
+        """
         snapshot = self.store.latest_snapshot()
         if snapshot is None:
             return

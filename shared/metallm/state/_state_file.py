@@ -49,8 +49,10 @@ def write_state(path: str | Path, header: dict[str, Any], arrays: dict[str, np.n
 def read_state(
     path: str | Path, *, data: bytes | None = None
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Header and arrays from ``path`` (or from ``data``, named ``path`` in errors), or
-    :class:`StateFileError` saying what is wrong."""
+    """Header and arrays from ``path`` (or from ``data``, named ``path`` in errors).
+
+    Raises :class:`StateFileError` saying what is wrong.
+    """
     source = Path(path)
     if data is None and not source.is_file():
         raise StateFileError(source, "no such file")

@@ -71,11 +71,17 @@ class StateStore(Protocol):
         """Events after ``position`` (all when None), in order, with their positions."""
         ...
 
-    def save_snapshot(self, snapshot: Snapshot) -> None: ...
+    def save_snapshot(self, snapshot: Snapshot) -> None:
+        """Store a snapshot of the learned state (older ones are dropped)."""
+        ...
 
-    def latest_snapshot(self) -> Snapshot | None: ...
+    def latest_snapshot(self) -> Snapshot | None:
+        """The newest snapshot, or None."""
+        ...
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Close this process's connection(s)."""
+        ...
 
 
 def _vector_bytes(vector: np.ndarray) -> bytes:
@@ -130,6 +136,7 @@ class SQLiteStore:
         return db
 
     def append(self, event: FeedbackEvent) -> str:
+        """Write the event durably in one transaction; its position in the log."""
         db = self._db()
         try:
             db.execute("BEGIN IMMEDIATE")
@@ -161,6 +168,7 @@ class SQLiteStore:
         return str(cursor.lastrowid)
 
     def events_after(self, position: str | None) -> Iterator[tuple[str, FeedbackEvent]]:
+        """Events after ``position`` (all when None), in log order, with their positions."""
         start = int(position) if position else 0
         rows = self._db().execute(
             "SELECT seq, decision_id, arm, embedding, quality, cost, time, prompt FROM events WHERE seq > ? ORDER BY seq",
@@ -173,6 +181,7 @@ class SQLiteStore:
             )
 
     def save_snapshot(self, snapshot: Snapshot) -> None:
+        """Store a snapshot of the learned state (older ones are dropped)."""
         db = self._db()
         db.execute("BEGIN IMMEDIATE")
         db.execute(
@@ -185,6 +194,7 @@ class SQLiteStore:
         db.execute("COMMIT")
 
     def latest_snapshot(self) -> Snapshot | None:
+        """The newest snapshot, or None."""
         row = (
             self._db()
             .execute("SELECT position, data FROM snapshots ORDER BY id DESC LIMIT 1")
@@ -193,6 +203,7 @@ class SQLiteStore:
         return None if row is None else Snapshot(str(row[0]), bytes(row[1]))
 
     def close(self) -> None:
+        """Close this process's connection(s)."""
         db = getattr(self._local, "db", None)
         if db is not None:
             db.close()
@@ -234,6 +245,7 @@ class RedisStore:
         self.ids_key = f"{prefix}:decision_ids"
 
     def append(self, event: FeedbackEvent) -> str:
+        """Write the event durably in one transaction; its position in the log."""
         fields = {
             "decision_id": event.decision_id,
             "arm": event.arm,
@@ -260,6 +272,7 @@ class RedisStore:
         return position.decode() if isinstance(position, bytes) else str(position)
 
     def events_after(self, position: str | None) -> Iterator[tuple[str, FeedbackEvent]]:
+        """Events after ``position`` (all when None), in log order, with their positions."""
         start = "-" if not position else f"({position}"
         while True:
             batch = self.client.xrange(self.stream, min=start, max="+", count=1000)
@@ -282,10 +295,12 @@ class RedisStore:
             start = f"({batch[-1][0].decode()}"
 
     def save_snapshot(self, snapshot: Snapshot) -> None:
+        """Store a snapshot of the learned state (older ones are dropped)."""
         payload = json.dumps({"position": snapshot.position}).encode() + b"\n" + snapshot.data
         self.client.set(self.snapshot_key, payload)
 
     def latest_snapshot(self) -> Snapshot | None:
+        """The newest snapshot, or None."""
         payload = self.client.get(self.snapshot_key)
         if payload is None:
             return None
@@ -299,6 +314,7 @@ class RedisStore:
         return Snapshot(str(position), data)
 
     def close(self) -> None:
+        """Close this process's connection(s)."""
         self.client.close()
 
     def __repr__(self) -> str:

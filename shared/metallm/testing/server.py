@@ -69,9 +69,11 @@ class ScriptedModel:
     requests: int = field(default=0, init=False)
 
     def answer(self, prompt: str) -> str:
+        """The reply to ``prompt``: fixed, or computed from it."""
         return self.reply(prompt) if callable(self.reply) else self.reply
 
     def arguments(self, prompt: str, schema: dict[str, Any]) -> dict[str, Any] | None:
+        """Tool-call arguments for ``prompt``: scripted, or filled from the schema."""
         if self.tool_args is None:
             return None
         if self.tool_args == "schema":
@@ -94,8 +96,11 @@ class ScriptedModel:
         wrong: str = "wrong",
         **kwargs: Any,
     ) -> ScriptedModel:
-        """A model that answers each prompt of a routing table as it really did: ``right``
-        where its logged quality is at least 0.5, else ``wrong`` (also for unknown prompts)."""
+        """A model that answers each prompt of a routing table as it really did.
+
+        It replies ``right`` where its logged quality is at least 0.5, else ``wrong`` (also for
+        unknown prompts).
+        """
         column = table.models.index(model)
         outcome = {p: float(q) for p, q in zip(table.prompts, table.quality[:, column])}
         return cls(
@@ -156,6 +161,7 @@ class OpenAICompatibleServer:
         return f"http://{self.host}:{self._server.server_address[1]}/v1"
 
     def start(self) -> OpenAICompatibleServer:
+        """Start serving on 127.0.0.1 and a free port (a daemon thread)."""
         handler = _make_handler(self)
         self._server = _QuietServer((self.host, 0), handler)
         self._server.daemon_threads = True
@@ -166,6 +172,7 @@ class OpenAICompatibleServer:
         return self
 
     def stop(self) -> None:
+        """Stop serving and close the socket."""
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -178,6 +185,7 @@ class OpenAICompatibleServer:
         self.stop()
 
     def script_for(self, name: str) -> ScriptedModel | None:
+        """The scripted model of that name, if any."""
         return self.models.get(name, self.default)
 
     def _log(self, body: dict[str, Any]) -> None:
@@ -437,6 +445,6 @@ def _fill_schema(schema: dict[str, Any], prompt: str) -> dict[str, Any]:
 def openai_server(
     models: Mapping[str, ScriptedModel] | None = None, **kwargs: Any
 ) -> Iterator[OpenAICompatibleServer]:
-    """Generator for a pytest fixture: ``yield from openai_server({...})``."""
+    """A running server for a pytest fixture to ``yield from``, given the scripted models."""
     with OpenAICompatibleServer(models, **kwargs) as server:
         yield server
