@@ -35,7 +35,7 @@ from pydantic import ConfigDict, Field
 
 from metallm import ConfigurationError, Decision, Fallbacks, RoutedCall, Router
 from metallm.serving import pop_session, routing_text
-from metallm.serving.pricing import check_prices
+from metallm.serving.pool import check_pool
 
 __all__ = ["ChatMetaLLM"]
 
@@ -141,15 +141,7 @@ class ChatMetaLLM(BaseChatModel):
         self._check_pool()
 
     def _check_pool(self) -> None:
-        if not self.models:
-            raise ConfigurationError("models is empty: give ChatMetaLLM at least one chat model")
-        self.prices = check_prices(self.prices, self.models)
-        if self.router is None:
-            self.router = Router(list(self.models))
-        elif set(self.router.arms) != set(self.models):
-            raise ConfigurationError(
-                f"the router's models {sorted(self.router.arms)} differ from the pool's {sorted(self.models)}"
-            )
+        self.prices, self.router = check_pool(self.models, self.prices, self.router, what="models")
 
     @property
     def _router(self) -> Router:

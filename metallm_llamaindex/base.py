@@ -39,7 +39,7 @@ from llama_index_instrumentation import get_dispatcher
 
 from metallm import ConfigurationError, Decision, Fallbacks, RoutedCall, Router
 from metallm.serving import DEFAULT_SESSION_KEY, check_prompt, pop_session, routing_text
-from metallm.serving.pricing import check_prices
+from metallm.serving.pool import check_pool
 from metallm_llamaindex.events import MetaLLMDecisionEvent
 
 __all__ = ["MetaLLM"]
@@ -108,15 +108,7 @@ class MetaLLM(FunctionCallingLLM):
         **kwargs: Any,
     ) -> None:
         super().__init__(prices=dict(prices or {}), **kwargs)
-        if not llms:
-            raise ConfigurationError("llms is empty: give MetaLLM at least one LlamaIndex LLM")
-        self.prices = check_prices(self.prices, llms)
-        if router is None:
-            router = Router(list(llms))
-        elif set(router.arms) != set(llms):
-            raise ConfigurationError(
-                f"the router's models {sorted(router.arms)} differ from the pool's {sorted(llms)}"
-            )
+        self.prices, router = check_pool(llms, self.prices, router, what="llms")
         self._llms = {name: _isolated(llm) for name, llm in llms.items()}
         self._router = router
         self._prepared = OrderedDict()

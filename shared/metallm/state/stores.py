@@ -19,6 +19,7 @@ import logging
 import sqlite3
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -82,6 +83,17 @@ class StateStore(Protocol):
     def close(self) -> None:
         """Close this process's connection(s)."""
         ...
+
+
+@contextmanager
+def _driver_errors(
+    store: object, what: str, errors: tuple[type[BaseException], ...]
+) -> Iterator[None]:
+    """Turn the driver's own errors into :class:`StoreError` naming the store and the operation."""
+    try:
+        yield
+    except errors as e:
+        raise StoreError(f"{store} could not {what}: {type(e).__name__}: {e}") from e
 
 
 def _vector_bytes(vector: np.ndarray) -> bytes:
@@ -170,36 +182,46 @@ class SQLiteStore:
     def events_after(self, position: str | None) -> Iterator[tuple[str, FeedbackEvent]]:
         """Events after ``position`` (all when None), in log order, with their positions."""
         start = int(position) if position else 0
-        rows = self._db().execute(
-            "SELECT seq, decision_id, arm, embedding, quality, cost, time, prompt FROM events WHERE seq > ? ORDER BY seq",
-            (start,),
-        )
-        for seq, decision_id, arm, embedding, quality, cost, stamp, prompt in rows:
-            yield (
-                str(seq),
-                FeedbackEvent(decision_id, arm, _vector(embedding), quality, cost, stamp, prompt),
+        with _driver_errors(self, "read its events", (sqlite3.Error,)):
+            rows = self._db().execute(
+                "SELECT seq, decision_id, arm, embedding, quality, cost, time, prompt FROM events WHERE seq > ? ORDER BY seq",
+                (start,),
             )
+            for seq, decision_id, arm, embedding, quality, cost, stamp, prompt in rows:
+                yield (
+                    str(seq),
+                    FeedbackEvent(
+                        decision_id, arm, _vector(embedding), quality, cost, stamp, prompt
+                    ),
+                )
 
     def save_snapshot(self, snapshot: Snapshot) -> None:
         """Store a snapshot of the learned state (older ones are dropped)."""
         db = self._db()
-        db.execute("BEGIN IMMEDIATE")
-        db.execute(
-            "INSERT INTO snapshots (position, data) VALUES (?, ?)",
-            (snapshot.position, snapshot.data),
-        )
-        db.execute(
-            "DELETE FROM snapshots WHERE id NOT IN (SELECT id FROM snapshots ORDER BY id DESC LIMIT 2)"
-        )
-        db.execute("COMMIT")
+        with _driver_errors(self, "save a snapshot", (sqlite3.Error,)):
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                db.execute(
+                    "INSERT INTO snapshots (position, data) VALUES (?, ?)",
+                    (snapshot.position, snapshot.data),
+                )
+                db.execute(
+                    "DELETE FROM snapshots WHERE id NOT IN (SELECT id FROM snapshots ORDER BY id DESC LIMIT 2)"
+                )
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
 
     def latest_snapshot(self) -> Snapshot | None:
         """The newest snapshot, or None."""
-        row = (
-            self._db()
-            .execute("SELECT position, data FROM snapshots ORDER BY id DESC LIMIT 1")
-            .fetchone()
-        )
+        with _driver_errors(self, "read its snapshot", (sqlite3.Error,)):
+            row = (
+                self._db()
+                .execute("SELECT position, data FROM snapshots ORDER BY id DESC LIMIT 1")
+                .fetchone()
+            )
         return None if row is None else Snapshot(str(row[0]), bytes(row[1]))
 
     def close(self) -> None:
@@ -237,6 +259,12 @@ class RedisStore:
                 ) from e
             client = redis.Redis.from_url(url)
         self.client = client
+        try:
+            from redis import RedisError
+
+            self._errors: tuple[type[BaseException], ...] = (RedisError,)
+        except ImportError:  # pragma: no cover - a client of another library was passed
+            self._errors = ()
         self.url = url
         self.prefix = prefix
         self.store_prompts = store_prompts
@@ -264,7 +292,10 @@ class RedisStore:
         flat: list[Any] = []
         for key, value in fields.items():
             flat += [key, value]
-        position = script(keys=[self.ids_key, self.stream], args=[event.decision_id, *flat])
+        with _driver_errors(
+            self, f"append the event for decision {event.decision_id}", self._errors
+        ):
+            position = script(keys=[self.ids_key, self.stream], args=[event.decision_id, *flat])
         if position is None:
             raise DuplicateEventError(
                 f"{self} already holds feedback for decision {event.decision_id}"
@@ -275,7 +306,8 @@ class RedisStore:
         """Events after ``position`` (all when None), in log order, with their positions."""
         start = "-" if not position else f"({position}"
         while True:
-            batch = self.client.xrange(self.stream, min=start, max="+", count=1000)
+            with _driver_errors(self, "read its events", self._errors):
+                batch = self.client.xrange(self.stream, min=start, max="+", count=1000)
             if not batch:
                 return
             for raw_id, fields in batch:
@@ -297,11 +329,13 @@ class RedisStore:
     def save_snapshot(self, snapshot: Snapshot) -> None:
         """Store a snapshot of the learned state (older ones are dropped)."""
         payload = json.dumps({"position": snapshot.position}).encode() + b"\n" + snapshot.data
-        self.client.set(self.snapshot_key, payload)
+        with _driver_errors(self, "save a snapshot", self._errors):
+            self.client.set(self.snapshot_key, payload)
 
     def latest_snapshot(self) -> Snapshot | None:
         """The newest snapshot, or None."""
-        payload = self.client.get(self.snapshot_key)
+        with _driver_errors(self, "read its snapshot", self._errors):
+            payload = self.client.get(self.snapshot_key)
         if payload is None:
             return None
         head, _, data = payload.partition(b"\n")

@@ -24,8 +24,10 @@ from metallm import (
     LinUCB,
     RedisStore,
     Router,
+    Snapshot,
     SQLiteStore,
     StateFileError,
+    StoreError,
 )
 from tests.core.state.store_worker import ARMS, DIM, events
 
@@ -266,3 +268,29 @@ def test_four_processes_fold_to_the_sequential_statistics(target):
         restored.bandit.stats.A, any_order.bandit.stats.A, rtol=1e-10, atol=1e-10
     )
     assert restored.counts == any_order.counts
+
+
+def test_a_redis_server_that_is_down_is_a_store_error_not_a_driver_error():
+    store = RedisStore(f"redis://127.0.0.1:{_free_port()}/0")
+    event = FeedbackEvent("d-1", "a", np.ones(DIM), 1.0, 0.0, 0.0)
+    with pytest.raises(
+        StoreError, match="could not append the event for decision d-1: ConnectionError"
+    ):
+        store.append(event)
+    with pytest.raises(StoreError, match="could not read its events"):
+        list(store.events_after(None))
+    with pytest.raises(StoreError, match="could not read its snapshot"):
+        store.latest_snapshot()
+
+
+def test_a_broken_sqlite_file_is_a_store_error_not_a_driver_error(tmp_path):
+    store = SQLiteStore(tmp_path / "s.sqlite")
+    with sqlite3.connect(tmp_path / "s.sqlite") as db:  # another hand breaks the file's tables
+        db.execute("DROP TABLE events")
+        db.execute("DROP TABLE snapshots")
+    with pytest.raises(StoreError, match="could not append"):
+        store.append(FeedbackEvent("d-1", "a", np.ones(DIM), 1.0, 0.0, 0.0))
+    with pytest.raises(StoreError, match="could not read its events"):
+        list(store.events_after(None))
+    with pytest.raises(StoreError, match="could not save a snapshot"):
+        store.save_snapshot(Snapshot("1", b"x"))

@@ -1,0 +1,34 @@
+"""Checking a framework adapter's pool: its members, their prices and the router they share."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+from metallm.exceptions import ConfigurationError
+from metallm.serving.pricing import Prices, check_prices
+from metallm.serving.router import Router
+
+__all__ = ["check_pool"]
+
+
+def check_pool(
+    names: Collection[str], prices: Prices, router: Router | None, *, what: str
+) -> tuple[dict[str, tuple[float, float]], Router]:
+    """The checked prices and the router for a pool of named models (a new router when None).
+
+    ``what`` names the adapter's argument in errors (e.g. ``"models"``, ``"llms"``).
+
+    >>> prices, router = check_pool(["mini", "pro"], {"pro": (2.5, 10.0)}, None, what="models")
+    >>> router.arms
+    ('mini', 'pro')
+    """
+    if not names:
+        raise ConfigurationError(f"{what} is empty: give the router at least one model")
+    checked = check_prices(prices, names)
+    if router is None:
+        router = Router(list(names))
+    elif set(router.arms) != set(names):
+        raise ConfigurationError(
+            f"the router's models {sorted(router.arms)} differ from the pool's {sorted(names)}"
+        )
+    return checked, router
