@@ -49,7 +49,7 @@ from metallm.serving import (
     find_router,
     is_provider_error,
 )
-from metallm.state.stores import FeedbackEvent, RedisStore, Snapshot, SQLiteStore, StateStore
+from metallm.state import FeedbackEvent, RedisStore, Snapshot, SQLiteStore, StateStore
 
 __version__ = "0.1.0"
 

@@ -28,7 +28,7 @@ import numpy as np
 from metallm.exceptions import InvalidInputError
 from metallm.learning.features import EmbeddingFeatures, FeatureMap, ProjectedFeatures
 from metallm.serving.router import Router
-from metallm.state.stores import RedisStore, SQLiteStore
+from metallm.state import RedisStore, SQLiteStore
 
 ARMS = [f"model-{i}" for i in range(10)]
 DIM = 384

@@ -64,7 +64,7 @@ from metallm.serving.pricing import Prices
 from metallm.serving.sessions import StickySessions
 from metallm.serving.sync import StoreSync
 from metallm.state._state_file import FORMAT_VERSION, read_state, write_state
-from metallm.state.stores import FeedbackEvent, StateStore, snapshot_bytes
+from metallm.state.base import FeedbackEvent, StateStore, snapshot_bytes
 
 __all__ = ["Decision", "Prediction", "Router", "find_router"]
 

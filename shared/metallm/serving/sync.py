@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 
 from metallm.exceptions import DuplicateEventError, DuplicateFeedbackError, StateFileError
-from metallm.state.stores import FeedbackEvent, Snapshot, StateStore
+from metallm.state.base import FeedbackEvent, Snapshot, StateStore
 
 __all__ = ["StoreSync"]
 

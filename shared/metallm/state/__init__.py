@@ -5,6 +5,8 @@ events and snapshots for many processes (:class:`SQLiteStore`, :class:`RedisStor
 Stores know nothing of routing: they keep records and raise their own typed errors.
 """
 
-from metallm.state.stores import FeedbackEvent, RedisStore, Snapshot, SQLiteStore, StateStore
+from metallm.state.base import DecisionRecord, FeedbackEvent, Snapshot, StateStore
+from metallm.state.redis import RedisStore
+from metallm.state.sqlite import SQLiteStore
 
-__all__ = ["FeedbackEvent", "RedisStore", "SQLiteStore", "Snapshot", "StateStore"]
+__all__ = ["DecisionRecord", "FeedbackEvent", "RedisStore", "SQLiteStore", "Snapshot", "StateStore"]

@@ -1,0 +1,153 @@
+"""What every store keeps, and the protocol a store implements.
+
+A store holds three things for the routers that share it:
+
+* the **event log** — one :class:`FeedbackEvent` per learned outcome, written durably before
+  ``Router.record`` returns; the learned statistics are a fold of it (plain sums);
+* the **decision ledger** — one :class:`DecisionRecord` per decision awaiting feedback, so
+  feedback can arrive in any process sharing the store, or after the deciding process restarted;
+  a record lives until its feedback is learned or its time to live runs out;
+* **snapshots** of the statistics, so a new process starts from "snapshot + the events after it".
+
+Stores know nothing of routing, and raise only :class:`~metallm.StoreError` (and its
+:class:`~metallm.DuplicateEventError`), never their driver's errors.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from metallm.exceptions import StoreError
+
+__all__ = ["DecisionRecord", "FeedbackEvent", "Snapshot", "StateStore", "snapshot_bytes"]
+
+
+@dataclass(frozen=True)
+class FeedbackEvent:
+    """One learned outcome: what ``Router.record`` appends."""
+
+    decision_id: str
+    arm: str
+    embedding: np.ndarray
+    quality: float
+    cost: float
+    time: float
+    prompt: str | None = None
+
+
+@dataclass(frozen=True)
+class DecisionRecord:
+    """A decision awaiting feedback, as the store's ledger keeps it.
+
+    ``embedding`` is float32 (what learning from it needs); ``expires`` is a Unix time.
+    """
+
+    decision_id: str
+    arm: str
+    embedding: np.ndarray
+    cost_weight: float
+    time: float
+    expires: float
+    session: str | None = None
+    run_id: str | None = None
+    """The framework's id of the call (e.g. LangChain's run id), to find the decision by."""
+    propensity: float | None = None
+    """The probability that the policy chose ``arm`` (once the policy has one)."""
+    cost: float | None = None
+    """The cost (USD) measured when the model answered, for feedback that comes without one."""
+    prompt: str | None = None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Serialized router state (``Router.save`` bytes) covering events up to ``position``."""
+
+    position: str
+    data: bytes
+
+
+@runtime_checkable
+class StateStore(Protocol):
+    """Where a router's feedback events, pending decisions and snapshots live."""
+
+    store_prompts: bool
+
+    def append(self, event: FeedbackEvent) -> str:
+        """Write the event durably and settle its decision in the ledger; returns its position.
+
+        Raises :class:`~metallm.DuplicateEventError` on a duplicate decision id and
+        :class:`~metallm.StoreError` when the store fails.
+        """
+        ...
+
+    def events_after(self, position: str | None) -> Iterator[tuple[str, FeedbackEvent]]:
+        """Events after ``position`` (all when None), in order, with their positions."""
+        ...
+
+    def has_event(self, decision_id: str) -> bool:
+        """Whether feedback for this decision is already in the log."""
+        ...
+
+    def put_decisions(self, records: Sequence[DecisionRecord]) -> None:
+        """Keep these decisions in the ledger until they are settled or expire (one write)."""
+        ...
+
+    def get_decision(self, decision_id: str) -> DecisionRecord | None:
+        """The ledger's record of a decision (also when expired but not yet purged), or None."""
+        ...
+
+    def find_decision(self, run_id: str) -> DecisionRecord | None:
+        """The latest pending decision made for a framework call's run id, or None."""
+        ...
+
+    def set_decision_cost(self, decision_id: str, cost: float) -> None:
+        """Attach the measured cost (USD) to a pending decision."""
+        ...
+
+    def save_snapshot(self, snapshot: Snapshot) -> None:
+        """Store a snapshot of the learned state (older ones are dropped)."""
+        ...
+
+    def latest_snapshot(self) -> Snapshot | None:
+        """The newest snapshot, or None."""
+        ...
+
+    def close(self) -> None:
+        """Close this process's connection(s)."""
+        ...
+
+
+@contextmanager
+def driver_errors(
+    store: object, what: str, errors: tuple[type[BaseException], ...]
+) -> Iterator[None]:
+    """Turn the driver's own errors into :class:`StoreError` naming the store and the operation."""
+    try:
+        yield
+    except errors as e:
+        raise StoreError(f"{store} could not {what}: {type(e).__name__}: {e}") from e
+
+
+def vector_bytes(vector: np.ndarray, dtype: type = np.float64) -> bytes:
+    """The raw bytes of a vector (float64 for events, float32 for the ledger)."""
+    return np.asarray(vector, dtype=dtype).tobytes()
+
+
+def vector(data: bytes, dtype: type = np.float64) -> np.ndarray:
+    """A vector from :func:`vector_bytes`."""
+    return np.frombuffer(data, dtype=dtype)
+
+
+def snapshot_bytes(save: Callable[[Path], object]) -> bytes:
+    """Bytes of a router state written by ``save(path)`` through a temporary file."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "state.npz"
+        save(path)
+        return path.read_bytes()

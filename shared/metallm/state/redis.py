@@ -1,0 +1,233 @@
+"""RedisStore: the event log in a Redis Stream, the decision ledger in expiring keys, snapshots in a key."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from metallm.exceptions import DuplicateEventError, StateFileError
+from metallm.state.base import (
+    DecisionRecord,
+    FeedbackEvent,
+    Snapshot,
+    driver_errors,
+    vector,
+    vector_bytes,
+)
+
+__all__ = ["RedisStore"]
+
+# One round trip: refuse a duplicate decision id, else add the event to the stream and
+# settle its decision in the ledger.
+_APPEND = (
+    "if redis.call('SADD', KEYS[1], ARGV[1]) == 0 then return false end "
+    "redis.call('DEL', KEYS[3]) "
+    "return redis.call('XADD', KEYS[2], '*', unpack(ARGV, 2))"
+)
+_SET_COST = "if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'cost', ARGV[1]) end return 0"
+_FLOATS = ("cost_weight", "time", "expires", "propensity", "cost")
+
+
+class RedisStore:
+    """Feedback events in a Redis Stream, pending decisions in expiring keys; for many processes.
+
+    Every process appends its events to the stream and folds the stream, in stream order,
+    into its own statistics, so all processes converge to the same state. A pending decision
+    is a hash that Redis drops ``expired_grace`` seconds after its feedback time ran out.
+    """
+
+    def __init__(
+        self,
+        url: str = "redis://localhost:6379/0",
+        *,
+        prefix: str = "metallm",
+        store_prompts: bool = False,
+        client: Any = None,
+        expired_grace: float = 86_400.0,
+    ) -> None:
+        if client is None:
+            try:
+                import redis
+            except ImportError as e:  # pragma: no cover - depends on the install
+                raise ImportError(
+                    "RedisStore needs the redis package: pip install 'metallm[redis]'"
+                ) from e
+            client = redis.Redis.from_url(url)
+        self.client = client
+        self.url = url
+        self.prefix = prefix
+        self.store_prompts = store_prompts
+        self.expired_grace = expired_grace
+        self.stream = f"{prefix}:events"
+        self.snapshot_key = f"{prefix}:snapshot"
+        self.ids_key = f"{prefix}:decision_ids"
+        try:
+            from redis import RedisError
+
+            self._errors: tuple[type[BaseException], ...] = (RedisError,)
+        except ImportError:  # pragma: no cover - a client of another library was passed
+            self._errors = ()
+        self._append = client.register_script(_APPEND)
+        self._set_cost = client.register_script(_SET_COST)
+
+    def _decision_key(self, decision_id: str) -> str:
+        return f"{self.prefix}:decision:{decision_id}"
+
+    def _run_key(self, run_id: str) -> str:
+        return f"{self.prefix}:run:{run_id}"
+
+    # -- the event log ------------------------------------------------------------------
+    def append(self, event: FeedbackEvent) -> str:
+        """Write the event durably in one round trip (settling its decision); its position in the log."""
+        fields: dict[str, Any] = {
+            "decision_id": event.decision_id,
+            "arm": event.arm,
+            "embedding": vector_bytes(event.embedding),
+            "quality": repr(event.quality),
+            "cost": repr(event.cost),
+            "time": repr(event.time),
+        }
+        if self.store_prompts and event.prompt is not None:
+            fields["prompt"] = event.prompt
+        flat: list[Any] = []
+        for key, value in fields.items():
+            flat += [key, value]
+        keys = [self.ids_key, self.stream, self._decision_key(event.decision_id)]
+        with driver_errors(
+            self, f"append the event for decision {event.decision_id}", self._errors
+        ):
+            position = self._append(keys=keys, args=[event.decision_id, *flat])
+        if position is None:
+            raise DuplicateEventError(
+                f"{self} already holds feedback for decision {event.decision_id}"
+            )
+        return position.decode() if isinstance(position, bytes) else str(position)
+
+    def events_after(self, position: str | None) -> Iterator[tuple[str, FeedbackEvent]]:
+        """Events after ``position`` (all when None), in log order, with their positions."""
+        start = "-" if not position else f"({position}"
+        while True:
+            with driver_errors(self, "read its events", self._errors):
+                batch = self.client.xrange(self.stream, min=start, max="+", count=1000)
+            if not batch:
+                return
+            for raw_id, fields in batch:
+                entry = {k.decode(): v for k, v in fields.items()}
+                yield (
+                    raw_id.decode(),
+                    FeedbackEvent(
+                        entry["decision_id"].decode(),
+                        entry["arm"].decode(),
+                        vector(entry["embedding"]),
+                        float(entry["quality"]),
+                        float(entry["cost"]),
+                        float(entry["time"]),
+                        entry["prompt"].decode() if "prompt" in entry else None,
+                    ),
+                )
+            start = f"({batch[-1][0].decode()}"
+
+    def has_event(self, decision_id: str) -> bool:
+        """Whether feedback for this decision is already in the log."""
+        with driver_errors(self, "read its events", self._errors):
+            return bool(self.client.sismember(self.ids_key, decision_id))
+
+    # -- the decision ledger ------------------------------------------------------------
+    def put_decisions(self, records: Sequence[DecisionRecord]) -> None:
+        """Keep these decisions in the ledger, each key expiring past its time to live (one round trip)."""
+        pipe = self.client.pipeline(transaction=False)
+        for r in records:
+            key = self._decision_key(r.decision_id)
+            mapping: dict[str, Any] = {
+                "arm": r.arm,
+                "embedding": vector_bytes(r.embedding, np.float32),
+                "cost_weight": repr(r.cost_weight),
+                "time": repr(r.time),
+                "expires": repr(r.expires),
+            }
+            for name, value in (
+                ("session", r.session),
+                ("run_id", r.run_id),
+                ("propensity", r.propensity),
+                ("cost", r.cost),
+            ):
+                if value is not None:
+                    mapping[name] = value if isinstance(value, str) else repr(value)
+            if self.store_prompts and r.prompt is not None:
+                mapping["prompt"] = r.prompt
+            pipe.hset(key, mapping=mapping)
+            pipe.expireat(key, int(r.expires + self.expired_grace) + 1)
+            if r.run_id is not None:
+                pipe.set(
+                    self._run_key(r.run_id),
+                    r.decision_id,
+                    exat=int(r.expires + self.expired_grace) + 1,
+                )
+        with driver_errors(self, "keep pending decisions", self._errors):
+            pipe.execute()
+
+    def get_decision(self, decision_id: str) -> DecisionRecord | None:
+        """The ledger's record of a decision (also when expired but not yet dropped), or None."""
+        with driver_errors(self, "read its decision ledger", self._errors):
+            raw = self.client.hgetall(self._decision_key(decision_id))
+        if not raw:
+            return None
+        entry = {k.decode(): v for k, v in raw.items()}
+        text = {k: v.decode() for k, v in entry.items() if k not in ("embedding",)}
+        numbers = {k: float(text[k]) if k in text else None for k in _FLOATS}
+        return DecisionRecord(
+            decision_id=decision_id,
+            arm=text["arm"],
+            embedding=vector(entry["embedding"], np.float32),
+            cost_weight=float(text["cost_weight"]),
+            time=float(text["time"]),
+            expires=float(text["expires"]),
+            session=text.get("session"),
+            run_id=text.get("run_id"),
+            propensity=numbers["propensity"],
+            cost=numbers["cost"],
+            prompt=text.get("prompt"),
+        )
+
+    def find_decision(self, run_id: str) -> DecisionRecord | None:
+        """The latest pending decision made for a framework call's run id, or None."""
+        with driver_errors(self, "read its decision ledger", self._errors):
+            decision_id = self.client.get(self._run_key(run_id))
+        return None if decision_id is None else self.get_decision(decision_id.decode())
+
+    def set_decision_cost(self, decision_id: str, cost: float) -> None:
+        """Attach the measured cost (USD) to a pending decision."""
+        with driver_errors(self, "update its decision ledger", self._errors):
+            self._set_cost(keys=[self._decision_key(decision_id)], args=[repr(cost)])
+
+    # -- snapshots ----------------------------------------------------------------------
+    def save_snapshot(self, snapshot: Snapshot) -> None:
+        """Store a snapshot of the learned state (older ones are dropped)."""
+        payload = json.dumps({"position": snapshot.position}).encode() + b"\n" + snapshot.data
+        with driver_errors(self, "save a snapshot", self._errors):
+            self.client.set(self.snapshot_key, payload)
+
+    def latest_snapshot(self) -> Snapshot | None:
+        """The newest snapshot, or None."""
+        with driver_errors(self, "read its snapshot", self._errors):
+            payload = self.client.get(self.snapshot_key)
+        if payload is None:
+            return None
+        head, _, data = payload.partition(b"\n")
+        try:
+            position = json.loads(head)["position"]
+        except (ValueError, KeyError) as e:
+            raise StateFileError(
+                f"redis:{self.snapshot_key}", f"the snapshot header is corrupt ({e})"
+            ) from e
+        return Snapshot(str(position), data)
+
+    def close(self) -> None:
+        """Close this process's connection(s)."""
+        self.client.close()
+
+    def __repr__(self) -> str:
+        return f"RedisStore({self.url!r}, prefix={self.prefix!r})"

@@ -1,0 +1,274 @@
+"""SQLiteStore: the event log, the decision ledger and snapshots in one SQLite file (WAL mode)."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from metallm.exceptions import DuplicateEventError, StateFileError, StoreError
+from metallm.state.base import (
+    DecisionRecord,
+    FeedbackEvent,
+    Snapshot,
+    driver_errors,
+    vector,
+    vector_bytes,
+)
+
+__all__ = ["SQLiteStore"]
+
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS events (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT, decision_id TEXT NOT NULL UNIQUE,
+        arm TEXT NOT NULL, embedding BLOB NOT NULL, quality REAL NOT NULL,
+        cost REAL NOT NULL, time REAL NOT NULL, prompt TEXT)""",
+    """CREATE TABLE IF NOT EXISTS snapshots (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, position TEXT NOT NULL, data BLOB NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS decisions (
+        decision_id TEXT PRIMARY KEY, arm TEXT NOT NULL, embedding BLOB NOT NULL,
+        cost_weight REAL NOT NULL, time REAL NOT NULL, expires REAL NOT NULL, session TEXT,
+        run_id TEXT, propensity REAL, cost REAL, prompt TEXT)""",
+    "CREATE INDEX IF NOT EXISTS decisions_by_run ON decisions(run_id) WHERE run_id IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS decisions_by_expiry ON decisions(expires)",
+)
+_DECISION_COLUMNS = "decision_id, arm, embedding, cost_weight, time, expires, session, run_id, propensity, cost, prompt"
+
+
+class SQLiteStore:
+    """Feedback events, pending decisions and snapshots in one SQLite file (WAL mode).
+
+    Each ``append`` is one committed transaction, so an event is in the file when
+    ``record`` returns; a process killed at any moment leaves a file that loads. With
+    ``durable=True`` every commit is also flushed to the disk (``synchronous=FULL``), which
+    survives power loss too at the price of an fsync per event.
+
+    Expired decisions are kept ``expired_grace`` seconds past their expiry (so late feedback
+    is told it expired, and when) and then purged.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        store_prompts: bool = False,
+        durable: bool = False,
+        timeout: float = 30.0,
+        expired_grace: float = 86_400.0,
+    ) -> None:
+        self.path = Path(path)
+        self.store_prompts = store_prompts
+        self.durable = durable
+        self.expired_grace = expired_grace
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._timeout = timeout
+        self._puts = 0
+        try:
+            with self._db() as db:
+                db.execute("PRAGMA journal_mode=WAL")
+                for statement in _SCHEMA:
+                    db.execute(statement)
+        except sqlite3.DatabaseError as e:
+            raise StateFileError(self.path, f"not a usable SQLite store ({e})") from e
+
+    def _db(self) -> sqlite3.Connection:
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=self._timeout, isolation_level=None)
+            db.execute(f"PRAGMA synchronous={'FULL' if self.durable else 'NORMAL'}")
+            self._local.db = db
+        return db
+
+    def _write(self, what: str, statements: Sequence[tuple[str, Sequence[object]]]) -> int | None:
+        """Run the statements in one immediate transaction; the last row id."""
+        db = self._db()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            cursor = None
+            for sql, args in statements:
+                cursor = db.execute(sql, args)
+            db.execute("COMMIT")
+        except BaseException as e:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            if isinstance(e, sqlite3.IntegrityError):
+                raise DuplicateEventError(f"{self} already holds it: {what}") from e
+            if isinstance(e, sqlite3.Error):
+                raise StoreError(f"{self} could not {what}: {type(e).__name__}: {e}") from e
+            raise
+        return None if cursor is None else cursor.lastrowid
+
+    # -- the event log ------------------------------------------------------------------
+    def append(self, event: FeedbackEvent) -> str:
+        """Write the event durably in one transaction (settling its decision); its position."""
+        insert = (
+            "INSERT INTO events (decision_id, arm, embedding, quality, cost, time, prompt) VALUES (?,?,?,?,?,?,?)",
+            (
+                event.decision_id,
+                event.arm,
+                vector_bytes(event.embedding),
+                event.quality,
+                event.cost,
+                event.time,
+                event.prompt if self.store_prompts else None,
+            ),
+        )
+        settle = ("DELETE FROM decisions WHERE decision_id = ?", (event.decision_id,))
+        try:
+            position = self._write(
+                f"append the event for decision {event.decision_id}", [insert, settle]
+            )
+        except DuplicateEventError as e:
+            raise DuplicateEventError(
+                f"{self} already holds feedback for decision {event.decision_id}"
+            ) from e
+        return str(position)
+
+    def events_after(self, position: str | None) -> Iterator[tuple[str, FeedbackEvent]]:
+        """Events after ``position`` (all when None), in log order, with their positions."""
+        start = int(position) if position else 0
+        with driver_errors(self, "read its events", (sqlite3.Error,)):
+            rows = self._db().execute(
+                "SELECT seq, decision_id, arm, embedding, quality, cost, time, prompt FROM events WHERE seq > ? ORDER BY seq",
+                (start,),
+            )
+            for seq, decision_id, arm, embedding, quality, cost, stamp, prompt in rows:
+                yield (
+                    str(seq),
+                    FeedbackEvent(
+                        decision_id, arm, vector(embedding), quality, cost, stamp, prompt
+                    ),
+                )
+
+    def has_event(self, decision_id: str) -> bool:
+        """Whether feedback for this decision is already in the log."""
+        with driver_errors(self, "read its events", (sqlite3.Error,)):
+            row = (
+                self._db()
+                .execute("SELECT 1 FROM events WHERE decision_id = ?", (decision_id,))
+                .fetchone()
+            )
+        return row is not None
+
+    # -- the decision ledger ------------------------------------------------------------
+    def put_decisions(self, records: Sequence[DecisionRecord]) -> None:
+        """Keep these decisions in the ledger (one transaction), purging long-expired ones now and then."""
+        rows = [
+            (
+                r.decision_id,
+                r.arm,
+                vector_bytes(r.embedding, np.float32),
+                r.cost_weight,
+                r.time,
+                r.expires,
+                r.session,
+                r.run_id,
+                r.propensity,
+                r.cost,
+                r.prompt if self.store_prompts else None,
+            )
+            for r in records
+        ]
+        statements: list[tuple[str, Sequence[object]]] = [
+            (
+                f"INSERT OR REPLACE INTO decisions ({_DECISION_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                row,
+            )
+            for row in rows
+        ]
+        self._puts += 1
+        if self._puts % 1000 == 1:
+            statements.append(
+                ("DELETE FROM decisions WHERE expires < ?", (time.time() - self.expired_grace,))
+            )
+        self._write("keep pending decisions", statements)
+
+    def get_decision(self, decision_id: str) -> DecisionRecord | None:
+        """The ledger's record of a decision (also when expired but not yet purged), or None."""
+        return self._one_decision("decision_id = ?", decision_id)
+
+    def find_decision(self, run_id: str) -> DecisionRecord | None:
+        """The latest pending decision made for a framework call's run id, or None."""
+        return self._one_decision("run_id = ? ORDER BY time DESC", run_id)
+
+    def _one_decision(self, where: str, key: str) -> DecisionRecord | None:
+        with driver_errors(self, "read its decision ledger", (sqlite3.Error,)):
+            row = (
+                self._db()
+                .execute(f"SELECT {_DECISION_COLUMNS} FROM decisions WHERE {where} LIMIT 1", (key,))
+                .fetchone()
+            )
+        if row is None:
+            return None
+        (
+            decision_id,
+            arm,
+            embedding,
+            cost_weight,
+            stamp,
+            expires,
+            session,
+            run_id,
+            propensity,
+            cost,
+            prompt,
+        ) = row
+        return DecisionRecord(
+            decision_id, arm, vector(embedding, np.float32), cost_weight, stamp, expires,
+            session, run_id, propensity, cost, prompt,
+        )  # fmt: skip
+
+    def set_decision_cost(self, decision_id: str, cost: float) -> None:
+        """Attach the measured cost (USD) to a pending decision."""
+        with driver_errors(self, "update its decision ledger", (sqlite3.Error,)):
+            self._db().execute(
+                "UPDATE decisions SET cost = ? WHERE decision_id = ?", (cost, decision_id)
+            )
+
+    def pending_count(self) -> int:
+        """Decisions in the ledger (expired ones not yet purged included)."""
+        with driver_errors(self, "read its decision ledger", (sqlite3.Error,)):
+            (n,) = self._db().execute("SELECT COUNT(*) FROM decisions").fetchone()
+        return int(n)
+
+    # -- snapshots ----------------------------------------------------------------------
+    def save_snapshot(self, snapshot: Snapshot) -> None:
+        """Store a snapshot of the learned state (older ones are dropped)."""
+        self._write(
+            "save a snapshot",
+            [
+                (
+                    "INSERT INTO snapshots (position, data) VALUES (?, ?)",
+                    (snapshot.position, snapshot.data),
+                ),
+                (
+                    "DELETE FROM snapshots WHERE id NOT IN (SELECT id FROM snapshots ORDER BY id DESC LIMIT 2)",
+                    (),
+                ),
+            ],
+        )
+
+    def latest_snapshot(self) -> Snapshot | None:
+        """The newest snapshot, or None."""
+        with driver_errors(self, "read its snapshot", (sqlite3.Error,)):
+            row = (
+                self._db()
+                .execute("SELECT position, data FROM snapshots ORDER BY id DESC LIMIT 1")
+                .fetchone()
+            )
+        return None if row is None else Snapshot(str(row[0]), bytes(row[1]))
+
+    def close(self) -> None:
+        """Close this process's connection(s)."""
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            db.close()
+            self._local.db = None
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({str(self.path)!r})"
