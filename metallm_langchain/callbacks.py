@@ -11,7 +11,7 @@ from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import LLMResult
 
-from metallm import Router, find_router
+from metallm import ConfigurationError, Router
 
 __all__ = ["Evaluator", "MetaLLMFeedbackHandler"]
 
@@ -25,7 +25,8 @@ class MetaLLMFeedbackHandler(BaseCallbackHandler):
     Attach it to a run; the run's metadata reaches the evaluator (e.g. a reference label)::
 
         handler = MetaLLMFeedbackHandler(
-            evaluator=lambda text, meta: float(meta["label"].lower() in text.lower())
+            evaluator=lambda text, meta: float(meta["label"].lower() in text.lower()),
+            router=llm.router,
         )
         chain.invoke(question, config={"callbacks": [handler], "metadata": {"label": "Paris"}})
 
@@ -35,8 +36,13 @@ class MetaLLMFeedbackHandler(BaseCallbackHandler):
 
     raise_error = True
 
-    def __init__(self, evaluator: Evaluator, *, router: Router | None = None) -> None:
+    def __init__(self, evaluator: Evaluator, *, router: Router) -> None:
         super().__init__()
+        if not isinstance(router, Router):
+            raise ConfigurationError(
+                "MetaLLMFeedbackHandler needs the router to record on: pass router=llm.router "
+                "(in a process that only records feedback: Router(models, embedder=None, store=...))"
+            )
         self.evaluator = evaluator
         self.router = router
         self.recorded = 0
@@ -69,8 +75,7 @@ class MetaLLMFeedbackHandler(BaseCallbackHandler):
                 if not info:
                     continue  # not a routed run (e.g. the chosen model's own nested run)
                 quality = self.evaluator(generation.text, metadata)
-                router = self.router or find_router(info["router_id"])
-                router.record(
+                self.router.record(
                     info["decision_id"], quality=quality, cost=info.get("cost_usd") or 0.0
                 )
                 with self._lock:

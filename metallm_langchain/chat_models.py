@@ -33,7 +33,14 @@ from langchain_core.tracers._streaming import _StreamingCallbackHandler
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, Field
 
-from metallm import ConfigurationError, Decision, Fallbacks, RoutedCall, Router
+from metallm import (
+    ConfigurationError,
+    Decision,
+    Fallbacks,
+    InvalidFeedbackError,
+    RoutedCall,
+    Router,
+)
 from metallm.serving import pop_session, routing_text
 from metallm.serving.pool import check_pool
 
@@ -172,10 +179,25 @@ class ChatMetaLLM(BaseChatModel):
 
     # -- the public extras --------------------------------------------------------------
     def record_feedback(
-        self, decision_id: str, *, quality: float, cost: float | None = None
+        self,
+        decision_id: str | None = None,
+        *,
+        quality: float,
+        cost: float | None = None,
+        run_id: str | uuid.UUID | None = None,
     ) -> None:
-        """Learn from the quality (in [0, 1]) of a routed answer; cost defaults to the measured one."""
-        self._router.record(decision_id, quality=quality, cost=cost)
+        """Learn from the quality (in [0, 1]) of a routed answer; cost defaults to the measured one.
+
+        Name the answer by its ``decision_id`` (``response_metadata["metallm"]["decision_id"]``)
+        or by the router run's ``run_id`` (what LangSmith and callbacks show). With a store this
+        works from any process sharing it.
+        """
+        if (decision_id is None) == (run_id is None):
+            raise InvalidFeedbackError("name the answer by decision_id or by run_id (one of them)")
+        if run_id is not None:
+            self._router.record_run(str(run_id), quality=quality, cost=cost)
+        else:
+            self._router.record(str(decision_id), quality=quality, cost=cost)
 
     def bind_tools(
         self,
@@ -220,6 +242,7 @@ class ChatMetaLLM(BaseChatModel):
             fallbacks=self.fallbacks,
             record_errors=self.record_errors,
             prices=self.prices,
+            run_id=None if parent is None else str(parent.run_id),
         )
 
     def _member(self, call: _Call, decision: Decision) -> Runnable[LanguageModelInput, BaseMessage]:

@@ -13,7 +13,7 @@ from llama_index.core.instrumentation.event_handlers import BaseEventHandler
 from llama_index.core.instrumentation.events import BaseEvent
 from llama_index.core.instrumentation.events.llm import LLMChatEndEvent, LLMCompletionEndEvent
 
-from metallm import Router, find_router
+from metallm import ConfigurationError, Router
 
 __all__ = ["Evaluator", "MetaLLMFeedbackEventHandler"]
 
@@ -33,7 +33,8 @@ class MetaLLMFeedbackEventHandler(BaseEventHandler):
         from llama_index_instrumentation.dispatcher import instrument_tags
 
         handler = MetaLLMFeedbackEventHandler(
-            evaluator=lambda text, tags: float(tags["label"].lower() in text.lower())
+            evaluator=lambda text, tags: float(tags["label"].lower() in text.lower()),
+            router=llm.router,
         )
         get_dispatcher().add_event_handler(handler)
         with instrument_tags({"label": "Paris"}):
@@ -45,15 +46,18 @@ class MetaLLMFeedbackEventHandler(BaseEventHandler):
     """
 
     _evaluator: Evaluator = PrivateAttr()
-    _router: Router | None = PrivateAttr(default=None)
+    _router: Router = PrivateAttr()
     _lock: Any = PrivateAttr()
     _recorded: int = PrivateAttr(default=0)
     _errors: list[Exception] = PrivateAttr()
 
-    def __init__(
-        self, evaluator: Evaluator, *, router: Router | None = None, **kwargs: Any
-    ) -> None:
+    def __init__(self, evaluator: Evaluator, *, router: Router, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        if not isinstance(router, Router):
+            raise ConfigurationError(
+                "MetaLLMFeedbackEventHandler needs the router to record on: pass router=llm.router "
+                "(in a process that only records feedback: Router(models, embedder=None, store=...))"
+            )
         self._evaluator = evaluator
         self._router = router
         self._lock = threading.Lock()
@@ -88,8 +92,9 @@ class MetaLLMFeedbackEventHandler(BaseEventHandler):
         text = response.message.content if isinstance(response, ChatResponse) else response.text
         try:
             quality = self._evaluator(str(text or ""), dict(event.tags))
-            router = self._router or find_router(meta["router_id"])
-            router.record(meta["decision_id"], quality=quality, cost=meta.get("cost_usd") or 0.0)
+            self._router.record(
+                meta["decision_id"], quality=quality, cost=meta.get("cost_usd") or 0.0
+            )
         except Exception as e:  # the dispatcher would swallow it: keep it visible
             logger.error("metallm feedback for decision %s failed: %s", meta.get("decision_id"), e)
             with self._lock:

@@ -19,6 +19,7 @@ from metallm.exceptions import (
     DuplicateFeedbackError,
     EmbedderError,
     EmptyQueryError,
+    ExpiredDecisionError,
     InfeasibleBudgetError,
     InvalidFeedbackError,
     InvalidInputError,
@@ -43,13 +44,21 @@ from metallm.serving import (
     Cooldown,
     Decision,
     Fallbacks,
+    Feedback,
+    FeedbackSummary,
     Prediction,
     RoutedCall,
     Router,
-    find_router,
     is_provider_error,
 )
-from metallm.state import FeedbackEvent, RedisStore, Snapshot, SQLiteStore, StateStore
+from metallm.state import (
+    DecisionRecord,
+    FeedbackEvent,
+    RedisStore,
+    Snapshot,
+    SQLiteStore,
+    StateStore,
+)
 
 __version__ = "0.1.0"
 
@@ -64,6 +73,7 @@ __all__ = [
     "Cooldown",
     "Decision",
     "DecisionError",
+    "DecisionRecord",
     "DimensionMismatchError",
     "DuplicateEventError",
     "DuplicateFeedbackError",
@@ -72,9 +82,12 @@ __all__ = [
     "EmbeddingFeatures",
     "EmptyQueryError",
     "EpsilonGreedy",
+    "ExpiredDecisionError",
     "Fallbacks",
     "FeatureMap",
+    "Feedback",
     "FeedbackEvent",
+    "FeedbackSummary",
     "InfeasibleBudgetError",
     "InvalidFeedbackError",
     "InvalidInputError",
@@ -99,7 +112,6 @@ __all__ = [
     "UnknownDecisionError",
     "__version__",
     "calibrate_cost_weight",
-    "find_router",
     "is_provider_error",
     "reward",
 ]

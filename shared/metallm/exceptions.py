@@ -12,6 +12,7 @@ The hierarchy::
     │   └── RoutingTableError     a routing table file that cannot be used (names column/row)
     ├── DecisionError             feedback that does not match a pending decision
     │   ├── UnknownDecisionError  never issued, or evicted from the pending buffer
+    │   ├── ExpiredDecisionError  feedback that came after the decision's time to live (says when)
     │   └── DuplicateFeedbackError  feedback already recorded for that decision
     ├── StateFileError            a saved router file that is corrupt or mismatched
     ├── StoreError                a state store (SQLite, Redis) failed (wraps the driver's error)
@@ -25,6 +26,7 @@ Every error says what went wrong and, where it can, what to do about it.
 
 from __future__ import annotations
 
+import datetime as _dt
 from pathlib import Path
 
 __all__ = [
@@ -36,6 +38,7 @@ __all__ = [
     "DuplicateFeedbackError",
     "EmbedderError",
     "EmptyQueryError",
+    "ExpiredDecisionError",
     "InfeasibleBudgetError",
     "InvalidFeedbackError",
     "InvalidInputError",
@@ -91,6 +94,23 @@ class DecisionError(MetaLLMError, LookupError):
 
 class UnknownDecisionError(DecisionError):
     """A decision id that was never issued or was evicted from the pending buffer."""
+
+
+class ExpiredDecisionError(DecisionError):
+    """Feedback for a decision whose time to live (``feedback_ttl``) ran out; nothing is learned."""
+
+    def __init__(self, decision_id: str, decided_at: float, expired_at: float) -> None:
+
+        self.decision_id = decision_id
+        self.decided_at = decided_at
+        self.expired_at = expired_at
+        when = _dt.datetime.fromtimestamp(expired_at, tz=_dt.timezone.utc).isoformat(
+            timespec="seconds"
+        )
+        super().__init__(
+            f"decision {decision_id} expired at {when} ({expired_at - decided_at:.0f} s after it was made): "
+            "feedback must arrive within the router's feedback_ttl; raise feedback_ttl for slower feedback"
+        )
 
 
 class DuplicateFeedbackError(DecisionError):

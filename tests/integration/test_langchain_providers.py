@@ -242,7 +242,9 @@ async def test_200_concurrent_calls_with_feedback_lose_nothing(embedder):
         llm = ChatMetaLLM(
             models=_pool(server), prices={"mini": (0.15, 0.6), "pro": (2.5, 10.0)}, router=router
         )
-        handler = MetaLLMFeedbackHandler(evaluator=lambda text, meta: float("pro" in text))
+        handler = MetaLLMFeedbackHandler(
+            evaluator=lambda text, meta: float("pro" in text), router=router
+        )
         questions = (COOKING + ASTRONOMY) * 5  # 240 real sentences, 200 used
         outs = await asyncio.gather(
             *[llm.ainvoke(q, config={"callbacks": [handler]}) for q in questions[:200]]

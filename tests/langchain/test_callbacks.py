@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from langchain_core.prompts import ChatPromptTemplate
 
-from metallm import InvalidFeedbackError, LinUCB, Router
+from metallm import ConfigurationError, InvalidFeedbackError, LinUCB, Router
 from metallm_langchain import ChatMetaLLM, MetaLLMFeedbackHandler
 from tests.langchain.fakes import ScriptedChatModel
 from tests.topics import ASTRONOMY, COOKING
@@ -16,7 +16,7 @@ def _exact(text: str, metadata) -> float:
 
 
 def test_handler_records_the_evaluators_quality_with_the_real_cost(llm):
-    handler = MetaLLMFeedbackHandler(evaluator=_exact)
+    handler = MetaLLMFeedbackHandler(evaluator=_exact, router=llm.router)
     msg = llm.invoke(
         "Is the sky blue?",
         config={"callbacks": [handler], "metadata": {"expected": "small says hi"}},
@@ -30,7 +30,7 @@ def test_handler_records_the_evaluators_quality_with_the_real_cost(llm):
 
 
 def test_handler_scores_only_the_routers_run_in_a_streamed_chain(llm):
-    handler = MetaLLMFeedbackHandler(evaluator=_exact)
+    handler = MetaLLMFeedbackHandler(evaluator=_exact, router=llm.router)
     chain = ChatPromptTemplate.from_messages([("human", "{q}")]) | llm
     list(
         chain.stream(
@@ -51,7 +51,7 @@ async def test_handler_works_with_ainvoke(llm):
 
 
 def test_a_bad_evaluator_value_is_a_typed_error(llm):
-    handler = MetaLLMFeedbackHandler(evaluator=lambda text, meta: float("nan"))
+    handler = MetaLLMFeedbackHandler(evaluator=lambda text, meta: float("nan"), router=llm.router)
     with pytest.raises(InvalidFeedbackError, match="quality must be a number in \\[0, 1\\]"):
         llm.invoke("Is the sky blue?", config={"callbacks": [handler]})
     # nothing was learned from the bad value, and the decision can still get real feedback
@@ -65,7 +65,7 @@ def test_provider_error_reaches_the_caller_through_the_handler(embedder):
         "good": ScriptedChatModel(),
     }
     llm = ChatMetaLLM(models=pool, router=Router(list(pool), embedder=embedder))
-    handler = MetaLLMFeedbackHandler(evaluator=_exact)
+    handler = MetaLLMFeedbackHandler(evaluator=_exact, router=llm.router)
     with pytest.raises(TimeoutError):
         llm.invoke("hello there", model="bad", config={"callbacks": [handler]})
     assert llm.router.counts == {"bad": 1, "good": 0}
@@ -82,7 +82,7 @@ def test_the_router_learns_topics_from_feedback(embedder):
         list(pool), embedder=embedder, policy=LinUCB(alpha=0.5), cost_weight=0.0, seed=7
     )
     llm = ChatMetaLLM(models=pool, router=router)
-    handler = MetaLLMFeedbackHandler(evaluator=_exact)
+    handler = MetaLLMFeedbackHandler(evaluator=_exact, router=llm.router)
     train = [(q, "answer-from-A") for q in COOKING[:18]] + [
         (q, "answer-from-B") for q in ASTRONOMY[:18]
     ]
@@ -97,3 +97,8 @@ def test_the_router_learns_topics_from_feedback(embedder):
     picks_astronomy = [router.select(q).arm for q in ASTRONOMY[18:]]
     assert picks_cooking == ["A"] * len(COOKING[18:])
     assert picks_astronomy == ["B"] * len(ASTRONOMY[18:])
+
+
+def test_the_handler_is_given_its_router_explicitly():
+    with pytest.raises(ConfigurationError, match="pass router=llm.router"):
+        MetaLLMFeedbackHandler(evaluator=_exact, router=None)

@@ -6,7 +6,7 @@ import pytest
 from llama_index.core.instrumentation import get_dispatcher
 from llama_index_instrumentation.dispatcher import instrument_tags
 
-from metallm import LinUCB, Router
+from metallm import ConfigurationError, LinUCB, Router
 from metallm_langchain import ChatMetaLLM
 from metallm_llamaindex import MetaLLM, MetaLLMFeedbackEventHandler
 from tests.langchain.fakes import ScriptedChatModel
@@ -35,7 +35,7 @@ def attached():
 
 
 def test_the_handler_records_the_evaluators_quality_with_the_real_cost(llm, attached):
-    handler = attached(MetaLLMFeedbackEventHandler(evaluator=_exact))
+    handler = attached(MetaLLMFeedbackEventHandler(evaluator=_exact, router=llm.router))
     with instrument_tags({"expected": "small says hi"}):
         response = llm.complete("Is the sky blue?")
     meta = response.additional_kwargs["metallm"]
@@ -45,7 +45,7 @@ def test_the_handler_records_the_evaluators_quality_with_the_real_cost(llm, atta
 
 
 def test_the_handler_scores_a_stream_once(llm, attached):
-    handler = attached(MetaLLMFeedbackEventHandler(evaluator=_exact))
+    handler = attached(MetaLLMFeedbackEventHandler(evaluator=_exact, router=llm.router))
     with instrument_tags({"expected": "x"}):
         list(llm.stream_complete("Is the sky blue?"))
     assert handler.recorded == 1
@@ -53,7 +53,9 @@ def test_the_handler_scores_a_stream_once(llm, attached):
 
 
 def test_evaluator_errors_are_kept_not_swallowed(llm, attached):
-    handler = attached(MetaLLMFeedbackEventHandler(evaluator=lambda text, tags: 7.0))
+    handler = attached(
+        MetaLLMFeedbackEventHandler(evaluator=lambda text, tags: 7.0, router=llm.router)
+    )
     llm.complete("Is the sky blue?")
     assert handler.recorded == 0
     assert "quality must be a number in [0, 1]" in str(handler.errors[0])
@@ -112,3 +114,8 @@ def test_one_router_serves_both_adapters(embedder):
     # each adapter now routes the topic it never saw the way the other adapter taught
     assert [li.complete(q).additional_kwargs["metallm"]["model"] for q in COOKING[18:]] == ["A"] * 6
     assert [lc.invoke(q).response_metadata["metallm"]["model"] for q in ASTRONOMY[18:]] == ["B"] * 6
+
+
+def test_the_handler_is_given_its_router_explicitly():
+    with pytest.raises(ConfigurationError, match="pass router=llm.router"):
+        MetaLLMFeedbackEventHandler(evaluator=_exact, router=None)

@@ -10,20 +10,23 @@ drive; :mod:`~metallm.serving.pricing` turns reported usage into dollars and
 from metallm.serving.call import Attempts, RoutedCall
 from metallm.serving.decisions import Decision, Prediction
 from metallm.serving.failover import Cooldown, Fallbacks, is_provider_error
+from metallm.serving.feedback import Feedback, FeedbackSummary
 from metallm.serving.requests import DEFAULT_SESSION_KEY, check_prompt, pop_session, routing_text
-from metallm.serving.router import Router, find_router
+from metallm.serving.router import DEFAULT_FEEDBACK_TTL, Router
 
 __all__ = [
+    "DEFAULT_FEEDBACK_TTL",
     "DEFAULT_SESSION_KEY",
     "Attempts",
     "Cooldown",
     "Decision",
     "Fallbacks",
+    "Feedback",
+    "FeedbackSummary",
     "Prediction",
     "RoutedCall",
     "Router",
     "check_prompt",
-    "find_router",
     "is_provider_error",
     "pop_session",
     "routing_text",

@@ -59,8 +59,11 @@ class RoutedCall:
         record_errors: bool = True,
         prices: Prices | None = None,
         decision: Decision | None = None,
+        run_id: str | None = None,
     ) -> None:
         self.router = router
+        self.run_id = run_id
+        """The framework's id of the call: feedback can find the answering decision by it."""
         self.session = session
         self.fallbacks = fallbacks or Fallbacks()
         self.record_errors = record_errors
@@ -68,7 +71,9 @@ class RoutedCall:
         self.errors: list[tuple[str, BaseException]] = []
         """(model, error) for each failed attempt, in order."""
         self.decision: Decision = (
-            decision if decision is not None else router.select(query, force=force, session=session)
+            decision
+            if decision is not None
+            else router.select(query, force=force, session=session, run_id=run_id)
         )
         """The model to try now (the next one after each :meth:`failed`)."""
 
@@ -203,7 +208,9 @@ class RoutedCall:
         limit = min(self.fallbacks.max_attempts or len(self.router.arms), len(self.router.arms))
         if not self.fallbacks.enabled or self.decision.forced or len(tried) >= limit:
             return None
-        return self.router.select(self.decision.embedding, exclude=tried, ignore_cooldown=True)
+        return self.router.select(
+            self.decision.embedding, exclude=tried, ignore_cooldown=True, run_id=self.run_id
+        )
 
     def _bookkeep(self, what: str, action: Callable[[], None]) -> None:
         try:

@@ -1,14 +1,35 @@
-"""The decisions awaiting feedback, in this process's memory (bounded; oldest evicted first)."""
+"""The decisions awaiting feedback in this process's memory: compact, bounded, with a time to live.
+
+A pending entry keeps only what learning from the decision needs: the arm, the vector to
+learn on (the features without a store; the float32 embedding with one, since every process
+folds the store's events from embeddings), the time it was made and the framework's run id.
+That is about 1.3 KiB for the default 128-d features, whatever the pool's size. With a store,
+this is a cache in front of the store's ledger, which any process can read.
+"""
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Iterable
+from typing import NamedTuple
 
-from metallm.exceptions import ConfigurationError, DuplicateFeedbackError, UnknownDecisionError
-from metallm.serving.decisions import Decision
+import numpy as np
 
-__all__ = ["PendingDecisions"]
+from metallm.exceptions import ConfigurationError, DuplicateFeedbackError
+
+__all__ = ["PendingDecisions", "PendingEntry"]
+
+
+class PendingEntry(NamedTuple):
+    """What a pending decision keeps in memory."""
+
+    arm: int
+    vector: np.ndarray
+    """Features (no store) or the float32 embedding (with a store)."""
+    time: float
+    """When the decision was made (Unix time)."""
+    run_id: str | None = None
+    prompt: str | None = None
 
 
 class PendingDecisions:
@@ -23,44 +44,48 @@ class PendingDecisions:
             raise ConfigurationError("max_pending must be at least 1")
         self.max_pending = max_pending
         self.evicted = 0
-        """Decisions dropped before their feedback arrived."""
-        self._pending: OrderedDict[str, Decision] = OrderedDict()
+        """Decisions dropped from memory before their feedback arrived."""
+        self._pending: OrderedDict[str, PendingEntry] = OrderedDict()
         self._costs: dict[str, float] = {}
+        self._runs: dict[str, str] = {}
         self._settled: OrderedDict[str, None] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._pending)
 
-    def add(self, decision: Decision) -> None:
+    def add(self, decision_id: str, entry: PendingEntry) -> None:
         """Keep one decision until its feedback arrives."""
-        self._pending[decision.id] = decision
+        self._pending[decision_id] = entry
+        if entry.run_id is not None:
+            self._runs[entry.run_id] = decision_id
         if len(self._pending) > self.max_pending:
             self._evict()
 
-    def add_many(self, decisions: Iterable[Decision]) -> None:
-        """Keep many decisions (one dict update)."""
-        self._pending.update((d[0], d) for d in decisions)
+    def add_many(self, items: Iterable[tuple[str, PendingEntry]]) -> None:
+        """Keep many decisions (one dict update; batches carry no run ids)."""
+        self._pending.update(items)
         if len(self._pending) > self.max_pending:
             self._evict()
 
-    def get(self, decision_id: str) -> Decision:
-        """The pending decision, or a typed error saying why there is none."""
-        decision = self._pending.get(decision_id)
-        if decision is not None:
-            return decision
-        if decision_id in self._settled:
+    def get(self, decision_id: str) -> PendingEntry | None:
+        """The pending entry, or None; :class:`DuplicateFeedbackError` when it was settled here."""
+        entry = self._pending.get(decision_id)
+        if entry is None and decision_id in self._settled:
             raise DuplicateFeedbackError(
                 f"feedback for decision {decision_id} was already recorded"
             )
-        raise UnknownDecisionError(
-            f"unknown decision id {decision_id!r}: never issued by this router, or evicted "
-            f"(only the last {self.max_pending} pending decisions are kept; raise max_pending)"
-        )
+        return entry
 
-    def observe_cost(self, decision_id: str, cost: float) -> None:
-        """Attach the measured cost (USD) to a pending decision."""
-        self.get(decision_id)
+    def by_run(self, run_id: str) -> str | None:
+        """The pending decision made for this run id, if it is in memory."""
+        return self._runs.get(run_id)
+
+    def observe_cost(self, decision_id: str, cost: float) -> bool:
+        """Attach the measured cost (USD); False when the decision is not in memory."""
+        if decision_id not in self._pending:
+            return False
         self._costs[decision_id] = cost
+        return True
 
     def cost_of(self, decision_id: str) -> float | None:
         """The cost attached by :meth:`observe_cost`, if any."""
@@ -68,7 +93,9 @@ class PendingDecisions:
 
     def settle(self, decision_id: str) -> None:
         """Its feedback was learned: forget it, and refuse a second feedback for it."""
-        del self._pending[decision_id]
+        entry = self._pending.pop(decision_id, None)
+        if entry is not None and entry.run_id is not None:
+            self._runs.pop(entry.run_id, None)
         if self._costs:
             self._costs.pop(decision_id, None)
         self._settled[decision_id] = None
@@ -77,6 +104,8 @@ class PendingDecisions:
 
     def _evict(self) -> None:
         while len(self._pending) > self.max_pending:
-            decision_id, _ = self._pending.popitem(last=False)
+            decision_id, entry = self._pending.popitem(last=False)
             self._costs.pop(decision_id, None)
+            if entry.run_id is not None:
+                self._runs.pop(entry.run_id, None)
             self.evicted += 1

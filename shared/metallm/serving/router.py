@@ -21,7 +21,6 @@ import logging
 import threading
 import time
 import uuid
-import weakref
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,10 +30,14 @@ import numpy as np
 from metallm.embedding.embedders import Embedder, SentenceTransformerEmbedder, check_texts
 from metallm.exceptions import (
     ConfigurationError,
+    DecisionError,
     DimensionMismatchError,
+    DuplicateFeedbackError,
+    ExpiredDecisionError,
     InvalidFeedbackError,
     InvalidInputError,
     StateFileError,
+    StoreError,
     UnknownArmError,
     UnknownDecisionError,
 )
@@ -53,36 +56,27 @@ from metallm.serving._checks import (
     check_quality,
     check_quality_array,
     check_vector,
-    one,
     one_embedding,
 )
 from metallm.serving.call import Attempts, RoutedCall
 from metallm.serving.decisions import Decision, Prediction, Selection
 from metallm.serving.failover import Cooldown, Fallbacks
-from metallm.serving.ledger import PendingDecisions
+from metallm.serving.feedback import Feedback, FeedbackSummary
+from metallm.serving.ledger import PendingDecisions, PendingEntry
 from metallm.serving.pricing import Prices
 from metallm.serving.sessions import StickySessions
 from metallm.serving.sync import StoreSync
 from metallm.state._state_file import FORMAT_VERSION, read_state, write_state
-from metallm.state.base import FeedbackEvent, StateStore, snapshot_bytes
+from metallm.state.base import DecisionRecord, FeedbackEvent, StateStore, snapshot_bytes
 
-__all__ = ["Decision", "Prediction", "Router", "find_router"]
+__all__ = ["DEFAULT_FEEDBACK_TTL", "Decision", "Prediction", "Router"]
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_PROJECTION_DIMS = 128
 
-_ROUTERS: weakref.WeakValueDictionary[str, Router] = weakref.WeakValueDictionary()
-
-
-def find_router(router_id: str) -> Router:
-    """The live router with this id (as carried in a decision's metadata)."""
-    router = _ROUTERS.get(router_id)
-    if router is None:
-        raise UnknownDecisionError(
-            f"no live router with id {router_id!r}: pass the router explicitly"
-        )
-    return router
+DEFAULT_FEEDBACK_TTL = 7 * 86_400.0
+"""Seconds a decision waits for its feedback: 7 days."""
 
 
 class Router:
@@ -95,18 +89,23 @@ class Router:
         embedder: Turns query text into a vector; default a lazily loaded Sentence-BERT.
         cost_scale: Fix the cost normaliser (USD); default: the priciest arm's mean
             observed cost, so that arm's mean normalised cost is 1.
-        max_pending: How many decisions awaiting feedback are kept; older ones are evicted
-            (counted in :attr:`evicted_decisions`).
+        max_pending: How many decisions awaiting feedback this process keeps in memory; older
+            ones are evicted (counted in :attr:`evicted_decisions`). With a store, they stay in
+            the store's ledger, so feedback for them still works (from any process).
+        feedback_ttl: Seconds a decision waits for its feedback (default 7 days); later
+            feedback raises :class:`~metallm.ExpiredDecisionError` and changes nothing.
         features: What the per-arm models see of an embedding; default a 128-d projection
             of it plus a bias (penalty: the policy's ``l2``), which learns online faster and
             routes faster than the full embedding. ``EmbeddingFeatures()`` is the paper's
             model. :meth:`fit` may replace it with a map chosen by cross-validation (``tune``).
         cooldown: When a failing model is left out of routing, and for how long.
         max_sessions: How many sessions' models are remembered for sticky routing.
-        store: Where feedback events and snapshots live (:class:`metallm.SQLiteStore`,
-            :class:`metallm.RedisStore`). The learned state is restored from it now, every
-            ``record`` is written to it before it returns, and events written by other
-            processes are folded in (see :meth:`sync`).
+        store: Where feedback events, pending decisions and snapshots live
+            (:class:`metallm.SQLiteStore`, :class:`metallm.RedisStore`). The learned state is
+            restored from it now, every decision is kept in its ledger (so feedback works from
+            any process sharing the store, and after a restart), every ``record`` is written to
+            it before it returns, and events written by other processes are folded in (see
+            :meth:`sync`).
         snapshot_every: Events between two snapshots in the store.
         sync_interval: Seconds between automatic :meth:`sync` calls in ``select``; None: never.
         seed: Seed of the tie-breaking and exploration randomness.
@@ -128,6 +127,7 @@ class Router:
         embedder: Embedder | None | str = "default",
         cost_scale: float | None = None,
         max_pending: int = 10_000,
+        feedback_ttl: float = DEFAULT_FEEDBACK_TTL,
         features: FeatureMap | None = None,
         cooldown: Cooldown | None = None,
         max_sessions: int = 10_000,
@@ -163,8 +163,17 @@ class Router:
         if cost_scale is not None and not (np.isfinite(cost_scale) and cost_scale > 0):
             raise ConfigurationError(f"cost_scale must be a positive number, got {cost_scale!r}")
         self.fixed_cost_scale = cost_scale
+        if not (np.isfinite(feedback_ttl) and feedback_ttl > 0):
+            raise ConfigurationError(
+                f"feedback_ttl must be a positive number of seconds, got {feedback_ttl!r}"
+            )
+        self.feedback_ttl = float(feedback_ttl)
         self.ledger = PendingDecisions(max_pending)
-        """Decisions awaiting feedback."""
+        """Decisions awaiting feedback, in this process's memory."""
+        self.feedback_counts = {"recorded": 0, "unknown": 0, "expired": 0, "duplicate": 0}
+        """Feedback calls by outcome (see :meth:`health`)."""
+        self.ledger_errors = 0
+        """Decisions that could not be written to the store's ledger (logged; only this process can learn from them)."""
         self.cooldown = cooldown if cooldown is not None else Cooldown()
         self.sessions = StickySessions(max_sessions)
         """The model each recent conversation is kept on."""
@@ -179,7 +188,6 @@ class Router:
             if store is not None
             else None
         )
-        _ROUTERS[self.id] = self
         if self._sync is not None:
             self._sync.restore(self._adopt_snapshot, self.bandit.reset)
             self.sync()
@@ -313,13 +321,16 @@ class Router:
         record_errors: bool = True,
         prices: Prices | None = None,
         decision: Decision | None = None,
+        run_id: str | None = None,
     ) -> RoutedCall:
         """Start one routed call with fallbacks: ``call.decision`` names the model to try.
 
         Then ``call.failed(error)`` on a provider error (the next model, or the error to
         raise) and ``call.succeeded(input_tokens, output_tokens)`` on an answer (its cost
         from ``prices`` and the decision's metadata); see :class:`RoutedCall`. ``decision``
-        goes on with a decision already made (e.g. one whose model formatted the tools).
+        goes on with a decision already made (e.g. one whose model formatted the tools);
+        ``run_id`` is the framework's id of the call, by which :meth:`record_run` finds the
+        decision that answered.
         """
         return RoutedCall(
             self,
@@ -330,6 +341,7 @@ class Router:
             record_errors=record_errors,
             prices=prices,
             decision=decision,
+            run_id=run_id,
         )
 
     def select(
@@ -340,13 +352,16 @@ class Router:
         force: str | None = None,
         session: str | None = None,
         ignore_cooldown: bool = False,
+        run_id: str | None = None,
     ) -> Decision:
         """Choose an arm for one query (text or embedding).
 
         ``exclude`` removes arms from this choice (e.g. ones that just failed); ``force``
         names the arm to use (the decision still records scores and learns from feedback);
-        ``session`` keeps a conversation on the model it started with (see :meth:`stick`).
-        Models cooling down after repeated failures are left out unless every one is.
+        ``session`` keeps a conversation on the model it started with (see :meth:`stick`);
+        ``run_id`` is the framework's id of the call, by which feedback can find the
+        decision (:meth:`record_run`). Models cooling down after repeated failures are left
+        out unless every one is.
         """
         excluded = set(exclude)
         if force is None and session is not None:
@@ -356,12 +371,18 @@ class Router:
                 and kept not in excluded
                 and (ignore_cooldown or kept not in self.cooldown.cooling())
             ):
-                decision = self.select_batch(one(query), force=kept)[0]
+                decision = self._select_one(query, excluded, kept, True, run_id, session)
                 return decision._replace(forced=False, sticky=True)
-        return self._select_one(query, excluded, force, ignore_cooldown)
+        return self._select_one(query, excluded, force, ignore_cooldown, run_id, session)
 
     def _select_one(
-        self, query: Query, exclude: set[str], force: str | None, ignore_cooldown: bool
+        self,
+        query: Query,
+        exclude: set[str],
+        force: str | None,
+        ignore_cooldown: bool,
+        run_id: str | None = None,
+        session: str | None = None,
     ) -> Decision:
         """:meth:`select_batch` for one query, with as few numpy calls as the maths allows."""
         if self._sync is not None:
@@ -371,6 +392,12 @@ class Router:
             excluded, forced = self._allowed(exclude, force, ignore_cooldown)
         else:
             excluded, forced = set(), None
+        prompt = (
+            query
+            if isinstance(query, str) and self.store is not None and self.store.store_prompts
+            else None
+        )
+        now = time.time()
         with self._lock:
             chosen, scores, bonus, features = self.bandit.score_one(
                 embedding,
@@ -379,11 +406,14 @@ class Router:
                 excluded=excluded,
                 forced=forced,
             )
-            prompts: list[str | None] | None = None
-            if isinstance(query, str) and self.store is not None and self.store.store_prompts:
-                prompts = [query]
             selection = Selection(
-                self.arms, self._index, [scores], [bonus], [embedding], [features], prompts
+                self.arms,
+                self._index,
+                [scores],
+                [bonus],
+                [embedding],
+                [features],
+                None if prompt is None else [prompt],
             )
             self._decisions += 1
             decision: Decision = tuple.__new__(
@@ -398,7 +428,10 @@ class Router:
                     False,
                 ),
             )
-            self.ledger.add(decision)
+            vector = features if self._sync is None else embedding.astype(np.float32)
+            self.ledger.add(decision.id, PendingEntry(chosen, vector, now, run_id, prompt))
+        if self._sync is not None:
+            self._keep_in_store([(decision, vector)], now, run_id=run_id, session=session)
         return decision
 
     def select_batch(
@@ -414,6 +447,7 @@ class Router:
         embeddings = self.embed(queries)
         self.bandit.ensure(embeddings.shape[1])
         excluded, forced = self._allowed(exclude, force, ignore_cooldown)
+        now = time.time()
         with self._lock:
             chosen, scores, bonus, X = self.bandit.score_many(
                 embeddings,
@@ -432,6 +466,7 @@ class Router:
             # One tuple per decision, built without the NamedTuple constructor's Python frame.
             first, prefix, arms = self._decisions + 1, f"{self.id}-", self.arms
             make, weight, is_forced = tuple.__new__, self.cost_weight, forced is not None
+            picks = chosen.tolist()
             decisions: list[Decision] = [
                 make(
                     Decision,
@@ -445,11 +480,62 @@ class Router:
                         False,
                     ),
                 )
-                for row, arm in enumerate(chosen.tolist())
+                for row, arm in enumerate(picks)
             ]
             self._decisions += len(decisions)
-            self.ledger.add_many(decisions)
+            vectors = X if self._sync is None else embeddings.astype(np.float32)
+            self.ledger.add_many(
+                (
+                    d[0],
+                    make(
+                        PendingEntry,
+                        (arm, vectors[row], now, None, None if prompts is None else prompts[row]),
+                    ),
+                )
+                for row, (d, arm) in enumerate(zip(decisions, picks))
+            )
+        if self._sync is not None:
+            self._keep_in_store([(d, vectors[row]) for row, d in enumerate(decisions)], now)
         return decisions
+
+    def _keep_in_store(
+        self,
+        made: list[tuple[Decision, np.ndarray]],
+        now: float,
+        *,
+        run_id: str | None = None,
+        session: str | None = None,
+    ) -> None:
+        """Write decisions to the store's ledger; on failure, log and count (routing goes on)."""
+        assert self._sync is not None
+        expires = now + self.feedback_ttl
+        records = [
+            DecisionRecord(
+                d.id,
+                d.arm,
+                vector,
+                d.cost_weight,
+                now,
+                expires,
+                session,
+                run_id,
+                None,
+                None,
+                d.prompt,
+            )
+            for d, vector in made
+        ]
+        try:
+            self._sync.store.put_decisions(records)
+        except StoreError as e:
+            with self._lock:
+                self.ledger_errors += len(records)
+            logger.warning(
+                "metallm could not keep %d decision(s) in %s (%s); feedback for them works in this process only",
+                len(records),
+                self.store,
+                e,
+            )
 
     def _sync_if_due(self) -> None:
         if self._sync is not None and self._sync.due():
@@ -498,42 +584,169 @@ class Router:
         """Attach the measured cost (USD) to a pending decision, for a later :meth:`record`."""
         c = check_cost(cost)
         with self._lock:
-            self.ledger.observe_cost(decision_id, c)
+            in_memory = self.ledger.observe_cost(decision_id, c)
+        if self._sync is not None:
+            self._sync.store.set_decision_cost(decision_id, c)
+        elif not in_memory:
+            self.ledger.get(decision_id)  # a settled id: DuplicateFeedbackError
+            raise self._unknown(decision_id)
 
     def record(self, decision_id: str, *, quality: float, cost: float | None = None) -> None:
         """Learn from the outcome of a decision: updates the chosen arm only.
 
         ``quality`` is in [0, 1]; ``cost`` is the USD the call cost. When ``cost`` is None
-        the cost attached by :meth:`observe_cost` is used.
+        the cost attached by :meth:`observe_cost` is used. With a store this works in any
+        process that shares it, and after the deciding process restarted.
+
+        Raises :class:`~metallm.UnknownDecisionError`, :class:`~metallm.ExpiredDecisionError`
+        or :class:`~metallm.DuplicateFeedbackError`; each leaves the statistics unchanged.
         """
         q = check_quality(quality)
+        given = None if cost is None else check_cost(cost)
+        try:
+            self._record(decision_id, q, given)
+        except DuplicateFeedbackError:
+            self._count("duplicate")
+            raise
+        except ExpiredDecisionError:
+            self._count("expired")
+            raise
+        except UnknownDecisionError:
+            self._count("unknown")
+            raise
+        self._count("recorded")
+
+    def record_run(self, run_id: str, *, quality: float, cost: float | None = None) -> None:
+        """:meth:`record` for the decision that answered a framework call (e.g. a LangChain run id)."""
+        decision_id = self._decision_of_run(str(run_id))
+        self.record(decision_id, quality=quality, cost=cost)
+
+    def record_many(self, feedback: Iterable[Feedback]) -> FeedbackSummary:
+        """Record many outcomes (a grading job); what became of each, without stopping at errors.
+
+        >>> router = Router(["a", "b"], embedder=None)
+        >>> made = router.select_batch([[1.0, 0.0], [0.0, 1.0]])
+        >>> summary = router.record_many([Feedback(d.id, quality=1.0, cost=0.0) for d in made])
+        >>> summary.recorded, summary.unknown
+        (2, 0)
+        """
+        summary = FeedbackSummary()
+        for item in feedback:
+            key = item.decision_id if item.decision_id is not None else item.run_id
+            try:
+                if item.decision_id is not None:
+                    self.record(item.decision_id, quality=item.quality, cost=item.cost)
+                elif item.run_id is not None:
+                    self.record_run(item.run_id, quality=item.quality, cost=item.cost)
+                else:
+                    raise InvalidFeedbackError("feedback needs a decision_id or a run_id")
+            except (DecisionError, InvalidFeedbackError) as e:
+                kind = {
+                    ExpiredDecisionError: "expired",
+                    DuplicateFeedbackError: "duplicate",
+                    UnknownDecisionError: "unknown",
+                }.get(type(e), "invalid")
+                setattr(summary, kind, getattr(summary, kind) + 1)
+                summary.errors.append((str(key), e))
+                continue
+            summary.recorded += 1
+        return summary
+
+    def health(self) -> dict[str, Any]:
+        """What an operator watches: pending decisions, feedback outcomes, bookkeeping trouble.
+
+        ``feedback`` counts this process's feedback calls by outcome: many ``expired`` means
+        feedback arrives later than ``feedback_ttl``; many ``unknown``, ids from elsewhere
+        (another store, or a router without one whose memory was evicted).
+        """
         with self._lock:
-            decision = self.ledger.get(decision_id)
-            if cost is None:
-                c = self.ledger.cost_of(decision_id)
-                if c is None:
-                    raise InvalidFeedbackError(
-                        f"no cost known for decision {decision_id}: pass cost= (USD)"
+            return {
+                "pending_in_memory": len(self.ledger),
+                "evicted_from_memory": self.ledger.evicted,
+                "feedback": dict(self.feedback_counts),
+                "feedback_ttl_s": self.feedback_ttl,
+                "ledger_errors": self.ledger_errors,
+                "bookkeeping_errors": self.bookkeeping_errors,
+                "store": None if self.store is None else repr(self.store),
+                "store_position": None if self._sync is None else self._sync.position,
+                "n_updates": self.n_updates,
+            }
+
+    def _count(self, outcome: str) -> None:
+        with self._lock:
+            self.feedback_counts[outcome] += 1
+
+    def _unknown(self, decision_id: str) -> UnknownDecisionError:
+        if self._sync is None:
+            hint = f"only the last {self.ledger.max_pending} pending decisions are kept in memory; raise max_pending, or give the router a store"
+        else:
+            hint = f"not in {self.store}'s ledger: made by a router with another store, or expired more than a day ago"
+        return UnknownDecisionError(
+            f"unknown decision id {decision_id!r}: never issued by this router, or evicted ({hint})"
+        )
+
+    def _decision_of_run(self, run_id: str) -> str:
+        with self._lock:
+            decision_id = self.ledger.by_run(run_id)
+        if decision_id is None and self._sync is not None:
+            found = self._sync.store.find_decision(run_id)
+            decision_id = None if found is None else found.decision_id
+        if decision_id is None:
+            self._count("unknown")
+            raise UnknownDecisionError(
+                f"no pending decision for run {run_id!r}: its feedback was recorded, or it expired"
+            )
+        return decision_id
+
+    def _record(self, decision_id: str, q: float, given: float | None) -> None:
+        now = time.time()
+        with self._lock:
+            entry = self.ledger.get(decision_id)  # DuplicateFeedbackError when settled here
+            known_cost = self.ledger.cost_of(decision_id)
+        if entry is not None:
+            arm, vector, decided_at, prompt = entry.arm, entry.vector, entry.time, entry.prompt
+        elif self._sync is not None:
+            found = self._sync.store.get_decision(decision_id)
+            if found is None:
+                if self._sync.store.has_event(decision_id):
+                    raise DuplicateFeedbackError(
+                        f"feedback for decision {decision_id} is already in the store"
                     )
-            else:
-                c = check_cost(cost)
-            if self._sync is not None:  # durable before record returns
-                self._sync.append(
-                    FeedbackEvent(
-                        decision_id,
-                        decision.arm,
-                        decision.embedding,
-                        q,
-                        c,
-                        time.time(),
-                        decision.prompt,
+                raise self._unknown(decision_id)
+            arm, vector, decided_at, prompt = (
+                self._arm_index(found.arm),
+                found.embedding,
+                found.time,
+                found.prompt,
+            )
+            known_cost = found.cost
+        else:
+            raise self._unknown(decision_id)
+        if now > decided_at + self.feedback_ttl:
+            raise ExpiredDecisionError(decision_id, decided_at, decided_at + self.feedback_ttl)
+        c = given if given is not None else known_cost
+        if c is None:
+            raise InvalidFeedbackError(
+                f"no cost known for decision {decision_id}: pass cost= (USD)"
+            )
+        if self._sync is None:
+            with self._lock:
+                if self.ledger.get(decision_id) is None:  # another thread recorded it meanwhile
+                    raise DuplicateFeedbackError(
+                        f"feedback for decision {decision_id} was already recorded"
                     )
-                )
+                self.ledger.settle(decision_id)
+                self.bandit.update(arm, vector, q, c)
+            return
+        event = FeedbackEvent(
+            decision_id, self.arms[arm], np.asarray(vector, dtype=np.float64), q, c, now, prompt
+        )
+        with self._lock:
+            self._sync.append(
+                event
+            )  # durable before record returns; a second feedback is refused here
             self.ledger.settle(decision_id)
-            if self._sync is not None:
-                self.sync()  # folds this event, and any from other processes, in log order
-                return
-            self.bandit.update(self._index[decision.arm], decision.features, q, c)
+        self.sync()  # folds this event, and any from other processes, in log order
 
     def _count_bookkeeping_error(self) -> None:
         with self._lock:

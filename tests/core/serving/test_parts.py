@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -10,41 +12,55 @@ from metallm import (
     DuplicateFeedbackError,
     EmptyQueryError,
     Router,
-    UnknownDecisionError,
 )
 from metallm.serving import pop_session, routing_text
-from metallm.serving.ledger import PendingDecisions
+from metallm.serving.ledger import PendingDecisions, PendingEntry
 from metallm.serving.sessions import StickySessions
 
 
-def _decisions(n: int):
-    router = Router(["a", "b"], embedder=None, seed=0)
-    return router.select_batch(np.ones((n, 3)))
+def _entry(arm: int = 0, run_id: str | None = None) -> PendingEntry:
+    return PendingEntry(arm, np.ones(3), time.time(), run_id)
 
 
 def test_the_ledger_evicts_the_oldest_and_counts_them():
     ledger = PendingDecisions(max_pending=2)
-    first, second, third = _decisions(3)
-    ledger.add(first)
-    ledger.add_many([second, third])
+    ledger.add("d1", _entry(run_id="run-1"))
+    ledger.add_many([("d2", _entry()), ("d3", _entry())])
     assert len(ledger) == 2 and ledger.evicted == 1
-    with pytest.raises(UnknownDecisionError, match="raise max_pending"):
-        ledger.get(first.id)
-    assert ledger.get(third.id) is third
+    assert ledger.get("d1") is None and ledger.by_run("run-1") is None
+    assert ledger.get("d3").arm == 0
 
 
 def test_the_ledger_keeps_costs_and_refuses_a_second_feedback():
     ledger = PendingDecisions(max_pending=10)
-    (decision,) = _decisions(1)
-    ledger.add(decision)
-    ledger.observe_cost(decision.id, 0.25)
-    assert ledger.cost_of(decision.id) == 0.25
-    ledger.settle(decision.id)
-    assert ledger.cost_of(decision.id) is None
+    ledger.add("d1", _entry(run_id="run-1"))
+    assert ledger.by_run("run-1") == "d1"
+    assert ledger.observe_cost("d1", 0.25) and not ledger.observe_cost("elsewhere", 0.1)
+    assert ledger.cost_of("d1") == 0.25
+    ledger.settle("d1")
+    assert ledger.cost_of("d1") is None and ledger.by_run("run-1") is None
     with pytest.raises(DuplicateFeedbackError):
-        ledger.get(decision.id)
+        ledger.get("d1")
     with pytest.raises(ConfigurationError):
         PendingDecisions(0)
+
+
+def test_a_pending_decision_costs_under_2_kib_of_memory():
+    """Without a store, the default 128-d router keeps about 1.3 KiB per pending decision."""
+    import tracemalloc
+
+    router = Router(["a", "b", "c", "d"], embedder=None, seed=0, max_pending=50_000)
+    queries = np.random.default_rng(0).normal(size=(2000, 384))
+    router.select(queries[0])
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    kept = [
+        router.select(q).id for q in queries
+    ]  # the ids only: the decisions themselves are dropped
+    per_decision = (tracemalloc.get_traced_memory()[0] - before) / len(kept)
+    tracemalloc.stop()
+    assert router.pending_decisions == 2001
+    assert per_decision < 2048, f"{per_decision:.0f} bytes per pending decision"
 
 
 def test_sessions_forget_the_least_recent():

@@ -259,11 +259,13 @@ def test_four_processes_fold_to_the_sequential_statistics(target):
         restored.bandit.stats.A, fold.bandit.stats.A
     )  # same order: exactly equal
     np.testing.assert_array_equal(restored.bandit.stats.B, fold.bandit.stats.B)
-    # and equal, up to rounding, to the four workers' events folded in any order
+    # and equal, up to rounding, to the four workers' events folded in any order (a store's
+    # ledger keeps the embedding a decision routed on as float32: that is what is learned)
     any_order = Router(ARMS, embedder=None, policy=LinUCB(alpha=0.25))
     for w in range(4):
         for x, arm, quality, cost in events(w, 500):
-            any_order.partial_fit(x[None, :], [arm], [quality], [cost])
+            logged = x.astype(np.float32).astype(np.float64)
+            any_order.partial_fit(logged[None, :], [arm], [quality], [cost])
     np.testing.assert_allclose(
         restored.bandit.stats.A, any_order.bandit.stats.A, rtol=1e-10, atol=1e-10
     )
