@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import uuid
+
 import pytest
 from langchain_core.callbacks import (
     BaseCallbackHandler,
@@ -14,7 +17,13 @@ from langchain_core.runnables import RunnableLambda
 from langchain_core.tracers.run_collector import RunCollectorCallbackHandler
 from pydantic import BaseModel
 
-from metallm import ConfigurationError, EmptyQueryError, Router, UnknownArmError
+from metallm import (
+    ConfigurationError,
+    EmptyQueryError,
+    InvalidFeedbackError,
+    Router,
+    UnknownArmError,
+)
 from metallm_langchain import ChatMetaLLM
 from tests.langchain.conftest import PRICES
 from tests.langchain.fakes import ScriptedChatModel
@@ -116,6 +125,25 @@ def test_feedback_updates_the_chosen_model_with_the_measured_cost(llm):
     assert llm.router.counts[meta["model"]] == 1
     assert sum(llm.router.counts.values()) == 1
     assert llm.router.cost_scale == pytest.approx(meta["cost_usd"])
+
+
+def test_feedback_by_the_router_runs_id(llm):
+    run_id = uuid.uuid4()
+    meta = _meta(llm.invoke(QUESTION, config={"run_id": run_id}))
+    llm.record_feedback(run_id=run_id, quality=1.0)
+    assert llm.router.counts[meta["model"]] == 1
+    with pytest.raises(InvalidFeedbackError, match="decision_id or by run_id"):
+        llm.record_feedback(meta["decision_id"], run_id=run_id, quality=1.0)
+
+
+async def test_answers_are_delivered_even_when_the_bookkeeping_lost_their_decisions(embedder, pool):
+    """8 concurrent calls through a router that keeps only 2 pending decisions: all 8 answer."""
+    router = Router(list(pool), embedder=embedder, max_pending=2)
+    llm = ChatMetaLLM(models=pool, prices=PRICES, router=router)
+    answers = await asyncio.gather(*[llm.ainvoke(f"{QUESTION} ({i})") for i in range(8)])
+    assert len(answers) == 8 and all(a.content for a in answers)
+    assert router.evicted_decisions == 6
+    assert router.bookkeeping_errors >= 1  # the costs of evicted decisions could not be attached
 
 
 def test_a_chain_uses_the_router_as_its_llm(llm, pool):

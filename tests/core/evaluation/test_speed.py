@@ -16,6 +16,8 @@ def test_the_speed_budget_prints_each_measurement(capsys):
         "select_batch, compact features",
         "record -> SQLiteStore",
         "record -> RedisStore",
+        "select + ledger write -> SQLiteStore",
+        "select + ledger write -> RedisStore",
         "MB held",
         "(rounds ",
         "MiniLM, repeated query",

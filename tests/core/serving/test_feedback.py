@@ -1,0 +1,110 @@
+"""Feedback without surprises: by run id, in bulk, counted, and never at the cost of an answer."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+import pytest
+
+from metallm import (
+    DuplicateFeedbackError,
+    ExpiredDecisionError,
+    Feedback,
+    Router,
+    SQLiteStore,
+    StoreError,
+    UnknownDecisionError,
+)
+
+DIM = 4
+
+
+def _router(**kwargs) -> Router:
+    return Router(["a", "b"], embedder=None, seed=0, **kwargs)
+
+
+def test_feedback_by_run_id_finds_the_decision_that_answered():
+    router = _router()
+    call = router.route(np.ones(DIM), run_id="run-7")
+    call.run(lambda decision: "answer")
+    call.succeeded()
+    router.record_run("run-7", quality=1.0, cost=0.01)
+    assert router.n_updates == 1
+    with pytest.raises(UnknownDecisionError, match="no pending decision for run 'run-7'"):
+        router.record_run("run-7", quality=1.0, cost=0.01)
+
+
+def test_record_many_says_what_became_of_each_item():
+    router = _router(feedback_ttl=0.2)
+    old = router.select(np.ones(DIM))
+    time.sleep(0.3)
+    fresh = router.select_batch(np.ones((3, DIM)))
+    summary = router.record_many(
+        [
+            Feedback(fresh[0].id, quality=1.0, cost=0.0),
+            Feedback(fresh[0].id, quality=1.0, cost=0.0),  # twice
+            Feedback("nobody-issued-this", quality=1.0, cost=0.0),
+            Feedback(old.id, quality=0.5, cost=0.0),  # too late
+            Feedback(fresh[1].id, quality=7.0, cost=0.0),  # not a quality
+            Feedback(fresh[2].id, quality=0.0, cost=0.0),
+        ]
+    )
+    assert (
+        summary.recorded,
+        summary.duplicate,
+        summary.unknown,
+        summary.expired,
+        summary.invalid,
+    ) == (2, 1, 1, 1, 1)
+    assert summary.total == 6 and [key for key, _ in summary.errors] == [
+        fresh[0].id, "nobody-issued-this", old.id, fresh[1].id,
+    ]  # fmt: skip
+    assert isinstance(summary.errors[2][1], ExpiredDecisionError)
+    assert router.n_updates == 2
+
+
+def test_health_counts_feedback_that_came_too_late_or_from_nowhere():
+    router = _router(feedback_ttl=0.2)
+    late = router.select(np.ones(DIM))
+    time.sleep(0.3)
+    for bad in (late.id, "unknown-id"):
+        with pytest.raises((ExpiredDecisionError, UnknownDecisionError)):
+            router.record(bad, quality=1.0, cost=0.0)
+    on_time = router.select(np.ones(DIM))
+    router.record(on_time.id, quality=1.0, cost=0.0)
+    with pytest.raises(DuplicateFeedbackError):
+        router.record(on_time.id, quality=1.0, cost=0.0)
+    health = router.health()
+    assert health["feedback"] == {"recorded": 1, "unknown": 1, "expired": 1, "duplicate": 1}
+    assert (
+        health["pending_in_memory"] == 1 and health["store"] is None
+    )  # the late one, until evicted
+
+
+def test_a_ledger_the_store_cannot_write_leaves_routing_and_local_feedback_working(
+    tmp_path, caplog
+):
+    class FullDisk(SQLiteStore):
+        def put_decisions(self, records):
+            raise StoreError("database or disk is full")
+
+    router = _router(store=FullDisk(tmp_path / "s.sqlite"))
+    with caplog.at_level(logging.WARNING, logger="metallm"):
+        decision = router.select(np.ones(DIM))
+    assert (
+        router.ledger_errors == 1 and "feedback for them works in this process only" in caplog.text
+    )
+    router.record(decision.id, quality=1.0, cost=0.0)  # from this process's memory
+    assert router.n_updates == 1
+
+
+def test_a_decision_evicted_from_memory_is_still_in_the_stores_ledger(tmp_path):
+    router = _router(store=SQLiteStore(tmp_path / "s.sqlite"), max_pending=1)
+    first, second = router.select(np.ones(DIM)), router.select(-np.ones(DIM))
+    assert router.pending_decisions == 1 and router.evicted_decisions == 1
+    router.observe_cost(first.id, 0.002)  # the cost goes to the ledger too
+    router.record(first.id, quality=1.0)
+    router.record(second.id, quality=0.0, cost=0.0)
+    assert router.n_updates == 2 and router.bandit.stats.cost_sums().sum() == pytest.approx(0.002)
