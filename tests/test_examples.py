@@ -1,0 +1,29 @@
+"""The runnable examples in docs/examples run as written and say what they did."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_production_example_learns_from_feedback_given_in_other_processes():
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "docs" / "examples" / "production.py")],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    assert "web workers answered 20 questions and exited" in out
+    assert "feedback endpoint recorded 10 thumbs" in out
+    assert "grading job: 10 recorded, 0 unknown, 0 expired" in out
+    learned = re.search(r"a fresh process learned from (\d+) outcomes", out)
+    assert learned and int(learned.group(1)) == 20, out
