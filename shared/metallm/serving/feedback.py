@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-__all__ = ["Feedback", "FeedbackSummary"]
+from metallm.exceptions import (
+    DecisionError,
+    DuplicateFeedbackError,
+    ExpiredDecisionError,
+    InvalidFeedbackError,
+    UnknownDecisionError,
+)
+
+if TYPE_CHECKING:
+    from metallm.serving.router import Router
+
+__all__ = ["Feedback", "FeedbackSummary", "record_all"]
 
 
 @dataclass(frozen=True)
@@ -36,3 +49,28 @@ class FeedbackSummary:
     def total(self) -> int:
         """Items seen."""
         return self.recorded + self.unknown + self.expired + self.duplicate + self.invalid
+
+
+def record_all(router: Router, feedback: Iterable[Feedback]) -> FeedbackSummary:
+    """Record each item on ``router``; what became of each, without stopping at errors."""
+    summary = FeedbackSummary()
+    for item in feedback:
+        key = item.decision_id if item.decision_id is not None else item.run_id
+        try:
+            if item.decision_id is not None:
+                router.record(item.decision_id, quality=item.quality, cost=item.cost)
+            elif item.run_id is not None:
+                router.record_run(item.run_id, quality=item.quality, cost=item.cost)
+            else:
+                raise InvalidFeedbackError("feedback needs a decision_id or a run_id")
+        except (DecisionError, InvalidFeedbackError) as e:
+            kind = {
+                ExpiredDecisionError: "expired",
+                DuplicateFeedbackError: "duplicate",
+                UnknownDecisionError: "unknown",
+            }.get(type(e), "invalid")
+            setattr(summary, kind, getattr(summary, kind) + 1)
+            summary.errors.append((str(key), e))
+            continue
+        summary.recorded += 1
+    return summary

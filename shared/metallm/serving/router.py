@@ -30,7 +30,6 @@ import numpy as np
 from metallm.embedding.embedders import Embedder, SentenceTransformerEmbedder, check_texts
 from metallm.exceptions import (
     ConfigurationError,
-    DecisionError,
     DimensionMismatchError,
     DuplicateFeedbackError,
     ExpiredDecisionError,
@@ -43,30 +42,25 @@ from metallm.exceptions import (
 )
 from metallm.learning.bandit import LinearBandit
 from metallm.learning.features import FeatureMap, ProjectedFeatures
-from metallm.learning.policies import LinUCB, Policy, policy_from_dict
-from metallm.learning.reward import calibrate_cost_weight
-from metallm.learning.tuning import AUTO_TUNE_ROWS, DEFAULT_CANDIDATES, Tuning
+from metallm.learning.policies import LinUCB, Policy
+from metallm.learning.tuning import Tuning
+from metallm.serving import offline, persistence
 from metallm.serving._checks import (
     Query,
     as_batch,
     check_cost,
-    check_cost_array,
     check_cost_weight,
-    check_matrix,
     check_quality,
-    check_quality_array,
-    check_vector,
     one_embedding,
 )
 from metallm.serving.call import Attempts, RoutedCall
 from metallm.serving.decisions import Decision, Prediction, Selection
 from metallm.serving.failover import Cooldown, Fallbacks
-from metallm.serving.feedback import Feedback, FeedbackSummary
+from metallm.serving.feedback import Feedback, FeedbackSummary, record_all
 from metallm.serving.ledger import PendingDecisions, PendingEntry
 from metallm.serving.pricing import Prices
 from metallm.serving.sessions import StickySessions
 from metallm.serving.sync import StoreSync
-from metallm.state._state_file import FORMAT_VERSION, read_state, write_state
 from metallm.state.base import DecisionRecord, FeedbackEvent, StateStore, snapshot_bytes
 
 __all__ = ["DEFAULT_FEEDBACK_TTL", "Decision", "Prediction", "Router"]
@@ -630,27 +624,7 @@ class Router:
         >>> summary.recorded, summary.unknown
         (2, 0)
         """
-        summary = FeedbackSummary()
-        for item in feedback:
-            key = item.decision_id if item.decision_id is not None else item.run_id
-            try:
-                if item.decision_id is not None:
-                    self.record(item.decision_id, quality=item.quality, cost=item.cost)
-                elif item.run_id is not None:
-                    self.record_run(item.run_id, quality=item.quality, cost=item.cost)
-                else:
-                    raise InvalidFeedbackError("feedback needs a decision_id or a run_id")
-            except (DecisionError, InvalidFeedbackError) as e:
-                kind = {
-                    ExpiredDecisionError: "expired",
-                    DuplicateFeedbackError: "duplicate",
-                    UnknownDecisionError: "unknown",
-                }.get(type(e), "invalid")
-                setattr(summary, kind, getattr(summary, kind) + 1)
-                summary.errors.append((str(key), e))
-                continue
-            summary.recorded += 1
-        return summary
+        return record_all(self, feedback)
 
     def health(self) -> dict[str, Any]:
         """What an operator watches: pending decisions, feedback outcomes, bookkeeping trouble.
@@ -783,8 +757,7 @@ class Router:
         self.bandit.learn(arm, event.embedding, quality=event.quality, cost=event.cost)
 
     def _adopt_snapshot(self, data: bytes, source: str) -> None:
-        header, arrays = read_state(source, data=data)
-        self._adopt(header, arrays, source)
+        persistence.adopt_bytes(self, data, source)
 
     # -- offline learning ---------------------------------------------------------------
     def fit(
@@ -807,25 +780,7 @@ class Router:
         Without it, the router keeps its feature map. Either way the result is the ridge regression
         ``theta = (F^T F + diag(penalties))^-1 F^T y`` per arm on the features ``F``.
         """
-        embeddings = self.embed(as_batch(queries))
-        Q = check_matrix(quality, "quality", embeddings.shape[0], len(self.arms))
-        C = check_matrix(cost, "cost", embeddings.shape[0], len(self.arms))
-        check_quality_array(Q)
-        check_cost_array(C)
-        candidates: tuple[FeatureMap, ...] = DEFAULT_CANDIDATES
-        if isinstance(tune, str):
-            if tune != "auto":
-                raise ConfigurationError(
-                    f'tune must be "auto", True, False or a list of feature maps, got {tune!r}'
-                )
-            tune = bool(embeddings.shape[0] >= AUTO_TUNE_ROWS)
-        elif not isinstance(tune, bool):
-            candidates = tuple(tune)
-            if not candidates:
-                raise ConfigurationError("tune was given no candidate feature maps")
-            tune = True
-        with self._lock:
-            self.bandit.fit(embeddings, Q, C, tune=tune, candidates=candidates, seed=seed)
+        offline.fit(self, queries, quality, cost, tune=tune, seed=seed)
         return self
 
     def partial_fit(
@@ -836,18 +791,7 @@ class Router:
         cost: Sequence[float] | np.ndarray,
     ) -> Router:
         """Update from logged bandit data: one (arm, quality, cost) outcome per query."""
-        embeddings = self.embed(as_batch(queries))
-        n = embeddings.shape[0]
-        arm_names = list(arms)
-        if len(arm_names) != n:
-            raise InvalidInputError(f"{n} queries but {len(arm_names)} arms")
-        idx = np.array([self._arm_index(a) for a in arm_names])
-        Q = check_vector(quality, "quality", n)
-        C = check_vector(cost, "cost", n)
-        check_quality_array(Q)
-        check_cost_array(C)
-        with self._lock:
-            self.bandit.partial_fit(embeddings, idx, Q, C)
+        offline.partial_fit(self, queries, arms, quality, cost)
         return self
 
     def calibrate(
@@ -862,35 +806,13 @@ class Router:
         Validation rows know every arm's outcome (``quality``, ``cost`` are (n, n_arms)).
         Raises :class:`InfeasibleBudgetError` when no ``p`` gets under the budget.
         """
-        if not (np.isfinite(budget) and budget >= 0):
-            raise InvalidInputError(f"budget must be a finite number >= 0 USD, got {budget!r}")
-        prediction = self.predict(queries)
-        n = prediction.quality.shape[0]
-        Q = check_matrix(quality, "quality", n, len(self.arms))
-        C = check_matrix(cost, "cost", n, len(self.arms))
-        result = calibrate_cost_weight(
-            prediction.quality, prediction.cost / self.cost_scale, Q, C, budget
-        )
-        self.cost_weight = result.cost_weight
-        return result.cost_weight
+        self.cost_weight = offline.calibrate(self, budget, queries, quality, cost)
+        return self.cost_weight
 
     # -- persistence --------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
         """Write the learned state atomically (``.npz`` + JSON header; pending decisions are not saved)."""
-        with self._lock:
-            learned, arrays = self.bandit.to_state()
-            header = {
-                "format_version": FORMAT_VERSION,
-                "arms": list(self.arms),
-                "dimension": learned["dimension"],
-                "cost_weight": self.cost_weight,
-                "cost_scale": self.fixed_cost_scale,
-                "policy": self.policy.to_dict(),
-                "features": learned["features"],
-                "n_updates": learned["n_updates"],
-                "embedding_model": getattr(self.embedder, "model_name", None),
-            }
-        return write_state(path, header, arrays)
+        return persistence.save(self, path)
 
     @classmethod
     def load(
@@ -901,37 +823,7 @@ class Router:
         seed: int | None = None,
     ) -> Router:
         """A router with the state saved by :meth:`save`; raises :class:`StateFileError` if bad."""
-        header, arrays = read_state(path)
-        try:
-            router = cls(
-                header["arms"],
-                cost_weight=header["cost_weight"],
-                policy=policy_from_dict(header["policy"]),
-                embedder=embedder,
-                cost_scale=header["cost_scale"],
-                seed=seed,
-            )
-        except (KeyError, TypeError, ValueError) as e:
-            raise StateFileError(path, f"the header is incomplete or invalid ({e!r})") from e
-        router._adopt(header, arrays, path)
-        return router
-
-    def _adopt(
-        self, header: dict[str, Any], arrays: dict[str, np.ndarray], source: str | Path
-    ) -> None:
-        """Take the learned state (features, statistics) of a saved router."""
-        try:
-            if list(header["arms"]) != list(self.arms):
-                raise StateFileError(
-                    source, f"it holds models {header['arms']}, this router {list(self.arms)}"
-                )
-        except (KeyError, TypeError) as e:
-            raise StateFileError(source, f"the header is incomplete or invalid ({e!r})") from e
-        with self._lock:
-            try:
-                self.bandit.adopt(header, arrays)
-            except ValueError as e:
-                raise StateFileError(source, str(e)) from e
+        return persistence.load(cls, path, embedder=embedder, seed=seed)
 
     def _arm_index(self, arm: str) -> int:
         try:

@@ -1,0 +1,102 @@
+"""Learning a router from logged data: full-information rows, bandit logs, a budget.
+
+The :class:`~metallm.Router` methods ``fit``, ``partial_fit`` and ``calibrate`` are these
+functions: they check the caller's arrays and hand them to the router's bandit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from metallm.exceptions import ConfigurationError, InvalidInputError
+from metallm.learning.features import FeatureMap
+from metallm.learning.reward import calibrate_cost_weight
+from metallm.learning.tuning import AUTO_TUNE_ROWS, DEFAULT_CANDIDATES
+from metallm.serving._checks import (
+    Query,
+    as_batch,
+    check_cost_array,
+    check_matrix,
+    check_quality_array,
+    check_vector,
+)
+
+if TYPE_CHECKING:
+    from metallm.serving.router import Router
+
+__all__ = ["calibrate", "fit", "partial_fit"]
+
+
+def fit(
+    router: Router,
+    queries: Sequence[Query] | np.ndarray,
+    quality: np.ndarray | Sequence[Sequence[float]],
+    cost: np.ndarray | Sequence[Sequence[float]],
+    *,
+    tune: bool | str | Sequence[FeatureMap] = "auto",
+    seed: int = 0,
+) -> None:
+    """Train ``router`` from scratch on rows where every arm's outcome is known (see ``Router.fit``)."""
+    embeddings = router.embed(as_batch(queries))
+    Q = check_matrix(quality, "quality", embeddings.shape[0], len(router.arms))
+    C = check_matrix(cost, "cost", embeddings.shape[0], len(router.arms))
+    check_quality_array(Q)
+    check_cost_array(C)
+    candidates: tuple[FeatureMap, ...] = DEFAULT_CANDIDATES
+    if isinstance(tune, str):
+        if tune != "auto":
+            raise ConfigurationError(
+                f'tune must be "auto", True, False or a list of feature maps, got {tune!r}'
+            )
+        tune = bool(embeddings.shape[0] >= AUTO_TUNE_ROWS)
+    elif not isinstance(tune, bool):
+        candidates = tuple(tune)
+        if not candidates:
+            raise ConfigurationError("tune was given no candidate feature maps")
+        tune = True
+    with router._lock:
+        router.bandit.fit(embeddings, Q, C, tune=tune, candidates=candidates, seed=seed)
+
+
+def partial_fit(
+    router: Router,
+    queries: Sequence[Query] | np.ndarray,
+    arms: Sequence[str],
+    quality: Sequence[float] | np.ndarray,
+    cost: Sequence[float] | np.ndarray,
+) -> None:
+    """Update ``router`` from logged bandit rows: one (arm, quality, cost) outcome per query."""
+    embeddings = router.embed(as_batch(queries))
+    n = embeddings.shape[0]
+    arm_names = list(arms)
+    if len(arm_names) != n:
+        raise InvalidInputError(f"{n} queries but {len(arm_names)} arms")
+    idx = np.array([router._arm_index(a) for a in arm_names])
+    Q = check_vector(quality, "quality", n)
+    C = check_vector(cost, "cost", n)
+    check_quality_array(Q)
+    check_cost_array(C)
+    with router._lock:
+        router.bandit.partial_fit(embeddings, idx, Q, C)
+
+
+def calibrate(
+    router: Router,
+    budget: float,
+    queries: Sequence[Query] | np.ndarray,
+    quality: np.ndarray | Sequence[Sequence[float]],
+    cost: np.ndarray | Sequence[Sequence[float]],
+) -> float:
+    """The ``p`` with the best validation quality within ``budget`` $/query (see ``Router.calibrate``)."""
+    if not (np.isfinite(budget) and budget >= 0):
+        raise InvalidInputError(f"budget must be a finite number >= 0 USD, got {budget!r}")
+    prediction = router.predict(queries)
+    n = prediction.quality.shape[0]
+    Q = check_matrix(quality, "quality", n, len(router.arms))
+    C = check_matrix(cost, "cost", n, len(router.arms))
+    return calibrate_cost_weight(
+        prediction.quality, prediction.cost / router.cost_scale, Q, C, budget
+    ).cost_weight

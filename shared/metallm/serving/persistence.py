@@ -1,0 +1,83 @@
+"""A router's learned state in a file: ``.npz`` arrays plus a JSON header (never pickle).
+
+``Router.save`` / ``Router.load`` and the store snapshots are these functions.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from metallm.embedding.embedders import Embedder
+from metallm.exceptions import StateFileError
+from metallm.learning.policies import policy_from_dict
+from metallm.state._state_file import FORMAT_VERSION, read_state, write_state
+
+if TYPE_CHECKING:
+    from metallm.serving.router import Router
+
+__all__ = ["adopt", "load", "save"]
+
+
+def save(router: Router, path: str | Path) -> Path:
+    """Write the router's learned state atomically; pending decisions are not saved."""
+    with router._lock:
+        learned, arrays = router.bandit.to_state()
+        header = {
+            "format_version": FORMAT_VERSION,
+            "arms": list(router.arms),
+            "dimension": learned["dimension"],
+            "cost_weight": router.cost_weight,
+            "cost_scale": router.fixed_cost_scale,
+            "policy": router.policy.to_dict(),
+            "features": learned["features"],
+            "n_updates": learned["n_updates"],
+            "embedding_model": getattr(router.embedder, "model_name", None),
+        }
+    return write_state(path, header, arrays)
+
+
+def load(
+    cls: type[Router], path: str | Path, *, embedder: Embedder | None | str, seed: int | None
+) -> Router:
+    """A router of class ``cls`` with the state saved by :func:`save`; :class:`StateFileError` if bad."""
+    header, arrays = read_state(path)
+    try:
+        router = cls(
+            header["arms"],
+            cost_weight=header["cost_weight"],
+            policy=policy_from_dict(header["policy"]),
+            embedder=embedder,
+            cost_scale=header["cost_scale"],
+            seed=seed,
+        )
+    except (KeyError, TypeError, ValueError) as e:
+        raise StateFileError(path, f"the header is incomplete or invalid ({e!r})") from e
+    adopt(router, header, arrays, path)
+    return router
+
+
+def adopt(
+    router: Router, header: dict[str, Any], arrays: dict[str, np.ndarray], source: str | Path
+) -> None:
+    """Give ``router`` the learned state (features, statistics) of a saved one."""
+    try:
+        if list(header["arms"]) != list(router.arms):
+            raise StateFileError(
+                source, f"it holds models {header['arms']}, this router {list(router.arms)}"
+            )
+    except (KeyError, TypeError) as e:
+        raise StateFileError(source, f"the header is incomplete or invalid ({e!r})") from e
+    with router._lock:
+        try:
+            router.bandit.adopt(header, arrays)
+        except ValueError as e:
+            raise StateFileError(source, str(e)) from e
+
+
+def adopt_bytes(router: Router, data: bytes, source: str) -> None:
+    """:func:`adopt` the state in ``data`` (a store snapshot), named ``source`` in errors."""
+    header, arrays = read_state(source, data=data)
+    adopt(router, header, arrays, source)
