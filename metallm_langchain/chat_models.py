@@ -1,8 +1,8 @@
 """ChatMetaLLM: a LangChain chat model that sends each call to one model of a pool.
 
-The learning lives in :class:`metallm.Router`; this module only translates LangChain
-calls into ``select`` / ``observe_cost`` / ``record`` and forwards to the chosen model so
-its run nests under the router's run.
+The learning and the fallback loop live in the core (:meth:`metallm.Router.route`); this
+module only translates LangChain calls into one routed call and forwards to the chosen model
+so its run nests under the router's run.
 """
 
 from __future__ import annotations

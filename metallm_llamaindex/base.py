@@ -1,7 +1,7 @@
 """MetaLLM: a LlamaIndex LLM that sends each call to one LLM of a pool.
 
-The learning lives in :class:`metallm.Router`; this module only translates LlamaIndex calls
-into ``select`` / ``observe_cost`` / ``record`` and forwards to the chosen LLM.
+The learning and the fallback loop live in the core (:meth:`metallm.Router.route`); this
+module only translates LlamaIndex calls into one routed call and forwards to the chosen LLM.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ import multiprocessing as mp
 import os
 import sys
 import tempfile
+import time
 import urllib.request
 import uuid
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -119,16 +120,20 @@ def main() -> int:
         ]
         for p in workers:
             p.start()
-        items = [answered.get(timeout=300) for _ in range(2 * 2 * len(QUESTIONS))]
-        for p in workers:
-            p.join()
+        for p in workers:  # a handful of small items: the queue's pipe never fills
+            p.join(timeout=240)
+        if any(p.exitcode != 0 for p in workers):
+            raise SystemExit(f"a web worker failed: exit codes {[p.exitcode for p in workers]}")
+        items = [answered.get(timeout=30) for _ in range(2 * 2 * len(QUESTIONS))]
         print(f"web workers answered {len(items)} questions and exited")
 
         port = spawn.Value("i", 0)
         endpoint = spawn.Process(target=feedback_endpoint, args=(store_path, port), daemon=True)
         endpoint.start()
-        while port.value == 0:
-            pass
+        while port.value == 0 and endpoint.is_alive():
+            time.sleep(0.05)
+        if port.value == 0:
+            raise SystemExit("the feedback endpoint did not start")
         rated, unrated = items[::2], items[1::2]
         for item in rated:  # users' thumbs, through HTTP, naming the LangChain run
             request = urllib.request.Request(

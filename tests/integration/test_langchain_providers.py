@@ -127,7 +127,10 @@ def test_a_failing_arm_falls_back_to_the_next_best(fault, embedder):
         msg = llm.invoke(QUESTION)
         assert msg.content == "fine"
         assert msg.response_metadata["metallm"]["model"] == "healthy"
-        assert router.counts["broken"] == 2  # one from the fit, one failure recorded (quality 0)
+        assert router.counts["broken"] == 1  # the fit row: real feedback
+        assert (
+            router.failure_counts["broken"] == 1
+        )  # the failure, learned as quality 0, counted apart
         assert router.pending_decisions == 1  # the healthy answer awaits its feedback
 
 
@@ -155,7 +158,10 @@ def test_every_arm_failing_raises_one_error_listing_each(embedder):
         assert (
             "b: " in message and "RateLimitError" in message and "scripted failure 429" in message
         )
-        assert llm.router.counts == {"a": 1, "b": 1}
+        assert llm.router.failure_counts == {"a": 1, "b": 1} and llm.router.counts == {
+            "a": 0,
+            "b": 0,
+        }
 
 
 def test_fallbacks_can_be_turned_off_and_capped(embedder):
@@ -201,7 +207,7 @@ def test_a_stream_failing_mid_way_raises(embedder):
             for chunk in llm.stream(QUESTION):
                 received.append(chunk.content)
         assert "one" in "".join(received)
-        assert router.counts["flaky"] == 2  # the failure was learned
+        assert router.failure_counts["flaky"] == 1  # the failure was learned, apart from feedback
         assert server.models["healthy"].requests == 0  # no fallback once tokens were out
 
 

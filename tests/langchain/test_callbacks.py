@@ -68,7 +68,10 @@ def test_provider_error_reaches_the_caller_through_the_handler(embedder):
     handler = MetaLLMFeedbackHandler(evaluator=_exact, router=llm.router)
     with pytest.raises(TimeoutError):
         llm.invoke("hello there", model="bad", config={"callbacks": [handler]})
-    assert llm.router.counts == {"bad": 1, "good": 0}
+    assert llm.router.failure_counts == {"bad": 1, "good": 0} and llm.router.counts == {
+        "bad": 0,
+        "good": 0,
+    }
     assert handler.recorded == 0
 
 

@@ -196,15 +196,24 @@ def test_pool_and_router_must_match(embedder):
         ChatMetaLLM(models={})
 
 
+class ProviderHTTPError(Exception):
+    """What a provider client raises for an HTTP error status (duck-typed by ``status_code``)."""
+
+    status_code = 500
+
+
 def test_provider_error_is_recorded_as_a_failure_and_re_raised(embedder):
-    boom = ScriptedChatModel(fail_with=RuntimeError("HTTP 500 from provider"))
+    boom = ScriptedChatModel(fail_with=ProviderHTTPError("HTTP 500 from provider"))
     llm = ChatMetaLLM(
         models={"bad": boom, "good": ScriptedChatModel()},
         router=Router(["bad", "good"], embedder=embedder),
     )
-    with pytest.raises(RuntimeError, match="HTTP 500"):
+    with pytest.raises(ProviderHTTPError, match="HTTP 500"):
         llm.invoke(QUESTION, model="bad")
-    assert llm.router.counts == {"bad": 1, "good": 0}
+    assert llm.router.failure_counts == {"bad": 1, "good": 0} and llm.router.counts == {
+        "bad": 0,
+        "good": 0,
+    }
     assert llm.router.pending_decisions == 0
     with pytest.raises(RuntimeError, match="HTTP 500"):
         list(llm.stream(QUESTION, model="bad"))

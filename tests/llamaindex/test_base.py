@@ -114,7 +114,10 @@ def test_provider_errors_are_recorded_as_failures_and_re_raised(embedder):
         llm.complete(PROMPT, model="bad")
     with pytest.raises(ConnectionError):
         list(llm.stream_chat(MESSAGES, model="bad"))
-    assert llm.router.counts == {"bad": 2, "good": 0}
+    assert llm.router.failure_counts == {"bad": 2, "good": 0} and llm.router.counts == {
+        "bad": 0,
+        "good": 0,
+    }
 
 
 def test_bad_input_and_configuration_are_typed_errors(llm, embedder):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -70,6 +71,9 @@ class RoutedCall:
         self.prices: Prices = prices or {}
         self.errors: list[tuple[str, BaseException]] = []
         """(model, error) for each failed attempt, in order."""
+        self.attempts: list[dict[str, Any]] = []
+        """Each model tried: ``{"model", "error" (type name, None when it answered), "seconds"}``."""
+        self._started = time.monotonic()
         self.decision: Decision = (
             decision
             if decision is not None
@@ -85,7 +89,7 @@ class RoutedCall:
         is metallm's own error, e.g. a bad argument), :class:`AllModelsFailedError` listing
         every attempt after several. Call it inside the ``except`` block that caught ``error``.
         """
-        if not is_provider_error(error):
+        if not is_provider_error(error, self.fallbacks.provider_errors):
             raise error
         self._learn_failure(error)
         following = self._next()
@@ -93,12 +97,22 @@ class RoutedCall:
             if len(self.errors) <= 1:
                 raise error
             raise AllModelsFailedError(self.errors) from error
+        failed = self.attempts[-1]
+        logger.warning(
+            "metallm: %s failed after %.2f s (%s: %s); falling back to %s",
+            failed["model"],
+            failed["seconds"],
+            failed["error"],
+            error,
+            following.arm,
+        )
         self.decision = following
+        self._started = time.monotonic()
         return following
 
     def failed_midstream(self, error: BaseException) -> None:
         """Learn a failure after part of the answer reached the caller (no fallback then)."""
-        if is_provider_error(error):
+        if is_provider_error(error, self.fallbacks.provider_errors):
             self._learn_failure(error)
 
     def succeeded(
@@ -110,9 +124,22 @@ class RoutedCall:
         so ``cost_usd`` is None and a later feedback needs ``cost=``).
         """
         decision = self.decision
+        self.attempts.append(
+            {"model": decision.arm, "error": None, "seconds": time.monotonic() - self._started}
+        )
         cost = None
         if input_tokens is not None and output_tokens is not None:
-            cost = usage_cost(self.prices, decision.arm, input_tokens, output_tokens)
+            if _usable(input_tokens) and _usable(output_tokens):
+                cost = usage_cost(self.prices, decision.arm, input_tokens, output_tokens)
+            else:
+                logger.warning(
+                    "metallm: %s reported unusable usage (input_tokens=%r, output_tokens=%r); "
+                    "its cost is unknown for decision %s",
+                    decision.arm,
+                    input_tokens,
+                    output_tokens,
+                    decision.id,
+                )
         self._bookkeep(
             "attach the cost of", lambda: self.router.observe_cost(decision.id, cost or 0.0)
         )
@@ -123,7 +150,12 @@ class RoutedCall:
 
     def metadata(self, cost_usd: float | None = None) -> dict[str, Any]:
         """The current decision as response metadata (``decision_id``, ``model``, scores, ``cost_usd``, ...)."""
-        return {**self.decision.to_metadata(), "cost_usd": cost_usd, "router_id": self.router.id}
+        return {
+            **self.decision.to_metadata(),
+            "cost_usd": cost_usd,
+            "router_id": self.router.id,
+            "attempts": [dict(a) for a in self.attempts],
+        }
 
     # -- the loop, for plain calls and streams ------------------------------------------
     def run(self, attempt: Callable[[Decision], T]) -> T:
@@ -195,10 +227,16 @@ class RoutedCall:
     # -- internals ----------------------------------------------------------------------
     def _learn_failure(self, error: BaseException) -> None:
         decision = self.decision
+        self.attempts.append(
+            {
+                "model": decision.arm,
+                "error": type(error).__name__,
+                "seconds": time.monotonic() - self._started,
+            }
+        )
         if self.record_errors:
             self._bookkeep(
-                "record the failure of",
-                lambda: self.router.record(decision.id, quality=0.0, cost=0.0),
+                "record the failure of", lambda: self.router._record_failure(decision.id)
             )
         self.router.cooldown.failed(decision.arm)
         self.errors.append((decision.arm, error))
@@ -224,6 +262,10 @@ class RoutedCall:
                 type(e).__name__,
                 e,
             )
+
+
+def _usable(tokens: object) -> bool:
+    return isinstance(tokens, int) and not isinstance(tokens, bool) and tokens >= 0
 
 
 class _End:

@@ -24,11 +24,13 @@ __all__ = ["Cooldown", "Fallbacks", "is_provider_error"]
 class Fallbacks:
     """Whether and how far a failed call moves on to the next-best model.
 
-    ``max_attempts`` counts the first try; None tries every model once.
+    ``max_attempts`` counts the first try; None tries every model once. ``provider_errors``
+    adds exception types that count as a provider's failure (see :func:`is_provider_error`).
     """
 
     enabled: bool = True
     max_attempts: int | None = None
+    provider_errors: tuple[type[BaseException], ...] = ()
 
     def __post_init__(self) -> None:
         if self.max_attempts is not None and self.max_attempts < 1:
@@ -84,6 +86,66 @@ class Cooldown:
             return {arm for arm, until in self._until.items() if until > now}
 
 
-def is_provider_error(error: BaseException) -> bool:
-    """Errors worth a fallback: anything but metallm's own input and configuration errors."""
-    return isinstance(error, Exception) and not isinstance(error, MetaLLMError)
+PROVIDER_STATUS = frozenset({408, 429}) | frozenset(range(500, 600))
+"""HTTP statuses that are the provider's failure: a timeout, rate limiting, a server error."""
+
+PROVIDER_ERROR_NAMES = frozenset(
+    {
+        # openai (ChatOpenAI, ChatTogether, LlamaIndex OpenAI/OpenAILike/Together)
+        "APIConnectionError",
+        "APITimeoutError",
+        "APIResponseValidationError",
+        # httpx / httpcore / requests / urllib3, under any client
+        "TransportError",
+        "TimeoutException",
+        "RemoteProtocolError",
+        "ConnectTimeout",
+        "ReadTimeout",
+        "Timeout",
+        "ProtocolError",
+        "IncompleteRead",
+        # a body that is not the JSON it claims to be
+        "JSONDecodeError",
+    }
+)
+"""Exception class names (anywhere in the error's class hierarchy) raised by provider clients
+for a provider's failure; matched by name so the core imports no client library."""
+
+
+def _status(error: BaseException) -> int | None:
+    for value in (
+        getattr(error, "status_code", None),
+        getattr(getattr(error, "response", None), "status_code", None),
+        getattr(error, "status", None),
+    ):
+        if isinstance(value, int):
+            return value
+    return None
+
+
+def is_provider_error(error: BaseException, extra: tuple[type[BaseException], ...] = ()) -> bool:
+    """Whether ``error`` is the provider's failure (worth a fallback, learned as the model's).
+
+    Provider failures are HTTP 408, 429 and 5xx answers, timeouts and connection errors raised
+    by the provider's client, a malformed response body, and the exception types in ``extra``.
+    Anything else (a ``TypeError`` from a bad keyword, a ``ValueError`` from a tool schema, a
+    closed event loop, metallm's own errors) is the caller's: it propagates unchanged and
+    teaches the router nothing.
+
+    >>> is_provider_error(TimeoutError("read timed out")), is_provider_error(TypeError("bad kwarg"))
+    (True, False)
+    """
+    if isinstance(error, MetaLLMError) or not isinstance(error, Exception):
+        return False
+    if extra and isinstance(error, extra):
+        return True
+    status = _status(error)
+    if (
+        status is not None and status >= 400
+    ):  # an error status decides (a 200 with a bad body does not)
+        return status in PROVIDER_STATUS
+    if isinstance(error, (TimeoutError, ConnectionError)):
+        return True
+    names = {cls.__name__ for cls in type(error).__mro__}
+    # openai.APIError itself (no status): an error event in the middle of a stream
+    return bool(names & PROVIDER_ERROR_NAMES) or type(error).__name__ == "APIError"

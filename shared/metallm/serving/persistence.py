@@ -34,6 +34,7 @@ def save(router: Router, path: str | Path) -> Path:
             "policy": router.policy.to_dict(),
             "features": learned["features"],
             "n_updates": learned["n_updates"],
+            "failures": list(router._failures),
             "embedding_model": getattr(router.embedder, "model_name", None),
         }
     return write_state(path, header, arrays)
@@ -70,11 +71,22 @@ def adopt(
             )
     except (KeyError, TypeError) as e:
         raise StateFileError(source, f"the header is incomplete or invalid ({e!r})") from e
+    failures = header.get("failures", [0] * len(router.arms))  # absent in metallm 0.1 files
     with router._lock:
         try:
-            router.bandit.adopt(header, arrays)
+            router.bandit.adopt(header, arrays)  # checks the arrays against the models first
         except ValueError as e:
             raise StateFileError(source, str(e)) from e
+        if not (
+            isinstance(failures, list)
+            and len(failures) == len(router.arms)
+            and all(isinstance(f, int) and f >= 0 for f in failures)
+        ):
+            router.bandit.reset()
+            raise StateFileError(
+                source, f"the failure counts {failures!r} do not fit {len(router.arms)} models"
+            )
+        router._failures = list(failures)
 
 
 def adopt_bytes(router: Router, data: bytes, source: str) -> None:

@@ -165,6 +165,7 @@ class Router:
         self.ledger = PendingDecisions(max_pending)
         """Decisions awaiting feedback, in this process's memory."""
         self.feedback_counts = {"recorded": 0, "unknown": 0, "expired": 0, "duplicate": 0}
+        self._failures = [0] * len(self.arms)
         """Feedback calls by outcome (see :meth:`health`)."""
         self.ledger_errors = 0
         """Decisions that could not be written to the store's ledger (logged; only this process can learn from them)."""
@@ -264,8 +265,14 @@ class Router:
 
     @property
     def counts(self) -> dict[str, int]:
-        """Feedback events learned per arm."""
-        return {a: int(c) for a, c in zip(self.arms, self.bandit.counts())}
+        """Feedback learned per arm (real outcomes; a provider's failures are in :attr:`failure_counts`)."""
+        learned = self.bandit.counts()
+        return {a: int(c) - self._failures[i] for i, (a, c) in enumerate(zip(self.arms, learned))}
+
+    @property
+    def failure_counts(self) -> dict[str, int]:
+        """Provider failures learned per arm (each as quality 0 and cost 0)."""
+        return dict(zip(self.arms, self._failures))
 
     # -- embedding ----------------------------------------------------------------------
     def embed(self, queries: Sequence[Query] | np.ndarray) -> np.ndarray:
@@ -672,7 +679,13 @@ class Router:
             )
         return decision_id
 
-    def _record(self, decision_id: str, q: float, given: float | None) -> None:
+    def _record_failure(self, decision_id: str) -> None:
+        """Learn a provider's failure on this decision: quality 0, cost 0, counted apart."""
+        self._record(decision_id, 0.0, 0.0, failure=True)
+
+    def _record(
+        self, decision_id: str, q: float, given: float | None, *, failure: bool = False
+    ) -> None:
         now = time.time()
         with self._lock:
             entry = self.ledger.get(decision_id)  # DuplicateFeedbackError when settled here
@@ -711,9 +724,18 @@ class Router:
                     )
                 self.ledger.settle(decision_id)
                 self.bandit.update(arm, vector, q, c)
+                if failure:
+                    self._failures[arm] += 1
             return
         event = FeedbackEvent(
-            decision_id, self.arms[arm], np.asarray(vector, dtype=np.float64), q, c, now, prompt
+            decision_id,
+            self.arms[arm],
+            np.asarray(vector, dtype=np.float64),
+            q,
+            c,
+            now,
+            prompt,
+            failure,
         )
         with self._lock:
             self._sync.append(
@@ -755,6 +777,8 @@ class Router:
                 str(self.store), f"event {event.decision_id} names unknown model {event.arm!r}"
             )
         self.bandit.learn(arm, event.embedding, quality=event.quality, cost=event.cost)
+        if event.failure:
+            self._failures[arm] += 1
 
     def _adopt_snapshot(self, data: bytes, source: str) -> None:
         persistence.adopt_bytes(self, data, source)

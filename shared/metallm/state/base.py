@@ -40,6 +40,8 @@ class FeedbackEvent:
     cost: float
     time: float
     prompt: str | None = None
+    failure: bool = False
+    """True when this is a provider's failure learned as quality 0, not real feedback."""
 
 
 @dataclass(frozen=True)

@@ -92,6 +92,8 @@ class RedisStore:
         }
         if self.store_prompts and event.prompt is not None:
             fields["prompt"] = event.prompt
+        if event.failure:
+            fields["failure"] = "1"
         flat: list[Any] = []
         for key, value in fields.items():
             flat += [key, value]
@@ -126,6 +128,7 @@ class RedisStore:
                         float(entry["cost"]),
                         float(entry["time"]),
                         entry["prompt"].decode() if "prompt" in entry else None,
+                        entry.get("failure") == b"1",
                     ),
                 )
             start = f"({batch[-1][0].decode()}"

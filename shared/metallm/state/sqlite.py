@@ -26,7 +26,7 @@ _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS events (
         seq INTEGER PRIMARY KEY AUTOINCREMENT, decision_id TEXT NOT NULL UNIQUE,
         arm TEXT NOT NULL, embedding BLOB NOT NULL, quality REAL NOT NULL,
-        cost REAL NOT NULL, time REAL NOT NULL, prompt TEXT)""",
+        cost REAL NOT NULL, time REAL NOT NULL, prompt TEXT, failure INTEGER NOT NULL DEFAULT 0)""",
     """CREATE TABLE IF NOT EXISTS snapshots (
         id INTEGER PRIMARY KEY AUTOINCREMENT, position TEXT NOT NULL, data BLOB NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS decisions (
@@ -73,6 +73,9 @@ class SQLiteStore:
                 db.execute("PRAGMA journal_mode=WAL")
                 for statement in _SCHEMA:
                     db.execute(statement)
+                columns = {row[1] for row in db.execute("PRAGMA table_info(events)")}
+                if "failure" not in columns:  # a file made by metallm 0.1
+                    db.execute("ALTER TABLE events ADD COLUMN failure INTEGER NOT NULL DEFAULT 0")
         except sqlite3.DatabaseError as e:
             raise StateFileError(self.path, f"not a usable SQLite store ({e})") from e
 
@@ -107,7 +110,7 @@ class SQLiteStore:
     def append(self, event: FeedbackEvent) -> str:
         """Write the event durably in one transaction (settling its decision); its position."""
         insert = (
-            "INSERT INTO events (decision_id, arm, embedding, quality, cost, time, prompt) VALUES (?,?,?,?,?,?,?)",
+            "INSERT INTO events (decision_id, arm, embedding, quality, cost, time, prompt, failure) VALUES (?,?,?,?,?,?,?,?)",
             (
                 event.decision_id,
                 event.arm,
@@ -116,6 +119,7 @@ class SQLiteStore:
                 event.cost,
                 event.time,
                 event.prompt if self.store_prompts else None,
+                int(event.failure),
             ),
         )
         settle = ("DELETE FROM decisions WHERE decision_id = ?", (event.decision_id,))
@@ -134,14 +138,21 @@ class SQLiteStore:
         start = int(position) if position else 0
         with driver_errors(self, "read its events", (sqlite3.Error,)):
             rows = self._db().execute(
-                "SELECT seq, decision_id, arm, embedding, quality, cost, time, prompt FROM events WHERE seq > ? ORDER BY seq",
+                "SELECT seq, decision_id, arm, embedding, quality, cost, time, prompt, failure FROM events WHERE seq > ? ORDER BY seq",
                 (start,),
             )
-            for seq, decision_id, arm, embedding, quality, cost, stamp, prompt in rows:
+            for seq, decision_id, arm, embedding, quality, cost, stamp, prompt, failure in rows:
                 yield (
                     str(seq),
                     FeedbackEvent(
-                        decision_id, arm, vector(embedding), quality, cost, stamp, prompt
+                        decision_id,
+                        arm,
+                        vector(embedding),
+                        quality,
+                        cost,
+                        stamp,
+                        prompt,
+                        bool(failure),
                     ),
                 )
 

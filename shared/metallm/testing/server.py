@@ -1,4 +1,4 @@
-"""Test helpers for users and for our own tests: a local OpenAI-compatible server.
+"""A local OpenAI-compatible server whose models the test scripts.
 
 ``OpenAICompatibleServer`` answers ``POST /v1/chat/completions`` (JSON, or SSE when
 ``stream`` is true, with usage on the last chunk when ``stream_options.include_usage`` is

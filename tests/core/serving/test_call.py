@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 import numpy as np
@@ -21,8 +22,8 @@ DIM = 4
 QUERY = np.array([1.0, 0.0, 0.0, 0.0])
 
 
-class ProviderDown(Exception):
-    """What a provider client raises (HTTP 5xx, timeout, ...)."""
+class ProviderDown(ConnectionError):
+    """What a provider client raises when the provider is unreachable."""
 
 
 def _router(**kwargs) -> Router:
@@ -59,7 +60,8 @@ def test_a_provider_error_moves_on_to_the_next_best_model_and_is_learned():
     assert call.run(_flaky({"a"}, tried)) == "answer from b"
     assert tried == ["a", "b"]
     assert [arm for arm, _ in call.errors] == ["a"]
-    assert router.counts["a"] == before["a"] + 1  # the failure was learned (quality 0)
+    assert router.failure_counts["a"] == 1  # the failure was learned (quality 0), counted apart
+    assert router.counts == before
     metadata = call.succeeded()
     assert metadata["model"] == "b" and metadata["cost_usd"] is None
     assert router.pending_decisions == 1  # b's decision waits for feedback; a's was settled
@@ -77,6 +79,66 @@ def test_every_model_failing_lists_each_error():
         call.run(_flaky({"a", "b", "c"}, []))
     assert [arm for arm, _ in info.value.errors] == ["a", "b", "c"]
     assert isinstance(info.value.__cause__, ProviderDown)
+
+
+def test_the_callers_own_errors_propagate_unchanged_and_teach_nothing():
+    router = _router()
+    before = router.bandit.stats.A.copy()
+    for error in (TypeError("got an unexpected keyword argument 'foo'"), ValueError("bad tool schema"),
+                  RuntimeError("Event loop is closed")):  # fmt: skip
+        call = router.route(QUERY)
+        tried: list[str] = []
+
+        def attempt(decision, error=error, tried=tried):
+            tried.append(decision.arm)
+            raise error
+
+        with pytest.raises(type(error)) as info:
+            call.run(attempt)
+        assert info.value is error and tried == ["a"]
+    np.testing.assert_array_equal(router.bandit.stats.A, before)
+    assert router.failure_counts == {"a": 0, "b": 0, "c": 0} and not router.cooldown.active
+
+
+def test_provider_failures_are_recognised_by_status_type_and_option():
+    from metallm import is_provider_error
+
+    class StatusError(Exception):
+        def __init__(self, status_code):
+            self.status_code = status_code
+
+    class APITimeoutError(Exception):  # a client's own timeout type, matched by name
+        pass
+
+    class Flaky(Exception):
+        pass
+
+    assert [is_provider_error(StatusError(s)) for s in (429, 500, 503, 408, 400, 401, 404)] == [
+        True, True, True, True, False, False, False,
+    ]  # fmt: skip
+    assert is_provider_error(APITimeoutError()) and is_provider_error(TimeoutError())
+    malformed = json.JSONDecodeError("Expecting value", "<html>", 0)
+    malformed.response = StatusError(200)  # a 200 whose body is not JSON: the provider's fault
+    assert is_provider_error(malformed)
+    assert not is_provider_error(Flaky()) and is_provider_error(Flaky(), (Flaky,))
+
+
+def test_fallbacks_are_visible_in_the_metadata_and_the_log(caplog):
+    call = _router().route(QUERY)
+    with caplog.at_level(logging.WARNING, logger="metallm"):
+        call.run(_flaky({"a"}, []))
+    attempts = call.succeeded()["attempts"]
+    assert [(a["model"], a["error"]) for a in attempts] == [("a", "ProviderDown"), ("b", None)]
+    assert all(a["seconds"] >= 0 for a in attempts)
+    assert "metallm: a failed after" in caplog.text and "falling back to b" in caplog.text
+
+
+def test_unusable_usage_is_logged_and_the_cost_is_unknown(caplog):
+    call = _router().route(QUERY, prices={"a": (1.0, 1.0)})
+    call.run(_flaky(set(), []))
+    with caplog.at_level(logging.WARNING, logger="metallm"):
+        metadata = call.succeeded(input_tokens=-5, output_tokens=10)
+    assert metadata["cost_usd"] is None and "reported unusable usage" in caplog.text
 
 
 def test_metallms_own_errors_are_never_retried_on_another_model():
@@ -156,7 +218,6 @@ def test_a_stream_falls_back_before_its_first_item_only():
 
 def test_a_stream_failing_midway_is_learned_and_re_raised():
     router = _router()
-    before = router.counts["a"]
     call = router.route(QUERY)
 
     def start(decision):
@@ -167,7 +228,7 @@ def test_a_stream_failing_midway_is_learned_and_re_raised():
     assert next(items) == "part of an answer"
     with pytest.raises(ProviderDown):
         next(items)
-    assert router.counts["a"] == before + 1 and call.decision.arm == "a"
+    assert router.failure_counts["a"] == 1 and call.decision.arm == "a"
 
 
 def test_an_empty_stream_yields_nothing():
