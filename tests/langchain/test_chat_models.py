@@ -215,9 +215,22 @@ def test_provider_error_is_recorded_as_a_failure_and_re_raised(embedder):
         "good": 0,
     }
     assert llm.router.pending_decisions == 0
-    with pytest.raises(RuntimeError, match="HTTP 500"):
+    with pytest.raises(ProviderHTTPError, match="HTTP 500"):
         list(llm.stream(QUESTION, model="bad"))
-    assert llm.router.counts["bad"] == 2
+    assert llm.router.failure_counts["bad"] == 2
+
+
+def test_a_members_type_error_reaches_the_caller_and_teaches_nothing(embedder):
+    """A bad keyword is the caller's bug: no fallback, no failure learned, no cooldown."""
+    llm = ChatMetaLLM(
+        models={"a": ScriptedChatModel(fail_with=TypeError("got an unexpected keyword argument 'foo'")),
+                "b": ScriptedChatModel(fail_with=TypeError("got an unexpected keyword argument 'foo'"))},
+        router=Router(["a", "b"], embedder=embedder),
+    )  # fmt: skip
+    with pytest.raises(TypeError, match="unexpected keyword argument 'foo'"):
+        llm.invoke(QUESTION)
+    assert llm.router.n_updates == 0 and llm.router.failure_counts == {"a": 0, "b": 0}
+    assert not llm.router.cooldown.active
 
 
 def _assert_nested(collector: RunCollectorCallbackHandler) -> None:

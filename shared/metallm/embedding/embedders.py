@@ -7,6 +7,7 @@ queries cost a dictionary look-up.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 from collections import OrderedDict
@@ -15,7 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from metallm.exceptions import EmbedderError, EmptyQueryError
+from metallm.exceptions import EmbedderError, EmptyQueryError, InvalidInputError
 
 __all__ = [
     "DEFAULT_EMBEDDING_MODEL",
@@ -48,17 +49,50 @@ class Embedder(Protocol):
         ...
 
 
-def check_texts(texts: Sequence[str]) -> list[str]:
-    """The texts as a list, or :class:`EmptyQueryError` naming the first bad one."""
+MAX_QUERY_CHARS = 4096
+"""Characters of a query an embedder reads: Sentence-BERT models read at most a few hundred
+tokens (MiniLM: 256), which never take more than this many characters of ordinary text, so
+cutting here changes no embedding and spares tokenizing a 10 MB prompt."""
+
+
+def check_texts(texts: Sequence[str], *, max_chars: int | None = MAX_QUERY_CHARS) -> list[str]:
+    """The texts as a list, each cut to ``max_chars``; a typed error naming the first bad one.
+
+    Not a string (e.g. ``bytes``): :class:`InvalidInputError`; no text: :class:`EmptyQueryError`;
+    text that is not valid Unicode (a lone surrogate): :class:`InvalidInputError`.
+    """
     if isinstance(texts, str):
         texts = [texts]
     out = list(texts)
     for i, text in enumerate(out):
         if not isinstance(text, str):
-            raise EmptyQueryError(f"query {i} is a {type(text).__name__}, not a string")
+            hint = (
+                " (decode bytes first, e.g. data.decode('utf-8'))"
+                if isinstance(text, (bytes, bytearray))
+                else ""
+            )
+            raise InvalidInputError(f"query {i} is a {type(text).__name__}, not a string{hint}")
+        if max_chars is not None and len(text) > max_chars:
+            text = out[i] = text[:max_chars]
         if not text.strip():
             raise EmptyQueryError(f"query {i} is empty: the router needs text to route on")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise InvalidInputError(
+                f"query {i} is not valid Unicode text ({e.reason} at character {e.start}): "
+                "clean it (e.g. text.encode('utf-8', 'replace').decode()) before routing"
+            ) from None
     return out
+
+
+def _key(text: str) -> bytes:
+    """The cache key of a text: a 16-byte hash, so the cache never holds prompts."""
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
+
+
+_ENTRY_OVERHEAD = 200
+"""Bytes a cache entry costs beyond its vector (key, array header, dict slot), roughly."""
 
 
 class SentenceTransformerEmbedder:
@@ -78,17 +112,20 @@ class SentenceTransformerEmbedder:
         model: str | None = None,
         *,
         cache_size: int = 10_000,
+        cache_bytes: int = 64 * 2**20,
         batch_size: int = 64,
         device: str | None = None,
         progress_bar_from: int = 256,
     ) -> None:
         self.model_name = model or os.environ.get(EMBEDDING_MODEL_ENV) or DEFAULT_EMBEDDING_MODEL
         self.cache_size = cache_size
+        self.cache_bytes = cache_bytes
         self.batch_size = batch_size
         self.device = device
         self.progress_bar_from = progress_bar_from
         self._model: Any = None
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cache: OrderedDict[bytes, np.ndarray] = OrderedDict()
+        self._cached_bytes = 0
         self._lock = threading.Lock()
 
     def _load(self) -> Any:
@@ -126,12 +163,13 @@ class SentenceTransformerEmbedder:
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Embeddings (n, dim) of ``texts``, L2-normalised."""
         items = check_texts(texts)
+        keys = [_key(t) for t in items]
         found: dict[str, np.ndarray] = {}
         with self._lock:
-            for text in items:
-                vec = self._cache.get(text)
+            for text, key in zip(items, keys):
+                vec = self._cache.get(key)
                 if vec is not None:
-                    self._cache.move_to_end(text)
+                    self._cache.move_to_end(key)
                     found[text] = vec
         missing = list(dict.fromkeys(t for t in items if t not in found))
         if missing:
@@ -148,10 +186,17 @@ class SentenceTransformerEmbedder:
                 for text, vec in zip(missing, vectors, strict=False):
                     vec.setflags(write=False)
                     found[text] = vec
-                    if self.cache_size > 0:
-                        self._cache[text] = vec
-                        if len(self._cache) > self.cache_size:
-                            self._cache.popitem(last=False)
+                    if self.cache_size > 0 and self.cache_bytes > 0:
+                        key = _key(text)
+                        if key not in self._cache:
+                            self._cached_bytes += vec.nbytes + _ENTRY_OVERHEAD
+                        self._cache[key] = vec
+                        while self._cache and (
+                            len(self._cache) > self.cache_size
+                            or self._cached_bytes > self.cache_bytes
+                        ):
+                            _, old = self._cache.popitem(last=False)
+                            self._cached_bytes -= old.nbytes + _ENTRY_OVERHEAD
         return np.stack([found[t] for t in items])
 
     def __repr__(self) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from typing import Any
 
@@ -49,21 +50,28 @@ def check_cost_weight(p: float) -> float:
     return float(p)
 
 
+def _is_number(value: object) -> bool:
+    """A real number, not a bool and not a string that looks like one ("0.7", True are refused)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
 def check_quality(quality: float) -> float:
-    try:
-        q = float(quality)
-    except (TypeError, ValueError):
-        raise InvalidFeedbackError(f"quality must be a number in [0, 1], got {quality!r}") from None
+    if not _is_number(quality):
+        raise InvalidFeedbackError(
+            f"quality must be a number in [0, 1], got {quality!r} ({type(quality).__name__})"
+        )
+    q = float(quality)
     if not math.isfinite(q) or not 0.0 <= q <= 1.0:
         raise InvalidFeedbackError(f"quality must be a number in [0, 1], got {quality!r}")
     return q
 
 
 def check_cost(cost: float) -> float:
-    try:
-        c = float(cost)
-    except (TypeError, ValueError):
-        raise InvalidFeedbackError(f"cost must be a number of USD >= 0, got {cost!r}") from None
+    if not _is_number(cost):
+        raise InvalidFeedbackError(
+            f"cost must be a number of USD >= 0, got {cost!r} ({type(cost).__name__})"
+        )
+    c = float(cost)
     if not math.isfinite(c) or c < 0:
         raise InvalidFeedbackError(f"cost must be a finite number of USD >= 0, got {cost!r}")
     return c

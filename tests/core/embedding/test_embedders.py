@@ -40,7 +40,9 @@ def test_repeated_texts_come_from_the_cache(embedder, monkeypatch):
 def test_the_cache_is_bounded():
     small = SentenceTransformerEmbedder(cache_size=2)
     small.embed(["one", "two", "three"])
-    assert list(small._cache) == ["two", "three"]
+    from metallm.embedding.embedders import _key
+
+    assert list(small._cache) == [_key("two"), _key("three")]
 
 
 def test_the_model_comes_from_the_environment_variable(monkeypatch, tmp_path):
