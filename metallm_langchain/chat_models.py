@@ -41,7 +41,7 @@ from metallm import (
     RoutedCall,
     Router,
 )
-from metallm.serving import pop_session, routing_text
+from metallm.serving import conversation_id, pop_session, routing_text
 from metallm.serving.pool import check_pool
 
 __all__ = ["ChatMetaLLM"]
@@ -56,6 +56,11 @@ class _StreamParent:
     run_id: uuid.UUID
     config: RunnableConfig
 
+
+# invoke()/ainvoke() do not hand their config to _generate; the session may be in it.
+_CALL_CONFIG: ContextVar[RunnableConfig | None] = ContextVar("metallm_call_config", default=None)
+
+_ROLES = {"human": "user", "ai": "assistant", "system": "system"}
 
 # LangChain's stream()/astream() and the implicit-stream branch of invoke call _stream
 # without the run manager, so the router hands its run to _stream through this variable.
@@ -73,6 +78,7 @@ class _Call(NamedTuple):
     tool_choice: Any
     stop: list[str] | None
     kwargs: dict[str, Any]
+    conversation: str | None = None
 
 
 class ChatMetaLLM(BaseChatModel):
@@ -232,13 +238,19 @@ class ChatMetaLLM(BaseChatModel):
             if value is not None:
                 kwargs.setdefault(name, value)
         text = routing_text((isinstance(m, HumanMessage), m.text) for m in messages)
-        return _Call(text, force, tools, tool_choice, stop or self.stop, kwargs)
+        conversation = conversation_id((_ROLES.get(m.type, m.type), m.text) for m in messages)
+        return _Call(text, force, tools, tool_choice, stop or self.stop, kwargs, conversation)
 
     def _route(self, call: _Call, parent: _StreamParent | _RunParent | None) -> RoutedCall:
         return self._router.route(
             call.text,
             force=call.force,
-            session=pop_session(self.session_key, call.kwargs, *_run_metadata(parent)),
+            session=pop_session(
+                self.session_key,
+                call.kwargs,
+                *_run_metadata(parent),
+                conversation=call.conversation,
+            ),
             fallbacks=self.fallbacks,
             record_errors=self.record_errors,
             prices=self.prices,
@@ -356,6 +368,37 @@ class ChatMetaLLM(BaseChatModel):
         return _result(
             self._annotate(_as_ai(message), routed, getattr(message, "usage_metadata", None))
         )
+
+    # -- the config, for sessions -------------------------------------------------------
+    def invoke(
+        self,
+        input: LanguageModelInput,
+        config: RunnableConfig | None = None,
+        *,
+        stop: list[str] | None = None,
+        **kwargs: Any,
+    ) -> AIMessage:
+        """Route one call; its config (and so a session in ``configurable``) reaches the routing."""
+        token = _CALL_CONFIG.set(ensure_config(config))
+        try:
+            return super().invoke(input, config, stop=stop, **kwargs)
+        finally:
+            _CALL_CONFIG.reset(token)
+
+    async def ainvoke(
+        self,
+        input: LanguageModelInput,
+        config: RunnableConfig | None = None,
+        *,
+        stop: list[str] | None = None,
+        **kwargs: Any,
+    ) -> AIMessage:
+        """Route one call asynchronously; its config reaches the routing, as with :meth:`invoke`."""
+        token = _CALL_CONFIG.set(ensure_config(config))
+        try:
+            return await super().ainvoke(input, config, stop=stop, **kwargs)
+        finally:
+            _CALL_CONFIG.reset(token)
 
     # -- streaming ----------------------------------------------------------------------
     def stream(
@@ -531,7 +574,10 @@ def _run_metadata(parent: _StreamParent | _RunParent | None) -> tuple[dict[str, 
         return dict(parent.config.get("metadata") or {}), dict(
             parent.config.get("configurable") or {}
         )
-    return (dict(parent.metadata),)
+    # invoke/ainvoke/batch: the run manager has the metadata; ``configurable`` (where
+    # RunnableWithMessageHistory and LangGraph put session_id / thread_id) only the config.
+    config = _CALL_CONFIG.get() or {}
+    return dict(parent.metadata), dict(config.get("configurable") or {})
 
 
 def _with_run_id(config: RunnableConfig | None) -> tuple[RunnableConfig, _StreamParent]:

@@ -38,7 +38,13 @@ from llama_index.core.tools.types import BaseTool
 from llama_index_instrumentation import get_dispatcher
 
 from metallm import ConfigurationError, Decision, Fallbacks, RoutedCall, Router
-from metallm.serving import DEFAULT_SESSION_KEY, check_prompt, pop_session, routing_text
+from metallm.serving import (
+    DEFAULT_SESSION_KEY,
+    check_prompt,
+    conversation_id,
+    pop_session,
+    routing_text,
+)
 from metallm.serving.pool import check_pool
 from metallm_llamaindex.events import MetaLLMDecisionEvent
 
@@ -147,11 +153,19 @@ class MetaLLM(FunctionCallingLLM):
         self._router.record(decision_id, quality=quality, cost=cost)
 
     # -- routing ------------------------------------------------------------------------
-    def _begin(self, text: str, kwargs: dict[str, Any]) -> RoutedCall:
+    def _begin(
+        self, text: str, kwargs: dict[str, Any], conversation: str | None = None
+    ) -> RoutedCall:
         """Pop metallm's own call options and choose the first model."""
         force = kwargs.pop("model", None)
         session = pop_session(
-            self.session_key, kwargs, _active_tags(), legacy_key=DEFAULT_SESSION_KEY
+            self.session_key,
+            kwargs,
+            _active_tags(),
+            legacy_key=DEFAULT_SESSION_KEY,
+            conversation=conversation
+            if conversation is not None
+            else conversation_id([("user", text)]),
         )
         prepared = self._prepared.pop(kwargs.pop(_DECISION_KEY, None), None)
         if prepared is not None:
@@ -205,23 +219,35 @@ class MetaLLM(FunctionCallingLLM):
         return annotated
 
     def _run(
-        self, text: str, kwargs: dict[str, Any], call: Callable[[LLM], _Response]
+        self,
+        text: str,
+        kwargs: dict[str, Any],
+        call: Callable[[LLM], _Response],
+        conversation: str | None = None,
     ) -> _Response:
-        routed = self._begin(text, kwargs)
+        routed = self._begin(text, kwargs, conversation)
         member = self._member(routed)
         return self._annotate(routed.run(lambda decision: call(member(decision))), routed)
 
     async def _arun(
-        self, text: str, kwargs: dict[str, Any], call: Callable[[LLM], Awaitable[_Response]]
+        self,
+        text: str,
+        kwargs: dict[str, Any],
+        call: Callable[[LLM], Awaitable[_Response]],
+        conversation: str | None = None,
     ) -> _Response:
-        routed = self._begin(text, kwargs)
+        routed = self._begin(text, kwargs, conversation)
         member = self._member(routed)
         return self._annotate(await routed.arun(lambda decision: call(member(decision))), routed)
 
     def _run_stream(
-        self, text: str, kwargs: dict[str, Any], start: Callable[[LLM], Iterator[_Response]]
+        self,
+        text: str,
+        kwargs: dict[str, Any],
+        start: Callable[[LLM], Iterator[_Response]],
+        conversation: str | None = None,
     ) -> Generator[_Response, None, None]:
-        routed = self._begin(text, kwargs)
+        routed = self._begin(text, kwargs, conversation)
         member = self._member(routed)
         return self._relay(routed, routed.open_stream(lambda decision: start(member(decision))))
 
@@ -244,8 +270,9 @@ class MetaLLM(FunctionCallingLLM):
         text: str,
         kwargs: dict[str, Any],
         start: Callable[[LLM], Awaitable[AsyncIterator[_Response]]],
+        conversation: str | None = None,
     ) -> AsyncGenerator[_Response, None]:
-        routed = self._begin(text, kwargs)
+        routed = self._begin(text, kwargs, conversation)
         member = self._member(routed)
         return self._arelay(
             routed, await routed.aopen_stream(lambda decision: start(member(decision)))
@@ -269,20 +296,31 @@ class MetaLLM(FunctionCallingLLM):
     @llm_chat_callback()
     def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         """Chat with the chosen member; the decision is in ``additional_kwargs['metallm']``."""
-        return self._run(_routing_text(messages), kwargs, lambda llm: llm.chat(messages, **kwargs))
+        return self._run(
+            _routing_text(messages),
+            kwargs,
+            lambda llm: llm.chat(messages, **kwargs),
+            _conversation(messages),
+        )
 
     @llm_chat_callback()
     async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         """Chat with the chosen member, awaiting its async path."""
         return await self._arun(
-            _routing_text(messages), kwargs, lambda llm: llm.achat(messages, **kwargs)
+            _routing_text(messages),
+            kwargs,
+            lambda llm: llm.achat(messages, **kwargs),
+            _conversation(messages),
         )
 
     @llm_chat_callback()
     def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
         """Stream a chat from the chosen member; the last response carries the cost."""
         return self._run_stream(
-            _routing_text(messages), kwargs, lambda llm: llm.stream_chat(messages, **kwargs)
+            _routing_text(messages),
+            kwargs,
+            lambda llm: llm.stream_chat(messages, **kwargs),
+            _conversation(messages),
         )
 
     @llm_chat_callback()
@@ -291,7 +329,10 @@ class MetaLLM(FunctionCallingLLM):
     ) -> ChatResponseAsyncGen:
         """Stream a chat asynchronously from the chosen member; the last response carries the cost."""
         return await self._arun_stream(
-            _routing_text(messages), kwargs, lambda llm: llm.astream_chat(messages, **kwargs)
+            _routing_text(messages),
+            kwargs,
+            lambda llm: llm.astream_chat(messages, **kwargs),
+            _conversation(messages),
         )
 
     # -- complete -------------------------------------------------------------------------
@@ -407,6 +448,10 @@ def _isolated(llm: LLM) -> LLM:
 
 def _routing_text(messages: Sequence[ChatMessage]) -> str:
     return routing_text((m.role == MessageRole.USER, str(m.content or "")) for m in messages)
+
+
+def _conversation(messages: Sequence[ChatMessage]) -> str | None:
+    return conversation_id((str(m.role.value), str(m.content or "")) for m in messages)
 
 
 def _active_tags() -> dict[str, Any]:

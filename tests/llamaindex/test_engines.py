@@ -95,3 +95,23 @@ def test_predict_and_call_runs_the_chosen_members_tool_call(embedder):
         )
         response = llm.predict_and_call([FunctionTool.from_defaults(add)], "What is 20 + 22?")
         assert response.response == "42"
+
+
+def test_a_chat_engine_conversation_stays_on_one_model(embedder):
+    """A chat engine carries its history but no session id: session_key="conversation" keys on it."""
+    from llama_index.core.chat_engine import SimpleChatEngine
+
+    from metallm import LinUCB
+    from tests.llamaindex.fakes import ScriptedLLM
+    from tests.topics import ASTRONOMY, COOKING
+
+    pool = {name: ScriptedLLM(reply=f"{name} says") for name in ("a", "b", "c")}
+    exploring = Router(list(pool), embedder=embedder, policy=LinUCB(alpha=5.0), seed=0)
+    llm = MetaLLM(llms=pool, router=exploring, session_key="conversation")
+    engine = SimpleChatEngine.from_defaults(llm=llm)
+    replies = {engine.chat(q).response for q in COOKING[:4] + ASTRONOMY[:4]}
+    assert len(replies) == 1
+    spread = MetaLLM(
+        llms=pool, router=Router(list(pool), embedder=embedder, policy=LinUCB(alpha=5.0), seed=0)
+    )
+    assert len({spread.complete(q).text for q in COOKING[:4] + ASTRONOMY[:4]}) > 1

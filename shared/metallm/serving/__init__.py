@@ -11,10 +11,18 @@ from metallm.serving.call import Attempts, RoutedCall
 from metallm.serving.decisions import Decision, Prediction
 from metallm.serving.failover import Cooldown, Fallbacks, is_provider_error
 from metallm.serving.feedback import Feedback, FeedbackSummary
-from metallm.serving.requests import DEFAULT_SESSION_KEY, check_prompt, pop_session, routing_text
+from metallm.serving.requests import (
+    CONVERSATION,
+    DEFAULT_SESSION_KEY,
+    check_prompt,
+    conversation_id,
+    pop_session,
+    routing_text,
+)
 from metallm.serving.router import DEFAULT_FEEDBACK_TTL, Router
 
 __all__ = [
+    "CONVERSATION",
     "DEFAULT_FEEDBACK_TTL",
     "DEFAULT_SESSION_KEY",
     "Attempts",
@@ -27,6 +35,7 @@ __all__ = [
     "RoutedCall",
     "Router",
     "check_prompt",
+    "conversation_id",
     "is_provider_error",
     "pop_session",
     "routing_text",
