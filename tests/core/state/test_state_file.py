@@ -124,3 +124,85 @@ def test_a_zip_without_arrays_is_rejected(tmp_path):
         pass
     with pytest.raises(StateFileError):
         Router.load(path, embedder=None)
+
+
+# -- hostile files: typed errors within bounded memory ----------------------------------------
+def _npy_header(shape: tuple[int, ...]) -> bytes:
+    import io as _io
+
+    buffer = _io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        buffer, {"descr": "<f8", "fortran_order": False, "shape": shape}
+    )
+    return buffer.getvalue()
+
+
+def _peak_while(fn) -> int:
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        fn()
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return peak
+
+
+def _saved(tmp_path):
+    router = Router(["a", "b"], embedder=None, seed=0)
+    router.record(router.select(np.ones(4)).id, quality=1.0, cost=0.0)
+    return router.save(tmp_path / "router.npz")
+
+
+def test_an_array_claiming_75_gib_is_refused_before_allocating(tmp_path):
+    import zipfile
+
+    path = tmp_path / "huge.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("A.npy", _npy_header((100_000, 100_000)) + b"\x00" * 64)  # 75 GiB claimed
+    with pytest.raises(StateFileError, match=r"claims a \(100000, 100000\) array"):
+        Router.load(path, embedder=None)
+    assert _peak_while(lambda: _raises_state_error(path)) < 50 * 2**20
+
+
+def _raises_state_error(path):
+    try:
+        Router.load(path, embedder=None)
+    except StateFileError:
+        return
+    raise AssertionError("no StateFileError")
+
+
+def test_a_zip_bomb_is_refused_before_it_inflates(tmp_path):
+    import zipfile
+
+    path = tmp_path / "bomb.npz"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(
+            "A.npy", _npy_header((16, 2**20)) + b"\x00" * (128 * 2**20)
+        )  # 128 MiB of zeros
+    assert path.stat().st_size < 1 * 2**20
+    with pytest.raises(StateFileError, match="inflates .*x: not a state file"):
+        Router.load(path, embedder=None)
+    assert _peak_while(lambda: _raises_state_error(path)) < 50 * 2**20
+
+
+def test_a_deeply_nested_header_is_refused_without_recursing(tmp_path):
+    import io as _io
+    import zipfile
+
+    path = tmp_path / "nested.npz"
+    header = np.frombuffer(("[" * 100_000 + "]" * 100_000).encode(), dtype=np.uint8)
+    buffer = _io.BytesIO()
+    np.save(buffer, header)
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("header_json.npy", buffer.getvalue())
+    with pytest.raises(StateFileError, match="nests deeper than 32 levels"):
+        Router.load(path, embedder=None)
+
+
+def test_a_good_file_still_loads_exactly(tmp_path):
+    path = _saved(tmp_path)
+    again = Router.load(path, embedder=None)
+    assert again.n_updates == 1 and sum(again.counts.values()) == 1
