@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 
 from metallm.exceptions import DuplicateEventError, DuplicateFeedbackError, StateFileError
-from metallm.state.base import FeedbackEvent, Snapshot, StateStore
+from metallm.state.base import FeedbackEvent, MalformedEvent, Snapshot, StateStore
 
 __all__ = ["StoreSync"]
 
@@ -57,11 +57,11 @@ class StoreSync:
                 f"feedback for decision {event.decision_id} is already in the store"
             ) from e
 
-    def pull(self, apply: Callable[[FeedbackEvent], None]) -> int:
+    def pull(self, apply: Callable[[str, FeedbackEvent | MalformedEvent], None]) -> int:
         """Apply the events after :attr:`position`, in the store's order; returns how many."""
         applied = 0
         for position, event in self.store.events_after(self.position):
-            apply(event)
+            apply(position, event)
             self.position = position
             applied += 1
         self._since_snapshot += applied
@@ -86,10 +86,10 @@ class StoreSync:
         When it is corrupt (:class:`StateFileError`), ``forget()`` is called and the whole log is
         replayed by the next pull.
         """
-        snapshot = self.store.latest_snapshot()
-        if snapshot is None:
-            return
         try:
+            snapshot = self.store.latest_snapshot()
+            if snapshot is None:
+                return
             adopt(snapshot.data, f"{self.store} snapshot")
             self.position = snapshot.position
         except StateFileError as e:

@@ -5,8 +5,16 @@ events and snapshots for many processes (:class:`SQLiteStore`, :class:`RedisStor
 Stores know nothing of routing: they keep records and raise their own typed errors.
 """
 
-from metallm.state.base import DecisionRecord, FeedbackEvent, Snapshot, StateStore
+from metallm.state.base import DecisionRecord, FeedbackEvent, MalformedEvent, Snapshot, StateStore
 from metallm.state.redis import RedisStore
 from metallm.state.sqlite import SQLiteStore
 
-__all__ = ["DecisionRecord", "FeedbackEvent", "RedisStore", "SQLiteStore", "Snapshot", "StateStore"]
+__all__ = [
+    "DecisionRecord",
+    "FeedbackEvent",
+    "MalformedEvent",
+    "RedisStore",
+    "SQLiteStore",
+    "Snapshot",
+    "StateStore",
+]

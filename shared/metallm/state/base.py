@@ -26,7 +26,14 @@ import numpy as np
 
 from metallm.exceptions import StoreError
 
-__all__ = ["DecisionRecord", "FeedbackEvent", "Snapshot", "StateStore", "snapshot_bytes"]
+__all__ = [
+    "DecisionRecord",
+    "FeedbackEvent",
+    "MalformedEvent",
+    "Snapshot",
+    "StateStore",
+    "snapshot_bytes",
+]
 
 
 @dataclass(frozen=True)
@@ -42,6 +49,14 @@ class FeedbackEvent:
     prompt: str | None = None
     failure: bool = False
     """True when this is a provider's failure learned as quality 0, not real feedback."""
+
+
+@dataclass(frozen=True)
+class MalformedEvent:
+    """An entry of the event log that could not be read as a :class:`FeedbackEvent` (and why)."""
+
+    reason: str
+    decision_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -89,8 +104,13 @@ class StateStore(Protocol):
         """
         ...
 
-    def events_after(self, position: str | None) -> Iterator[tuple[str, FeedbackEvent]]:
-        """Events after ``position`` (all when None), in order, with their positions."""
+    def events_after(
+        self, position: str | None
+    ) -> Iterator[tuple[str, FeedbackEvent | MalformedEvent]]:
+        """Events after ``position`` (all when None), in order, with their positions.
+
+        An entry that cannot be read is yielded as a :class:`MalformedEvent`, never raised.
+        """
         ...
 
     def has_event(self, decision_id: str) -> bool:

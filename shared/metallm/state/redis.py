@@ -12,6 +12,7 @@ from metallm.exceptions import DuplicateEventError, StateFileError
 from metallm.state.base import (
     DecisionRecord,
     FeedbackEvent,
+    MalformedEvent,
     Snapshot,
     driver_errors,
     vector,
@@ -108,7 +109,9 @@ class RedisStore:
             )
         return position.decode() if isinstance(position, bytes) else str(position)
 
-    def events_after(self, position: str | None) -> Iterator[tuple[str, FeedbackEvent]]:
+    def events_after(
+        self, position: str | None
+    ) -> Iterator[tuple[str, FeedbackEvent | MalformedEvent]]:
         """Events after ``position`` (all when None), in log order, with their positions."""
         start = "-" if not position else f"({position}"
         while True:
@@ -117,20 +120,7 @@ class RedisStore:
             if not batch:
                 return
             for raw_id, fields in batch:
-                entry = {k.decode(): v for k, v in fields.items()}
-                yield (
-                    raw_id.decode(),
-                    FeedbackEvent(
-                        entry["decision_id"].decode(),
-                        entry["arm"].decode(),
-                        vector(entry["embedding"]),
-                        float(entry["quality"]),
-                        float(entry["cost"]),
-                        float(entry["time"]),
-                        entry["prompt"].decode() if "prompt" in entry else None,
-                        entry.get("failure") == b"1",
-                    ),
-                )
+                yield raw_id.decode(), _parse_event(fields)
             start = f"({batch[-1][0].decode()}"
 
     def has_event(self, decision_id: str) -> bool:
@@ -234,3 +224,30 @@ class RedisStore:
 
     def __repr__(self) -> str:
         return f"RedisStore({self.url!r}, prefix={self.prefix!r})"
+
+
+def _parse_event(fields: dict[bytes, bytes]) -> FeedbackEvent | MalformedEvent:
+    """One stream entry as an event, or why it is not one (missing field, bad number, ...)."""
+    decision_id = None
+    try:
+        entry = {k.decode(): v for k, v in fields.items()}
+        decision_id = entry["decision_id"].decode()
+        embedding = entry["embedding"]
+        if len(embedding) % 8:
+            return MalformedEvent(
+                f"an embedding of {len(embedding)} bytes is not float64s", decision_id
+            )
+        return FeedbackEvent(
+            decision_id,
+            entry["arm"].decode(),
+            vector(embedding),
+            float(entry["quality"]),
+            float(entry["cost"]),
+            float(entry["time"]),
+            entry["prompt"].decode() if "prompt" in entry else None,
+            entry.get("failure") == b"1",
+        )
+    except KeyError as e:
+        return MalformedEvent(f"the field {e} is missing", decision_id)
+    except (ValueError, UnicodeDecodeError, AttributeError) as e:
+        return MalformedEvent(f"{type(e).__name__}: {e}", decision_id)

@@ -14,6 +14,7 @@ from metallm.exceptions import DuplicateEventError, StateFileError, StoreError
 from metallm.state.base import (
     DecisionRecord,
     FeedbackEvent,
+    MalformedEvent,
     Snapshot,
     driver_errors,
     vector,
@@ -133,7 +134,9 @@ class SQLiteStore:
             ) from e
         return str(position)
 
-    def events_after(self, position: str | None) -> Iterator[tuple[str, FeedbackEvent]]:
+    def events_after(
+        self, position: str | None
+    ) -> Iterator[tuple[str, FeedbackEvent | MalformedEvent]]:
         """Events after ``position`` (all when None), in log order, with their positions."""
         start = int(position) if position else 0
         with driver_errors(self, "read its events", (sqlite3.Error,)):
@@ -142,11 +145,26 @@ class SQLiteStore:
                 (start,),
             )
             for seq, decision_id, arm, embedding, quality, cost, stamp, prompt, failure in rows:
+                if not all(isinstance(v, (int, float)) for v in (quality, cost, stamp)):
+                    yield (
+                        str(seq),
+                        MalformedEvent(
+                            f"quality, cost or time is not a number: {quality!r}, {cost!r}",
+                            str(decision_id),
+                        ),
+                    )
+                    continue
+                if not isinstance(embedding, bytes) or len(embedding) % 8:
+                    yield (
+                        str(seq),
+                        MalformedEvent("the embedding is not float64s", str(decision_id)),
+                    )
+                    continue
                 yield (
                     str(seq),
                     FeedbackEvent(
-                        decision_id,
-                        arm,
+                        str(decision_id),
+                        str(arm),
                         vector(embedding),
                         quality,
                         cost,
