@@ -60,6 +60,7 @@ from metallm.serving.feedback import Feedback, FeedbackSummary, record_all
 from metallm.serving.ledger import PendingDecisions, PendingEntry
 from metallm.serving.pricing import Prices
 from metallm.serving.sessions import StickySessions
+from metallm.serving.spool import Spool
 from metallm.serving.sync import StoreSync
 from metallm.state.base import (
     DecisionRecord,
@@ -198,8 +199,14 @@ class Router:
             if store is not None
             else None
         )
+        self._sync_lock = threading.Lock()
+        self.spool: Spool | None = None
+        """Feedback events waiting for the store (while it cannot be reached)."""
         if self._sync is not None:
-            self._sync.restore(self._adopt_snapshot, self.bandit.reset)
+            self.spool = Spool(
+                getattr(store, "spool_dir", Path.home() / ".cache" / "metallm" / "spool"),
+                getattr(store, "spool_name", "metallm"),
+            )
             self.sync()
 
     # -- what the parts hold --------------------------------------------------------------
@@ -524,6 +531,10 @@ class Router:
     ) -> None:
         """Write decisions to the store's ledger; on failure, log and count (routing goes on)."""
         assert self._sync is not None
+        if not self._sync.usable():
+            with self._lock:
+                self.ledger_errors += len(made)
+            return
         expires = now + self.feedback_ttl
         records = [
             DecisionRecord(
@@ -544,6 +555,7 @@ class Router:
         try:
             self._sync.store.put_decisions(records)
         except StoreError as e:
+            self._sync.failed(e)
             with self._lock:
                 self.ledger_errors += len(records)
             logger.warning(
@@ -554,8 +566,8 @@ class Router:
             )
 
     def _sync_if_due(self) -> None:
-        if self._sync is not None and self._sync.due():
-            self.sync()
+        if self._sync is not None and self._sync.due() and self._sync.usable():
+            self.sync(wait=False)
 
     def _allowed(
         self, exclude: Iterable[str], force: str | None, ignore_cooldown: bool
@@ -602,7 +614,15 @@ class Router:
         with self._lock:
             in_memory = self.ledger.observe_cost(decision_id, c)
         if self._sync is not None:
-            self._sync.store.set_decision_cost(decision_id, c)
+            if self._sync.usable():
+                try:
+                    self._sync.store.set_decision_cost(decision_id, c)
+                except StoreError as e:
+                    self._sync.failed(e)
+            if not in_memory and not self._sync.available:
+                raise StoreError(
+                    f"{self.store} cannot be reached to attach the cost of decision {decision_id}"
+                )
         elif not in_memory:
             self.ledger.get(decision_id)  # a settled id: DuplicateFeedbackError
             raise self._unknown(decision_id)
@@ -666,6 +686,8 @@ class Router:
                 "store": None if self.store is None else repr(self.store),
                 "store_position": None if self._sync is None else self._sync.position,
                 "quarantined_events": self.quarantined_events,
+                "store_available": None if self._sync is None else self._sync.available,
+                "spooled_events": 0 if self.spool is None else len(self.spool),
                 "n_updates": self.n_updates,
             }
 
@@ -753,10 +775,22 @@ class Router:
             prompt,
             failure,
         )
+        stored = False
+        if self._sync.usable():
+            try:
+                self._sync.append(
+                    event
+                )  # durable before record returns; a second feedback is refused here
+                stored = True
+            except StoreError as e:
+                self._sync.failed(e)
+        if not stored:
+            assert self.spool is not None
+            self.spool.add(event)  # durable locally; replayed, in order, when the store is back
+            with self._lock:
+                self.ledger.settle(decision_id)
+            return
         with self._lock:
-            self._sync.append(
-                event
-            )  # durable before record returns; a second feedback is refused here
             self.ledger.settle(decision_id)
         self.sync()  # folds this event, and any from other processes, in log order
 
@@ -765,18 +799,43 @@ class Router:
             self.bookkeeping_errors += 1
 
     # -- the store ----------------------------------------------------------------------
-    def sync(self) -> int:
+    def sync(self, *, wait: bool = True) -> int:
         """Fold the store's events not yet learned (from any process) into this router.
 
         Returns how many were applied. Events are applied in the store's order, so every
-        process that has synced the same events holds exactly the same statistics.
+        process that has synced the same events holds exactly the same statistics. The store
+        is read outside the router's lock, so routing never waits for it; while it cannot be
+        reached this returns 0, routing goes on with what was learned, and spooled feedback
+        is replayed first when it is back. ``wait=False`` skips when another thread is syncing.
         """
         if self._sync is None:
             return 0
-        with self._lock:
-            applied = self._sync.pull(self._apply)
+        if not self._sync_lock.acquire(blocking=wait):
+            return 0
+        try:
+            return self._sync_now()
+        finally:
+            self._sync_lock.release()
+
+    def _sync_now(self) -> int:
+        assert self._sync is not None and self.spool is not None
+        applied = 0
+        try:
+            if not self._sync.restored:
+                self._sync.restore(self._adopt_snapshot, self.bandit.reset)
+            self.spool.replay(self._sync.store)
+            while True:
+                events = self._sync.fetch()  # store I/O, outside the router's lock
+                with self._lock:
+                    applied += self._sync.fold(events, self._apply)
+                if len(events) < 1000:
+                    break
             if self._sync.snapshot_due:
                 self.snapshot()
+        except StoreError as e:
+            self._sync.failed(e)
+            return applied
+        self._sync.succeeded()
         return applied
 
     def snapshot(self) -> None:
@@ -784,7 +843,9 @@ class Router:
         if self._sync is None:
             return
         with self._lock:
-            self._sync.push_snapshot(snapshot_bytes(self.save))
+            data, position = snapshot_bytes(self.save), self._sync.position
+        if position is not None and position == self._sync.position:
+            self._sync.push_snapshot(data)
 
     def _apply(self, position: str, event: FeedbackEvent | MalformedEvent) -> None:
         """Fold one event of the store's log; a bad one is quarantined, never learned, never fatal."""

@@ -41,6 +41,37 @@ class StoreSync:
         self._clock = clock
         self._since_snapshot = 0
         self._last_pull = 0.0
+        self.available = True
+        """False from a failed store operation until one succeeds again."""
+        self.restored = False
+        """Whether the latest snapshot was read (a store down at start is read when it is back)."""
+        self._retry_at = 0.0
+        self._backoff = 1.0
+
+    # -- reachability -------------------------------------------------------------------
+    def usable(self) -> bool:
+        """Whether to try the store now: it is up, or its retry time (backoff up to 30 s) has come."""
+        return self.available or self._clock() >= self._retry_at
+
+    def failed(self, error: Exception) -> None:
+        """A store operation failed: route on what is known, try again after a backoff."""
+        if self.available:
+            logger.warning(
+                "metallm cannot reach %s (%s); routing goes on with what it has learned, "
+                "feedback is spooled locally and replayed when the store is back",
+                self.store,
+                error,
+            )
+        self.available = False
+        self._retry_at = self._clock() + self._backoff
+        self._backoff = min(self._backoff * 2, 30.0)
+
+    def succeeded(self) -> None:
+        """A store operation worked again."""
+        if not self.available:
+            logger.warning("metallm reached %s again", self.store)
+        self.available = True
+        self._backoff = 1.0
 
     def due(self) -> bool:
         """Whether an automatic pull is due (``sync_interval`` seconds since the last)."""
@@ -56,6 +87,28 @@ class StoreSync:
             raise DuplicateFeedbackError(
                 f"feedback for decision {event.decision_id} is already in the store"
             ) from e
+
+    def fetch(self, limit: int = 1000) -> list[tuple[str, FeedbackEvent | MalformedEvent]]:
+        """Up to ``limit`` events after :attr:`position` (store I/O: called outside the router's lock)."""
+        events = []
+        for item in self.store.events_after(self.position):
+            events.append(item)
+            if len(events) >= limit:
+                break
+        return events
+
+    def fold(
+        self,
+        events: list[tuple[str, FeedbackEvent | MalformedEvent]],
+        apply: Callable[[str, FeedbackEvent | MalformedEvent], None],
+    ) -> int:
+        """Apply fetched events in order and move :attr:`position` past them (under the router's lock)."""
+        for position, event in events:
+            apply(position, event)
+            self.position = position
+        self._since_snapshot += len(events)
+        self._last_pull = self._clock()
+        return len(events)
 
     def pull(self, apply: Callable[[str, FeedbackEvent | MalformedEvent], None]) -> int:
         """Apply the events after :attr:`position`, in the store's order; returns how many."""
@@ -88,12 +141,14 @@ class StoreSync:
         """
         try:
             snapshot = self.store.latest_snapshot()
+            self.restored = True
             if snapshot is None:
                 return
             adopt(snapshot.data, f"{self.store} snapshot")
             self.position = snapshot.position
         except StateFileError as e:
             logger.warning("%s; replaying the whole event log instead", e)
+            self.restored = True
             self.restored_from_log = True
             self.position = None
             forget()

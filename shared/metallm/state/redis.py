@@ -38,6 +38,8 @@ class RedisStore:
     Every process appends its events to the stream and folds the stream, in stream order,
     into its own statistics, so all processes converge to the same state. A pending decision
     is a hash that Redis drops ``expired_grace`` seconds after its feedback time ran out.
+    Every call waits at most ``timeout`` seconds (a stalled server is then a
+    :class:`~metallm.StoreError`, and the router goes on without it).
     """
 
     def __init__(

@@ -49,7 +49,8 @@ class SQLiteStore:
     survives power loss too at the price of an fsync per event.
 
     Expired decisions are kept ``expired_grace`` seconds past their expiry (so late feedback
-    is told it expired, and when) and then purged.
+    is told it expired, and when) and then purged. A write waits at most ``timeout`` seconds
+    for another writer's lock, then fails as a :class:`~metallm.StoreError` (the router goes on).
     """
 
     def __init__(
@@ -58,10 +59,13 @@ class SQLiteStore:
         *,
         store_prompts: bool = False,
         durable: bool = False,
-        timeout: float = 30.0,
+        timeout: float = 5.0,
         expired_grace: float = 86_400.0,
     ) -> None:
         self.path = Path(path)
+        self.spool_dir = self.path.parent
+        """Where feedback is spooled while the file cannot be written (beside it)."""
+        self.spool_name = self.path.name
         self.store_prompts = store_prompts
         self.durable = durable
         self.expired_grace = expired_grace

@@ -83,21 +83,27 @@ def test_health_counts_feedback_that_came_too_late_or_from_nowhere():
     )  # the late one, until evicted
 
 
-def test_a_ledger_the_store_cannot_write_leaves_routing_and_local_feedback_working(
-    tmp_path, caplog
-):
+def test_a_ledger_the_store_cannot_write_leaves_routing_and_feedback_working(tmp_path, caplog):
     class FullDisk(SQLiteStore):
-        def put_decisions(self, records):
-            raise StoreError("database or disk is full")
+        full = True
 
-    router = _router(store=FullDisk(tmp_path / "s.sqlite"))
+        def put_decisions(self, records):
+            if self.full:
+                raise StoreError("database or disk is full")
+            super().put_decisions(records)
+
+    store = FullDisk(tmp_path / "s.sqlite")
+    router = _router(store=store)
     with caplog.at_level(logging.WARNING, logger="metallm"):
         decision = router.select(np.ones(DIM))
-    assert (
-        router.ledger_errors == 1 and "feedback for them works in this process only" in caplog.text
-    )
-    router.record(decision.id, quality=1.0, cost=0.0)  # from this process's memory
-    assert router.n_updates == 1
+    assert router.ledger_errors == 1 and "cannot reach" in caplog.text
+    router.record(decision.id, quality=1.0, cost=0.0)  # from memory; the store is down: spooled
+    assert router.health()["spooled_events"] == 1 and router.n_updates == 0
+    store.full = False
+    time.sleep(1.1)  # the first retry comes after 1 s
+    router.select(np.ones(DIM))  # a routing call finds the store back, replays the spool
+    assert router.n_updates == 1 and router.health()["spooled_events"] == 0
+    assert router.health()["store_available"] is True
 
 
 def test_a_decision_evicted_from_memory_is_still_in_the_stores_ledger(tmp_path):
