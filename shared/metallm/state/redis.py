@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -50,6 +51,8 @@ class RedisStore:
         store_prompts: bool = False,
         client: Any = None,
         expired_grace: float = 86_400.0,
+        timeout: float = 2.0,
+        spool_dir: str | Path | None = None,
     ) -> None:
         if client is None:
             try:
@@ -58,7 +61,16 @@ class RedisStore:
                 raise ImportError(
                     "RedisStore needs the redis package: pip install 'metallm[redis]'"
                 ) from e
-            client = redis.Redis.from_url(url)
+            client = redis.Redis.from_url(
+                url, socket_timeout=timeout, socket_connect_timeout=timeout
+            )
+        self.spool_dir = (
+            Path(spool_dir)
+            if spool_dir is not None
+            else Path.home() / ".cache" / "metallm" / "spool"
+        )
+        """Where feedback is spooled while Redis cannot be reached (``timeout``: seconds any call may wait)."""
+        self.spool_name = f"redis-{prefix}"
         self.client = client
         self.url = url
         self.prefix = prefix
