@@ -16,7 +16,8 @@ The hierarchy::
     │   └── DuplicateFeedbackError  feedback already recorded for that decision
     ├── StateFileError            a saved router file that is corrupt or mismatched
     ├── StoreError                a state store (SQLite, Redis) failed (wraps the driver's error)
-    │   └── DuplicateEventError   the store already holds an event for that decision id
+    │   ├── DuplicateEventError   the store already holds an event for that decision id
+    │   └── LogTrimmedError       the events after a router's position were trimmed (reload a snapshot)
     ├── EmbedderError             the embedding model could not be loaded or run
     ├── InfeasibleBudgetError     no cost weight keeps the mean cost within a budget
     └── AllModelsFailedError      every model tried for one call failed (lists each error)
@@ -42,6 +43,7 @@ __all__ = [
     "InfeasibleBudgetError",
     "InvalidFeedbackError",
     "InvalidInputError",
+    "LogTrimmedError",
     "MetaLLMError",
     "RoutingTableError",
     "StateFileError",
@@ -135,6 +137,10 @@ class StoreError(MetaLLMError, RuntimeError):
 
 class DuplicateEventError(StoreError):
     """The store already holds a feedback event for this decision id."""
+
+
+class LogTrimmedError(StoreError):
+    """The store trimmed its event log past this router's position: restart from its snapshot."""
 
 
 class EmbedderError(MetaLLMError, RuntimeError):

@@ -44,6 +44,8 @@ PUBLIC_API = [
     "InvalidInputError",
     "LinUCB",
     "LinearBandit",
+    "LogTrimmedError",
+    "MalformedEvent",
     "MetaLLMError",
     "Policy",
     "Prediction",

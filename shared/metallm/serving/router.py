@@ -36,6 +36,7 @@ from metallm.exceptions import (
     ExpiredDecisionError,
     InvalidFeedbackError,
     InvalidInputError,
+    LogTrimmedError,
     StoreError,
     UnknownArmError,
     UnknownDecisionError,
@@ -819,6 +820,25 @@ class Router:
 
     def _sync_now(self) -> int:
         assert self._sync is not None and self.spool is not None
+        try:
+            return self._sync_steps()
+        except LogTrimmedError as e:
+            logger.warning(
+                "%s; restarting from the latest snapshot", e
+            )  # fell behind a trimmed log
+            with self._lock:
+                self.bandit.reset()
+                self._failures = [0] * len(self.arms)
+                self._folded.clear()
+                self._sync.position, self._sync.restored = None, False
+            try:
+                return self._sync_steps()
+            except StoreError as again:
+                self._sync.failed(again)
+                return 0
+
+    def _sync_steps(self) -> int:
+        assert self._sync is not None and self.spool is not None
         applied = 0
         try:
             if not self._sync.restored:
@@ -832,6 +852,8 @@ class Router:
                     break
             if self._sync.snapshot_due:
                 self.snapshot()
+        except LogTrimmedError:
+            raise
         except StoreError as e:
             self._sync.failed(e)
             return applied

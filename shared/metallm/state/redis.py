@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import logging
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from metallm.exceptions import DuplicateEventError, StateFileError
+from metallm.exceptions import DuplicateEventError, LogTrimmedError, StateFileError
 from metallm.state.base import (
     DecisionRecord,
     FeedbackEvent,
@@ -22,12 +24,18 @@ from metallm.state.base import (
 
 __all__ = ["RedisStore"]
 
+logger = logging.getLogger(__name__)
+
 # One round trip: refuse a duplicate decision id, else add the event to the stream and
 # settle its decision in the ledger.
+# KEYS: ids (sorted by time), stream, the decision's ledger key, ids of metallm 0.1 (a set);
+# ARGV: decision id, time, then the event's fields.
 _APPEND = (
-    "if redis.call('SADD', KEYS[1], ARGV[1]) == 0 then return false end "
+    "if redis.call('ZSCORE', KEYS[1], ARGV[1]) or redis.call('SISMEMBER', KEYS[4], ARGV[1]) == 1 "
+    "then return false end "
+    "redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1]) "
     "redis.call('DEL', KEYS[3]) "
-    "return redis.call('XADD', KEYS[2], '*', unpack(ARGV, 2))"
+    "return redis.call('XADD', KEYS[2], '*', unpack(ARGV, 3))"
 )
 _SET_COST = "if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'cost', ARGV[1]) end return 0"
 _FLOATS = ("cost_weight", "time", "expires", "propensity", "cost")
@@ -53,6 +61,8 @@ class RedisStore:
         expired_grace: float = 86_400.0,
         timeout: float = 2.0,
         spool_dir: str | Path | None = None,
+        retention: float = 8 * 86_400.0,
+        check_persistence: bool = True,
     ) -> None:
         if client is None:
             try:
@@ -78,7 +88,10 @@ class RedisStore:
         self.expired_grace = expired_grace
         self.stream = f"{prefix}:events"
         self.snapshot_key = f"{prefix}:snapshot"
-        self.ids_key = f"{prefix}:decision_ids"
+        self.ids_key = f"{prefix}:decision_ids_by_time"
+        self.legacy_ids_key = f"{prefix}:decision_ids"
+        self.trimmed_key = f"{prefix}:trimmed_to"
+        self.retention = retention
         try:
             from redis import RedisError
 
@@ -87,6 +100,46 @@ class RedisStore:
             self._errors = ()
         self._append = client.register_script(_APPEND)
         self._set_cost = client.register_script(_SET_COST)
+        self.persistence = self._check_persistence() if check_persistence else "unchecked"
+        """How the server persists writes: "aof-always", "aof-everysec", "aof-no", "rdb", "none" or "unknown"."""
+
+    def _check_persistence(self) -> str:
+        """Read the server's persistence settings, and warn when a crash can lose acknowledged events."""
+        try:
+            appendonly = self.client.config_get("appendonly").get("appendonly")
+            fsync = self.client.config_get("appendfsync").get("appendfsync")
+            save = self.client.config_get("save").get("save")
+        except Exception as e:  # CONFIG disabled (managed Redis) or the server is down right now
+            logger.info(
+                "metallm could not read %s's persistence settings (%s); make sure AOF is on",
+                self,
+                e,
+            )
+            return "unknown"
+        kind = f"aof-{fsync}" if appendonly == "yes" else ("rdb" if save else "none")
+        if kind not in ("aof-always", "aof-everysec"):
+            logger.warning(
+                "%s persists with %s: a Redis crash can lose feedback that record() already acknowledged, "
+                "and processes would then disagree. Run Redis with appendonly yes and appendfsync "
+                "everysec (at most about one second lost) or always (none lost).",
+                self,
+                kind,
+            )
+        return kind
+
+    def _trim(self, position: str) -> None:
+        """Drop events older than both the snapshot at ``position`` and the retention window."""
+        cutoff_ms = int((time.time() - self.retention) * 1000)
+        snapshot_ms, _, snapshot_seq = position.partition("-")
+        min_id = (
+            f"{cutoff_ms}-0"
+            if cutoff_ms < int(snapshot_ms)
+            else f"{snapshot_ms}-{snapshot_seq or 0}"
+        )
+        removed = self.client.xtrim(self.stream, minid=min_id, approximate=False)
+        self.client.zremrangebyscore(self.ids_key, "-inf", time.time() - self.retention)
+        if removed:  # only then can a process that is behind miss events
+            self.client.set(self.trimmed_key, min_id)
 
     def _decision_key(self, decision_id: str) -> str:
         return f"{self.prefix}:decision:{decision_id}"
@@ -112,11 +165,16 @@ class RedisStore:
         flat: list[Any] = []
         for key, value in fields.items():
             flat += [key, value]
-        keys = [self.ids_key, self.stream, self._decision_key(event.decision_id)]
+        keys = [
+            self.ids_key,
+            self.stream,
+            self._decision_key(event.decision_id),
+            self.legacy_ids_key,
+        ]
         with driver_errors(
             self, f"append the event for decision {event.decision_id}", self._errors
         ):
-            position = self._append(keys=keys, args=[event.decision_id, *flat])
+            position = self._append(keys=keys, args=[event.decision_id, repr(event.time), *flat])
         if position is None:
             raise DuplicateEventError(
                 f"{self} already holds feedback for decision {event.decision_id}"
@@ -128,6 +186,14 @@ class RedisStore:
     ) -> Iterator[tuple[str, FeedbackEvent | MalformedEvent]]:
         """Events after ``position`` (all when None), in log order, with their positions."""
         start = "-" if not position else f"({position}"
+        with driver_errors(self, "read its events", self._errors):
+            trimmed = self.client.get(self.trimmed_key)
+        if trimmed is not None and (
+            not position or _stream_id(position) < _stream_id(trimmed.decode())
+        ):
+            raise LogTrimmedError(
+                f"{self} trimmed its log past position {position}: start from the latest snapshot"
+            )
         while True:
             with driver_errors(self, "read its events", self._errors):
                 batch = self.client.xrange(self.stream, min=start, max="+", count=1000)
@@ -140,7 +206,9 @@ class RedisStore:
     def has_event(self, decision_id: str) -> bool:
         """Whether feedback for this decision is already in the log."""
         with driver_errors(self, "read its events", self._errors):
-            return bool(self.client.sismember(self.ids_key, decision_id))
+            return self.client.zscore(self.ids_key, decision_id) is not None or bool(
+                self.client.sismember(self.legacy_ids_key, decision_id)
+            )
 
     # -- the decision ledger ------------------------------------------------------------
     def put_decisions(self, records: Sequence[DecisionRecord]) -> None:
@@ -216,6 +284,7 @@ class RedisStore:
         payload = json.dumps({"position": snapshot.position}).encode() + b"\n" + snapshot.data
         with driver_errors(self, "save a snapshot", self._errors):
             self.client.set(self.snapshot_key, payload)
+            self._trim(snapshot.position)
 
     def latest_snapshot(self) -> Snapshot | None:
         """The newest snapshot, or None."""
@@ -265,3 +334,8 @@ def _parse_event(fields: dict[bytes, bytes]) -> FeedbackEvent | MalformedEvent:
         return MalformedEvent(f"the field {e} is missing", decision_id)
     except (ValueError, UnicodeDecodeError, AttributeError) as e:
         return MalformedEvent(f"{type(e).__name__}: {e}", decision_id)
+
+
+def _stream_id(value: str) -> tuple[int, int]:
+    ms, _, seq = value.partition("-")
+    return int(ms), int(seq or 0)
