@@ -55,6 +55,7 @@ from metallm.serving import (
 from metallm.state import (
     DecisionRecord,
     FeedbackEvent,
+    MalformedEvent,
     RedisStore,
     Snapshot,
     SQLiteStore,
