@@ -221,8 +221,8 @@ def test_session_key_keeps_a_conversation_on_one_member(embedder):
 def test_the_session_can_come_from_instrumentation_tags(embedder):
     from llama_index_instrumentation.dispatcher import instrument_tags
 
-    llm = _exploring(embedder, session_key="conversation")
-    with instrument_tags({"conversation": "c-9"}):
+    llm = _exploring(embedder, session_key="chat_id")
+    with instrument_tags({"chat_id": "c-9"}):
         sticky = {llm.chat([ChatMessage(role="user", content=p)]).message.content for p in PROMPTS}
     assert len(sticky) == 1
 
