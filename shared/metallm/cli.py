@@ -46,18 +46,23 @@ def _plugins() -> dict[str, EntryPoint]:
     return {ep.name: ep for ep in entry_points(group=COMMAND_GROUP)}
 
 
-def _configure_bench(parser: argparse.ArgumentParser) -> None:
+def _configure_table(parser: argparse.ArgumentParser, *, plot: str) -> None:
+    """The arguments bench and simulate share: the table, the seed, the outputs, the embedder."""
     parser.add_argument("--data", required=True, help="routing table: .csv, .jsonl or .parquet")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--test-size", type=float, default=0.3)
-    parser.add_argument("--json", dest="json_out", help="write the report as JSON here")
-    parser.add_argument("--plot", dest="plot_out", help="write the cost-quality plot (PNG) here")
+    parser.add_argument("--json", dest="json_out", help="write the result as JSON here")
+    parser.add_argument("--plot", dest="plot_out", help=f"write the {plot} plot (PNG) here")
     parser.add_argument(
         "--embedding-model", help="embedding model (default: $METALLM_EMBEDDING_MODEL or MiniLM)"
     )
     parser.add_argument(
         "--static-model", help="embed with a static embedder made by `metallm distill` (a folder)"
     )
+
+
+def _configure_bench(parser: argparse.ArgumentParser) -> None:
+    _configure_table(parser, plot="cost-quality")
+    parser.add_argument("--test-size", type=float, default=0.3)
     parser.add_argument(
         "--features",
         choices=FEATURE_NAMES,
@@ -67,8 +72,7 @@ def _configure_bench(parser: argparse.ArgumentParser) -> None:
 
 
 def _configure_simulate(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", required=True, help="routing table: .csv, .jsonl or .parquet")
-    parser.add_argument("--seed", type=int, default=0)
+    _configure_table(parser, plot="regret")
     parser.add_argument(
         "--alpha", type=float, default=None, help="UCB exploration weight (default: the library's)"
     )
@@ -77,14 +81,6 @@ def _configure_simulate(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--cost-weight", type=float, default=0.1, help="p in the reward for regret")
     parser.add_argument("--budget", type=float, default=None, help="hold this mean $/query online")
-    parser.add_argument("--json", dest="json_out", help="write the result as JSON here")
-    parser.add_argument("--plot", dest="plot_out", help="write the regret plot (PNG) here")
-    parser.add_argument(
-        "--embedding-model", help="embedding model (default: $METALLM_EMBEDDING_MODEL or MiniLM)"
-    )
-    parser.add_argument(
-        "--static-model", help="embed with a static embedder made by `metallm distill` (a folder)"
-    )
 
 
 def _configure_distill(parser: argparse.ArgumentParser) -> None:
