@@ -21,7 +21,6 @@ import logging
 import threading
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -77,10 +76,6 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_PROJECTION_DIMS = 128
 
-QUARANTINE_KEPT = 1000
-"""Quarantined events kept for inspection (the count goes on)."""
-FOLDED_IDS_KEPT = 200_000
-"""Decision ids folded from the store remembered to refuse duplicates (about 20 MB)."""
 DEFAULT_FEEDBACK_TTL = 7 * 86_400.0
 """Seconds a decision waits for its feedback: 7 days."""
 
@@ -178,11 +173,6 @@ class Router:
         """Decisions awaiting feedback, in this process's memory."""
         self.feedback_counts = {"recorded": 0, "unknown": 0, "expired": 0, "duplicate": 0}
         self._failures = [0] * len(self.arms)
-        self.quarantined_events = 0
-        """Events of the store's log that could not be learned (see :attr:`quarantine`)."""
-        self.quarantine: list[tuple[str, str | None, str]] = []
-        """The latest quarantined events: (position in the log, decision id, why)."""
-        self._folded: OrderedDict[str, None] = OrderedDict()
         """Feedback calls by outcome (see :meth:`health`)."""
         self.ledger_errors = 0
         """Decisions that could not be written to the store's ledger (logged; only this process can learn from them)."""
@@ -829,7 +819,7 @@ class Router:
             with self._lock:
                 self.bandit.reset()
                 self._failures = [0] * len(self.arms)
-                self._folded.clear()
+                self._sync.forget_folded()
                 self._sync.position, self._sync.restored = None, False
             try:
                 return self._sync_steps()
@@ -871,50 +861,24 @@ class Router:
 
     def _apply(self, position: str, event: FeedbackEvent | MalformedEvent) -> None:
         """Fold one event of the store's log; a bad one is quarantined, never learned, never fatal."""
-        problem = self._problem(event)
-        if problem is not None:
-            decision_id = event.decision_id
-            self.quarantined_events += 1
-            self.quarantine.append((position, decision_id, problem))
-            del self.quarantine[:-QUARANTINE_KEPT]
-            logger.warning(
-                "metallm quarantined event %s (decision %s) of %s: %s; it is not learned",
-                position,
-                decision_id,
-                self.store,
-                problem,
-            )
+        assert self._sync is not None
+        if not self._sync.admit(position, event, self._index, self.bandit.dimension):
             return
         assert isinstance(event, FeedbackEvent)
         arm = self._index[event.arm]
         self.bandit.learn(arm, event.embedding, quality=event.quality, cost=event.cost)
         if event.failure:
             self._failures[arm] += 1
-        self._folded[event.decision_id] = None
-        if len(self._folded) > FOLDED_IDS_KEPT:
-            self._folded.popitem(last=False)
 
-    def _problem(self, event: FeedbackEvent | MalformedEvent) -> str | None:
-        """Why an event of the log cannot be learned, or None when it can."""
-        if isinstance(event, MalformedEvent):
-            return event.reason
-        if event.arm not in self._index:
-            return f"it names unknown model {event.arm!r} (this router's: {list(self.arms)})"
-        embedding = event.embedding
-        if embedding.ndim != 1 or embedding.shape[0] == 0:
-            return f"its embedding has shape {embedding.shape}"
-        dim = self.bandit.dimension
-        if dim is not None and embedding.shape[0] != dim:
-            return f"its embedding has {embedding.shape[0]} dimensions, the router's {dim}"
-        if not np.isfinite(embedding).all():
-            return "its embedding holds NaN or inf"
-        if not (np.isfinite(event.quality) and 0.0 <= event.quality <= 1.0):
-            return f"its quality {event.quality!r} is not in [0, 1]"
-        if not (np.isfinite(event.cost) and event.cost >= 0.0):
-            return f"its cost {event.cost!r} is not a finite number of USD >= 0"
-        if event.decision_id in self._folded:
-            return "its decision already has feedback in the log (a duplicate)"
-        return None
+    @property
+    def quarantined_events(self) -> int:
+        """Events of the store's log that could not be learned (see :attr:`quarantine`)."""
+        return 0 if self._sync is None else self._sync.quarantined_events
+
+    @property
+    def quarantine(self) -> list[tuple[str, str | None, str]]:
+        """The latest quarantined events: (position in the log, decision id, why)."""
+        return [] if self._sync is None else list(self._sync.quarantine)
 
     def _adopt_snapshot(self, data: bytes, source: str) -> None:
         persistence.adopt_bytes(self, data, source)

@@ -4,14 +4,54 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Collection, Container
+
+import numpy as np
 
 from metallm.exceptions import DuplicateEventError, DuplicateFeedbackError, StateFileError
 from metallm.state.base import FeedbackEvent, MalformedEvent, Snapshot, StateStore
 
-__all__ = ["StoreSync"]
+__all__ = ["StoreSync", "event_problem"]
 
 logger = logging.getLogger(__name__)
+
+QUARANTINE_KEPT = 1000
+"""Quarantined events kept for inspection (the count goes on)."""
+FOLDED_IDS_KEPT = 200_000
+"""Decision ids folded from the store remembered to refuse duplicates (about 20 MB)."""
+
+
+def event_problem(
+    event: FeedbackEvent | MalformedEvent,
+    known_arms: Collection[str],
+    dimension: int | None,
+    folded: Container[str],
+) -> str | None:
+    """Why an event of the log cannot be learned, or None when it can.
+
+    >>> import numpy as np
+    >>> event_problem(FeedbackEvent("d1", "a", np.ones(3), 5.0, 0.0, 0.0), {"a"}, 3, set())
+    'its quality 5.0 is not in [0, 1]'
+    """
+    if isinstance(event, MalformedEvent):
+        return event.reason
+    if event.arm not in known_arms:
+        return f"it names unknown model {event.arm!r} (this router's: {sorted(known_arms)})"
+    embedding = event.embedding
+    if embedding.ndim != 1 or embedding.shape[0] == 0:
+        return f"its embedding has shape {embedding.shape}"
+    if dimension is not None and embedding.shape[0] != dimension:
+        return f"its embedding has {embedding.shape[0]} dimensions, the router's {dimension}"
+    if not np.isfinite(embedding).all():
+        return "its embedding holds NaN or inf"
+    if not (np.isfinite(event.quality) and 0.0 <= event.quality <= 1.0):
+        return f"its quality {event.quality!r} is not in [0, 1]"
+    if not (np.isfinite(event.cost) and event.cost >= 0.0):
+        return f"its cost {event.cost!r} is not a finite number of USD >= 0"
+    if event.decision_id in folded:
+        return "its decision already has feedback in the log (a duplicate)"
+    return None
 
 
 class StoreSync:
@@ -43,10 +83,47 @@ class StoreSync:
         self._last_pull = 0.0
         self.available = True
         """False from a failed store operation until one succeeds again."""
+        self.quarantined_events = 0
+        """Events of the log that could not be learned."""
+        self.quarantine: list[tuple[str, str | None, str]] = []
+        """The latest quarantined events: (position in the log, decision id, why)."""
+        self._folded: OrderedDict[str, None] = OrderedDict()
         self.restored = False
         """Whether the latest snapshot was read (a store down at start is read when it is back)."""
         self._retry_at = 0.0
         self._backoff = 1.0
+
+    # -- admission ----------------------------------------------------------------------
+    def admit(
+        self,
+        position: str,
+        event: FeedbackEvent | MalformedEvent,
+        known_arms: Collection[str],
+        dimension: int | None,
+    ) -> bool:
+        """Whether to learn ``event``; a bad one is quarantined (counted, kept, logged once)."""
+        problem = event_problem(event, known_arms, dimension, self._folded)
+        if problem is not None:
+            self.quarantined_events += 1
+            self.quarantine.append((position, event.decision_id, problem))
+            del self.quarantine[:-QUARANTINE_KEPT]
+            logger.warning(
+                "metallm quarantined event %s (decision %s) of %s: %s; it is not learned",
+                position,
+                event.decision_id,
+                self.store,
+                problem,
+            )
+            return False
+        assert isinstance(event, FeedbackEvent)
+        self._folded[event.decision_id] = None
+        if len(self._folded) > FOLDED_IDS_KEPT:
+            self._folded.popitem(last=False)
+        return True
+
+    def forget_folded(self) -> None:
+        """Forget which decisions were folded (the statistics start again from a snapshot)."""
+        self._folded.clear()
 
     # -- reachability -------------------------------------------------------------------
     def usable(self) -> bool:
