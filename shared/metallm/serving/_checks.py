@@ -52,6 +52,8 @@ def check_cost_weight(p: float) -> float:
 
 def _is_number(value: object) -> bool:
     """A real number, not a bool and not a string that looks like one ("0.7", True are refused)."""
+    if type(value) is float or type(value) is int:  # the common case, without the ABC check
+        return True
     return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
 
 

@@ -23,9 +23,17 @@ __all__ = ["PendingDecisions", "PendingEntry"]
 class PendingEntry(NamedTuple):
     """What a pending decision keeps in memory."""
 
+    @property
+    def vector(self) -> np.ndarray:
+        """The vector to learn this decision on."""
+        vector: np.ndarray = self.vectors[self.row]
+        return vector
+
     arm: int
-    vector: np.ndarray
-    """Features (no store) or the float32 embedding (with a store)."""
+    vectors: np.ndarray | list[np.ndarray]
+    """Features (no store) or float32 embeddings (with a store): this decision's is ``vectors[row]``
+    (a batch's decisions share one matrix, so none costs a numpy view of its own)."""
+    row: int
     time: float
     """When the decision was made (Unix time)."""
     run_id: str | None = None

@@ -443,7 +443,7 @@ class Router:
                 ),
             )
             vector = features if self._sync is None else embedding.astype(np.float32)
-            self.ledger.add(decision.id, PendingEntry(chosen, vector, now, run_id, prompt))
+            self.ledger.add(decision.id, PendingEntry(chosen, [vector], 0, now, run_id, prompt))
         if self._sync is not None:
             self._keep_in_store([(decision, vector)], now, run_id=run_id, session=session)
         return decision
@@ -503,7 +503,7 @@ class Router:
                     d[0],
                     make(
                         PendingEntry,
-                        (arm, vectors[row], now, None, None if prompts is None else prompts[row]),
+                        (arm, vectors, row, now, None, None if prompts is None else prompts[row]),
                     ),
                 )
                 for row, (d, arm) in enumerate(zip(decisions, picks))
@@ -641,7 +641,6 @@ class Router:
         except UnknownDecisionError:
             self._count("unknown")
             raise
-        self._count("recorded")
 
     def record_run(self, run_id: str, *, quality: float, cost: float | None = None) -> None:
         """:meth:`record` for the decision that answered a framework call (e.g. a LangChain run id)."""
@@ -716,6 +715,27 @@ class Router:
         self, decision_id: str, q: float, given: float | None, *, failure: bool = False
     ) -> None:
         now = time.time()
+        if self._sync is None:
+            with self._lock:  # without a store: check, settle and learn in one step
+                entry = self.ledger.get(decision_id)  # DuplicateFeedbackError when settled here
+                if entry is None:
+                    raise self._unknown(decision_id)
+                if now > entry.time + self.feedback_ttl:
+                    raise ExpiredDecisionError(
+                        decision_id, entry.time, entry.time + self.feedback_ttl
+                    )
+                c = given if given is not None else self.ledger.cost_of(decision_id)
+                if c is None:
+                    raise InvalidFeedbackError(
+                        f"no cost known for decision {decision_id}: pass cost= (USD)"
+                    )
+                self.ledger.settle(decision_id)
+                self.bandit.update(entry.arm, entry.vectors[entry.row], q, c)
+                if failure:
+                    self._failures[entry.arm] += 1
+                else:
+                    self.feedback_counts["recorded"] += 1
+            return
         with self._lock:
             entry = self.ledger.get(decision_id)  # DuplicateFeedbackError when settled here
             known_cost = self.ledger.cost_of(decision_id)
@@ -745,17 +765,6 @@ class Router:
             raise InvalidFeedbackError(
                 f"no cost known for decision {decision_id}: pass cost= (USD)"
             )
-        if self._sync is None:
-            with self._lock:
-                if self.ledger.get(decision_id) is None:  # another thread recorded it meanwhile
-                    raise DuplicateFeedbackError(
-                        f"feedback for decision {decision_id} was already recorded"
-                    )
-                self.ledger.settle(decision_id)
-                self.bandit.update(arm, vector, q, c)
-                if failure:
-                    self._failures[arm] += 1
-            return
         event = FeedbackEvent(
             decision_id,
             self.arms[arm],
@@ -780,9 +789,11 @@ class Router:
             self.spool.add(event)  # durable locally; replayed, in order, when the store is back
             with self._lock:
                 self.ledger.settle(decision_id)
+                self.feedback_counts["recorded"] += not failure
             return
         with self._lock:
             self.ledger.settle(decision_id)
+            self.feedback_counts["recorded"] += not failure
         self.sync()  # folds this event, and any from other processes, in log order
 
     def _count_bookkeeping_error(self) -> None:

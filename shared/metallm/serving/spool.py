@@ -32,6 +32,9 @@ class Spool:
         self.folder = Path(folder)
         self.name = name
         self.path = self.folder / f"{name}.{os.getpid()}.spool"
+        self._maybe = (
+            True  # look at the disk at start (a dead process's spool), then only after add()
+        )
 
     def __len__(self) -> int:
         return sum(
@@ -55,6 +58,7 @@ class Spool:
                 "failure": event.failure,
             }
         )
+        self._maybe = True
         with open(self.path, "a", encoding="utf-8") as handle:
             handle.write(line + "\n")
             handle.flush()
@@ -66,6 +70,8 @@ class Spool:
         Raises the store's :class:`~metallm.StoreError` when it fails again midway (the
         events not yet replayed stay spooled).
         """
+        if not self._maybe:
+            return 0
         replayed = 0
         for path in self._files():
             lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -84,6 +90,7 @@ class Spool:
                     path.write_text("".join(rest + "\n" for rest in lines[i:]), encoding="utf-8")
                     raise
             path.unlink()
+        self._maybe = False
         if replayed:
             logger.warning("metallm replayed %d spooled feedback event(s) into %s", replayed, store)
         return replayed

@@ -187,7 +187,10 @@ class RedisStore:
         """Events after ``position`` (all when None), in log order, with their positions."""
         start = "-" if not position else f"({position}"
         with driver_errors(self, "read its events", self._errors):
-            trimmed = self.client.get(self.trimmed_key)
+            pipe = self.client.pipeline(transaction=False)
+            pipe.get(self.trimmed_key)
+            pipe.xrange(self.stream, min=start, max="+", count=1000)
+            trimmed, batch = pipe.execute()
         if trimmed is not None and (
             not position or _stream_id(position) < _stream_id(trimmed.decode())
         ):
@@ -195,13 +198,13 @@ class RedisStore:
                 f"{self} trimmed its log past position {position}: start from the latest snapshot"
             )
         while True:
-            with driver_errors(self, "read its events", self._errors):
-                batch = self.client.xrange(self.stream, min=start, max="+", count=1000)
             if not batch:
                 return
             for raw_id, fields in batch:
                 yield raw_id.decode(), _parse_event(fields)
             start = f"({batch[-1][0].decode()}"
+            with driver_errors(self, "read its events", self._errors):
+                batch = self.client.xrange(self.stream, min=start, max="+", count=1000)
 
     def has_event(self, decision_id: str) -> bool:
         """Whether feedback for this decision is already in the log."""

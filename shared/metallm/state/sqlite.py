@@ -35,7 +35,6 @@ _SCHEMA = (
         cost_weight REAL NOT NULL, time REAL NOT NULL, expires REAL NOT NULL, session TEXT,
         run_id TEXT, propensity REAL, cost REAL, prompt TEXT)""",
     "CREATE INDEX IF NOT EXISTS decisions_by_run ON decisions(run_id) WHERE run_id IS NOT NULL",
-    "CREATE INDEX IF NOT EXISTS decisions_by_expiry ON decisions(expires)",
 )
 _DECISION_COLUMNS = "decision_id, arm, embedding, cost_weight, time, expires, session, run_id, propensity, cost, prompt"
 

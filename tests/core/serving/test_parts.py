@@ -19,7 +19,7 @@ from metallm.serving.sessions import StickySessions
 
 
 def _entry(arm: int = 0, run_id: str | None = None) -> PendingEntry:
-    return PendingEntry(arm, np.ones(3), time.time(), run_id)
+    return PendingEntry(arm, [np.ones(3)], 0, time.time(), run_id)
 
 
 def test_the_ledger_evicts_the_oldest_and_counts_them():
