@@ -99,6 +99,13 @@ class PendingDecisions:
         """The cost attached by :meth:`observe_cost`, if any."""
         return self._costs.get(decision_id)
 
+    def discard(self, decision_id: str) -> None:
+        """Drop a decision that was never used (no feedback will come for it)."""
+        entry = self._pending.pop(decision_id, None)
+        if entry is not None and entry.run_id is not None:
+            self._runs.pop(entry.run_id, None)
+        self._costs.pop(decision_id, None)
+
     def settle(self, decision_id: str) -> None:
         """Its feedback was learned: forget it, and refuse a second feedback for it."""
         entry = self._pending.pop(decision_id, None)

@@ -387,6 +387,17 @@ class Router:
             ):
                 decision = self._select_one(query, excluded, kept, True, run_id, session)
                 return decision._replace(forced=False, sticky=True)
+            if kept is None:
+                # A new session: the first choice claims it at once, so calls of the same
+                # session running concurrently (a batch) all go where the first one went.
+                decision = self._select_one(query, excluded, None, ignore_cooldown, run_id, session)
+                winner = self.sessions.claim(session, decision.arm)
+                if winner == decision.arm:
+                    return decision
+                with self._lock:
+                    self.ledger.discard(decision.id)
+                decision = self._select_one(query, excluded, winner, True, run_id, session)
+                return decision._replace(forced=False, sticky=True)
         return self._select_one(query, excluded, force, ignore_cooldown, run_id, session)
 
     def _select_one(

@@ -24,6 +24,15 @@ class StickySessions:
                 self._models.move_to_end(session)
             return model
 
+    def claim(self, session: str, model: str) -> str:
+        """Keep ``session`` on ``model`` unless it is already kept on one; the model it is kept on."""
+        with self._lock:
+            kept = self._models.setdefault(session, model)
+            self._models.move_to_end(session)
+            while len(self._models) > self.max_sessions:
+                self._models.popitem(last=False)
+            return kept
+
     def stick(self, session: str, model: str) -> None:
         """Keep ``session`` on ``model`` from now on."""
         with self._lock:

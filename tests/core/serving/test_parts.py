@@ -97,3 +97,22 @@ def test_the_old_llamaindex_spelling_still_works_with_a_warning():
     with pytest.warns(DeprecationWarning, match="session_key"):
         assert pop_session(None, options, legacy_key="session_id") == "old"
     assert options == {}
+
+
+def test_concurrent_first_calls_of_a_session_all_go_where_the_first_went():
+    """A batch of one session: whichever call chooses first claims the session for all."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from metallm import LinUCB
+
+    for trial in range(5):
+        router = Router(["a", "b", "c"], embedder=None, policy=LinUCB(alpha=50.0), seed=trial)
+        queries = np.random.default_rng(trial).normal(size=(16, 8))
+        with ThreadPoolExecutor(8) as pool:
+            arms = set(
+                pool.map(lambda q, router=router: router.select(q, session="s").arm, queries)
+            )
+        assert len(arms) == 1
+        assert (
+            router.pending_decisions == 16
+        )  # losers' first picks were discarded, not left pending
