@@ -60,6 +60,7 @@ class SQLiteStore:
         durable: bool = False,
         timeout: float = 5.0,
         expired_grace: float = 86_400.0,
+        routing_timeout: float = 0.25,
     ) -> None:
         self.path = Path(path)
         self.spool_dir = self.path.parent
@@ -71,6 +72,8 @@ class SQLiteStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         self._timeout = timeout
+        self.routing_timeout = routing_timeout
+        """Seconds a write on the routing path (a decision's ledger entry, its cost) waits for the lock."""
         self._puts = 0
         try:
             with self._db() as db:
@@ -83,17 +86,26 @@ class SQLiteStore:
         except sqlite3.DatabaseError as e:
             raise StateFileError(self.path, f"not a usable SQLite store ({e})") from e
 
-    def _db(self) -> sqlite3.Connection:
-        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+    def _db(self, *, routing: bool = False) -> sqlite3.Connection:
+        """This thread's connection; ``routing``: the one whose writes wait only ``routing_timeout``."""
+        name = "routing_db" if routing else "db"
+        db: sqlite3.Connection | None = getattr(self._local, name, None)
         if db is None:
-            db = sqlite3.connect(self.path, timeout=self._timeout, isolation_level=None)
+            timeout = self.routing_timeout if routing else self._timeout
+            db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
             db.execute(f"PRAGMA synchronous={'FULL' if self.durable else 'NORMAL'}")
-            self._local.db = db
+            setattr(self._local, name, db)
         return db
 
-    def _write(self, what: str, statements: Sequence[tuple[str, Sequence[object]]]) -> int | None:
+    def _write(
+        self,
+        what: str,
+        statements: Sequence[tuple[str, Sequence[object]]],
+        *,
+        routing: bool = False,
+    ) -> int | None:
         """Run the statements in one immediate transaction; the last row id."""
-        db = self._db()
+        db = self._db(routing=routing)
         try:
             db.execute("BEGIN IMMEDIATE")
             cursor = None
@@ -218,7 +230,7 @@ class SQLiteStore:
             statements.append(
                 ("DELETE FROM decisions WHERE expires < ?", (time.time() - self.expired_grace,))
             )
-        self._write("keep pending decisions", statements)
+        self._write("keep pending decisions", statements, routing=True)
 
     def get_decision(self, decision_id: str) -> DecisionRecord | None:
         """The ledger's record of a decision (also when expired but not yet purged), or None."""
@@ -258,7 +270,7 @@ class SQLiteStore:
     def set_decision_cost(self, decision_id: str, cost: float) -> None:
         """Attach the measured cost (USD) to a pending decision."""
         with driver_errors(self, "update its decision ledger", (sqlite3.Error,)):
-            self._db().execute(
+            self._db(routing=True).execute(
                 "UPDATE decisions SET cost = ? WHERE decision_id = ?", (cost, decision_id)
             )
 
@@ -296,11 +308,12 @@ class SQLiteStore:
         return None if row is None else Snapshot(str(row[0]), bytes(row[1]))
 
     def close(self) -> None:
-        """Close this process's connection(s)."""
-        db = getattr(self._local, "db", None)
-        if db is not None:
-            db.close()
-            self._local.db = None
+        """Close this thread's connections."""
+        for name in ("db", "routing_db"):
+            db = getattr(self._local, name, None)
+            if db is not None:
+                db.close()
+                setattr(self._local, name, None)
 
     def __repr__(self) -> str:
         return f"SQLiteStore({str(self.path)!r})"

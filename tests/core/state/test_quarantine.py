@@ -95,3 +95,47 @@ def test_hostile_sqlite_rows_are_quarantined(tmp_path):
     router.sync()
     assert router.quarantined_events == 6 and router.n_updates == 5
     assert Router(ARMS, embedder=None, store=SQLiteStore(path)).quarantined_events == 6
+
+
+def test_a_sqlite_writer_holding_the_lock_does_not_stall_routing(tmp_path):
+    path = tmp_path / "s.sqlite"
+    router = Router(
+        ARMS, embedder=None, store=SQLiteStore(path, timeout=0.5), sync_interval=0.0, seed=0
+    )
+    _good(router, 2)
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+    try:
+        import time
+
+        latencies = []
+        for i in range(20):
+            start = time.perf_counter()
+            decision = router.select(np.eye(DIM)[i % DIM])
+            latencies.append(time.perf_counter() - start)
+            router.record(decision.id, quality=1.0, cost=0.0)  # spooled while the file is locked
+        assert max(latencies) < 0.25 + 0.2  # the routing path waits at most routing_timeout
+        assert router.health()["store_available"] is False
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    time.sleep(1.1)
+    router.sync()
+    assert router.health()["spooled_events"] == 0 and router.n_updates == 22
+
+
+def test_a_store_that_is_down_at_start_does_not_stop_the_router(tmp_path):
+    from tests.conftest import free_port
+
+    store = RedisStore(
+        f"redis://127.0.0.1:{free_port()}/0", prefix="down", timeout=0.2, spool_dir=tmp_path
+    )
+    router = Router(ARMS, embedder=None, store=store, seed=0)  # nothing listens on that port
+    decision = router.select(np.ones(DIM))
+    router.record(decision.id, quality=1.0, cost=0.0)
+    health = router.health()
+    assert (
+        decision.arm in ARMS
+        and health["store_available"] is False
+        and health["spooled_events"] == 1
+    )
