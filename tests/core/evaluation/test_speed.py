@@ -21,6 +21,8 @@ def test_the_speed_budget_prints_each_measurement(capsys):
         "MB held",
         "(rounds ",
         "MiniLM, repeated query",
+        "ONNX Runtime fp32 (distinct queries)",
+        "ONNX Runtime int8 (distinct queries)",
         # from the LangChain adapter, through the metallm.speed entry point
         "overhead (difference of medians)",
     ):
