@@ -75,16 +75,30 @@ class SQLiteStore:
         self.routing_timeout = routing_timeout
         """Seconds a write on the routing path (a decision's ledger entry, its cost) waits for the lock."""
         self._puts = 0
-        try:
-            with self._db() as db:
-                db.execute("PRAGMA journal_mode=WAL")
-                for statement in _SCHEMA:
-                    db.execute(statement)
-                columns = {row[1] for row in db.execute("PRAGMA table_info(events)")}
-                if "failure" not in columns:  # a file made by metallm 0.1
-                    db.execute("ALTER TABLE events ADD COLUMN failure INTEGER NOT NULL DEFAULT 0")
-        except sqlite3.DatabaseError as e:
-            raise StateFileError(self.path, f"not a usable SQLite store ({e})") from e
+        deadline = time.monotonic() + timeout
+        while (
+            True
+        ):  # several processes may open a new file at once: switching to WAL is not waited for
+            try:
+                self._set_up()
+                break
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) or time.monotonic() > deadline:
+                    raise StateFileError(self.path, f"not a usable SQLite store ({e})") from e
+                time.sleep(0.02)
+            except sqlite3.DatabaseError as e:
+                raise StateFileError(self.path, f"not a usable SQLite store ({e})") from e
+
+    def _set_up(self) -> None:
+        """WAL mode and the tables (idempotent)."""
+        db = self._db()
+        if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            db.execute("PRAGMA journal_mode=WAL")
+        for statement in _SCHEMA:
+            db.execute(statement)
+        columns = {row[1] for row in db.execute("PRAGMA table_info(events)")}
+        if "failure" not in columns:  # a file made by metallm 0.1
+            db.execute("ALTER TABLE events ADD COLUMN failure INTEGER NOT NULL DEFAULT 0")
 
     def _db(self, *, routing: bool = False) -> sqlite3.Connection:
         """This thread's connection; ``routing``: the one whose writes wait only ``routing_timeout``."""

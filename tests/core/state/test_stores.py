@@ -247,3 +247,22 @@ def test_a_broken_sqlite_file_is_a_store_error_not_a_driver_error(tmp_path):
         list(store.events_after(None))
     with pytest.raises(StoreError, match="could not save a snapshot"):
         store.save_snapshot(Snapshot("1", b"x"))
+
+
+def test_many_processes_can_open_a_new_sqlite_file_at_once(tmp_path):
+    """Switching a new file to WAL is not waited for by SQLite itself: the store retries."""
+    path = tmp_path / "fresh.sqlite"
+    start = time.time() + 3.0  # every process imports first, then all open the file at this instant
+    code = (
+        "import time\nfrom metallm import SQLiteStore\n"
+        f"while time.time() < {start}: pass\n"
+        f"SQLiteStore({str(path)!r})"
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(6)
+    ]
+    results = [p.communicate(timeout=60) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err for _, err in results]
