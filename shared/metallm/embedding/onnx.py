@@ -23,12 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from metallm.embedding.embedders import (
-    DEFAULT_EMBEDDING_MODEL,
-    EMBEDDING_MODEL_ENV,
-    _key,
-    check_texts,
-)
+from metallm.embedding.embedders import EMBEDDING_MODEL_ENV, _key, check_texts, default_model
 from metallm.exceptions import EmbedderError
 
 __all__ = ["OnnxEmbedder", "default_onnx_dir"]
@@ -63,7 +58,7 @@ class OnnxEmbedder:
         cache_dir: str | Path | None = None,
         cache_size: int = 10_000,
     ) -> None:
-        self.model_name = model or os.environ.get(EMBEDDING_MODEL_ENV) or DEFAULT_EMBEDDING_MODEL
+        self.model_name = model or default_model()
         self.quantize = quantize
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_onnx_dir()
         self.cache_size = cache_size

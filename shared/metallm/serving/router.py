@@ -315,6 +315,11 @@ class Router:
             raise self.bandit.dimension_mismatch(matrix.shape[1])
         return matrix
 
+    def warmup(self) -> None:
+        """Load the embedding model and embed once now, so the first routed call does not wait for it."""
+        if self.embedder is not None:
+            self.embedder.embed(["metallm warm-up"])
+
     def _dimension_mismatch(self, dim: int) -> DimensionMismatchError:
         return self.bandit.dimension_mismatch(dim)
 

@@ -50,6 +50,10 @@ def test_the_model_comes_from_the_environment_variable(monkeypatch, tmp_path):
     assert SentenceTransformerEmbedder().model_name == str(tmp_path / "my-model")
     assert SentenceTransformerEmbedder("explicit").model_name == "explicit"
     monkeypatch.delenv("METALLM_EMBEDDING_MODEL")
+    # without the variable: the bundled weights package when installed, else the hub name
+    import importlib.util
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     assert SentenceTransformerEmbedder().model_name == "sentence-transformers/all-MiniLM-L6-v2"
 
 
