@@ -41,7 +41,7 @@ from metallm import (
     RoutedCall,
     Router,
 )
-from metallm.serving import conversation_id, pop_session, routing_text
+from metallm.serving import CONVERSATION, conversation_id, pop_session, routing_text
 from metallm.serving.pool import check_pool
 
 __all__ = ["ChatMetaLLM"]
@@ -238,7 +238,9 @@ class ChatMetaLLM(BaseChatModel):
             if value is not None:
                 kwargs.setdefault(name, value)
         text = routing_text((isinstance(m, HumanMessage), m.text) for m in messages)
-        conversation = conversation_id((_ROLES.get(m.type, m.type), m.text) for m in messages)
+        conversation = None
+        if self.session_key == CONVERSATION:  # hashed only when it is the session
+            conversation = conversation_id((_ROLES.get(m.type, m.type), m.text) for m in messages)
         return _Call(text, force, tools, tool_choice, stop or self.stop, kwargs, conversation)
 
     def _route(self, call: _Call, parent: _StreamParent | _RunParent | None) -> RoutedCall:

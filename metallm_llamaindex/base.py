@@ -39,6 +39,7 @@ from llama_index_instrumentation import get_dispatcher
 
 from metallm import ConfigurationError, Decision, Fallbacks, RoutedCall, Router
 from metallm.serving import (
+    CONVERSATION,
     DEFAULT_SESSION_KEY,
     check_prompt,
     conversation_id,
@@ -164,7 +165,7 @@ class MetaLLM(FunctionCallingLLM):
             _active_tags(),
             legacy_key=DEFAULT_SESSION_KEY,
             conversation=conversation
-            if conversation is not None
+            if conversation is not None or self.session_key != CONVERSATION
             else conversation_id([("user", text)]),
         )
         prepared = self._prepared.pop(kwargs.pop(_DECISION_KEY, None), None)
@@ -187,6 +188,12 @@ class MetaLLM(FunctionCallingLLM):
         )
         self._emit(routed.decision)
         return routed
+
+    def _conversation(self, messages: Sequence[ChatMessage]) -> str | None:
+        """The conversation's id, when the conversation is the session (else not computed)."""
+        if self.session_key != CONVERSATION:
+            return None
+        return conversation_id((str(m.role.value), str(m.content or "")) for m in messages)
 
     def _emit(self, decision: Decision) -> None:
         dispatcher.event(
@@ -300,7 +307,7 @@ class MetaLLM(FunctionCallingLLM):
             _routing_text(messages),
             kwargs,
             lambda llm: llm.chat(messages, **kwargs),
-            _conversation(messages),
+            self._conversation(messages),
         )
 
     @llm_chat_callback()
@@ -310,7 +317,7 @@ class MetaLLM(FunctionCallingLLM):
             _routing_text(messages),
             kwargs,
             lambda llm: llm.achat(messages, **kwargs),
-            _conversation(messages),
+            self._conversation(messages),
         )
 
     @llm_chat_callback()
@@ -320,7 +327,7 @@ class MetaLLM(FunctionCallingLLM):
             _routing_text(messages),
             kwargs,
             lambda llm: llm.stream_chat(messages, **kwargs),
-            _conversation(messages),
+            self._conversation(messages),
         )
 
     @llm_chat_callback()
@@ -332,7 +339,7 @@ class MetaLLM(FunctionCallingLLM):
             _routing_text(messages),
             kwargs,
             lambda llm: llm.astream_chat(messages, **kwargs),
-            _conversation(messages),
+            self._conversation(messages),
         )
 
     # -- complete -------------------------------------------------------------------------
@@ -448,10 +455,6 @@ def _isolated(llm: LLM) -> LLM:
 
 def _routing_text(messages: Sequence[ChatMessage]) -> str:
     return routing_text((m.role == MessageRole.USER, str(m.content or "")) for m in messages)
-
-
-def _conversation(messages: Sequence[ChatMessage]) -> str | None:
-    return conversation_id((str(m.role.value), str(m.content or "")) for m in messages)
 
 
 def _active_tags() -> dict[str, Any]:

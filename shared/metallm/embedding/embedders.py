@@ -13,7 +13,7 @@ import logging
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -142,6 +142,61 @@ _ENTRY_OVERHEAD = 200
 """Bytes a cache entry costs beyond its vector (key, array header, dict slot), roughly."""
 
 
+class VectorCache:
+    """Recent embeddings, keyed by a hash of the text (never the text), bounded in entries and bytes.
+
+    >>> cache = VectorCache(size=10, max_bytes=1 << 20)
+    >>> cache.embed(["hi", "hi"], lambda texts: np.ones((len(texts), 2))).shape
+    (2, 2)
+    >>> len(cache)
+    1
+    """
+
+    def __init__(self, size: int, max_bytes: int) -> None:
+        self.size = size
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        """What the cached entries cost, roughly."""
+        self._entries: OrderedDict[bytes, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(list(self._entries))
+
+    def embed(self, texts: list[str], compute: Callable[[list[str]], np.ndarray]) -> np.ndarray:
+        """Embeddings of ``texts``: cached ones read back, the others computed once each and kept."""
+        keys = [_key(t) for t in texts]
+        found: dict[bytes, np.ndarray] = {}
+        with self._lock:
+            for key in keys:
+                vec = self._entries.get(key)
+                if vec is not None:
+                    self._entries.move_to_end(key)
+                    found[key] = vec
+        missing = {k: t for k, t in zip(keys, texts) if k not in found}
+        if missing:
+            vectors = compute(list(missing.values()))
+            with self._lock:
+                for key, vec in zip(missing, vectors):
+                    vec.setflags(write=False)
+                    found[key] = vec
+                    self._keep(key, vec)
+        return np.stack([found[k] for k in keys])
+
+    def _keep(self, key: bytes, vec: np.ndarray) -> None:
+        if self.size <= 0 or self.max_bytes <= 0:
+            return
+        if key not in self._entries:
+            self.bytes += vec.nbytes + _ENTRY_OVERHEAD
+        self._entries[key] = vec
+        while self._entries and (len(self._entries) > self.size or self.bytes > self.max_bytes):
+            _, old = self._entries.popitem(last=False)
+            self.bytes -= old.nbytes + _ENTRY_OVERHEAD
+
+
 class SentenceTransformerEmbedder:
     """Sentence-BERT embeddings (the MetaLLM paper's choice), with an LRU cache.
 
@@ -171,8 +226,7 @@ class SentenceTransformerEmbedder:
         self.device = device
         self.progress_bar_from = progress_bar_from
         self._model: Any = None
-        self._cache: OrderedDict[bytes, np.ndarray] = OrderedDict()
-        self._cached_bytes = 0
+        self._cache = VectorCache(cache_size, cache_bytes)
         self._lock = threading.Lock()
 
     def _load(self) -> Any:
@@ -210,42 +264,22 @@ class SentenceTransformerEmbedder:
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Embeddings (n, dim) of ``texts``, L2-normalised."""
-        items = check_texts(texts)
-        keys = [_key(t) for t in items]
-        found: dict[str, np.ndarray] = {}
-        with self._lock:
-            for text, key in zip(items, keys):
-                vec = self._cache.get(key)
-                if vec is not None:
-                    self._cache.move_to_end(key)
-                    found[text] = vec
-        missing = list(dict.fromkeys(t for t in items if t not in found))
-        if missing:
-            model = self._load()
-            vectors = model.encode(
-                missing,
-                batch_size=self.batch_size,
-                convert_to_numpy=True,
-                normalize_embeddings=True,
-                show_progress_bar=len(missing) >= self.progress_bar_from,
-            )
-            vectors = np.asarray(vectors, dtype=np.float64)
-            with self._lock:
-                for text, vec in zip(missing, vectors, strict=False):
-                    vec.setflags(write=False)
-                    found[text] = vec
-                    if self.cache_size > 0 and self.cache_bytes > 0:
-                        key = _key(text)
-                        if key not in self._cache:
-                            self._cached_bytes += vec.nbytes + _ENTRY_OVERHEAD
-                        self._cache[key] = vec
-                        while self._cache and (
-                            len(self._cache) > self.cache_size
-                            or self._cached_bytes > self.cache_bytes
-                        ):
-                            _, old = self._cache.popitem(last=False)
-                            self._cached_bytes -= old.nbytes + _ENTRY_OVERHEAD
-        return np.stack([found[t] for t in items])
+        return self._cache.embed(check_texts(texts), self._encode)
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        model = self._load()
+        vectors = model.encode(
+            texts,
+            batch_size=self.batch_size,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
+            show_progress_bar=len(texts) >= self.progress_bar_from,
+        )
+        return np.asarray(vectors, dtype=np.float64)
+
+    @property
+    def _cached_bytes(self) -> int:
+        return self._cache.bytes
 
     def __repr__(self) -> str:
         return f"SentenceTransformerEmbedder(model={self.model_name!r})"

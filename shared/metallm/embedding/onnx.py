@@ -16,14 +16,13 @@ import json
 import logging
 import os
 import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from metallm.embedding.embedders import EMBEDDING_MODEL_ENV, _key, check_texts, default_model
+from metallm.embedding.embedders import EMBEDDING_MODEL_ENV, VectorCache, check_texts, default_model
 from metallm.exceptions import EmbedderError
 
 __all__ = ["OnnxEmbedder", "default_onnx_dir"]
@@ -44,6 +43,7 @@ class OnnxEmbedder:
         quantize: Run an int8 dynamically quantised copy (faster, slightly different vectors).
         cache_dir: Where exported models are kept (default :func:`default_onnx_dir`).
         cache_size: Embeddings kept in the in-memory LRU cache (keyed by a hash of the text).
+        cache_bytes: What that cache may hold, in bytes.
 
     >>> embedder = OnnxEmbedder()  # doctest: +SKIP
     >>> embedder.embed(["What is the capital of France?"]).shape  # doctest: +SKIP
@@ -57,6 +57,7 @@ class OnnxEmbedder:
         quantize: bool = False,
         cache_dir: str | Path | None = None,
         cache_size: int = 10_000,
+        cache_bytes: int = 64 * 2**20,
     ) -> None:
         self.model_name = model or default_model()
         self.quantize = quantize
@@ -65,7 +66,7 @@ class OnnxEmbedder:
         self.onnx_path: Path | None = None
         """The ONNX file in use, once loaded."""
         self._lock = threading.Lock()
-        self._cache: OrderedDict[bytes, np.ndarray] = OrderedDict()
+        self._cache = VectorCache(cache_size, cache_bytes)
         self._loaded: tuple[Any, Any, Any, int, bool, int] | None = None
 
     # -- loading --------------------------------------------------------------------------
@@ -142,27 +143,7 @@ class OnnxEmbedder:
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Embeddings (n, dim) of ``texts``, pooled and normalised as the model says."""
-        items = check_texts(texts)
-        keys = [_key(t) for t in items]
-        found: dict[bytes, np.ndarray] = {}
-        with self._lock:
-            for key in keys:
-                vec = self._cache.get(key)
-                if vec is not None:
-                    self._cache.move_to_end(key)
-                    found[key] = vec
-        missing = [(k, t) for k, t in dict(zip(keys, items)).items() if k not in found]
-        if missing:
-            vectors = self._run([t for _, t in missing])
-            with self._lock:
-                for (key, _), vec in zip(missing, vectors):
-                    vec.setflags(write=False)
-                    found[key] = vec
-                    if self.cache_size > 0:
-                        self._cache[key] = vec
-                        while len(self._cache) > self.cache_size:
-                            self._cache.popitem(last=False)
-        return np.stack([found[k] for k in keys])
+        return self._cache.embed(check_texts(texts), self._run)
 
     def _run(self, texts: list[str]) -> np.ndarray:
         tokenizer, single, batch, _, normalize, _ = self._load()

@@ -23,13 +23,6 @@ def as_batch(queries: Any) -> Any:
     return queries
 
 
-def one(query: Query) -> list[str] | np.ndarray:
-    """One query as a batch: a list of one text, or a (1, dim) array."""
-    if isinstance(query, str):
-        return [query]
-    return np.asarray(query, dtype=np.float64).reshape(1, -1)
-
-
 def one_embedding(query: np.ndarray | Sequence[float]) -> np.ndarray:
     """One embedding (dim,), checked, in an array of our own (the caller may reuse theirs)."""
     embedding = np.array(query, dtype=np.float64)

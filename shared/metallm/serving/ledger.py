@@ -23,12 +23,6 @@ __all__ = ["PendingDecisions", "PendingEntry"]
 class PendingEntry(NamedTuple):
     """What a pending decision keeps in memory."""
 
-    @property
-    def vector(self) -> np.ndarray:
-        """The vector to learn this decision on."""
-        vector: np.ndarray = self.vectors[self.row]
-        return vector
-
     arm: int
     vectors: np.ndarray | list[np.ndarray]
     """Features (no store) or float32 embeddings (with a store): this decision's is ``vectors[row]``

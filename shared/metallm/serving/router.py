@@ -30,7 +30,6 @@ import numpy as np
 from metallm.embedding.embedders import Embedder, SentenceTransformerEmbedder, check_texts
 from metallm.exceptions import (
     ConfigurationError,
-    DimensionMismatchError,
     DuplicateFeedbackError,
     ExpiredDecisionError,
     InvalidFeedbackError,
@@ -319,9 +318,6 @@ class Router:
         """Load the embedding model and embed once now, so the first routed call does not wait for it."""
         if self.embedder is not None:
             self.embedder.embed(["metallm warm-up"])
-
-    def _dimension_mismatch(self, dim: int) -> DimensionMismatchError:
-        return self.bandit.dimension_mismatch(dim)
 
     # -- prediction and selection -------------------------------------------------------
     def predict(self, queries: Sequence[Query] | np.ndarray) -> Prediction:
@@ -756,7 +752,12 @@ class Router:
             entry = self.ledger.get(decision_id)  # DuplicateFeedbackError when settled here
             known_cost = self.ledger.cost_of(decision_id)
         if entry is not None:
-            arm, vector, decided_at, prompt = entry.arm, entry.vector, entry.time, entry.prompt
+            arm, vector, decided_at, prompt = (
+                entry.arm,
+                entry.vectors[entry.row],
+                entry.time,
+                entry.prompt,
+            )
         elif self._sync is not None:
             found = self._sync.store.get_decision(decision_id)
             if found is None:

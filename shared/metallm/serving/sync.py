@@ -187,17 +187,6 @@ class StoreSync:
         self._last_pull = self._clock()
         return len(events)
 
-    def pull(self, apply: Callable[[str, FeedbackEvent | MalformedEvent], None]) -> int:
-        """Apply the events after :attr:`position`, in the store's order; returns how many."""
-        applied = 0
-        for position, event in self.store.events_after(self.position):
-            apply(position, event)
-            self.position = position
-            applied += 1
-        self._since_snapshot += applied
-        self._last_pull = self._clock()
-        return applied
-
     @property
     def snapshot_due(self) -> bool:
         """Whether ``snapshot_every`` events were folded since the last snapshot."""
