@@ -141,6 +141,10 @@ class ChatMetaLLM(BaseChatModel):
     """Record a provider error as quality 0 for the model that raised it."""
     fallbacks: Fallbacks = Field(default_factory=Fallbacks)
     """On a provider error, move on to the next-best model (``Fallbacks(enabled=False)`` re-raises)."""
+    warmup: bool = True
+    """Load the embedding model in a background thread at construction, so the first call does
+    not wait for it. False (or ``METALLM_WARMUP=0``) when workers are forked after construction
+    (gunicorn's ``preload_app``): each then loads on first use."""
     session_key: str | None = None
     """Keep a conversation on one model: the run metadata key (or configurable) naming the
     session, e.g. ``"session_id"`` or LangGraph's ``"thread_id"``. None: every call routes."""
@@ -154,7 +158,9 @@ class ChatMetaLLM(BaseChatModel):
         self._check_pool()
 
     def _check_pool(self) -> None:
-        self.prices, self.router = check_pool(self.models, self.prices, self.router, what="models")
+        self.prices, self.router = check_pool(
+            self.models, self.prices, self.router, what="models", warmup=self.warmup
+        )
 
     @property
     def _router(self) -> Router:

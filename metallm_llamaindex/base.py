@@ -95,6 +95,14 @@ class MetaLLM(FunctionCallingLLM):
         default_factory=Fallbacks,
         description="On a provider error, move on to the next-best model.",
     )
+    warmup: bool = Field(
+        default=True,
+        description=(
+            "Load the embedding model in a background thread at construction, so the first call "
+            "does not wait for it. False (or METALLM_WARMUP=0) when workers are forked after "
+            "construction: each then loads on first use."
+        ),
+    )
     session_key: str | None = Field(
         default=None,
         description=(
@@ -115,7 +123,7 @@ class MetaLLM(FunctionCallingLLM):
         **kwargs: Any,
     ) -> None:
         super().__init__(prices=dict(prices or {}), **kwargs)
-        self.prices, router = check_pool(llms, self.prices, router, what="llms")
+        self.prices, router = check_pool(llms, self.prices, router, what="llms", warmup=self.warmup)
         self._llms = {name: _isolated(llm) for name, llm in llms.items()}
         self._router = router
         self._prepared = OrderedDict()

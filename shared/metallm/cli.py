@@ -26,6 +26,9 @@ COMMAND_GROUP = "metallm.commands"
 FEATURE_NAMES = ("cv", "projected64", "projected128", "embedding")
 """``metallm bench --features`` (kept here so ``--help`` needs no numpy; see bench.FEATURE_CHOICES)."""
 
+EMBEDDER_NAMES = ("sentence-transformers", "onnx", "onnx-int8", "default")
+"""``--embedder`` of bench and simulate (the same names as ``metallm.embedding.choice.EMBEDDER_KINDS``)."""
+
 
 @dataclass(frozen=True)
 class Command:
@@ -54,6 +57,13 @@ def _configure_table(parser: argparse.ArgumentParser, *, plot: str) -> None:
     parser.add_argument("--plot", dest="plot_out", help=f"write the {plot} plot (PNG) here")
     parser.add_argument(
         "--embedding-model", help="embedding model (default: $METALLM_EMBEDDING_MODEL or MiniLM)"
+    )
+    parser.add_argument(
+        "--embedder",
+        choices=EMBEDDER_NAMES,
+        default="sentence-transformers",
+        help="what computes the embeddings (default: sentence-transformers, the reference; "
+        "'default' is what a Router uses when given none)",
     )
     parser.add_argument(
         "--static-model", help="embed with a static embedder made by `metallm distill` (a folder)"
@@ -113,7 +123,7 @@ def _write_json(path: str | None, data: object) -> None:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from metallm.evaluation.bench import FEATURE_CHOICES, default_embedder, run_bench
+    from metallm.evaluation.bench import FEATURE_CHOICES, run_bench, table_embedder
     from metallm.evaluation.plots import plot_bench
     from metallm.evaluation.reports import render_bench
 
@@ -121,7 +131,9 @@ def _bench(args: argparse.Namespace) -> int:
         args.data,
         seed=args.seed,
         test_size=args.test_size,
-        embedder=default_embedder(args.embedding_model, static_model=args.static_model),
+        embedder=table_embedder(
+            args.embedder, args.embedding_model, static_model=args.static_model
+        ),
         candidates=FEATURE_CHOICES[args.features],
     )
     print(render_bench(result))
@@ -132,7 +144,7 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from metallm.evaluation.bench import default_embedder
+    from metallm.evaluation.bench import table_embedder
     from metallm.evaluation.plots import plot_simulation
     from metallm.evaluation.reports import render_simulation
     from metallm.evaluation.simulate import DEFAULT_ALPHA, run_simulation
@@ -144,7 +156,9 @@ def _simulate(args: argparse.Namespace) -> int:
         warm_start=args.warm_start,
         cost_weight=args.cost_weight,
         budget=args.budget,
-        embedder=default_embedder(args.embedding_model, static_model=args.static_model),
+        embedder=table_embedder(
+            args.embedder, args.embedding_model, static_model=args.static_model
+        ),
     )
     print(render_simulation(result))
     _write_json(args.json_out, result.to_dict())

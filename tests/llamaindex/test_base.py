@@ -232,3 +232,33 @@ def test_session_id_without_session_key_still_works_but_warns(embedder):
     with pytest.warns(DeprecationWarning, match="session_key"):
         sticky = {llm.complete(p, session_id="s1").text for p in PROMPTS}
     assert len(sticky) == 1
+
+
+def test_construction_warms_the_embedder_up_in_the_background_unless_told_not_to(pool, monkeypatch):
+    import time
+
+    import numpy as np
+
+    class Counting:
+        dimension = 3
+
+        def __init__(self) -> None:
+            self.texts: list[str] = []
+
+        def embed(self, texts):
+            self.texts += list(texts)
+            return np.ones((len(texts), 3))
+
+    def wait_for(condition, seconds=10.0):
+        deadline = time.monotonic() + seconds
+        while not condition() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return condition()
+
+    warmed, opted_out, by_environment = Counting(), Counting(), Counting()
+    MetaLLM(llms=pool, router=Router(list(pool), embedder=warmed))
+    assert wait_for(lambda: warmed.texts == ["metallm warm-up"])
+    MetaLLM(llms=pool, router=Router(list(pool), embedder=opted_out), warmup=False)
+    monkeypatch.setenv("METALLM_WARMUP", "0")
+    MetaLLM(llms=pool, router=Router(list(pool), embedder=by_environment))
+    assert not wait_for(lambda: opted_out.texts or by_environment.texts, seconds=0.5)

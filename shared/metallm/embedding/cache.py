@@ -44,16 +44,18 @@ class DiskCachedEmbedder:
     """Wraps an embedder; texts already embedded by the same model are read from disk.
 
     ``model_name`` identifies the model in the key (default: the wrapped embedder's
-    ``model_name``), so two models never share vectors.
+    ``model_name`` and ``variant``, e.g. ``onnx-int8``), so two models, or one model computed
+    two ways, never share vectors.
     """
 
     def __init__(
         self, embedder: Embedder, path: str | Path | None = None, *, model_name: str | None = None
     ) -> None:
         self.embedder = embedder
+        variant = str(getattr(embedder, "variant", ""))
         self.model_name = model_name or _model_identity(
             str(getattr(embedder, "model_name", type(embedder).__name__))
-        )
+        ) + (f"|{variant}" if variant else "")
         self.path = Path(path) if path is not None else default_cache_dir() / "embeddings.sqlite"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()

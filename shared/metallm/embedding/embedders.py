@@ -40,6 +40,17 @@ logger = logging.getLogger(__name__)
 
 _LOAD_LOCK = threading.Lock()
 
+_SAID: set[str] = set()
+
+
+def warn_once(message: str) -> None:
+    """Log ``message`` as a WARNING the first time this process says it."""
+    with _LOAD_LOCK:
+        if message in _SAID:
+            return
+        _SAID.add(message)
+    logger.warning(message)
+
 
 @runtime_checkable
 class Embedder(Protocol):

@@ -53,19 +53,29 @@ def split_rows(n: int, *, seed: int, test_size: float) -> tuple[np.ndarray, np.n
     return np.sort(order[n_test:]), np.sort(order[:n_test])
 
 
-def default_embedder(model: str | None = None, *, static_model: str | None = None) -> Embedder:
-    """The embedder bench and simulate use.
+def table_embedder(
+    kind: str = "sentence-transformers",
+    model: str | None = None,
+    *,
+    static_model: str | None = None,
+) -> Embedder:
+    """The embedder bench and simulate use: ``kind`` (see ``EMBEDDER_KINDS``) behind the on-disk cache.
 
-    Sentence-BERT behind the on-disk cache, so a second run does not re-embed; or, given
-    ``static_model`` (a folder made by ``metallm distill``), that static embedder (fast enough uncached).
+    The cache keys vectors by model and variant, so a second run does not re-embed and two
+    embedders never share vectors. Given ``static_model`` (a folder made by ``metallm
+    distill``), that static embedder instead (fast enough uncached).
     """
     if static_model is not None:
         from metallm.embedding.embedders import StaticEmbedder
 
         return StaticEmbedder(static_model)
     from metallm.embedding.cache import DiskCachedEmbedder
+    from metallm.embedding.choice import make_embedder
 
-    return DiskCachedEmbedder(SentenceTransformerEmbedder(model, progress_bar_from=1 << 30))
+    embedder = make_embedder(kind, model)
+    if isinstance(embedder, SentenceTransformerEmbedder):
+        embedder.progress_bar_from = 1 << 30  # embed_table shows its own bar
+    return DiskCachedEmbedder(embedder)
 
 
 def embed_table(
@@ -104,7 +114,7 @@ def run_bench(
     training rows (default :data:`metallm.tuning.DEFAULT_CANDIDATES`); one map measures it alone.
     """
     table = load_routing_table(data)
-    embeddings = embed_table(table, embedder or default_embedder(), progress=progress)
+    embeddings = embed_table(table, embedder or table_embedder(), progress=progress)
     train, test = split_rows(len(table), seed=seed, test_size=test_size)
     Q, C = table.quality, table.cost
     Qt, Ct = Q[test], C[test]

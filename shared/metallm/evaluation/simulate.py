@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from metallm.embedding.embedders import Embedder
-from metallm.evaluation.bench import default_embedder, embed_table
+from metallm.evaluation.bench import embed_table, table_embedder
 from metallm.evaluation.datasets import load_routing_table
 from metallm.evaluation.reports import BudgetReport, Run, SimulationResult
 from metallm.learning.policies import EpsilonGreedy, LinUCB, Policy, RandomPolicy
@@ -99,7 +99,7 @@ def run_simulation(
     if not 0.0 <= warm_start < 1.0:
         raise ValueError(f"warm_start must be in [0, 1), got {warm_start}")
     table = load_routing_table(data)
-    embeddings = embed_table(table, embedder or default_embedder(), progress=progress)
+    embeddings = embed_table(table, embedder or table_embedder(), progress=progress)
     order = np.random.default_rng(seed).permutation(len(table))
     E, Q, C = embeddings[order], table.quality[order], table.cost[order]
     models = list(table.models)

@@ -2,7 +2,9 @@
 
 For 10 arms and MiniLM-sized (384-d) embeddings: ``select`` latency and ``select_batch``
 throughput (full and compact features), ``record`` latency alone and through the SQLite and
-Redis stores, embedding latency of a 30-word query for each embedder, the router's memory,
+Redis stores, embedding latency of a 30-word query for each embedder, ``select(text)`` with the
+default embedder beside sentence-transformers (:mod:`~metallm.evaluation.embedding_speed`),
+the router's memory,
 and what installed packages add through the ``metallm.speed`` entry points (a framework
 adapter's overhead over calling its inner model directly).
 These machines are shared and noisy: read medians, and run it twice.
@@ -22,10 +24,10 @@ import tracemalloc
 from collections.abc import Callable
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
+from metallm.evaluation.embedding_speed import bench_load, bench_query_threads, bench_select_text
 from metallm.exceptions import InvalidInputError
 from metallm.learning.features import EmbeddingFeatures, FeatureMap, ProjectedFeatures
 from metallm.serving.router import Router
@@ -185,38 +187,6 @@ def bench_stores(n: int) -> list[str]:
     return lines
 
 
-def _onnx_lines(minilm: object, n: int) -> list[str]:
-    """ONNX Runtime (fp32 and int8) against sentence-transformers, interleaved, on distinct queries."""
-    try:
-        from metallm.embedding.onnx import OnnxEmbedder
-
-        embedders: dict[str, Any] = {
-            "sentence-transformers": minilm,
-            "ONNX Runtime fp32": OnnxEmbedder(),
-            "ONNX Runtime int8": OnnxEmbedder(quantize=True),
-        }
-        for embedder in embedders.values():
-            embedder.embed([QUERY])
-    except Exception as e:  # no onnxruntime, or no local model folder
-        return [f"  ONNX Runtime: skipped ({e})"]
-    calls = max(50, n // 20)
-    medians: dict[str, list[float]] = {name: [] for name in embedders}
-    for round_ in range(3):
-        for name, embedder in embedders.items():
-
-            def query(i: int, e: Any = embedder, r: int = round_) -> object:
-                return e.embed([f"{QUERY} {r}-{i}"])
-
-            us = _timings(query, calls, warmup=5)
-            medians[name].append(float(np.median(us)))
-    base = float(np.median(medians["sentence-transformers"]))
-    return [
-        f"  {'MiniLM, ' + name + ' (distinct queries)':<46} median {np.median(m) / 1000:>9.2f} ms   "
-        f"(rounds {min(m) / 1000:.2f}-{max(m) / 1000:.2f}; {base / np.median(m):.1f}x sentence-transformers)"
-        for name, m in medians.items()
-    ]
-
-
 def bench_embedders(n: int, static_model: str | None) -> list[str]:
     """Embedding latency of one 30-word query for each embedder."""
     from metallm.embedding.embedders import SentenceTransformerEmbedder, StaticEmbedder
@@ -231,7 +201,6 @@ def bench_embedders(n: int, static_model: str | None) -> list[str]:
             "target <= 5 ms",
         )
     )
-    lines += _onnx_lines(minilm, n)
     cached = SentenceTransformerEmbedder()
     cached.embed([QUERY])
     lines.append(
@@ -309,6 +278,9 @@ def run_speed(*, n: int = 5000, rounds: int = 5, static_model: str | None = None
         bench_stores(min(n, 2000)),
         bench_memory(),
         bench_embedders(min(n, 2000), static_model),
+        bench_select_text(calls=max(20, min(n, 5000) // 25), rounds=rounds),
+        bench_query_threads(calls=max(20, min(n, 5000) // 50)),
+        bench_load(runs=3 if n >= 1000 else 1),
         bench_plugins(min(n, 2000)),
     ):
         print("\n".join(section) + "\n", flush=True)

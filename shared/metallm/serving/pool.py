@@ -2,21 +2,34 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Collection
 
 from metallm.exceptions import ConfigurationError
 from metallm.serving.pricing import Prices, check_prices
 from metallm.serving.router import Router
 
-__all__ = ["check_pool"]
+__all__ = ["WARMUP_ENV", "check_pool"]
+
+
+WARMUP_ENV = "METALLM_WARMUP"
+"""Set to ``0`` to stop the adapters warming up the embedder at construction (e.g. in a server
+that forks its workers after building the chat model: each worker then loads on first use)."""
 
 
 def check_pool(
-    names: Collection[str], prices: Prices, router: Router | None, *, what: str
+    names: Collection[str],
+    prices: Prices,
+    router: Router | None,
+    *,
+    what: str,
+    warmup: bool = False,
 ) -> tuple[dict[str, tuple[float, float]], Router]:
     """The checked prices and the router for a pool of named models (a new router when None).
 
     ``what`` names the adapter's argument in errors (e.g. ``"models"``, ``"llms"``).
+    ``warmup``: load the router's embedder in a background thread now (see
+    :meth:`Router.warmup`), unless ``$METALLM_WARMUP`` is ``0``.
 
     >>> prices, router = check_pool(["mini", "pro"], {"pro": (2.5, 10.0)}, None, what="models")
     >>> router.arms
@@ -31,4 +44,6 @@ def check_pool(
         raise ConfigurationError(
             f"the router's models {sorted(router.arms)} differ from the pool's {sorted(names)}"
         )
+    if warmup and os.environ.get(WARMUP_ENV, "1").strip() != "0":
+        router.warmup(background=True)
     return checked, router

@@ -27,7 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from metallm.embedding.embedders import Embedder, SentenceTransformerEmbedder, check_texts
+from metallm.embedding.choice import default_embedder
+from metallm.embedding.embedders import Embedder, check_texts
 from metallm.exceptions import (
     ConfigurationError,
     DuplicateFeedbackError,
@@ -158,7 +159,7 @@ class Router:
         )
         """The learning: ridge statistics, feature map and policy."""
         self.embedder: Embedder | None = (
-            SentenceTransformerEmbedder() if embedder == "default" else embedder  # type: ignore[assignment]
+            default_embedder() if embedder == "default" else embedder  # type: ignore[assignment]
         )
         if cost_scale is not None and not (np.isfinite(cost_scale) and cost_scale > 0):
             raise ConfigurationError(f"cost_scale must be a positive number, got {cost_scale!r}")
@@ -314,10 +315,31 @@ class Router:
             raise self.bandit.dimension_mismatch(matrix.shape[1])
         return matrix
 
-    def warmup(self) -> None:
-        """Load the embedding model and embed once now, so the first routed call does not wait for it."""
-        if self.embedder is not None:
+    def warmup(self, *, background: bool = False) -> threading.Thread | None:
+        """Load the embedding model and embed once now, so the first routed call does not wait.
+
+        ``background=True`` does it in a daemon thread (returned; the adapters start one at
+        construction): a failure there is logged, and the first call raises it, typed.
+        """
+        if self.embedder is None:
+            return None
+        if not background:
+            started = time.perf_counter()
             self.embedder.embed(["metallm warm-up"])
+            logger.debug(
+                "metallm warmed up %r in %.2f s", self.embedder, time.perf_counter() - started
+            )
+            return None
+
+        def warm() -> None:
+            try:
+                self.warmup()
+            except Exception as e:  # the first routed call raises it, typed
+                logger.warning("metallm could not warm up %r: %s", self.embedder, e)
+
+        thread = threading.Thread(target=warm, name="metallm-warmup", daemon=True)
+        thread.start()
+        return thread
 
     # -- prediction and selection -------------------------------------------------------
     def predict(self, queries: Sequence[Query] | np.ndarray) -> Prediction:
@@ -691,6 +713,7 @@ class Router:
                 "store_available": None if self._sync is None else self._sync.available,
                 "spooled_events": 0 if self.spool is None else len(self.spool),
                 "n_updates": self.n_updates,
+                "embedder": repr(self.embedder),
             }
 
     def _count(self, outcome: str) -> None:

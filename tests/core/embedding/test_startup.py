@@ -48,3 +48,36 @@ def test_warmup_embeds_once_so_the_first_call_does_not_wait():
     router.warmup()
     assert embedder.calls == 1
     Router(["a", "b"], embedder=None).warmup()  # no embedder: nothing to do
+
+
+def test_warmup_in_the_background_returns_at_once_and_logs_a_failure(caplog):
+    import logging
+    import threading
+
+    release = threading.Event()
+
+    class Slow:
+        dimension = 3
+        calls = 0
+
+        def embed(self, texts):
+            release.wait(10)
+            self.calls += 1
+            return np.ones((len(texts), 3))
+
+    slow = Slow()
+    thread = Router(["a", "b"], embedder=slow).warmup(background=True)
+    assert thread is not None and thread.daemon and thread.is_alive() and slow.calls == 0
+    release.set()
+    thread.join(10)
+    assert slow.calls == 1
+
+    class Broken:
+        dimension = 3
+
+        def embed(self, texts):
+            raise OSError("weights missing")
+
+    with caplog.at_level(logging.WARNING, logger="metallm"):
+        Router(["a", "b"], embedder=Broken()).warmup(background=True).join(10)
+    assert "could not warm up" in caplog.text and "weights missing" in caplog.text

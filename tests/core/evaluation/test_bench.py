@@ -119,3 +119,24 @@ def test_bench_measures_one_fixed_feature_map_on_request(table, tmp_path, capsys
         "router features (chosen by 5-fold CV on the training rows): ProjectedFeatures(dims=64"
         in capsys.readouterr().out
     )
+
+
+def test_bench_measures_each_embedder_on_the_same_split(table, tmp_path, capsys):
+    from metallm.cli import EMBEDDER_NAMES
+    from metallm.embedding.choice import EMBEDDER_KINDS
+
+    assert set(EMBEDDER_NAMES) == set(EMBEDDER_KINDS)
+    summaries = {}
+    for kind in ("sentence-transformers", "onnx", "onnx-int8"):
+        out = tmp_path / f"{kind}.json"
+        args = ["bench", "--data", str(table), "--embedder", kind, "--json", str(out)]
+        assert main(args) == 0
+        summaries[kind] = json.loads(out.read_text())["summary"]
+    capsys.readouterr()
+    # fp32 ONNX computes the same vectors as sentence-transformers, so the same routing
+    for key, value in summaries["sentence-transformers"].items():
+        assert summaries["onnx"][key] == pytest.approx(value, abs=0.01), key
+    assert summaries["onnx-int8"]["max_quality"] > 0.9
+    with pytest.raises(SystemExit) as info:
+        main(["bench", "--data", str(table), "--embedder", "bert"])
+    assert info.value.code == 2 and "invalid choice: 'bert'" in capsys.readouterr().err

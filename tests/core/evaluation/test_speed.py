@@ -21,8 +21,13 @@ def test_the_speed_budget_prints_each_measurement(capsys):
         "MB held",
         "(rounds ",
         "MiniLM, repeated query",
-        "ONNX Runtime fp32 (distinct queries)",
-        "ONNX Runtime int8 (distinct queries)",
+        "Router.select(text), distinct 30-word queries",
+        "default (OnnxEmbedder",
+        "x sentence-transformers",
+        "cosine to sentence-transformers >= 1.0000",
+        "other core busy",
+        "fresh process, import to first embedding with the default embedder (OnnxEmbedder",
+        "fresh process, ChatMetaLLM construction to first answer",
         # from the LangChain adapter, through the metallm.speed entry point
         "overhead (difference of medians)",
     ):
