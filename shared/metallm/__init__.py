@@ -4,12 +4,14 @@ The core is numpy only; the LangChain and LlamaIndex adapters live in
 ``metallm_langchain`` and ``metallm_llamaindex``.
 """
 
+from metallm.embedding.choice import default_embedder
 from metallm.embedding.embedders import (
     DEFAULT_EMBEDDING_MODEL,
     EMBEDDING_MODEL_ENV,
     Embedder,
     SentenceTransformerEmbedder,
 )
+from metallm.embedding.onnx import OnnxEmbedder
 from metallm.exceptions import (
     AllModelsFailedError,
     ConfigurationError,
@@ -98,6 +100,7 @@ __all__ = [
     "LogTrimmedError",
     "MalformedEvent",
     "MetaLLMError",
+    "OnnxEmbedder",
     "Policy",
     "Prediction",
     "ProjectedFeatures",
@@ -116,6 +119,7 @@ __all__ = [
     "UnknownDecisionError",
     "__version__",
     "calibrate_cost_weight",
+    "default_embedder",
     "is_provider_error",
     "reward",
 ]

@@ -47,6 +47,7 @@ PUBLIC_API = [
     "LogTrimmedError",
     "MalformedEvent",
     "MetaLLMError",
+    "OnnxEmbedder",
     "Policy",
     "Prediction",
     "ProjectedFeatures",
@@ -65,6 +66,7 @@ PUBLIC_API = [
     "UnknownDecisionError",
     "__version__",
     "calibrate_cost_weight",
+    "default_embedder",
     "is_provider_error",
     "reward",
 ]

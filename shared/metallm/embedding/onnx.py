@@ -278,7 +278,9 @@ def _export(folder: Path, target: Path) -> None:
         from sentence_transformers import SentenceTransformer
     except ImportError as e:  # pragma: no cover - depends on the install
         raise EmbedderError("exporting to ONNX needs torch and sentence-transformers") from e
-    logger.warning("metallm is exporting %s to ONNX once (cached in %s)", folder, target.parent)
+    logger.info(
+        "metallm is exporting %s to ONNX once (about 5 s; cached in %s)", folder, target.parent
+    )
     bert: Any = SentenceTransformer(str(folder), device="cpu")[0].auto_model
     bert.eval()
 

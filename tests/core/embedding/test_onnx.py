@@ -50,11 +50,13 @@ def test_fp32_embeddings_match_sentence_transformers(onnx, embedder):
 def test_int8_is_close_and_the_export_is_cached(onnx, onnx_dir, embedder, caplog):
     onnx.embed(["make sure the fp32 export exists"])
     exported = sorted(p.name for p in onnx_dir.iterdir())
-    with caplog.at_level(logging.WARNING, logger="metallm"):
+    with caplog.at_level(logging.INFO, logger="metallm"):
         start = time.perf_counter()
-        again = OnnxEmbedder(cache_dir=onnx_dir)
+        # other settings: opened anew from the cached file, as a second process would
+        again = OnnxEmbedder(cache_dir=onnx_dir, query_threads=3)
         again.embed(["a second process loads the cached file"])
         load_seconds = time.perf_counter() - start
+    assert "metallm loaded OnnxEmbedder" in caplog.text and again.load_seconds is not None
     assert "exporting" not in caplog.text and load_seconds < 5  # no second export
     int8 = OnnxEmbedder(cache_dir=onnx_dir, quantize=True).embed(TEXTS)
     expected = embedder.embed(TEXTS)
