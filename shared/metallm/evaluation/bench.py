@@ -93,7 +93,7 @@ def embed_table(
 def _points(
     router: Router, embeddings: np.ndarray, quality: np.ndarray, cost: np.ndarray
 ) -> list[tuple[float, float]]:
-    prediction = router.predict(embeddings)
+    prediction = router.predict(embeddings, widths=False)
     return frontier(
         prediction.quality, prediction.cost / router.cost_scale, quality, cost, BENCH_COST_WEIGHTS
     )
@@ -180,7 +180,7 @@ def _budget_protocol(
     """The paper's Table 3: each single model's training cost as a budget for ``p``."""
     assert router.tuning_ is not None
     oof_quality, oof_cost = router.tuning_.predicted_quality, router.tuning_.predicted_cost
-    prediction = router.predict(embeddings[test])
+    prediction = router.predict(embeddings[test], widths=False)
     rows = np.arange(len(test))
     out: list[BudgetRow] = []
     for j, model in enumerate(models):

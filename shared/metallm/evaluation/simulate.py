@@ -115,7 +115,7 @@ def run_simulation(
         policy=LinUCB(alpha=0.0),
         seed=seed,
     ).fit(E, Q, C, tune=False)
-    predicted = offline.predict(E)
+    predicted = offline.predict(E, widths=False)
     rows = np.arange(len(E))
     best = np.argmax(predicted.quality - cost_weight * predicted.cost / scale, axis=1)
     reference = Q[rows, best] - cost_weight * C[rows, best] / scale
@@ -170,7 +170,7 @@ def _budget_run(
     offline = Router(models, embedder=None, cost_scale=scale, policy=LinUCB(alpha=0.0)).fit(
         E, Q, C, tune=False
     )
-    predicted = offline.predict(E[live])
+    predicted = offline.predict(E[live], widths=False)
     calibration = calibrate_cost_weight(
         predicted.quality, predicted.cost / scale, Q[live], C[live], budget
     )

@@ -155,6 +155,7 @@ class LinearBandit:
         stats = self.ensure(embeddings.shape[1])
         X = self.features.transform(embeddings)
         quality, cost, width = stats.predict(X, fast_width=True)
+        assert width is not None
         bonus = self.policy.bonus(width)
         scores = quality - cost_weight * cost / scale + bonus
         if excluded:
@@ -167,10 +168,15 @@ class LinearBandit:
         )
         return chosen, scores, bonus, X
 
-    def predict(self, embeddings: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Predicted quality, cost and confidence width per arm, each (n, k)."""
+    def predict(
+        self, embeddings: np.ndarray, *, widths: bool = True
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Predicted quality, cost (never below zero) and confidence width per arm, each (n, k).
+
+        ``widths=False`` skips the widths (None), the costly part.
+        """
         stats = self.ensure(embeddings.shape[1])
-        return stats.predict(self.features.transform(embeddings))
+        return stats.predict(self.features.transform(embeddings), widths=widths)
 
     # -- learning ------------------------------------------------------------------------
     def update(self, arm: int, features: np.ndarray, quality: float, cost: float) -> None:
@@ -201,7 +207,8 @@ class LinearBandit:
                 embeddings, quality, cost, candidates=tuple(candidates), seed=seed
             )
             self.features = self.tuning_.chosen
-        if tune or not self.features.fitted:
+        if tune or not self.features.fitted or not getattr(self.features, "learned", True):
+            # a cold projection is random until fitted: fit() finds its principal directions
             self.features = self.features.fit(embeddings, seed=seed)
         self.stats = None
         stats = self.ensure(embeddings.shape[1])

@@ -146,6 +146,11 @@ class ProjectedFeatures:
         """False while the map still needs :meth:`fit`."""
         return True  # a cold map projects at random until fit() finds the principal directions
 
+    @property
+    def learned(self) -> bool:
+        """True once fitted on embeddings (PCA); a cold map projects at random."""
+        return self.projection is not None
+
     def fit(self, embeddings: np.ndarray, seed: int = 0) -> ProjectedFeatures:
         """A map fitted on these (training) embeddings."""
         mean = embeddings.mean(axis=0)

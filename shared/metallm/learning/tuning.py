@@ -89,7 +89,7 @@ def out_of_fold(
         predicted[fold] = _ridge_predict(
             fitted, embeddings[train], embeddings[fold], targets[train]
         )
-    return predicted[:, :k], predicted[:, k:]
+    return predicted[:, :k], np.maximum(predicted[:, k:], 0.0)  # costs are never below zero
 
 
 def tune_features(

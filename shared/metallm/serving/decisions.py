@@ -133,5 +133,5 @@ class Prediction(NamedTuple):
     quality: np.ndarray
     cost: np.ndarray
     """In USD (not normalised)."""
-    width: np.ndarray
-    """Confidence width ``sqrt(x^T A^-1 x)``."""
+    width: np.ndarray | None
+    """Confidence width ``sqrt(x^T A^-1 x)``; None from ``predict(..., widths=False)``."""

@@ -93,7 +93,7 @@ def calibrate(
     """The ``p`` with the best validation quality within ``budget`` $/query (see ``Router.calibrate``)."""
     if not (np.isfinite(budget) and budget >= 0):
         raise InvalidInputError(f"budget must be a finite number >= 0 USD, got {budget!r}")
-    prediction = router.predict(queries)
+    prediction = router.predict(queries, widths=False)
     n = prediction.quality.shape[0]
     Q = check_matrix(quality, "quality", n, len(router.arms))
     C = check_matrix(cost, "cost", n, len(router.arms))

@@ -60,7 +60,9 @@ def test_cold_ties_are_broken_at_random():
 
 def test_fit_equals_regularised_least_squares():
     X, Q, C = _data()
-    router = Router(ARMS, embedder=None, policy=LinUCB(l2=2.5)).fit(X, Q, C, tune=False)
+    router = Router(
+        ARMS, embedder=None, policy=LinUCB(l2=2.5), features=EmbeddingFeatures(2.5)
+    ).fit(X, Q, C, tune=False)
     prediction = router.predict(X[:5])
     F = np.hstack([X[:5], np.ones((5, 1))])
     for k in range(3):
@@ -72,12 +74,13 @@ def test_fit_equals_regularised_least_squares():
 
 def test_online_records_equal_the_batch_fit():
     X, Q, C = _data(n=60)
-    online = Router(ARMS, embedder=None)
+    # the same feature map for both (fit() would fit a cold projection's PCA on X)
+    online = Router(ARMS, embedder=None, features=EmbeddingFeatures())
     for i in range(len(X)):
         for k, arm in enumerate(ARMS):
             d = online.select(X[i], force=arm)
             online.record(d.id, quality=Q[i, k], cost=C[i, k])
-    batch = Router(ARMS, embedder=None).fit(X, Q, C)
+    batch = Router(ARMS, embedder=None, features=EmbeddingFeatures()).fit(X, Q, C)
     a, b = online.predict(X[:7]), batch.predict(X[:7])
     np.testing.assert_allclose(a.quality, b.quality, atol=1e-9)
     np.testing.assert_allclose(a.width, b.width, atol=1e-9)
