@@ -2,7 +2,8 @@
 
 On a seeded train/test split: every single model, the oracle, the zero router (random
 mixtures of two models), the default learner's frontier over ``p`` and the plain paper
-method's (ridge on the embedding), and the paper's budget protocol (calibrate ``p`` on
+method's (ridge on the embedding), kNN, a cluster router and an MLP built on the same split
+(:mod:`~metallm.evaluation.baselines`), and the paper's budget protocol (calibrate ``p`` on
 out-of-fold predictions of the training rows so the cost stays within each single model's
 cost, then report test quality and cost). Test rows are never used to choose anything.
 """
@@ -15,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from metallm.embedding.embedders import Embedder, SentenceTransformerEmbedder
+from metallm.evaluation.baselines import BASELINES, predict_baseline
 from metallm.evaluation.datasets import RoutingTable, load_routing_table
 from metallm.evaluation.reports import (
     BaselineSummary,
@@ -23,17 +25,19 @@ from metallm.evaluation.reports import (
     BudgetRow,
     FrontierPoint,
     ModelPoint,
+    OtherRouter,
 )
 from metallm.exceptions import InfeasibleBudgetError
 from metallm.learning.features import EmbeddingFeatures, FeatureMap, ProjectedFeatures
 from metallm.learning.metrics import aiq, frontier, oracle, savings_at_best, zero_router_aiq
-from metallm.learning.reward import calibrate_cost_weight
+from metallm.learning.reward import calibrate_cost_weight, default_cost_weight_grid
 from metallm.serving.router import Router
 
 __all__ = ["BENCH_COST_WEIGHTS", "BenchResult", "embed_table", "run_bench", "split_rows"]
 
-# The frontier's p values: 0, then log-spaced. Enough points for a smooth hull.
-BENCH_COST_WEIGHTS = np.concatenate([[0.0], np.logspace(-3, 2, 50)])
+BENCH_COST_WEIGHTS = default_cost_weight_grid()
+"""The frontier's p values: the one grid that cross-validation and budget calibration use too
+(p = 0 and 241 log-spaced values from 1e-4 to 1e4), so the reported curve is the curve they chose on."""
 PLAIN_PAPER_FEATURES = EmbeddingFeatures(l2=1.0)
 FEATURE_CHOICES: dict[str, tuple[FeatureMap, ...] | None] = {
     "cv": None,  # the library's default candidates, chosen by cross-validation
@@ -107,11 +111,13 @@ def run_bench(
     embedder: Embedder | None = None,
     progress: bool = True,
     candidates: Sequence[FeatureMap] | None = None,
+    baselines: bool = True,
 ) -> BenchResult:
     """Run the whole benchmark on one routing table; see the module docstring.
 
     ``candidates``: the feature maps the router chooses among by cross-validation on the
     training rows (default :data:`metallm.tuning.DEFAULT_CANDIDATES`); one map measures it alone.
+    ``baselines``: also measure kNN, a cluster router and an MLP on the same split.
     """
     table = load_routing_table(data)
     embeddings = embed_table(table, embedder or table_embedder(), progress=progress)
@@ -165,7 +171,39 @@ def run_bench(
             savings_at_best=savings_at_best(plain_points, single),
         ),
         chosen_features=repr(default.features).split(", centroids")[0],
+        others=_others(embeddings, train, test, Q, C, single, cost_range, default.cost_scale)
+        if baselines
+        else [],
     )
+
+
+def _others(
+    embeddings: np.ndarray,
+    train: np.ndarray,
+    test: np.ndarray,
+    Q: np.ndarray,
+    C: np.ndarray,
+    single: dict[str, tuple[float, float]],
+    cost_range: tuple[float, float],
+    scale: float,
+) -> list[OtherRouter]:
+    """kNN, a cluster router and an MLP, each set by CV on the training rows, on the same test rows."""
+    out = []
+    for baseline in BASELINES:
+        setting, quality, cost = predict_baseline(
+            baseline, embeddings[train], Q[train], C[train], embeddings[test], BENCH_COST_WEIGHTS
+        )
+        points = frontier(quality, cost / scale, Q[test], C[test], BENCH_COST_WEIGHTS)
+        out.append(
+            OtherRouter(
+                name=baseline.name,
+                setting=f"{baseline.setting_name}={setting}",
+                aiq=aiq(points, cost_range),
+                max_quality=max(q for _, q in points),
+                savings_at_best=savings_at_best(points, single),
+            )
+        )
+    return out
 
 
 def _budget_protocol(

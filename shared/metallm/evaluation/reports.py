@@ -22,6 +22,7 @@ __all__ = [
     "BudgetRow",
     "FrontierPoint",
     "ModelPoint",
+    "OtherRouter",
     "Run",
     "SimulationResult",
     "render_bench",
@@ -95,6 +96,18 @@ class BenchSummary:
 
 
 @dataclass(frozen=True)
+class OtherRouter:
+    """A router from the literature measured on the same split (see ``metallm.evaluation.baselines``)."""
+
+    name: str
+    setting: str
+    """Its setting, chosen by cross-validation on the training rows (e.g. ``k=50``)."""
+    aiq: float
+    max_quality: float
+    savings_at_best: float | None
+
+
+@dataclass(frozen=True)
 class BaselineSummary:
     """The plain paper method's summary, printed beside the router's (not in the JSON)."""
 
@@ -119,6 +132,8 @@ class BenchResult:
     baseline_summary: BaselineSummary
     chosen_features: str
     """The feature map the router was fitted with (chosen by cross-validation)."""
+    others: list[OtherRouter] = field(default_factory=list)
+    """kNN, a cluster router and an MLP on the same split."""
 
     def to_dict(self) -> dict[str, Any]:
         """The report with exactly the documented JSON keys."""
@@ -132,6 +147,7 @@ class BenchResult:
             "baseline_linear": [asdict(p) for p in self.baseline_linear],
             "budgets": [asdict(b) for b in self.budgets],
             "summary": asdict(self.summary),
+            "others": [asdict(o) for o in self.others],
         }
 
 
@@ -150,15 +166,26 @@ def render_bench(result: BenchResult) -> str:
             ["oracle", f"{r.oracle.quality:.4f}", f"{r.oracle.cost:.6f}"],
         ]
     )
+    others = r.others
     summary = render_table(
         [
-            ["", "default", "plain paper"],
-            ["aiq", f"{s.aiq:.4f}", f"{b.aiq:.4f}", f"(zero router {s.aiq_zero:.4f})"],
-            ["max quality", f"{s.max_quality:.4f}", f"{b.max_quality:.4f}"],
-            ["savings at best", _num(s.savings_at_best), _num(b.savings_at_best)],
+            ["", "default", "plain paper", *(o.name for o in others)],
+            ["aiq", f"{s.aiq:.4f}", f"{b.aiq:.4f}", *(f"{o.aiq:.4f}" for o in others)],
+            [
+                "max quality",
+                f"{s.max_quality:.4f}",
+                f"{b.max_quality:.4f}",
+                *(f"{o.max_quality:.4f}" for o in others),
+            ],
+            [
+                "savings at best",
+                _num(s.savings_at_best),
+                _num(b.savings_at_best),
+                *(_num(o.savings_at_best) for o in others),
+            ],
             ["quality at p=0", f"{r.router[0].quality:.4f}", f"{r.baseline_linear[0].quality:.4f}"],
-        ],
-        align="lrrl",
+            ["setting (by CV)", "", "", *(o.setting for o in others)],
+        ]
     )
     budget_rows: list[list[str]] = [
         ["budget = cost of", "p", "quality", "$/query", "vs model quality"]
@@ -184,6 +211,8 @@ def render_bench(result: BenchResult) -> str:
             models,
             "",
             summary,
+            f"(zero router aiq {s.aiq_zero:.4f}; every router above routes greedily on its own "
+            "predictions, fitted on the same training rows)",
             "",
             f"router features (chosen by 5-fold CV on the training rows): {r.chosen_features}",
             "",

@@ -42,6 +42,7 @@ def test_bench_writes_the_exact_report_and_a_plot(table, tmp_path, capsys):
         "baseline_linear",
         "budgets",
         "summary",
+        "others",
     ]
     assert set(report["summary"]) == {"aiq", "aiq_zero", "max_quality", "savings_at_best"}
     assert report["n_test"] == 120 and report["models"] == list(MODELS)
@@ -54,8 +55,13 @@ def test_bench_writes_the_exact_report_and_a_plot(table, tmp_path, capsys):
     assert summary["aiq"] > summary["aiq_zero"]
     assert summary["savings_at_best"] > 0.5
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    others = {o["name"]: o for o in report["others"]}
+    assert list(others) == ["kNN", "cluster router", "MLP"]
+    assert others["kNN"]["setting"].startswith("k=")
+    assert all(0.5 < o["max_quality"] <= 1.0 for o in others.values())
     printed = capsys.readouterr().out
     assert "aiq" in printed and "plain paper" in printed and "budgets" in printed
+    assert "cluster router" in printed and "setting (by CV)" in printed
 
 
 def test_bench_reports_a_bad_table_clearly(tmp_path, capsys):
