@@ -28,7 +28,12 @@ from metallm.evaluation.reports import (
     OtherRouter,
 )
 from metallm.exceptions import InfeasibleBudgetError
-from metallm.learning.features import EmbeddingFeatures, FeatureMap, ProjectedFeatures
+from metallm.learning.features import (
+    EmbeddingFeatures,
+    FeatureMap,
+    ProjectedFeatures,
+    with_prompt_length,
+)
 from metallm.learning.metrics import aiq, frontier, oracle, savings_at_best, zero_router_aiq
 from metallm.learning.reward import calibrate_cost_weight, default_cost_weight_grid
 from metallm.serving.router import Router
@@ -126,8 +131,9 @@ def run_bench(
     Qt, Ct = Q[test], C[test]
     models = list(table.models)
 
-    default = Router(models, embedder=None, seed=seed).fit(
-        embeddings[train],
+    vectors = with_prompt_length(embeddings, table.prompts)  # what a text router reads
+    default = Router(models, embedder=None, prompt_length=True, seed=seed).fit(
+        vectors[train],
         Q[train],
         C[train],
         tune=list(candidates) if candidates else True,
@@ -136,7 +142,7 @@ def run_bench(
     plain = Router(models, embedder=None, features=PLAIN_PAPER_FEATURES, seed=seed).fit(
         embeddings[train], Q[train], C[train], tune=False
     )
-    router_points = _points(default, embeddings[test], Qt, Ct)
+    router_points = _points(default, vectors[test], Qt, Ct)
     plain_points = _points(plain, embeddings[test], Qt, Ct)
 
     single = {m: (float(Ct[:, j].mean()), float(Qt[:, j].mean())) for j, m in enumerate(models)}
@@ -144,7 +150,7 @@ def run_bench(
     oracle_cost, oracle_quality = oracle(Qt, Ct)
 
     assert default.tuning_ is not None
-    budgets = _budget_protocol(default, embeddings, train, test, Q, C, models)
+    budgets = _budget_protocol(default, vectors, train, test, Q, C, models)
 
     return BenchResult(
         dataset=table.name,

@@ -35,9 +35,11 @@ def queries(n: int, *, seed: int) -> list[str]:
 
 
 def _trained(embedder: Any, dimension: int) -> Router:
+    """A router as the adapters make one (reading the prompt's length), fitted on random rows."""
     rng = np.random.default_rng(0)
     X = rng.normal(size=(2000, dimension))
     X /= np.linalg.norm(X, axis=1, keepdims=True)
+    X = np.hstack([X, rng.random((2000, 1))])  # the prompt-length feature
     arms = [f"model-{i}" for i in range(10)]
     router = Router(arms, embedder=embedder, seed=0)
     return router.fit(X, rng.random((2000, 10)), rng.random((2000, 10)) / 1000, tune=False)

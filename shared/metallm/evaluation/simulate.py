@@ -19,6 +19,7 @@ from metallm.embedding.embedders import Embedder
 from metallm.evaluation.bench import embed_table, table_embedder
 from metallm.evaluation.datasets import load_routing_table
 from metallm.evaluation.reports import BudgetReport, Run, SimulationResult
+from metallm.learning.features import with_prompt_length
 from metallm.learning.policies import EpsilonGreedy, LinUCB, Policy, RandomPolicy
 from metallm.learning.reward import calibrate_cost_weight
 from metallm.serving.router import Router
@@ -99,7 +100,9 @@ def run_simulation(
     if not 0.0 <= warm_start < 1.0:
         raise ValueError(f"warm_start must be in [0, 1), got {warm_start}")
     table = load_routing_table(data)
-    embeddings = embed_table(table, embedder or table_embedder(), progress=progress)
+    embeddings = with_prompt_length(  # the routers read the prompt's length, as a text router does
+        embed_table(table, embedder or table_embedder(), progress=progress), table.prompts
+    )
     order = np.random.default_rng(seed).permutation(len(table))
     E, Q, C = embeddings[order], table.quality[order], table.cost[order]
     models = list(table.models)
@@ -110,6 +113,7 @@ def run_simulation(
     offline = Router(
         models,
         embedder=None,
+        prompt_length=True,
         cost_scale=scale,
         cost_weight=cost_weight,
         policy=LinUCB(alpha=0.0),
@@ -136,6 +140,7 @@ def run_simulation(
         router = Router(
             models,
             embedder=None,
+            prompt_length=True,
             policy=policy,
             cost_weight=cost_weight,
             cost_scale=scale,
@@ -167,9 +172,9 @@ def _budget_run(
 ) -> BudgetReport:
     """UCB holding ``budget`` online, against the offline router with p calibrated to it."""
     live = slice(n_warm, None)
-    offline = Router(models, embedder=None, cost_scale=scale, policy=LinUCB(alpha=0.0)).fit(
-        E, Q, C, tune=False
-    )
+    offline = Router(
+        models, embedder=None, prompt_length=True, cost_scale=scale, policy=LinUCB(alpha=0.0)
+    ).fit(E, Q, C, tune=False)
     predicted = offline.predict(E[live], widths=False)
     calibration = calibrate_cost_weight(
         predicted.quality, predicted.cost / scale, Q[live], C[live], budget
@@ -178,6 +183,7 @@ def _budget_run(
     router = Router(
         models,
         embedder=None,
+        prompt_length=True,
         policy=LinUCB(alpha=alpha),
         cost_weight=0.0,
         cost_scale=scale,
@@ -195,6 +201,7 @@ def _budget_run(
         router = Router(
             models,
             embedder=None,
+            prompt_length=True,
             policy=LinUCB(alpha=alpha),
             cost_weight=p,
             cost_scale=scale,

@@ -15,7 +15,12 @@ from typing import Any
 import numpy as np
 
 from metallm.exceptions import ConfigurationError, DimensionMismatchError
-from metallm.learning.features import FeatureMap, feature_map_from_state
+from metallm.learning.features import (
+    FeatureMap,
+    feature_map_from_state,
+    quality_dimension,
+    reads_prompt_length,
+)
 from metallm.learning.policies import Policy
 from metallm.learning.reward import cost_scale
 from metallm.learning.ridge import RidgeStatistics
@@ -57,6 +62,11 @@ class LinearBandit:
         """The cross-validation that chose :attr:`features` in the last :meth:`fit`, if any."""
         self.stats: RidgeStatistics | None = None
         """The ridge statistics; None until the embedding size is known."""
+        self.cost_stats: RidgeStatistics | None = None
+        """The cost models' own statistics when they read more than the quality models (the
+        prompt's length: :class:`~metallm.learning.features.PromptLengthFeatures`); else None,
+        and :attr:`stats` predicts cost too."""
+        self._quality_dim = 0
         self.embedding_dim = 0
         self.n_updates = 0
         """Outcomes learned from (online updates and offline rows)."""
@@ -71,9 +81,15 @@ class LinearBandit:
 
     def dimension_mismatch(self, dim: int) -> DimensionMismatchError:
         """The error for an embedding of the wrong size."""
+        hint = (
+            " (its vectors carry the prompt's length as their last element: pass texts, or "
+            "metallm.learning.features.with_prompt_length(embeddings, texts))"
+            if reads_prompt_length(self.features)
+            else ""
+        )
         return DimensionMismatchError(
             f"embedding has {dim} dimensions but the router was built on "
-            f"{self.embedding_dim}; use the same embedding model throughout"
+            f"{self.embedding_dim}; use the same embedding model throughout{hint}"
         )
 
     def ensure(self, dim: int) -> RidgeStatistics:
@@ -84,8 +100,15 @@ class LinearBandit:
                     f"{self.features.name} must be fitted first: call router.fit(...) on logged data"
                 )
             self.embedding_dim = dim
+            full, penalties = self.features.dimension(dim), self.features.penalties(dim)
+            self._quality_dim = quality_dimension(self.features, dim)
             self.stats = RidgeStatistics(
-                self.n_arms, self.features.dimension(dim), self.features.penalties(dim)
+                self.n_arms, self._quality_dim, penalties[: self._quality_dim]
+            )
+            self.cost_stats = (
+                RidgeStatistics(self.n_arms, full, penalties, targets=1)
+                if full > self._quality_dim
+                else None
             )
         elif self.embedding_dim != dim:
             raise self.dimension_mismatch(dim)
@@ -127,7 +150,11 @@ class LinearBandit:
         if embedding.shape[0] != self.embedding_dim:
             raise self.dimension_mismatch(embedding.shape[0])
         features = self.features.transform_one(embedding)
-        means, quad = stats.predict_one(features)
+        if self.cost_stats is None:
+            means, quad = stats.predict_one(features)
+        else:  # the cost model reads the features and more (the prompt's length)
+            means, quad = stats.predict_one(features[: self._quality_dim])
+            np.maximum(self.cost_stats.means_one(features)[0], 0.0, out=means[1])
         bonus = self.policy.bonus(np.sqrt(np.maximum(quad, 0.0, out=quad), out=quad)).tolist()
         quality, cost = means.tolist()
         weight = cost_weight / scale
@@ -154,7 +181,7 @@ class LinearBandit:
         """Choose for each row of ``embeddings`` (n, dim), vectorised over the batch."""
         stats = self.ensure(embeddings.shape[1])
         X = self.features.transform(embeddings)
-        quality, cost, width = stats.predict(X, fast_width=True)
+        quality, cost, width = self._predict(stats, X, fast_width=True, widths=True)
         assert width is not None
         bonus = self.policy.bonus(width)
         scores = quality - cost_weight * cost / scale + bonus
@@ -176,13 +203,27 @@ class LinearBandit:
         ``widths=False`` skips the widths (None), the costly part.
         """
         stats = self.ensure(embeddings.shape[1])
-        return stats.predict(self.features.transform(embeddings), widths=widths)
+        return self._predict(stats, self.features.transform(embeddings), widths=widths)
+
+    def _predict(
+        self, stats: RidgeStatistics, X: np.ndarray, *, widths: bool, fast_width: bool = False
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        if self.cost_stats is None:
+            return stats.predict(X, fast_width=fast_width, widths=widths)
+        quality, _, width = stats.predict(
+            X[:, : self._quality_dim], fast_width=fast_width, widths=widths
+        )
+        return quality, np.maximum(self.cost_stats.means(X)[:, 0], 0.0), width
 
     # -- learning ------------------------------------------------------------------------
     def update(self, arm: int, features: np.ndarray, quality: float, cost: float) -> None:
         """Learn one outcome of ``arm`` at already-computed ``features`` (rank-1)."""
         assert self.stats is not None
-        self.stats.update(arm, features, np.array([quality, cost]))
+        if self.cost_stats is None:
+            self.stats.update(arm, features, np.array([quality, cost]))
+        else:
+            self.stats.update(arm, features[: self._quality_dim], np.array([quality, cost]))
+            self.cost_stats.update(arm, features, np.array([cost]))
         self.n_updates += 1
 
     def learn(self, arm: int, embedding: np.ndarray, *, quality: float, cost: float) -> None:
@@ -210,12 +251,17 @@ class LinearBandit:
         if tune or not self.features.fitted or not getattr(self.features, "learned", True):
             # a cold projection is random until fitted: fit() finds its principal directions
             self.features = self.features.fit(embeddings, seed=seed)
-        self.stats = None
+        self.stats = self.cost_stats = None
         stats = self.ensure(embeddings.shape[1])
         X = self.features.transform(embeddings)
-        stats.A += (X.T @ X)[None]
-        stats.B[:] = np.einsum("nd,nkj->kdj", X, np.stack([quality, cost], axis=2))
+        Xq = X[:, : self._quality_dim]
+        stats.A += (Xq.T @ Xq)[None]
+        stats.B[:] = np.einsum("nd,nkj->kdj", Xq, np.stack([quality, cost], axis=2))
         stats.refresh()
+        if self.cost_stats is not None:
+            self.cost_stats.A += (X.T @ X)[None]
+            self.cost_stats.B[:] = np.einsum("nd,nk->kd", X, cost)[:, :, None]
+            self.cost_stats.refresh()
         self.n_updates = X.shape[0] * self.n_arms
 
     def partial_fit(
@@ -227,7 +273,9 @@ class LinearBandit:
         Y = np.stack([quality, cost], axis=1)
         for k in np.unique(arms):
             rows = arms == k
-            stats.add_batch(int(k), X[rows], Y[rows])
+            stats.add_batch(int(k), X[rows, : self._quality_dim], Y[rows])
+            if self.cost_stats is not None:
+                self.cost_stats.add_batch(int(k), X[rows], Y[rows, 1:])
         self.n_updates += embeddings.shape[0]
 
     # -- state ---------------------------------------------------------------------------
@@ -242,6 +290,8 @@ class LinearBandit:
         arrays: dict[str, np.ndarray] = {f"features_{k}": v for k, v in feature_arrays.items()}
         if self.stats is not None:
             arrays.update(A=self.stats.A.copy(), B=self.stats.B.copy())
+        if self.cost_stats is not None:
+            arrays.update(cost_A=self.cost_stats.A.copy(), cost_B=self.cost_stats.B.copy())
         return header, arrays
 
     def adopt(self, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
@@ -260,32 +310,45 @@ class LinearBandit:
         except (KeyError, TypeError, ValueError) as e:
             raise ValueError(f"the header is incomplete or invalid ({e!r})") from e
         if dim is None:
-            self.features, self.stats, self.n_updates = features, None, n_updates
+            self.features, self.stats, self.cost_stats = features, None, None
+            self.n_updates = n_updates
             return
         if "A" not in arrays or "B" not in arrays:
             raise ValueError("the arrays A and B are missing")
-        k, d = self.n_arms, features.dimension(int(dim))
-        A, B = arrays["A"], arrays["B"]
-        if A.shape != (k, d, d) or B.shape != (k, d, 2):
-            raise ValueError(
-                f"array shapes A{A.shape} B{B.shape} do not match {k} arms of dimension {dim}"
+        k, full = self.n_arms, features.dimension(int(dim))
+        d = quality_dimension(features, int(dim))
+        penalties = features.penalties(int(dim))
+        stats = _restored(arrays["A"], arrays["B"], k, d, penalties[:d], targets=2)
+        cost_stats = None
+        if full > d:
+            if "cost_A" not in arrays or "cost_B" not in arrays:
+                raise ValueError("the cost model's arrays cost_A and cost_B are missing")
+            cost_stats = _restored(
+                arrays["cost_A"], arrays["cost_B"], k, full, penalties, targets=1
             )
-        if not (np.isfinite(A).all() and np.isfinite(B).all()):
-            raise ValueError("the arrays contain NaN or inf")
-        stats = RidgeStatistics(k, d, features.penalties(int(dim)))
-        stats.A[:] = A
-        stats.B[:] = B
-        try:
-            stats.refresh()
-        except np.linalg.LinAlgError as e:
-            raise ValueError("matrix A is not positive definite (corrupt statistics)") from e
-        self.features, self.stats, self.embedding_dim, self.n_updates = (
-            features,
-            stats,
-            int(dim),
-            n_updates,
-        )
+        self.features, self.stats, self.cost_stats = features, stats, cost_stats
+        self.embedding_dim, self.n_updates, self._quality_dim = int(dim), n_updates, d
 
     def reset(self) -> None:
         """Forget what was learned (keeps the feature map and policy)."""
-        self.stats, self.n_updates = None, 0
+        self.stats, self.cost_stats, self.n_updates = None, None, 0
+
+
+def _restored(
+    A: np.ndarray, B: np.ndarray, k: int, d: int, penalties: np.ndarray, *, targets: int
+) -> RidgeStatistics:
+    """Statistics from saved ``A`` and ``B``; ValueError says what is wrong with them."""
+    if A.shape != (k, d, d) or B.shape != (k, d, targets):
+        raise ValueError(
+            f"array shapes A{A.shape} B{B.shape} do not match {k} arms of {d} features"
+        )
+    if not (np.isfinite(A).all() and np.isfinite(B).all()):
+        raise ValueError("the arrays contain NaN or inf")
+    stats = RidgeStatistics(k, d, penalties, targets=targets)
+    stats.A[:] = A
+    stats.B[:] = B
+    try:
+        stats.refresh()
+    except np.linalg.LinAlgError as e:
+        raise ValueError("matrix A is not positive definite (corrupt statistics)") from e
+    return stats

@@ -6,6 +6,10 @@
   then its accuracy on that kind of prompt, which a single linear function of the embedding
   cannot express when strengths are scattered over topics.
 
+* :class:`PromptLengthFeatures` — wraps any of them and gives the cost models the prompt's
+  length, carried as the last element of the query vector (see :func:`with_prompt_length`):
+  a model's cost is mostly its price times the prompt's length, which an embedding does not know.
+
 Each map also sets the ridge penalty of each feature block (the prior precision): the bias
 is penalised lightly so predictions start at each model's mean quality and cost.
 """
@@ -26,15 +30,42 @@ __all__ = [
     "EmbeddingFeatures",
     "FeatureMap",
     "ProjectedFeatures",
+    "PromptLengthFeatures",
     "feature_map_from_state",
+    "prompt_length_column",
+    "quality_dimension",
+    "with_prompt_length",
 ]
+
+LENGTH_UNIT = 1000.0
+"""The prompt-length feature is the length in thousands of characters."""
+
+
+def prompt_length_column(texts: Any) -> np.ndarray:
+    """The prompt-length feature (n, 1) of ``texts``: characters / 1000, the whole text counted."""
+    return np.array([[len(t) / LENGTH_UNIT] for t in texts], dtype=np.float64).reshape(-1, 1)
+
+
+def with_prompt_length(embeddings: np.ndarray, texts: Any) -> np.ndarray:
+    """``embeddings`` (n, d) with the prompt-length feature of ``texts`` as column d + 1.
+
+    What a router with :class:`PromptLengthFeatures` reads when given vectors, not text.
+
+    >>> with_prompt_length(np.zeros((1, 2)), ["x" * 500]).tolist()
+    [[0.0, 0.0, 0.5]]
+    """
+    return np.hstack([np.asarray(embeddings, dtype=np.float64), prompt_length_column(texts)])
+
 
 BIAS_L2 = 1.0
 
 
 @runtime_checkable
 class FeatureMap(Protocol):
-    """Turns (n, d) embeddings into (n, m) features, the last column a constant 1."""
+    """Turns (n, d) embeddings into (n, m) features, the last column a constant 1.
+
+    (:class:`PromptLengthFeatures` appends a cost-only column after its inner map's bias.)
+    """
 
     name: ClassVar[str]
 
@@ -334,10 +365,93 @@ def spherical_kmeans(
     return centers
 
 
+@dataclass(frozen=True)
+class PromptLengthFeatures:
+    """``[inner features of the embedding, prompt length]``, the length only for the cost model.
+
+    The vector's last element is the prompt's length (thousands of characters; the router
+    appends it when it embeds text, vectors given directly must carry it:
+    :func:`with_prompt_length`). Each model's cost model reads the inner features and the
+    length (penalty ``l2``), so a long prompt is predicted to cost more on a model priced per
+    token; its quality model reads the inner features only (:func:`quality_dimension`): the
+    length helped cost predictions on both shared tables and hurt quality ones.
+
+    >>> fmap = PromptLengthFeatures(EmbeddingFeatures())
+    >>> fmap.transform(np.array([[0.6, 0.8, 1.5]])).tolist()
+    [[0.6, 0.8, 1.0, 1.5]]
+    """
+
+    inner: FeatureMap
+    l2: float = 1.0
+    name: ClassVar[str] = "PromptLengthFeatures"
+
+    def __post_init__(self) -> None:
+        _check_positive("l2", self.l2)
+        if isinstance(self.inner, PromptLengthFeatures):
+            raise ConfigurationError(
+                "PromptLengthFeatures wraps a map of the embedding, not itself"
+            )
+
+    @property
+    def fitted(self) -> bool:
+        """Whether the inner map is fitted."""
+        return self.inner.fitted
+
+    @property
+    def learned(self) -> bool:
+        """Whether the inner map was fitted on data (see :attr:`ProjectedFeatures.learned`)."""
+        return bool(getattr(self.inner, "learned", True))
+
+    def fit(self, embeddings: np.ndarray, seed: int = 0) -> PromptLengthFeatures:
+        """The inner map fitted on the embedding part of these vectors."""
+        return PromptLengthFeatures(self.inner.fit(embeddings[:, :-1], seed=seed), self.l2)
+
+    def dimension(self, embedding_dim: int) -> int:
+        """Number of features for vectors of this size (the embedding's, and the length)."""
+        return self.inner.dimension(embedding_dim - 1) + 1
+
+    def transform(self, embeddings: np.ndarray) -> np.ndarray:
+        """Features (n, m): the inner map's (ending with its bias), then the length."""
+        return np.hstack([self.inner.transform(embeddings[:, :-1]), embeddings[:, -1:]])
+
+    def transform_one(self, embedding: np.ndarray) -> np.ndarray:
+        """Features (m,) of one vector."""
+        return np.append(self.inner.transform_one(embedding[:-1]), embedding[-1])
+
+    def penalties(self, embedding_dim: int) -> np.ndarray:
+        """The inner map's penalties, then ``l2`` for the length."""
+        return np.append(self.inner.penalties(embedding_dim - 1), self.l2)
+
+    def to_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """Header and arrays to save the map with (the inner map's, nested)."""
+        header, arrays = self.inner.to_state()
+        return {"name": self.name, "l2": self.l2, "inner": header}, arrays
+
+
+def quality_dimension(features: FeatureMap, embedding_dim: int) -> int:
+    """How many leading features the quality model reads (all, except a cost-only length).
+
+    >>> quality_dimension(PromptLengthFeatures(EmbeddingFeatures()), 5)
+    5
+    """
+    full = features.dimension(embedding_dim)
+    return full - 1 if reads_prompt_length(features) else full
+
+
+def reads_prompt_length(features: FeatureMap) -> bool:
+    """Whether vectors for ``features`` carry the prompt's length as their last element."""
+    return isinstance(features, PromptLengthFeatures)
+
+
 def feature_map_from_state(header: dict[str, Any], arrays: dict[str, np.ndarray]) -> FeatureMap:
     """Rebuild a feature map from :meth:`FeatureMap.to_state` output."""
     params = dict(header)
     name = params.pop("name", None)
+    if name == PromptLengthFeatures.name:
+        inner = params.pop("inner", None)
+        if not isinstance(inner, dict):
+            raise ConfigurationError("PromptLengthFeatures state has no inner map")
+        return PromptLengthFeatures(feature_map_from_state(inner, arrays), **params)
     if name == EmbeddingFeatures.name:
         return EmbeddingFeatures(**params)
     if name == ClusterFeatures.name:

@@ -26,9 +26,13 @@ QUALITY, COST = 0, 1
 class RidgeStatistics:
     """Sufficient statistics of ``n_arms`` ridge regressions on ``dim`` features."""
 
-    def __init__(self, n_arms: int, dim: int, penalties: float | np.ndarray) -> None:
+    def __init__(
+        self, n_arms: int, dim: int, penalties: float | np.ndarray, *, targets: int = 2
+    ) -> None:
         self.n_arms = n_arms
         self.dim = dim
+        self.targets = targets
+        """Regressions per arm over the same features: 2 (quality, cost), or 1 (a cost model)."""
         self.penalties = np.broadcast_to(np.asarray(penalties, dtype=np.float64), (dim,)).copy()
         self.A = np.repeat(np.diag(self.penalties)[None], n_arms, axis=0)
         self.A_inv = np.repeat(np.diag(1.0 / self.penalties)[None], n_arms, axis=0)
@@ -36,21 +40,30 @@ class RidgeStatistics:
         # only an exploration bonus (float32 keeps it to ~1e-7 relative), and half the
         # bytes keep a 10-arm 64-d router's matrices in a core's L2 cache.
         self._A_inv32 = self.A_inv.reshape(-1, dim).astype(np.float32)
-        self.B = np.zeros((n_arms, dim, 2))
-        # theta stored as (dim, 2, arm): every arm's coefficients in one contiguous (dim, 2k)
-        # block, so predicting all arms is one matrix product whose result is already split
-        # into a quality row and a cost row.
-        self._theta = np.zeros((dim, 2, n_arms))
-        self._theta_flat = self._theta.reshape(dim, 2 * n_arms)  # a view: updates show through
+        self.B = np.zeros((n_arms, dim, targets))
+        # theta stored as (dim, targets, arm): every arm's coefficients in one contiguous
+        # (dim, targets * k) block, so predicting all arms is one matrix product whose result
+        # is already split into a quality row and a cost row.
+        self._theta = np.zeros((dim, targets, n_arms))
+        self._theta_flat = self._theta.reshape(dim, targets * n_arms)  # a view: updates show
 
     @property
     def theta(self) -> np.ndarray:
-        """Coefficients (n_arms, dim, 2) for quality and cost (a view)."""
+        """Coefficients (n_arms, dim, targets), quality and cost (a view)."""
         return self._theta.transpose(2, 0, 1)
+
+    def means(self, X: np.ndarray) -> np.ndarray:
+        """Every target's prediction for every arm, (n, targets, k): one matrix product."""
+        return (X @ self._theta_flat).reshape(-1, self.targets, self.n_arms)
+
+    def means_one(self, x: np.ndarray) -> np.ndarray:
+        """Every target's prediction for every arm for one feature vector, (targets, k)."""
+        out: np.ndarray = np.dot(x, self._theta_flat).reshape(self.targets, self.n_arms)
+        return out
 
     # -- learning ---------------------------------------------------------------------
     def update(self, arm: int, x: np.ndarray, y: np.ndarray) -> None:
-        """Add one observation ``y = (quality, cost)`` at features ``x`` to ``arm``."""
+        """Add one observation ``y`` (``(quality, cost)``, one value per target) at ``x`` to ``arm``."""
         a_inv = self.A_inv[arm]
         ax = a_inv @ x
         denom = 1.0 + float(x @ ax)

@@ -15,7 +15,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from metallm.learning.features import ClusterFeatures, EmbeddingFeatures, FeatureMap
+from metallm.learning.features import (
+    ClusterFeatures,
+    EmbeddingFeatures,
+    FeatureMap,
+    quality_dimension,
+)
 from metallm.learning.metrics import aiq, frontier
 from metallm.learning.reward import cost_scale, default_cost_weight_grid
 
@@ -61,12 +66,26 @@ class Tuning:
 
 
 def _ridge_predict(
-    fmap: FeatureMap, train: np.ndarray, test: np.ndarray, targets: np.ndarray
-) -> np.ndarray:
-    F = fmap.transform(train)
-    gram = F.T @ F + np.diag(fmap.penalties(train.shape[1]))
-    weights = np.linalg.solve(gram, F.T @ targets)
-    return fmap.transform(test) @ weights
+    fmap: FeatureMap, train: np.ndarray, test: np.ndarray, quality: np.ndarray, cost: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Ridge predictions of quality and cost on ``test``.
+
+    Cost reads every feature; quality those it reads (all but a cost-only prompt length).
+    """
+    F, T = fmap.transform(train), fmap.transform(test)
+    penalties = fmap.penalties(train.shape[1])
+    d = quality_dimension(fmap, train.shape[1])
+
+    def solve(columns: int, targets: np.ndarray) -> np.ndarray:
+        Fc = F[:, :columns]
+        gram = Fc.T @ Fc + np.diag(penalties[:columns])
+        out: np.ndarray = T[:, :columns] @ np.linalg.solve(gram, Fc.T @ targets)
+        return out
+
+    if d == F.shape[1]:
+        both = solve(d, np.hstack([quality, cost]))
+        return both[:, : quality.shape[1]], both[:, quality.shape[1] :]
+    return solve(d, quality), solve(F.shape[1], cost)
 
 
 def out_of_fold(
@@ -81,15 +100,14 @@ def out_of_fold(
     """Out-of-fold predicted quality and cost (n, k) of ``fmap`` under full-information ridge."""
     n, k = quality.shape
     order = np.random.default_rng(seed).permutation(n)
-    predicted = np.empty((n, 2 * k))
-    targets = np.hstack([quality, cost])
+    predicted_quality, predicted_cost = np.empty((n, k)), np.empty((n, k))
     for fold in np.array_split(order, folds):
         train = np.setdiff1d(order, fold, assume_unique=True)
         fitted = fmap.fit(embeddings[train], seed=seed)
-        predicted[fold] = _ridge_predict(
-            fitted, embeddings[train], embeddings[fold], targets[train]
+        predicted_quality[fold], predicted_cost[fold] = _ridge_predict(
+            fitted, embeddings[train], embeddings[fold], quality[train], cost[train]
         )
-    return predicted[:, :k], np.maximum(predicted[:, k:], 0.0)  # costs are never below zero
+    return predicted_quality, np.maximum(predicted_cost, 0.0)  # costs are never below zero
 
 
 def tune_features(

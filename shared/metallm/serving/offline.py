@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from metallm.exceptions import ConfigurationError, InvalidInputError
-from metallm.learning.features import FeatureMap
+from metallm.learning.features import FeatureMap, PromptLengthFeatures, reads_prompt_length
 from metallm.learning.reward import calibrate_cost_weight
 from metallm.learning.tuning import AUTO_TUNE_ROWS, DEFAULT_CANDIDATES
 from metallm.serving._checks import (
@@ -57,6 +57,10 @@ def fit(
         if not candidates:
             raise ConfigurationError("tune was given no candidate feature maps")
         tune = True
+    if router.reads_prompt_length:  # every candidate reads the length too
+        candidates = tuple(
+            c if reads_prompt_length(c) else PromptLengthFeatures(c) for c in candidates
+        )
     with router._lock:
         router.bandit.fit(embeddings, Q, C, tune=tune, candidates=candidates, seed=seed)
 

@@ -41,7 +41,13 @@ from metallm.exceptions import (
     UnknownDecisionError,
 )
 from metallm.learning.bandit import LinearBandit
-from metallm.learning.features import FeatureMap, ProjectedFeatures
+from metallm.learning.features import (
+    FeatureMap,
+    ProjectedFeatures,
+    PromptLengthFeatures,
+    reads_prompt_length,
+    with_prompt_length,
+)
 from metallm.learning.policies import LinUCB, Policy
 from metallm.learning.tuning import Tuning
 from metallm.serving import offline, persistence
@@ -110,6 +116,10 @@ class Router:
         snapshot_every: Events between two snapshots in the store.
         sync_interval: Seconds between automatic :meth:`sync` calls in ``select``; None: never.
         seed: Seed of the tie-breaking and exploration randomness.
+        prompt_length: Let every model's quality and cost depend on the prompt's length too
+            (:class:`~metallm.learning.features.PromptLengthFeatures`): cost is mostly price
+            times length. Default: on when the router has an embedder (it sees the text),
+            off for a router given vectors, whose vectors would have to carry the length.
 
     >>> import numpy as np
     >>> router = Router(["small", "large"], embedder=None)
@@ -136,6 +146,7 @@ class Router:
         snapshot_every: int = 1_000,
         sync_interval: float | None = 1.0,
         seed: int | None = None,
+        prompt_length: bool | None = None,
     ) -> None:
         names = list(arms)
         if not names:
@@ -149,13 +160,17 @@ class Router:
         self._index = {a: i for i, a in enumerate(self.arms)}
         self.cost_weight = check_cost_weight(cost_weight)
         chosen_policy: Policy = policy if policy is not None else LinUCB()
-        self.bandit = LinearBandit(
-            len(self.arms),
-            policy=chosen_policy,
-            features=features
+        chosen_features: FeatureMap = (
+            features
             if features is not None
-            else ProjectedFeatures(DEFAULT_PROJECTION_DIMS, l2=chosen_policy.l2),
-            seed=seed,
+            else ProjectedFeatures(DEFAULT_PROJECTION_DIMS, l2=chosen_policy.l2)
+        )
+        if prompt_length is None:
+            prompt_length = embedder is not None  # the router sees the text: it can count it
+        if prompt_length and not reads_prompt_length(chosen_features):
+            chosen_features = PromptLengthFeatures(chosen_features)
+        self.bandit = LinearBandit(
+            len(self.arms), policy=chosen_policy, features=chosen_features, seed=seed
         )
         """The learning: ridge statistics, feature map and policy."""
         self.embedder: Embedder | None = (
@@ -300,6 +315,8 @@ class Router:
                         "this router has no embedder: pass embeddings, or an embedder"
                     )
                 matrix = np.asarray(self.embedder.embed(check_texts(items)), dtype=np.float64)
+                if self.reads_prompt_length:
+                    matrix = with_prompt_length(matrix, items)
             else:
                 for i, q in enumerate(items):
                     if isinstance(q, str):
@@ -314,6 +331,16 @@ class Router:
         if self.bandit.stats is not None and matrix.shape[1] != self.bandit.embedding_dim:
             raise self.bandit.dimension_mismatch(matrix.shape[1])
         return matrix
+
+    @property
+    def reads_prompt_length(self) -> bool:
+        """Whether the router's models read the prompt's length (the last element of its vectors).
+
+        On by default for a router with an embedder (``prompt_length=None``): the router
+        appends the length of each text it embeds, and the cost model learns how each model's
+        cost grows with it.
+        """
+        return reads_prompt_length(self.bandit.features)
 
     def warmup(self, *, background: bool = False) -> threading.Thread | None:
         """Load the embedding model and embed once now, so the first routed call does not wait.

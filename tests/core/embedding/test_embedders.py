@@ -73,6 +73,10 @@ def test_empty_texts_are_rejected(embedder):
 def test_a_router_routes_text_through_the_embedder(embedder):
     router = Router(["a", "b"], embedder=embedder)
     decision = router.select("Where is the Eiffel Tower?")
-    assert router.dimension == 384
-    assert decision.embedding.shape == (384,)
+    assert router.dimension == 385 and router.reads_prompt_length  # 384 + the prompt's length
+    assert decision.embedding.shape == (385,)
+    np.testing.assert_allclose(
+        decision.embedding[:384], embedder.embed(["Where is the Eiffel Tower?"])[0]
+    )
+    assert decision.embedding[-1] == len("Where is the Eiffel Tower?") / 1000
     assert not decision.embedding.flags.writeable

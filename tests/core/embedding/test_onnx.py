@@ -68,7 +68,7 @@ def test_a_router_routes_text_with_it(onnx):
     router = Router(["a", "b"], embedder=onnx, seed=0)
     decision = router.select("Which wine goes with grilled fish?")
     router.record(decision.id, quality=1.0, cost=0.001)
-    assert router.n_updates == 1 and router.dimension == 384
+    assert router.n_updates == 1 and router.dimension == 385  # and the prompt's length
 
 
 def test_a_huge_prompt_is_cut_before_tokenizing(onnx):

@@ -122,8 +122,8 @@ def test_bench_measures_one_fixed_feature_map_on_request(table, tmp_path, capsys
     assert list(FEATURE_NAMES) == list(FEATURE_CHOICES)
     assert main(["bench", "--data", str(table), "--features", "projected64"]) == 0
     assert (
-        "router features (chosen by 5-fold CV on the training rows): ProjectedFeatures(dims=64"
-        in capsys.readouterr().out
+        "router features (chosen by 5-fold CV on the training rows): "
+        "PromptLengthFeatures(inner=ProjectedFeatures(dims=64" in capsys.readouterr().out
     )
 
 

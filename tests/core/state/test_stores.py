@@ -128,7 +128,8 @@ def test_prompts_are_not_stored_unless_asked(tmp_path, embedder):
         router.record(d.id, quality=1.0, cost=0.001)
         ((_, event),) = store.events_after(None)
         assert event.prompt == ("What is the capital of Peru?" if opt_in else None)
-        assert event.embedding.shape == (384,)
+        assert event.embedding.shape == (385,)  # MiniLM's 384, and the prompt's length
+        assert event.embedding[-1] == pytest.approx(len("What is the capital of Peru?") / 1000)
         raw = sqlite3.connect(store.path).execute("SELECT prompt FROM events").fetchone()[0]
         assert raw == event.prompt
 
