@@ -65,7 +65,15 @@ def _data(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def _trained(features: FeatureMap, **kwargs: object) -> Router:
     X, Q, C = _data(3000)
+    if kwargs.get("prompt_length"):
+        X = _with_length(X)
     return Router(ARMS, embedder=None, features=features, seed=0, **kwargs).fit(X, Q, C, tune=False)  # type: ignore[arg-type]
+
+
+def _with_length(X: np.ndarray) -> np.ndarray:
+    """Vectors as a text router sees them: the embedding and the prompt's length (0-2 kchars)."""
+    lengths = np.random.default_rng(3).random((X.shape[0], 1)) * 2
+    return np.hstack([X, lengths])
 
 
 def _rounds_line(label: str, medians: list[float], p99s: list[float], target: str) -> str:
@@ -90,20 +98,26 @@ def bench_routing(n: int, rounds: int = 5) -> list[str]:
     configurations = {
         "full features (385)": _trained(EmbeddingFeatures()),
         "default features (ProjectedFeatures 128)": _trained(ProjectedFeatures(128)),
+        "text router (128 + prompt length for cost)": _trained(
+            ProjectedFeatures(128), prompt_length=True
+        ),
         "compact features (ProjectedFeatures 64)": _trained(ProjectedFeatures(64)),
     }
+    vectors = {label: X for label in configurations}
+    vectors["text router (128 + prompt length for cost)"] = _with_length(X)
     select: dict[str, list[np.ndarray]] = {label: [] for label in configurations}
     record: dict[str, list[np.ndarray]] = {label: [] for label in configurations}
     rates: dict[str, list[float]] = {label: [] for label in configurations}
     for _ in range(rounds):
         for label, router in configurations.items():
-            select[label].append(_timings(lambda i: router.select(X[i % len(X)]), n))  # noqa: B023
-            batch = X[:10_000]
+            V = vectors[label]
+            select[label].append(_timings(lambda i: router.select(V[i % len(V)]), n))  # noqa: B023
+            batch = V[:10_000]
             router.select_batch(batch[:100])
             start = time.perf_counter()
             router.select_batch(batch)
             rates[label].append(len(batch) / (time.perf_counter() - start))
-            decisions = router.select_batch(np.repeat(X[:1], n + 200, axis=0))
+            decisions = router.select_batch(np.repeat(V[:1], n + 200, axis=0))
             record[label].append(
                 _timings(lambda i: router.record(decisions[i].id, quality=1.0, cost=0.001), n)  # noqa: B023
             )

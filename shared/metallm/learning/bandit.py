@@ -106,7 +106,7 @@ class LinearBandit:
                 self.n_arms, self._quality_dim, penalties[: self._quality_dim]
             )
             self.cost_stats = (
-                RidgeStatistics(self.n_arms, full, penalties, targets=1)
+                RidgeStatistics(self.n_arms, full, penalties, targets=1, widths=False)
                 if full > self._quality_dim
                 else None
             )
@@ -344,7 +344,7 @@ def _restored(
         )
     if not (np.isfinite(A).all() and np.isfinite(B).all()):
         raise ValueError("the arrays contain NaN or inf")
-    stats = RidgeStatistics(k, d, penalties, targets=targets)
+    stats = RidgeStatistics(k, d, penalties, targets=targets, widths=targets == 2)
     stats.A[:] = A
     stats.B[:] = B
     try:

@@ -27,7 +27,13 @@ class RidgeStatistics:
     """Sufficient statistics of ``n_arms`` ridge regressions on ``dim`` features."""
 
     def __init__(
-        self, n_arms: int, dim: int, penalties: float | np.ndarray, *, targets: int = 2
+        self,
+        n_arms: int,
+        dim: int,
+        penalties: float | np.ndarray,
+        *,
+        targets: int = 2,
+        widths: bool = True,
     ) -> None:
         self.n_arms = n_arms
         self.dim = dim
@@ -39,7 +45,13 @@ class RidgeStatistics:
         # A float32 copy of every A^-1, stacked (k*dim, dim), read by routing: the width is
         # only an exploration bonus (float32 keeps it to ~1e-7 relative), and half the
         # bytes keep a 10-arm 64-d router's matrices in a core's L2 cache.
-        self._A_inv32 = self.A_inv.reshape(-1, dim).astype(np.float32)
+        # (widths=False: a model whose widths are never asked for, e.g. a cost model, skips it.)
+        self._widths = widths
+        self._A_inv32 = (
+            self.A_inv.reshape(-1, dim).astype(np.float32)
+            if widths
+            else np.empty((0, dim), np.float32)
+        )
         self.B = np.zeros((n_arms, dim, targets))
         # theta stored as (dim, targets, arm): every arm's coefficients in one contiguous
         # (dim, targets * k) block, so predicting all arms is one matrix product whose result
@@ -72,7 +84,8 @@ class RidgeStatistics:
         self.A[arm] += np.outer(x, x)
         self.B[arm] += np.outer(x, y)
         a_inv -= np.outer(ax, ax / denom)
-        self._A_inv32[arm * self.dim : (arm + 1) * self.dim] = a_inv
+        if self._widths:
+            self._A_inv32[arm * self.dim : (arm + 1) * self.dim] = a_inv
         # Recursive least squares: theta += A_new^-1 x (y - x^T theta_old).
         theta += np.outer(ax / denom, residual)
 
@@ -96,7 +109,8 @@ class RidgeStatistics:
             lower_inv = np.linalg.solve(lower, np.eye(self.dim))
             self.A_inv[k] = lower_inv.T @ lower_inv
             self._theta[:, :, k] = self.A_inv[k] @ self.B[k]
-            self._A_inv32[k * self.dim : (k + 1) * self.dim] = self.A_inv[k]
+            if self._widths:
+                self._A_inv32[k * self.dim : (k + 1) * self.dim] = self.A_inv[k]
 
     def counts(self) -> np.ndarray:
         """Observations per arm (read off the bias feature's diagonal entry)."""
