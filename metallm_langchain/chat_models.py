@@ -31,7 +31,7 @@ from langchain_core.tools import BaseTool
 from langchain_core.tracers import BaseTracer
 from langchain_core.tracers._streaming import _StreamingCallbackHandler
 from langchain_core.utils.function_calling import convert_to_openai_tool
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, PrivateAttr
 
 from metallm import (
     ConfigurationError,
@@ -42,7 +42,9 @@ from metallm import (
     Router,
 )
 from metallm.serving import CONVERSATION, conversation_id, pop_session, routing_text
+from metallm.serving.capabilities import Capabilities, Needs, check_capabilities
 from metallm.serving.pool import check_pool
+from metallm_langchain.capabilities import member_capabilities, request_needs
 
 __all__ = ["ChatMetaLLM"]
 
@@ -79,6 +81,7 @@ class _Call(NamedTuple):
     stop: list[str] | None
     kwargs: dict[str, Any]
     conversation: str | None = None
+    needs: Needs | None = None
 
 
 class ChatMetaLLM(BaseChatModel):
@@ -145,11 +148,18 @@ class ChatMetaLLM(BaseChatModel):
     """Load the embedding model in a background thread at construction, so the first call does
     not wait for it. False (or ``METALLM_WARMUP=0``) when workers are forked after construction
     (gunicorn's ``preload_app``): each then loads on first use."""
+    capabilities: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    """Per member, what it can serve, over what its ``profile`` says: e.g.
+    ``{"mini": {"image_inputs": False, "max_input_tokens": 8192}}`` (keys of ``ModelProfile``:
+    ``max_input_tokens``, ``tool_calling``, ``structured_output``, ``image_inputs``,
+    ``pdf_inputs``, ``audio_inputs``). Members that cannot serve a request are left out of its
+    routing, with the reason in the metadata's ``excluded``."""
     session_key: str | None = None
     """Keep a conversation on one model: the run metadata key (or configurable) naming the
     session, e.g. ``"session_id"`` or LangGraph's ``"thread_id"``. None: every call routes."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
+    _member_capabilities: dict[str, Capabilities] = PrivateAttr(default_factory=dict)
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -158,6 +168,11 @@ class ChatMetaLLM(BaseChatModel):
         self._check_pool()
 
     def _check_pool(self) -> None:
+        self.capabilities = check_capabilities(list(self.models), self.capabilities)
+        self._member_capabilities = {
+            name: member_capabilities(model, self.capabilities.get(name))
+            for name, model in self.models.items()
+        }
         self.prices, self.router = check_pool(
             self.models, self.prices, self.router, what="models", warmup=self.warmup
         )
@@ -218,14 +233,14 @@ class ChatMetaLLM(BaseChatModel):
         tool_choice: str | dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> Runnable[LanguageModelInput, AIMessage]:
-        """Bind tools to every pool member; the chosen member answers with its tool calls."""
-        unsupported = [
-            n for n, m in self.models.items() if type(m).bind_tools is BaseChatModel.bind_tools
-        ]
-        if unsupported:
-            raise ConfigurationError(
-                f"these pool members do not support tool calling: {unsupported}"
-            )
+        """Bind tools for the members that can call them; the chosen one answers with its tool calls.
+
+        Members without tool calling (their class cannot bind tools, or their profile or
+        ``capabilities`` say so) are left out of these calls' routing; a pool with none is a
+        :class:`~metallm.ConfigurationError`.
+        """
+        if not any(c.tool_calling is not False for c in self._member_capabilities.values()):
+            raise ConfigurationError(f"no pool member supports tool calling: {sorted(self.models)}")
         formatted = [convert_to_openai_tool(t) for t in tools]
         if tool_choice is not None:
             kwargs["tool_choice"] = tool_choice
@@ -247,7 +262,15 @@ class ChatMetaLLM(BaseChatModel):
         conversation = None
         if self.session_key == CONVERSATION:  # hashed only when it is the session
             conversation = conversation_id((_ROLES.get(m.type, m.type), m.text) for m in messages)
-        return _Call(text, force, tools, tool_choice, stop or self.stop, kwargs, conversation)
+        needs = request_needs(
+            messages,
+            tools=bool(tools),
+            structured_output="ls_structured_output_format" in kwargs
+            or "response_format" in kwargs,
+        )
+        return _Call(
+            text, force, tools, tool_choice, stop or self.stop, kwargs, conversation, needs
+        )
 
     def _route(self, call: _Call, parent: _StreamParent | _RunParent | None) -> RoutedCall:
         return self._router.route(
@@ -263,6 +286,8 @@ class ChatMetaLLM(BaseChatModel):
             record_errors=self.record_errors,
             prices=self.prices,
             run_id=None if parent is None else str(parent.run_id),
+            needs=call.needs,
+            capabilities=self._member_capabilities,
         )
 
     def _member(self, call: _Call, decision: Decision) -> Runnable[LanguageModelInput, BaseMessage]:

@@ -9,7 +9,8 @@ The hierarchy::
     │   ├── EmptyQueryError       a query with no text to route on
     │   ├── DimensionMismatchError  an embedding of the wrong size
     │   ├── InvalidFeedbackError  NaN/inf/out-of-range quality, negative cost
-    │   └── RoutingTableError     a routing table file that cannot be used (names column/row)
+    │   ├── RoutingTableError     a routing table file that cannot be used (names column/row)
+    │   └── NoCapableModelError   no pool member can serve the request (names who lacks what)
     ├── DecisionError             feedback that does not match a pending decision
     │   ├── UnknownDecisionError  never issued, or evicted from the pending buffer
     │   ├── ExpiredDecisionError  feedback that came after the decision's time to live (says when)
@@ -45,6 +46,7 @@ __all__ = [
     "InvalidInputError",
     "LogTrimmedError",
     "MetaLLMError",
+    "NoCapableModelError",
     "RoutingTableError",
     "StateFileError",
     "StoreError",
@@ -88,6 +90,20 @@ class InvalidFeedbackError(InvalidInputError):
 
 class RoutingTableError(InvalidInputError):
     """A routing table (prompt, per-model quality and cost) that cannot be used."""
+
+
+class NoCapableModelError(InvalidInputError):
+    """No pool member can serve the request: ``needs`` says what it needs, ``reasons`` who lacks what."""
+
+    def __init__(self, needs: str, reasons: dict[str, str]) -> None:
+        self.needs = needs
+        self.reasons = dict(reasons)
+        lacks = "; ".join(f"{arm}: {why}" for arm, why in self.reasons.items())
+        super().__init__(
+            f"no model in the pool can serve this request, which needs {needs} ({lacks}). "
+            "Add a member that can, shorten the request, or correct the capabilities given "
+            "for a member (capabilities={...})"
+        )
 
 
 class DecisionError(MetaLLMError, LookupError):

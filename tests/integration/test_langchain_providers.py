@@ -324,3 +324,28 @@ def test_a_sticky_session_moves_when_its_model_fails(embedder):
         assert moved != first
         scripts[first].fail_status = None
         assert llm.invoke(QUESTION, config=config).response_metadata["metallm"]["model"] == moved
+
+
+def test_real_clients_route_images_and_long_prompts_by_capability(server, embedder):
+    from langchain_core.messages import HumanMessage
+
+    llm = ChatMetaLLM(
+        models=langchain_pool(server),
+        prices=PRICES,
+        router=Router(list(PRICES), embedder=embedder, seed=0),
+        capabilities={"mini": {"image_inputs": False, "max_input_tokens": 500}},
+    )
+    image = HumanMessage(
+        content=[
+            {"type": "text", "text": QUESTION},
+            {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
+        ]
+    )
+    for request, reason in (
+        ([image], "no image inputs"),
+        ("word " * 1_000, "context of 500 input tokens, the request needs about 1,250"),
+    ):
+        message = llm.invoke(request)  # real HTTP to the local server
+        meta = message.response_metadata["metallm"]
+        assert meta["model"] == "together-pro" and meta["excluded"] == {"mini": reason}
+        assert message.content == server.models["together-pro"].reply  # its answer, over HTTP

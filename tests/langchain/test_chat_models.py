@@ -179,12 +179,29 @@ def test_with_structured_output_parses_the_chosen_answer(llm):
     assert result == Add(a=1, b=2)
 
 
-def test_bind_tools_needs_every_member_to_support_tools(embedder):
+def test_tool_calls_go_only_to_members_that_can_call_tools(embedder):
     from langchain_core.language_models.fake_chat_models import FakeListChatModel
 
-    llm = ChatMetaLLM(models={"a": FakeListChatModel(responses=["x"]), "b": ScriptedChatModel()})
-    with pytest.raises(ConfigurationError, match="do not support tool calling: \\['a'\\]"):
-        llm.bind_tools([Add])
+    router = Router(["plain", "tools"], embedder=embedder, seed=0)
+    llm = ChatMetaLLM(
+        models={
+            "plain": FakeListChatModel(responses=["x"] * 10),
+            "tools": ScriptedChatModel(tool_args={"a": 1, "b": 2}),
+        },
+        router=router,
+    )
+    for _ in range(5):  # however the bandit leans, a tool request never reaches "plain"
+        message = llm.bind_tools([Add]).invoke("What is 1 + 2?")
+        meta = _meta(message)
+        assert meta["model"] == "tools" and message.tool_calls[0]["args"] == {"a": 1, "b": 2}
+        assert meta["excluded"] == {"plain": "no tool calling"}
+    assert _meta(llm.invoke("hello", model="plain"))["excluded"] == {}
+    only_plain = ChatMetaLLM(
+        models={"plain": FakeListChatModel(responses=["x"])},
+        router=Router(["plain"], embedder=embedder),
+    )
+    with pytest.raises(ConfigurationError, match="no pool member supports tool calling"):
+        only_plain.bind_tools([Add])
 
 
 def test_pool_and_router_must_match(embedder):

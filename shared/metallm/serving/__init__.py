@@ -4,10 +4,12 @@ The :class:`Router` composes the learning (:class:`~metallm.learning.bandit.Line
 a ledger of pending decisions, sticky sessions, cooldowns and the store sync;
 :class:`RoutedCall` is the one routed call with fallbacks that both framework adapters
 drive; :mod:`~metallm.serving.pricing` turns reported usage into dollars and
-:mod:`~metallm.serving.requests` reads the routing text and the session off a call.
+:mod:`~metallm.serving.requests` reads the routing text and the session off a call;
+:mod:`~metallm.serving.capabilities` leaves out the members that cannot serve a request.
 """
 
 from metallm.serving.call import Attempts, RoutedCall
+from metallm.serving.capabilities import Capabilities, Needs
 from metallm.serving.decisions import Decision, Prediction
 from metallm.serving.failover import Cooldown, Fallbacks, is_provider_error
 from metallm.serving.feedback import Feedback, FeedbackSummary
@@ -26,11 +28,13 @@ __all__ = [
     "DEFAULT_FEEDBACK_TTL",
     "DEFAULT_SESSION_KEY",
     "Attempts",
+    "Capabilities",
     "Cooldown",
     "Decision",
     "Fallbacks",
     "Feedback",
     "FeedbackSummary",
+    "Needs",
     "Prediction",
     "RoutedCall",
     "Router",

@@ -19,10 +19,11 @@ from __future__ import annotations
 import inspect
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from metallm.exceptions import AllModelsFailedError, MetaLLMError
+from metallm.serving.capabilities import Capabilities, Needs, exclusions
 from metallm.serving.decisions import Decision
 from metallm.serving.failover import Fallbacks, is_provider_error
 from metallm.serving.pricing import Prices, usage_cost
@@ -61,6 +62,8 @@ class RoutedCall:
         prices: Prices | None = None,
         decision: Decision | None = None,
         run_id: str | None = None,
+        needs: Needs | None = None,
+        capabilities: Mapping[str, Capabilities] | None = None,
     ) -> None:
         self.router = router
         self.run_id = run_id
@@ -74,10 +77,16 @@ class RoutedCall:
         self.attempts: list[dict[str, Any]] = []
         """Each model tried: ``{"model", "error" (type name, None when it answered), "seconds"}``."""
         self._started = time.monotonic()
+        self.excluded: dict[str, str] = (
+            {} if force is not None else exclusions(needs, capabilities or {}, router.arms)
+        )
+        """Members that cannot serve this request, with the reason (never tried)."""
         self.decision: Decision = (
             decision
             if decision is not None
-            else router.select(query, force=force, session=session, run_id=run_id)
+            else router.select(
+                query, force=force, session=session, run_id=run_id, exclude=self.excluded
+            )
         )
         """The model to try now (the next one after each :meth:`failed`)."""
 
@@ -152,6 +161,7 @@ class RoutedCall:
         """The current decision as response metadata (``decision_id``, ``model``, scores, ``cost_usd``, ...)."""
         return {
             **self.decision.to_metadata(),
+            "excluded": dict(self.excluded),
             "cost_usd": cost_usd,
             "router_id": self.router.id,
             "attempts": [dict(a) for a in self.attempts],
@@ -243,11 +253,15 @@ class RoutedCall:
 
     def _next(self) -> Decision | None:
         tried = [arm for arm, _ in self.errors]
-        limit = min(self.fallbacks.max_attempts or len(self.router.arms), len(self.router.arms))
+        able = len(self.router.arms) - len(self.excluded)
+        limit = min(self.fallbacks.max_attempts or able, able)
         if not self.fallbacks.enabled or self.decision.forced or len(tried) >= limit:
             return None
         return self.router.select(
-            self.decision.embedding, exclude=tried, ignore_cooldown=True, run_id=self.run_id
+            self.decision.embedding,
+            exclude=[*tried, *self.excluded],
+            ignore_cooldown=True,
+            run_id=self.run_id,
         )
 
     def _bookkeep(self, what: str, action: Callable[[], None]) -> None:

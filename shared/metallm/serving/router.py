@@ -21,7 +21,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +60,7 @@ from metallm.serving._checks import (
     one_embedding,
 )
 from metallm.serving.call import Attempts, RoutedCall
+from metallm.serving.capabilities import Capabilities, Needs
 from metallm.serving.decisions import Decision, Prediction, Selection
 from metallm.serving.failover import Cooldown, Fallbacks
 from metallm.serving.feedback import Feedback, FeedbackSummary, record_all
@@ -390,6 +391,8 @@ class Router:
         prices: Prices | None = None,
         decision: Decision | None = None,
         run_id: str | None = None,
+        needs: Needs | None = None,
+        capabilities: Mapping[str, Capabilities] | None = None,
     ) -> RoutedCall:
         """Start one routed call with fallbacks: ``call.decision`` names the model to try.
 
@@ -398,7 +401,10 @@ class Router:
         from ``prices`` and the decision's metadata); see :class:`RoutedCall`. ``decision``
         goes on with a decision already made (e.g. one whose model formatted the tools);
         ``run_id`` is the framework's id of the call, by which :meth:`record_run` finds the
-        decision that answered.
+        decision that answered. ``needs`` (what the request needs) and ``capabilities`` (what
+        each member can serve) leave out the members that cannot serve it, for this call and
+        its fallbacks (``call.excluded`` and the metadata's ``excluded`` say why);
+        :class:`~metallm.NoCapableModelError` when none can. ``force`` overrides them.
         """
         return RoutedCall(
             self,
@@ -410,6 +416,8 @@ class Router:
             prices=prices,
             decision=decision,
             run_id=run_id,
+            needs=needs,
+            capabilities=capabilities,
         )
 
     def select(
