@@ -16,6 +16,7 @@ from collections.abc import (
     Iterator,
     Sequence,
 )
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from llama_index.core.base.llms.types import (
@@ -46,7 +47,9 @@ from metallm.serving import (
     pop_session,
     routing_text,
 )
+from metallm.serving.capabilities import Capabilities, Needs, check_capabilities, exclusions
 from metallm.serving.pool import check_pool
+from metallm_llamaindex.capabilities import member_capabilities, prompt_needs, request_needs
 from metallm_llamaindex.events import MetaLLMDecisionEvent
 
 __all__ = ["MetaLLM"]
@@ -78,8 +81,8 @@ class MetaLLM(FunctionCallingLLM):
         decision = response.additional_kwargs["metallm"]      # decision_id, model, cost_usd, ...
         llm.record_feedback(decision["decision_id"], quality=1.0)
 
-    Every call (chat, complete, their streams and async twins, and tool calls when every
-    member can call functions) routes. ``model="<name>"`` in a call forces a member.
+    Every call (chat, complete, their streams and async twins, and tool calls, among the members
+    that can call functions) routes, among the members that can serve it (``capabilities``). ``model="<name>"`` in a call forces a member.
     The members are used through private copies whose legacy callback managers are empty,
     so handlers on ``Settings.callback_manager`` see each call once, on the router.
     """
@@ -103,6 +106,15 @@ class MetaLLM(FunctionCallingLLM):
             "construction: each then loads on first use."
         ),
     )
+    capabilities: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description=(
+            "Per member, what it can serve, over what its metadata says: e.g. "
+            "{'mini': {'image_inputs': False}} (max_input_tokens, tool_calling, structured_output, "
+            "image_inputs, pdf_inputs, audio_inputs). Members that cannot serve a request are left "
+            "out of its routing, with the reason in the metadata's 'excluded'."
+        ),
+    )
     session_key: str | None = Field(
         default=None,
         description=(
@@ -114,6 +126,7 @@ class MetaLLM(FunctionCallingLLM):
     _llms: dict[str, LLM] = PrivateAttr()
     _router: Router = PrivateAttr()
     _prepared: OrderedDict[str, Decision] = PrivateAttr()
+    _member_capabilities: dict[str, Capabilities] = PrivateAttr()
 
     def __init__(
         self,
@@ -127,6 +140,11 @@ class MetaLLM(FunctionCallingLLM):
         self._llms = {name: _isolated(llm) for name, llm in llms.items()}
         self._router = router
         self._prepared = OrderedDict()
+        self.capabilities = check_capabilities(list(llms), self.capabilities)
+        self._member_capabilities = {
+            name: member_capabilities(llm, self.capabilities.get(name))
+            for name, llm in llms.items()
+        }
 
     @classmethod
     def class_name(cls) -> str:
@@ -145,13 +163,18 @@ class MetaLLM(FunctionCallingLLM):
 
     @property
     def metadata(self) -> LLMMetadata:
-        """What every member can do: the smallest window and output, chat/tools only if all can."""
+        """What the pool can do: the smallest window and output; chat if every member chats.
+
+        Function calling if any member can: tool calls go to those that can.
+        """
         members = [llm.metadata for llm in self._llms.values()]
         return LLMMetadata(
             context_window=min(m.context_window for m in members),
             num_output=min(m.num_output for m in members),
             is_chat_model=all(m.is_chat_model for m in members),
-            is_function_calling_model=all(m.is_function_calling_model for m in members),
+            is_function_calling_model=any(
+                c.tool_calling is not False for c in self._member_capabilities.values()
+            ),
             model_name="metallm:" + ",".join(sorted(self._llms)),
         )
 
@@ -163,7 +186,11 @@ class MetaLLM(FunctionCallingLLM):
 
     # -- routing ------------------------------------------------------------------------
     def _begin(
-        self, text: str, kwargs: dict[str, Any], conversation: str | None = None
+        self,
+        text: str,
+        kwargs: dict[str, Any],
+        conversation: str | None = None,
+        needs: Needs | None = None,
     ) -> RoutedCall:
         """Pop metallm's own call options and choose the first model."""
         force = kwargs.pop("model", None)
@@ -185,6 +212,8 @@ class MetaLLM(FunctionCallingLLM):
                 fallbacks=Fallbacks(enabled=False),
                 record_errors=self.record_errors,
                 prices=self.prices,
+                needs=None if needs is None else replace(needs, tools=True),
+                capabilities=self._member_capabilities,
             )
         routed = self._router.route(
             text,
@@ -193,6 +222,8 @@ class MetaLLM(FunctionCallingLLM):
             fallbacks=self.fallbacks,
             record_errors=self.record_errors,
             prices=self.prices,
+            needs=needs,
+            capabilities=self._member_capabilities,
         )
         self._emit(routed.decision)
         return routed
@@ -239,8 +270,9 @@ class MetaLLM(FunctionCallingLLM):
         kwargs: dict[str, Any],
         call: Callable[[LLM], _Response],
         conversation: str | None = None,
+        needs: Needs | None = None,
     ) -> _Response:
-        routed = self._begin(text, kwargs, conversation)
+        routed = self._begin(text, kwargs, conversation, needs)
         member = self._member(routed)
         return self._annotate(routed.run(lambda decision: call(member(decision))), routed)
 
@@ -250,8 +282,9 @@ class MetaLLM(FunctionCallingLLM):
         kwargs: dict[str, Any],
         call: Callable[[LLM], Awaitable[_Response]],
         conversation: str | None = None,
+        needs: Needs | None = None,
     ) -> _Response:
-        routed = self._begin(text, kwargs, conversation)
+        routed = self._begin(text, kwargs, conversation, needs)
         member = self._member(routed)
         return self._annotate(await routed.arun(lambda decision: call(member(decision))), routed)
 
@@ -261,8 +294,9 @@ class MetaLLM(FunctionCallingLLM):
         kwargs: dict[str, Any],
         start: Callable[[LLM], Iterator[_Response]],
         conversation: str | None = None,
+        needs: Needs | None = None,
     ) -> Generator[_Response, None, None]:
-        routed = self._begin(text, kwargs, conversation)
+        routed = self._begin(text, kwargs, conversation, needs)
         member = self._member(routed)
         return self._relay(routed, routed.open_stream(lambda decision: start(member(decision))))
 
@@ -286,8 +320,9 @@ class MetaLLM(FunctionCallingLLM):
         kwargs: dict[str, Any],
         start: Callable[[LLM], Awaitable[AsyncIterator[_Response]]],
         conversation: str | None = None,
+        needs: Needs | None = None,
     ) -> AsyncGenerator[_Response, None]:
-        routed = self._begin(text, kwargs, conversation)
+        routed = self._begin(text, kwargs, conversation, needs)
         member = self._member(routed)
         return self._arelay(
             routed, await routed.aopen_stream(lambda decision: start(member(decision)))
@@ -316,6 +351,7 @@ class MetaLLM(FunctionCallingLLM):
             kwargs,
             lambda llm: llm.chat(messages, **kwargs),
             self._conversation(messages),
+            request_needs(messages),
         )
 
     @llm_chat_callback()
@@ -326,6 +362,7 @@ class MetaLLM(FunctionCallingLLM):
             kwargs,
             lambda llm: llm.achat(messages, **kwargs),
             self._conversation(messages),
+            request_needs(messages),
         )
 
     @llm_chat_callback()
@@ -336,6 +373,7 @@ class MetaLLM(FunctionCallingLLM):
             kwargs,
             lambda llm: llm.stream_chat(messages, **kwargs),
             self._conversation(messages),
+            request_needs(messages),
         )
 
     @llm_chat_callback()
@@ -348,6 +386,7 @@ class MetaLLM(FunctionCallingLLM):
             kwargs,
             lambda llm: llm.astream_chat(messages, **kwargs),
             self._conversation(messages),
+            request_needs(messages),
         )
 
     # -- complete -------------------------------------------------------------------------
@@ -358,6 +397,8 @@ class MetaLLM(FunctionCallingLLM):
             check_prompt(prompt),
             kwargs,
             lambda llm: llm.complete(prompt, formatted=formatted, **kwargs),
+            None,
+            prompt_needs(prompt),
         )
 
     @llm_completion_callback()
@@ -369,6 +410,8 @@ class MetaLLM(FunctionCallingLLM):
             check_prompt(prompt),
             kwargs,
             lambda llm: llm.acomplete(prompt, formatted=formatted, **kwargs),
+            None,
+            prompt_needs(prompt),
         )
 
     @llm_completion_callback()
@@ -380,6 +423,8 @@ class MetaLLM(FunctionCallingLLM):
             check_prompt(prompt),
             kwargs,
             lambda llm: llm.stream_complete(prompt, formatted=formatted, **kwargs),
+            None,
+            prompt_needs(prompt),
         )
 
     @llm_completion_callback()
@@ -391,6 +436,8 @@ class MetaLLM(FunctionCallingLLM):
             check_prompt(prompt),
             kwargs,
             lambda llm: llm.astream_complete(prompt, formatted=formatted, **kwargs),
+            None,
+            prompt_needs(prompt),
         )
 
     # -- tool calling ---------------------------------------------------------------------
@@ -404,12 +451,9 @@ class MetaLLM(FunctionCallingLLM):
         tool_required: bool = False,
         **kwargs: Any,
     ) -> dict[str, Any]:
-        """Choose the model now and let it format the tools its own way."""
-        not_calling = [
-            n for n, llm in self._llms.items() if not isinstance(llm, FunctionCallingLLM)
-        ]
-        if not_calling:
-            raise ConfigurationError(f"these pool members cannot call tools: {not_calling}")
+        """Choose among the members that can call tools now, and let it format them its own way."""
+        if not any(c.tool_calling is not False for c in self._member_capabilities.values()):
+            raise ConfigurationError(f"no pool member can call tools: {sorted(self._llms)}")
         messages = list(chat_history or [])
         if user_msg is not None:
             messages.append(
@@ -418,7 +462,17 @@ class MetaLLM(FunctionCallingLLM):
                 else ChatMessage(role="user", content=user_msg)
             )
         kwargs.pop(_DECISION_KEY, None)
-        decision = self._router.select(_routing_text(messages), force=kwargs.pop("model", None))
+        force = kwargs.pop("model", None)
+        excluded = (
+            {}
+            if force is not None
+            else exclusions(
+                replace(request_needs(messages), tools=True),
+                self._member_capabilities,
+                list(self._llms),
+            )
+        )
+        decision = self._router.select(_routing_text(messages), force=force, exclude=excluded)
         self._emit(decision)
         member = self._llms[decision.arm]
         assert isinstance(member, FunctionCallingLLM)

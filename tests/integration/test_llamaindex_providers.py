@@ -137,3 +137,28 @@ def test_every_member_failing_is_one_error(embedder):
         with pytest.raises(AllModelsFailedError) as info:
             llm.complete(QUESTION)
         assert sorted(arm for arm, _ in info.value.errors) == ["mini", "together-pro"]
+
+
+def test_a_mixed_pool_sends_tool_calls_only_to_members_that_can_call_tools(server, embedder):
+    pool = llamaindex_pool(server)
+    pool["mini"] = OpenAILike(  # the same server, declared unable to call functions
+        model="mini",
+        api_base=server.base_url,
+        api_key="test-key",
+        is_chat_model=True,
+        is_function_calling_model=False,
+        context_window=16000,
+        max_retries=0,
+    )
+    llm = MetaLLM(llms=pool, prices=PRICES, router=Router(list(PRICES), embedder=embedder, seed=0))
+    for _ in range(3):
+        response = llm.chat_with_tools(
+            [FunctionTool.from_defaults(multiply)], user_msg="What is 3 times 3?"
+        )
+        meta = response.message.additional_kwargs.get("metallm") or response.additional_kwargs.get(
+            "metallm"
+        )
+        assert meta["model"] == "together-pro" and meta["excluded"] == {"mini": "no tool calling"}
+        assert llm.get_tool_calls_from_response(response)[0].tool_kwargs == {"a": 3, "b": 3}
+    plain = llm.chat([ChatMessage(role="user", content=QUESTION)], model="mini")
+    assert plain.message.content == server.models["mini"].reply  # mini still answers plain chats

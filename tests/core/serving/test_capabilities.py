@@ -29,9 +29,13 @@ def test_each_need_is_checked_against_what_the_member_says_and_unknown_is_able()
     assert shortfall(long, CAPS["small"]) == (
         "context of 8,192 input tokens, the request needs about 50,000; no image inputs"
     )
-    assert shortfall(Needs(pdfs=True, audio=True, structured_output=True), Capabilities(
-        pdf_inputs=False, audio_inputs=False, structured_output=False
-    )) == "no structured output; no PDF inputs; no audio inputs"
+    assert (
+        shortfall(
+            Needs(pdfs=True, audio=True, structured_output=True),
+            Capabilities(pdf_inputs=False, audio_inputs=False, structured_output=False),
+        )
+        == "no structured output; no PDF inputs; no audio inputs"
+    )
 
 
 def test_exclusions_name_the_members_left_out_and_none_left_is_a_typed_error():
@@ -58,7 +62,9 @@ def test_capabilities_are_checked_and_merged():
         check_capabilities(["a"], {"ghost": {}})
     with pytest.raises(ConfigurationError, match="must be a mapping"):
         check_capabilities(["a"], {"a": True})
-    assert Capabilities.from_mapping({"tool_calling": False, "name": "ignored"}).tool_calling is False
+    assert (
+        Capabilities.from_mapping({"tool_calling": False, "name": "ignored"}).tool_calling is False
+    )
 
 
 def test_a_routed_call_never_tries_an_excluded_member_even_when_falling_back():
