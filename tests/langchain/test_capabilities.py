@@ -6,6 +6,7 @@ import pytest
 from langchain_core.messages import HumanMessage
 
 from metallm import ConfigurationError, NoCapableModelError, Router
+from metallm.serving import explain
 from metallm_langchain import ChatMetaLLM
 from metallm_langchain.capabilities import request_needs
 from tests.langchain.fakes import ScriptedChatModel
@@ -38,6 +39,7 @@ def test_an_image_goes_only_to_members_whose_profile_takes_images(llm):
         meta = message.response_metadata["metallm"]
         assert meta["model"] == "vision" and message.content == "I see a cat"
         assert meta["excluded"] == {"text-only": "no image inputs"}
+        assert "text-only: excluded, no image inputs" in explain(meta)
     assert llm.invoke("plain text").response_metadata["metallm"]["excluded"] == {}
 
 

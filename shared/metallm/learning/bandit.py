@@ -28,10 +28,12 @@ from metallm.learning.tuning import DEFAULT_CANDIDATES, Tuning, tune_features
 
 __all__ = ["LinearBandit", "OneScore", "Scores"]
 
-OneScore = tuple[int, list[float], list[float], np.ndarray]
-"""For one query: the chosen arm's index, the score and the bonus per arm, and the features."""
-Scores = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
-"""For many queries: the chosen arm per row, scores (n, k), bonus (n, k) and features (n, m)."""
+OneScore = tuple[int, list[float], list[float], np.ndarray, list[float], list[float]]
+"""For one query: the chosen arm's index, the score and the bonus per arm, the features, and the
+predicted quality and cost (USD) per arm."""
+Scores = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+"""For many queries: the chosen arm per row, scores (n, k), bonus (n, k), features (n, m), and
+predicted quality and cost (n, k)."""
 
 
 class LinearBandit:
@@ -47,7 +49,7 @@ class LinearBandit:
     >>> from metallm import EmbeddingFeatures, LinUCB
     >>> bandit = LinearBandit(2, policy=LinUCB(alpha=0.0), features=EmbeddingFeatures(), seed=0)
     >>> bandit.learn(1, np.array([1.0, 0.0]), quality=1.0, cost=0.001)
-    >>> chosen, scores, bonus, _ = bandit.score_one(np.array([1.0, 0.0]), cost_weight=0.0, scale=1.0)
+    >>> chosen, scores, bonus, *_ = bandit.score_one(np.array([1.0, 0.0]), cost_weight=0.0, scale=1.0)
     >>> chosen
     1
     """
@@ -167,7 +169,7 @@ class LinearBandit:
             )
         else:
             chosen = self.policy.choose_one(scores, self.rng)
-        return chosen, scores, bonus, features
+        return chosen, scores, bonus, features, quality, cost
 
     def score_many(
         self,
@@ -193,7 +195,7 @@ class LinearBandit:
         chosen = (
             self.policy.choose(masked, self.rng) if forced is None else np.full(X.shape[0], forced)
         )
-        return chosen, scores, bonus, X
+        return chosen, scores, bonus, X, quality, cost
 
     def predict(
         self, embeddings: np.ndarray, *, widths: bool = True

@@ -10,7 +10,7 @@ drive; :mod:`~metallm.serving.pricing` turns reported usage into dollars and
 
 from metallm.serving.call import Attempts, RoutedCall
 from metallm.serving.capabilities import Capabilities, Needs
-from metallm.serving.decisions import Decision, Prediction
+from metallm.serving.decisions import Decision, Prediction, explain
 from metallm.serving.failover import Cooldown, Fallbacks, is_provider_error
 from metallm.serving.feedback import Feedback, FeedbackSummary
 from metallm.serving.requests import (
@@ -40,6 +40,7 @@ __all__ = [
     "Router",
     "check_prompt",
     "conversation_id",
+    "explain",
     "is_provider_error",
     "pop_session",
     "routing_text",

@@ -167,6 +167,10 @@ class RoutedCall:
             "attempts": [dict(a) for a in self.attempts],
         }
 
+    def explain(self) -> str:
+        """Why the current model: :meth:`Decision.explain` with the members left out and why."""
+        return self.decision.explain(self.excluded)
+
     # -- the loop, for plain calls and streams ------------------------------------------
     def run(self, attempt: Callable[[Decision], T]) -> T:
         """``attempt(decision)`` for each model in turn until one answers."""

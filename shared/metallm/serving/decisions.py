@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-__all__ = ["ArmValues", "Decision", "Prediction", "Selection"]
+__all__ = ["ArmValues", "Decision", "Prediction", "Selection", "explain"]
 
 RowsOfValues = np.ndarray | list[list[float]]
 """Per-arm values, one row per decision: an (n, k) array, or for one decision a list of one list."""
@@ -23,7 +23,17 @@ Rows = np.ndarray | list[np.ndarray]
 class Selection:
     """What one ``select`` / ``select_batch`` call computed; its decisions read their rows from it."""
 
-    __slots__ = ("arms", "index", "scores", "bonus", "embeddings", "features", "prompts")
+    __slots__ = (
+        "arms",
+        "index",
+        "scores",
+        "bonus",
+        "embeddings",
+        "features",
+        "prompts",
+        "quality",
+        "cost",
+    )
 
     def __init__(
         self,
@@ -34,9 +44,12 @@ class Selection:
         embeddings: Rows,
         features: Rows,
         prompts: list[str | None] | None,
+        quality: RowsOfValues | None = None,
+        cost: RowsOfValues | None = None,
     ) -> None:
         self.arms, self.index, self.scores, self.bonus = arms, index, scores, bonus
         self.embeddings, self.features, self.prompts = embeddings, features, prompts
+        self.quality, self.cost = quality, cost
 
 
 class ArmValues(Mapping[str, float]):
@@ -90,6 +103,37 @@ class Decision(NamedTuple):
         return ArmValues(self.selection, self.selection.bonus, self.row)
 
     @property
+    def predicted_quality(self) -> Mapping[str, float]:
+        """The quality each arm was predicted to give (empty when not recorded)."""
+        values = self.selection.quality
+        return {} if values is None else ArmValues(self.selection, values, self.row)
+
+    @property
+    def predicted_cost(self) -> Mapping[str, float]:
+        """The cost (USD) each arm was predicted to have (empty when not recorded)."""
+        values = self.selection.cost
+        return {} if values is None else ArmValues(self.selection, values, self.row)
+
+    def explain(self, excluded: Mapping[str, str] | None = None) -> str:
+        """Why this arm: a table of every arm's predicted quality, cost, bonus and score.
+
+        ``excluded`` (a routed call's, see :attr:`metallm.RoutedCall.excluded`) adds the arms
+        left out and why. The chosen arm is marked ``*``. :func:`explain` renders the same
+        from a response's ``metallm`` metadata.
+
+        >>> import numpy as np
+        >>> from metallm import Router
+        >>> router = Router(["small", "large"], embedder=None, seed=0)
+        >>> print(router.select(np.array([1.0, 0.0]), force="small").explain({"vision": "no image inputs"}))
+           model  quality  cost_usd   bonus   score
+        *  small   0.0000  0.000000  1.4142  1.4142
+           large   0.0000  0.000000  1.4142  1.4142
+           vision: excluded, no image inputs
+        (forced by the caller; cost weight p = 0.1)
+        """
+        return explain({**self.to_metadata(), "excluded": dict(excluded or {})})
+
+    @property
     def embedding(self) -> np.ndarray:
         """The query's embedding (a read-only view)."""
         row: np.ndarray = self.selection.embeddings[self.row]
@@ -115,6 +159,8 @@ class Decision(NamedTuple):
             "model": self.arm,
             "scores": dict(self.scores.items()),
             "bonus": dict(self.bonus.items()),
+            "predicted_quality": dict(self.predicted_quality.items()),
+            "predicted_cost_usd": dict(self.predicted_cost.items()),
             "cost_weight": self.cost_weight,
             "forced": self.forced,
             "sticky": self.sticky,
@@ -125,6 +171,52 @@ class Decision(NamedTuple):
             f"Decision(id={self.id!r}, arm={self.arm!r}, cost_weight={self.cost_weight}, "
             f"forced={self.forced}, sticky={self.sticky})"
         )
+
+
+def explain(metadata: Mapping[str, Any]) -> str:
+    """A decision's ``metallm`` metadata (a response's, or :meth:`Decision.to_metadata`) as a table.
+
+    One row per model, best score first: predicted quality, cost (USD), exploration bonus and
+    score (``quality - p * cost / scale + bonus``); the chosen one marked ``*``; then the models
+    left out and why.
+    """
+    scores: Mapping[str, float] = metadata.get("scores") or {}
+    bonus: Mapping[str, float] = metadata.get("bonus") or {}
+    quality: Mapping[str, float] = metadata.get("predicted_quality") or {}
+    cost: Mapping[str, float] = metadata.get("predicted_cost_usd") or {}
+    left_out: Mapping[str, str] = metadata.get("excluded") or {}
+    chosen = metadata.get("model")
+    rows = [["", "model", "quality", "cost_usd", "bonus", "score"]]
+    for arm, score in sorted(scores.items(), key=lambda kv: -kv[1]):
+        if arm in left_out:
+            continue
+        rows.append(
+            [
+                "*" if arm == chosen else "",
+                arm,
+                f"{quality[arm]:.4f}" if arm in quality else "-",
+                f"{cost[arm]:.6f}" if arm in cost else "-",
+                f"{bonus[arm]:.4f}" if arm in bonus else "-",
+                f"{score:.4f}",
+            ]
+        )
+    widths = [max(len(r[j]) for r in rows) for j in range(6)]
+    lines = [
+        "  ".join(
+            c.ljust(widths[j]) if j < 2 else c.rjust(widths[j]) for j, c in enumerate(r)
+        ).rstrip()
+        for r in rows
+    ]
+    lines += [f"{' ' * widths[0]}  {arm}: excluded, {why}" for arm, why in left_out.items()]
+    how = (
+        "forced by the caller"
+        if metadata.get("forced")
+        else "kept for its session"
+        if metadata.get("sticky")
+        else "the highest score"
+    )
+    weight = metadata.get("cost_weight")
+    return "\n".join([*lines, f"({how}; cost weight p = {weight:g})"])
 
 
 class Prediction(NamedTuple):

@@ -486,7 +486,7 @@ class Router:
         )
         now = time.time()
         with self._lock:
-            chosen, scores, bonus, features = self.bandit.score_one(
+            chosen, scores, bonus, features, quality, cost = self.bandit.score_one(
                 embedding,
                 cost_weight=self.cost_weight,
                 scale=self.cost_scale,
@@ -501,6 +501,8 @@ class Router:
                 [embedding],
                 [features],
                 None if prompt is None else [prompt],
+                [quality],
+                [cost],
             )
             self._decisions += 1
             decision: Decision = tuple.__new__(
@@ -536,7 +538,7 @@ class Router:
         excluded, forced = self._allowed(exclude, force, ignore_cooldown)
         now = time.time()
         with self._lock:
-            chosen, scores, bonus, X = self.bandit.score_many(
+            chosen, scores, bonus, X, quality, cost = self.bandit.score_many(
                 embeddings,
                 cost_weight=self.cost_weight,
                 scale=self.cost_scale,
@@ -549,7 +551,9 @@ class Router:
             prompts = [q if isinstance(q, str) else None for q in queries] if keep_prompts else None
             if embeddings is queries:
                 embeddings = embeddings.copy()  # our own copy: the caller may reuse its array
-            selection = Selection(self.arms, self._index, scores, bonus, embeddings, X, prompts)
+            selection = Selection(
+                self.arms, self._index, scores, bonus, embeddings, X, prompts, quality, cost
+            )
             # One tuple per decision, built without the NamedTuple constructor's Python frame.
             first, prefix, arms = self._decisions + 1, f"{self.id}-", self.arms
             make, weight, is_forced = tuple.__new__, self.cost_weight, forced is not None

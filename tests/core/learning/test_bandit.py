@@ -30,9 +30,9 @@ def test_one_query_and_a_batch_score_alike():
     E, Q, C = _data(200)
     bandit = _bandit()
     bandit.fit(E, Q, C, tune=False)
-    chosen, scores, bonus, _ = bandit.score_many(E[:20], cost_weight=0.3, scale=0.01)
+    chosen, scores, bonus, *_ = bandit.score_many(E[:20], cost_weight=0.3, scale=0.01)
     for row in range(20):
-        one, one_scores, one_bonus, _ = bandit.score_one(E[row], cost_weight=0.3, scale=0.01)
+        one, one_scores, one_bonus, *_ = bandit.score_one(E[row], cost_weight=0.3, scale=0.01)
         assert one == chosen[row]
         np.testing.assert_allclose(one_scores, scores[row], rtol=1e-5)  # the width is float32
         np.testing.assert_allclose(one_bonus, bonus[row], rtol=1e-5)

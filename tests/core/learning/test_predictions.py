@@ -29,9 +29,9 @@ def test_predicted_costs_are_never_below_zero_in_any_path():
     assert (prediction.cost >= 0).all()
     assert prediction.cost[-1, 0] == 0.0
     # routing scores use the clipped cost too: a negative cost would add p * |cost| to the score
-    _, scores, bonus, _ = router.bandit.score_one(far[-1], cost_weight=10.0, scale=1.0)
+    _, scores, bonus, *_ = router.bandit.score_one(far[-1], cost_weight=10.0, scale=1.0)
     assert scores[0] - bonus[0] == pytest.approx(prediction.quality[-1, 0], abs=1e-9)
-    chosen, batch_scores, batch_bonus, _ = router.bandit.score_many(
+    chosen, batch_scores, batch_bonus, *_ = router.bandit.score_many(
         far, cost_weight=10.0, scale=1.0
     )
     np.testing.assert_allclose(
