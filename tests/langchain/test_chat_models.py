@@ -25,6 +25,7 @@ from metallm import (
     UnknownArmError,
 )
 from metallm_langchain import ChatMetaLLM
+from tests.embedders import CountingEmbedder, wait_for
 from tests.langchain.conftest import PRICES
 from tests.langchain.fakes import ScriptedChatModel
 
@@ -349,35 +350,11 @@ def test_usage_is_counted_once(llm, mode):
         assert totals == [truth], counter.usage_metadata
 
 
-class _CountingEmbedder:
-    dimension = 3
-
-    def __init__(self) -> None:
-        self.texts: list[str] = []
-
-    def embed(self, texts):
-        import numpy as np
-
-        self.texts += list(texts)
-        return np.ones((len(texts), 3))
-
-
-def _wait_for(condition, seconds: float = 10.0) -> bool:
-    import time
-
-    deadline = time.monotonic() + seconds
-    while not condition() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    return condition()
-
-
 def test_construction_warms_the_embedder_up_in_the_background_unless_told_not_to(pool, monkeypatch):
-    warmed = _CountingEmbedder()
+    warmed, opted_out, by_environment = CountingEmbedder(), CountingEmbedder(), CountingEmbedder()
     ChatMetaLLM(models=pool, router=Router(list(pool), embedder=warmed))
-    assert _wait_for(lambda: warmed.texts == ["metallm warm-up"])
-    opted_out = _CountingEmbedder()
+    assert wait_for(lambda: warmed.texts == ["metallm warm-up"])
     ChatMetaLLM(models=pool, router=Router(list(pool), embedder=opted_out), warmup=False)
     monkeypatch.setenv("METALLM_WARMUP", "0")
-    by_environment = _CountingEmbedder()
     ChatMetaLLM(models=pool, router=Router(list(pool), embedder=by_environment))
-    assert not _wait_for(lambda: opted_out.texts or by_environment.texts, seconds=0.5)
+    assert not wait_for(lambda: opted_out.texts or by_environment.texts, seconds=0.5)

@@ -12,6 +12,7 @@ from llama_index.core.llms import ChatMessage
 
 from metallm import ConfigurationError, EmptyQueryError, Router, UnknownArmError
 from metallm_llamaindex import MetaLLM, MetaLLMDecisionEvent
+from tests.embedders import CountingEmbedder, wait_for
 from tests.llamaindex.conftest import PRICES
 from tests.llamaindex.fakes import ScriptedLLM
 
@@ -235,27 +236,7 @@ def test_session_id_without_session_key_still_works_but_warns(embedder):
 
 
 def test_construction_warms_the_embedder_up_in_the_background_unless_told_not_to(pool, monkeypatch):
-    import time
-
-    import numpy as np
-
-    class Counting:
-        dimension = 3
-
-        def __init__(self) -> None:
-            self.texts: list[str] = []
-
-        def embed(self, texts):
-            self.texts += list(texts)
-            return np.ones((len(texts), 3))
-
-    def wait_for(condition, seconds=10.0):
-        deadline = time.monotonic() + seconds
-        while not condition() and time.monotonic() < deadline:
-            time.sleep(0.01)
-        return condition()
-
-    warmed, opted_out, by_environment = Counting(), Counting(), Counting()
+    warmed, opted_out, by_environment = CountingEmbedder(), CountingEmbedder(), CountingEmbedder()
     MetaLLM(llms=pool, router=Router(list(pool), embedder=warmed))
     assert wait_for(lambda: warmed.texts == ["metallm warm-up"])
     MetaLLM(llms=pool, router=Router(list(pool), embedder=opted_out), warmup=False)

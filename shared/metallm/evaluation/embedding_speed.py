@@ -19,7 +19,7 @@ from metallm.embedding.choice import make_embedder
 from metallm.embedding.embedders import SentenceTransformerEmbedder
 from metallm.serving.router import Router
 
-__all__ = ["bench_load", "bench_query_threads", "bench_select_text"]
+__all__ = ["bench_load", "bench_query_threads", "bench_select_text", "fresh_runs"]
 
 WORDS = (
     "please explain briefly how a court decides whether an earlier precedent on contract damages "
@@ -164,17 +164,30 @@ print(f"{time.perf_counter() - start:.3f} {type(embedder).__name__}")
 """
 
 
+def fresh_runs(script: str, runs: int) -> list[list[str]]:
+    """The last output line of ``script`` run ``runs`` times, each in a fresh Python process, split.
+
+    Raises RuntimeError (with the end of stderr) when a run fails.
+    """
+    out = []
+    for _ in range(runs):
+        done = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, timeout=600
+        )
+        if done.returncode != 0:
+            raise RuntimeError(done.stderr.strip()[-300:])
+        out.append(done.stdout.strip().splitlines()[-1].split())
+    return out
+
+
 def bench_load(runs: int = 3) -> list[str]:
     """Import, load and first embedding of the default embedder in a fresh process (export cached)."""
-    seconds_per_run = []
-    for _ in range(runs):
-        out = subprocess.run(
-            [sys.executable, "-c", _LOAD_SCRIPT], capture_output=True, text=True, timeout=600
-        )
-        if out.returncode != 0:
-            return [f"fresh-process load: failed ({out.stderr.strip()[-300:]})"]
-        seconds, name = out.stdout.split()[-2:]
-        seconds_per_run.append(float(seconds))
+    try:
+        lines = fresh_runs(_LOAD_SCRIPT, runs)
+    except RuntimeError as e:
+        return [f"fresh-process load: failed ({e})"]
+    seconds_per_run = [float(seconds) for seconds, _ in lines]
+    name = lines[-1][1]
     return [
         f"fresh process, import to first embedding with the default embedder ({name}; the first run "
         f"may include the one-time export): {', '.join(f'{s:.2f}' for s in seconds_per_run)} s"
