@@ -93,6 +93,50 @@ def _configure_simulate(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--budget", type=float, default=None, help="hold this mean $/query online")
 
 
+def _configure_evaluate(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", required=True, help="routing table: .csv, .jsonl or .parquet")
+    parser.add_argument(
+        "--validate",
+        action="store_true",
+        required=True,
+        help="replay the table with exploration, estimate each candidate policy from that log "
+        "(IPS, SNIPS, doubly robust) and compare with its true value on the same rows",
+    )
+    parser.add_argument("--seeds", type=int, default=5, help="replay orders (one log each)")
+    parser.add_argument(
+        "--epsilon", type=float, default=0.5, help="share of queries routed uniformly at random"
+    )
+    parser.add_argument("--cost-weight", type=float, default=0.1, help="p in the reward")
+    parser.add_argument("--json", dest="json_out", help="write the result as JSON here")
+    parser.add_argument(
+        "--embedding-model", help="embedding model (default: $METALLM_EMBEDDING_MODEL or MiniLM)"
+    )
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from metallm.evaluation.bench import embed_table, table_embedder
+    from metallm.evaluation.datasets import load_routing_table
+    from metallm.evaluation.offpolicy import render_validation, validate
+
+    if args.seeds < 1 or not 0.0 < args.epsilon <= 1.0:
+        raise MetaLLMError("--seeds must be at least 1 and --epsilon in (0, 1]")
+    table = load_routing_table(args.data)
+    vectors = embed_table(table, table_embedder(model=args.embedding_model))
+    result = validate(
+        table.name,
+        vectors,
+        table.quality,
+        table.cost,
+        list(table.models),
+        seeds=args.seeds,
+        epsilon=args.epsilon,
+        cost_weight=args.cost_weight,
+    )
+    print(render_validation(result))
+    _write_json(args.json_out, result.to_dict())
+    return 0
+
+
 def _configure_distill(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="folder to write it to")
     parser.add_argument(
@@ -184,6 +228,11 @@ BUILT_IN: dict[str, Command] = {
     "bench": Command("savings and quality of routing on a routing table", _configure_bench, _bench),
     "simulate": Command(
         "online replay with bandit feedback: regret of each policy", _configure_simulate, _simulate
+    ),
+    "evaluate": Command(
+        "off-policy evaluation: estimate other policies from an explored log, checked on a table",
+        _configure_evaluate,
+        _evaluate,
     ),
     "distill": Command(
         "make a fast static embedder from the Sentence-BERT model", _configure_distill, _distill

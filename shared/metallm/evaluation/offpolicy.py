@@ -1,0 +1,341 @@
+"""Off-policy evaluation: what another routing policy would have given, estimated from a log.
+
+A decision log holds, per query, the router's vector, the model it chose, the probability that
+the logging policy chose that model (its **propensity**) and the outcome. A candidate policy
+(a router at another ``p``, one model for everything, random, any ``vector -> model`` rule)
+gives each query a distribution over models; its mean quality, cost and reward
+``quality - p * cost / scale`` are then estimated three ways:
+
+* **IPS**: ``mean(w * r)`` with ``w = candidate(a | x) / propensity`` (unbiased, high variance);
+* **SNIPS**: ``sum(w * r) / sum(w)`` (self-normalised: a little bias, less variance);
+* **DR** (doubly robust): the direct method's ``sum_a candidate(a | x) * r_hat(x, a)`` plus
+  ``w * (r - r_hat(x, a))``, where ``r_hat`` is a ridge model per model **cross-fitted** on the
+  log (fitted on the other folds, so a row never scores itself).
+
+Each comes with a bootstrap 95% interval and the effective sample size ``(sum w)^2 / sum w^2``.
+:func:`validate` checks the estimators on a routing table, where every model's outcome is
+known, so each candidate's true value is too (``metallm evaluate --data ... --validate``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from metallm.learning.bandit import LinearBandit
+from metallm.learning.features import ProjectedFeatures
+from metallm.learning.policies import LinUCB
+from metallm.serving.router import Router
+
+__all__ = [
+    "ESTIMATORS",
+    "render_validation",
+    "DecisionLog",
+    "Estimate",
+    "ValidationResult",
+    "estimate",
+    "logged_replay",
+    "validate",
+]
+
+ESTIMATORS = ("IPS", "SNIPS", "DR")
+
+_DIRECT_FEATURES = ProjectedFeatures(32, l2=1.0)
+"""The direct method's features: few, as each model's logged rows are few."""
+
+Candidate = Callable[[np.ndarray], np.ndarray]
+"""A policy to evaluate: vectors (n, d) -> the probability of each model, (n, k)."""
+
+
+@dataclass(frozen=True)
+class DecisionLog:
+    """Logged decisions: vectors (n, d), chosen model index, its propensity, and the outcome."""
+
+    arms: list[str]
+    vectors: np.ndarray
+    chosen: np.ndarray
+    propensity: np.ndarray
+    quality: np.ndarray
+    cost: np.ndarray
+
+    def __post_init__(self) -> None:
+        n = self.vectors.shape[0]
+        for name in ("chosen", "propensity", "quality", "cost"):
+            if getattr(self, name).shape != (n,):
+                raise ValueError(f"{name} must have one value per logged decision ({n})")
+        if not ((self.propensity > 0) & (self.propensity <= 1)).all():
+            raise ValueError("propensities must be in (0, 1]: a zero one cannot be reweighted")
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """One estimator's estimate of a candidate's mean quality, cost and reward (with its 95% interval)."""
+
+    estimator: str
+    quality: float
+    cost: float
+    reward: float
+    reward_low: float
+    reward_high: float
+    effective_sample_size: float
+
+
+def _cross_fitted(log: DecisionLog, folds: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Predicted quality and cost (n, k) of every model for every row: the direct method.
+
+    Each fold is predicted by ridge models fitted on the other folds' logged outcomes, on a
+    32-d PCA of the vectors.
+    """
+    n, k = log.vectors.shape[0], len(log.arms)
+    quality, cost = np.empty((n, k)), np.empty((n, k))
+    order = np.random.default_rng(seed).permutation(n)
+    # PCA uses no outcome, so fitting it on every logged vector leaks nothing into a fold
+    features = _DIRECT_FEATURES.fit(log.vectors, seed=seed)
+    for fold in np.array_split(order, folds):
+        rest = np.setdiff1d(order, fold, assume_unique=True)
+        bandit = LinearBandit(k, policy=LinUCB(alpha=0.0), features=features)
+        bandit.partial_fit(log.vectors[rest], log.chosen[rest], log.quality[rest], log.cost[rest])
+        q, c, _ = bandit.predict(log.vectors[fold], widths=False)
+        quality[fold], cost[fold] = q, c
+    return quality, cost
+
+
+def estimate(
+    log: DecisionLog,
+    candidate: np.ndarray,
+    *,
+    cost_weight: float,
+    scale: float,
+    folds: int = 5,
+    bootstrap: int = 200,
+    seed: int = 0,
+    direct: tuple[np.ndarray, np.ndarray] | None = None,
+) -> dict[str, Estimate]:
+    """IPS, SNIPS and DR estimates of a candidate's value from ``log``.
+
+    ``candidate`` is its probability of each model for each logged row, (n, k); ``direct``
+    the cross-fitted predictions (computed when not given; pass them to reuse across
+    candidates).
+    """
+    n = log.vectors.shape[0]
+    rows = np.arange(n)
+    q_hat, c_hat = direct if direct is not None else _cross_fitted(log, folds, seed)
+    weight = candidate[rows, log.chosen] / log.propensity
+    outcomes = {"quality": log.quality, "cost": log.cost}
+    models = {"quality": q_hat, "cost": c_hat}
+    per_row: dict[str, dict[str, np.ndarray]] = {}
+    for name in ("quality", "cost"):
+        y, y_hat = outcomes[name], models[name]
+        per_row[name] = {
+            "IPS": weight * y,
+            "DR": (candidate * y_hat).sum(axis=1) + weight * (y - y_hat[rows, log.chosen]),
+            "SNIPS": weight * y,
+        }
+    rng = np.random.default_rng(seed)
+    samples = rng.integers(0, n, size=(bootstrap, n))
+
+    def value(estimator: str, metric: str, idx: np.ndarray | None = None) -> np.ndarray:
+        terms = per_row[metric][estimator]
+        if idx is None:
+            idx = rows[None, :]
+        if estimator == "SNIPS":
+            return np.asarray(terms[idx].sum(axis=1) / np.maximum(weight[idx].sum(axis=1), 1e-12))
+        return np.asarray(terms[idx].mean(axis=1))
+
+    out = {}
+    ess = float(weight.sum() ** 2 / max(float((weight**2).sum()), 1e-12))
+    for estimator in ESTIMATORS:
+        quality = float(value(estimator, "quality")[0])
+        cost = float(value(estimator, "cost")[0])
+        rewards = (
+            value(estimator, "quality", samples)
+            - cost_weight * value(estimator, "cost", samples) / scale
+        )
+        low, high = np.percentile(rewards, [2.5, 97.5])
+        out[estimator] = Estimate(
+            estimator,
+            quality,
+            cost,
+            quality - cost_weight * cost / scale,
+            float(low),
+            float(high),
+            ess,
+        )
+    return out
+
+
+def logged_replay(
+    arms: Sequence[str],
+    vectors: np.ndarray,
+    quality: np.ndarray,
+    cost: np.ndarray,
+    *,
+    epsilon: float = 0.1,
+    cost_weight: float = 0.1,
+    scale: float = 1.0,
+    seed: int = 0,
+) -> DecisionLog:
+    """A decision log made online by UCB mixed with uniform exploration.
+
+    Each query goes to UCB's choice, or with probability ``epsilon`` to a uniformly random
+    model, and the router learns from each outcome; every model keeps a propensity of at
+    least ``epsilon / k``, so every candidate can be evaluated.
+    """
+    if not 0.0 < epsilon <= 1.0:
+        raise ValueError(
+            f"epsilon must be in (0, 1] for exact, positive propensities, got {epsilon}"
+        )
+    k = len(arms)
+    rng = np.random.default_rng(seed)
+    router = Router(list(arms), embedder=None, cost_weight=cost_weight, cost_scale=scale, seed=seed)
+    bandit = router.bandit
+    chosen, propensity = np.empty(len(vectors), dtype=int), np.empty(len(vectors))
+    for t, x in enumerate(vectors):
+        best = bandit.score_one(x, cost_weight=cost_weight, scale=scale)[0]
+        arm = int(rng.integers(k)) if rng.random() < epsilon else best
+        chosen[t] = arm
+        propensity[t] = (1 - epsilon) * (arm == best) + epsilon / k
+        bandit.learn(arm, x, quality=float(quality[t, arm]), cost=float(cost[t, arm]))
+    rows = np.arange(len(vectors))
+    return DecisionLog(
+        list(arms), vectors, chosen, propensity, quality[rows, chosen], cost[rows, chosen]
+    )
+
+
+def _always(arm: int | None, k: int) -> Candidate:
+    """The policy that picks ``arm`` every time (None: each model with probability 1 / k)."""
+    row = np.full(k, 1.0 / k) if arm is None else np.eye(k)[arm]
+
+    def policy(V: np.ndarray) -> np.ndarray:
+        return np.tile(row, (len(V), 1))
+
+    return policy
+
+
+@dataclass
+class ValidationResult:
+    """How well each estimator recovered candidates' true values on a routing table."""
+
+    dataset: str
+    seeds: int
+    epsilon: float
+    cost_weight: float
+    n_logged: int
+    validation: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Per estimator: ``coverage`` (share of (candidate, seed) pairs whose 95% interval holds the
+    true mean reward), ``mean_abs_error`` of the mean reward, ``pairs``."""
+    first_seed: list[dict[str, Any]] = field(default_factory=list)
+    """Seed 0's estimates per candidate and estimator, beside the truth."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The result as plain JSON data."""
+        return asdict(self)
+
+
+def validate(
+    name: str,
+    vectors: np.ndarray,
+    quality: np.ndarray,
+    cost: np.ndarray,
+    arms: Sequence[str],
+    *,
+    seeds: int = 5,
+    epsilon: float = 0.1,
+    cost_weight: float = 0.1,
+    train_share: float = 0.3,
+) -> ValidationResult:
+    """Log with exploration on a table's rows, estimate candidates, compare with their truth.
+
+    A share of the rows (``train_share``) fits the candidate routers (full information, at
+    p in 0, 0.1, 0.3, 1); the rest, in a seeded order per seed, is replayed by the logging
+    policy (:func:`logged_replay`). Candidates: those routers, each single model, and random.
+    Their true values on the logged rows are known from the table.
+    """
+    n, k = quality.shape
+    order = np.random.default_rng(1234).permutation(n)
+    n_train = int(round(train_share * n))
+    train, logged = order[:n_train], order[n_train:]
+    scale = float(cost[train].mean(axis=0).max()) or 1.0
+    candidates: dict[str, Candidate] = {}
+    for p in (0.0, 0.1, 0.3, 1.0):
+        router = Router(list(arms), embedder=None, cost_weight=p, cost_scale=scale, seed=0)
+        router.fit(vectors[train], quality[train], cost[train], tune=False)
+
+        def by_router(V: np.ndarray, router: Router = router, p: float = p) -> np.ndarray:
+            predicted = router.predict(V, widths=False)
+            pick = np.argmax(predicted.quality - p * predicted.cost / scale, axis=1)
+            chosen: np.ndarray = np.eye(k)[pick]
+            return chosen
+
+        candidates[f"router p={p:g}"] = by_router
+    for j, arm in enumerate(arms):
+        candidates[f"always {arm}"] = _always(j, k)
+    candidates["random"] = _always(None, k)
+
+    errors: dict[str, list[float]] = {e: [] for e in ESTIMATORS}
+    covered: dict[str, list[bool]] = {e: [] for e in ESTIMATORS}
+    result = ValidationResult(name, seeds, epsilon, cost_weight, len(logged))
+    reward_table = quality - cost_weight * cost / scale
+    for seed in range(seeds):
+        rows = np.random.default_rng(seed).permutation(logged)
+        log = logged_replay(
+            arms,
+            vectors[rows],
+            quality[rows],
+            cost[rows],
+            epsilon=epsilon,
+            cost_weight=cost_weight,
+            scale=scale,
+            seed=seed,
+        )
+        direct = _cross_fitted(log, 5, seed)
+        for label, policy in candidates.items():
+            probabilities = policy(vectors[rows])
+            truth = float((probabilities * reward_table[rows]).sum(axis=1).mean())
+            estimates = estimate(
+                log, probabilities, cost_weight=cost_weight, scale=scale, seed=seed, direct=direct
+            )
+            for e, found in estimates.items():
+                errors[e].append(abs(found.reward - truth))
+                covered[e].append(found.reward_low <= truth <= found.reward_high)
+            if seed == 0:
+                result.first_seed.append(
+                    {
+                        "candidate": label,
+                        "truth": truth,
+                        **{e: asdict(found) for e, found in estimates.items()},
+                    }
+                )
+    for e in ESTIMATORS:
+        result.validation[e] = {
+            "coverage": float(np.mean(covered[e])),
+            "mean_abs_error": float(np.mean(errors[e])),
+            "pairs": float(len(errors[e])),
+        }
+    return result
+
+
+def render_validation(result: ValidationResult) -> str:
+    """The validation as text: per estimator coverage and error, then seed 0's estimates."""
+    lines = [
+        f"metallm evaluate --validate: {result.dataset}, {result.n_logged} logged queries per "
+        f"seed, {result.seeds} seeds, epsilon {result.epsilon:g}, p = {result.cost_weight:g}",
+        "",
+        f"{'estimator':<10} {'coverage of 95% intervals':>26} {'mean abs error (reward)':>24} {'pairs':>6}",
+    ]
+    for e, v in result.validation.items():
+        lines.append(
+            f"{e:<10} {v['coverage']:>26.3f} {v['mean_abs_error']:>24.4f} {int(v['pairs']):>6}"
+        )
+    lines += ["", "seed 0 (mean reward; DR with its 95% interval):"]
+    for row in result.first_seed:
+        dr = row["DR"]
+        lines.append(
+            f"  {row['candidate']:<28} truth {row['truth']:.4f}   IPS {row['IPS']['reward']:.4f}   "
+            f"SNIPS {row['SNIPS']['reward']:.4f}   DR {dr['reward']:.4f} "
+            f"[{dr['reward_low']:.4f}, {dr['reward_high']:.4f}]   ESS {dr['effective_sample_size']:.0f}"
+        )
+    return "\n".join(lines)
