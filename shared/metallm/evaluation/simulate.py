@@ -53,6 +53,7 @@ class BudgetController:
 def _policies(alpha: float) -> dict[str, Policy]:
     return {
         "UCB": LinUCB(alpha=alpha),
+        "UCB + 10% exploration": LinUCB(alpha=alpha, explore=0.1),
         "greedy": LinUCB(alpha=0.0),
         "epsilon-greedy": EpsilonGreedy(epsilon=0.1),
         "random": RandomPolicy(),

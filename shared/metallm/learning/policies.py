@@ -15,7 +15,15 @@ import numpy as np
 
 from metallm.exceptions import ConfigurationError
 
-__all__ = ["EpsilonGreedy", "LinUCB", "Policy", "RandomPolicy", "policy_from_dict"]
+__all__ = [
+    "EpsilonGreedy",
+    "LinUCB",
+    "Policy",
+    "RandomPolicy",
+    "mixture_probabilities",
+    "mixture_probability",
+    "policy_from_dict",
+]
 
 _TIE_TOLERANCE = 1e-12
 
@@ -44,6 +52,14 @@ class Policy(Protocol):
         """
         ...
 
+    def probability_one(self, scores: list[float], chosen: int) -> float:
+        """The probability that this policy picks ``chosen`` given ``scores`` (its propensity)."""
+        ...
+
+    def probabilities(self, scores: np.ndarray, chosen: np.ndarray) -> np.ndarray:
+        """:meth:`probability_one` for each row of ``scores`` (n, k)."""
+        ...
+
     def to_dict(self) -> dict[str, Any]:
         """Name and parameters, for the saved state's header."""
         ...
@@ -62,6 +78,39 @@ def argmax_one(scores: list[float], rng: np.random.Generator) -> int:
         return scores.index(top)
     tied = [i for i, v in enumerate(scores) if v >= floor]
     return tied[int(rng.integers(len(tied)))]
+
+
+def mixture_probability(scores: list[float], chosen: int, explore: float) -> float:
+    """The probability of ``chosen`` under "best score, or a random arm w.p. ``explore``".
+
+    Ties for the best share its part equally; -inf marks an arm that is not allowed.
+
+    >>> round(mixture_probability([0.9, 0.5, 0.1], 0, explore=0.3), 6)
+    0.8
+    >>> round(mixture_probability([0.9, 0.5, -math.inf], 1, explore=0.3), 6)
+    0.15
+    """
+    allowed = [v for v in scores if v != -math.inf]
+    if scores[chosen] == -math.inf or not allowed:
+        return 0.0
+    floor = max(allowed) - _TIE_TOLERANCE
+    tied = sum(1 for v in allowed if v >= floor)
+    best = (1.0 - explore) / tied if scores[chosen] >= floor else 0.0
+    return best + explore / len(allowed)
+
+
+def mixture_probabilities(scores: np.ndarray, chosen: np.ndarray, explore: float) -> np.ndarray:
+    """:func:`mixture_probability` for each row of ``scores`` (n, k) and its ``chosen`` arm."""
+    rows = np.arange(scores.shape[0])
+    allowed = np.isfinite(scores)
+    top = np.where(allowed, scores, -np.inf).max(axis=1, keepdims=True)
+    tied = (scores >= top - _TIE_TOLERANCE) & allowed
+    picked_best = tied[rows, chosen]
+    best = np.where(picked_best, (1.0 - explore) / np.maximum(tied.sum(axis=1), 1), 0.0)
+    out: np.ndarray = np.where(
+        allowed[rows, chosen], best + explore / np.maximum(allowed.sum(axis=1), 1), 0.0
+    )
+    return out
 
 
 def argmax_random_ties(scores: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -90,11 +139,17 @@ class LinUCB:
     """With the default 128-d features, 1.0 beat greedy and random in online replays of both
     shared routing tables (docs/benchmarks.md); smaller values stop exploring too early."""
     l2: float = 1.0
+    explore: float = 0.0
+    """Share of queries routed to a uniformly random allowed arm instead of the UCB choice. Above
+    zero every arm keeps a propensity of at least ``explore / k``, which off-policy evaluation of
+    other policies needs (docs/benchmarks.md); zero is plain, deterministic UCB."""
     name: ClassVar[str] = "LinUCB"
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.alpha) and self.alpha >= 0):
             raise ConfigurationError(f"alpha must be a finite number >= 0, got {self.alpha!r}")
+        if not (math.isfinite(self.explore) and 0.0 <= self.explore <= 1.0):
+            raise ConfigurationError(f"explore must be in [0, 1], got {self.explore!r}")
         _check_l2(self.l2)
 
     def bonus(self, width: np.ndarray) -> np.ndarray:
@@ -103,11 +158,26 @@ class LinUCB:
 
     def choose(self, scores: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """The chosen arm per row of ``scores`` (-inf marks excluded arms)."""
-        return argmax_random_ties(scores, rng)
+        best = argmax_random_ties(scores, rng)
+        if self.explore == 0.0:
+            return best
+        explore = rng.random(scores.shape[0]) < self.explore
+        random_pick = argmax_random_ties(np.where(np.isfinite(scores), 0.0, -np.inf), rng)
+        return np.where(explore, random_pick, best)
 
     def choose_one(self, scores: list[float], rng: np.random.Generator) -> int:
         """The chosen arm for one query's scores (-inf marks excluded arms)."""
+        if self.explore and rng.random() < self.explore:
+            return int(rng.choice([i for i, v in enumerate(scores) if v != -math.inf]))
         return argmax_one(scores, rng)
+
+    def probability_one(self, scores: list[float], chosen: int) -> float:
+        """The probability of picking ``chosen`` (ties share the UCB part)."""
+        return mixture_probability(scores, chosen, self.explore)
+
+    def probabilities(self, scores: np.ndarray, chosen: np.ndarray) -> np.ndarray:
+        """:meth:`probability_one` for each row of ``scores`` (n, k)."""
+        return mixture_probabilities(scores, chosen, self.explore)
 
     def to_dict(self) -> dict[str, Any]:
         """Name and parameters, for the saved state's header."""
@@ -143,6 +213,14 @@ class EpsilonGreedy:
         """The chosen arm for one query's scores (-inf marks excluded arms)."""
         return int(self.choose(np.array([scores]), rng)[0])
 
+    def probability_one(self, scores: list[float], chosen: int) -> float:
+        """The probability of picking ``chosen``: the greedy share, plus its share of ``epsilon``."""
+        return mixture_probability(scores, chosen, self.epsilon)
+
+    def probabilities(self, scores: np.ndarray, chosen: np.ndarray) -> np.ndarray:
+        """:meth:`probability_one` for each row of ``scores`` (n, k)."""
+        return mixture_probabilities(scores, chosen, self.epsilon)
+
     def to_dict(self) -> dict[str, Any]:
         """Name and parameters, for the saved state's header."""
         return {"name": self.name, **asdict(self)}
@@ -169,6 +247,14 @@ class RandomPolicy:
     def choose_one(self, scores: list[float], rng: np.random.Generator) -> int:
         """The chosen arm for one query's scores (-inf marks excluded arms)."""
         return int(rng.choice([i for i, v in enumerate(scores) if math.isfinite(v)]))
+
+    def probability_one(self, scores: list[float], chosen: int) -> float:
+        """One over the number of allowed arms."""
+        return mixture_probability(scores, chosen, 1.0)
+
+    def probabilities(self, scores: np.ndarray, chosen: np.ndarray) -> np.ndarray:
+        """:meth:`probability_one` for each row of ``scores`` (n, k)."""
+        return mixture_probabilities(scores, chosen, 1.0)
 
     def to_dict(self) -> dict[str, Any]:
         """Name and parameters, for the saved state's header."""

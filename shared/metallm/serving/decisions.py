@@ -33,6 +33,7 @@ class Selection:
         "prompts",
         "quality",
         "cost",
+        "propensity",
     )
 
     def __init__(
@@ -46,10 +47,11 @@ class Selection:
         prompts: list[str | None] | None,
         quality: RowsOfValues | None = None,
         cost: RowsOfValues | None = None,
+        propensity: np.ndarray | list[float] | None = None,
     ) -> None:
         self.arms, self.index, self.scores, self.bonus = arms, index, scores, bonus
         self.embeddings, self.features, self.prompts = embeddings, features, prompts
-        self.quality, self.cost = quality, cost
+        self.quality, self.cost, self.propensity = quality, cost, propensity
 
 
 class ArmValues(Mapping[str, float]):
@@ -101,6 +103,16 @@ class Decision(NamedTuple):
     def bonus(self) -> Mapping[str, float]:
         """The exploration bonus per arm (``alpha * width`` for LinUCB)."""
         return ArmValues(self.selection, self.selection.bonus, self.row)
+
+    @property
+    def propensity(self) -> float | None:
+        """The probability that the policy chose this arm for this query.
+
+        1.0 when the caller forced it or a session kept it; what off-policy evaluation
+        reweights by.
+        """
+        values = self.selection.propensity
+        return None if values is None else float(values[self.row])
 
     @property
     def predicted_quality(self) -> Mapping[str, float]:
@@ -162,6 +174,7 @@ class Decision(NamedTuple):
             "predicted_quality": dict(self.predicted_quality.items()),
             "predicted_cost_usd": dict(self.predicted_cost.items()),
             "cost_weight": self.cost_weight,
+            "propensity": self.propensity,
             "forced": self.forced,
             "sticky": self.sticky,
         }

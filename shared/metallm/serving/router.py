@@ -18,6 +18,7 @@ updates only the chosen arm (rank-1).
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 import uuid
@@ -462,6 +463,16 @@ class Router:
                 return decision._replace(forced=False, sticky=True)
         return self._select_one(query, excluded, force, ignore_cooldown, run_id, session)
 
+    def _propensity(
+        self, scores: list[float], chosen: int, excluded: set[int], forced: int | None
+    ) -> float:
+        """The probability that the policy chose ``chosen`` (1.0 when the caller forced it)."""
+        if forced is not None:
+            return 1.0
+        if excluded:
+            scores = [-math.inf if i in excluded else v for i, v in enumerate(scores)]
+        return self.bandit.policy.probability_one(scores, chosen)
+
     def _select_one(
         self,
         query: Query,
@@ -503,6 +514,7 @@ class Router:
                 None if prompt is None else [prompt],
                 [quality],
                 [cost],
+                [self._propensity(scores, chosen, excluded, forced)],
             )
             self._decisions += 1
             decision: Decision = tuple.__new__(
@@ -551,8 +563,25 @@ class Router:
             prompts = [q if isinstance(q, str) else None for q in queries] if keep_prompts else None
             if embeddings is queries:
                 embeddings = embeddings.copy()  # our own copy: the caller may reuse its array
+            if forced is not None:
+                propensity = np.ones(len(chosen))
+            else:
+                masked = scores
+                if excluded:
+                    masked = scores.copy()
+                    masked[:, sorted(excluded)] = -np.inf
+                propensity = self.bandit.policy.probabilities(masked, chosen)
             selection = Selection(
-                self.arms, self._index, scores, bonus, embeddings, X, prompts, quality, cost
+                self.arms,
+                self._index,
+                scores,
+                bonus,
+                embeddings,
+                X,
+                prompts,
+                quality,
+                cost,
+                propensity,
             )
             # One tuple per decision, built without the NamedTuple constructor's Python frame.
             first, prefix, arms = self._decisions + 1, f"{self.id}-", self.arms
@@ -614,7 +643,7 @@ class Router:
                 expires,
                 session,
                 run_id,
-                None,
+                d.propensity,
                 None,
                 d.prompt,
             )
