@@ -94,14 +94,29 @@ def _configure_simulate(parser: argparse.ArgumentParser) -> None:
 
 
 def _configure_evaluate(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", required=True, help="routing table: .csv, .jsonl or .parquet")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--log",
+        help="a store's decision log: a SQLite file or a redis:// URL (feedback with propensities)",
+    )
+    source.add_argument("--data", help="routing table: .csv, .jsonl or .parquet (with --validate)")
     parser.add_argument(
         "--validate",
         action="store_true",
-        required=True,
-        help="replay the table with exploration, estimate each candidate policy from that log "
-        "(IPS, SNIPS, doubly robust) and compare with its true value on the same rows",
+        help="with --data: replay the table with exploration, estimate each candidate policy from "
+        "that log (IPS, SNIPS, doubly robust) and compare with its true value on the same rows",
     )
+    parser.add_argument("--models", help="with --log: the pool, comma-separated")
+    parser.add_argument(
+        "--candidate",
+        action="append",
+        default=[],
+        help="with --log: a saved router (Router.save) to evaluate; repeat for several",
+    )
+    parser.add_argument(
+        "--p", default="0,0.1,0.3,1", help="with --candidate: the cost weights to evaluate it at"
+    )
+    parser.add_argument("--prefix", default="metallm", help="with a redis:// --log: the key prefix")
     parser.add_argument("--seeds", type=int, default=5, help="replay orders (one log each)")
     parser.add_argument(
         "--epsilon", type=float, default=0.5, help="share of queries routed uniformly at random"
@@ -113,11 +128,67 @@ def _configure_evaluate(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _evaluate_log(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from metallm.evaluation import offpolicy
+    from metallm.serving.router import Router
+    from metallm.state import RedisStore, SQLiteStore
+
+    if not args.models:
+        raise MetaLLMError(
+            "--log needs --models: the pool, comma-separated, e.g. --models mini,pro"
+        )
+    arms = [m.strip() for m in args.models.split(",") if m.strip()]
+    store = (
+        RedisStore(args.log, prefix=args.prefix)
+        if args.log.startswith(("redis://", "rediss://", "unix://"))
+        else SQLiteStore(args.log)
+    )
+    try:
+        log = offpolicy.log_from_store(store, arms)
+    except ValueError as e:
+        raise MetaLLMError(str(e)) from None
+    k = len(arms)
+    candidates: dict[str, offpolicy.Candidate] = {
+        f"always {arm}": offpolicy.constant_policy(j, k) for j, arm in enumerate(arms)
+    }
+    candidates["random"] = offpolicy.constant_policy(None, k)
+    weights = [float(p) for p in args.p.split(",") if p.strip()]
+    means = [log.cost[log.chosen == j].mean() for j in range(k) if (log.chosen == j).any()]
+    scale = float(max(means)) if means and max(means) > 0 else 1.0
+    for path in args.candidate:
+        router = Router.load(path, embedder=None)
+        if list(router.arms) != arms:
+            raise MetaLLMError(f"{path} routes {list(router.arms)}, the log {arms}")
+        for label, policy in offpolicy.router_candidates(router, weights, scale).items():
+            candidates[f"{path}: {label.removeprefix('candidate ')}"] = policy
+    _, estimates = offpolicy.evaluate_log(log, candidates, cost_weight=args.cost_weight)
+    print(offpolicy.render_log_evaluation(args.log, log, estimates))
+    _write_json(
+        args.json_out,
+        {
+            "log": args.log,
+            "n_logged": int(len(log.chosen)),
+            "propensity_min": float(np.min(log.propensity)),
+            "estimates": {
+                label: {e: vars(found) for e, found in found_all.items()}
+                for label, found_all in estimates.items()
+            },
+        },
+    )
+    return 0
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     from metallm.evaluation.bench import embed_table, table_embedder
     from metallm.evaluation.datasets import load_routing_table
     from metallm.evaluation.offpolicy import render_validation, validate
 
+    if args.log:
+        return _evaluate_log(args)
+    if not args.validate:
+        raise MetaLLMError("--data goes with --validate (a routing table has no decision log)")
     if args.seeds < 1 or not 0.0 < args.epsilon <= 1.0:
         raise MetaLLMError("--seeds must be at least 1 and --epsilon in (0, 1]")
     table = load_routing_table(args.data)

@@ -29,13 +29,19 @@ from metallm.learning.bandit import LinearBandit
 from metallm.learning.features import ProjectedFeatures
 from metallm.learning.policies import LinUCB
 from metallm.serving.router import Router
+from metallm.state.base import FeedbackEvent, StateStore
 
 __all__ = [
     "ESTIMATORS",
+    "evaluate_log",
+    "log_from_store",
+    "render_log_evaluation",
     "render_validation",
+    "router_candidates",
     "DecisionLog",
     "Estimate",
     "ValidationResult",
+    "constant_policy",
     "estimate",
     "logged_replay",
     "validate",
@@ -205,7 +211,7 @@ def logged_replay(
     )
 
 
-def _always(arm: int | None, k: int) -> Candidate:
+def constant_policy(arm: int | None, k: int) -> Candidate:
     """The policy that picks ``arm`` every time (None: each model with probability 1 / k)."""
     row = np.full(k, 1.0 / k) if arm is None else np.eye(k)[arm]
 
@@ -272,8 +278,8 @@ def validate(
 
         candidates[f"router p={p:g}"] = by_router
     for j, arm in enumerate(arms):
-        candidates[f"always {arm}"] = _always(j, k)
-    candidates["random"] = _always(None, k)
+        candidates[f"always {arm}"] = constant_policy(j, k)
+    candidates["random"] = constant_policy(None, k)
 
     errors: dict[str, list[float]] = {e: [] for e in ESTIMATORS}
     covered: dict[str, list[bool]] = {e: [] for e in ESTIMATORS}
@@ -338,4 +344,107 @@ def render_validation(result: ValidationResult) -> str:
             f"SNIPS {row['SNIPS']['reward']:.4f}   DR {dr['reward']:.4f} "
             f"[{dr['reward_low']:.4f}, {dr['reward_high']:.4f}]   ESS {dr['effective_sample_size']:.0f}"
         )
+    return "\n".join(lines)
+
+
+# -- a store's decision log ---------------------------------------------------------------
+def log_from_store(store: StateStore, arms: Sequence[str]) -> DecisionLog:
+    """The decision log in ``store``: every feedback event that carries its propensity.
+
+    Failures learned as quality 0 and events of models not in ``arms`` are left out;
+    ValueError when no event carries a propensity (logs written before propensities were kept).
+    """
+    index = {arm: j for j, arm in enumerate(arms)}
+    rows = [
+        event
+        for _, event in store.events_after(None)
+        if isinstance(event, FeedbackEvent)
+        and event.propensity is not None
+        and not event.failure
+        and event.arm in index
+    ]
+    if not rows:
+        raise ValueError(
+            f"{store} holds no feedback with a propensity for the models {list(arms)}: "
+            "logs written before metallm kept propensities cannot be reweighted"
+        )
+    dims = {len(e.embedding) for e in rows}
+    if len(dims) != 1:
+        raise ValueError(f"the logged vectors have different sizes {sorted(dims)}")
+    return DecisionLog(
+        list(arms),
+        np.stack([np.asarray(e.embedding, dtype=np.float64) for e in rows]),
+        np.array([index[e.arm] for e in rows]),
+        np.array([float(e.propensity) for e in rows if e.propensity is not None]),
+        np.array([e.quality for e in rows]),
+        np.array([e.cost for e in rows]),
+    )
+
+
+def evaluate_log(
+    log: DecisionLog,
+    candidates: dict[str, Candidate],
+    *,
+    cost_weight: float = 0.1,
+    seed: int = 0,
+) -> tuple[float, dict[str, dict[str, Estimate]]]:
+    """Each candidate's estimates from ``log``, and the cost scale used.
+
+    The scale is the priciest model's mean logged cost; the logging policy itself is added as
+    ``"logged"`` (an on-policy estimate: its plain means).
+    """
+    k = len(log.arms)
+    means = [log.cost[log.chosen == j].mean() for j in range(k) if (log.chosen == j).any()]
+    scale = float(max(means)) if means and max(means) > 0 else 1.0
+    direct = _cross_fitted(log, 5, seed)
+    out = {
+        label: estimate(
+            log, policy(log.vectors), cost_weight=cost_weight, scale=scale, seed=seed, direct=direct
+        )
+        for label, policy in candidates.items()
+    }
+    on_policy = np.eye(k)[log.chosen]
+    out["logged"] = estimate(
+        log, on_policy, cost_weight=cost_weight, scale=scale, seed=seed, direct=direct
+    )
+    return scale, out
+
+
+def router_candidates(
+    router: Router, weights: Sequence[float], scale: float
+) -> dict[str, Candidate]:
+    """``router`` at each cost weight in ``weights``, as candidates (greedy on its predictions)."""
+    k = len(router.arms)
+    out: dict[str, Candidate] = {}
+    for p in weights:
+
+        def policy(V: np.ndarray, p: float = p) -> np.ndarray:
+            predicted = router.predict(V, widths=False)
+            chosen: np.ndarray = np.eye(k)[
+                np.argmax(predicted.quality - p * predicted.cost / scale, axis=1)
+            ]
+            return chosen
+
+        out[f"candidate p={p:g}"] = policy
+    return out
+
+
+def render_log_evaluation(
+    name: str, log: DecisionLog, estimates: dict[str, dict[str, Estimate]]
+) -> str:
+    """The estimates as a table: per candidate, DR's quality, cost and reward with its interval."""
+    lines = [
+        f"metallm evaluate --log: {name}, {len(log.chosen)} logged decisions with propensities",
+        "",
+        f"{'candidate':<28} {'quality':>8} {'$/query':>10} {'reward':>8} {'95% interval':>18} "
+        f"{'IPS':>8} {'SNIPS':>8} {'ESS':>7}",
+    ]
+    for label, found in estimates.items():
+        dr = found["DR"]
+        lines.append(
+            f"{label:<28} {dr.quality:>8.4f} {dr.cost:>10.6f} {dr.reward:>8.4f} "
+            f"[{dr.reward_low:>7.4f}, {dr.reward_high:>7.4f}] {found['IPS'].reward:>8.4f} "
+            f"{found['SNIPS'].reward:>8.4f} {dr.effective_sample_size:>7.0f}"
+        )
+    lines.append("(quality, cost and reward: doubly robust; the interval: its bootstrap 95%)")
     return "\n".join(lines)

@@ -32,6 +32,8 @@ class PendingEntry(NamedTuple):
     """When the decision was made (Unix time)."""
     run_id: str | None = None
     prompt: str | None = None
+    propensity: float | None = None
+    """The probability that the policy chose ``arm`` (carried into the feedback event)."""
 
 
 class PendingDecisions:

@@ -504,6 +504,7 @@ class Router:
                 excluded=excluded,
                 forced=forced,
             )
+            propensity = self._propensity(scores, chosen, excluded, forced)
             selection = Selection(
                 self.arms,
                 self._index,
@@ -514,7 +515,7 @@ class Router:
                 None if prompt is None else [prompt],
                 [quality],
                 [cost],
-                [self._propensity(scores, chosen, excluded, forced)],
+                [propensity],
             )
             self._decisions += 1
             decision: Decision = tuple.__new__(
@@ -530,7 +531,10 @@ class Router:
                 ),
             )
             vector = features if self._sync is None else embedding.astype(np.float32)
-            self.ledger.add(decision.id, PendingEntry(chosen, [vector], 0, now, run_id, prompt))
+            self.ledger.add(
+                decision.id,
+                PendingEntry(chosen, [vector], 0, now, run_id, prompt, propensity),
+            )
         if self._sync is not None:
             self._keep_in_store([(decision, vector)], now, run_id=run_id, session=session)
         return decision
@@ -609,7 +613,15 @@ class Router:
                     d[0],
                     make(
                         PendingEntry,
-                        (arm, vectors, row, now, None, None if prompts is None else prompts[row]),
+                        (
+                            arm,
+                            vectors,
+                            row,
+                            now,
+                            None,
+                            None if prompts is None else prompts[row],
+                            float(propensity[row]),
+                        ),
                     ),
                 )
                 for row, (d, arm) in enumerate(zip(decisions, picks))
@@ -847,11 +859,12 @@ class Router:
             entry = self.ledger.get(decision_id)  # DuplicateFeedbackError when settled here
             known_cost = self.ledger.cost_of(decision_id)
         if entry is not None:
-            arm, vector, decided_at, prompt = (
+            arm, vector, decided_at, prompt, propensity = (
                 entry.arm,
                 entry.vectors[entry.row],
                 entry.time,
                 entry.prompt,
+                entry.propensity,
             )
         elif self._sync is not None:
             found = self._sync.store.get_decision(decision_id)
@@ -861,11 +874,12 @@ class Router:
                         f"feedback for decision {decision_id} is already in the store"
                     )
                 raise self._unknown(decision_id)
-            arm, vector, decided_at, prompt = (
+            arm, vector, decided_at, prompt, propensity = (
                 self._arm_index(found.arm),
                 found.embedding,
                 found.time,
                 found.prompt,
+                found.propensity,
             )
             known_cost = found.cost
         else:
@@ -886,6 +900,7 @@ class Router:
             now,
             prompt,
             failure,
+            propensity,
         )
         stored = False
         if self._sync.usable():

@@ -56,6 +56,7 @@ class Spool:
                 "time": event.time,
                 "prompt": event.prompt,
                 "failure": event.failure,
+                "propensity": event.propensity,
             }
         )
         self._maybe = True
@@ -128,4 +129,5 @@ def _event(line: str) -> FeedbackEvent:
         float(data["time"]),
         data.get("prompt"),
         bool(data.get("failure", False)),
+        None if data.get("propensity") is None else float(data["propensity"]),
     )

@@ -49,6 +49,9 @@ class FeedbackEvent:
     prompt: str | None = None
     failure: bool = False
     """True when this is a provider's failure learned as quality 0, not real feedback."""
+    propensity: float | None = None
+    """The probability that the logging policy chose ``arm`` (what off-policy evaluation of the
+    log reweights by); None in logs written before propensities were kept."""
 
 
 @dataclass(frozen=True)

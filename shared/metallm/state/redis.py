@@ -162,6 +162,8 @@ class RedisStore:
             fields["prompt"] = event.prompt
         if event.failure:
             fields["failure"] = "1"
+        if event.propensity is not None:
+            fields["propensity"] = repr(event.propensity)
         flat: list[Any] = []
         for key, value in fields.items():
             flat += [key, value]
@@ -312,6 +314,14 @@ class RedisStore:
         return f"RedisStore({self.url!r}, prefix={self.prefix!r})"
 
 
+def _propensity(raw: bytes | None) -> float | None:
+    """A stored propensity, or None when absent or not a probability."""
+    if raw is None:
+        return None
+    value = float(raw)
+    return value if 0.0 < value <= 1.0 else None
+
+
 def _parse_event(fields: dict[bytes, bytes]) -> FeedbackEvent | MalformedEvent:
     """One stream entry as an event, or why it is not one (missing field, bad number, ...)."""
     decision_id = None
@@ -332,6 +342,7 @@ def _parse_event(fields: dict[bytes, bytes]) -> FeedbackEvent | MalformedEvent:
             float(entry["time"]),
             entry["prompt"].decode() if "prompt" in entry else None,
             entry.get("failure") == b"1",
+            _propensity(entry.get("propensity")),
         )
     except KeyError as e:
         return MalformedEvent(f"the field {e} is missing", decision_id)

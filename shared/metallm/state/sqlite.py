@@ -27,7 +27,8 @@ _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS events (
         seq INTEGER PRIMARY KEY AUTOINCREMENT, decision_id TEXT NOT NULL UNIQUE,
         arm TEXT NOT NULL, embedding BLOB NOT NULL, quality REAL NOT NULL,
-        cost REAL NOT NULL, time REAL NOT NULL, prompt TEXT, failure INTEGER NOT NULL DEFAULT 0)""",
+        cost REAL NOT NULL, time REAL NOT NULL, prompt TEXT, failure INTEGER NOT NULL DEFAULT 0,
+        propensity REAL)""",
     """CREATE TABLE IF NOT EXISTS snapshots (
         id INTEGER PRIMARY KEY AUTOINCREMENT, position TEXT NOT NULL, data BLOB NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS decisions (
@@ -99,6 +100,8 @@ class SQLiteStore:
         columns = {row[1] for row in db.execute("PRAGMA table_info(events)")}
         if "failure" not in columns:  # a file made by metallm 0.1
             db.execute("ALTER TABLE events ADD COLUMN failure INTEGER NOT NULL DEFAULT 0")
+        if "propensity" not in columns:  # a file made before propensities were kept
+            db.execute("ALTER TABLE events ADD COLUMN propensity REAL")
 
     def _db(self, *, routing: bool = False) -> sqlite3.Connection:
         """This thread's connection; ``routing``: the one whose writes wait only ``routing_timeout``."""
@@ -140,7 +143,7 @@ class SQLiteStore:
     def append(self, event: FeedbackEvent) -> str:
         """Write the event durably in one transaction (settling its decision); its position."""
         insert = (
-            "INSERT INTO events (decision_id, arm, embedding, quality, cost, time, prompt, failure) VALUES (?,?,?,?,?,?,?,?)",
+            "INSERT INTO events (decision_id, arm, embedding, quality, cost, time, prompt, failure, propensity) VALUES (?,?,?,?,?,?,?,?,?)",
             (
                 event.decision_id,
                 event.arm,
@@ -150,6 +153,7 @@ class SQLiteStore:
                 event.time,
                 event.prompt if self.store_prompts else None,
                 int(event.failure),
+                event.propensity,
             ),
         )
         settle = ("DELETE FROM decisions WHERE decision_id = ?", (event.decision_id,))
@@ -170,10 +174,10 @@ class SQLiteStore:
         start = int(position) if position else 0
         with driver_errors(self, "read its events", (sqlite3.Error,)):
             rows = self._db().execute(
-                "SELECT seq, decision_id, arm, embedding, quality, cost, time, prompt, failure FROM events WHERE seq > ? ORDER BY seq",
+                "SELECT seq, decision_id, arm, embedding, quality, cost, time, prompt, failure, propensity FROM events WHERE seq > ? ORDER BY seq",
                 (start,),
             )
-            for seq, decision_id, arm, embedding, quality, cost, stamp, prompt, failure in rows:
+            for seq, decision_id, arm, embedding, quality, cost, stamp, prompt, failure, p in rows:
                 if not all(isinstance(v, (int, float)) for v in (quality, cost, stamp)):
                     yield (
                         str(seq),
@@ -200,6 +204,7 @@ class SQLiteStore:
                         stamp,
                         prompt,
                         bool(failure),
+                        float(p) if isinstance(p, (int, float)) and 0 < p <= 1 else None,
                     ),
                 )
 

@@ -116,3 +116,17 @@ def test_concurrent_first_calls_of_a_session_all_go_where_the_first_went():
         assert (
             router.pending_decisions == 16
         )  # losers' first picks were discarded, not left pending
+
+
+def test_a_spooled_event_keeps_its_propensity_through_the_replay(tmp_path):
+    from metallm import SQLiteStore
+    from metallm.serving.spool import Spool
+    from metallm.state import FeedbackEvent
+
+    spool = Spool(tmp_path / "spool", "test")
+    spool.add(FeedbackEvent("d1", "a", np.ones(3), 1.0, 0.001, 5.0, propensity=0.3))
+    spool.add(FeedbackEvent("d2", "a", np.ones(3), 0.0, 0.001, 6.0))
+    store = SQLiteStore(tmp_path / "state.sqlite")
+    assert spool.replay(store) == 2
+    events = [e for _, e in store.events_after(None)]
+    assert [e.propensity for e in events] == [0.3, None]
