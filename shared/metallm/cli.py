@@ -155,8 +155,7 @@ def _evaluate_log(args: argparse.Namespace) -> int:
     }
     candidates["random"] = offpolicy.constant_policy(None, k)
     weights = [float(p) for p in args.p.split(",") if p.strip()]
-    means = [log.cost[log.chosen == j].mean() for j in range(k) if (log.chosen == j).any()]
-    scale = float(max(means)) if means and max(means) > 0 else 1.0
+    scale = offpolicy.log_cost_scale(log)
     for path in args.candidate:
         router = Router.load(path, embedder=None)
         if list(router.arms) != arms:

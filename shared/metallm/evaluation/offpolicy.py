@@ -34,6 +34,7 @@ from metallm.state.base import FeedbackEvent, StateStore
 __all__ = [
     "ESTIMATORS",
     "evaluate_log",
+    "log_cost_scale",
     "log_from_store",
     "render_log_evaluation",
     "render_validation",
@@ -381,6 +382,14 @@ def log_from_store(store: StateStore, arms: Sequence[str]) -> DecisionLog:
     )
 
 
+def log_cost_scale(log: DecisionLog) -> float:
+    """The reward's cost scale for a log: the priciest model's mean logged cost (1.0 if none)."""
+    means = [
+        log.cost[log.chosen == j].mean() for j in range(len(log.arms)) if (log.chosen == j).any()
+    ]
+    return float(max(means)) if means and max(means) > 0 else 1.0
+
+
 def evaluate_log(
     log: DecisionLog,
     candidates: dict[str, Candidate],
@@ -394,8 +403,7 @@ def evaluate_log(
     ``"logged"`` (an on-policy estimate: its plain means).
     """
     k = len(log.arms)
-    means = [log.cost[log.chosen == j].mean() for j in range(k) if (log.chosen == j).any()]
-    scale = float(max(means)) if means and max(means) > 0 else 1.0
+    scale = log_cost_scale(log)
     direct = _cross_fitted(log, 5, seed)
     out = {
         label: estimate(
