@@ -149,19 +149,14 @@ def _evaluate_log(args: argparse.Namespace) -> int:
         log = offpolicy.log_from_store(store, arms)
     except ValueError as e:
         raise MetaLLMError(str(e)) from None
-    k = len(arms)
-    candidates: dict[str, offpolicy.Candidate] = {
-        f"always {arm}": offpolicy.constant_policy(j, k) for j, arm in enumerate(arms)
-    }
-    candidates["random"] = offpolicy.constant_policy(None, k)
+    candidates = offpolicy.fixed_candidates(arms)
     weights = [float(p) for p in args.p.split(",") if p.strip()]
     scale = offpolicy.log_cost_scale(log)
     for path in args.candidate:
         router = Router.load(path, embedder=None)
         if list(router.arms) != arms:
             raise MetaLLMError(f"{path} routes {list(router.arms)}, the log {arms}")
-        for label, policy in offpolicy.router_candidates(router, weights, scale).items():
-            candidates[f"{path}: {label.removeprefix('candidate ')}"] = policy
+        candidates.update(offpolicy.router_candidates(router, weights, scale, label=f"{path}:"))
     _, estimates = offpolicy.evaluate_log(log, candidates, cost_weight=args.cost_weight)
     print(offpolicy.render_log_evaluation(args.log, log, estimates))
     _write_json(

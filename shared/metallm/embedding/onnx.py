@@ -222,9 +222,9 @@ class OnnxEmbedder:
         """What computes the vectors: ``onnx-fp32``, ``onnx-int8``, or ``""`` after a fallback.
 
         On-disk caches key vectors by it beside the model, so variants never share vectors.
+        Only an embedder that may fall back loads the model to answer.
         """
-        loaded = self._load()
-        if isinstance(loaded, SentenceTransformerEmbedder):
+        if self.fallback and isinstance(self._load(), SentenceTransformerEmbedder):
             return ""
         return "onnx-int8" if self.quantize else "onnx-fp32"
 

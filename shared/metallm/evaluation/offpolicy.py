@@ -34,6 +34,7 @@ from metallm.state.base import FeedbackEvent, StateStore
 __all__ = [
     "ESTIMATORS",
     "evaluate_log",
+    "fixed_candidates",
     "log_cost_scale",
     "log_from_store",
     "render_log_evaluation",
@@ -266,21 +267,12 @@ def validate(
     n_train = int(round(train_share * n))
     train, logged = order[:n_train], order[n_train:]
     scale = float(cost[train].mean(axis=0).max()) or 1.0
-    candidates: dict[str, Candidate] = {}
-    for p in (0.0, 0.1, 0.3, 1.0):
-        router = Router(list(arms), embedder=None, cost_weight=p, cost_scale=scale, seed=0)
-        router.fit(vectors[train], quality[train], cost[train], tune=False)
-
-        def by_router(V: np.ndarray, router: Router = router, p: float = p) -> np.ndarray:
-            predicted = router.predict(V, widths=False)
-            pick = np.argmax(predicted.quality - p * predicted.cost / scale, axis=1)
-            chosen: np.ndarray = np.eye(k)[pick]
-            return chosen
-
-        candidates[f"router p={p:g}"] = by_router
-    for j, arm in enumerate(arms):
-        candidates[f"always {arm}"] = constant_policy(j, k)
-    candidates["random"] = constant_policy(None, k)
+    router = Router(list(arms), embedder=None, cost_scale=scale, seed=0)
+    router.fit(vectors[train], quality[train], cost[train], tune=False)
+    candidates = {
+        **router_candidates(router, (0.0, 0.1, 0.3, 1.0), scale),
+        **fixed_candidates(arms),
+    }
 
     errors: dict[str, list[float]] = {e: [] for e in ESTIMATORS}
     covered: dict[str, list[bool]] = {e: [] for e in ESTIMATORS}
@@ -418,10 +410,18 @@ def evaluate_log(
     return scale, out
 
 
+def fixed_candidates(arms: Sequence[str]) -> dict[str, Candidate]:
+    """Each model for every query (``"always <model>"``), and ``"random"``."""
+    k = len(arms)
+    out = {f"always {arm}": constant_policy(j, k) for j, arm in enumerate(arms)}
+    out["random"] = constant_policy(None, k)
+    return out
+
+
 def router_candidates(
-    router: Router, weights: Sequence[float], scale: float
+    router: Router, weights: Sequence[float], scale: float, *, label: str = "router"
 ) -> dict[str, Candidate]:
-    """``router`` at each cost weight in ``weights``, as candidates (greedy on its predictions)."""
+    """``router`` at each cost weight in ``weights`` (``"<label> p=<p>"``), greedy on its predictions."""
     k = len(router.arms)
     out: dict[str, Candidate] = {}
     for p in weights:
@@ -433,7 +433,7 @@ def router_candidates(
             ]
             return chosen
 
-        out[f"candidate p={p:g}"] = policy
+        out[f"{label} p={p:g}"] = policy
     return out
 
 
