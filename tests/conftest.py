@@ -53,6 +53,26 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def start_aof_redis(port: int, folder: Path) -> subprocess.Popen:
+    """A real redis-server on ``port`` that persists every write (AOF, fsync always) in ``folder``."""
+    proc = subprocess.Popen(
+        [shutil.which("redis-server") or "redis-server", "--port", str(port), "--bind", "127.0.0.1",
+         "--save", "", "--appendonly", "yes", "--appendfsync", "always", "--dir", str(folder)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    import redis
+
+    client = redis.Redis(port=port)
+    for _ in range(200):
+        try:
+            if client.ping():
+                return proc
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    proc.kill()
+    pytest.fail("redis-server did not start")
+
+
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory):
     """A real redis-server (Debian's package) on a free loopback port, for the whole session."""

@@ -45,6 +45,7 @@ from metallm.learning.policies import EpsilonGreedy, LinUCB, Policy, RandomPolic
 from metallm.learning.reward import Calibration, calibrate_cost_weight, reward
 from metallm.serving import (
     Attempts,
+    Budget,
     Capabilities,
     Cooldown,
     Decision,
@@ -58,6 +59,7 @@ from metallm.serving import (
     is_provider_error,
 )
 from metallm.state import (
+    BudgetState,
     DecisionRecord,
     FeedbackEvent,
     MalformedEvent,
@@ -74,6 +76,8 @@ __all__ = [
     "EMBEDDING_MODEL_ENV",
     "AllModelsFailedError",
     "Attempts",
+    "Budget",
+    "BudgetState",
     "Calibration",
     "Capabilities",
     "ClusterFeatures",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -12,32 +11,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from metallm import RedisStore, Router
 from metallm.testing import OpenAICompatibleServer, ScriptedModel
 from tests.conftest import free_port
+from tests.conftest import start_aof_redis as _redis
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _redis(port: int, folder: Path) -> subprocess.Popen:
-    proc = subprocess.Popen(
-        [shutil.which("redis-server"), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "yes", "--appendfsync", "always", "--dir", str(folder)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    import redis
-
-    client = redis.Redis(port=port)
-    for _ in range(200):
-        try:
-            if client.ping():
-                return proc
-        except redis.ConnectionError:
-            time.sleep(0.05)
-    proc.kill()
-    pytest.fail("redis-server did not start")
 
 
 def _answered(path: Path) -> list[str]:

@@ -4,12 +4,12 @@ Prompts arrive in a seeded random order; each policy sees only the outcome of th
 chose. Against the number of queries we track running quality, running cost and the
 cumulative regret versus the full-information offline router (ridge fitted on every row
 with every model's outcome, the best a learner of this family could do in hindsight).
-With a budget, the router holds a target mean $/query online by dual ascent on ``p``.
+With a budget, the router holds a target mean $/query online by dual ascent on ``p``: the
+library's own :class:`~metallm.Budget`, as a live router holds it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,32 +22,12 @@ from metallm.evaluation.reports import BudgetReport, Run, SimulationResult
 from metallm.learning.features import with_prompt_length
 from metallm.learning.policies import EpsilonGreedy, LinUCB, Policy, RandomPolicy
 from metallm.learning.reward import calibrate_cost_weight
+from metallm.serving.budget import Budget
 from metallm.serving.router import Router
 
-__all__ = ["BudgetController", "SimulationResult", "run_simulation"]
+__all__ = ["SimulationResult", "run_simulation"]
 
 DEFAULT_ALPHA = LinUCB().alpha
-
-
-@dataclass
-class BudgetController:
-    """Dual ascent on the budget constraint: ``p += step * (cost - budget) / scale``, p >= 0.
-
-    ``p`` grows while the router spends more than the budget and shrinks while it spends
-    less, so the running mean cost settles at the budget.
-    """
-
-    budget: float
-    scale: float
-    step: float = 0.05
-    cost_weight: float = 0.0
-
-    def update(self, cost: float) -> float:
-        """Take one observed cost; the new cost weight ``p``."""
-        self.cost_weight = max(
-            0.0, self.cost_weight + self.step * (cost - self.budget) / self.scale
-        )
-        return self.cost_weight
 
 
 def _policies(alpha: float) -> dict[str, Policy]:
@@ -66,9 +46,11 @@ def _replay(
     quality: np.ndarray,
     cost: np.ndarray,
     reference_reward: np.ndarray,
-    *,
-    controller: BudgetController | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Each query in turn: select, then learn the chosen model's outcome.
+
+    A router with a budget moves its ``p`` as it learns each cost.
+    """
     n = len(embeddings)
     got_q, got_c, reward, weights = np.empty(n), np.empty(n), np.empty(n), np.empty(n)
     index = {arm: j for j, arm in enumerate(router.arms)}
@@ -79,10 +61,8 @@ def _replay(
         q, c = quality[t, j], cost[t, j]
         router.record(decision.id, quality=q, cost=c)
         got_q[t], got_c[t] = q, c
-        weights[t] = router.cost_weight
-        reward[t] = q - router.cost_weight * c / scale
-        if controller is not None:
-            router.cost_weight = controller.update(c)
+        weights[t] = decision.cost_weight
+        reward[t] = q - decision.cost_weight * c / scale
     return got_q, got_c, np.cumsum(reference_reward - reward), weights
 
 
@@ -180,7 +160,6 @@ def _budget_run(
     calibration = calibrate_cost_weight(
         predicted.quality, predicted.cost / scale, Q[live], C[live], budget
     )
-    controller = BudgetController(budget=budget, scale=scale)
     router = Router(
         models,
         embedder=None,
@@ -189,11 +168,12 @@ def _budget_run(
         cost_weight=0.0,
         cost_scale=scale,
         seed=seed,
+        budget=Budget(usd_per_query=budget),
     )
     if n_warm:
         router.fit(E[:n_warm], Q[:n_warm], C[:n_warm], tune=False)
     zero = np.zeros(len(Q[live]))
-    q, c, _, weights = _replay(router, E[live], Q[live], C[live], zero, controller=controller)
+    q, c, _, weights = _replay(router, E[live], Q[live], C[live], zero)
     result.runs.append(Run(f"UCB holding ${budget:.6g}/query", q, c, np.zeros_like(q), weights))
 
     # The same online learner with a fixed p, calibrated in hindsight (bisection over replays)

@@ -5,9 +5,11 @@ a ledger of pending decisions, sticky sessions, cooldowns and the store sync;
 :class:`RoutedCall` is the one routed call with fallbacks that both framework adapters
 drive; :mod:`~metallm.serving.pricing` turns reported usage into dollars and
 :mod:`~metallm.serving.requests` reads the routing text and the session off a call;
-:mod:`~metallm.serving.capabilities` leaves out the members that cannot serve a request.
+:mod:`~metallm.serving.capabilities` leaves out the members that cannot serve a request;
+:mod:`~metallm.serving.budget` holds a :class:`Budget` by moving the cost weight live.
 """
 
+from metallm.serving.budget import Budget
 from metallm.serving.call import Attempts, RoutedCall
 from metallm.serving.capabilities import Capabilities, Needs
 from metallm.serving.decisions import Decision, Prediction, explain
@@ -28,6 +30,7 @@ __all__ = [
     "DEFAULT_FEEDBACK_TTL",
     "DEFAULT_SESSION_KEY",
     "Attempts",
+    "Budget",
     "Capabilities",
     "Cooldown",
     "Decision",

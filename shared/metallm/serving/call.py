@@ -85,7 +85,12 @@ class RoutedCall:
             decision
             if decision is not None
             else router.select(
-                query, force=force, session=session, run_id=run_id, exclude=self.excluded
+                query,
+                force=force,
+                session=session,
+                run_id=run_id,
+                exclude=self.excluded,
+                prices=self.prices,
             )
         )
         """The model to try now (the next one after each :meth:`failed`)."""
@@ -149,8 +154,16 @@ class RoutedCall:
                     output_tokens,
                     decision.id,
                 )
+        if cost is None and self.router.budget is not None:
+            logger.warning(
+                "metallm: %s reported no usable token usage for decision %s: its cost is not "
+                "counted against the budget (ask the provider for usage, e.g. stream_usage=True)",
+                decision.arm,
+                decision.id,
+            )
         self._bookkeep(
-            "attach the cost of", lambda: self.router.observe_cost(decision.id, cost or 0.0)
+            "attach the cost of",
+            lambda: self.router.observe_cost(decision.id, cost or 0.0, spend=cost is not None),
         )
         self.router.cooldown.succeeded(decision.arm)
         if self.session is not None:
@@ -165,6 +178,7 @@ class RoutedCall:
             "cost_usd": cost_usd,
             "router_id": self.router.id,
             "attempts": [dict(a) for a in self.attempts],
+            "budget": self.router.budget_status(),
         }
 
     def explain(self) -> str:
@@ -266,6 +280,7 @@ class RoutedCall:
             exclude=[*tried, *self.excluded],
             ignore_cooldown=True,
             run_id=self.run_id,
+            prices=self.prices,
         )
 
     def _bookkeep(self, what: str, action: Callable[[], None]) -> None:

@@ -60,6 +60,7 @@ from metallm.serving._checks import (
     check_quality,
     one_embedding,
 )
+from metallm.serving.budget import Budget, BudgetKeeper, cheapest_arm
 from metallm.serving.call import Attempts, RoutedCall
 from metallm.serving.capabilities import Capabilities, Needs
 from metallm.serving.decisions import Decision, Prediction, Selection
@@ -122,6 +123,9 @@ class Router:
             (:class:`~metallm.learning.features.PromptLengthFeatures`): cost is mostly price
             times length. Default: on when the router has an embedder (it sees the text),
             off for a router given vectors, whose vectors would have to carry the length.
+        budget: Hold a :class:`~metallm.Budget` (USD per query, per day, or both) by moving
+            ``cost_weight`` after every paid call; shared through ``store`` by every process
+            using it. At a cap, each request goes to the cheapest model that can serve it.
 
     >>> import numpy as np
     >>> router = Router(["small", "large"], embedder=None)
@@ -149,6 +153,7 @@ class Router:
         sync_interval: float | None = 1.0,
         seed: int | None = None,
         prompt_length: bool | None = None,
+        budget: Budget | None = None,
     ) -> None:
         names = list(arms)
         if not names:
@@ -202,6 +207,7 @@ class Router:
         self.bookkeeping_errors = 0
         """Times metallm's own records failed after a provider answered (logged; the answer was kept)."""
         self.store = store
+        self._budget: BudgetKeeper | None = None
         self._sync = (
             StoreSync(store, snapshot_every=snapshot_every, sync_interval=sync_interval)
             if store is not None
@@ -216,8 +222,33 @@ class Router:
                 getattr(store, "spool_name", "metallm"),
             )
             self.sync()
+        if budget is not None and not isinstance(budget, Budget):
+            raise ConfigurationError(
+                f"budget must be a metallm.Budget, got {type(budget).__name__}: "
+                "e.g. Budget(usd_per_query=0.002) or Budget(usd_per_day=500)"
+            )
+        if budget is not None:
+            sync = self._sync
+            self._budget = BudgetKeeper(
+                budget,
+                store,
+                cost_weight=self.cost_weight,
+                usable=(lambda: True) if sync is None else sync.usable,
+                failed=(lambda e: None) if sync is None else sync.failed,
+                succeeded=(lambda: None) if sync is None else sync.succeeded,
+            )
+            self.cost_weight = self._budget.cost_weight
 
     # -- what the parts hold --------------------------------------------------------------
+    @property
+    def budget(self) -> Budget | None:
+        """The budget this router holds (None: a fixed ``cost_weight``)."""
+        return None if self._budget is None else self._budget.budget
+
+    def budget_status(self) -> dict[str, Any] | None:
+        """The budget's state now: ``cost_weight``, ``spent_usd``, targets, ``period_end``, ``capped``."""
+        return None if self._budget is None else self._budget.status()
+
     @property
     def policy(self) -> Policy:
         """How predictions become a choice."""
@@ -430,6 +461,7 @@ class Router:
         session: str | None = None,
         ignore_cooldown: bool = False,
         run_id: str | None = None,
+        prices: Prices | None = None,
     ) -> Decision:
         """Choose an arm for one query (text or embedding).
 
@@ -438,7 +470,8 @@ class Router:
         ``session`` keeps a conversation on the model it started with (see :meth:`stick`);
         ``run_id`` is the framework's id of the call, by which feedback can find the
         decision (:meth:`record_run`). Models cooling down after repeated failures are left
-        out unless every one is.
+        out unless every one is. ``prices`` (USD per 1M input/output tokens) rank the models
+        when a budget's cap is reached and the cheapest must be chosen.
         """
         excluded = set(exclude)
         if force is None and session is not None:
@@ -448,20 +481,22 @@ class Router:
                 and kept not in excluded
                 and (ignore_cooldown or kept not in self.cooldown.cooling())
             ):
-                decision = self._select_one(query, excluded, kept, True, run_id, session)
+                decision = self._select_one(query, excluded, kept, True, run_id, session, prices)
                 return decision._replace(forced=False, sticky=True)
             if kept is None:
                 # A new session: the first choice claims it at once, so calls of the same
                 # session running concurrently (a batch) all go where the first one went.
-                decision = self._select_one(query, excluded, None, ignore_cooldown, run_id, session)
+                decision = self._select_one(
+                    query, excluded, None, ignore_cooldown, run_id, session, prices
+                )
                 winner = self.sessions.claim(session, decision.arm)
                 if winner == decision.arm:
                     return decision
                 with self._lock:
                     self.ledger.discard(decision.id)
-                decision = self._select_one(query, excluded, winner, True, run_id, session)
+                decision = self._select_one(query, excluded, winner, True, run_id, session, prices)
                 return decision._replace(forced=False, sticky=True)
-        return self._select_one(query, excluded, force, ignore_cooldown, run_id, session)
+        return self._select_one(query, excluded, force, ignore_cooldown, run_id, session, prices)
 
     def _propensity(
         self, scores: list[float], chosen: int, excluded: set[int], forced: int | None
@@ -481,6 +516,7 @@ class Router:
         ignore_cooldown: bool,
         run_id: str | None = None,
         session: str | None = None,
+        prices: Prices | None = None,
     ) -> Decision:
         """:meth:`select_batch` for one query, with as few numpy calls as the maths allows."""
         if self._sync is not None:
@@ -490,6 +526,7 @@ class Router:
             excluded, forced = self._allowed(exclude, force, ignore_cooldown)
         else:
             excluded, forced = set(), None
+        capped = forced is None and self._budget is not None and self._budget.capped()
         prompt = (
             query
             if isinstance(query, str) and self.store is not None and self.store.store_prompts
@@ -504,7 +541,9 @@ class Router:
                 excluded=excluded,
                 forced=forced,
             )
-            propensity = self._propensity(scores, chosen, excluded, forced)
+            if capped:  # the budget's cap is reached: the cheapest model that can serve it
+                chosen = cheapest_arm(self.arms, cost, excluded, prices)
+            propensity = self._propensity(scores, chosen, excluded, chosen if capped else forced)
             selection = Selection(
                 self.arms,
                 self._index,
@@ -552,6 +591,7 @@ class Router:
         embeddings = self.embed(queries)
         self.bandit.ensure(embeddings.shape[1])
         excluded, forced = self._allowed(exclude, force, ignore_cooldown)
+        capped = forced is None and self._budget is not None and self._budget.capped()
         now = time.time()
         with self._lock:
             chosen, scores, bonus, X, quality, cost = self.bandit.score_many(
@@ -567,7 +607,9 @@ class Router:
             prompts = [q if isinstance(q, str) else None for q in queries] if keep_prompts else None
             if embeddings is queries:
                 embeddings = embeddings.copy()  # our own copy: the caller may reuse its array
-            if forced is not None:
+            if capped:  # the budget's cap is reached: the cheapest model for each query
+                chosen = np.array([cheapest_arm(self.arms, row, excluded) for row in cost.tolist()])
+            if forced is not None or capped:
                 propensity = np.ones(len(chosen))
             else:
                 masked = scores
@@ -717,9 +759,15 @@ class Router:
         )
 
     # -- online feedback ----------------------------------------------------------------
-    def observe_cost(self, decision_id: str, cost: float) -> None:
-        """Attach the measured cost (USD) to a pending decision, for a later :meth:`record`."""
+    def observe_cost(self, decision_id: str, cost: float, *, spend: bool = True) -> None:
+        """Attach the measured cost (USD) to a pending decision, for a later :meth:`record`.
+
+        With a budget, the cost is spent from it (``spend=False``: a placeholder, not spent),
+        even when the decision is unknown here: the call was paid for either way.
+        """
         c = check_cost(cost)
+        if spend and self._budget is not None:
+            self._spend(c)
         with self._lock:
             in_memory = self.ledger.observe_cost(decision_id, c)
         if self._sync is not None:
@@ -735,6 +783,12 @@ class Router:
         elif not in_memory:
             self.ledger.get(decision_id)  # a settled id: DuplicateFeedbackError
             raise self._unknown(decision_id)
+
+    def _spend(self, cost: float) -> None:
+        """Count a paid call against the budget and route with the ``p`` it leaves."""
+        assert self._budget is not None
+        known = self.fixed_cost_scale is not None or self.bandit.n_updates > 0
+        self.cost_weight = self._budget.spend(cost, self.cost_scale if known else None)
 
     def record(self, decision_id: str, *, quality: float, cost: float | None = None) -> None:
         """Learn from the outcome of a decision: updates the chosen arm only.
@@ -798,6 +852,7 @@ class Router:
                 "spooled_events": 0 if self.spool is None else len(self.spool),
                 "n_updates": self.n_updates,
                 "embedder": repr(self.embedder),
+                "budget": self.budget_status(),
             }
 
     def _count(self, outcome: str) -> None:
@@ -843,7 +898,8 @@ class Router:
                     raise ExpiredDecisionError(
                         decision_id, entry.time, entry.time + self.feedback_ttl
                     )
-                c = given if given is not None else self.ledger.cost_of(decision_id)
+                known_cost = self.ledger.cost_of(decision_id)
+                c = given if given is not None else known_cost
                 if c is None:
                     raise InvalidFeedbackError(
                         f"no cost known for decision {decision_id}: pass cost= (USD)"
@@ -854,6 +910,8 @@ class Router:
                     self._failures[entry.arm] += 1
                 else:
                     self.feedback_counts["recorded"] += 1
+            if self._budget is not None and known_cost is None and not failure:
+                self._spend(c)  # a cost first known from the feedback
             return
         with self._lock:
             entry = self.ledger.get(decision_id)  # DuplicateFeedbackError when settled here
@@ -917,11 +975,14 @@ class Router:
             with self._lock:
                 self.ledger.settle(decision_id)
                 self.feedback_counts["recorded"] += not failure
-            return
-        with self._lock:
-            self.ledger.settle(decision_id)
-            self.feedback_counts["recorded"] += not failure
-        self.sync()  # folds this event, and any from other processes, in log order
+        else:
+            with self._lock:
+                self.ledger.settle(decision_id)
+                self.feedback_counts["recorded"] += not failure
+        if self._budget is not None and known_cost is None and not failure:
+            self._spend(c)  # a cost first known from the feedback
+        if stored:
+            self.sync()  # folds this event, and any from other processes, in log order
 
     def _count_bookkeeping_error(self) -> None:
         with self._lock:
@@ -948,6 +1009,9 @@ class Router:
 
     def _sync_now(self) -> int:
         assert self._sync is not None and self.spool is not None
+        if self._budget is not None:  # other processes' spend, and the shared p
+            self._budget.refresh()
+            self.cost_weight = self._budget.cost_weight
         try:
             return self._sync_steps()
         except LogTrimmedError as e:

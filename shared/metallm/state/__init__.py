@@ -5,11 +5,21 @@ events and snapshots for many processes (:class:`SQLiteStore`, :class:`RedisStor
 Stores know nothing of routing: they keep records and raise their own typed errors.
 """
 
-from metallm.state.base import DecisionRecord, FeedbackEvent, MalformedEvent, Snapshot, StateStore
+from metallm.state.base import (
+    BudgetState,
+    BudgetStore,
+    DecisionRecord,
+    FeedbackEvent,
+    MalformedEvent,
+    Snapshot,
+    StateStore,
+)
 from metallm.state.redis import RedisStore
 from metallm.state.sqlite import SQLiteStore
 
 __all__ = [
+    "BudgetState",
+    "BudgetStore",
     "DecisionRecord",
     "FeedbackEvent",
     "MalformedEvent",

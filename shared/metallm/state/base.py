@@ -27,6 +27,8 @@ import numpy as np
 from metallm.exceptions import StoreError
 
 __all__ = [
+    "BudgetState",
+    "BudgetStore",
     "DecisionRecord",
     "FeedbackEvent",
     "MalformedEvent",
@@ -91,6 +93,51 @@ class Snapshot:
 
     position: str
     data: bytes
+
+
+@dataclass(frozen=True)
+class BudgetState:
+    """What a store holds of one budget: this period's spend and the controller's cost weight.
+
+    ``spent`` and ``queries`` are sums over every process sharing the store (each adds its
+    own calls); ``previous_queries`` is the count of the period before, for pacing early in a
+    period; ``cost_weight`` is the shared ``p`` (None before the first update).
+    """
+
+    period: int
+    spent: float = 0.0
+    queries: int = 0
+    cost_weight: float | None = None
+    previous_queries: int = 0
+
+
+@runtime_checkable
+class BudgetStore(Protocol):
+    """A store that can hold budgets for many processes (both of metallm's stores can)."""
+
+    def add_spend(
+        self,
+        name: str,
+        period: int,
+        *,
+        cost: float,
+        queries: int,
+        change: float,
+        floor: float,
+        ceiling: float,
+        initial: float,
+    ) -> BudgetState:
+        """Add to the period's sums and move the shared cost weight, in one atomic step.
+
+        ``cost`` and ``queries`` are added to ``period``'s sums; the cost weight moves by
+        ``change`` (from ``initial`` when it has none yet) and stays in [floor, ceiling].
+        Returns the state after it.
+        """
+        ...
+
+    def budget_state(self, name: str, period: int) -> BudgetState:
+        """The budget's state for ``period`` (zero sums when nothing was spent in it yet)."""
+        ...
 
 
 @runtime_checkable

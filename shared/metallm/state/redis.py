@@ -13,6 +13,7 @@ import numpy as np
 
 from metallm.exceptions import DuplicateEventError, LogTrimmedError, StateFileError
 from metallm.state.base import (
+    BudgetState,
     DecisionRecord,
     FeedbackEvent,
     MalformedEvent,
@@ -38,6 +39,19 @@ _APPEND = (
     "return redis.call('XADD', KEYS[2], '*', unpack(ARGV, 3))"
 )
 _SET_COST = "if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'cost', ARGV[1]) end return 0"
+# One round trip: add to a budget period's sums and move its shared cost weight within bounds.
+# KEYS: the period's hash, the weight, the previous period's hash;
+# ARGV: cost, queries, change, floor, ceiling, initial weight, seconds the period's hash is kept.
+_ADD_SPEND = (
+    "local spent = redis.call('HINCRBYFLOAT', KEYS[1], 'spent', ARGV[1]) "
+    "local queries = redis.call('HINCRBY', KEYS[1], 'queries', ARGV[2]) "
+    "redis.call('EXPIRE', KEYS[1], ARGV[7]) "
+    "local w = tonumber(redis.call('GET', KEYS[2]) or ARGV[6]) "
+    "w = math.min(math.max(w + tonumber(ARGV[3]), tonumber(ARGV[4])), tonumber(ARGV[5])) "
+    "local text = string.format('%.17g', w) "
+    "redis.call('SET', KEYS[2], text) "
+    "return {spent, tostring(queries), text, redis.call('HGET', KEYS[3], 'queries') or '0'}"
+)
 _FLOATS = ("cost_weight", "time", "expires", "propensity", "cost")
 
 
@@ -100,6 +114,7 @@ class RedisStore:
             self._errors = ()
         self._append = client.register_script(_APPEND)
         self._set_cost = client.register_script(_SET_COST)
+        self._add_spend = client.register_script(_ADD_SPEND)
         self.persistence = self._check_persistence() if check_persistence else "unchecked"
         """How the server persists writes: "aof-always", "aof-everysec", "aof-no", "rdb", "none" or "unknown"."""
 
@@ -282,6 +297,48 @@ class RedisStore:
         """Attach the measured cost (USD) to a pending decision."""
         with driver_errors(self, "update its decision ledger", self._errors):
             self._set_cost(keys=[self._decision_key(decision_id)], args=[repr(cost)])
+
+    # -- budgets ------------------------------------------------------------------------
+    def _budget_keys(self, name: str, period: int) -> list[str]:
+        base = f"{self.prefix}:budget:{name}"
+        return [f"{base}:{period}", f"{base}:weight", f"{base}:{period - 1}"]
+
+    def add_spend(
+        self,
+        name: str,
+        period: int,
+        *,
+        cost: float,
+        queries: int,
+        change: float,
+        floor: float,
+        ceiling: float,
+        initial: float,
+    ) -> BudgetState:
+        """Add to the period's spend and move the shared cost weight, in one round trip."""
+        args = [repr(cost), queries, repr(change), repr(floor), repr(ceiling), repr(initial)]
+        with driver_errors(self, f"add to budget {name!r}", self._errors):
+            spent, count, weight, previous = self._add_spend(
+                keys=self._budget_keys(name, period), args=[*args, int(self.retention)]
+            )
+        return BudgetState(period, float(spent), int(count), float(weight), int(previous))
+
+    def budget_state(self, name: str, period: int) -> BudgetState:
+        """The budget's state for ``period`` (zero sums when nothing was spent in it yet)."""
+        current, weight, before = self._budget_keys(name, period)
+        with driver_errors(self, f"read budget {name!r}", self._errors):
+            pipe = self.client.pipeline(transaction=False)
+            pipe.hmget(current, "spent", "queries")
+            pipe.get(weight)
+            pipe.hget(before, "queries")
+            (spent, queries), cost_weight, previous = pipe.execute()
+        return BudgetState(
+            period,
+            float(spent or 0.0),
+            int(queries or 0),
+            None if cost_weight is None else float(cost_weight),
+            int(previous or 0),
+        )
 
     # -- snapshots ----------------------------------------------------------------------
     def save_snapshot(self, snapshot: Snapshot) -> None:

@@ -12,6 +12,7 @@ import numpy as np
 
 from metallm.exceptions import DuplicateEventError, StateFileError, StoreError
 from metallm.state.base import (
+    BudgetState,
     DecisionRecord,
     FeedbackEvent,
     MalformedEvent,
@@ -36,6 +37,10 @@ _SCHEMA = (
         cost_weight REAL NOT NULL, time REAL NOT NULL, expires REAL NOT NULL, session TEXT,
         run_id TEXT, propensity REAL, cost REAL, prompt TEXT)""",
     "CREATE INDEX IF NOT EXISTS decisions_by_run ON decisions(run_id) WHERE run_id IS NOT NULL",
+    """CREATE TABLE IF NOT EXISTS budget_spend (
+        name TEXT NOT NULL, period INTEGER NOT NULL, spent REAL NOT NULL, queries INTEGER NOT NULL,
+        PRIMARY KEY (name, period))""",
+    """CREATE TABLE IF NOT EXISTS budget_weight (name TEXT PRIMARY KEY, cost_weight REAL NOT NULL)""",
 )
 _DECISION_COLUMNS = "decision_id, arm, embedding, cost_weight, time, expires, session, run_id, propensity, cost, prompt"
 
@@ -298,6 +303,68 @@ class SQLiteStore:
         with driver_errors(self, "read its decision ledger", (sqlite3.Error,)):
             (n,) = self._db().execute("SELECT COUNT(*) FROM decisions").fetchone()
         return int(n)
+
+    # -- budgets ------------------------------------------------------------------------
+    def add_spend(
+        self,
+        name: str,
+        period: int,
+        *,
+        cost: float,
+        queries: int,
+        change: float,
+        floor: float,
+        ceiling: float,
+        initial: float,
+    ) -> BudgetState:
+        """Add to the period's spend and move the shared cost weight, in one transaction."""
+        self._write(
+            f"add to budget {name!r}",
+            [
+                (
+                    "INSERT INTO budget_spend (name, period, spent, queries) VALUES (?,?,?,?) "
+                    "ON CONFLICT(name, period) DO UPDATE SET spent = spent + excluded.spent, "
+                    "queries = queries + excluded.queries",
+                    (name, period, cost, queries),
+                ),
+                (
+                    "INSERT OR IGNORE INTO budget_weight (name, cost_weight) VALUES (?, ?)",
+                    (name, initial),
+                ),
+                (
+                    "UPDATE budget_weight SET cost_weight = MIN(MAX(cost_weight + ?, ?), ?) "
+                    "WHERE name = ?",
+                    (change, floor, ceiling, name),
+                ),
+                ("DELETE FROM budget_spend WHERE name = ? AND period < ?", (name, period - 7)),
+            ],
+            routing=True,
+        )
+        return self.budget_state(name, period)
+
+    def budget_state(self, name: str, period: int) -> BudgetState:
+        """The budget's state for ``period`` (zero sums when nothing was spent in it yet)."""
+        with driver_errors(self, f"read budget {name!r}", (sqlite3.Error,)):
+            db = self._db(routing=True)
+            rows = dict(
+                (p, (spent, queries))
+                for p, spent, queries in db.execute(
+                    "SELECT period, spent, queries FROM budget_spend "
+                    "WHERE name = ? AND period IN (?, ?)",
+                    (name, period, period - 1),
+                )
+            )
+            weight = db.execute(
+                "SELECT cost_weight FROM budget_weight WHERE name = ?", (name,)
+            ).fetchone()
+        spent, queries = rows.get(period, (0.0, 0))
+        return BudgetState(
+            period,
+            float(spent),
+            int(queries),
+            None if weight is None else float(weight[0]),
+            int(rows.get(period - 1, (0.0, 0))[1]),
+        )
 
     # -- snapshots ----------------------------------------------------------------------
     def save_snapshot(self, snapshot: Snapshot) -> None:
