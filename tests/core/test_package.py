@@ -18,6 +18,8 @@ PUBLIC_API = [
     "EMBEDDING_MODEL_ENV",
     "AllModelsFailedError",
     "Attempts",
+    "Budget",
+    "BudgetState",
     "Calibration",
     "Capabilities",
     "ClusterFeatures",

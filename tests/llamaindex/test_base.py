@@ -10,7 +10,7 @@ from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.instrumentation.event_handlers import BaseEventHandler
 from llama_index.core.llms import ChatMessage
 
-from metallm import ConfigurationError, EmptyQueryError, Router, UnknownArmError
+from metallm import Budget, ConfigurationError, EmptyQueryError, Router, UnknownArmError
 from metallm_llamaindex import MetaLLM, MetaLLMDecisionEvent
 from tests.embedders import CountingEmbedder, wait_for
 from tests.llamaindex.conftest import PRICES
@@ -243,3 +243,13 @@ def test_construction_warms_the_embedder_up_in_the_background_unless_told_not_to
     monkeypatch.setenv("METALLM_WARMUP", "0")
     MetaLLM(llms=pool, router=Router(list(pool), embedder=by_environment))
     assert not wait_for(lambda: opted_out.texts or by_environment.texts, seconds=0.5)
+
+
+def test_a_routers_budget_is_held_and_shown_through_metallm(pool, embedder):
+    router = Router(list(pool), embedder=embedder, seed=0, budget=Budget(usd_per_query=1e-5))
+    llm = MetaLLM(llms=pool, prices=PRICES, router=router)
+    first = llm.complete(PROMPT).additional_kwargs["metallm"]
+    second = llm.complete(PROMPT).additional_kwargs["metallm"]
+    assert second["budget"]["queries"] == 2
+    assert second["budget"]["spent_usd"] == pytest.approx(first["cost_usd"] + second["cost_usd"])
+    assert second["budget"]["cost_weight"] > first["cost_weight"]  # both calls cost above $0.00001
