@@ -154,6 +154,10 @@ class ChatMetaLLM(BaseChatModel):
     ``max_input_tokens``, ``tool_calling``, ``structured_output``, ``image_inputs``,
     ``pdf_inputs``, ``audio_inputs``). Members that cannot serve a request are left out of its
     routing, with the reason in the metadata's ``excluded``."""
+    shadows: dict[str, Router] = Field(default_factory=dict, exclude=True)
+    """Shadow routers by name: each sees every call and logs the member it would have chosen
+    (never calling it), learning from the same feedback; ``metallm evaluate --log`` estimates
+    each from the store's log beside this router. Promote one by passing it as ``router``."""
     session_key: str | None = None
     """Keep a conversation on one model: the run metadata key (or configurable) naming the
     session, e.g. ``"session_id"`` or LangGraph's ``"thread_id"``. None: every call routes."""
@@ -174,7 +178,12 @@ class ChatMetaLLM(BaseChatModel):
             for name, model in self.models.items()
         }
         self.prices, self.router = check_pool(
-            self.models, self.prices, self.router, what="models", warmup=self.warmup
+            self.models,
+            self.prices,
+            self.router,
+            what="models",
+            warmup=self.warmup,
+            shadows=self.shadows,
         )
 
     @property

@@ -85,6 +85,10 @@ class MetaLLM(FunctionCallingLLM):
     that can call functions) routes, among the members that can serve it (``capabilities``). ``model="<name>"`` in a call forces a member.
     The members are used through private copies whose legacy callback managers are empty,
     so handlers on ``Settings.callback_manager`` see each call once, on the router.
+
+    ``router=`` shares a :class:`metallm.Router` (a store, a budget, ...); ``shadows=`` gives
+    it shadow routers by name, which see every call and log the member they would have chosen
+    without calling it (``metallm evaluate --log`` estimates them from the store's log).
     """
 
     prices: dict[str, tuple[float, float]] = Field(
@@ -133,10 +137,13 @@ class MetaLLM(FunctionCallingLLM):
         llms: dict[str, LLM],
         prices: dict[str, tuple[float, float]] | None = None,
         router: Router | None = None,
+        shadows: dict[str, Router] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(prices=dict(prices or {}), **kwargs)
-        self.prices, router = check_pool(llms, self.prices, router, what="llms", warmup=self.warmup)
+        self.prices, router = check_pool(
+            llms, self.prices, router, what="llms", warmup=self.warmup, shadows=shadows
+        )
         self._llms = {name: _isolated(llm) for name, llm in llms.items()}
         self._router = router
         self._prepared = OrderedDict()

@@ -41,7 +41,7 @@ from metallm.learning.features import (
     FeatureMap,
     ProjectedFeatures,
 )
-from metallm.learning.policies import EpsilonGreedy, LinUCB, Policy, RandomPolicy
+from metallm.learning.policies import EpsilonGreedy, LinUCB, Policy, RandomPolicy, SquareCB
 from metallm.learning.reward import Calibration, calibrate_cost_weight, reward
 from metallm.serving import (
     Attempts,
@@ -122,6 +122,7 @@ __all__ = [
     "SQLiteStore",
     "SentenceTransformerEmbedder",
     "Snapshot",
+    "SquareCB",
     "StateFileError",
     "StateStore",
     "StoreError",

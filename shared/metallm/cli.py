@@ -124,6 +124,9 @@ def _configure_evaluate(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cost-weight", type=float, default=0.1, help="p in the reward")
     parser.add_argument("--json", dest="json_out", help="write the result as JSON here")
     parser.add_argument(
+        "--plot", help="with --log: plot each estimate with its interval here (PNG, needs [bench])"
+    )
+    parser.add_argument(
         "--embedding-model", help="embedding model (default: $METALLM_EMBEDDING_MODEL or MiniLM)"
     )
 
@@ -159,6 +162,18 @@ def _evaluate_log(args: argparse.Namespace) -> int:
         candidates.update(offpolicy.router_candidates(router, weights, scale, label=f"{path}:"))
     _, estimates = offpolicy.evaluate_log(log, candidates, cost_weight=args.cost_weight)
     print(offpolicy.render_log_evaluation(args.log, log, estimates))
+    shadows = offpolicy.evaluate_shadows(log, cost_weight=args.cost_weight)
+    if shadows:
+        print()
+        print(offpolicy.render_shadows(shadows))
+    if args.plot:
+        from metallm.evaluation.plots import plot_estimates
+
+        shown = {label: found["DR"] for label, found in estimates.items()}
+        shown.update({f"shadow {name}": r.shadow["DR"] for name, r in shadows.items()})
+        print(
+            f"wrote {plot_estimates(shown, args.plot, title=f'{args.log}: estimated from the live log')}"
+        )
     _write_json(
         args.json_out,
         {
@@ -168,6 +183,17 @@ def _evaluate_log(args: argparse.Namespace) -> int:
             "estimates": {
                 label: {e: vars(found) for e, found in found_all.items()}
                 for label, found_all in estimates.items()
+            },
+            "shadows": {
+                name: {
+                    "rows": r.rows,
+                    "agreement": r.agreement,
+                    "savings": r.savings,
+                    "reward_gain": r.reward_gain,
+                    "shadow": {e: vars(found) for e, found in r.shadow.items()},
+                    "live": {e: vars(found) for e, found in r.live.items()},
+                }
+                for name, r in shadows.items()
             },
         },
     )

@@ -64,6 +64,7 @@ PUBLIC_API = [
     "SQLiteStore",
     "SentenceTransformerEmbedder",
     "Snapshot",
+    "SquareCB",
     "StateFileError",
     "StateStore",
     "StoreError",

@@ -253,3 +253,17 @@ def test_a_routers_budget_is_held_and_shown_through_metallm(pool, embedder):
     assert second["budget"]["queries"] == 2
     assert second["budget"]["spent_usd"] == pytest.approx(first["cost_usd"] + second["cost_usd"])
     assert second["budget"]["cost_weight"] > first["cost_weight"]  # both calls cost above $0.00001
+
+
+def test_shadows_see_every_call_and_are_never_called(pool, embedder):
+    shadow = Router(list(pool), embedder=embedder, cost_weight=0.0, seed=1)
+    llm = MetaLLM(llms=pool, prices=PRICES, router=Router(list(pool), embedder=embedder, seed=0),
+                  shadows={"quality-first": shadow})  # fmt: skip
+    chosen = []
+    for _ in range(6):
+        meta = llm.complete(PROMPT).additional_kwargs["metallm"]
+        assert set(meta["shadows"]) == {"quality-first"}
+        llm.record_feedback(meta["decision_id"], quality=1.0)
+        chosen.append(meta["model"])
+    assert sum(len(member.calls) for member in pool.values()) == len(chosen)  # live calls only
+    assert shadow.n_updates == llm.router.n_updates == 6  # it learned the same feedback

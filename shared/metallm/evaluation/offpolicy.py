@@ -13,6 +13,9 @@ gives each query a distribution over models; its mean quality, cost and reward
   log (fitted on the other folds, so a row never scores itself).
 
 Each comes with a bootstrap 95% interval and the effective sample size ``(sum w)^2 / sum w^2``.
+Shadow routers (:mod:`metallm.serving.shadows`) log their choice distribution beside each live
+decision: :func:`evaluate_shadows` estimates each from those, beside the live router's value on
+the same rows, with their agreement and the estimated savings.
 :func:`validate` checks the estimators on a routing table, where every model's outcome is
 known, so each candidate's true value is too (``metallm evaluate --data ... --validate``).
 """
@@ -29,11 +32,15 @@ from metallm.learning.bandit import LinearBandit
 from metallm.learning.features import ProjectedFeatures
 from metallm.learning.policies import LinUCB
 from metallm.serving.router import Router
+from metallm.serving.shadows import parse_shadows
 from metallm.state.base import FeedbackEvent, StateStore
 
 __all__ = [
     "ESTIMATORS",
     "evaluate_log",
+    "evaluate_shadows",
+    "render_shadows",
+    "ShadowReport",
     "fixed_candidates",
     "log_cost_scale",
     "log_from_store",
@@ -46,6 +53,7 @@ __all__ = [
     "constant_policy",
     "estimate",
     "logged_replay",
+    "on_policy",
     "validate",
 ]
 
@@ -68,6 +76,11 @@ class DecisionLog:
     propensity: np.ndarray
     quality: np.ndarray
     cost: np.ndarray
+    shadows: dict[str, np.ndarray] = field(default_factory=dict)
+    """Per shadow router, the probability it gave each model for each row, (n, k); NaN rows
+    where it logged nothing (e.g. added later)."""
+    shadow_chosen: dict[str, np.ndarray] = field(default_factory=dict)
+    """Per shadow router, the model it chose for each row (-1 where it logged nothing)."""
 
     def __post_init__(self) -> None:
         n = self.vectors.shape[0]
@@ -173,6 +186,29 @@ def estimate(
             ess,
         )
     return out
+
+
+def on_policy(
+    log: DecisionLog, *, cost_weight: float, scale: float, bootstrap: int = 200, seed: int = 0
+) -> dict[str, Estimate]:
+    """The logging policy's own value: the plain means of its outcomes (every estimator agrees)."""
+    n = len(log.chosen)
+    samples = np.random.default_rng(seed).integers(0, n, size=(bootstrap, n))
+    rewards = log.quality - cost_weight * log.cost / scale
+    low, high = np.percentile(rewards[samples].mean(axis=1), [2.5, 97.5])
+    quality, cost = float(log.quality.mean()), float(log.cost.mean())
+    return {
+        estimator: Estimate(
+            estimator,
+            quality,
+            cost,
+            quality - cost_weight * cost / scale,
+            float(low),
+            float(high),
+            float(n),
+        )
+        for estimator in ESTIMATORS
+    }
 
 
 def logged_replay(
@@ -364,6 +400,19 @@ def log_from_store(store: StateStore, arms: Sequence[str]) -> DecisionLog:
     dims = {len(e.embedding) for e in rows}
     if len(dims) != 1:
         raise ValueError(f"the logged vectors have different sizes {sorted(dims)}")
+    k = len(arms)
+    shadows: dict[str, np.ndarray] = {}
+    shadow_chosen: dict[str, np.ndarray] = {}
+    for i, event in enumerate(rows):
+        for name, choice in parse_shadows(event.shadows).items():
+            if name not in shadows:
+                shadows[name] = np.full((len(rows), k), np.nan)
+                shadow_chosen[name] = np.full(len(rows), -1)
+            if choice.arm in index and set(choice.probabilities) <= set(index):
+                shadows[name][i] = 0.0
+                for arm, p in choice.probabilities.items():
+                    shadows[name][i, index[arm]] = p
+                shadow_chosen[name][i] = index[choice.arm]
     return DecisionLog(
         list(arms),
         np.stack([np.asarray(e.embedding, dtype=np.float64) for e in rows]),
@@ -371,6 +420,8 @@ def log_from_store(store: StateStore, arms: Sequence[str]) -> DecisionLog:
         np.array([float(e.propensity) for e in rows if e.propensity is not None]),
         np.array([e.quality for e in rows]),
         np.array([e.cost for e in rows]),
+        shadows,
+        shadow_chosen,
     )
 
 
@@ -394,7 +445,6 @@ def evaluate_log(
     The scale is the priciest model's mean logged cost; the logging policy itself is added as
     ``"logged"`` (an on-policy estimate: its plain means).
     """
-    k = len(log.arms)
     scale = log_cost_scale(log)
     direct = _cross_fitted(log, 5, seed)
     out = {
@@ -403,11 +453,89 @@ def evaluate_log(
         )
         for label, policy in candidates.items()
     }
-    on_policy = np.eye(k)[log.chosen]
-    out["logged"] = estimate(
-        log, on_policy, cost_weight=cost_weight, scale=scale, seed=seed, direct=direct
-    )
+    out["logged"] = on_policy(log, cost_weight=cost_weight, scale=scale, seed=seed)
     return scale, out
+
+
+@dataclass(frozen=True)
+class ShadowReport:
+    """A shadow router's estimated value from the live log, beside the live router's."""
+
+    name: str
+    rows: int
+    """Logged decisions the shadow saw (with feedback and a propensity)."""
+    agreement: float
+    """The share of those where the shadow chose the live router's model."""
+    shadow: dict[str, Estimate]
+    live: dict[str, Estimate]
+    """The live router's value on the same rows (on-policy: its plain means)."""
+
+    @property
+    def savings(self) -> float:
+        """The share of the live router's cost the shadow would have saved (DR; negative: more)."""
+        live = self.live["DR"].cost
+        return 1.0 - self.shadow["DR"].cost / live if live > 0 else 0.0
+
+    @property
+    def reward_gain(self) -> float:
+        """The shadow's DR reward minus the live router's."""
+        return self.shadow["DR"].reward - self.live["DR"].reward
+
+
+def _rows(log: DecisionLog, keep: np.ndarray) -> DecisionLog:
+    return DecisionLog(
+        log.arms,
+        log.vectors[keep],
+        log.chosen[keep],
+        log.propensity[keep],
+        log.quality[keep],
+        log.cost[keep],
+    )
+
+
+def evaluate_shadows(
+    log: DecisionLog, *, cost_weight: float = 0.1, seed: int = 0, min_rows: int = 20
+) -> dict[str, ShadowReport]:
+    """Each shadow router logged in ``log``: its estimates beside the live router's, on its rows.
+
+    Shadows with fewer than ``min_rows`` logged rows are left out (too few to estimate).
+    """
+    scale = log_cost_scale(log)
+    out = {}
+    for name, probabilities in log.shadows.items():
+        keep = ~np.isnan(probabilities).any(axis=1)
+        if keep.sum() < min_rows:
+            continue
+        sub = _rows(log, keep)
+        folds = min(5, int(keep.sum()) // 4)
+        direct = _cross_fitted(sub, folds, seed)
+        shadow = estimate(
+            sub, probabilities[keep], cost_weight=cost_weight, scale=scale, seed=seed, direct=direct
+        )
+        live = on_policy(sub, cost_weight=cost_weight, scale=scale, seed=seed)
+        agreement = float((log.shadow_chosen[name][keep] == sub.chosen).mean())
+        out[name] = ShadowReport(name, int(keep.sum()), agreement, shadow, live)
+    return out
+
+
+def render_shadows(reports: dict[str, ShadowReport]) -> str:
+    """The shadows as a table: agreement, DR reward beside the live router's, savings."""
+    lines = [
+        f"{'shadow':<20} {'rows':>6} {'agrees':>7} {'quality':>8} {'$/query':>10} "
+        f"{'reward':>8} {'95% interval':>18} {'live reward':>11} {'savings':>8}"
+    ]
+    for name, r in reports.items():
+        dr = r.shadow["DR"]
+        lines.append(
+            f"{name:<20} {r.rows:>6} {r.agreement:>7.1%} {dr.quality:>8.4f} {dr.cost:>10.6f} "
+            f"{dr.reward:>8.4f} [{dr.reward_low:>7.4f}, {dr.reward_high:>7.4f}] "
+            f"{r.live['DR'].reward:>11.4f} {r.savings:>8.1%}"
+        )
+    lines.append(
+        "(doubly robust estimates from the live log; savings: the share of the live router's "
+        "cost the shadow would not have spent)"
+    )
+    return "\n".join(lines)
 
 
 def fixed_candidates(arms: Sequence[str]) -> dict[str, Candidate]:

@@ -1,4 +1,4 @@
-"""The plots of ``metallm bench`` and ``metallm simulate`` (matplotlib, from the ``bench`` extra)."""
+"""The plots of ``metallm bench``, ``simulate`` and ``evaluate`` (matplotlib, from the ``bench`` extra)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ from typing import Any
 
 import numpy as np
 
+from metallm.evaluation.offpolicy import Estimate
 from metallm.evaluation.reports import BenchResult, SimulationResult
 from metallm.learning.metrics import quality_hull
 
-__all__ = ["plot_bench", "plot_simulation"]
+__all__ = ["plot_bench", "plot_estimates", "plot_simulation"]
 
 
 @contextmanager
@@ -96,4 +97,31 @@ def plot_simulation(result: SimulationResult, path: str | Path) -> Path:
         axes[1].set_yscale("log")
         axes[2].legend(fontsize=7)
         fig.suptitle(f"{result.dataset}: online replay with bandit feedback")
+    return Path(path)
+
+
+def plot_estimates(
+    estimates: dict[str, Estimate], path: str | Path, *, title: str, live: str = "logged"
+) -> Path:
+    """Each policy's estimated mean reward with its 95% interval, best first; ``live`` in black."""
+    ranked = sorted(estimates.items(), key=lambda kv: kv[1].reward)
+    with _figure(path, ncols=1, size=(8, 0.9 + 0.32 * len(ranked)), dpi=120) as (_, ax):
+        for y, (label, e) in enumerate(ranked):
+            color = (
+                "black"
+                if label == live
+                else ("tab:purple" if label.startswith("shadow ") else "tab:blue")
+            )
+            ax.errorbar(
+                e.reward,
+                y,
+                xerr=[[e.reward - e.reward_low], [e.reward_high - e.reward]],
+                fmt="o",
+                color=color,
+                capsize=3,
+            )
+        ax.set_yticks(range(len(ranked)), [label for label, _ in ranked], fontsize=8)
+        ax.set_xlabel("estimated mean reward (doubly robust, 95% interval)")
+        ax.set_title(title, fontsize=10)
+        ax.grid(axis="x", alpha=0.3)
     return Path(path)

@@ -20,7 +20,7 @@ from metallm.evaluation.bench import embed_table, table_embedder
 from metallm.evaluation.datasets import load_routing_table
 from metallm.evaluation.reports import BudgetReport, Run, SimulationResult
 from metallm.learning.features import with_prompt_length
-from metallm.learning.policies import EpsilonGreedy, LinUCB, Policy, RandomPolicy
+from metallm.learning.policies import EpsilonGreedy, LinUCB, Policy, RandomPolicy, SquareCB
 from metallm.learning.reward import calibrate_cost_weight
 from metallm.serving.budget import Budget
 from metallm.serving.router import Router
@@ -34,6 +34,7 @@ def _policies(alpha: float) -> dict[str, Policy]:
     return {
         "UCB": LinUCB(alpha=alpha),
         "UCB + 10% exploration": LinUCB(alpha=alpha, explore=0.1),
+        "SquareCB": SquareCB(),
         "greedy": LinUCB(alpha=0.0),
         "epsilon-greedy": EpsilonGreedy(epsilon=0.1),
         "random": RandomPolicy(),

@@ -13,7 +13,7 @@ from metallm.learning.features import (
     FeatureMap,
     ProjectedFeatures,
 )
-from metallm.learning.policies import EpsilonGreedy, LinUCB, Policy, RandomPolicy
+from metallm.learning.policies import EpsilonGreedy, LinUCB, Policy, RandomPolicy, SquareCB
 from metallm.learning.reward import Calibration, calibrate_cost_weight, reward
 from metallm.learning.ridge import RidgeStatistics
 
@@ -28,6 +28,7 @@ __all__ = [
     "ProjectedFeatures",
     "RandomPolicy",
     "RidgeStatistics",
+    "SquareCB",
     "calibrate_cost_weight",
     "reward",
 ]

@@ -21,7 +21,7 @@ from metallm.learning.features import (
     quality_dimension,
     reads_prompt_length,
 )
-from metallm.learning.policies import Policy
+from metallm.learning.policies import Policy, round_policy
 from metallm.learning.reward import cost_scale
 from metallm.learning.ridge import RidgeStatistics
 from metallm.learning.tuning import DEFAULT_CANDIDATES, Tuning, tune_features
@@ -132,6 +132,10 @@ class LinearBandit:
             )
         return self._scale
 
+    def choosing_policy(self) -> Policy:
+        """The policy as it chooses now (SquareCB's exploration scale follows the outcomes learned)."""
+        return round_policy(self.policy, self.n_updates)
+
     # -- scoring -------------------------------------------------------------------------
     def score_one(
         self,
@@ -157,18 +161,19 @@ class LinearBandit:
         else:  # the cost model reads the features and more (the prompt's length)
             means, quad = stats.predict_one(features[: self._quality_dim])
             np.maximum(self.cost_stats.means_one(features)[0], 0.0, out=means[1])
-        bonus = self.policy.bonus(np.sqrt(np.maximum(quad, 0.0, out=quad), out=quad)).tolist()
+        policy = self.choosing_policy()
+        bonus = policy.bonus(np.sqrt(np.maximum(quad, 0.0, out=quad), out=quad)).tolist()
         quality, cost = means.tolist()
         weight = cost_weight / scale
         scores = [q - weight * c + b for q, c, b in zip(quality, cost, bonus)]
         if forced is not None:
             chosen = forced
         elif excluded:
-            chosen = self.policy.choose_one(
+            chosen = policy.choose_one(
                 [-math.inf if i in excluded else v for i, v in enumerate(scores)], self.rng
             )
         else:
-            chosen = self.policy.choose_one(scores, self.rng)
+            chosen = policy.choose_one(scores, self.rng)
         return chosen, scores, bonus, features, quality, cost
 
     def score_many(
@@ -185,16 +190,15 @@ class LinearBandit:
         X = self.features.transform(embeddings)
         quality, cost, width = self._predict(stats, X, fast_width=True, widths=True)
         assert width is not None
-        bonus = self.policy.bonus(width)
+        policy = self.choosing_policy()
+        bonus = policy.bonus(width)
         scores = quality - cost_weight * cost / scale + bonus
         if excluded:
             masked = scores.copy()
             masked[:, sorted(excluded)] = -np.inf
         else:
             masked = scores
-        chosen = (
-            self.policy.choose(masked, self.rng) if forced is None else np.full(X.shape[0], forced)
-        )
+        chosen = policy.choose(masked, self.rng) if forced is None else np.full(X.shape[0], forced)
         return chosen, scores, bonus, X, quality, cost
 
     def predict(

@@ -20,7 +20,9 @@ __all__ = [
     "LinUCB",
     "Policy",
     "RandomPolicy",
+    "SquareCB",
     "mixture_probabilities",
+    "round_policy",
     "mixture_probability",
     "policy_from_dict",
 ]
@@ -261,9 +263,135 @@ class RandomPolicy:
         return {"name": self.name, **asdict(self)}
 
 
-_POLICIES: dict[str, type[LinUCB] | type[EpsilonGreedy] | type[RandomPolicy]] = {
-    cls.name: cls for cls in (LinUCB, EpsilonGreedy, RandomPolicy)
+@dataclass(frozen=True)
+class SquareCB:
+    """SquareCB (Foster and Rakhlin 2020; Vowpal Wabbit's ``--squarecb``): explore by the gaps.
+
+    Each arm ``a`` other than the best-scored one is picked with probability
+    ``1 / (K + gamma * (best - score_a))`` and the best one takes the rest, with
+    ``gamma = gamma_scale * t ** gamma_exponent`` after ``t`` learned outcomes (VW's defaults
+    10 and 0.5): arms predicted far worse are rarely tried, close ones often, and every choice
+    has an exact propensity. The best of tied arms is the first of them, so the distribution is
+    a function of the scores alone. ``floor`` mixes in a uniform choice so that every allowed
+    arm keeps at least that probability (what off-policy evaluation of other policies needs;
+    when ``floor * K > 1``, uniform).
+
+    >>> policy = SquareCB().at(0)          # gamma = 10 before any outcome
+    >>> round(policy.probability_one([0.9, 0.5], 1), 4)   # 1 / (2 + 10 * 0.4)
+    0.1667
+    """
+
+    gamma_scale: float = 10.0
+    gamma_exponent: float = 0.5
+    l2: float = 1.0
+    floor: float = 0.0
+    gamma: float | None = None
+    """The exploration scale now; set by :meth:`at` from the number of learned outcomes."""
+    name: ClassVar[str] = "SquareCB"
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.gamma_scale) and self.gamma_scale > 0):
+            raise ConfigurationError(f"gamma_scale must be positive, got {self.gamma_scale!r}")
+        if not (math.isfinite(self.gamma_exponent) and self.gamma_exponent >= 0):
+            raise ConfigurationError(
+                f"gamma_exponent must be a finite number >= 0, got {self.gamma_exponent!r}"
+            )
+        if not (math.isfinite(self.floor) and 0.0 <= self.floor <= 1.0):
+            raise ConfigurationError(f"floor must be in [0, 1], got {self.floor!r}")
+        _check_l2(self.l2)
+
+    def at(self, updates: int) -> SquareCB:
+        """This policy after ``updates`` learned outcomes (its gamma for that round)."""
+        gamma = self.gamma_scale * (updates + 1) ** self.gamma_exponent
+        return (
+            self
+            if gamma == self.gamma
+            else SquareCB(self.gamma_scale, self.gamma_exponent, self.l2, self.floor, gamma)
+        )
+
+    def _gamma(self) -> float:
+        return self.gamma if self.gamma is not None else self.gamma_scale
+
+    def bonus(self, width: np.ndarray) -> np.ndarray:
+        """No bonus: SquareCB explores through its choice probabilities."""
+        return np.zeros_like(width)
+
+    def distribution(self, scores: np.ndarray) -> np.ndarray:
+        """The probability of each arm per row of ``scores`` (n, k); -inf arms get 0."""
+        allowed = np.isfinite(scores)
+        k = np.maximum(allowed.sum(axis=1, keepdims=True), 1)
+        masked = np.where(allowed, scores, -np.inf)
+        best = masked.argmax(axis=1)
+        rows = np.arange(scores.shape[0])
+        gap = np.where(allowed, masked[rows, best][:, None] - np.where(allowed, scores, 0.0), 0.0)
+        p = np.where(allowed, 1.0 / (k + self._gamma() * gap), 0.0)
+        p[rows, best] = 0.0
+        p[rows, best] = 1.0 - p.sum(axis=1)
+        if self.floor:
+            share = np.minimum(self.floor * k, 1.0)
+            p = np.where(allowed, (1.0 - share) * p + share / k, 0.0)
+        return p
+
+    def _one(self, scores: list[float]) -> list[float]:
+        allowed = [v for v in scores if v != -math.inf]
+        k, top = len(allowed), max(allowed)
+        best = scores.index(top)
+        gamma = self._gamma()
+        p = [0.0 if v == -math.inf or i == best else 1.0 / (k + gamma * (top - v))
+             for i, v in enumerate(scores)]  # fmt: skip
+        p[best] = 1.0 - sum(p)
+        if self.floor:
+            share = min(self.floor * k, 1.0)
+            p = [0.0 if v == -math.inf else (1.0 - share) * q + share / k
+                 for q, v in zip(p, scores)]  # fmt: skip
+        return p
+
+    def choose(self, scores: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """The chosen arm per row of ``scores``, drawn from :meth:`distribution`."""
+        cumulative = np.cumsum(self.distribution(scores), axis=1)
+        draws = rng.random((scores.shape[0], 1)) * cumulative[:, -1:]
+        chosen = (cumulative <= draws).sum(axis=1)
+        return np.asarray(np.minimum(chosen, scores.shape[1] - 1))
+
+    def choose_one(self, scores: list[float], rng: np.random.Generator) -> int:
+        """The chosen arm for one query's scores, drawn from its distribution."""
+        p = self._one(scores)
+        draw, total = rng.random(), 0.0
+        for i, v in enumerate(p):
+            total += v
+            if draw < total and v > 0:
+                return i
+        return max(range(len(p)), key=p.__getitem__)
+
+    def probability_one(self, scores: list[float], chosen: int) -> float:
+        """The probability of picking ``chosen`` given ``scores``."""
+        return self._one(scores)[chosen]
+
+    def probabilities(self, scores: np.ndarray, chosen: np.ndarray) -> np.ndarray:
+        """:meth:`probability_one` for each row of ``scores`` (n, k)."""
+        out: np.ndarray = self.distribution(scores)[np.arange(scores.shape[0]), chosen]
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """Name and parameters, for the saved state's header (gamma follows the data)."""
+        return {
+            "name": self.name,
+            "gamma_scale": self.gamma_scale,
+            "gamma_exponent": self.gamma_exponent,
+            "l2": self.l2,
+            "floor": self.floor,
+        }
+
+
+_POLICIES: dict[str, type[LinUCB] | type[EpsilonGreedy] | type[RandomPolicy] | type[SquareCB]] = {
+    cls.name: cls for cls in (LinUCB, EpsilonGreedy, RandomPolicy, SquareCB)
 }
+
+
+def round_policy(policy: Policy, updates: int) -> Policy:
+    """``policy`` as it chooses after ``updates`` learned outcomes (most policies never change)."""
+    at = getattr(policy, "at", None)
+    return policy if at is None else at(updates)
 
 
 def policy_from_dict(data: dict[str, Any]) -> Policy:

@@ -12,6 +12,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from metallm.serving.shadows import ShadowChoice, parse_shadows
+
 __all__ = ["ArmValues", "Decision", "Prediction", "Selection", "explain"]
 
 RowsOfValues = np.ndarray | list[list[float]]
@@ -34,6 +36,7 @@ class Selection:
         "quality",
         "cost",
         "propensity",
+        "shadows",
     )
 
     def __init__(
@@ -48,10 +51,12 @@ class Selection:
         quality: RowsOfValues | None = None,
         cost: RowsOfValues | None = None,
         propensity: np.ndarray | list[float] | None = None,
+        shadows: list[str] | None = None,
     ) -> None:
         self.arms, self.index, self.scores, self.bonus = arms, index, scores, bonus
         self.embeddings, self.features, self.prompts = embeddings, features, prompts
         self.quality, self.cost, self.propensity = quality, cost, propensity
+        self.shadows = shadows
 
 
 class ArmValues(Mapping[str, float]):
@@ -113,6 +118,12 @@ class Decision(NamedTuple):
         """
         values = self.selection.propensity
         return None if values is None else float(values[self.row])
+
+    @property
+    def shadows(self) -> dict[str, ShadowChoice]:
+        """What each shadow router would have chosen for this query ({} without shadows)."""
+        logged = self.selection.shadows
+        return {} if logged is None else parse_shadows(logged[self.row])
 
     @property
     def predicted_quality(self) -> Mapping[str, float]:
@@ -177,6 +188,10 @@ class Decision(NamedTuple):
             "propensity": self.propensity,
             "forced": self.forced,
             "sticky": self.sticky,
+            "shadows": {
+                name: {"model": choice.arm, "propensity": choice.propensity}
+                for name, choice in self.shadows.items()
+            },
         }
 
     def __repr__(self) -> str:

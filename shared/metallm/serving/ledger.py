@@ -34,6 +34,8 @@ class PendingEntry(NamedTuple):
     prompt: str | None = None
     propensity: float | None = None
     """The probability that the policy chose ``arm`` (carried into the feedback event)."""
+    shadows: str | None = None
+    """What each shadow router would have chosen (JSON), carried into the feedback event."""
 
 
 class PendingDecisions:

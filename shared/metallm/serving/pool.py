@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 
 from metallm.exceptions import ConfigurationError
 from metallm.serving.pricing import Prices, check_prices
@@ -24,12 +24,14 @@ def check_pool(
     *,
     what: str,
     warmup: bool = False,
+    shadows: Mapping[str, Router] | None = None,
 ) -> tuple[dict[str, tuple[float, float]], Router]:
     """The checked prices and the router for a pool of named models (a new router when None).
 
     ``what`` names the adapter's argument in errors (e.g. ``"models"``, ``"llms"``).
     ``warmup``: load the router's embedder in a background thread now (see
-    :meth:`Router.warmup`), unless ``$METALLM_WARMUP`` is ``0``.
+    :meth:`Router.warmup`), unless ``$METALLM_WARMUP`` is ``0``. ``shadows`` become the
+    router's shadow routers (:meth:`Router.set_shadows`).
 
     >>> prices, router = check_pool(["mini", "pro"], {"pro": (2.5, 10.0)}, None, what="models")
     >>> router.arms
@@ -44,6 +46,8 @@ def check_pool(
         raise ConfigurationError(
             f"the router's models {sorted(router.arms)} differ from the pool's {sorted(names)}"
         )
+    if shadows:
+        router.set_shadows(shadows)
     if warmup and os.environ.get(WARMUP_ENV, "1").strip() != "0":
         router.warmup(background=True)
     return checked, router

@@ -69,6 +69,7 @@ from metallm.serving.feedback import Feedback, FeedbackSummary, record_all
 from metallm.serving.ledger import PendingDecisions, PendingEntry
 from metallm.serving.pricing import Prices
 from metallm.serving.sessions import StickySessions
+from metallm.serving.shadows import check_shadows, choose_many, choose_one
 from metallm.serving.spool import Spool
 from metallm.serving.sync import StoreSync
 from metallm.state.base import (
@@ -123,6 +124,10 @@ class Router:
             (:class:`~metallm.learning.features.PromptLengthFeatures`): cost is mostly price
             times length. Default: on when the router has an embedder (it sees the text),
             off for a router given vectors, whose vectors would have to carry the length.
+        shadows: Other routers (by name) that see every query and log what they would have
+            chosen, without calling a model, and learn from every outcome this router learns;
+            ``metallm evaluate --log`` estimates each from the log (see
+            :mod:`~metallm.serving.shadows`). They must route the same models.
         budget: Hold a :class:`~metallm.Budget` (USD per query, per day, or both) by moving
             ``cost_weight`` after every paid call; shared through ``store`` by every process
             using it. At a cap, each request goes to the cheapest model that can serve it.
@@ -154,6 +159,7 @@ class Router:
         seed: int | None = None,
         prompt_length: bool | None = None,
         budget: Budget | None = None,
+        shadows: Mapping[str, Router] | None = None,
     ) -> None:
         names = list(arms)
         if not names:
@@ -180,6 +186,9 @@ class Router:
             len(self.arms), policy=chosen_policy, features=chosen_features, seed=seed
         )
         """The learning: ridge statistics, feature map and policy."""
+        self.shadows: dict[str, Router] = {}
+        self.shadows = check_shadows(self, shadows)
+        """Shadow routers by name (see ``shadows``)."""
         self.embedder: Embedder | None = (
             default_embedder() if embedder == "default" else embedder  # type: ignore[assignment]
         )
@@ -207,6 +216,9 @@ class Router:
         self.bookkeeping_errors = 0
         """Times metallm's own records failed after a provider answered (logged; the answer was kept)."""
         self.store = store
+        # pending decisions keep the embedding (not the features) when a store or the shadows
+        # learn from them: each learns on its own features
+        self._keeps_embeddings = store is not None or bool(self.shadows)
         self._budget: BudgetKeeper | None = None
         self._sync = (
             StoreSync(store, snapshot_every=snapshot_every, sync_interval=sync_interval)
@@ -506,7 +518,7 @@ class Router:
             return 1.0
         if excluded:
             scores = [-math.inf if i in excluded else v for i, v in enumerate(scores)]
-        return self.bandit.policy.probability_one(scores, chosen)
+        return self.bandit.choosing_policy().probability_one(scores, chosen)
 
     def _select_one(
         self,
@@ -527,6 +539,11 @@ class Router:
         else:
             excluded, forced = set(), None
         capped = forced is None and self._budget is not None and self._budget.capped()
+        shadowed = (
+            choose_one(self.shadows, embedding, [self.arms[i] for i in excluded])
+            if self.shadows
+            else None
+        )
         prompt = (
             query
             if isinstance(query, str) and self.store is not None and self.store.store_prompts
@@ -555,6 +572,7 @@ class Router:
                 [quality],
                 [cost],
                 [propensity],
+                None if shadowed is None else [shadowed],
             )
             self._decisions += 1
             decision: Decision = tuple.__new__(
@@ -569,10 +587,10 @@ class Router:
                     False,
                 ),
             )
-            vector = features if self._sync is None else embedding.astype(np.float32)
+            vector = embedding.astype(np.float32) if self._keeps_embeddings else features
             self.ledger.add(
                 decision.id,
-                PendingEntry(chosen, [vector], 0, now, run_id, prompt, propensity),
+                PendingEntry(chosen, [vector], 0, now, run_id, prompt, propensity, shadowed),
             )
         if self._sync is not None:
             self._keep_in_store([(decision, vector)], now, run_id=run_id, session=session)
@@ -592,6 +610,11 @@ class Router:
         self.bandit.ensure(embeddings.shape[1])
         excluded, forced = self._allowed(exclude, force, ignore_cooldown)
         capped = forced is None and self._budget is not None and self._budget.capped()
+        shadowed = (
+            choose_many(self.shadows, embeddings, [self.arms[i] for i in excluded])
+            if self.shadows
+            else None
+        )
         now = time.time()
         with self._lock:
             chosen, scores, bonus, X, quality, cost = self.bandit.score_many(
@@ -616,7 +639,7 @@ class Router:
                 if excluded:
                     masked = scores.copy()
                     masked[:, sorted(excluded)] = -np.inf
-                propensity = self.bandit.policy.probabilities(masked, chosen)
+                propensity = self.bandit.choosing_policy().probabilities(masked, chosen)
             selection = Selection(
                 self.arms,
                 self._index,
@@ -628,6 +651,7 @@ class Router:
                 quality,
                 cost,
                 propensity,
+                shadowed,
             )
             # One tuple per decision, built without the NamedTuple constructor's Python frame.
             first, prefix, arms = self._decisions + 1, f"{self.id}-", self.arms
@@ -649,7 +673,7 @@ class Router:
                 for row, arm in enumerate(picks)
             ]
             self._decisions += len(decisions)
-            vectors = X if self._sync is None else embeddings.astype(np.float32)
+            vectors = embeddings.astype(np.float32) if self._keeps_embeddings else X
             self.ledger.add_many(
                 (
                     d[0],
@@ -663,6 +687,7 @@ class Router:
                             None,
                             None if prompts is None else prompts[row],
                             float(propensity[row]),
+                            None if shadowed is None else shadowed[row],
                         ),
                     ),
                 )
@@ -700,6 +725,7 @@ class Router:
                 d.propensity,
                 None,
                 d.prompt,
+                None if d.selection.shadows is None else d.selection.shadows[d.row],
             )
             for d, vector in made
         ]
@@ -905,7 +931,12 @@ class Router:
                         f"no cost known for decision {decision_id}: pass cost= (USD)"
                     )
                 self.ledger.settle(decision_id)
-                self.bandit.update(entry.arm, entry.vectors[entry.row], q, c)
+                vector = entry.vectors[entry.row]
+                if self._keeps_embeddings:  # shadows: learn on the embedding, as they do
+                    self.bandit.learn(entry.arm, vector, quality=q, cost=c)
+                    self._teach_shadows(self.arms[entry.arm], vector, q, c)
+                else:
+                    self.bandit.update(entry.arm, vector, q, c)
                 if failure:
                     self._failures[entry.arm] += 1
                 else:
@@ -917,12 +948,13 @@ class Router:
             entry = self.ledger.get(decision_id)  # DuplicateFeedbackError when settled here
             known_cost = self.ledger.cost_of(decision_id)
         if entry is not None:
-            arm, vector, decided_at, prompt, propensity = (
+            arm, vector, decided_at, prompt, propensity, shadowed = (
                 entry.arm,
                 entry.vectors[entry.row],
                 entry.time,
                 entry.prompt,
                 entry.propensity,
+                entry.shadows,
             )
         elif self._sync is not None:
             found = self._sync.store.get_decision(decision_id)
@@ -932,12 +964,13 @@ class Router:
                         f"feedback for decision {decision_id} is already in the store"
                     )
                 raise self._unknown(decision_id)
-            arm, vector, decided_at, prompt, propensity = (
+            arm, vector, decided_at, prompt, propensity, shadowed = (
                 self._arm_index(found.arm),
                 found.embedding,
                 found.time,
                 found.prompt,
                 found.propensity,
+                found.shadows,
             )
             known_cost = found.cost
         else:
@@ -959,6 +992,7 @@ class Router:
             prompt,
             failure,
             propensity,
+            shadowed,
         )
         stored = False
         if self._sync.usable():
@@ -1069,8 +1103,33 @@ class Router:
         assert isinstance(event, FeedbackEvent)
         arm = self._index[event.arm]
         self.bandit.learn(arm, event.embedding, quality=event.quality, cost=event.cost)
+        self._teach_shadows(event.arm, event.embedding, event.quality, event.cost)
         if event.failure:
             self._failures[arm] += 1
+
+    def set_shadows(self, shadows: Mapping[str, Router] | None) -> None:
+        """Replace the shadow routers (see ``shadows``); before routing, or with a store.
+
+        >>> live = Router(["small", "large"], embedder=None, cost_weight=0.1)
+        >>> live.set_shadows({"thrifty": Router(["small", "large"], embedder=None, cost_weight=1.0)})
+        >>> sorted(live.select([1.0, 0.0]).shadows)
+        ['thrifty']
+        """
+        checked = check_shadows(self, shadows)
+        with self._lock:
+            if checked and not self._keeps_embeddings and len(self.ledger):
+                raise ConfigurationError(
+                    "add shadows before routing: decisions already pending in this router "
+                    "(without a store) keep features the shadows cannot learn from"
+                )
+            self.shadows = checked
+            self._keeps_embeddings = self._keeps_embeddings or bool(checked)
+
+    def _teach_shadows(self, arm: str, embedding: np.ndarray, quality: float, cost: float) -> None:
+        """The shadows learn every outcome this router learns (on their own features)."""
+        for shadow in self.shadows.values():
+            with shadow._lock:
+                shadow.bandit.learn(shadow._index[arm], embedding, quality=quality, cost=cost)
 
     @property
     def quarantined_events(self) -> int:

@@ -57,6 +57,7 @@ class Spool:
                 "prompt": event.prompt,
                 "failure": event.failure,
                 "propensity": event.propensity,
+                "shadows": event.shadows,
             }
         )
         self._maybe = True
@@ -130,4 +131,5 @@ def _event(line: str) -> FeedbackEvent:
         data.get("prompt"),
         bool(data.get("failure", False)),
         None if data.get("propensity") is None else float(data["propensity"]),
+        data.get("shadows") if isinstance(data.get("shadows"), str) else None,
     )

@@ -54,6 +54,8 @@ class FeedbackEvent:
     propensity: float | None = None
     """The probability that the logging policy chose ``arm`` (what off-policy evaluation of the
     log reweights by); None in logs written before propensities were kept."""
+    shadows: str | None = None
+    """What each shadow router would have chosen, as JSON text the store keeps unread."""
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,8 @@ class DecisionRecord:
     cost: float | None = None
     """The cost (USD) measured when the model answered, for feedback that comes without one."""
     prompt: str | None = None
+    shadows: str | None = None
+    """What each shadow router would have chosen, as JSON text the store keeps unread."""
 
 
 @dataclass(frozen=True)

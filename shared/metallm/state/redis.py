@@ -179,6 +179,8 @@ class RedisStore:
             fields["failure"] = "1"
         if event.propensity is not None:
             fields["propensity"] = repr(event.propensity)
+        if event.shadows is not None:
+            fields["shadows"] = event.shadows
         flat: list[Any] = []
         for key, value in fields.items():
             flat += [key, value]
@@ -248,6 +250,7 @@ class RedisStore:
                 ("run_id", r.run_id),
                 ("propensity", r.propensity),
                 ("cost", r.cost),
+                ("shadows", r.shadows),
             ):
                 if value is not None:
                     mapping[name] = value if isinstance(value, str) else repr(value)
@@ -285,6 +288,7 @@ class RedisStore:
             propensity=numbers["propensity"],
             cost=numbers["cost"],
             prompt=text.get("prompt"),
+            shadows=text.get("shadows"),
         )
 
     def find_decision(self, run_id: str) -> DecisionRecord | None:
@@ -400,6 +404,7 @@ def _parse_event(fields: dict[bytes, bytes]) -> FeedbackEvent | MalformedEvent:
             entry["prompt"].decode() if "prompt" in entry else None,
             entry.get("failure") == b"1",
             _propensity(entry.get("propensity")),
+            entry["shadows"].decode() if "shadows" in entry else None,
         )
     except KeyError as e:
         return MalformedEvent(f"the field {e} is missing", decision_id)

@@ -29,20 +29,20 @@ _SCHEMA = (
         seq INTEGER PRIMARY KEY AUTOINCREMENT, decision_id TEXT NOT NULL UNIQUE,
         arm TEXT NOT NULL, embedding BLOB NOT NULL, quality REAL NOT NULL,
         cost REAL NOT NULL, time REAL NOT NULL, prompt TEXT, failure INTEGER NOT NULL DEFAULT 0,
-        propensity REAL)""",
+        propensity REAL, shadows TEXT)""",
     """CREATE TABLE IF NOT EXISTS snapshots (
         id INTEGER PRIMARY KEY AUTOINCREMENT, position TEXT NOT NULL, data BLOB NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS decisions (
         decision_id TEXT PRIMARY KEY, arm TEXT NOT NULL, embedding BLOB NOT NULL,
         cost_weight REAL NOT NULL, time REAL NOT NULL, expires REAL NOT NULL, session TEXT,
-        run_id TEXT, propensity REAL, cost REAL, prompt TEXT)""",
+        run_id TEXT, propensity REAL, cost REAL, prompt TEXT, shadows TEXT)""",
     "CREATE INDEX IF NOT EXISTS decisions_by_run ON decisions(run_id) WHERE run_id IS NOT NULL",
     """CREATE TABLE IF NOT EXISTS budget_spend (
         name TEXT NOT NULL, period INTEGER NOT NULL, spent REAL NOT NULL, queries INTEGER NOT NULL,
         PRIMARY KEY (name, period))""",
     """CREATE TABLE IF NOT EXISTS budget_weight (name TEXT PRIMARY KEY, cost_weight REAL NOT NULL)""",
 )
-_DECISION_COLUMNS = "decision_id, arm, embedding, cost_weight, time, expires, session, run_id, propensity, cost, prompt"
+_DECISION_COLUMNS = "decision_id, arm, embedding, cost_weight, time, expires, session, run_id, propensity, cost, prompt, shadows"
 
 
 class SQLiteStore:
@@ -107,6 +107,11 @@ class SQLiteStore:
             db.execute("ALTER TABLE events ADD COLUMN failure INTEGER NOT NULL DEFAULT 0")
         if "propensity" not in columns:  # a file made before propensities were kept
             db.execute("ALTER TABLE events ADD COLUMN propensity REAL")
+        if "shadows" not in columns:  # a file made before shadow routers were logged
+            db.execute("ALTER TABLE events ADD COLUMN shadows TEXT")
+        ledger = {row[1] for row in db.execute("PRAGMA table_info(decisions)")}
+        if "shadows" not in ledger:
+            db.execute("ALTER TABLE decisions ADD COLUMN shadows TEXT")
 
     def _db(self, *, routing: bool = False) -> sqlite3.Connection:
         """This thread's connection; ``routing``: the one whose writes wait only ``routing_timeout``."""
@@ -148,7 +153,7 @@ class SQLiteStore:
     def append(self, event: FeedbackEvent) -> str:
         """Write the event durably in one transaction (settling its decision); its position."""
         insert = (
-            "INSERT INTO events (decision_id, arm, embedding, quality, cost, time, prompt, failure, propensity) VALUES (?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO events (decision_id, arm, embedding, quality, cost, time, prompt, failure, propensity, shadows) VALUES (?,?,?,?,?,?,?,?,?,?)",
             (
                 event.decision_id,
                 event.arm,
@@ -159,6 +164,7 @@ class SQLiteStore:
                 event.prompt if self.store_prompts else None,
                 int(event.failure),
                 event.propensity,
+                event.shadows,
             ),
         )
         settle = ("DELETE FROM decisions WHERE decision_id = ?", (event.decision_id,))
@@ -179,10 +185,23 @@ class SQLiteStore:
         start = int(position) if position else 0
         with driver_errors(self, "read its events", (sqlite3.Error,)):
             rows = self._db().execute(
-                "SELECT seq, decision_id, arm, embedding, quality, cost, time, prompt, failure, propensity FROM events WHERE seq > ? ORDER BY seq",
+                "SELECT seq, decision_id, arm, embedding, quality, cost, time, prompt, failure, propensity, shadows FROM events WHERE seq > ? ORDER BY seq",
                 (start,),
             )
-            for seq, decision_id, arm, embedding, quality, cost, stamp, prompt, failure, p in rows:
+            for row in rows:
+                (
+                    seq,
+                    decision_id,
+                    arm,
+                    embedding,
+                    quality,
+                    cost,
+                    stamp,
+                    prompt,
+                    failure,
+                    p,
+                    shadows,
+                ) = row
                 if not all(isinstance(v, (int, float)) for v in (quality, cost, stamp)):
                     yield (
                         str(seq),
@@ -210,6 +229,7 @@ class SQLiteStore:
                         prompt,
                         bool(failure),
                         float(p) if isinstance(p, (int, float)) and 0 < p <= 1 else None,
+                        shadows if isinstance(shadows, str) else None,
                     ),
                 )
 
@@ -239,12 +259,13 @@ class SQLiteStore:
                 r.propensity,
                 r.cost,
                 r.prompt if self.store_prompts else None,
+                r.shadows,
             )
             for r in records
         ]
         statements: list[tuple[str, Sequence[object]]] = [
             (
-                f"INSERT OR REPLACE INTO decisions ({_DECISION_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                f"INSERT OR REPLACE INTO decisions ({_DECISION_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 row,
             )
             for row in rows
@@ -285,10 +306,11 @@ class SQLiteStore:
             propensity,
             cost,
             prompt,
+            shadows,
         ) = row
         return DecisionRecord(
             decision_id, arm, vector(embedding, np.float32), cost_weight, stamp, expires,
-            session, run_id, propensity, cost, prompt,
+            session, run_id, propensity, cost, prompt, shadows,
         )  # fmt: skip
 
     def set_decision_cost(self, decision_id: str, cost: float) -> None:

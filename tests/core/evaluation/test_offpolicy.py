@@ -155,3 +155,38 @@ def test_evaluate_reads_a_stores_log_and_estimates_saved_routers_and_fixed_polic
     assert "logged decisions with propensities" in capsys.readouterr().out
     assert main(["evaluate", "--log", str(path)]) == 2  # the pool must be named
     assert "needs --models" in capsys.readouterr().err
+
+
+def test_evaluate_reports_each_shadow_beside_the_live_router(tmp_path, capsys):
+    from metallm import LinUCB, Router, SQLiteStore
+
+    X, quality, cost = _world(n=1500, seed=3)
+    trained = Router(["a", "b"], embedder=None, seed=0, policy=LinUCB(alpha=0.0))
+    trained.fit(*_world(n=600, seed=9), tune=False)  # a shadow trained on other traffic
+    thrifty = Router(["a", "b"], embedder=None, cost_weight=50.0, policy=LinUCB(alpha=0.0))
+    path = tmp_path / "live.sqlite"
+    live = Router(
+        ["a", "b"], embedder=None, policy=LinUCB(explore=0.5), store=SQLiteStore(path),
+        sync_interval=None, shadows={"trained": trained, "thrifty": thrifty},
+    )  # fmt: skip
+    chosen = []
+    for i in range(len(X)):
+        decision = live.select(X[i])
+        j = live.arms.index(decision.arm)
+        live.record(decision.id, quality=quality[i, j], cost=cost[i, j])
+        chosen.append(j)
+    out, plot = tmp_path / "estimates.json", tmp_path / "estimates.png"
+    args = ["evaluate", "--log", str(path), "--models", "a,b", "--json", str(out)]
+    assert main([*args, "--plot", str(plot)]) == 0
+    shadows = json.loads(out.read_text())["shadows"]
+    trained_dr = shadows["trained"]["shadow"]["DR"]
+    assert trained_dr["quality"] > 0.9  # it knows the rule; the live explorer does not
+    assert shadows["trained"]["reward_gain"] > 0.1
+    live_quality = quality[np.arange(len(X)), chosen].mean()
+    assert shadows["trained"]["live"]["DR"]["quality"] == pytest.approx(live_quality)
+    thrifty_dr = shadows["thrifty"]["shadow"]["DR"]  # it learns that "a" is 10 times cheaper
+    assert thrifty_dr["cost"] == pytest.approx(0.001, rel=0.1) and thrifty_dr["quality"] < 0.6
+    assert shadows["thrifty"]["savings"] > 0.5
+    assert 0.0 < shadows["trained"]["agreement"] < 1.0
+    printed = capsys.readouterr().out
+    assert "shadow" in printed and "trained" in printed and plot.stat().st_size > 1000

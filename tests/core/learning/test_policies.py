@@ -8,13 +8,15 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from metallm import EpsilonGreedy, LinUCB, RandomPolicy, Router
+from metallm import ConfigurationError, EpsilonGreedy, LinUCB, RandomPolicy, Router, SquareCB
 from metallm.learning.policies import argmax_one
 
 ARMS = ["a", "b", "c", "d"]
 
 
-@pytest.mark.parametrize("policy", [LinUCB(alpha=1.0), EpsilonGreedy(epsilon=1.0), RandomPolicy()])
+@pytest.mark.parametrize(
+    "policy", [LinUCB(alpha=1.0), EpsilonGreedy(epsilon=1.0), RandomPolicy(), SquareCB()]
+)
 def test_excluded_arms_are_never_chosen(policy):
     router = Router(ARMS, embedder=None, policy=policy, seed=3)
     x = np.array([0.3, -0.2, 0.9])
@@ -40,3 +42,25 @@ def test_epsilon_greedy_single_choice_explores_only_allowed_arms():
     assert (
         picks[0] > 1000 and picks[2] > 100 and picks[3] > 100
     )  # greedy half + a third of the rest
+
+
+def test_squarecb_explores_by_the_gaps_and_more_rarely_as_it_learns():
+    scores = [0.9, 0.5, -math.inf, 0.8]
+    early, late = SquareCB().at(0), SquareCB().at(9_999)
+    assert early.gamma == 10.0 and late.gamma == pytest.approx(1000.0)
+    p = early.distribution(np.array([scores]))[0]
+    assert p[1] == pytest.approx(1 / (3 + 10 * 0.4)) and p[3] == pytest.approx(1 / (3 + 10 * 0.1))
+    assert p[2] == 0.0 and p.sum() == pytest.approx(1.0) and p.argmax() == 0
+    assert late.probability_one(scores, 1) < early.probability_one(scores, 1)  # it explores less
+    assert early.probability_one(scores, 1) == pytest.approx(p[1])  # one path, the same maths
+
+
+def test_squarecb_keeps_every_allowed_arm_above_its_floor():
+    policy = SquareCB(floor=0.05).at(1_000_000)
+    p = policy.distribution(np.array([[1.0, 0.0, -math.inf, -0.5]]))[0]
+    assert min(p[0], p[1], p[3]) >= 0.05 and p[2] == 0.0 and p.sum() == pytest.approx(1.0)
+    assert SquareCB(floor=0.9).distribution(np.array([[1.0, 0.0]]))[0] == pytest.approx([0.5, 0.5])
+    with pytest.raises(ConfigurationError, match="floor"):
+        SquareCB(floor=1.5)
+    with pytest.raises(ConfigurationError, match="gamma_scale"):
+        SquareCB(gamma_scale=0.0)

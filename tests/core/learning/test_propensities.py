@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from metallm import EpsilonGreedy, LinUCB, RandomPolicy, RedisStore, Router, SQLiteStore
+from metallm import EpsilonGreedy, LinUCB, RandomPolicy, RedisStore, Router, SQLiteStore, SquareCB
 from metallm.learning.policies import mixture_probability, policy_from_dict
 
 
@@ -19,7 +19,14 @@ def _router(policy, **kwargs) -> Router:
 
 
 @pytest.mark.parametrize(
-    "policy", [LinUCB(alpha=0.0, explore=0.3), EpsilonGreedy(epsilon=0.2), RandomPolicy()]
+    "policy",
+    [
+        LinUCB(alpha=0.0, explore=0.3),
+        EpsilonGreedy(epsilon=0.2),
+        RandomPolicy(),
+        SquareCB(gamma_scale=1.0),
+        SquareCB(floor=0.1),
+    ],
 )
 def test_logged_propensities_match_how_often_each_arm_is_chosen(policy):
     router = _router(policy)
@@ -45,6 +52,7 @@ def test_plain_ucb_is_certain_forced_and_sticky_choices_are_certain_and_excluded
     assert min(d.propensity for d in allowed_two) == pytest.approx(0.15)  # 0.3 / 2 allowed
     assert mixture_probability([0.9, 0.1, -np.inf], 2, explore=0.3) == 0.0
     assert policy_from_dict(LinUCB(explore=0.25).to_dict()) == LinUCB(explore=0.25)
+    assert policy_from_dict(SquareCB(floor=0.1).to_dict()) == SquareCB(floor=0.1)
     with pytest.raises(Exception, match="explore must be in"):
         LinUCB(explore=1.5)
 
