@@ -27,3 +27,22 @@ def test_the_production_example_learns_from_feedback_given_in_other_processes():
     assert "grading job: 10 recorded, 0 unknown, 0 expired" in out
     learned = re.search(r"a fresh process learned from (\d+) outcomes", out)
     assert learned and int(learned.group(1)) == 20, out
+
+
+def test_the_shadow_example_estimates_each_shadow_close_to_its_true_value(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "docs" / "examples" / "shadow_live.py"), "--calls", "240",
+         "--plot", str(tmp_path / "shadows.png")],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    asked = re.search(r"the provider was asked \{'mini': (\d+), 'pro': (\d+)\}", out)
+    assert asked and int(asked.group(1)) + int(asked.group(2)) == 240, out  # live calls only
+    for name in ("balanced", "quality-first"):
+        truth = re.search(rf"true value of shadow '{name}' on these calls: quality ([\d.]+)", out)
+        row = re.search(rf"^{name}\s+240\s+[\d.]+%\s+([\d.]+)", out, re.MULTILINE)
+        assert truth and row, out
+        assert abs(float(row.group(1)) - float(truth.group(1))) < 0.03, out
+    assert (tmp_path / "shadows.png").stat().st_size > 1000

@@ -171,9 +171,9 @@ def _evaluate_log(args: argparse.Namespace) -> int:
 
         shown = {label: found["DR"] for label, found in estimates.items()}
         shown.update({f"shadow {name}": r.shadow["DR"] for name, r in shadows.items()})
-        print(
-            f"wrote {plot_estimates(shown, args.plot, title=f'{args.log}: estimated from the live log')}"
-        )
+        where = args.log if "://" in args.log else os.path.basename(args.log)
+        title = f"{where}: {len(log.chosen)} logged decisions (DR estimates)"
+        print(f"wrote {plot_estimates(shown, args.plot, title=title)}")
     _write_json(
         args.json_out,
         {
