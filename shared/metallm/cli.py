@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
+from typing import Any
 
 from metallm.exceptions import MetaLLMError
 
@@ -111,7 +112,8 @@ def _configure_evaluate(parser: argparse.ArgumentParser) -> None:
         "--candidate",
         action="append",
         default=[],
-        help="with --log: a saved router (Router.save) to evaluate; repeat for several",
+        help="with --log: a saved router (Router.save), or a rule text -> model as "
+        "module:function (the log must keep prompts); repeat for several",
     )
     parser.add_argument(
         "--p", default="0,0.1,0.3,1", help="with --candidate: the cost weights to evaluate it at"
@@ -129,6 +131,23 @@ def _configure_evaluate(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--embedding-model", help="embedding model (default: $METALLM_EMBEDDING_MODEL or MiniLM)"
     )
+
+
+def _import_rule(spec: str) -> Any:
+    """``module:function`` (a rule text -> model name) imported from the current folder or path."""
+    import importlib
+
+    module_name, _, attribute = spec.partition(":")
+    sys.path.insert(0, os.getcwd())
+    try:
+        rule = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as e:
+        raise MetaLLMError(f"--candidate {spec}: cannot import it ({e})") from None
+    finally:
+        sys.path.pop(0)
+    if not callable(rule):
+        raise MetaLLMError(f"--candidate {spec} is not a function text -> model")
+    return rule
 
 
 def _evaluate_log(args: argparse.Namespace) -> int:
@@ -155,12 +174,22 @@ def _evaluate_log(args: argparse.Namespace) -> int:
     candidates = offpolicy.fixed_candidates(arms)
     weights = [float(p) for p in args.p.split(",") if p.strip()]
     scale = offpolicy.log_cost_scale(log)
+    rules: dict[str, Any] = {}
     for path in args.candidate:
+        if ":" in path and not os.path.exists(path):
+            rules[path] = _import_rule(path)
+            continue
         router = Router.load(path, embedder=None)
         if list(router.arms) != arms:
             raise MetaLLMError(f"{path} routes {list(router.arms)}, the log {arms}")
         candidates.update(offpolicy.router_candidates(router, weights, scale, label=f"{path}:"))
-    _, estimates = offpolicy.evaluate_log(log, candidates, cost_weight=args.cost_weight)
+    chosen: dict[str, Any] = dict(candidates)
+    for label, rule in rules.items():
+        try:
+            chosen[label] = offpolicy.text_candidate(rule, log)
+        except ValueError as e:
+            raise MetaLLMError(f"--candidate {label}: {e}") from None
+    _, estimates = offpolicy.evaluate_log(log, chosen, cost_weight=args.cost_weight)
     print(offpolicy.render_log_evaluation(args.log, log, estimates))
     shadows = offpolicy.evaluate_shadows(log, cost_weight=args.cost_weight)
     if shadows:

@@ -22,7 +22,7 @@ known, so each candidate's true value is too (``metallm evaluate --data ... --va
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -47,6 +47,7 @@ __all__ = [
     "render_log_evaluation",
     "render_validation",
     "router_candidates",
+    "text_candidate",
     "DecisionLog",
     "Estimate",
     "ValidationResult",
@@ -81,6 +82,8 @@ class DecisionLog:
     where it logged nothing (e.g. added later)."""
     shadow_chosen: dict[str, np.ndarray] = field(default_factory=dict)
     """Per shadow router, the model it chose for each row (-1 where it logged nothing)."""
+    prompts: list[str | None] | None = None
+    """The query texts, when the store kept them (``store_prompts=True``)."""
 
     def __post_init__(self) -> None:
         n = self.vectors.shape[0]
@@ -422,6 +425,7 @@ def log_from_store(store: StateStore, arms: Sequence[str]) -> DecisionLog:
         np.array([e.cost for e in rows]),
         shadows,
         shadow_chosen,
+        [e.prompt for e in rows],
     )
 
 
@@ -435,12 +439,15 @@ def log_cost_scale(log: DecisionLog) -> float:
 
 def evaluate_log(
     log: DecisionLog,
-    candidates: dict[str, Candidate],
+    candidates: Mapping[str, Candidate | np.ndarray],
     *,
     cost_weight: float = 0.1,
     seed: int = 0,
 ) -> tuple[float, dict[str, dict[str, Estimate]]]:
     """Each candidate's estimates from ``log``, and the cost scale used.
+
+    A candidate is a policy (vectors -> probabilities) or its probabilities for the logged
+    rows, (n, k) (e.g. :func:`text_candidate`).
 
     The scale is the priciest model's mean logged cost; the logging policy itself is added as
     ``"logged"`` (an on-policy estimate: its plain means).
@@ -449,7 +456,12 @@ def evaluate_log(
     direct = _cross_fitted(log, 5, seed)
     out = {
         label: estimate(
-            log, policy(log.vectors), cost_weight=cost_weight, scale=scale, seed=seed, direct=direct
+            log,
+            policy if isinstance(policy, np.ndarray) else policy(log.vectors),
+            cost_weight=cost_weight,
+            scale=scale,
+            seed=seed,
+            direct=direct,
         )
         for label, policy in candidates.items()
     }
@@ -536,6 +548,29 @@ def render_shadows(reports: dict[str, ShadowReport]) -> str:
         "cost the shadow would not have spent)"
     )
     return "\n".join(lines)
+
+
+def text_candidate(choose: Callable[[str], str], log: DecisionLog) -> np.ndarray:
+    """A rule ``text -> model`` as a candidate for ``log``: its choice per logged row, (n, k).
+
+    Needs the query texts in the log (a store opened with ``store_prompts=True``).
+    """
+    prompts = log.prompts or []
+    if len(prompts) != len(log.chosen) or any(p is None for p in prompts):
+        raise ValueError(
+            "the log holds no query texts: a rule text -> model needs a store opened with "
+            "store_prompts=True while the traffic was logged"
+        )
+    index = {arm: j for j, arm in enumerate(log.arms)}
+    out = np.zeros((len(prompts), len(log.arms)))
+    for i, text in enumerate(prompts):
+        model = choose(str(text))
+        if model not in index:
+            raise ValueError(
+                f"the rule chose {model!r} for row {i}; the log's models are {log.arms}"
+            )
+        out[i, index[model]] = 1.0
+    return out
 
 
 def fixed_candidates(arms: Sequence[str]) -> dict[str, Candidate]:

@@ -190,3 +190,40 @@ def test_evaluate_reports_each_shadow_beside_the_live_router(tmp_path, capsys):
     assert 0.0 < shadows["trained"]["agreement"] < 1.0
     printed = capsys.readouterr().out
     assert "shadow" in printed and "trained" in printed and plot.stat().st_size > 1000
+
+
+def test_evaluate_estimates_a_users_rule_text_to_model_from_a_log_with_prompts(
+    tmp_path, capsys, monkeypatch, embedder
+):
+    from metallm import LinUCB, Router, SQLiteStore
+
+    rng = np.random.default_rng(5)
+    sunny = rng.random(600) < 0.5
+    texts = [
+        f"Is it {'sunny' if s else 'raining'} in town number {i}?" for i, s in enumerate(sunny)
+    ]
+    quality = np.stack([sunny, ~sunny], axis=1).astype(float)  # "a" is right on sunny questions
+    cost = np.tile([0.001, 0.01], (600, 1))
+    path = tmp_path / "live.sqlite"
+    live = Router(["a", "b"], embedder=embedder, policy=LinUCB(explore=0.5),
+                  store=SQLiteStore(path, store_prompts=True), sync_interval=None)  # fmt: skip
+    for i, decision in enumerate(live.select_batch(texts)):
+        j = live.arms.index(decision.arm)
+        live.record(decision.id, quality=quality[i, j], cost=cost[i, j])
+    (tmp_path / "my_rules.py").write_text(
+        "def by_weather(text):\n    return 'a' if 'sunny' in text else 'b'\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "estimates.json"
+    args = ["evaluate", "--log", str(path), "--models", "a,b", "--json", str(out)]
+    assert main([*args, "--candidate", "my_rules:by_weather"]) == 0
+    rule = json.loads(out.read_text())["estimates"]["my_rules:by_weather"]["DR"]
+    assert rule["quality"] == pytest.approx(1.0, abs=0.03)
+    assert rule["cost"] == pytest.approx(sunny.mean() * 0.001 + (~sunny).mean() * 0.01, rel=0.05)
+    assert main([*args, "--candidate", "my_rules:missing"]) == 2
+    assert "cannot import it" in capsys.readouterr().err
+    plain = tmp_path / "plain.sqlite"  # a store that kept no prompts
+    _logged_store(SQLiteStore(plain), n=50)
+    assert main(["evaluate", "--log", str(plain), "--models", "a,b",
+                 "--candidate", "my_rules:by_weather"]) == 2  # fmt: skip
+    assert "store_prompts=True" in capsys.readouterr().err
