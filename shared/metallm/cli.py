@@ -92,6 +92,12 @@ def _configure_simulate(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--cost-weight", type=float, default=0.1, help="p in the reward for regret")
     parser.add_argument("--budget", type=float, default=None, help="hold this mean $/query online")
+    parser.add_argument(
+        "--latency-weight",
+        type=float,
+        default=0.0,
+        help="l in the reward (needs '<model>|latency' columns): quality - p cost - l latency",
+    )
 
 
 def _configure_evaluate(parser: argparse.ArgumentParser) -> None:
@@ -309,10 +315,17 @@ def _bench(args: argparse.Namespace) -> int:
 
 def _simulate(args: argparse.Namespace) -> int:
     from metallm.evaluation.bench import table_embedder
+    from metallm.evaluation.datasets import load_routing_table
     from metallm.evaluation.plots import plot_simulation
     from metallm.evaluation.reports import render_simulation
     from metallm.evaluation.simulate import DEFAULT_ALPHA, run_simulation
 
+    if not (args.latency_weight >= 0):
+        raise MetaLLMError("--latency-weight must be a number >= 0")
+    if args.latency_weight and load_routing_table(args.data).latency is None:
+        raise MetaLLMError(
+            f"--latency-weight needs latency columns ('<model>|latency') in {args.data}"
+        )
     result = run_simulation(
         args.data,
         seed=args.seed,
@@ -320,6 +333,7 @@ def _simulate(args: argparse.Namespace) -> int:
         warm_start=args.warm_start,
         cost_weight=args.cost_weight,
         budget=args.budget,
+        latency_weight=args.latency_weight,
         embedder=table_embedder(
             args.embedder, args.embedding_model, static_model=args.static_model
         ),

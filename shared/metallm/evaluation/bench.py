@@ -24,6 +24,7 @@ from metallm.evaluation.reports import (
     BenchSummary,
     BudgetRow,
     FrontierPoint,
+    LatencyRow,
     ModelPoint,
     OtherRouter,
 )
@@ -180,7 +181,52 @@ def run_bench(
         others=_others(embeddings, train, test, Q, C, single, cost_range, default.cost_scale)
         if baselines
         else [],
+        latency=[]
+        if table.latency is None
+        else _latency_rows(default, vectors, train, test, table.latency, Q, C, seed),
     )
+
+
+LATENCY_WEIGHTS = (0.0, 0.1, 0.3, 1.0)
+"""The latency weights ``metallm bench`` reports on a table with latency columns."""
+
+
+def _latency_rows(
+    default: Router,
+    vectors: np.ndarray,
+    train: np.ndarray,
+    test: np.ndarray,
+    L: np.ndarray,
+    Q: np.ndarray,
+    C: np.ndarray,
+    seed: int,
+) -> list[LatencyRow]:
+    """The default router's features, fitted with latency too, at each latency weight (p = 0.1)."""
+    router = Router(
+        list(default.arms), embedder=None, features=default.features, prompt_length=True, seed=seed
+    ).fit(vectors[train], Q[train], C[train], tune=False, latency=L[train])
+    prediction = router.predict(vectors[test], widths=False)
+    seconds = router.bandit.predict_latency(vectors[test])
+    assert seconds is not None
+    latency_scale = float(L[train].mean(axis=0).max()) or 1.0
+    rows = np.arange(len(test))
+    out = []
+    for weight in LATENCY_WEIGHTS:
+        value = (
+            prediction.quality
+            - 0.1 * prediction.cost / router.cost_scale
+            - weight * seconds / latency_scale
+        )
+        chosen = np.argmax(value, axis=1)
+        out.append(
+            LatencyRow(
+                weight,
+                float(Q[test][rows, chosen].mean()),
+                float(C[test][rows, chosen].mean()),
+                float(L[test][rows, chosen].mean()),
+            )
+        )
+    return out
 
 
 def _others(

@@ -1,7 +1,8 @@
 """Routing tables: logged per-prompt outcomes of every model, the data users bring.
 
 One row per prompt, RouterBench's wide layout: ``prompt``, an optional ``task``, and per
-model ``M`` a column ``M`` (quality of its answer in [0, 1]) and ``M|total_cost`` (USD).
+model ``M`` a column ``M`` (quality of its answer in [0, 1]) and ``M|total_cost`` (USD), and
+optionally ``M|latency`` (seconds; every model's, or none).
 Reads ``.csv``, ``.jsonl`` and ``.parquet`` (the last needs pyarrow).
 """
 
@@ -19,9 +20,10 @@ import numpy as np
 
 from metallm.exceptions import RoutingTableError
 
-__all__ = ["COST_SUFFIX", "RoutingTable", "load_routing_table"]
+__all__ = ["COST_SUFFIX", "LATENCY_SUFFIX", "RoutingTable", "load_routing_table"]
 
 COST_SUFFIX = "|total_cost"
+LATENCY_SUFFIX = "|latency"
 _RESERVED = {"prompt", "task"}
 
 
@@ -35,6 +37,8 @@ class RoutingTable:
     models: tuple[str, ...]
     quality: np.ndarray
     cost: np.ndarray
+    latency: np.ndarray | None = None
+    """Seconds per call, (n, k), when the table has ``M|latency`` columns."""
 
     def __len__(self) -> int:
         return len(self.prompts)
@@ -49,6 +53,7 @@ class RoutingTable:
             models=self.models,
             quality=self.quality[index],
             cost=self.cost[index],
+            latency=None if self.latency is None else self.latency[index],
         )
 
 
@@ -143,7 +148,20 @@ def _number(source: Path, value: Any, column: str, row: int) -> float:
 def _build(source: Path, columns: list[str], rows: list[dict[str, Any]]) -> RoutingTable:
     if "prompt" not in columns:
         raise RoutingTableError(f"{source}: no 'prompt' column")
-    models = [c for c in columns if c not in _RESERVED and not c.endswith(COST_SUFFIX)]
+    models = [
+        c
+        for c in columns
+        if c not in _RESERVED and not c.endswith(COST_SUFFIX) and not c.endswith(LATENCY_SUFFIX)
+    ]
+    latencies = [c for c in columns if c.endswith(LATENCY_SUFFIX)]
+    for column in latencies:
+        if column[: -len(LATENCY_SUFFIX)] not in models:
+            raise RoutingTableError(f"{source}: latency column {column!r} has no quality column")
+    if latencies and len(latencies) != len(models):
+        missing = [m + LATENCY_SUFFIX for m in models if m + LATENCY_SUFFIX not in columns]
+        raise RoutingTableError(
+            f"{source}: latency columns for some models but not {missing}: give every model's or none"
+        )
     costs = [c for c in columns if c.endswith(COST_SUFFIX)]
     if not models:
         raise RoutingTableError(
@@ -161,6 +179,7 @@ def _build(source: Path, columns: list[str], rows: list[dict[str, Any]]) -> Rout
         raise RoutingTableError(f"{source}: the table has no rows")
     n, k = len(rows), len(models)
     quality, cost = np.empty((n, k)), np.empty((n, k))
+    latency = np.empty((n, k)) if latencies else None
     prompts: list[str] = []
     tasks: list[str] | None = [] if "task" in columns else None
     for i, row in enumerate(rows):
@@ -182,4 +201,12 @@ def _build(source: Path, columns: list[str], rows: list[dict[str, Any]]) -> Rout
                     f"{source}: row {i + 1}, column {model + COST_SUFFIX!r}: negative cost {c}"
                 )
             quality[i, j], cost[i, j] = q, c
-    return RoutingTable(source.stem, prompts, tasks, tuple(models), quality, cost)
+            if latency is not None:
+                name = model + LATENCY_SUFFIX
+                seconds = _number(source, row.get(name), name, i + 1)
+                if seconds < 0:
+                    raise RoutingTableError(
+                        f"{source}: row {i + 1}, column {name!r}: negative latency {seconds}"
+                    )
+                latency[i, j] = seconds
+    return RoutingTable(source.stem, prompts, tasks, tuple(models), quality, cost, latency)

@@ -117,6 +117,17 @@ class BaselineSummary:
 
 
 @dataclass(frozen=True)
+class LatencyRow:
+    """The router at one latency weight (``p`` fixed): test quality, cost and latency."""
+
+    latency_weight: float
+    quality: float
+    cost: float
+    latency: float
+    """Mean seconds per query."""
+
+
+@dataclass(frozen=True)
 class BenchResult:
     """What ``metallm bench`` measured on one routing table."""
 
@@ -134,6 +145,8 @@ class BenchResult:
     """The feature map the router was fitted with (chosen by cross-validation)."""
     others: list[OtherRouter] = field(default_factory=list)
     """kNN, a cluster router and an MLP on the same split."""
+    latency: list[LatencyRow] = field(default_factory=list)
+    """With latency columns: the router at several latency weights (``p`` = 0.1)."""
 
     def to_dict(self) -> dict[str, Any]:
         """The report with exactly the documented JSON keys."""
@@ -148,6 +161,7 @@ class BenchResult:
             "budgets": [asdict(b) for b in self.budgets],
             "summary": asdict(self.summary),
             "others": [asdict(o) for o in self.others],
+            "latency": [asdict(row) for row in self.latency],
         }
 
 
@@ -218,8 +232,19 @@ def render_bench(result: BenchResult) -> str:
             "",
             "budgets (p calibrated on out-of-fold predictions of the training rows):",
             render_table(budget_rows),
+            *_latency_lines(r.latency),
         ]
     )
+
+
+def _latency_lines(rows: list[LatencyRow]) -> list[str]:
+    if not rows:
+        return []
+    table = [["latency weight", "quality", "$/query", "s/query"]] + [
+        [f"{r.latency_weight:g}", f"{r.quality:.4f}", f"{r.cost:.6f}", f"{r.latency:.3f}"]
+        for r in rows
+    ]
+    return ["", "latency (the router at p = 0.1, learning latency too):", render_table(table)]
 
 
 # -- metallm simulate ----------------------------------------------------------------------
@@ -232,15 +257,20 @@ class Run:
     cost: np.ndarray
     regret: np.ndarray
     cost_weight: np.ndarray | None = None
+    latency: np.ndarray | None = None
+    """Seconds per query, when the table has latency columns."""
 
     def summary(self) -> dict[str, float]:
-        """Mean quality, mean cost and final cumulative regret."""
+        """Mean quality, mean cost (and latency) and final cumulative regret."""
         n = len(self.quality)
-        return {
+        out = {
             "quality": float(self.quality.sum() / n),
             "cost": float(self.cost.sum() / n),
             "regret": float(self.regret[-1]),
         }
+        if self.latency is not None:
+            out["latency"] = float(self.latency.sum() / n)
+        return out
 
 
 @dataclass(frozen=True)
@@ -271,6 +301,7 @@ class SimulationResult:
     warm_start: float
     runs: list[Run] = field(default_factory=list)
     budget: BudgetReport | None = None
+    latency_weight: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         """The result with exactly the documented JSON keys."""
@@ -279,6 +310,7 @@ class SimulationResult:
             "n_queries": self.n_queries,
             "cost_weight": self.cost_weight,
             "warm_start": self.warm_start,
+            "latency_weight": self.latency_weight,
             "runs": {run.label: run.summary() for run in self.runs},
             "budget": None if self.budget is None else asdict(self.budget),
         }
@@ -286,15 +318,28 @@ class SimulationResult:
 
 def render_simulation(result: SimulationResult) -> str:
     """The simulation result as a readable table."""
-    rows: list[list[str]] = [["policy", "quality", "$/query", "regret"]]
+    timed = any(run.latency is not None for run in result.runs)
+    rows: list[list[str]] = [
+        ["policy", "quality", "$/query", *(["s/query"] if timed else []), "regret"]
+    ]
     for run in result.runs:
         if run.cost_weight is None:
             s = run.summary()
+            seconds = [f"{s['latency']:.3f}"] if "latency" in s else []
             rows.append(
-                [run.label, f"{s['quality']:.4f}", f"{s['cost']:.6f}", f"{s['regret']:.1f}"]
+                [
+                    run.label,
+                    f"{s['quality']:.4f}",
+                    f"{s['cost']:.6f}",
+                    *seconds,
+                    f"{s['regret']:.1f}",
+                ]
             )
+    weights = f"p = {result.cost_weight}" + (
+        f", latency weight {result.latency_weight:g}" if result.latency_weight else ""
+    )
     lines = [
-        f"metallm simulate: {result.dataset}, {result.n_queries} online queries, p = {result.cost_weight}, "
+        f"metallm simulate: {result.dataset}, {result.n_queries} online queries, {weights}, "
         f"warm start {result.warm_start:.0%} of the rows (full information)",
         "",
         render_table(rows),

@@ -5,7 +5,9 @@ chose. Against the number of queries we track running quality, running cost and 
 cumulative regret versus the full-information offline router (ridge fitted on every row
 with every model's outcome, the best a learner of this family could do in hindsight).
 With a budget, the router holds a target mean $/query online by dual ascent on ``p``: the
-library's own :class:`~metallm.Budget`, as a live router holds it.
+library's own :class:`~metallm.Budget`, as a live router holds it. A table with latency
+columns is replayed with latency too (each router learns it), and ``latency_weight`` puts it
+in the reward: ``quality - p * cost / cost_scale - l * latency / latency_scale``.
 """
 
 from __future__ import annotations
@@ -47,24 +49,30 @@ def _replay(
     quality: np.ndarray,
     cost: np.ndarray,
     reference_reward: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    latency: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
     """Each query in turn: select, then learn the chosen model's outcome.
 
     A router with a budget moves its ``p`` as it learns each cost.
     """
     n = len(embeddings)
     got_q, got_c, reward, weights = np.empty(n), np.empty(n), np.empty(n), np.empty(n)
+    got_l = None if latency is None else np.empty(n)
     index = {arm: j for j, arm in enumerate(router.arms)}
     scale = router.cost_scale
+    slow = router.latency_weight / router.latency_scale
     for t in range(n):
         decision = router.select(embeddings[t])
         j = index[decision.arm]
         q, c = quality[t, j], cost[t, j]
-        router.record(decision.id, quality=q, cost=c)
+        seconds = None if latency is None else float(latency[t, j])
+        router.record(decision.id, quality=q, cost=c, latency=seconds)
         got_q[t], got_c[t] = q, c
+        if got_l is not None:
+            got_l[t] = seconds
         weights[t] = decision.cost_weight
-        reward[t] = q - decision.cost_weight * c / scale
-    return got_q, got_c, np.cumsum(reference_reward - reward), weights
+        reward[t] = q - decision.cost_weight * c / scale - slow * (seconds or 0.0)
+    return got_q, got_c, np.cumsum(reference_reward - reward), weights, got_l
 
 
 def run_simulation(
@@ -77,18 +85,25 @@ def run_simulation(
     budget: float | None = None,
     embedder: Embedder | None = None,
     progress: bool = True,
+    latency_weight: float = 0.0,
 ) -> SimulationResult:
     """Replay ``data`` online for each policy, cold and warm; see the module docstring."""
     if not 0.0 <= warm_start < 1.0:
         raise ValueError(f"warm_start must be in [0, 1), got {warm_start}")
     table = load_routing_table(data)
+    if latency_weight and table.latency is None:
+        raise ValueError(
+            f"{table.name} has no latency columns ('<model>|latency'): a latency weight needs them"
+        )
     embeddings = with_prompt_length(  # the routers read the prompt's length, as a text router does
         embed_table(table, embedder or table_embedder(), progress=progress), table.prompts
     )
     order = np.random.default_rng(seed).permutation(len(table))
     E, Q, C = embeddings[order], table.quality[order], table.cost[order]
+    L = None if table.latency is None else table.latency[order]
     models = list(table.models)
     scale = float(C.mean(axis=0).max())
+    latency_scale = None if L is None else (float(L.mean(axis=0).max()) or 1.0)
     n_warm = int(round(warm_start * len(order)))
 
     # The full-information offline router: every model's outcome on every row.
@@ -100,13 +115,24 @@ def run_simulation(
         cost_weight=cost_weight,
         policy=LinUCB(alpha=0.0),
         seed=seed,
-    ).fit(E, Q, C, tune=False)
+        latency_weight=latency_weight,
+        latency_scale=latency_scale,
+    ).fit(E, Q, C, tune=False, latency=L)
     predicted = offline.predict(E, widths=False)
     rows = np.arange(len(E))
-    best = np.argmax(predicted.quality - cost_weight * predicted.cost / scale, axis=1)
+    slow = latency_weight / (latency_scale or 1.0)
+    predicted_latency = offline.bandit.predict_latency(E) if L is not None else None
+    value = predicted.quality - cost_weight * predicted.cost / scale
+    if predicted_latency is not None:
+        value = value - slow * predicted_latency
+    best = np.argmax(value, axis=1)
     reference = Q[rows, best] - cost_weight * C[rows, best] / scale
+    if L is not None:
+        reference = reference - slow * L[rows, best]
 
-    result = SimulationResult(table.name, len(E) - n_warm, cost_weight, warm_start)
+    result = SimulationResult(
+        table.name, len(E) - n_warm, cost_weight, warm_start, latency_weight=latency_weight
+    )
     starts = [("cold", 0)] + ([("warm", n_warm)] if n_warm > 0 else [])
     jobs = [
         (name, policy, start, skip)
@@ -127,13 +153,19 @@ def run_simulation(
             cost_weight=cost_weight,
             cost_scale=scale,
             seed=seed,
+            latency_weight=latency_weight,
+            latency_scale=latency_scale,
         )
         if skip:
-            router.fit(E[:n_warm], Q[:n_warm], C[:n_warm], tune=False)
+            router.fit(
+                E[:n_warm], Q[:n_warm], C[:n_warm], tune=False,
+                latency=None if L is None else L[:n_warm],
+            )  # fmt: skip
         # every run is scored on the same queries: those after the warm-start rows
         live = slice(n_warm, None)
-        q, c, regret, _ = _replay(router, E[live], Q[live], C[live], reference[live])
-        result.runs.append(Run(f"{name} ({start})", q, c, regret))
+        lat = None if L is None else L[live]
+        q, c, regret, _, got = _replay(router, E[live], Q[live], C[live], reference[live], lat)
+        result.runs.append(Run(f"{name} ({start})", q, c, regret, latency=got))
 
     if budget is not None:
         result.budget = _budget_run(result, models, E, Q, C, n_warm, scale, budget, alpha, seed)
@@ -174,7 +206,7 @@ def _budget_run(
     if n_warm:
         router.fit(E[:n_warm], Q[:n_warm], C[:n_warm], tune=False)
     zero = np.zeros(len(Q[live]))
-    q, c, _, weights = _replay(router, E[live], Q[live], C[live], zero)
+    q, c, _, weights, _ = _replay(router, E[live], Q[live], C[live], zero)
     result.runs.append(Run(f"UCB holding ${budget:.6g}/query", q, c, np.zeros_like(q), weights))
 
     # The same online learner with a fixed p, calibrated in hindsight (bisection over replays)
@@ -191,7 +223,7 @@ def _budget_run(
         )
         if n_warm:
             router.fit(E[:n_warm], Q[:n_warm], C[:n_warm], tune=False)
-        fq, fc, _, fw = _replay(router, E[live], Q[live], C[live], zero)
+        fq, fc, _, fw, _ = _replay(router, E[live], Q[live], C[live], zero)
         return fq, fc, fw
 
     low, high = 0.0, max(1.0, 4 * calibration.cost_weight)

@@ -1,4 +1,4 @@
-"""The linear contextual bandit: per-arm ridge models of quality and cost, and a policy.
+"""The linear contextual bandit: per-arm ridge models of quality, cost and latency, and a policy.
 
 :class:`LinearBandit` owns the feature map, the ridge statistics and the policy. It scores
 one query or many, learns from one outcome or a batch, fits from logged data and predicts.
@@ -28,12 +28,16 @@ from metallm.learning.tuning import DEFAULT_CANDIDATES, Tuning, tune_features
 
 __all__ = ["LinearBandit", "OneScore", "Scores"]
 
-OneScore = tuple[int, list[float], list[float], np.ndarray, list[float], list[float]]
+OneScore = tuple[
+    int, list[float], list[float], np.ndarray, list[float], list[float], list[float] | None
+]
 """For one query: the chosen arm's index, the score and the bonus per arm, the features, and the
-predicted quality and cost (USD) per arm."""
-Scores = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+predicted quality, cost (USD) and latency (seconds; None before any was learned) per arm."""
+Scores = tuple[
+    np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None
+]
 """For many queries: the chosen arm per row, scores (n, k), bonus (n, k), features (n, m), and
-predicted quality and cost (n, k)."""
+predicted quality, cost and latency (n, k; latency None before any was learned)."""
 
 
 class LinearBandit:
@@ -68,6 +72,9 @@ class LinearBandit:
         """The cost models' own statistics when they read more than the quality models (the
         prompt's length: :class:`~metallm.learning.features.PromptLengthFeatures`); else None,
         and :attr:`stats` predicts cost too."""
+        self.latency_stats: RidgeStatistics | None = None
+        """The latency models (seconds per call, on the cost models' features); None until the
+        first latency is learned."""
         self._quality_dim = 0
         self.embedding_dim = 0
         self.n_updates = 0
@@ -75,6 +82,8 @@ class LinearBandit:
         self.rng = np.random.default_rng(seed)
         self._scale_key: tuple[int, int] | None = None
         self._scale = 1.0
+        self._latency_key: tuple[int, int] | None = None
+        self._latency_scale = 1.0
 
     @property
     def dimension(self) -> int | None:
@@ -132,6 +141,28 @@ class LinearBandit:
             )
         return self._scale
 
+    def observed_latency_scale(self) -> float:
+        """The slowest arm's mean observed latency in seconds (1.0 before any)."""
+        stats = self.latency_stats
+        if stats is None:
+            return 1.0
+        key = (id(stats), self.n_updates)
+        if self._latency_key != key:
+            bias = self._quality_dim - 1  # the quality features end with the bias
+            counts = np.rint(stats.A[:, bias, bias] - stats.penalties[bias])
+            self._latency_key = key
+            self._latency_scale = cost_scale(counts, stats.B[:, bias, 0])
+        return self._latency_scale
+
+    def _latency_model(self) -> RidgeStatistics:
+        if self.latency_stats is None:
+            full = self.features.dimension(self.embedding_dim)
+            penalties = self.features.penalties(self.embedding_dim)
+            self.latency_stats = RidgeStatistics(
+                self.n_arms, full, penalties, targets=1, widths=False
+            )
+        return self.latency_stats
+
     def choosing_policy(self) -> Policy:
         """The policy as it chooses now (SquareCB's exploration scale follows the outcomes learned)."""
         return round_policy(self.policy, self.n_updates)
@@ -145,6 +176,8 @@ class LinearBandit:
         scale: float,
         excluded: set[int] | None = None,
         forced: int | None = None,
+        latency_weight: float = 0.0,
+        latency_scale: float = 1.0,
     ) -> OneScore:
         """Choose for one embedding (dim,), with as few numpy calls as the maths allows.
 
@@ -166,6 +199,12 @@ class LinearBandit:
         quality, cost = means.tolist()
         weight = cost_weight / scale
         scores = [q - weight * c + b for q, c, b in zip(quality, cost, bonus)]
+        latency = None
+        if self.latency_stats is not None:
+            latency = np.maximum(self.latency_stats.means_one(features)[0], 0.0).tolist()
+            if latency_weight:
+                slow = latency_weight / latency_scale
+                scores = [s - slow * t for s, t in zip(scores, latency)]
         if forced is not None:
             chosen = forced
         elif excluded:
@@ -174,7 +213,7 @@ class LinearBandit:
             )
         else:
             chosen = policy.choose_one(scores, self.rng)
-        return chosen, scores, bonus, features, quality, cost
+        return chosen, scores, bonus, features, quality, cost, latency
 
     def score_many(
         self,
@@ -184,6 +223,8 @@ class LinearBandit:
         scale: float,
         excluded: set[int] | None = None,
         forced: int | None = None,
+        latency_weight: float = 0.0,
+        latency_scale: float = 1.0,
     ) -> Scores:
         """Choose for each row of ``embeddings`` (n, dim), vectorised over the batch."""
         stats = self.ensure(embeddings.shape[1])
@@ -193,13 +234,27 @@ class LinearBandit:
         policy = self.choosing_policy()
         bonus = policy.bonus(width)
         scores = quality - cost_weight * cost / scale + bonus
+        latency = self._predict_latency(X)
+        if latency is not None and latency_weight:
+            scores = scores - latency_weight * latency / latency_scale
         if excluded:
             masked = scores.copy()
             masked[:, sorted(excluded)] = -np.inf
         else:
             masked = scores
         chosen = policy.choose(masked, self.rng) if forced is None else np.full(X.shape[0], forced)
-        return chosen, scores, bonus, X, quality, cost
+        return chosen, scores, bonus, X, quality, cost, latency
+
+    def _predict_latency(self, X: np.ndarray) -> np.ndarray | None:
+        if self.latency_stats is None:
+            return None
+        latency: np.ndarray = np.maximum(self.latency_stats.means(X)[:, 0], 0.0)
+        return latency
+
+    def predict_latency(self, embeddings: np.ndarray) -> np.ndarray | None:
+        """Predicted latency (seconds, never below zero) per arm, (n, k); None before any was learned."""
+        self.ensure(embeddings.shape[1])
+        return self._predict_latency(self.features.transform(embeddings))
 
     def predict(
         self, embeddings: np.ndarray, *, widths: bool = True
@@ -222,21 +277,41 @@ class LinearBandit:
         return quality, np.maximum(self.cost_stats.means(X)[:, 0], 0.0), width
 
     # -- learning ------------------------------------------------------------------------
-    def update(self, arm: int, features: np.ndarray, quality: float, cost: float) -> None:
-        """Learn one outcome of ``arm`` at already-computed ``features`` (rank-1)."""
+    def update(
+        self,
+        arm: int,
+        features: np.ndarray,
+        quality: float,
+        cost: float,
+        latency: float | None = None,
+    ) -> None:
+        """Learn one outcome of ``arm`` at already-computed ``features`` (rank-1).
+
+        ``latency`` (seconds) is learned when known.
+        """
         assert self.stats is not None
         if self.cost_stats is None:
             self.stats.update(arm, features, np.array([quality, cost]))
         else:
             self.stats.update(arm, features[: self._quality_dim], np.array([quality, cost]))
             self.cost_stats.update(arm, features, np.array([cost]))
+        if latency is not None:
+            self._latency_model().update(arm, features, np.array([latency]))
         self.n_updates += 1
 
-    def learn(self, arm: int, embedding: np.ndarray, *, quality: float, cost: float) -> None:
+    def learn(
+        self,
+        arm: int,
+        embedding: np.ndarray,
+        *,
+        quality: float,
+        cost: float,
+        latency: float | None = None,
+    ) -> None:
         """Learn one outcome of ``arm`` for an embedding (dim,)."""
         row = np.asarray(embedding, dtype=np.float64)[None, :]
         self.ensure(row.shape[1])
-        self.update(arm, self.features.transform(row)[0], quality, cost)
+        self.update(arm, self.features.transform(row)[0], quality, cost, latency)
 
     def fit(
         self,
@@ -247,8 +322,12 @@ class LinearBandit:
         tune: bool,
         candidates: Sequence[FeatureMap] = DEFAULT_CANDIDATES,
         seed: int = 0,
+        latency: np.ndarray | None = None,
     ) -> None:
-        """Learn from scratch from full-information rows (every arm's outcome known)."""
+        """Learn from scratch from full-information rows (every arm's outcome known).
+
+        ``latency`` (n, k), seconds, when the rows carry it.
+        """
         if tune:
             self.tuning_ = tune_features(
                 embeddings, quality, cost, candidates=tuple(candidates), seed=seed
@@ -257,7 +336,7 @@ class LinearBandit:
         if tune or not self.features.fitted or not getattr(self.features, "learned", True):
             # a cold projection is random until fitted: fit() finds its principal directions
             self.features = self.features.fit(embeddings, seed=seed)
-        self.stats = self.cost_stats = None
+        self.stats = self.cost_stats = self.latency_stats = None
         stats = self.ensure(embeddings.shape[1])
         X = self.features.transform(embeddings)
         Xq = X[:, : self._quality_dim]
@@ -268,12 +347,22 @@ class LinearBandit:
             self.cost_stats.A += (X.T @ X)[None]
             self.cost_stats.B[:] = np.einsum("nd,nk->kd", X, cost)[:, :, None]
             self.cost_stats.refresh()
+        if latency is not None:
+            model = self._latency_model()
+            model.A += (X.T @ X)[None]
+            model.B[:] = np.einsum("nd,nk->kd", X, latency)[:, :, None]
+            model.refresh()
         self.n_updates = X.shape[0] * self.n_arms
 
     def partial_fit(
-        self, embeddings: np.ndarray, arms: np.ndarray, quality: np.ndarray, cost: np.ndarray
+        self,
+        embeddings: np.ndarray,
+        arms: np.ndarray,
+        quality: np.ndarray,
+        cost: np.ndarray,
+        latency: np.ndarray | None = None,
     ) -> None:
-        """Learn from logged bandit rows: one arm's outcome per row."""
+        """Learn from logged bandit rows: one arm's outcome per row (and its latency, if known)."""
         stats = self.ensure(embeddings.shape[1])
         X = self.features.transform(embeddings)
         Y = np.stack([quality, cost], axis=1)
@@ -282,6 +371,8 @@ class LinearBandit:
             stats.add_batch(int(k), X[rows, : self._quality_dim], Y[rows])
             if self.cost_stats is not None:
                 self.cost_stats.add_batch(int(k), X[rows], Y[rows, 1:])
+            if latency is not None:
+                self._latency_model().add_batch(int(k), X[rows], np.asarray(latency)[rows, None])
         self.n_updates += embeddings.shape[0]
 
     # -- state ---------------------------------------------------------------------------
@@ -298,6 +389,10 @@ class LinearBandit:
             arrays.update(A=self.stats.A.copy(), B=self.stats.B.copy())
         if self.cost_stats is not None:
             arrays.update(cost_A=self.cost_stats.A.copy(), cost_B=self.cost_stats.B.copy())
+        if self.latency_stats is not None:
+            arrays.update(
+                latency_A=self.latency_stats.A.copy(), latency_B=self.latency_stats.B.copy()
+            )
         return header, arrays
 
     def adopt(self, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
@@ -317,7 +412,7 @@ class LinearBandit:
             raise ValueError(f"the header is incomplete or invalid ({e!r})") from e
         if dim is None:
             self.features, self.stats, self.cost_stats = features, None, None
-            self.n_updates = n_updates
+            self.latency_stats, self.n_updates = None, n_updates
             return
         if "A" not in arrays or "B" not in arrays:
             raise ValueError("the arrays A and B are missing")
@@ -332,12 +427,22 @@ class LinearBandit:
             cost_stats = _restored(
                 arrays["cost_A"], arrays["cost_B"], k, full, penalties, targets=1
             )
+        latency_stats = None
+        if "latency_A" in arrays or "latency_B" in arrays:
+            if "latency_A" not in arrays or "latency_B" not in arrays:
+                raise ValueError(
+                    "one of the latency model's arrays latency_A, latency_B is missing"
+                )
+            latency_stats = _restored(
+                arrays["latency_A"], arrays["latency_B"], k, full, penalties, targets=1
+            )
         self.features, self.stats, self.cost_stats = features, stats, cost_stats
+        self.latency_stats = latency_stats
         self.embedding_dim, self.n_updates, self._quality_dim = int(dim), n_updates, d
 
     def reset(self) -> None:
         """Forget what was learned (keeps the feature map and policy)."""
-        self.stats, self.cost_stats, self.n_updates = None, None, 0
+        self.stats, self.cost_stats, self.latency_stats, self.n_updates = None, None, None, 0
 
 
 def _restored(

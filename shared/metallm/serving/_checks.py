@@ -72,6 +72,31 @@ def check_cost(cost: float) -> float:
     return c
 
 
+def check_latency(latency: float) -> float:
+    """Seconds a call took: a finite number >= 0."""
+    if not _is_number(latency):
+        raise InvalidFeedbackError(
+            f"latency must be a number of seconds >= 0, got {latency!r} ({type(latency).__name__})"
+        )
+    value = float(latency)
+    if not math.isfinite(value) or value < 0:
+        raise InvalidFeedbackError(
+            f"latency must be a finite number of seconds >= 0, got {latency!r}"
+        )
+    return value
+
+
+def check_latency_weight(weight: float) -> float:
+    if not (
+        isinstance(weight, (int, float))
+        and not isinstance(weight, bool)
+        and math.isfinite(weight)
+        and weight >= 0
+    ):
+        raise ConfigurationError(f"latency_weight must be a finite number >= 0, got {weight!r}")
+    return float(weight)
+
+
 def check_matrix(values: Any, name: str, n: int, k: int) -> np.ndarray:
     try:
         matrix = np.asarray(values, dtype=np.float64)
@@ -99,6 +124,15 @@ def check_quality_array(Q: np.ndarray) -> None:
     if bad.any():
         pos = tuple(int(i) for i in np.argwhere(bad)[0])
         raise InvalidFeedbackError(f"quality must be in [0, 1]; found {float(Q[pos])!r} at {pos}")
+
+
+def check_latency_array(L: np.ndarray) -> None:
+    bad = ~np.isfinite(L) | (L < 0)
+    if bad.any():
+        pos = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise InvalidFeedbackError(
+            f"latency must be finite and >= 0 seconds; found {float(L[pos])!r} at {pos}"
+        )
 
 
 def check_cost_array(C: np.ndarray) -> None:

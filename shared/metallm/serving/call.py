@@ -77,6 +77,8 @@ class RoutedCall:
         self.attempts: list[dict[str, Any]] = []
         """Each model tried: ``{"model", "error" (type name, None when it answered), "seconds"}``."""
         self._started = time.monotonic()
+        self.first_item_seconds: float | None = None
+        """Seconds from the answering attempt's start to its stream's first item (time to first token)."""
         self.excluded: dict[str, str] = (
             {} if force is not None else exclusions(needs, capabilities or {}, router.arms)
         )
@@ -138,9 +140,8 @@ class RoutedCall:
         so ``cost_usd`` is None and a later feedback needs ``cost=``).
         """
         decision = self.decision
-        self.attempts.append(
-            {"model": decision.arm, "error": None, "seconds": time.monotonic() - self._started}
-        )
+        seconds = time.monotonic() - self._started
+        self.attempts.append({"model": decision.arm, "error": None, "seconds": seconds})
         cost = None
         if input_tokens is not None and output_tokens is not None:
             if _usable(input_tokens) and _usable(output_tokens):
@@ -163,19 +164,26 @@ class RoutedCall:
             )
         self._bookkeep(
             "attach the cost of",
-            lambda: self.router.observe_cost(decision.id, cost or 0.0, spend=cost is not None),
+            lambda: self.router.observe_cost(
+                decision.id, cost or 0.0, spend=cost is not None, latency=seconds
+            ),
         )
         self.router.cooldown.succeeded(decision.arm)
         if self.session is not None:
             self.router.stick(self.session, decision.arm)
-        return self.metadata(cost)
+        return self.metadata(cost, seconds)
 
-    def metadata(self, cost_usd: float | None = None) -> dict[str, Any]:
+    def metadata(
+        self, cost_usd: float | None = None, latency_s: float | None = None
+    ) -> dict[str, Any]:
         """The current decision as response metadata (``decision_id``, ``model``, scores, ``cost_usd``, ...)."""
         return {
             **self.decision.to_metadata(),
+            "latency_weight": self.router.latency_weight,
             "excluded": dict(self.excluded),
             "cost_usd": cost_usd,
+            "latency_s": latency_s,
+            "time_to_first_token_s": self.first_item_seconds,
             "router_id": self.router.id,
             "attempts": [dict(a) for a in self.attempts],
             "budget": self.router.budget_status(),
@@ -212,6 +220,7 @@ class RoutedCall:
             try:
                 items = start(self.decision)
                 first = next(items, _END)
+                self.first_item_seconds = time.monotonic() - self._started
                 break
             except Exception as error:
                 self.failed(error)
@@ -226,6 +235,7 @@ class RoutedCall:
                 opened = start(self.decision)
                 items: AsyncIterator[T] = await opened if inspect.isawaitable(opened) else opened
                 first = await anext(items, _END)
+                self.first_item_seconds = time.monotonic() - self._started
                 break
             except Exception as error:
                 self.failed(error)

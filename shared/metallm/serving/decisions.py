@@ -37,6 +37,7 @@ class Selection:
         "cost",
         "propensity",
         "shadows",
+        "latency",
     )
 
     def __init__(
@@ -52,11 +53,13 @@ class Selection:
         cost: RowsOfValues | None = None,
         propensity: np.ndarray | list[float] | None = None,
         shadows: list[str] | None = None,
+        latency: RowsOfValues | None = None,
     ) -> None:
         self.arms, self.index, self.scores, self.bonus = arms, index, scores, bonus
         self.embeddings, self.features, self.prompts = embeddings, features, prompts
         self.quality, self.cost, self.propensity = quality, cost, propensity
         self.shadows = shadows
+        self.latency = latency
 
 
 class ArmValues(Mapping[str, float]):
@@ -132,6 +135,12 @@ class Decision(NamedTuple):
         return {} if values is None else ArmValues(self.selection, values, self.row)
 
     @property
+    def predicted_latency(self) -> Mapping[str, float]:
+        """The latency (seconds) each arm was predicted to have (empty before any was learned)."""
+        values = self.selection.latency
+        return {} if values is None else ArmValues(self.selection, values, self.row)
+
+    @property
     def predicted_cost(self) -> Mapping[str, float]:
         """The cost (USD) each arm was predicted to have (empty when not recorded)."""
         values = self.selection.cost
@@ -184,6 +193,7 @@ class Decision(NamedTuple):
             "bonus": dict(self.bonus.items()),
             "predicted_quality": dict(self.predicted_quality.items()),
             "predicted_cost_usd": dict(self.predicted_cost.items()),
+            "predicted_latency_s": dict(self.predicted_latency.items()),
             "cost_weight": self.cost_weight,
             "propensity": self.propensity,
             "forced": self.forced,
@@ -212,23 +222,28 @@ def explain(metadata: Mapping[str, Any]) -> str:
     bonus: Mapping[str, float] = metadata.get("bonus") or {}
     quality: Mapping[str, float] = metadata.get("predicted_quality") or {}
     cost: Mapping[str, float] = metadata.get("predicted_cost_usd") or {}
+    latency: Mapping[str, float] = metadata.get("predicted_latency_s") or {}
     left_out: Mapping[str, str] = metadata.get("excluded") or {}
     chosen = metadata.get("model")
-    rows = [["", "model", "quality", "cost_usd", "bonus", "score"]]
+    header = ["", "model", "quality", "cost_usd", "bonus", "score"]
+    if latency:
+        header.insert(4, "latency_s")
+    rows = [header]
     for arm, score in sorted(scores.items(), key=lambda kv: -kv[1]):
         if arm in left_out:
             continue
-        rows.append(
-            [
-                "*" if arm == chosen else "",
-                arm,
-                f"{quality[arm]:.4f}" if arm in quality else "-",
-                f"{cost[arm]:.6f}" if arm in cost else "-",
-                f"{bonus[arm]:.4f}" if arm in bonus else "-",
-                f"{score:.4f}",
-            ]
-        )
-    widths = [max(len(r[j]) for r in rows) for j in range(6)]
+        row = [
+            "*" if arm == chosen else "",
+            arm,
+            f"{quality[arm]:.4f}" if arm in quality else "-",
+            f"{cost[arm]:.6f}" if arm in cost else "-",
+            f"{bonus[arm]:.4f}" if arm in bonus else "-",
+            f"{score:.4f}",
+        ]
+        if latency:
+            row.insert(4, f"{latency[arm]:.3f}" if arm in latency else "-")
+        rows.append(row)
+    widths = [max(len(r[j]) for r in rows) for j in range(len(header))]
     lines = [
         "  ".join(
             c.ljust(widths[j]) if j < 2 else c.rjust(widths[j]) for j, c in enumerate(r)
@@ -244,7 +259,9 @@ def explain(metadata: Mapping[str, Any]) -> str:
         else "the highest score"
     )
     weight = metadata.get("cost_weight")
-    return "\n".join([*lines, f"({how}; cost weight p = {weight:g})"])
+    slow = metadata.get("latency_weight")
+    weights = f"cost weight p = {weight:g}" + (f", latency weight {slow:g}" if slow else "")
+    return "\n".join([*lines, f"({how}; {weights})"])
 
 
 class Prediction(NamedTuple):

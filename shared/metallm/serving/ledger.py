@@ -53,6 +53,7 @@ class PendingDecisions:
         """Decisions dropped from memory before their feedback arrived."""
         self._pending: OrderedDict[str, PendingEntry] = OrderedDict()
         self._costs: dict[str, float] = {}
+        self._latencies: dict[str, float] = {}
         self._runs: dict[str, str] = {}
         self._settled: OrderedDict[str, None] = OrderedDict()
 
@@ -86,16 +87,22 @@ class PendingDecisions:
         """The pending decision made for this run id, if it is in memory."""
         return self._runs.get(run_id)
 
-    def observe_cost(self, decision_id: str, cost: float) -> bool:
-        """Attach the measured cost (USD); False when the decision is not in memory."""
+    def observe_cost(self, decision_id: str, cost: float, latency: float | None = None) -> bool:
+        """Attach the measured cost (USD) and latency (seconds); False when not in memory."""
         if decision_id not in self._pending:
             return False
         self._costs[decision_id] = cost
+        if latency is not None:
+            self._latencies[decision_id] = latency
         return True
 
     def cost_of(self, decision_id: str) -> float | None:
         """The cost attached by :meth:`observe_cost`, if any."""
         return self._costs.get(decision_id)
+
+    def latency_of(self, decision_id: str) -> float | None:
+        """The latency attached by :meth:`observe_cost`, if any."""
+        return self._latencies.get(decision_id)
 
     def discard(self, decision_id: str) -> None:
         """Drop a decision that was never used (no feedback will come for it)."""
@@ -103,6 +110,7 @@ class PendingDecisions:
         if entry is not None and entry.run_id is not None:
             self._runs.pop(entry.run_id, None)
         self._costs.pop(decision_id, None)
+        self._latencies.pop(decision_id, None)
 
     def settle(self, decision_id: str) -> None:
         """Its feedback was learned: forget it, and refuse a second feedback for it."""
@@ -111,6 +119,8 @@ class PendingDecisions:
             self._runs.pop(entry.run_id, None)
         if self._costs:
             self._costs.pop(decision_id, None)
+        if self._latencies:
+            self._latencies.pop(decision_id, None)
         self._settled[decision_id] = None
         if len(self._settled) > self.max_pending:
             self._settled.popitem(last=False)
@@ -119,6 +129,7 @@ class PendingDecisions:
         while len(self._pending) > self.max_pending:
             decision_id, entry = self._pending.popitem(last=False)
             self._costs.pop(decision_id, None)
+            self._latencies.pop(decision_id, None)
             if entry.run_id is not None:
                 self._runs.pop(entry.run_id, None)
             self.evicted += 1

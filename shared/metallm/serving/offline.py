@@ -19,6 +19,7 @@ from metallm.serving._checks import (
     Query,
     as_batch,
     check_cost_array,
+    check_latency_array,
     check_matrix,
     check_quality_array,
     check_vector,
@@ -38,6 +39,7 @@ def fit(
     *,
     tune: bool | str | Sequence[FeatureMap] = "auto",
     seed: int = 0,
+    latency: np.ndarray | Sequence[Sequence[float]] | None = None,
 ) -> None:
     """Train ``router`` from scratch on rows where every arm's outcome is known (see ``Router.fit``)."""
     embeddings = router.embed(as_batch(queries))
@@ -45,6 +47,10 @@ def fit(
     C = check_matrix(cost, "cost", embeddings.shape[0], len(router.arms))
     check_quality_array(Q)
     check_cost_array(C)
+    L = None
+    if latency is not None:
+        L = check_matrix(latency, "latency", embeddings.shape[0], len(router.arms))
+        check_latency_array(L)
     candidates: tuple[FeatureMap, ...] = DEFAULT_CANDIDATES
     if isinstance(tune, str):
         if tune != "auto":
@@ -62,7 +68,7 @@ def fit(
             c if reads_prompt_length(c) else PromptLengthFeatures(c) for c in candidates
         )
     with router._lock:
-        router.bandit.fit(embeddings, Q, C, tune=tune, candidates=candidates, seed=seed)
+        router.bandit.fit(embeddings, Q, C, tune=tune, candidates=candidates, seed=seed, latency=L)
 
 
 def partial_fit(
@@ -71,6 +77,7 @@ def partial_fit(
     arms: Sequence[str],
     quality: Sequence[float] | np.ndarray,
     cost: Sequence[float] | np.ndarray,
+    latency: Sequence[float] | np.ndarray | None = None,
 ) -> None:
     """Update ``router`` from logged bandit rows: one (arm, quality, cost) outcome per query."""
     embeddings = router.embed(as_batch(queries))
@@ -83,8 +90,12 @@ def partial_fit(
     C = check_vector(cost, "cost", n)
     check_quality_array(Q)
     check_cost_array(C)
+    L = None
+    if latency is not None:
+        L = check_vector(latency, "latency", n)
+        check_latency_array(L)
     with router._lock:
-        router.bandit.partial_fit(embeddings, idx, Q, C)
+        router.bandit.partial_fit(embeddings, idx, Q, C, L)
 
 
 def calibrate(

@@ -57,6 +57,8 @@ from metallm.serving._checks import (
     as_batch,
     check_cost,
     check_cost_weight,
+    check_latency,
+    check_latency_weight,
     check_quality,
     one_embedding,
 )
@@ -128,6 +130,11 @@ class Router:
             chosen, without calling a model, and learn from every outcome this router learns;
             ``metallm evaluate --log`` estimates each from the log (see
             :mod:`~metallm.serving.shadows`). They must route the same models.
+        latency_weight: ``l`` in ``reward = quality - p * cost / cost_scale - l * latency /
+            latency_scale``, where ``latency_scale`` is the slowest model's mean observed latency
+            (so its mean normalised latency is 1, as for cost). 0 (the default) ignores latency;
+            latency is measured and learned either way. ``latency_scale`` fixes that
+            normaliser (seconds).
         budget: Hold a :class:`~metallm.Budget` (USD per query, per day, or both) by moving
             ``cost_weight`` after every paid call; shared through ``store`` by every process
             using it. At a cap, each request goes to the cheapest model that can serve it.
@@ -160,6 +167,8 @@ class Router:
         prompt_length: bool | None = None,
         budget: Budget | None = None,
         shadows: Mapping[str, Router] | None = None,
+        latency_weight: float = 0.0,
+        latency_scale: float | None = None,
     ) -> None:
         names = list(arms)
         if not names:
@@ -172,6 +181,7 @@ class Router:
         self.arms: tuple[str, ...] = tuple(names)
         self._index = {a: i for i, a in enumerate(self.arms)}
         self.cost_weight = check_cost_weight(cost_weight)
+        self.latency_weight = check_latency_weight(latency_weight)
         chosen_policy: Policy = policy if policy is not None else LinUCB()
         chosen_features: FeatureMap = (
             features
@@ -195,6 +205,11 @@ class Router:
         if cost_scale is not None and not (np.isfinite(cost_scale) and cost_scale > 0):
             raise ConfigurationError(f"cost_scale must be a positive number, got {cost_scale!r}")
         self.fixed_cost_scale = cost_scale
+        if latency_scale is not None and not (np.isfinite(latency_scale) and latency_scale > 0):
+            raise ConfigurationError(
+                f"latency_scale must be a positive number of seconds, got {latency_scale!r}"
+            )
+        self.fixed_latency_scale = latency_scale
         if not (np.isfinite(feedback_ttl) and feedback_ttl > 0):
             raise ConfigurationError(
                 f"feedback_ttl must be a positive number of seconds, got {feedback_ttl!r}"
@@ -335,6 +350,13 @@ class Router:
         if self.fixed_cost_scale is not None:
             return self.fixed_cost_scale
         return self.bandit.observed_cost_scale()
+
+    @property
+    def latency_scale(self) -> float:
+        """The latency normaliser in seconds: fixed, or the slowest arm's mean observed latency."""
+        if self.fixed_latency_scale is not None:
+            return self.fixed_latency_scale
+        return self.bandit.observed_latency_scale()
 
     @property
     def counts(self) -> dict[str, int]:
@@ -551,12 +573,14 @@ class Router:
         )
         now = time.time()
         with self._lock:
-            chosen, scores, bonus, features, quality, cost = self.bandit.score_one(
+            chosen, scores, bonus, features, quality, cost, latency = self.bandit.score_one(
                 embedding,
                 cost_weight=self.cost_weight,
                 scale=self.cost_scale,
                 excluded=excluded,
                 forced=forced,
+                latency_weight=self.latency_weight,
+                latency_scale=self.latency_scale,
             )
             if capped:  # the budget's cap is reached: the cheapest model that can serve it
                 chosen = cheapest_arm(self.arms, cost, excluded, prices)
@@ -573,6 +597,7 @@ class Router:
                 [cost],
                 [propensity],
                 None if shadowed is None else [shadowed],
+                None if latency is None else [latency],
             )
             self._decisions += 1
             decision: Decision = tuple.__new__(
@@ -617,12 +642,14 @@ class Router:
         )
         now = time.time()
         with self._lock:
-            chosen, scores, bonus, X, quality, cost = self.bandit.score_many(
+            chosen, scores, bonus, X, quality, cost, latency = self.bandit.score_many(
                 embeddings,
                 cost_weight=self.cost_weight,
                 scale=self.cost_scale,
                 excluded=excluded,
                 forced=forced,
+                latency_weight=self.latency_weight,
+                latency_scale=self.latency_scale,
             )
             keep_prompts = (
                 self.store is not None and self.store.store_prompts and isinstance(queries, list)
@@ -652,6 +679,7 @@ class Router:
                 cost,
                 propensity,
                 shadowed,
+                latency,
             )
             # One tuple per decision, built without the NamedTuple constructor's Python frame.
             first, prefix, arms = self._decisions + 1, f"{self.id}-", self.arms
@@ -785,21 +813,29 @@ class Router:
         )
 
     # -- online feedback ----------------------------------------------------------------
-    def observe_cost(self, decision_id: str, cost: float, *, spend: bool = True) -> None:
-        """Attach the measured cost (USD) to a pending decision, for a later :meth:`record`.
+    def observe_cost(
+        self,
+        decision_id: str,
+        cost: float,
+        *,
+        spend: bool = True,
+        latency: float | None = None,
+    ) -> None:
+        """Attach the measured cost (USD), and latency (seconds), for a later :meth:`record`.
 
         With a budget, the cost is spent from it (``spend=False``: a placeholder, not spent),
         even when the decision is unknown here: the call was paid for either way.
         """
         c = check_cost(cost)
+        seconds = None if latency is None else check_latency(latency)
         if spend and self._budget is not None:
             self._spend(c)
         with self._lock:
-            in_memory = self.ledger.observe_cost(decision_id, c)
+            in_memory = self.ledger.observe_cost(decision_id, c, seconds)
         if self._sync is not None:
             if self._sync.usable():
                 try:
-                    self._sync.store.set_decision_cost(decision_id, c)
+                    self._sync.store.set_decision_cost(decision_id, c, seconds)
                 except StoreError as e:
                     self._sync.failed(e)
             if not in_memory and not self._sync.available:
@@ -816,11 +852,19 @@ class Router:
         known = self.fixed_cost_scale is not None or self.bandit.n_updates > 0
         self.cost_weight = self._budget.spend(cost, self.cost_scale if known else None)
 
-    def record(self, decision_id: str, *, quality: float, cost: float | None = None) -> None:
+    def record(
+        self,
+        decision_id: str,
+        *,
+        quality: float,
+        cost: float | None = None,
+        latency: float | None = None,
+    ) -> None:
         """Learn from the outcome of a decision: updates the chosen arm only.
 
         ``quality`` is in [0, 1]; ``cost`` is the USD the call cost. When ``cost`` is None
-        the cost attached by :meth:`observe_cost` is used. With a store this works in any
+        the cost attached by :meth:`observe_cost` is used; ``latency`` (seconds) likewise
+        (the adapters measure it; None and none attached: no latency is learned). With a store this works in any
         process that shares it, and after the deciding process restarted.
 
         Raises :class:`~metallm.UnknownDecisionError`, :class:`~metallm.ExpiredDecisionError`
@@ -828,8 +872,9 @@ class Router:
         """
         q = check_quality(quality)
         given = None if cost is None else check_cost(cost)
+        seconds = None if latency is None else check_latency(latency)
         try:
-            self._record(decision_id, q, given)
+            self._record(decision_id, q, given, latency=seconds)
         except DuplicateFeedbackError:
             self._count("duplicate")
             raise
@@ -840,10 +885,17 @@ class Router:
             self._count("unknown")
             raise
 
-    def record_run(self, run_id: str, *, quality: float, cost: float | None = None) -> None:
+    def record_run(
+        self,
+        run_id: str,
+        *,
+        quality: float,
+        cost: float | None = None,
+        latency: float | None = None,
+    ) -> None:
         """:meth:`record` for the decision that answered a framework call (e.g. a LangChain run id)."""
         decision_id = self._decision_of_run(str(run_id))
-        self.record(decision_id, quality=quality, cost=cost)
+        self.record(decision_id, quality=quality, cost=cost, latency=latency)
 
     def record_many(self, feedback: Iterable[Feedback]) -> FeedbackSummary:
         """Record many outcomes (a grading job); what became of each, without stopping at errors.
@@ -912,7 +964,13 @@ class Router:
         self._record(decision_id, 0.0, 0.0, failure=True)
 
     def _record(
-        self, decision_id: str, q: float, given: float | None, *, failure: bool = False
+        self,
+        decision_id: str,
+        q: float,
+        given: float | None,
+        *,
+        failure: bool = False,
+        latency: float | None = None,
     ) -> None:
         now = time.time()
         if self._sync is None:
@@ -925,6 +983,7 @@ class Router:
                         decision_id, entry.time, entry.time + self.feedback_ttl
                     )
                 known_cost = self.ledger.cost_of(decision_id)
+                seconds = latency if latency is not None else self.ledger.latency_of(decision_id)
                 c = given if given is not None else known_cost
                 if c is None:
                     raise InvalidFeedbackError(
@@ -933,10 +992,10 @@ class Router:
                 self.ledger.settle(decision_id)
                 vector = entry.vectors[entry.row]
                 if self._keeps_embeddings:  # shadows: learn on the embedding, as they do
-                    self.bandit.learn(entry.arm, vector, quality=q, cost=c)
-                    self._teach_shadows(self.arms[entry.arm], vector, q, c)
+                    self.bandit.learn(entry.arm, vector, quality=q, cost=c, latency=seconds)
+                    self._teach_shadows(self.arms[entry.arm], vector, q, c, seconds)
                 else:
-                    self.bandit.update(entry.arm, vector, q, c)
+                    self.bandit.update(entry.arm, vector, q, c, seconds)
                 if failure:
                     self._failures[entry.arm] += 1
                 else:
@@ -947,6 +1006,7 @@ class Router:
         with self._lock:
             entry = self.ledger.get(decision_id)  # DuplicateFeedbackError when settled here
             known_cost = self.ledger.cost_of(decision_id)
+            known_latency = self.ledger.latency_of(decision_id)
         if entry is not None:
             arm, vector, decided_at, prompt, propensity, shadowed = (
                 entry.arm,
@@ -973,6 +1033,7 @@ class Router:
                 found.shadows,
             )
             known_cost = found.cost
+            known_latency = found.latency
         else:
             raise self._unknown(decision_id)
         if now > decided_at + self.feedback_ttl:
@@ -993,6 +1054,7 @@ class Router:
             failure,
             propensity,
             shadowed,
+            latency if latency is not None else known_latency,
         )
         stored = False
         if self._sync.usable():
@@ -1102,8 +1164,10 @@ class Router:
             return
         assert isinstance(event, FeedbackEvent)
         arm = self._index[event.arm]
-        self.bandit.learn(arm, event.embedding, quality=event.quality, cost=event.cost)
-        self._teach_shadows(event.arm, event.embedding, event.quality, event.cost)
+        self.bandit.learn(
+            arm, event.embedding, quality=event.quality, cost=event.cost, latency=event.latency
+        )
+        self._teach_shadows(event.arm, event.embedding, event.quality, event.cost, event.latency)
         if event.failure:
             self._failures[arm] += 1
 
@@ -1125,11 +1189,20 @@ class Router:
             self.shadows = checked
             self._keeps_embeddings = self._keeps_embeddings or bool(checked)
 
-    def _teach_shadows(self, arm: str, embedding: np.ndarray, quality: float, cost: float) -> None:
+    def _teach_shadows(
+        self,
+        arm: str,
+        embedding: np.ndarray,
+        quality: float,
+        cost: float,
+        latency: float | None = None,
+    ) -> None:
         """The shadows learn every outcome this router learns (on their own features)."""
         for shadow in self.shadows.values():
             with shadow._lock:
-                shadow.bandit.learn(shadow._index[arm], embedding, quality=quality, cost=cost)
+                shadow.bandit.learn(
+                    shadow._index[arm], embedding, quality=quality, cost=cost, latency=latency
+                )
 
     @property
     def quarantined_events(self) -> int:
@@ -1153,10 +1226,12 @@ class Router:
         *,
         tune: bool | str | Sequence[FeatureMap] = "auto",
         seed: int = 0,
+        latency: np.ndarray | Sequence[Sequence[float]] | None = None,
     ) -> Router:
         """Train from scratch on logged data where every arm's outcome is known.
 
-        ``quality`` and ``cost`` are (n, n_arms), columns in :attr:`arms` order.
+        ``quality`` and ``cost`` (and ``latency``, seconds, when known) are (n, n_arms),
+        columns in :attr:`arms` order.
 
         With ``tune`` (``"auto"``: when there are at least 300 rows) the feature map is
         chosen among :data:`metallm.learning.tuning.DEFAULT_CANDIDATES` by 5-fold cross-validated
@@ -1165,7 +1240,7 @@ class Router:
         Without it, the router keeps its feature map. Either way the result is the ridge regression
         ``theta = (F^T F + diag(penalties))^-1 F^T y`` per arm on the features ``F``.
         """
-        offline.fit(self, queries, quality, cost, tune=tune, seed=seed)
+        offline.fit(self, queries, quality, cost, tune=tune, seed=seed, latency=latency)
         return self
 
     def partial_fit(
@@ -1174,9 +1249,10 @@ class Router:
         arms: Sequence[str],
         quality: Sequence[float] | np.ndarray,
         cost: Sequence[float] | np.ndarray,
+        latency: Sequence[float] | np.ndarray | None = None,
     ) -> Router:
-        """Update from logged bandit data: one (arm, quality, cost) outcome per query."""
-        offline.partial_fit(self, queries, arms, quality, cost)
+        """Update from logged bandit data: one (arm, quality, cost[, latency]) outcome per query."""
+        offline.partial_fit(self, queries, arms, quality, cost, latency)
         return self
 
     def calibrate(

@@ -58,6 +58,7 @@ class Spool:
                 "failure": event.failure,
                 "propensity": event.propensity,
                 "shadows": event.shadows,
+                "latency": event.latency,
             }
         )
         self._maybe = True
@@ -132,4 +133,5 @@ def _event(line: str) -> FeedbackEvent:
         bool(data.get("failure", False)),
         None if data.get("propensity") is None else float(data["propensity"]),
         data.get("shadows") if isinstance(data.get("shadows"), str) else None,
+        None if data.get("latency") is None else float(data["latency"]),
     )

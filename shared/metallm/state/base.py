@@ -56,6 +56,8 @@ class FeedbackEvent:
     log reweights by); None in logs written before propensities were kept."""
     shadows: str | None = None
     """What each shadow router would have chosen, as JSON text the store keeps unread."""
+    latency: float | None = None
+    """Seconds the call took (None when not measured)."""
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,8 @@ class DecisionRecord:
     prompt: str | None = None
     shadows: str | None = None
     """What each shadow router would have chosen, as JSON text the store keeps unread."""
+    latency: float | None = None
+    """Seconds the call took, measured when the model answered."""
 
 
 @dataclass(frozen=True)
@@ -183,8 +187,10 @@ class StateStore(Protocol):
         """The latest pending decision made for a framework call's run id, or None."""
         ...
 
-    def set_decision_cost(self, decision_id: str, cost: float) -> None:
-        """Attach the measured cost (USD) to a pending decision."""
+    def set_decision_cost(
+        self, decision_id: str, cost: float, latency: float | None = None
+    ) -> None:
+        """Attach the measured cost (USD) and latency (seconds) to a pending decision."""
         ...
 
     def save_snapshot(self, snapshot: Snapshot) -> None:

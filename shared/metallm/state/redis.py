@@ -38,7 +38,10 @@ _APPEND = (
     "redis.call('DEL', KEYS[3]) "
     "return redis.call('XADD', KEYS[2], '*', unpack(ARGV, 3))"
 )
-_SET_COST = "if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'cost', ARGV[1]) end return 0"
+_SET_COST = (
+    "if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'cost', ARGV[1]) "
+    "if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], 'latency', ARGV[2]) end end return 0"
+)
 # One round trip: add to a budget period's sums and move its shared cost weight within bounds.
 # KEYS: the period's hash, the weight, the previous period's hash;
 # ARGV: cost, queries, change, floor, ceiling, initial weight, seconds the period's hash is kept.
@@ -52,7 +55,7 @@ _ADD_SPEND = (
     "redis.call('SET', KEYS[2], text) "
     "return {spent, tostring(queries), text, redis.call('HGET', KEYS[3], 'queries') or '0'}"
 )
-_FLOATS = ("cost_weight", "time", "expires", "propensity", "cost")
+_FLOATS = ("cost_weight", "time", "expires", "propensity", "cost", "latency")
 
 
 class RedisStore:
@@ -181,6 +184,8 @@ class RedisStore:
             fields["propensity"] = repr(event.propensity)
         if event.shadows is not None:
             fields["shadows"] = event.shadows
+        if event.latency is not None:
+            fields["latency"] = repr(event.latency)
         flat: list[Any] = []
         for key, value in fields.items():
             flat += [key, value]
@@ -251,6 +256,7 @@ class RedisStore:
                 ("propensity", r.propensity),
                 ("cost", r.cost),
                 ("shadows", r.shadows),
+                ("latency", r.latency),
             ):
                 if value is not None:
                     mapping[name] = value if isinstance(value, str) else repr(value)
@@ -289,6 +295,7 @@ class RedisStore:
             cost=numbers["cost"],
             prompt=text.get("prompt"),
             shadows=text.get("shadows"),
+            latency=numbers["latency"],
         )
 
     def find_decision(self, run_id: str) -> DecisionRecord | None:
@@ -297,10 +304,13 @@ class RedisStore:
             decision_id = self.client.get(self._run_key(run_id))
         return None if decision_id is None else self.get_decision(decision_id.decode())
 
-    def set_decision_cost(self, decision_id: str, cost: float) -> None:
-        """Attach the measured cost (USD) to a pending decision."""
+    def set_decision_cost(
+        self, decision_id: str, cost: float, latency: float | None = None
+    ) -> None:
+        """Attach the measured cost (USD) and latency (seconds) to a pending decision."""
+        seconds = "" if latency is None else repr(latency)
         with driver_errors(self, "update its decision ledger", self._errors):
-            self._set_cost(keys=[self._decision_key(decision_id)], args=[repr(cost)])
+            self._set_cost(keys=[self._decision_key(decision_id)], args=[repr(cost), seconds])
 
     # -- budgets ------------------------------------------------------------------------
     def _budget_keys(self, name: str, period: int) -> list[str]:
@@ -375,6 +385,14 @@ class RedisStore:
         return f"RedisStore({self.url!r}, prefix={self.prefix!r})"
 
 
+def _seconds(raw: bytes | None) -> float | None:
+    """A stored latency, or None when absent or not a number of seconds."""
+    if raw is None:
+        return None
+    value = float(raw)
+    return value if np.isfinite(value) and value >= 0 else None
+
+
 def _propensity(raw: bytes | None) -> float | None:
     """A stored propensity, or None when absent or not a probability."""
     if raw is None:
@@ -405,6 +423,7 @@ def _parse_event(fields: dict[bytes, bytes]) -> FeedbackEvent | MalformedEvent:
             entry.get("failure") == b"1",
             _propensity(entry.get("propensity")),
             entry["shadows"].decode() if "shadows" in entry else None,
+            _seconds(entry.get("latency")),
         )
     except KeyError as e:
         return MalformedEvent(f"the field {e} is missing", decision_id)

@@ -24,25 +24,33 @@ from metallm.state.base import (
 
 __all__ = ["SQLiteStore"]
 
+
+def _seconds(value: object) -> float | None:
+    """A stored latency, or None when absent or not a number of seconds."""
+    if isinstance(value, (int, float)) and np.isfinite(value) and value >= 0:
+        return float(value)
+    return None
+
+
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS events (
         seq INTEGER PRIMARY KEY AUTOINCREMENT, decision_id TEXT NOT NULL UNIQUE,
         arm TEXT NOT NULL, embedding BLOB NOT NULL, quality REAL NOT NULL,
         cost REAL NOT NULL, time REAL NOT NULL, prompt TEXT, failure INTEGER NOT NULL DEFAULT 0,
-        propensity REAL, shadows TEXT)""",
+        propensity REAL, shadows TEXT, latency REAL)""",
     """CREATE TABLE IF NOT EXISTS snapshots (
         id INTEGER PRIMARY KEY AUTOINCREMENT, position TEXT NOT NULL, data BLOB NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS decisions (
         decision_id TEXT PRIMARY KEY, arm TEXT NOT NULL, embedding BLOB NOT NULL,
         cost_weight REAL NOT NULL, time REAL NOT NULL, expires REAL NOT NULL, session TEXT,
-        run_id TEXT, propensity REAL, cost REAL, prompt TEXT, shadows TEXT)""",
+        run_id TEXT, propensity REAL, cost REAL, prompt TEXT, shadows TEXT, latency REAL)""",
     "CREATE INDEX IF NOT EXISTS decisions_by_run ON decisions(run_id) WHERE run_id IS NOT NULL",
     """CREATE TABLE IF NOT EXISTS budget_spend (
         name TEXT NOT NULL, period INTEGER NOT NULL, spent REAL NOT NULL, queries INTEGER NOT NULL,
         PRIMARY KEY (name, period))""",
     """CREATE TABLE IF NOT EXISTS budget_weight (name TEXT PRIMARY KEY, cost_weight REAL NOT NULL)""",
 )
-_DECISION_COLUMNS = "decision_id, arm, embedding, cost_weight, time, expires, session, run_id, propensity, cost, prompt, shadows"
+_DECISION_COLUMNS = "decision_id, arm, embedding, cost_weight, time, expires, session, run_id, propensity, cost, prompt, shadows, latency"
 
 
 class SQLiteStore:
@@ -109,9 +117,13 @@ class SQLiteStore:
             db.execute("ALTER TABLE events ADD COLUMN propensity REAL")
         if "shadows" not in columns:  # a file made before shadow routers were logged
             db.execute("ALTER TABLE events ADD COLUMN shadows TEXT")
+        if "latency" not in columns:  # a file made before latency was learned
+            db.execute("ALTER TABLE events ADD COLUMN latency REAL")
         ledger = {row[1] for row in db.execute("PRAGMA table_info(decisions)")}
         if "shadows" not in ledger:
             db.execute("ALTER TABLE decisions ADD COLUMN shadows TEXT")
+        if "latency" not in ledger:
+            db.execute("ALTER TABLE decisions ADD COLUMN latency REAL")
 
     def _db(self, *, routing: bool = False) -> sqlite3.Connection:
         """This thread's connection; ``routing``: the one whose writes wait only ``routing_timeout``."""
@@ -153,7 +165,7 @@ class SQLiteStore:
     def append(self, event: FeedbackEvent) -> str:
         """Write the event durably in one transaction (settling its decision); its position."""
         insert = (
-            "INSERT INTO events (decision_id, arm, embedding, quality, cost, time, prompt, failure, propensity, shadows) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO events (decision_id, arm, embedding, quality, cost, time, prompt, failure, propensity, shadows, latency) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
             (
                 event.decision_id,
                 event.arm,
@@ -165,6 +177,7 @@ class SQLiteStore:
                 int(event.failure),
                 event.propensity,
                 event.shadows,
+                event.latency,
             ),
         )
         settle = ("DELETE FROM decisions WHERE decision_id = ?", (event.decision_id,))
@@ -185,7 +198,7 @@ class SQLiteStore:
         start = int(position) if position else 0
         with driver_errors(self, "read its events", (sqlite3.Error,)):
             rows = self._db().execute(
-                "SELECT seq, decision_id, arm, embedding, quality, cost, time, prompt, failure, propensity, shadows FROM events WHERE seq > ? ORDER BY seq",
+                "SELECT seq, decision_id, arm, embedding, quality, cost, time, prompt, failure, propensity, shadows, latency FROM events WHERE seq > ? ORDER BY seq",
                 (start,),
             )
             for row in rows:
@@ -201,6 +214,7 @@ class SQLiteStore:
                     failure,
                     p,
                     shadows,
+                    latency,
                 ) = row
                 if not all(isinstance(v, (int, float)) for v in (quality, cost, stamp)):
                     yield (
@@ -230,6 +244,7 @@ class SQLiteStore:
                         bool(failure),
                         float(p) if isinstance(p, (int, float)) and 0 < p <= 1 else None,
                         shadows if isinstance(shadows, str) else None,
+                        _seconds(latency),
                     ),
                 )
 
@@ -260,12 +275,13 @@ class SQLiteStore:
                 r.cost,
                 r.prompt if self.store_prompts else None,
                 r.shadows,
+                r.latency,
             )
             for r in records
         ]
         statements: list[tuple[str, Sequence[object]]] = [
             (
-                f"INSERT OR REPLACE INTO decisions ({_DECISION_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                f"INSERT OR REPLACE INTO decisions ({_DECISION_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 row,
             )
             for row in rows
@@ -307,17 +323,21 @@ class SQLiteStore:
             cost,
             prompt,
             shadows,
+            latency,
         ) = row
         return DecisionRecord(
             decision_id, arm, vector(embedding, np.float32), cost_weight, stamp, expires,
-            session, run_id, propensity, cost, prompt, shadows,
+            session, run_id, propensity, cost, prompt, shadows, _seconds(latency),
         )  # fmt: skip
 
-    def set_decision_cost(self, decision_id: str, cost: float) -> None:
-        """Attach the measured cost (USD) to a pending decision."""
+    def set_decision_cost(
+        self, decision_id: str, cost: float, latency: float | None = None
+    ) -> None:
+        """Attach the measured cost (USD) and latency (seconds) to a pending decision."""
         with driver_errors(self, "update its decision ledger", (sqlite3.Error,)):
             self._db(routing=True).execute(
-                "UPDATE decisions SET cost = ? WHERE decision_id = ?", (cost, decision_id)
+                "UPDATE decisions SET cost = ?, latency = ? WHERE decision_id = ?",
+                (cost, latency, decision_id),
             )
 
     def pending_count(self) -> int:
