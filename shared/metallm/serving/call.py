@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from metallm.exceptions import AllModelsFailedError, MetaLLMError
 from metallm.serving.capabilities import Capabilities, Needs, exclusions
-from metallm.serving.decisions import Decision
+from metallm.serving.decisions import Decision, explain
 from metallm.serving.failover import Fallbacks, is_provider_error
 from metallm.serving.pricing import Prices, usage_cost
 
@@ -191,7 +191,7 @@ class RoutedCall:
 
     def explain(self) -> str:
         """Why the current model: :meth:`Decision.explain` with the members left out and why."""
-        return self.decision.explain(self.excluded)
+        return explain(self.metadata())
 
     # -- the loop, for plain calls and streams ------------------------------------------
     def run(self, attempt: Callable[[Decision], T]) -> T:

@@ -148,3 +148,46 @@ def test_bench_measures_each_embedder_on_the_same_split(table, tmp_path, capsys)
     with pytest.raises(SystemExit) as info:
         main(["bench", "--data", str(table), "--embedder", "bert"])
     assert info.value.code == 2 and "invalid choice: 'bert'" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def timed_table(tmp_path_factory):
+    """Two models equally right everywhere; 'slow' is a little cheaper and ten times slower."""
+    rows = [q for q in COOKING * 5] + [q for q in ASTRONOMY * 5]
+    rows += [q for q, _ in arithmetic_questions(100, seed=2)]
+    path = tmp_path_factory.mktemp("timed") / "timed.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["prompt", "fast", "slow", "fast|total_cost", "slow|total_cost",
+                         "fast|latency", "slow|latency"])  # fmt: skip
+        for i, prompt in enumerate(rows):
+            jitter = (i % 7) / 70
+            writer.writerow([prompt, 0.9, 0.9, 0.0012, 0.001, 0.3 + jitter, 3.0 + jitter])
+    return path
+
+
+def test_a_tables_latency_columns_are_read_and_used_by_simulate_and_bench(
+    timed_table, tmp_path, capsys
+):
+    from metallm.evaluation.datasets import load_routing_table
+
+    assert load_routing_table(timed_table).latency.shape[1] == 2
+    out = tmp_path / "simulate.json"
+    args = ["simulate", "--data", str(timed_table), "--seed", "0", "--json", str(out)]
+    assert main([*args, "--latency-weight", "1.0"]) == 0
+    weighed = json.loads(out.read_text())["runs"]["UCB (cold)"]
+    assert main(args) == 0  # weight 0: latency is learned but not weighed
+    ignored = json.loads(out.read_text())["runs"]["UCB (cold)"]
+    assert weighed["latency"] < 0.8 < ignored["latency"]  # fast 0.3-0.4 s, slow 3.0-3.1 s
+    assert "s/query" in capsys.readouterr().out
+    report = tmp_path / "bench.json"
+    assert main(["bench", "--data", str(timed_table), "--json", str(report)]) == 0
+    rows = json.loads(report.read_text())["latency"]
+    assert [r["latency_weight"] for r in rows] == [0.0, 0.1, 0.3, 1.0]
+    assert rows[-1]["latency"] < 0.5 and rows[-1]["quality"] == pytest.approx(0.9)
+    assert "latency (the router at p = 0.1" in capsys.readouterr().out
+
+
+def test_a_latency_weight_needs_latency_columns(table, capsys):
+    assert main(["simulate", "--data", str(table), "--latency-weight", "0.5"]) == 2
+    assert "needs latency columns" in capsys.readouterr().err

@@ -95,3 +95,26 @@ def test_unsupported_format_and_missing_file(tmp_path):
         load_routing_table(_csv(tmp_path, "", name="t.xlsx"))
     with pytest.raises(RoutingTableError, match="no such file"):
         load_routing_table(tmp_path / "missing.csv")
+
+
+def test_latency_columns_must_cover_every_model_and_be_seconds(tmp_path):
+    import pytest
+
+    from metallm import RoutingTableError
+    from metallm.evaluation.datasets import load_routing_table
+
+    head = "prompt,a,b,a|total_cost,b|total_cost"
+    partial = tmp_path / "partial.csv"
+    partial.write_text(f"{head},a|latency\nhi,1,0,0.1,0.2,0.5\n")
+    with pytest.raises(RoutingTableError, match="give every model's or none"):
+        load_routing_table(partial)
+    negative = tmp_path / "negative.csv"
+    negative.write_text(f"{head},a|latency,b|latency\nhi,1,0,0.1,0.2,0.5,-1\n")
+    with pytest.raises(RoutingTableError, match="negative latency"):
+        load_routing_table(negative)
+    fine = tmp_path / "fine.csv"
+    fine.write_text(f"{head},a|latency,b|latency\nhi,1,0,0.1,0.2,0.5,1.5\n")
+    table = load_routing_table(fine)
+    assert table.latency.tolist() == [[0.5, 1.5]] and table.subset([0]).latency.tolist() == [
+        [0.5, 1.5]
+    ]
