@@ -45,6 +45,7 @@ from metallm.serving import CONVERSATION, conversation_id, pop_session, routing_
 from metallm.serving.capabilities import Capabilities, Needs, check_capabilities
 from metallm.serving.pool import check_pool
 from metallm_langchain.capabilities import member_capabilities, request_needs
+from metallm_langchain.runs import agent_run_session
 
 __all__ = ["ChatMetaLLM"]
 
@@ -158,6 +159,10 @@ class ChatMetaLLM(BaseChatModel):
     """Shadow routers by name: each sees every call and logs the member it would have chosen
     (never calling it), learning from the same feedback; ``metallm evaluate --log`` estimates
     each from the store's log beside this router. Promote one by passing it as ``router``."""
+    stick_to_run: bool = True
+    """Keep every step of one agent run (the same root run: a LangGraph graph, a
+    ``create_agent`` agent, a chain calling the model several times) on the model its first step
+    chose, unless that model fails or cannot serve a step. False routes every step on its own."""
     session_key: str | None = None
     """Keep a conversation on one model: the run metadata key (or configurable) naming the
     session, e.g. ``"session_id"`` or LangGraph's ``"thread_id"``. None: every call routes."""
@@ -282,15 +287,15 @@ class ChatMetaLLM(BaseChatModel):
         )
 
     def _route(self, call: _Call, parent: _StreamParent | _RunParent | None) -> RoutedCall:
+        session = pop_session(
+            self.session_key, call.kwargs, *_run_metadata(parent), conversation=call.conversation
+        )
+        if session is None and self.stick_to_run and parent is not None:
+            session = agent_run_session(parent.run_id)  # the run this call is a step of
         return self._router.route(
             call.text,
             force=call.force,
-            session=pop_session(
-                self.session_key,
-                call.kwargs,
-                *_run_metadata(parent),
-                conversation=call.conversation,
-            ),
+            session=session,
             fallbacks=self.fallbacks,
             record_errors=self.record_errors,
             prices=self.prices,

@@ -51,6 +51,7 @@ from metallm.serving.capabilities import Capabilities, Needs, check_capabilities
 from metallm.serving.pool import check_pool
 from metallm_llamaindex.capabilities import member_capabilities, prompt_needs, request_needs
 from metallm_llamaindex.events import MetaLLMDecisionEvent
+from metallm_llamaindex.runs import agent_run_session, span_roots
 
 __all__ = ["MetaLLM"]
 
@@ -119,6 +120,14 @@ class MetaLLM(FunctionCallingLLM):
             "out of its routing, with the reason in the metadata's 'excluded'."
         ),
     )
+    stick_to_run: bool = Field(
+        default=True,
+        description=(
+            "Keep every LLM call of one run (a FunctionAgent or other agent workflow run, a query "
+            "engine call) on the model its first call chose, unless that model fails or cannot "
+            "serve a call. False routes every call on its own."
+        ),
+    )
     session_key: str | None = Field(
         default=None,
         description=(
@@ -152,6 +161,8 @@ class MetaLLM(FunctionCallingLLM):
             name: member_capabilities(llm, self.capabilities.get(name))
             for name, llm in llms.items()
         }
+        if self.stick_to_run:
+            span_roots()  # tracked from now on: the runs that will call this LLM
 
     @classmethod
     def class_name(cls) -> str:
@@ -210,6 +221,8 @@ class MetaLLM(FunctionCallingLLM):
             if conversation is not None or self.session_key != CONVERSATION
             else conversation_id([("user", text)]),
         )
+        if session is None and self.stick_to_run:
+            session = agent_run_session()  # the run this call is a step of
         prepared = self._prepared.pop(kwargs.pop(_DECISION_KEY, None), None)
         if prepared is not None:
             # The tools were already formatted for this member: no fallback to another format.
@@ -479,7 +492,12 @@ class MetaLLM(FunctionCallingLLM):
                 list(self._llms),
             )
         )
-        decision = self._router.select(_routing_text(messages), force=force, exclude=excluded)
+        session = pop_session(self.session_key, kwargs, _active_tags())
+        if session is None and self.stick_to_run:
+            session = agent_run_session()
+        decision = self._router.select(
+            _routing_text(messages), force=force, exclude=excluded, session=session
+        )
         self._emit(decision)
         member = self._llms[decision.arm]
         assert isinstance(member, FunctionCallingLLM)
