@@ -40,10 +40,12 @@ from metallm import (
     InvalidFeedbackError,
     RoutedCall,
     Router,
+    UnknownArmError,
 )
 from metallm.serving import CONVERSATION, conversation_id, pop_session, routing_text
 from metallm.serving.capabilities import Capabilities, Needs, check_capabilities
 from metallm.serving.pool import check_pool
+from metallm.serving.pricing import check_prices
 from metallm_langchain.capabilities import member_capabilities, request_needs
 from metallm_langchain.runs import agent_run_session
 
@@ -219,6 +221,50 @@ class ChatMetaLLM(BaseChatModel):
         return params
 
     # -- the public extras --------------------------------------------------------------
+    def add_model(
+        self,
+        name: str,
+        model: BaseChatModel,
+        *,
+        price: tuple[float, float] | None = None,
+        capabilities: dict[str, Any] | None = None,
+    ) -> None:
+        """Add a member at runtime (``price``: USD per 1M input and output tokens).
+
+        The router learns it from nothing (teach it with ``router.partial_fit`` on a
+        ``router.quiz``); with a store, every process sharing it sees the new model, and a
+        process that has not added the member itself leaves it out of its routing.
+        :class:`~metallm.ConfigurationError` when the name is already a member.
+        """
+        if name in self.models:
+            raise ConfigurationError(f"{name!r} is already a member: give the new model a new name")
+        if not isinstance(model, BaseChatModel):
+            raise ConfigurationError(
+                f"{name!r} must be a LangChain chat model, got {type(model).__name__}"
+            )
+        prices = check_prices({name: price} if price is not None else {}, [name])
+        checked = check_capabilities([name], {name: capabilities} if capabilities else {})
+        if name not in self._router.arms:  # another process may have added it to the store
+            self._router.add_arm(name)
+        self.models[name] = model
+        self.prices.update(prices)
+        self.capabilities.update(checked)
+        self._member_capabilities[name] = member_capabilities(model, checked.get(name))
+
+    def remove_model(self, name: str) -> None:
+        """Stop routing to a member (its provider retired it, say); the router keeps its history.
+
+        :class:`~metallm.UnknownArmError` for a name not in the pool,
+        :class:`~metallm.ConfigurationError` for the last member.
+        """
+        if name not in self.models:
+            raise UnknownArmError(name, tuple(self.models))
+        self._router.retire_arm(name)
+        del self.models[name]
+        self.prices.pop(name, None)
+        self.capabilities.pop(name, None)
+        self._member_capabilities.pop(name, None)
+
     def record_feedback(
         self,
         decision_id: str | None = None,
@@ -302,6 +348,7 @@ class ChatMetaLLM(BaseChatModel):
             run_id=None if parent is None else str(parent.run_id),
             needs=call.needs,
             capabilities=self._member_capabilities,
+            available=self.models,
         )
 
     def _member(self, call: _Call, decision: Decision) -> Runnable[LanguageModelInput, BaseMessage]:

@@ -38,7 +38,7 @@ from llama_index.core.llms.llm import LLM, ToolSelection
 from llama_index.core.tools.types import BaseTool
 from llama_index_instrumentation import get_dispatcher
 
-from metallm import ConfigurationError, Decision, Fallbacks, RoutedCall, Router
+from metallm import ConfigurationError, Decision, Fallbacks, RoutedCall, Router, UnknownArmError
 from metallm.serving import (
     CONVERSATION,
     DEFAULT_SESSION_KEY,
@@ -49,6 +49,7 @@ from metallm.serving import (
 )
 from metallm.serving.capabilities import Capabilities, Needs, check_capabilities, exclusions
 from metallm.serving.pool import check_pool
+from metallm.serving.pricing import check_prices
 from metallm_llamaindex.capabilities import member_capabilities, prompt_needs, request_needs
 from metallm_llamaindex.events import MetaLLMDecisionEvent
 from metallm_llamaindex.runs import agent_run_session, span_roots
@@ -196,6 +197,48 @@ class MetaLLM(FunctionCallingLLM):
             model_name="metallm:" + ",".join(sorted(self._llms)),
         )
 
+    def add_model(
+        self,
+        name: str,
+        llm: LLM,
+        *,
+        price: tuple[float, float] | None = None,
+        capabilities: dict[str, Any] | None = None,
+    ) -> None:
+        """Add a member at runtime (``price``: USD per 1M input and output tokens).
+
+        The router learns it from nothing (teach it with ``router.partial_fit`` on a
+        ``router.quiz``); with a store, every process sharing it sees the new model, and a
+        process that has not added the member itself leaves it out of its routing.
+        :class:`~metallm.ConfigurationError` when the name is already a member.
+        """
+        if name in self._llms:
+            raise ConfigurationError(f"{name!r} is already a member: give the new model a new name")
+        if not isinstance(llm, LLM):
+            raise ConfigurationError(f"{name!r} must be a LlamaIndex LLM, got {type(llm).__name__}")
+        prices = check_prices({name: price} if price is not None else {}, [name])
+        checked = check_capabilities([name], {name: capabilities} if capabilities else {})
+        if name not in self._router.arms:  # another process may have added it to the store
+            self._router.add_arm(name)
+        self._llms[name] = _isolated(llm)
+        self.prices.update(prices)
+        self.capabilities.update(checked)
+        self._member_capabilities[name] = member_capabilities(llm, checked.get(name))
+
+    def remove_model(self, name: str) -> None:
+        """Stop routing to a member (its provider retired it, say); the router keeps its history.
+
+        :class:`~metallm.UnknownArmError` for a name not in the pool,
+        :class:`~metallm.ConfigurationError` for the last member.
+        """
+        if name not in self._llms:
+            raise UnknownArmError(name, tuple(self._llms))
+        self._router.retire_arm(name)
+        del self._llms[name]
+        self.prices.pop(name, None)
+        self.capabilities.pop(name, None)
+        self._member_capabilities.pop(name, None)
+
     def record_feedback(
         self, decision_id: str, *, quality: float, cost: float | None = None
     ) -> None:
@@ -244,6 +287,7 @@ class MetaLLM(FunctionCallingLLM):
             prices=self.prices,
             needs=needs,
             capabilities=self._member_capabilities,
+            available=self._llms,
         )
         self._emit(routed.decision)
         return routed
@@ -492,6 +536,14 @@ class MetaLLM(FunctionCallingLLM):
                 list(self._llms),
             )
         )
+        if force is None:  # models another process added, that this one cannot call
+            excluded.update(
+                {
+                    a: "not in this process's pool"
+                    for a in self._router.active_arms
+                    if a not in self._llms
+                }
+            )
         session = pop_session(self.session_key, kwargs, _active_tags())
         if session is None and self.stick_to_run:
             session = agent_run_session()

@@ -358,3 +358,35 @@ def test_construction_warms_the_embedder_up_in_the_background_unless_told_not_to
     monkeypatch.setenv("METALLM_WARMUP", "0")
     ChatMetaLLM(models=pool, router=Router(list(pool), embedder=by_environment))
     assert not wait_for(lambda: opted_out.texts or by_environment.texts, seconds=0.5)
+
+
+def test_members_are_added_and_removed_at_runtime(pool, embedder, tmp_path):
+    from metallm import ConfigurationError, SQLiteStore, UnknownArmError
+
+    store = tmp_path / "state.sqlite"
+    router = Router(list(pool), embedder=embedder, seed=0, store=SQLiteStore(store))
+    llm = ChatMetaLLM(models=dict(pool), prices=PRICES, router=router)
+    llm.add_model("new", ScriptedChatModel(reply="new says hi"), price=(0.5, 1.0))
+    answer = llm.invoke("Say hello.", model="new")
+    assert answer.content == "new says hi"
+    assert answer.response_metadata["metallm"]["cost_usd"] > 0  # priced with the new price
+    with pytest.raises(ConfigurationError, match="already a member"):
+        llm.add_model("new", ScriptedChatModel())
+    with pytest.raises(ConfigurationError, match="chat model"):
+        llm.add_model("other", "not a model")  # type: ignore[arg-type]
+    llm.remove_model("small")
+    assert {llm.invoke("Say hello.").response_metadata["metallm"]["model"] for _ in range(8)} <= {
+        "large",
+        "new",
+    }
+    with pytest.raises(UnknownArmError):
+        llm.remove_model("small")
+    # a process that has not added "new" itself sees it in the pool but never routes to it
+    elsewhere = ChatMetaLLM(
+        models={"large": pool["large"]},
+        prices={"large": PRICES["large"]},
+        router=Router(["small", "large"], embedder=embedder, store=SQLiteStore(store)),
+    )
+    assert "new" in elsewhere.router.active_arms
+    meta = elsewhere.invoke("Say hello.").response_metadata["metallm"]
+    assert meta["model"] == "large" and meta["excluded"]["new"] == "not in this process's pool"

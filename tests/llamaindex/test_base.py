@@ -267,3 +267,19 @@ def test_shadows_see_every_call_and_are_never_called(pool, embedder):
         chosen.append(meta["model"])
     assert sum(len(member.calls) for member in pool.values()) == len(chosen)  # live calls only
     assert shadow.n_updates == llm.router.n_updates == 6  # it learned the same feedback
+
+
+def test_members_are_added_and_removed_at_runtime(pool, embedder):
+    from metallm import ConfigurationError, UnknownArmError
+
+    llm = MetaLLM(llms=dict(pool), prices=PRICES, router=Router(list(pool), embedder=embedder))
+    llm.add_model("new", ScriptedLLM(reply="new says hi"), price=(0.5, 1.0))
+    response = llm.complete(PROMPT, model="new")
+    assert response.text == "new says hi" and response.additional_kwargs["metallm"]["cost_usd"] > 0
+    with pytest.raises(ConfigurationError, match="already a member"):
+        llm.add_model("new", ScriptedLLM())
+    llm.remove_model("small")
+    models = {llm.complete(PROMPT).additional_kwargs["metallm"]["model"] for _ in range(8)}
+    assert models <= {"large", "new"} and "small" not in llm.llms
+    with pytest.raises(UnknownArmError):
+        llm.remove_model("small")

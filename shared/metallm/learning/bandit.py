@@ -125,6 +125,14 @@ class LinearBandit:
             raise self.dimension_mismatch(dim)
         return self.stats
 
+    def add_arm(self) -> int:
+        """One more arm, knowing nothing yet; its index."""
+        for stats in (self.stats, self.cost_stats, self.latency_stats):
+            if stats is not None:
+                stats.add_arm()
+        self.n_arms += 1
+        return self.n_arms - 1
+
     def counts(self) -> np.ndarray:
         """Outcomes learned per arm."""
         return np.zeros(self.n_arms) if self.stats is None else self.stats.counts()

@@ -59,6 +59,22 @@ class RidgeStatistics:
         self._theta = np.zeros((dim, targets, n_arms))
         self._theta_flat = self._theta.reshape(dim, targets * n_arms)  # a view: updates show
 
+    def add_arm(self) -> None:
+        """One more arm, knowing nothing yet (its prior: the penalties)."""
+        d = self.dim
+        self.A = np.concatenate([self.A, np.diag(self.penalties)[None]])
+        self.A_inv = np.concatenate([self.A_inv, np.diag(1.0 / self.penalties)[None]])
+        if self._widths:
+            self._A_inv32 = np.concatenate(
+                [self._A_inv32, np.diag(1.0 / self.penalties).astype(np.float32)]
+            )
+        self.B = np.concatenate([self.B, np.zeros((1, d, self.targets))])
+        theta = np.zeros((d, self.targets, self.n_arms + 1))
+        theta[:, :, : self.n_arms] = self._theta
+        self._theta = theta
+        self._theta_flat = self._theta.reshape(d, self.targets * (self.n_arms + 1))
+        self.n_arms += 1
+
     @property
     def theta(self) -> np.ndarray:
         """Coefficients (n_arms, dim, targets), quality and cost (a view)."""

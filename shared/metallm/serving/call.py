@@ -19,7 +19,7 @@ from __future__ import annotations
 import inspect
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from metallm.exceptions import AllModelsFailedError, MetaLLMError
@@ -64,6 +64,7 @@ class RoutedCall:
         run_id: str | None = None,
         needs: Needs | None = None,
         capabilities: Mapping[str, Capabilities] | None = None,
+        available: Collection[str] | None = None,
     ) -> None:
         self.router = router
         self.run_id = run_id
@@ -79,8 +80,19 @@ class RoutedCall:
         self._started = time.monotonic()
         self.first_item_seconds: float | None = None
         """Seconds from the answering attempt's start to its stream's first item (time to first token)."""
+        arms = router.active_arms
+        missing = (
+            {}
+            if available is None
+            else {a: "not in this process's pool" for a in arms if a not in available}
+        )
         self.excluded: dict[str, str] = (
-            {} if force is not None else exclusions(needs, capabilities or {}, router.arms)
+            {}
+            if force is not None
+            else {
+                **missing,
+                **exclusions(needs, capabilities or {}, [a for a in arms if a not in missing]),
+            }
         )
         """Members that cannot serve this request, with the reason (never tried)."""
         self.decision: Decision = (
@@ -281,7 +293,7 @@ class RoutedCall:
 
     def _next(self) -> Decision | None:
         tried = [arm for arm, _ in self.errors]
-        able = len(self.router.arms) - len(self.excluded)
+        able = len(self.router.active_arms) - len(self.excluded)
         limit = min(self.fallbacks.max_attempts or able, able)
         if not self.fallbacks.enabled or self.decision.forced or len(tried) >= limit:
             return None

@@ -35,6 +35,7 @@ def save(router: Router, path: str | Path) -> Path:
             "features": learned["features"],
             "n_updates": learned["n_updates"],
             "failures": list(router._failures),
+            "retired": sorted(router.retired),
             "embedding_model": getattr(router.embedder, "model_name", None),
         }
     return write_state(path, header, arrays)
@@ -57,6 +58,11 @@ def load(
     except (KeyError, TypeError, ValueError) as e:
         raise StateFileError(path, f"the header is incomplete or invalid ({e!r})") from e
     adopt(router, header, arrays, path)
+    retired = header.get("retired", [])  # absent in files written before pools changed
+    if not (isinstance(retired, list) and set(retired) <= set(router.arms)):
+        raise StateFileError(path, f"the retired models {retired!r} are not among its models")
+    for name in retired:
+        router._retire_arm_here(name)
     return router
 
 
@@ -65,28 +71,32 @@ def adopt(
 ) -> None:
     """Give ``router`` the learned state (features, statistics) of a saved one."""
     try:
-        if list(header["arms"]) != list(router.arms):
-            raise StateFileError(
-                source, f"it holds models {header['arms']}, this router {list(router.arms)}"
-            )
+        saved = list(header["arms"])
     except (KeyError, TypeError) as e:
         raise StateFileError(source, f"the header is incomplete or invalid ({e!r})") from e
-    failures = header.get("failures", [0] * len(router.arms))  # absent in metallm 0.1 files
+    joined = list(router.arms)[len(saved) :]  # models added since that state was written
+    if list(router.arms)[: len(saved)] != saved:
+        raise StateFileError(source, f"it holds models {saved}, this router {list(router.arms)}")
+    failures = header.get("failures", [0] * len(saved))  # absent in metallm 0.1 files
     with router._lock:
         try:
+            router.bandit.n_arms = len(saved)
             router.bandit.adopt(header, arrays)  # checks the arrays against the models first
         except ValueError as e:
+            router.bandit.n_arms = len(router.arms)
             raise StateFileError(source, str(e)) from e
+        for _ in joined:
+            router.bandit.add_arm()
         if not (
             isinstance(failures, list)
-            and len(failures) == len(router.arms)
+            and len(failures) == len(saved)
             and all(isinstance(f, int) and f >= 0 for f in failures)
         ):
             router.bandit.reset()
             raise StateFileError(
-                source, f"the failure counts {failures!r} do not fit {len(router.arms)} models"
+                source, f"the failure counts {failures!r} do not fit {len(saved)} models"
             )
-        router._failures = list(failures)
+        router._failures = [*failures, *([0] * len(joined))]
 
 
 def adopt_bytes(router: Router, data: bytes, source: str) -> None:

@@ -42,10 +42,20 @@ def check_pool(
     checked = check_prices(prices, names)
     if router is None:
         router = Router(list(names))
-    elif set(router.arms) != set(names):
-        raise ConfigurationError(
-            f"the router's models {sorted(router.arms)} differ from the pool's {sorted(names)}"
-        )
+    else:
+        unknown = sorted(set(names) - set(router.active_arms))
+        if unknown:
+            raise ConfigurationError(
+                f"the router's models {sorted(router.active_arms)} differ from the pool's "
+                f"{sorted(names)}: it lacks {unknown} (add them with router.add_arm(name), or "
+                "the adapter's add_model)"
+            )
+        extra = sorted(set(router.active_arms) - set(names))
+        if extra and router.store is None:  # with a store: models another process added
+            raise ConfigurationError(
+                f"the router's models {sorted(router.active_arms)} differ from the pool's "
+                f"{sorted(names)}"
+            )
     if shadows:
         router.set_shadows(shadows)
     if warmup and os.environ.get(WARMUP_ENV, "1").strip() != "0":

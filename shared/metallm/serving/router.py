@@ -22,7 +22,7 @@ import math
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +78,7 @@ from metallm.state.base import (
     DecisionRecord,
     FeedbackEvent,
     MalformedEvent,
+    PoolStore,
     StateStore,
     snapshot_bytes,
 )
@@ -179,7 +180,11 @@ class Router:
             dupes = sorted({a for a in names if names.count(a) > 1})
             raise ConfigurationError(f"duplicate model names: {dupes}")
         self.arms: tuple[str, ...] = tuple(names)
+        """Every model the router knows, retired ones included, in the order they joined."""
         self._index = {a: i for i, a in enumerate(self.arms)}
+        self.retired: set[str] = set()
+        """Models no longer routed to (their history is kept; see :meth:`retire_arm`)."""
+        self._retired_index: set[int] = set()
         self.cost_weight = check_cost_weight(cost_weight)
         self.latency_weight = check_latency_weight(latency_weight)
         chosen_policy: Policy = policy if policy is not None else LinUCB()
@@ -241,6 +246,7 @@ class Router:
             else None
         )
         self._sync_lock = threading.Lock()
+        self._pool_position: str | None = None
         self.spool: Spool | None = None
         """Feedback events waiting for the store (while it cannot be reached)."""
         if self._sync is not None:
@@ -459,6 +465,7 @@ class Router:
         run_id: str | None = None,
         needs: Needs | None = None,
         capabilities: Mapping[str, Capabilities] | None = None,
+        available: Collection[str] | None = None,
     ) -> RoutedCall:
         """Start one routed call with fallbacks: ``call.decision`` names the model to try.
 
@@ -471,6 +478,8 @@ class Router:
         each member can serve) leave out the members that cannot serve it, for this call and
         its fallbacks (``call.excluded`` and the metadata's ``excluded`` say why);
         :class:`~metallm.NoCapableModelError` when none can. ``force`` overrides them.
+        ``available``: the models the caller can call (an adapter's members); others in the
+        pool (added by another process sharing the store) are left out.
         """
         return RoutedCall(
             self,
@@ -484,6 +493,7 @@ class Router:
             run_id=run_id,
             needs=needs,
             capabilities=capabilities,
+            available=available,
         )
 
     def select(
@@ -513,6 +523,7 @@ class Router:
             if (
                 kept is not None
                 and kept not in excluded
+                and kept not in self.retired
                 and (ignore_cooldown or kept not in self.cooldown.cooling())
             ):
                 decision = self._select_one(query, excluded, kept, True, run_id, session, prices)
@@ -556,7 +567,7 @@ class Router:
         if self._sync is not None:
             self._sync_if_due()
         embedding = self.embed([query])[0] if isinstance(query, str) else one_embedding(query)
-        if exclude or force is not None or self.cooldown.active:
+        if exclude or force is not None or self.cooldown.active or self._retired_index:
             excluded, forced = self._allowed(exclude, force, ignore_cooldown)
         else:
             excluded, forced = set(), None
@@ -778,8 +789,12 @@ class Router:
         self, exclude: Iterable[str], force: str | None, ignore_cooldown: bool
     ) -> tuple[set[int], int | None]:
         """Indices left out of this choice (asked for, or cooling down) and the forced one."""
-        excluded = {self._arm_index(a) for a in exclude}
+        excluded = {self._arm_index(a) for a in exclude} | self._retired_index
         forced = None if force is None else self._arm_index(force)
+        if forced is not None and forced in self._retired_index:
+            raise ConfigurationError(
+                f"{force!r} is retired: it is no longer routed to (add it under a new name)"
+            )
         if len(excluded) == len(self.arms) and forced is None:
             raise InvalidInputError("every model is excluded: nothing left to route to")
         if not ignore_cooldown:
@@ -1125,10 +1140,24 @@ class Router:
                 self._sync.failed(again)
                 return 0
 
+    def _sync_pool(self) -> None:
+        """Apply the pool changes other processes made (models added and retired)."""
+        assert self._sync is not None
+        store = self._sync.store
+        if not isinstance(store, PoolStore):
+            return
+        for position, action, arm in store.pool_changes_after(self._pool_position):
+            if action == "add":
+                self._add_arm_here(arm)
+            elif action == "retire" and arm in self._index:
+                self._retire_arm_here(arm)
+            self._pool_position = position
+
     def _sync_steps(self) -> int:
         assert self._sync is not None and self.spool is not None
         applied = 0
         try:
+            self._sync_pool()  # before the snapshot and the events, which may name new models
             if not self._sync.restored:
                 self._sync.restore(self._adopt_snapshot, self.bandit.reset)
             self.spool.replay(self._sync.store)
@@ -1160,6 +1189,8 @@ class Router:
     def _apply(self, position: str, event: FeedbackEvent | MalformedEvent) -> None:
         """Fold one event of the store's log; a bad one is quarantined, never learned, never fatal."""
         assert self._sync is not None
+        if isinstance(event, FeedbackEvent) and event.arm not in self._index:
+            self._sync_pool()  # a model another process added after this sync began
         if not self._sync.admit(position, event, self._index, self.bandit.dimension):
             return
         assert isinstance(event, FeedbackEvent)
@@ -1285,6 +1316,75 @@ class Router:
     ) -> Router:
         """A router with the state saved by :meth:`save`; raises :class:`StateFileError` if bad."""
         return persistence.load(cls, path, embedder=embedder, seed=seed)
+
+    # -- the pool -----------------------------------------------------------------------
+    @property
+    def active_arms(self) -> tuple[str, ...]:
+        """The models routed to: :attr:`arms` less the retired ones."""
+        return tuple(a for a in self.arms if a not in self.retired)
+
+    def add_arm(self, name: str) -> None:
+        """Add a model to the pool now; it starts knowing nothing.
+
+        Teach it with :meth:`partial_fit` (e.g. its answers to :meth:`quiz` prompts). With a store, the change is written there first, so every process sharing it sees the
+        new pool (on its next sync) and a restart keeps it. Raises
+        :class:`~metallm.ConfigurationError` when the name is already in the pool (retired
+        models included: their history stays under their name).
+        """
+        if not isinstance(name, str) or not name:
+            raise ConfigurationError(f"a model's name must be a non-empty string, got {name!r}")
+        if name in self._index:
+            state = "retired" if name in self.retired else "in the pool"
+            raise ConfigurationError(f"{name!r} is already {state}: give the new model a new name")
+        if self._sync is not None:
+            self._write_pool_change("add", name)
+        self._add_arm_here(name)
+
+    def retire_arm(self, name: str) -> None:
+        """Stop routing to a model (a provider retired it, say); its history is kept.
+
+        Persisted and shared through the store like :meth:`add_arm`. Raises
+        :class:`~metallm.UnknownArmError` for a name not in the pool and
+        :class:`~metallm.ConfigurationError` for the last model still routed to.
+        """
+        self._arm_index(name)
+        if name in self.retired:
+            return
+        if len(self.active_arms) == 1:
+            raise ConfigurationError(
+                f"{name!r} is the last model routed to: add another before retiring it"
+            )
+        if self._sync is not None:
+            self._write_pool_change("retire", name)
+        self._retire_arm_here(name)
+
+    def _write_pool_change(self, action: str, name: str) -> None:
+        assert self._sync is not None
+        store = self._sync.store
+        if not isinstance(store, PoolStore):
+            raise ConfigurationError(f"{store} cannot hold pool changes")
+        store.add_pool_change(action, name)  # StoreError: nothing changed anywhere
+
+    def _add_arm_here(self, name: str) -> None:
+        with self._lock:
+            if name in self._index:
+                return
+            self.bandit.add_arm()
+            self.arms = (*self.arms, name)
+            self._index[name] = len(self.arms) - 1
+            self._failures.append(0)
+            for shadow in self.shadows.values():
+                shadow._add_arm_here(name)
+        logger.info("metallm: %s joined the pool %s", name, list(self.active_arms))
+
+    def _retire_arm_here(self, name: str) -> None:
+        with self._lock:
+            self.retired.add(name)
+            self._retired_index.add(self._index[name])
+            for shadow in self.shadows.values():
+                if name in shadow._index:
+                    shadow._retire_arm_here(name)
+        logger.info("metallm: %s retired; the pool is now %s", name, list(self.active_arms))
 
     def _arm_index(self, arm: str) -> int:
         try:

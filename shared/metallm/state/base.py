@@ -32,6 +32,7 @@ __all__ = [
     "DecisionRecord",
     "FeedbackEvent",
     "MalformedEvent",
+    "PoolStore",
     "Snapshot",
     "StateStore",
     "snapshot_bytes",
@@ -145,6 +146,19 @@ class BudgetStore(Protocol):
 
     def budget_state(self, name: str, period: int) -> BudgetState:
         """The budget's state for ``period`` (zero sums when nothing was spent in it yet)."""
+        ...
+
+
+@runtime_checkable
+class PoolStore(Protocol):
+    """A store that keeps the pool's changes (models added and retired), for every process."""
+
+    def add_pool_change(self, action: str, arm: str) -> str:
+        """Append ``("add" | "retire", arm)`` durably; its position."""
+        ...
+
+    def pool_changes_after(self, position: str | None) -> list[tuple[str, str, str]]:
+        """``(position, action, arm)`` after ``position`` (all when None), in order."""
         ...
 
 

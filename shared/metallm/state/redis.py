@@ -312,6 +312,30 @@ class RedisStore:
         with driver_errors(self, "update its decision ledger", self._errors):
             self._set_cost(keys=[self._decision_key(decision_id)], args=[repr(cost), seconds])
 
+    # -- the pool -----------------------------------------------------------------------
+    def add_pool_change(self, action: str, arm: str) -> str:
+        """Append a pool change (``"add"`` or ``"retire"`` a model) to a list; its position."""
+        entry = json.dumps({"action": action, "arm": arm, "time": time.time()})
+        with driver_errors(self, f"{action} model {arm!r}", self._errors):
+            length = self.client.rpush(f"{self.prefix}:pool", entry)
+        return str(int(length))
+
+    def pool_changes_after(self, position: str | None) -> list[tuple[str, str, str]]:
+        """``(position, action, arm)`` after ``position`` (all when None), in order."""
+        start = int(position) if position else 0
+        with driver_errors(self, "read its pool", self._errors):
+            raw = self.client.lrange(f"{self.prefix}:pool", start, -1)
+        out = []
+        for offset, item in enumerate(raw):
+            try:
+                entry = json.loads(item)
+                out.append((str(start + offset + 1), str(entry["action"]), str(entry["arm"])))
+            except (ValueError, KeyError, TypeError):
+                logger.warning(
+                    "%s: an unreadable pool change at %d is skipped", self, start + offset + 1
+                )
+        return out
+
     # -- budgets ------------------------------------------------------------------------
     def _budget_keys(self, name: str, period: int) -> list[str]:
         base = f"{self.prefix}:budget:{name}"

@@ -49,6 +49,9 @@ _SCHEMA = (
         name TEXT NOT NULL, period INTEGER NOT NULL, spent REAL NOT NULL, queries INTEGER NOT NULL,
         PRIMARY KEY (name, period))""",
     """CREATE TABLE IF NOT EXISTS budget_weight (name TEXT PRIMARY KEY, cost_weight REAL NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS pool (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT, action TEXT NOT NULL, arm TEXT NOT NULL,
+        time REAL NOT NULL)""",
 )
 _DECISION_COLUMNS = "decision_id, arm, embedding, cost_weight, time, expires, session, run_id, propensity, cost, prompt, shadows, latency"
 
@@ -345,6 +348,24 @@ class SQLiteStore:
         with driver_errors(self, "read its decision ledger", (sqlite3.Error,)):
             (n,) = self._db().execute("SELECT COUNT(*) FROM decisions").fetchone()
         return int(n)
+
+    # -- the pool -----------------------------------------------------------------------
+    def add_pool_change(self, action: str, arm: str) -> str:
+        """Append a pool change (``"add"`` or ``"retire"`` a model) in one transaction."""
+        position = self._write(
+            f"{action} model {arm!r}",
+            [("INSERT INTO pool (action, arm, time) VALUES (?, ?, ?)", (action, arm, time.time()))],
+        )
+        return str(position)
+
+    def pool_changes_after(self, position: str | None) -> list[tuple[str, str, str]]:
+        """``(position, action, arm)`` after ``position`` (all when None), in order."""
+        with driver_errors(self, "read its pool", (sqlite3.Error,)):
+            rows = self._db().execute(
+                "SELECT seq, action, arm FROM pool WHERE seq > ? ORDER BY seq",
+                (int(position) if position else 0,),
+            )
+            return [(str(seq), str(action), str(arm)) for seq, action, arm in rows]
 
     # -- budgets ------------------------------------------------------------------------
     def add_spend(

@@ -1,0 +1,144 @@
+"""A pool that changes: models added and retired at runtime, kept by the stores and restarts."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from metallm import ConfigurationError, RedisStore, Router, SQLiteStore, UnknownArmError
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def _queries(n: int, seed: int = 0) -> np.ndarray:
+    x = np.random.default_rng(seed).normal(size=(n, 6))
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_an_added_model_is_routed_to_and_learned():
+    router = Router(["a", "b"], embedder=None, seed=0)
+    for x in _queries(60):
+        for arm in ("a", "b"):
+            d = router.select(x, force=arm)
+            router.record(d.id, quality=0.2, cost=0.0)
+    router.add_arm("c")
+    assert router.arms == ("a", "b", "c") and router.active_arms == ("a", "b", "c")
+    for x in _queries(60):
+        d = router.select(x, force="c")
+        router.record(d.id, quality=1.0, cost=0.0)
+    assert router.counts["c"] == 60
+    picks = {router.select(x).arm for x in _queries(20, seed=1)}
+    assert "c" in picks and set(router.select(_queries(1)[0]).scores) == {"a", "b", "c"}
+
+
+def test_a_retired_model_keeps_its_history_and_is_never_chosen():
+    router = Router(["a", "b", "c"], embedder=None, seed=0)
+    for x in _queries(30):
+        d = router.select(x, force="b")
+        router.record(d.id, quality=1.0, cost=0.0)
+    router.stick("s1", "b")
+    router.retire_arm("b")
+    assert router.active_arms == ("a", "c") and router.counts["b"] == 30
+    assert {router.select(x).arm for x in _queries(50)} <= {"a", "c"}
+    assert {d.arm for d in router.select_batch(_queries(50))} <= {"a", "c"}
+    assert router.select(_queries(1)[0], session="s1").arm != "b"  # its sessions move
+    with pytest.raises(ConfigurationError, match="retired"):
+        router.select(_queries(1)[0], force="b")
+
+
+@pytest.mark.parametrize(
+    ("change", "error", "says"),
+    [
+        (lambda r: r.add_arm("a"), ConfigurationError, "already in the pool"),
+        (lambda r: r.add_arm(""), ConfigurationError, "non-empty string"),
+        (lambda r: r.retire_arm("zzz"), UnknownArmError, "zzz"),
+    ],
+)
+def test_a_wrong_pool_change_is_a_typed_error(change, error, says):
+    with pytest.raises(error, match=says):
+        change(Router(["a", "b"], embedder=None))
+
+
+def test_retiring_the_last_model_routed_to_is_refused_and_a_retired_name_is_not_reused():
+    router = Router(["a", "b"], embedder=None)
+    router.retire_arm("a")
+    with pytest.raises(ConfigurationError, match="last model"):
+        router.retire_arm("b")
+    with pytest.raises(ConfigurationError, match="already retired"):
+        router.add_arm("a")
+
+
+def test_save_and_load_keep_the_changed_pool(tmp_path):
+    router = Router(["a", "b"], embedder=None, seed=0)
+    router.add_arm("c")
+    for x in _queries(20):
+        d = router.select(x, force="c")
+        router.record(d.id, quality=0.9, cost=0.001)
+    router.retire_arm("a")
+    loaded = Router.load(router.save(tmp_path / "state.npz"), embedder=None)
+    assert loaded.arms == ("a", "b", "c") and loaded.retired == {"a"}
+    assert loaded.counts == router.counts
+
+
+def _target(kind, tmp_path, request):
+    if kind == "sqlite":
+        return "sqlite", str(tmp_path / "state.sqlite")
+    return "redis", f"{request.getfixturevalue('redis_url')}#pool{uuid.uuid4().hex[:8]}"
+
+
+def _open(kind, where):
+    if kind == "sqlite":
+        return SQLiteStore(where)
+    url, _, prefix = where.rpartition("#")
+    return RedisStore(url, prefix=prefix)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "redis"])
+def test_pool_changes_are_seen_by_another_process_and_survive_a_restart(kind, tmp_path, request):
+    kind, where = _target(kind, tmp_path, request)
+    first = Router(["a", "b"], embedder=None, store=_open(kind, where), sync_interval=None)
+    first.add_arm("c")
+    for x in _queries(10):
+        d = first.select(x, force="c")
+        first.record(d.id, quality=1.0, cost=0.0)
+    first.retire_arm("a")
+    code = (
+        "import json, sys\n"
+        "from tests.core.serving.test_pool_changes import _open\n"
+        "from metallm import Router\n"
+        f"r = Router(['a', 'b'], embedder=None, store=_open({kind!r}, {where!r}), sync_interval=None)\n"
+        "print(json.dumps({'arms': list(r.arms), 'retired': sorted(r.retired), "
+        "'counts': r.counts, 'active': list(r.active_arms)}))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    seen = json.loads(result.stdout)  # another process, started with the old list of models
+    assert seen == {
+        "arms": ["a", "b", "c"],
+        "retired": ["a"],
+        "counts": {"a": 0, "b": 0, "c": 10},
+        "active": ["b", "c"],
+    }
+    first.snapshot()  # a restart from a snapshot written after the change
+    restarted = Router(["a", "b"], embedder=None, store=_open(kind, where), sync_interval=None)
+    assert restarted.arms == ("a", "b", "c") and restarted.counts["c"] == 10
+
+
+def test_a_router_folds_feedback_for_a_model_another_router_added(tmp_path):
+    path = tmp_path / "state.sqlite"
+    adding = Router(["a", "b"], embedder=None, store=SQLiteStore(path), sync_interval=None)
+    other = Router(["a", "b"], embedder=None, store=SQLiteStore(path), sync_interval=None)
+    adding.add_arm("c")
+    d = adding.select(_queries(1)[0], force="c")
+    adding.record(d.id, quality=1.0, cost=0.0)
+    assert other.sync() == 1 and other.counts["c"] == 1 and other.quarantined_events == 0
