@@ -50,12 +50,13 @@ def _plugins() -> dict[str, EntryPoint]:
     return {ep.name: ep for ep in entry_points(group=COMMAND_GROUP)}
 
 
-def _configure_table(parser: argparse.ArgumentParser, *, plot: str) -> None:
-    """The arguments bench and simulate share: the table, the seed, the outputs, the embedder."""
+def _configure_table(parser: argparse.ArgumentParser, *, plot: str | None) -> None:
+    """The arguments bench, simulate and onboard share: the table, the seed, the outputs, the embedder."""
     parser.add_argument("--data", required=True, help="routing table: .csv, .jsonl or .parquet")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", dest="json_out", help="write the result as JSON here")
-    parser.add_argument("--plot", dest="plot_out", help=f"write the {plot} plot (PNG) here")
+    if plot is not None:
+        parser.add_argument("--plot", dest="plot_out", help=f"write the {plot} plot (PNG) here")
     parser.add_argument(
         "--embedding-model", help="embedding model (default: $METALLM_EMBEDDING_MODEL or MiniLM)"
     )
@@ -345,6 +346,30 @@ def _simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _configure_onboard(parser: argparse.ArgumentParser) -> None:
+    _configure_table(parser, plot=None)
+    parser.add_argument("--n", type=int, default=30, help="quiz prompts per added model")
+
+
+def _onboard(args: argparse.Namespace) -> int:
+    from metallm.evaluation.bench import table_embedder
+    from metallm.evaluation.onboarding import render_onboarding, run_onboarding
+
+    if args.n < 1:
+        raise MetaLLMError("--n must be at least 1")
+    result = run_onboarding(
+        args.data,
+        n=args.n,
+        seed=args.seed,
+        embedder=table_embedder(
+            args.embedder, args.embedding_model, static_model=args.static_model
+        ),
+    )
+    print(render_onboarding(result))
+    _write_json(args.json_out, result.to_dict())
+    return 0
+
+
 def _distill(args: argparse.Namespace) -> int:
     from metallm.embedding.embedders import distill_static_embedder
 
@@ -362,6 +387,12 @@ BUILT_IN: dict[str, Command] = {
     "bench": Command("savings and quality of routing on a routing table", _configure_bench, _bench),
     "simulate": Command(
         "online replay with bandit feedback: regret of each policy", _configure_simulate, _simulate
+    ),
+    "onboard": Command(
+        "each model of a table added late with a short quiz: test quality beside the router "
+        "without it and the router fitted with it",
+        _configure_onboard,
+        _onboard,
     ),
     "evaluate": Command(
         "off-policy evaluation: estimate other policies from an explored log, checked on a table",

@@ -49,6 +49,7 @@ from metallm.learning.features import (
     reads_prompt_length,
     with_prompt_length,
 )
+from metallm.learning.onboarding import combination_start, quiz_rows
 from metallm.learning.policies import LinUCB, Policy
 from metallm.learning.tuning import Tuning
 from metallm.serving import offline, persistence
@@ -56,10 +57,13 @@ from metallm.serving._checks import (
     Query,
     as_batch,
     check_cost,
+    check_cost_array,
     check_cost_weight,
     check_latency,
     check_latency_weight,
     check_quality,
+    check_quality_array,
+    check_vector,
     one_embedding,
 )
 from metallm.serving.budget import Budget, BudgetKeeper, cheapest_arm
@@ -1357,6 +1361,56 @@ class Router:
         if self._sync is not None:
             self._write_pool_change("retire", name)
         self._retire_arm_here(name)
+
+    def quiz(self, name: str, texts: Sequence[Query] | np.ndarray, n: int = 30) -> list[int]:
+        """The indices of the ``n`` of ``texts`` to ask model ``name`` first.
+
+        ``texts``: logged traffic, or a routing table's prompts. The picks are where what the
+        model is worth is least known and the current models disagree most, spread over the
+        queries (:func:`metallm.learning.onboarding.quiz_rows`). Returns their indices, best first. Run the model on them, grade the answers, and
+        :meth:`onboard` the outcomes.
+        """
+        index = self._arm_index(name)
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+            raise ConfigurationError(f"n must be a positive number of queries, got {n!r}")
+        embeddings = self.embed(as_batch(texts))
+        with self._lock:
+            return quiz_rows(self.bandit, index, embeddings, n)
+
+    def onboard(
+        self,
+        name: str,
+        queries: Sequence[Query] | np.ndarray,
+        quality: Sequence[float] | np.ndarray,
+        cost: Sequence[float] | np.ndarray,
+        *,
+        warm_start: str | None = "combination",
+    ) -> Router:
+        """Teach a new model from its outcomes on some queries (e.g. a :meth:`quiz`).
+
+        ``warm_start="combination"`` first starts it as the combination of the other models
+        that best explains these outcomes
+        (:func:`metallm.learning.onboarding.combination_start`), so a few dozen outcomes place it
+        among models learned from thousands; None learns from the outcomes alone. Then the
+        outcomes are learned like any logged feedback (:meth:`partial_fit`). In this process
+        only: other processes learn the model from the feedback that follows.
+        """
+        index = self._arm_index(name)
+        if warm_start not in ("combination", None):
+            raise ConfigurationError(
+                f'warm_start must be "combination" or None, got {warm_start!r}'
+            )
+        embeddings = self.embed(as_batch(queries))
+        n = embeddings.shape[0]
+        Q = check_vector(quality, "quality", n)
+        C = check_vector(cost, "cost", n)
+        check_quality_array(Q)
+        check_cost_array(C)
+        known = [self._index[a] for a in self.active_arms if a != name]
+        if warm_start == "combination" and known and self.bandit.n_updates:
+            with self._lock:
+                combination_start(self.bandit, index, embeddings, Q, C, known=known)
+        return self.partial_fit(embeddings, [name] * n, Q, C)
 
     def _write_pool_change(self, action: str, name: str) -> None:
         assert self._sync is not None

@@ -142,3 +142,59 @@ def test_a_router_folds_feedback_for_a_model_another_router_added(tmp_path):
     d = adding.select(_queries(1)[0], force="c")
     adding.record(d.id, quality=1.0, cost=0.0)
     assert other.sync() == 1 and other.counts["c"] == 1 and other.quarantined_events == 0
+
+
+def _world(n: int, seed: int = 0):
+    """'a' is right when x0 > 0, 'b' when x0 <= 0; 'new' (added late) is right everywhere."""
+    x = _queries(n, seed)
+    right_a = (x[:, 0] > 0).astype(float)
+    quality = np.stack([right_a, 1 - right_a, np.ones(n)], axis=1)
+    return x, quality, np.tile([0.001, 0.001, 0.002], (n, 1))
+
+
+def test_quiz_picks_spread_out_queries_and_onboarding_places_the_new_model():
+    x, quality, cost = _world(600)
+    router = Router(["a", "b"], embedder=None, seed=0, cost_weight=0.0)
+    router.fit(x, quality[:, :2], cost[:, :2], tune=False)
+    router.add_arm("new")
+    asked = router.quiz("new", x, n=20)
+    assert len(asked) == len(set(asked)) == 20
+    assert 0.2 < float(np.mean(x[asked, 0] > 0)) < 0.8  # both regions are asked
+    test, test_quality, _ = _world(300, seed=7)
+
+    def routed_quality() -> float:
+        picks = np.argmax(router.predict(test, widths=False).quality, axis=1)
+        return float(test_quality[np.arange(300), picks].mean())
+
+    before = routed_quality()  # the new model predicted 0: never chosen
+    router.onboard("new", x[asked], quality[asked, 2], cost[asked, 2])
+    assert router.predict(test, widths=False).quality[:, 2].mean() > 0.6  # learned: it is good
+    assert routed_quality() >= before - 0.01
+    for bad in (0, "3", True):
+        with pytest.raises(ConfigurationError, match="positive number"):
+            router.quiz("new", x, n=bad)
+    with pytest.raises(ConfigurationError, match="warm_start"):
+        router.onboard("new", x[:2], [1, 1], [0, 0], warm_start="magic")
+
+
+def test_the_onboard_command_reports_each_model_added_late(tmp_path, capsys):
+    import csv
+
+    from metallm.cli import main
+    from metallm.testing.prompts import ASTRONOMY, COOKING, arithmetic_questions
+
+    rows = [(q, "cooking") for q in COOKING * 4] + [(q, "astronomy") for q in ASTRONOMY * 4]
+    rows += [(q, "arithmetic") for q, _ in arithmetic_questions(100, seed=3)]
+    path = tmp_path / "table.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["prompt", "cheap", "pro", "cheap|total_cost", "pro|total_cost"])
+        for prompt, task in rows:
+            writer.writerow([prompt, float(task != "astronomy"), 1.0, 0.0001, 0.002])
+    out = tmp_path / "onboard.json"
+    assert main(["onboard", "--data", str(path), "--n", "10", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert [r["model"] for r in report["rows"]] == ["cheap", "pro"]
+    pro = report["rows"][1]
+    assert pro["quiz_combination"] >= pro["without"] and pro["full"] == pytest.approx(1.0)
+    assert "added late with a 10-prompt quiz" in capsys.readouterr().out

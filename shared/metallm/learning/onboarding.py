@@ -1,0 +1,98 @@
+"""Onboarding a new model: which prompts to ask it, and where its statistics start.
+
+A model added to a running router knows nothing. Two things make its first outcomes count:
+
+* :func:`quiz_rows` chooses the prompts to ask it: greedily the prompt whose features the new
+  model's ridge model is least sure about (``x^T A^-1 x``, updated after each pick, so the picks
+  spread over the feature space: a D-optimal design), weighted up where the current models
+  disagree most about the quality (where knowing the new one matters);
+* :func:`combination_start` gives it a starting point from the models already known: its
+  quality on the quiz prompts is regressed on theirs (ridge on their predictions and a bias), and
+  its coefficients start as that combination of their coefficients, held with the weight of
+  ``pseudo_count`` observations; its own outcomes then update it like any other model's.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from metallm.learning.bandit import LinearBandit
+
+__all__ = ["combination_start", "quiz_rows"]
+
+
+def quiz_rows(bandit: LinearBandit, arm: int, embeddings: np.ndarray, n: int) -> list[int]:
+    """The ``n`` rows of ``embeddings`` to ask ``arm`` first, best first (see the module)."""
+    stats = bandit.ensure(embeddings.shape[1])
+    X = bandit.features.transform(embeddings)[:, : stats.dim]
+    others = [k for k in range(bandit.n_arms) if k != arm]
+    weight = np.ones(len(X))
+    if len(others) > 1:
+        quality = bandit.predict(embeddings, widths=False)[0][:, others]
+        spread = quality.std(axis=1)
+        weight = 1.0 + spread / (spread.mean() + 1e-12)
+    A_inv = stats.A_inv[arm].copy()
+    chosen: list[int] = []
+    available = np.ones(len(X), dtype=bool)
+    for _ in range(min(n, len(X))):
+        value = np.einsum("nd,de,ne->n", X, A_inv, X) * weight
+        value[~available] = -np.inf
+        i = int(np.argmax(value))
+        chosen.append(i)
+        available[i] = False
+        ax = A_inv @ X[i]
+        A_inv -= np.outer(ax, ax) / (1.0 + X[i] @ ax)
+    return chosen
+
+
+def combination_start(
+    bandit: LinearBandit,
+    arm: int,
+    embeddings: np.ndarray,
+    quality: np.ndarray,
+    cost: np.ndarray,
+    *,
+    known: list[int],
+    pseudo_count: float = 300.0,
+    l2: float = 10.0,
+) -> np.ndarray:
+    """Start ``arm`` as the combination of the ``known`` arms that best explains its outcomes.
+
+    ``l2`` is the combination's ridge penalty. (Choosing it by leave-one-out error on the quiz
+    was tried: the quiz's spread-out prompts made it pick small penalties that generalised
+    worse.) Returns the combination's weights for quality (one per known arm, then the bias).
+    """
+    stats = bandit.ensure(embeddings.shape[1])
+    X = bandit.features.transform(embeddings)
+    q_dim = stats.dim
+    bias = np.zeros(X.shape[1])
+    bias[q_dim - 1] = 1.0  # the quality features end with the bias
+
+    def fit(
+        theta: np.ndarray, y: np.ndarray, features: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        Z = np.hstack([features @ theta.T, np.ones((len(y), 1))])
+        w = np.linalg.solve(Z.T @ Z + l2 * np.eye(Z.shape[1]), Z.T @ y)
+        return w, w[:-1] @ theta + w[-1] * bias[: theta.shape[1]]
+
+    counts = bandit.counts()[known]
+    scale = pseudo_count / max(float(counts.mean()), 1.0)
+    penalties = np.diag(stats.penalties)
+    data = (stats.A[known] - penalties).mean(axis=0)
+    A_new = penalties + scale * data
+    w_quality, theta_quality = fit(stats.theta[known, :, 0], quality, X[:, :q_dim])
+    if bandit.cost_stats is None:
+        _, theta_cost = fit(stats.theta[known, :, 1], cost, X[:, :q_dim])
+    else:
+        _, theta_cost = fit(stats.theta[known, :, 1], cost, X[:, :q_dim])
+        cost_stats = bandit.cost_stats
+        cost_penalties = np.diag(cost_stats.penalties)
+        cost_A = cost_penalties + scale * (cost_stats.A[known] - cost_penalties).mean(axis=0)
+        _, cost_theta_full = fit(cost_stats.theta[known, :, 0], cost, X)
+        cost_stats.A[arm] = cost_A
+        cost_stats.B[arm] = (cost_A @ cost_theta_full)[:, None]
+        cost_stats.refresh(arm)
+    stats.A[arm] = A_new
+    stats.B[arm] = np.stack([A_new @ theta_quality, A_new @ theta_cost], axis=1)
+    stats.refresh(arm)
+    return w_quality
