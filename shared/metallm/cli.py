@@ -99,6 +99,11 @@ def _configure_simulate(parser: argparse.ArgumentParser) -> None:
         default=0.0,
         help="l in the reward (needs '<model>|latency' columns): quality - p cost - l latency",
     )
+    parser.add_argument(
+        "--scenario",
+        help="a pool that changes: drift:MODEL@FRACTION (MODEL answers half the prompts with "
+        "quality 0 from that fraction of the replay on); compares UCB with discounted UCB",
+    )
 
 
 def _configure_evaluate(parser: argparse.ArgumentParser) -> None:
@@ -321,6 +326,8 @@ def _simulate(args: argparse.Namespace) -> int:
     from metallm.evaluation.reports import render_simulation
     from metallm.evaluation.simulate import DEFAULT_ALPHA, run_simulation
 
+    if args.scenario:
+        return _scenario(args)
     if not (args.latency_weight >= 0):
         raise MetaLLMError("--latency-weight must be a number >= 0")
     if args.latency_weight and load_routing_table(args.data).latency is None:
@@ -343,6 +350,33 @@ def _simulate(args: argparse.Namespace) -> int:
     _write_json(args.json_out, result.to_dict())
     if args.plot_out:
         print(f"wrote {plot_simulation(result, args.plot_out)}")
+    return 0
+
+
+def _scenario(args: argparse.Namespace) -> int:
+    from metallm.evaluation.bench import table_embedder
+    from metallm.evaluation.scenarios import parse_scenario, render_drift, run_drift
+
+    try:
+        _, model, fraction = parse_scenario(args.scenario)
+        result = run_drift(
+            args.data,
+            model,
+            fraction,
+            seed=args.seed,
+            cost_weight=args.cost_weight,
+            embedder=table_embedder(
+                args.embedder, args.embedding_model, static_model=args.static_model
+            ),
+        )
+    except ValueError as e:
+        raise MetaLLMError(str(e)) from None
+    print(render_drift(result))
+    _write_json(args.json_out, result.to_dict())
+    if args.plot_out:
+        from metallm.evaluation.plots import plot_drift
+
+        print(f"wrote {plot_drift(result, args.plot_out)}")
     return 0
 
 

@@ -12,9 +12,10 @@ import numpy as np
 
 from metallm.evaluation.offpolicy import Estimate
 from metallm.evaluation.reports import BenchResult, SimulationResult
+from metallm.evaluation.scenarios import WINDOW, DriftResult
 from metallm.learning.metrics import quality_hull
 
-__all__ = ["plot_bench", "plot_estimates", "plot_simulation"]
+__all__ = ["plot_bench", "plot_drift", "plot_estimates", "plot_simulation"]
 
 
 @contextmanager
@@ -124,4 +125,18 @@ def plot_estimates(
         ax.set_xlabel("estimated mean reward (doubly robust, 95% interval)")
         ax.set_title(title, fontsize=10)
         ax.grid(axis="x", alpha=0.3)
+    return Path(path)
+
+
+def plot_drift(result: DriftResult, path: str | Path) -> Path:
+    """The drifted model's share of the traffic over the replay, per method."""
+    with _figure(path, ncols=1, size=(9, 4.5), dpi=110) as (_, ax):
+        for run in result.runs:
+            ax.plot(run.share, label=run.method)
+        ax.axvline(result.at, color="black", lw=0.8, ls="--", label="drift")
+        ax.set_xlabel("queries")
+        ax.set_ylabel(f"{result.model}'s share of the last {WINDOW} queries")
+        ax.set_title(f"{result.dataset}: {result.model} answers half the prompts with quality 0")
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
     return Path(path)

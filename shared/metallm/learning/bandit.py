@@ -114,10 +114,15 @@ class LinearBandit:
             full, penalties = self.features.dimension(dim), self.features.penalties(dim)
             self._quality_dim = quality_dimension(self.features, dim)
             self.stats = RidgeStatistics(
-                self.n_arms, self._quality_dim, penalties[: self._quality_dim]
+                self.n_arms,
+                self._quality_dim,
+                penalties[: self._quality_dim],
+                discount=self.discount,
             )
             self.cost_stats = (
-                RidgeStatistics(self.n_arms, full, penalties, targets=1, widths=False)
+                RidgeStatistics(
+                    self.n_arms, full, penalties, targets=1, widths=False, discount=self.discount
+                )
                 if full > self._quality_dim
                 else None
             )
@@ -167,9 +172,21 @@ class LinearBandit:
             full = self.features.dimension(self.embedding_dim)
             penalties = self.features.penalties(self.embedding_dim)
             self.latency_stats = RidgeStatistics(
-                self.n_arms, full, penalties, targets=1, widths=False
+                self.n_arms, full, penalties, targets=1, widths=False, discount=self.discount
             )
         return self.latency_stats
+
+    @property
+    def discount(self) -> float:
+        """How much of what an arm learned survives each of its updates (the policy's; 1: all)."""
+        return float(getattr(self.policy, "discount", 1.0))
+
+    def _follow_discount(self) -> None:
+        """Statistics forget at the policy's discount (the policy may have been swapped)."""
+        discount = self.discount
+        for stats in (self.stats, self.cost_stats, self.latency_stats):
+            if stats is not None:
+                stats.discount = discount
 
     def choosing_policy(self) -> Policy:
         """The policy as it chooses now (SquareCB's exploration scale follows the outcomes learned)."""
@@ -298,6 +315,7 @@ class LinearBandit:
         ``latency`` (seconds) is learned when known.
         """
         assert self.stats is not None
+        self._follow_discount()
         if self.cost_stats is None:
             self.stats.update(arm, features, np.array([quality, cost]))
         else:
@@ -372,6 +390,7 @@ class LinearBandit:
     ) -> None:
         """Learn from logged bandit rows: one arm's outcome per row (and its latency, if known)."""
         stats = self.ensure(embeddings.shape[1])
+        self._follow_discount()
         X = self.features.transform(embeddings)
         Y = np.stack([quality, cost], axis=1)
         for k in np.unique(arms):

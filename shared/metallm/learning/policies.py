@@ -145,6 +145,11 @@ class LinUCB:
     """Share of queries routed to a uniformly random allowed arm instead of the UCB choice. Above
     zero every arm keeps a propensity of at least ``explore / k``, which off-policy evaluation of
     other policies needs (docs/benchmarks.md); zero is plain, deterministic UCB."""
+    discount: float = 1.0
+    """Forget old outcomes: before each of a model's updates, what it learned before is multiplied
+    by ``discount`` (the prior is kept), so an outcome ``n`` updates old weighs ``discount**n`` and
+    the half-life is ``ln 0.5 / ln discount`` of that model's outcomes (0.99: 69; 0.999: 693).
+    1 (the default) never forgets. Each update then refactors the model's matrix (O(d^3))."""
     name: ClassVar[str] = "LinUCB"
 
     def __post_init__(self) -> None:
@@ -152,6 +157,8 @@ class LinUCB:
             raise ConfigurationError(f"alpha must be a finite number >= 0, got {self.alpha!r}")
         if not (math.isfinite(self.explore) and 0.0 <= self.explore <= 1.0):
             raise ConfigurationError(f"explore must be in [0, 1], got {self.explore!r}")
+        if not (math.isfinite(self.discount) and 0.0 < self.discount <= 1.0):
+            raise ConfigurationError(f"discount must be in (0, 1], got {self.discount!r}")
         _check_l2(self.l2)
 
     def bonus(self, width: np.ndarray) -> np.ndarray:

@@ -34,8 +34,12 @@ class RidgeStatistics:
         *,
         targets: int = 2,
         widths: bool = True,
+        discount: float = 1.0,
     ) -> None:
         self.n_arms = n_arms
+        self.discount = discount
+        """Each update of an arm first multiplies what it learned before by this (1: no forgetting;
+        the prior, ``diag(penalties)``, is kept whole)."""
         self.dim = dim
         self.targets = targets
         """Regressions per arm over the same features: 2 (quality, cost), or 1 (a cost model)."""
@@ -92,6 +96,12 @@ class RidgeStatistics:
     # -- learning ---------------------------------------------------------------------
     def update(self, arm: int, x: np.ndarray, y: np.ndarray) -> None:
         """Add one observation ``y`` (``(quality, cost)``, one value per target) at ``x`` to ``arm``."""
+        if self.discount != 1.0:  # forget a little, keep the prior: refactor this arm (exact)
+            prior = np.diag(self.penalties)
+            self.A[arm] = prior + self.discount * (self.A[arm] - prior) + np.outer(x, x)
+            self.B[arm] = self.discount * self.B[arm] + np.outer(x, y)
+            self.refresh(arm)
+            return
         a_inv = self.A_inv[arm]
         ax = a_inv @ x
         denom = 1.0 + float(x @ ax)
@@ -108,6 +118,14 @@ class RidgeStatistics:
     def add_batch(self, arm: int, X: np.ndarray, Y: np.ndarray) -> None:
         """Add many observations to one arm, refactoring its inverse once."""
         if X.shape[0] == 0:
+            return
+        if self.discount != 1.0:  # the i-th of n rows is worth discount^(n-1-i) at the end
+            n = X.shape[0]
+            weights = self.discount ** np.arange(n - 1, -1, -1, dtype=np.float64)
+            prior = np.diag(self.penalties)
+            self.A[arm] = prior + self.discount**n * (self.A[arm] - prior) + (X.T * weights) @ X
+            self.B[arm] = self.discount**n * self.B[arm] + (X.T * weights) @ Y
+            self.refresh(arm)
             return
         if X.shape[0] <= 4:
             for x, y in zip(X, Y, strict=False):

@@ -1,0 +1,180 @@
+"""``metallm simulate --scenario``: a pool that changes during an online replay.
+
+``drift:NAME@FRACTION``: from that fraction of the replay on, model NAME answers half the
+prompts (a seeded random half) with quality 0, as a provider that silently updated a model
+might. Each method (UCB, and UCB forgetting old outcomes at each ``discount``) replays the same
+order; reported: NAME's share of the traffic before the drift, the queries until its share (over
+a sliding window) falls under half of that, the regret against the full-information router on
+the outcomes as they were, and, as the price of forgetting, the same method's regret on the
+replay without drift.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from metallm.embedding.embedders import Embedder
+from metallm.evaluation.bench import embed_table, table_embedder
+from metallm.evaluation.datasets import load_routing_table
+from metallm.evaluation.reports import render_table
+from metallm.learning.features import with_prompt_length
+from metallm.learning.policies import LinUCB
+from metallm.serving.router import Router
+
+__all__ = ["DriftResult", "DriftRun", "parse_scenario", "render_drift", "run_drift"]
+
+WINDOW = 200
+"""Queries in the sliding window that measures a model's share of the traffic."""
+
+
+def parse_scenario(text: str) -> tuple[str, str, float]:
+    """``"drift:NAME@FRACTION"`` -> ("drift", NAME, FRACTION); ValueError says what is wrong."""
+    kind, _, rest = text.partition(":")
+    name, _, fraction = rest.rpartition("@")
+    if kind != "drift" or not name or not fraction:
+        raise ValueError(f"a scenario is drift:MODEL@FRACTION (e.g. drift:gpt-4@0.5), got {text!r}")
+    value = float(fraction)
+    if not 0.0 < value < 1.0:
+        raise ValueError(f"the scenario's fraction must be in (0, 1), got {value}")
+    return kind, name, value
+
+
+@dataclass(frozen=True)
+class DriftRun:
+    """One method on the drift scenario."""
+
+    method: str
+    share_before: float
+    queries_to_react: int | None
+    """Queries after the drift until the model's windowed share fell under half its former share
+    (None: it never did)."""
+    regret: float
+    stationary_regret: float
+    """The same method's regret on the replay without drift (what forgetting costs when nothing changes)."""
+    share: list[float] = field(default_factory=list, repr=False)
+    """The model's windowed share after each query (for the plot)."""
+
+
+@dataclass
+class DriftResult:
+    """What ``metallm simulate --scenario drift:...`` measured."""
+
+    dataset: str
+    model: str
+    at: int
+    n_queries: int
+    runs: list[DriftRun] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able, without the per-query shares."""
+        return {
+            "dataset": self.dataset,
+            "model": self.model,
+            "at": self.at,
+            "n_queries": self.n_queries,
+            "runs": [{k: v for k, v in asdict(r).items() if k != "share"} for r in self.runs],
+        }
+
+
+def _replay(router: Router, E: np.ndarray, Q: np.ndarray, C: np.ndarray, ref: np.ndarray,
+            scale: float, cost_weight: float) -> tuple[np.ndarray, float]:  # fmt: skip
+    picks = np.empty(len(E), dtype=int)
+    regret = 0.0
+    index = {a: j for j, a in enumerate(router.arms)}
+    for t in range(len(E)):
+        decision = router.select(E[t])
+        j = index[decision.arm]
+        router.record(decision.id, quality=Q[t, j], cost=C[t, j])
+        picks[t] = j
+        regret += ref[t] - (Q[t, j] - cost_weight * C[t, j] / scale)
+    return picks, regret
+
+
+def run_drift(
+    data: str | Path,
+    model: str,
+    fraction: float,
+    *,
+    discounts: tuple[float, ...] = (0.99, 0.995, 0.999),
+    seed: int = 0,
+    cost_weight: float = 0.1,
+    embedder: Embedder | None = None,
+    progress: bool = True,
+) -> DriftResult:
+    """Replay ``data`` with ``model`` drifting at ``fraction``; see the module docstring."""
+    table = load_routing_table(data)
+    if model not in table.models:
+        raise ValueError(f"{model!r} is not a model of {table.name}: {list(table.models)}")
+    E = with_prompt_length(
+        embed_table(table, embedder or table_embedder(), progress=progress), table.prompts
+    )
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(table))
+    E, Q, C = E[order], table.quality[order], table.cost[order]
+    j, n = table.models.index(model), len(order)
+    at = int(round(fraction * n))
+    drifted = Q.copy()
+    hit = np.zeros(n, dtype=bool)
+    hit[at:] = rng.random(n - at) < 0.5
+    drifted[hit, j] = 0.0
+    scale = float(C.mean(axis=0).max())
+    models = list(table.models)
+
+    def reference(quality: np.ndarray) -> np.ndarray:
+        offline = Router(models, embedder=None, prompt_length=True, cost_scale=scale,
+                         cost_weight=cost_weight, policy=LinUCB(alpha=0.0), seed=seed)  # fmt: skip
+        offline.fit(E, quality, C, tune=False)
+        p = offline.predict(E, widths=False)
+        best = np.argmax(p.quality - cost_weight * p.cost / scale, axis=1)
+        value: np.ndarray = (
+            quality[np.arange(n), best] - cost_weight * C[np.arange(n), best] / scale
+        )
+        return value
+
+    ref_drift, ref_still = reference(drifted), reference(Q)
+    methods = [("UCB", 1.0)] + [(f"UCB, discount {d:g}", d) for d in discounts]
+    result = DriftResult(table.name, model, at, n)
+    iterator: Any = methods
+    if progress:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(methods, desc="drift scenario", unit="method")
+    for name, discount in iterator:
+        runs = []
+        for quality, ref in ((drifted, ref_drift), (Q, ref_still)):
+            router = Router(models, embedder=None, prompt_length=True, cost_scale=scale,
+                            cost_weight=cost_weight, policy=LinUCB(discount=discount), seed=seed)  # fmt: skip
+            runs.append(_replay(router, E, quality, C, ref, scale, cost_weight))
+        (picks, regret), (_, still) = runs
+        chosen = (picks == j).astype(float)
+        window = np.convolve(chosen, np.ones(WINDOW) / WINDOW)[:n]  # share over the last WINDOW
+        before = float(chosen[max(0, at - 4 * WINDOW) : at].mean())
+        below = np.nonzero(window[at:] < before / 2)[0] if before > 0 else np.array([0])
+        react = int(below[0]) if below.size else None
+        result.runs.append(
+            DriftRun(name, before, react, float(regret), float(still), window.tolist())
+        )
+    return result
+
+
+def render_drift(result: DriftResult) -> str:
+    """The drift scenario as a table."""
+    rows = [["method", "share before", "queries to react", "regret (drift)", "regret (no drift)"]]
+    for r in result.runs:
+        rows.append([r.method, f"{r.share_before:.1%}",
+                     "never" if r.queries_to_react is None else str(r.queries_to_react),
+                     f"{r.regret:.1f}", f"{r.stationary_regret:.1f}"])  # fmt: skip
+    return "\n".join(
+        [
+            f"metallm simulate --scenario drift: {result.dataset}, {result.model} answers half the "
+            f"prompts with quality 0 from query {result.at} of {result.n_queries} on",
+            "",
+            render_table(rows),
+            f"(queries to react: until its share of the last {WINDOW} queries falls under half its "
+            "share before the drift)",
+        ]
+    )

@@ -1,0 +1,74 @@
+"""``metallm simulate --scenario drift:...``: forgetting reacts to a model that got worse."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from metallm import ConfigurationError, EmbeddingFeatures, LinUCB, Router
+from metallm.cli import main
+from metallm.evaluation.scenarios import parse_scenario
+from metallm.testing.prompts import ASTRONOMY, COOKING, arithmetic_questions
+
+
+def test_discounted_statistics_equal_the_discounted_least_squares_online_and_in_batch():
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(40, 3)), rng.random(40)
+    features = np.hstack([X, np.ones((40, 1))])
+    weights = 0.9 ** np.arange(39, -1, -1)
+    expected = np.linalg.solve(
+        np.eye(4) + (features.T * weights) @ features, (features.T * weights) @ y
+    )
+
+    def router() -> Router:
+        return Router(["a", "b"], embedder=None, policy=LinUCB(alpha=0.0, discount=0.9),
+                      features=EmbeddingFeatures(l2=1.0))  # fmt: skip
+
+    online = router()
+    for x, q in zip(X, y):
+        d = online.select(x, force="a")
+        online.record(d.id, quality=q, cost=0.0)
+    batch = router().partial_fit(X, ["a"] * 40, y, np.zeros(40))
+    for r in (online, batch):
+        np.testing.assert_allclose(r.bandit.stats.theta[0, :, 0], expected, rtol=1e-9)
+    with pytest.raises(ConfigurationError, match="discount"):
+        LinUCB(discount=0.0)
+
+
+def test_parse_scenario_says_what_is_wrong():
+    assert parse_scenario("drift:gpt-4@0.5") == ("drift", "gpt-4", 0.5)
+    for bad in ("drift:gpt-4", "shift:gpt-4@0.5", "drift:gpt-4@1.5"):
+        with pytest.raises(ValueError):
+            parse_scenario(bad)
+
+
+@pytest.fixture(scope="module")
+def drifting_table(tmp_path_factory):
+    """'good' is right everywhere and cheap; 'backup' right everywhere but pricier."""
+    prompts = COOKING * 6 + ASTRONOMY * 6 + [q for q, _ in arithmetic_questions(300, seed=4)]
+    path = tmp_path_factory.mktemp("drift") / "drift.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["prompt", "good", "backup", "good|total_cost", "backup|total_cost"])
+        for prompt in prompts:
+            writer.writerow([prompt, 1.0, 0.9, 0.0001, 0.0005])
+    return path
+
+
+def test_the_drift_scenario_reports_how_fast_each_method_reacts(drifting_table, tmp_path, capsys):
+    out, plot = tmp_path / "drift.json", tmp_path / "drift.png"
+    args = ["simulate", "--data", str(drifting_table), "--scenario", "drift:good@0.5"]
+    assert main([*args, "--json", str(out), "--plot", str(plot)]) == 0
+    runs = {r["method"]: r for r in json.loads(out.read_text())["runs"]}
+    plain, forgetting = runs["UCB"], runs["UCB, discount 0.99"]
+    assert plain["share_before"] > 0.5 and forgetting["share_before"] > 0.5
+    assert forgetting["queries_to_react"] is not None
+    assert (
+        plain["queries_to_react"] is None
+        or forgetting["queries_to_react"] < plain["queries_to_react"]
+    )
+    assert "queries to react" in capsys.readouterr().out and plot.stat().st_size > 1000
+    assert main(["simulate", "--data", str(drifting_table), "--scenario", "drift:nobody@0.5"]) == 2
