@@ -40,12 +40,10 @@ from metallm import (
     InvalidFeedbackError,
     RoutedCall,
     Router,
-    UnknownArmError,
 )
 from metallm.serving import CONVERSATION, conversation_id, pop_session, routing_text
 from metallm.serving.capabilities import Capabilities, Needs, check_capabilities
-from metallm.serving.pool import check_pool
-from metallm.serving.pricing import check_prices
+from metallm.serving.pool import admit_member, check_pool, retire_member
 from metallm_langchain.capabilities import member_capabilities, request_needs
 from metallm_langchain.runs import agent_run_session
 
@@ -236,16 +234,13 @@ class ChatMetaLLM(BaseChatModel):
         process that has not added the member itself leaves it out of its routing.
         :class:`~metallm.ConfigurationError` when the name is already a member.
         """
-        if name in self.models:
-            raise ConfigurationError(f"{name!r} is already a member: give the new model a new name")
         if not isinstance(model, BaseChatModel):
             raise ConfigurationError(
                 f"{name!r} must be a LangChain chat model, got {type(model).__name__}"
             )
-        prices = check_prices({name: price} if price is not None else {}, [name])
-        checked = check_capabilities([name], {name: capabilities} if capabilities else {})
-        if name not in self._router.arms:  # another process may have added it to the store
-            self._router.add_arm(name)
+        prices, checked = admit_member(
+            self._router, self.models, name, price=price, capabilities=capabilities
+        )
         self.models[name] = model
         self.prices.update(prices)
         self.capabilities.update(checked)
@@ -257,9 +252,7 @@ class ChatMetaLLM(BaseChatModel):
         :class:`~metallm.UnknownArmError` for a name not in the pool,
         :class:`~metallm.ConfigurationError` for the last member.
         """
-        if name not in self.models:
-            raise UnknownArmError(name, tuple(self.models))
-        self._router.retire_arm(name)
+        retire_member(self._router, self.models, name)
         del self.models[name]
         self.prices.pop(name, None)
         self.capabilities.pop(name, None)

@@ -38,7 +38,7 @@ from llama_index.core.llms.llm import LLM, ToolSelection
 from llama_index.core.tools.types import BaseTool
 from llama_index_instrumentation import get_dispatcher
 
-from metallm import ConfigurationError, Decision, Fallbacks, RoutedCall, Router, UnknownArmError
+from metallm import ConfigurationError, Decision, Fallbacks, RoutedCall, Router
 from metallm.serving import (
     CONVERSATION,
     DEFAULT_SESSION_KEY,
@@ -48,8 +48,7 @@ from metallm.serving import (
     routing_text,
 )
 from metallm.serving.capabilities import Capabilities, Needs, check_capabilities, exclusions
-from metallm.serving.pool import check_pool
-from metallm.serving.pricing import check_prices
+from metallm.serving.pool import admit_member, check_pool, retire_member
 from metallm_llamaindex.capabilities import member_capabilities, prompt_needs, request_needs
 from metallm_llamaindex.events import MetaLLMDecisionEvent
 from metallm_llamaindex.runs import agent_run_session, span_roots
@@ -212,14 +211,11 @@ class MetaLLM(FunctionCallingLLM):
         process that has not added the member itself leaves it out of its routing.
         :class:`~metallm.ConfigurationError` when the name is already a member.
         """
-        if name in self._llms:
-            raise ConfigurationError(f"{name!r} is already a member: give the new model a new name")
         if not isinstance(llm, LLM):
             raise ConfigurationError(f"{name!r} must be a LlamaIndex LLM, got {type(llm).__name__}")
-        prices = check_prices({name: price} if price is not None else {}, [name])
-        checked = check_capabilities([name], {name: capabilities} if capabilities else {})
-        if name not in self._router.arms:  # another process may have added it to the store
-            self._router.add_arm(name)
+        prices, checked = admit_member(
+            self._router, self._llms, name, price=price, capabilities=capabilities
+        )
         self._llms[name] = _isolated(llm)
         self.prices.update(prices)
         self.capabilities.update(checked)
@@ -231,9 +227,7 @@ class MetaLLM(FunctionCallingLLM):
         :class:`~metallm.UnknownArmError` for a name not in the pool,
         :class:`~metallm.ConfigurationError` for the last member.
         """
-        if name not in self._llms:
-            raise UnknownArmError(name, tuple(self._llms))
-        self._router.retire_arm(name)
+        retire_member(self._router, self._llms, name)
         del self._llms[name]
         self.prices.pop(name, None)
         self.capabilities.pop(name, None)

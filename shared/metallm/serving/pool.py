@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Collection, Mapping
+from typing import Any
 
-from metallm.exceptions import ConfigurationError
+from metallm.exceptions import ConfigurationError, UnknownArmError
+from metallm.serving.capabilities import check_capabilities
 from metallm.serving.pricing import Prices, check_prices
 from metallm.serving.router import Router
 
-__all__ = ["WARMUP_ENV", "check_pool"]
+__all__ = ["WARMUP_ENV", "admit_member", "check_pool", "retire_member"]
 
 
 WARMUP_ENV = "METALLM_WARMUP"
@@ -61,3 +63,32 @@ def check_pool(
     if warmup and os.environ.get(WARMUP_ENV, "1").strip() != "0":
         router.warmup(background=True)
     return checked, router
+
+
+def admit_member(
+    router: Router,
+    members: Collection[str],
+    name: str,
+    *,
+    price: tuple[float, float] | None,
+    capabilities: dict[str, Any] | None,
+) -> tuple[dict[str, tuple[float, float]], dict[str, dict[str, Any]]]:
+    """An adapter's new member checked and added to ``router``; its price and capability overrides.
+
+    :class:`ConfigurationError` when ``name`` is already among ``members`` (or a bad price).
+    A model another process already added to the router's store is not added twice.
+    """
+    if name in members:
+        raise ConfigurationError(f"{name!r} is already a member: give the new model a new name")
+    prices = check_prices({name: price} if price is not None else {}, [name])
+    checked = check_capabilities([name], {name: capabilities} if capabilities else {})
+    if name not in router.arms:
+        router.add_arm(name)
+    return prices, checked
+
+
+def retire_member(router: Router, members: Collection[str], name: str) -> None:
+    """Retire an adapter's member in ``router`` (:class:`UnknownArmError` if not a member)."""
+    if name not in members:
+        raise UnknownArmError(name, tuple(members))
+    router.retire_arm(name)
