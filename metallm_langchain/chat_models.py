@@ -44,6 +44,7 @@ from metallm import (
 from metallm.serving import CONVERSATION, conversation_id, pop_session, routing_text
 from metallm.serving.capabilities import Capabilities, Needs, check_capabilities
 from metallm.serving.pool import admit_member, check_pool, retire_member
+from metallm.serving.pricing import usage_cost
 from metallm_langchain.capabilities import member_capabilities, request_needs
 from metallm_langchain.runs import agent_run_session
 
@@ -245,6 +246,37 @@ class ChatMetaLLM(BaseChatModel):
         self.prices.update(prices)
         self.capabilities.update(checked)
         self._member_capabilities[name] = member_capabilities(model, checked.get(name))
+
+    def onboard_model(
+        self,
+        name: str,
+        model: BaseChatModel,
+        prompts: Sequence[str],
+        evaluator: Callable[[str, str], float],
+        *,
+        n: int = 30,
+        price: tuple[float, float] | None = None,
+        capabilities: dict[str, Any] | None = None,
+    ) -> list[float]:
+        """Add a member and teach the router what it is worth from a short quiz.
+
+        :meth:`add_model`, then ``router.quiz`` picks ``n`` of ``prompts`` (your traffic), the
+        new model answers them (directly, not routed), ``evaluator(prompt, answer)`` grades each
+        in [0, 1], and ``router.onboard`` learns the grades and costs. Returns the grades.
+        """
+        self.add_model(name, model, price=price, capabilities=capabilities)
+        asked = [prompts[i] for i in self._router.quiz(name, list(prompts), n=n)]
+        grades, costs = [], []
+        for text in asked:
+            answer = model.invoke(text)
+            grades.append(float(evaluator(text, answer.text)))
+            usage = getattr(answer, "usage_metadata", None) or {}
+            spent = usage_cost(
+                self.prices, name, usage.get("input_tokens", 0), usage.get("output_tokens", 0)
+            )
+            costs.append(spent or 0.0)
+        self._router.onboard(name, asked, grades, costs)
+        return grades
 
     def remove_model(self, name: str) -> None:
         """Stop routing to a member (its provider retired it, say); the router keeps its history.

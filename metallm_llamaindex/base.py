@@ -49,6 +49,7 @@ from metallm.serving import (
 )
 from metallm.serving.capabilities import Capabilities, Needs, check_capabilities, exclusions
 from metallm.serving.pool import admit_member, check_pool, retire_member
+from metallm.serving.pricing import usage_cost
 from metallm_llamaindex.capabilities import member_capabilities, prompt_needs, request_needs
 from metallm_llamaindex.events import MetaLLMDecisionEvent
 from metallm_llamaindex.runs import agent_run_session, span_roots
@@ -220,6 +221,35 @@ class MetaLLM(FunctionCallingLLM):
         self.prices.update(prices)
         self.capabilities.update(checked)
         self._member_capabilities[name] = member_capabilities(llm, checked.get(name))
+
+    def onboard_model(
+        self,
+        name: str,
+        llm: LLM,
+        prompts: Sequence[str],
+        evaluator: Callable[[str, str], float],
+        *,
+        n: int = 30,
+        price: tuple[float, float] | None = None,
+        capabilities: dict[str, Any] | None = None,
+    ) -> list[float]:
+        """Add a member and teach the router what it is worth from a short quiz.
+
+        :meth:`add_model`, then ``router.quiz`` picks ``n`` of ``prompts`` (your traffic), the
+        new model answers them (directly, not routed), ``evaluator(prompt, answer)`` grades each
+        in [0, 1], and ``router.onboard`` learns the grades and costs. Returns the grades.
+        """
+        self.add_model(name, llm, price=price, capabilities=capabilities)
+        member = self._llms[name]
+        asked = [prompts[i] for i in self._router.quiz(name, list(prompts), n=n)]
+        grades, costs = [], []
+        for text in asked:
+            response = member.complete(text)
+            grades.append(float(evaluator(text, response.text)))
+            tokens = _usage(response) or (0, 0)
+            costs.append(usage_cost(self.prices, name, *tokens) or 0.0)
+        self._router.onboard(name, asked, grades, costs)
+        return grades
 
     def remove_model(self, name: str) -> None:
         """Stop routing to a member (its provider retired it, say); the router keeps its history.

@@ -79,6 +79,8 @@ class LinearBandit:
         self.embedding_dim = 0
         self.n_updates = 0
         """Outcomes learned from (online updates and offline rows)."""
+        self.prior_counts: list[float] = [0.0] * n_arms
+        """Per arm, the pseudo-outcomes a warm start gave it (see :mod:`metallm.learning.onboarding`)."""
         self.rng = np.random.default_rng(seed)
         self._scale_key: tuple[int, int] | None = None
         self._scale = 1.0
@@ -136,11 +138,15 @@ class LinearBandit:
             if stats is not None:
                 stats.add_arm()
         self.n_arms += 1
+        self.prior_counts.append(0.0)
         return self.n_arms - 1
 
     def counts(self) -> np.ndarray:
-        """Outcomes learned per arm."""
-        return np.zeros(self.n_arms) if self.stats is None else self.stats.counts()
+        """Outcomes learned per arm (a warm start's pseudo-outcomes not counted)."""
+        if self.stats is None:
+            return np.zeros(self.n_arms)
+        counts: np.ndarray = self.stats.counts() - np.asarray(self.prior_counts)
+        return counts
 
     def observed_cost_scale(self) -> float:
         """The priciest arm's mean observed cost (1.0 before any), recomputed only after learning."""
@@ -363,6 +369,7 @@ class LinearBandit:
             # a cold projection is random until fitted: fit() finds its principal directions
             self.features = self.features.fit(embeddings, seed=seed)
         self.stats = self.cost_stats = self.latency_stats = None
+        self.prior_counts = [0.0] * self.n_arms
         stats = self.ensure(embeddings.shape[1])
         X = self.features.transform(embeddings)
         Xq = X[:, : self._quality_dim]
@@ -410,6 +417,7 @@ class LinearBandit:
             "dimension": self.dimension,
             "features": feature_header,
             "n_updates": self.n_updates,
+            "prior_counts": list(self.prior_counts),
         }
         arrays: dict[str, np.ndarray] = {f"features_{k}": v for k, v in feature_arrays.items()}
         if self.stats is not None:
@@ -435,8 +443,12 @@ class LinearBandit:
             )
             dim = header["dimension"]
             n_updates = int(header["n_updates"])
+            prior_counts = [float(c) for c in header.get("prior_counts", [0.0] * self.n_arms)]
         except (KeyError, TypeError, ValueError) as e:
             raise ValueError(f"the header is incomplete or invalid ({e!r})") from e
+        if len(prior_counts) != self.n_arms:
+            raise ValueError(f"prior_counts {prior_counts} do not fit {self.n_arms} models")
+        self.prior_counts = prior_counts
         if dim is None:
             self.features, self.stats, self.cost_stats = features, None, None
             self.latency_stats, self.n_updates = None, n_updates
@@ -470,6 +482,7 @@ class LinearBandit:
     def reset(self) -> None:
         """Forget what was learned (keeps the feature map and policy)."""
         self.stats, self.cost_stats, self.latency_stats, self.n_updates = None, None, None, 0
+        self.prior_counts = [0.0] * self.n_arms
 
 
 def _restored(

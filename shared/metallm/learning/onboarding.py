@@ -95,4 +95,6 @@ def combination_start(
     stats.A[arm] = A_new
     stats.B[arm] = np.stack([A_new @ theta_quality, A_new @ theta_cost], axis=1)
     stats.refresh(arm)
+    bias_index = q_dim - 1
+    bandit.prior_counts[arm] = float(A_new[bias_index, bias_index] - stats.penalties[bias_index])
     return w_quality
