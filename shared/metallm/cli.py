@@ -102,7 +102,8 @@ def _configure_simulate(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--scenario",
         help="a pool that changes: drift:MODEL@FRACTION (MODEL answers half the prompts with "
-        "quality 0 from that fraction of the replay on); compares UCB with discounted UCB",
+        "quality 0 from that fraction of the replay on; UCB against discounted UCB) or "
+        "new-model:MODEL@FRACTION (MODEL joins then; no warm start against quizzes of 10, 30, 50)",
     )
 
 
@@ -354,29 +355,28 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def _scenario(args: argparse.Namespace) -> int:
+    from metallm.evaluation import scenarios
     from metallm.evaluation.bench import table_embedder
-    from metallm.evaluation.scenarios import parse_scenario, render_drift, run_drift
 
+    embedder = table_embedder(args.embedder, args.embedding_model, static_model=args.static_model)
+    options = {"seed": args.seed, "cost_weight": args.cost_weight, "embedder": embedder}
     try:
-        _, model, fraction = parse_scenario(args.scenario)
-        result = run_drift(
-            args.data,
-            model,
-            fraction,
-            seed=args.seed,
-            cost_weight=args.cost_weight,
-            embedder=table_embedder(
-                args.embedder, args.embedding_model, static_model=args.static_model
-            ),
-        )
+        kind, model, fraction = scenarios.parse_scenario(args.scenario)
+        if kind == "drift":
+            drift = scenarios.run_drift(args.data, model, fraction, **options)
+            print(scenarios.render_drift(drift))
+            result: Any = drift
+        else:
+            joined = scenarios.run_new_model(args.data, model, fraction, **options)
+            print(scenarios.render_new_model(joined))
+            result = joined
     except ValueError as e:
         raise MetaLLMError(str(e)) from None
-    print(render_drift(result))
     _write_json(args.json_out, result.to_dict())
     if args.plot_out:
-        from metallm.evaluation.plots import plot_drift
+        from metallm.evaluation.plots import plot_scenario
 
-        print(f"wrote {plot_drift(result, args.plot_out)}")
+        print(f"wrote {plot_scenario(result, args.plot_out)}")
     return 0
 
 

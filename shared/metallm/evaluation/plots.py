@@ -12,10 +12,10 @@ import numpy as np
 
 from metallm.evaluation.offpolicy import Estimate
 from metallm.evaluation.reports import BenchResult, SimulationResult
-from metallm.evaluation.scenarios import WINDOW, DriftResult
+from metallm.evaluation.scenarios import WINDOW, DriftResult, NewModelResult
 from metallm.learning.metrics import quality_hull
 
-__all__ = ["plot_bench", "plot_drift", "plot_estimates", "plot_simulation"]
+__all__ = ["plot_bench", "plot_estimates", "plot_scenario", "plot_simulation"]
 
 
 @contextmanager
@@ -128,15 +128,20 @@ def plot_estimates(
     return Path(path)
 
 
-def plot_drift(result: DriftResult, path: str | Path) -> Path:
-    """The drifted model's share of the traffic over the replay, per method."""
+def plot_scenario(result: DriftResult | NewModelResult, path: str | Path) -> Path:
+    """The changing model's share of the traffic over the replay, per method."""
+    drift = isinstance(result, DriftResult)
     with _figure(path, ncols=1, size=(9, 4.5), dpi=110) as (_, ax):
         for run in result.runs:
-            ax.plot(run.share, label=run.method)
-        ax.axvline(result.at, color="black", lw=0.8, ls="--", label="drift")
+            offset = 0 if drift else result.at  # a new model's shares start when it joins
+            ax.plot(np.arange(len(run.share)) + offset, run.share, label=run.method)
+        ax.axvline(result.at, color="black", lw=0.8, ls="--", label="drift" if drift else "joins")
+        if isinstance(result, NewModelResult):
+            ax.axhline(result.target_share, color="grey", lw=0.8, label="full-information share")
         ax.set_xlabel("queries")
         ax.set_ylabel(f"{result.model}'s share of the last {WINDOW} queries")
-        ax.set_title(f"{result.dataset}: {result.model} answers half the prompts with quality 0")
+        what = "answers half the prompts with quality 0" if drift else "joins the pool"
+        ax.set_title(f"{result.dataset}: {result.model} {what}")
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
     return Path(path)

@@ -7,6 +7,12 @@ order; reported: NAME's share of the traffic before the drift, the queries until
 a sliding window) falls under half of that, the regret against the full-information router on
 the outcomes as they were, and, as the price of forgetting, the same method's regret on the
 replay without drift.
+
+``new-model:NAME@FRACTION``: model NAME is left out of the pool until that fraction of the
+replay, then added, with no warm start or after a quiz of ``n`` in {10, 30, 50} prompts seen so
+far (:meth:`Router.quiz` + :meth:`Router.onboard`). Reported per method: the queries until NAME's
+share (over a sliding window) reaches 90% of its share under the full-information router on
+the same queries, and the regret.
 """
 
 from __future__ import annotations
@@ -25,7 +31,17 @@ from metallm.learning.features import with_prompt_length
 from metallm.learning.policies import LinUCB
 from metallm.serving.router import Router
 
-__all__ = ["DriftResult", "DriftRun", "parse_scenario", "render_drift", "run_drift"]
+__all__ = [
+    "DriftResult",
+    "DriftRun",
+    "NewModelResult",
+    "NewModelRun",
+    "parse_scenario",
+    "render_drift",
+    "render_new_model",
+    "run_drift",
+    "run_new_model",
+]
 
 WINDOW = 200
 """Queries in the sliding window that measures a model's share of the traffic."""
@@ -35,8 +51,11 @@ def parse_scenario(text: str) -> tuple[str, str, float]:
     """``"drift:NAME@FRACTION"`` -> ("drift", NAME, FRACTION); ValueError says what is wrong."""
     kind, _, rest = text.partition(":")
     name, _, fraction = rest.rpartition("@")
-    if kind != "drift" or not name or not fraction:
-        raise ValueError(f"a scenario is drift:MODEL@FRACTION (e.g. drift:gpt-4@0.5), got {text!r}")
+    if kind not in ("drift", "new-model") or not name or not fraction:
+        raise ValueError(
+            "a scenario is drift:MODEL@FRACTION or new-model:MODEL@FRACTION "
+            f"(e.g. drift:gpt-4@0.5), got {text!r}"
+        )
     value = float(fraction)
     if not 0.0 < value < 1.0:
         raise ValueError(f"the scenario's fraction must be in (0, 1), got {value}")
@@ -176,5 +195,125 @@ def render_drift(result: DriftResult) -> str:
             render_table(rows),
             f"(queries to react: until its share of the last {WINDOW} queries falls under half its "
             "share before the drift)",
+        ]
+    )
+
+
+@dataclass(frozen=True)
+class NewModelRun:
+    """One onboarding method on the new-model scenario."""
+
+    method: str
+    queries_to_share: int | None
+    """Queries after the addition until the model's windowed share reached 90% of its share
+    under the full-information router (None: it never did)."""
+    regret: float
+    share: list[float] = field(default_factory=list, repr=False)
+
+
+@dataclass
+class NewModelResult:
+    """What ``metallm simulate --scenario new-model:...`` measured."""
+
+    dataset: str
+    model: str
+    at: int
+    n_queries: int
+    target_share: float
+    """The model's share of the queries after ``at`` under the full-information router."""
+    runs: list[NewModelRun] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able, without the per-query shares."""
+        return {
+            "dataset": self.dataset,
+            "model": self.model,
+            "at": self.at,
+            "n_queries": self.n_queries,
+            "target_share": self.target_share,
+            "runs": [{k: v for k, v in asdict(r).items() if k != "share"} for r in self.runs],
+        }
+
+
+def run_new_model(
+    data: str | Path,
+    model: str,
+    fraction: float,
+    *,
+    quizzes: tuple[int, ...] = (10, 30, 50),
+    seed: int = 0,
+    cost_weight: float = 0.1,
+    embedder: Embedder | None = None,
+    progress: bool = True,
+) -> NewModelResult:
+    """Replay ``data`` with ``model`` joining at ``fraction``; see the module docstring."""
+    table = load_routing_table(data)
+    if model not in table.models:
+        raise ValueError(f"{model!r} is not a model of {table.name}: {list(table.models)}")
+    E = with_prompt_length(
+        embed_table(table, embedder or table_embedder(), progress=progress), table.prompts
+    )
+    order = np.random.default_rng(seed).permutation(len(table))
+    E, Q, C = E[order], table.quality[order], table.cost[order]
+    j, n = table.models.index(model), len(order)
+    at = int(round(fraction * n))
+    scale = float(C.mean(axis=0).max())
+    models = list(table.models)
+    offline = Router(models, embedder=None, prompt_length=True, cost_scale=scale,
+                     cost_weight=cost_weight, policy=LinUCB(alpha=0.0), seed=seed)  # fmt: skip
+    offline.fit(E, Q, C, tune=False)
+    p = offline.predict(E, widths=False)
+    best = np.argmax(p.quality - cost_weight * p.cost / scale, axis=1)
+    rows = np.arange(n)
+    ref = Q[rows, best] - cost_weight * C[rows, best] / scale
+    target = float((best[at:] == j).mean())
+    others = [m for m in models if m != model]
+    columns = [models.index(m) for m in others] + [j]
+    result = NewModelResult(table.name, model, at, n, target)
+    methods: list[tuple[str, int]] = [("no warm start", 0)] + [(f"quiz {q}", q) for q in quizzes]
+    iterator: Any = methods
+    if progress:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(methods, desc="new-model scenario", unit="method")
+    for name, quiz in iterator:
+        router = Router(others, embedder=None, prompt_length=True, cost_scale=scale,
+                        cost_weight=cost_weight, seed=seed)  # fmt: skip
+        before, _ = _replay(router, E[:at], Q[:at][:, columns[:-1]], C[:at][:, columns[:-1]],
+                            ref[:at], scale, cost_weight)  # fmt: skip
+        router.add_arm(model)
+        if quiz:
+            asked = router.quiz(model, E[:at], n=quiz)
+            router.onboard(model, E[asked], Q[asked, j], C[asked, j])
+        picks, regret = _replay(router, E[at:], Q[at:][:, columns], C[at:][:, columns],
+                                ref[at:], scale, cost_weight)  # fmt: skip
+        chosen = (picks == len(columns) - 1).astype(float)
+        window = np.convolve(chosen, np.ones(WINDOW) / WINDOW)[: len(chosen)]
+        reached = np.nonzero(window >= 0.9 * target)[0] if target > 0 else np.array([0])
+        result.runs.append(
+            NewModelRun(
+                name,
+                int(reached[0]) if reached.size else None,
+                float(regret),
+                window.tolist(),
+            )
+        )
+    return result
+
+
+def render_new_model(result: NewModelResult) -> str:
+    """The new-model scenario as a table."""
+    rows = [["method", "queries to 90% of its share", "regret after it joined"]]
+    for r in result.runs:
+        rows.append([r.method, "never" if r.queries_to_share is None else str(r.queries_to_share),
+                     f"{r.regret:.1f}"])  # fmt: skip
+    return "\n".join(
+        [
+            f"metallm simulate --scenario new-model: {result.dataset}, {result.model} joins at "
+            f"query {result.at} of {result.n_queries}; the full-information router gives it "
+            f"{result.target_share:.1%} of the queries after that",
+            "",
+            render_table(rows),
+            f"(its share is measured over the last {WINDOW} queries)",
         ]
     )

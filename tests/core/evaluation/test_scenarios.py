@@ -72,3 +72,19 @@ def test_the_drift_scenario_reports_how_fast_each_method_reacts(drifting_table, 
     )
     assert "queries to react" in capsys.readouterr().out and plot.stat().st_size > 1000
     assert main(["simulate", "--data", str(drifting_table), "--scenario", "drift:nobody@0.5"]) == 2
+
+
+def test_the_new_model_scenario_reports_how_fast_each_onboarding_reaches_its_share(
+    drifting_table, tmp_path, capsys
+):
+    out, plot = tmp_path / "new.json", tmp_path / "new.png"
+    args = ["simulate", "--data", str(drifting_table), "--scenario", "new-model:good@0.4"]
+    assert main([*args, "--json", str(out), "--plot", str(plot)]) == 0
+    report = json.loads(out.read_text())
+    assert report["target_share"] > 0.9  # the full-information router sends it nearly everything
+    runs = {r["method"]: r for r in report["runs"]}
+    assert set(runs) == {"no warm start", "quiz 10", "quiz 30", "quiz 50"}
+    assert runs["no warm start"]["queries_to_share"] is not None  # UCB tries a newcomer
+    assert runs["quiz 30"]["queries_to_share"] is not None
+    assert all(r["regret"] >= -1e-9 for r in runs.values())
+    assert "joins at query" in capsys.readouterr().out and plot.stat().st_size > 1000
