@@ -43,8 +43,7 @@ from metallm import (
 )
 from metallm.serving import CONVERSATION, conversation_id, pop_session, routing_text
 from metallm.serving.capabilities import Capabilities, Needs, check_capabilities
-from metallm.serving.pool import admit_member, check_pool, retire_member
-from metallm.serving.pricing import usage_cost
+from metallm.serving.pool import admit_member, check_pool, quiz_member, retire_member
 from metallm_langchain.capabilities import member_capabilities, request_needs
 from metallm_langchain.runs import agent_run_session
 
@@ -265,18 +264,13 @@ class ChatMetaLLM(BaseChatModel):
         in [0, 1], and ``router.onboard`` learns the grades and costs. Returns the grades.
         """
         self.add_model(name, model, price=price, capabilities=capabilities)
-        asked = [prompts[i] for i in self._router.quiz(name, list(prompts), n=n)]
-        grades, costs = [], []
-        for text in asked:
+
+        def ask(text: str) -> tuple[str, int | None, int | None]:
             answer = model.invoke(text)
-            grades.append(float(evaluator(text, answer.text)))
             usage = getattr(answer, "usage_metadata", None) or {}
-            spent = usage_cost(
-                self.prices, name, usage.get("input_tokens", 0), usage.get("output_tokens", 0)
-            )
-            costs.append(spent or 0.0)
-        self._router.onboard(name, asked, grades, costs)
-        return grades
+            return answer.text, usage.get("input_tokens"), usage.get("output_tokens")
+
+        return quiz_member(self._router, name, prompts, ask, evaluator, n=n, prices=self.prices)
 
     def remove_model(self, name: str) -> None:
         """Stop routing to a member (its provider retired it, say); the router keeps its history.

@@ -48,8 +48,7 @@ from metallm.serving import (
     routing_text,
 )
 from metallm.serving.capabilities import Capabilities, Needs, check_capabilities, exclusions
-from metallm.serving.pool import admit_member, check_pool, retire_member
-from metallm.serving.pricing import usage_cost
+from metallm.serving.pool import admit_member, check_pool, quiz_member, retire_member
 from metallm_llamaindex.capabilities import member_capabilities, prompt_needs, request_needs
 from metallm_llamaindex.events import MetaLLMDecisionEvent
 from metallm_llamaindex.runs import agent_run_session, span_roots
@@ -241,15 +240,13 @@ class MetaLLM(FunctionCallingLLM):
         """
         self.add_model(name, llm, price=price, capabilities=capabilities)
         member = self._llms[name]
-        asked = [prompts[i] for i in self._router.quiz(name, list(prompts), n=n)]
-        grades, costs = [], []
-        for text in asked:
+
+        def ask(text: str) -> tuple[str, int | None, int | None]:
             response = member.complete(text)
-            grades.append(float(evaluator(text, response.text)))
-            tokens = _usage(response) or (0, 0)
-            costs.append(usage_cost(self.prices, name, *tokens) or 0.0)
-        self._router.onboard(name, asked, grades, costs)
-        return grades
+            tokens = _usage(response) or (None, None)
+            return response.text, tokens[0], tokens[1]
+
+        return quiz_member(self._router, name, prompts, ask, evaluator, n=n, prices=self.prices)
 
     def remove_model(self, name: str) -> None:
         """Stop routing to a member (its provider retired it, say); the router keeps its history.

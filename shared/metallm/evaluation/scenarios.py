@@ -113,6 +113,21 @@ def _replay(router: Router, E: np.ndarray, Q: np.ndarray, C: np.ndarray, ref: np
     return picks, regret
 
 
+def _ordered_table(
+    data: str | Path, model: str, seed: int, embedder: Embedder | None, progress: bool
+) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, np.random.Generator]:
+    """The table, and its vectors, quality and cost in a seeded replay order (and that rng)."""
+    table = load_routing_table(data)
+    if model not in table.models:
+        raise ValueError(f"{model!r} is not a model of {table.name}: {list(table.models)}")
+    E = with_prompt_length(
+        embed_table(table, embedder or table_embedder(), progress=progress), table.prompts
+    )
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(table))
+    return table, E[order], table.quality[order], table.cost[order], rng
+
+
 def run_drift(
     data: str | Path,
     model: str,
@@ -125,16 +140,8 @@ def run_drift(
     progress: bool = True,
 ) -> DriftResult:
     """Replay ``data`` with ``model`` drifting at ``fraction``; see the module docstring."""
-    table = load_routing_table(data)
-    if model not in table.models:
-        raise ValueError(f"{model!r} is not a model of {table.name}: {list(table.models)}")
-    E = with_prompt_length(
-        embed_table(table, embedder or table_embedder(), progress=progress), table.prompts
-    )
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(table))
-    E, Q, C = E[order], table.quality[order], table.cost[order]
-    j, n = table.models.index(model), len(order)
+    table, E, Q, C, rng = _ordered_table(data, model, seed, embedder, progress)
+    j, n = table.models.index(model), len(E)
     at = int(round(fraction * n))
     drifted = Q.copy()
     hit = np.zeros(n, dtype=bool)
@@ -247,15 +254,8 @@ def run_new_model(
     progress: bool = True,
 ) -> NewModelResult:
     """Replay ``data`` with ``model`` joining at ``fraction``; see the module docstring."""
-    table = load_routing_table(data)
-    if model not in table.models:
-        raise ValueError(f"{model!r} is not a model of {table.name}: {list(table.models)}")
-    E = with_prompt_length(
-        embed_table(table, embedder or table_embedder(), progress=progress), table.prompts
-    )
-    order = np.random.default_rng(seed).permutation(len(table))
-    E, Q, C = E[order], table.quality[order], table.cost[order]
-    j, n = table.models.index(model), len(order)
+    table, E, Q, C, _ = _ordered_table(data, model, seed, embedder, progress)
+    j, n = table.models.index(model), len(E)
     at = int(round(fraction * n))
     scale = float(C.mean(axis=0).max())
     models = list(table.models)

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 from metallm.exceptions import ConfigurationError, UnknownArmError
 from metallm.serving.capabilities import check_capabilities
-from metallm.serving.pricing import Prices, check_prices
+from metallm.serving.pricing import Prices, check_prices, usage_cost
 from metallm.serving.router import Router
 
-__all__ = ["WARMUP_ENV", "admit_member", "check_pool", "retire_member"]
+__all__ = ["WARMUP_ENV", "admit_member", "check_pool", "quiz_member", "retire_member"]
 
 
 WARMUP_ENV = "METALLM_WARMUP"
@@ -92,3 +92,34 @@ def retire_member(router: Router, members: Collection[str], name: str) -> None:
     if name not in members:
         raise UnknownArmError(name, tuple(members))
     router.retire_arm(name)
+
+
+Answer = tuple[str, int | None, int | None]
+"""What a member said to a prompt, and the input and output tokens its provider reported."""
+
+
+def quiz_member(
+    router: Router,
+    name: str,
+    prompts: Sequence[str],
+    ask: Callable[[str], Answer],
+    evaluator: Callable[[str, str], float],
+    *,
+    n: int,
+    prices: Prices,
+) -> list[float]:
+    """Quiz a new member and onboard what it scored: the adapters' ``onboard_model``.
+
+    ``router.quiz`` picks ``n`` of ``prompts``; ``ask(prompt)`` has the member answer one
+    directly; ``evaluator(prompt, answer)`` grades it in [0, 1]; ``router.onboard`` learns the
+    grades and the costs priced from the reported usage. Returns the grades.
+    """
+    asked = [prompts[i] for i in router.quiz(name, list(prompts), n=n)]
+    grades, costs = [], []
+    for text in asked:
+        answer, input_tokens, output_tokens = ask(text)
+        grades.append(float(evaluator(text, answer)))
+        spent = usage_cost(prices, name, input_tokens or 0, output_tokens or 0)
+        costs.append(spent or 0.0)
+    router.onboard(name, asked, grades, costs)
+    return grades
