@@ -18,7 +18,7 @@ import numpy as np
 
 from metallm.learning.bandit import LinearBandit
 
-__all__ = ["combination_start", "quiz_rows"]
+__all__ = ["combination_start", "prior_start", "quiz_rows"]
 
 
 def quiz_rows(bandit: LinearBandit, arm: int, embeddings: np.ndarray, n: int) -> list[int]:
@@ -43,6 +43,28 @@ def quiz_rows(bandit: LinearBandit, arm: int, embeddings: np.ndarray, n: int) ->
         ax = A_inv @ X[i]
         A_inv -= np.outer(ax, ax) / (1.0 + X[i] @ ax)
     return chosen
+
+
+def prior_start(
+    bandit: LinearBandit, arm: int, quality: float, cost: float, *, weight: float
+) -> None:
+    """Start ``arm`` at a prior mean quality and cost (e.g. a leaderboard's).
+
+    The prior is worth ``weight`` outcomes, all on the bias feature, so every query starts at
+    that mean until the model's own outcomes say otherwise.
+    """
+    stats = bandit.stats
+    if stats is None:
+        return  # nothing learned yet: nothing to place the prior beside
+    bias = stats.dim - 1
+    stats.A[arm, bias, bias] += weight
+    stats.B[arm, bias] += weight * np.array([quality, cost])
+    stats.refresh(arm)
+    if bandit.cost_stats is not None:
+        bandit.cost_stats.A[arm, bias, bias] += weight
+        bandit.cost_stats.B[arm, bias, 0] += weight * cost
+        bandit.cost_stats.refresh(arm)
+    bandit.prior_counts[arm] += weight
 
 
 def combination_start(

@@ -49,7 +49,7 @@ from metallm.learning.features import (
     reads_prompt_length,
     with_prompt_length,
 )
-from metallm.learning.onboarding import combination_start, quiz_rows
+from metallm.learning.onboarding import combination_start, prior_start, quiz_rows
 from metallm.learning.policies import LinUCB, Policy
 from metallm.learning.tuning import Tuning
 from metallm.serving import offline, persistence
@@ -1327,22 +1327,37 @@ class Router:
         """The models routed to: :attr:`arms` less the retired ones."""
         return tuple(a for a in self.arms if a not in self.retired)
 
-    def add_arm(self, name: str) -> None:
+    def add_arm(
+        self,
+        name: str,
+        *,
+        prior: tuple[float, float] | None = None,
+        prior_weight: float = 10.0,
+    ) -> None:
         """Add a model to the pool now; it starts knowing nothing.
 
         Teach it with :meth:`partial_fit` (e.g. its answers to :meth:`quiz` prompts). With a store, the change is written there first, so every process sharing it sees the
         new pool (on its next sync) and a restart keeps it. Raises
         :class:`~metallm.ConfigurationError` when the name is already in the pool (retired
-        models included: their history stays under their name).
+        models included: their history stays under their name). ``prior`` = (quality, cost in
+        USD), e.g. from a leaderboard, starts it at that mean, worth ``prior_weight`` outcomes
+        (in this process; others learn it from the feedback that follows).
         """
         if not isinstance(name, str) or not name:
             raise ConfigurationError(f"a model's name must be a non-empty string, got {name!r}")
         if name in self._index:
             state = "retired" if name in self.retired else "in the pool"
             raise ConfigurationError(f"{name!r} is already {state}: give the new model a new name")
+        if prior is not None:
+            quality, cost = check_quality(prior[0]), check_cost(prior[1])
+            if not (np.isfinite(prior_weight) and prior_weight > 0):
+                raise ConfigurationError(f"prior_weight must be positive, got {prior_weight!r}")
         if self._sync is not None:
             self._write_pool_change("add", name)
         self._add_arm_here(name)
+        if prior is not None:
+            with self._lock:
+                prior_start(self.bandit, self._index[name], quality, cost, weight=prior_weight)
 
     def retire_arm(self, name: str) -> None:
         """Stop routing to a model (a provider retired it, say); its history is kept.

@@ -198,3 +198,19 @@ def test_the_onboard_command_reports_each_model_added_late(tmp_path, capsys):
     pro = report["rows"][1]
     assert pro["quiz_combination"] >= pro["without"] and pro["full"] == pytest.approx(1.0)
     assert "added late with a 10-prompt quiz" in capsys.readouterr().out
+
+
+def test_a_prior_starts_a_new_model_at_its_mean_and_is_not_counted():
+    router = Router(["a", "b"], embedder=None, seed=0)
+    for x in _queries(40):
+        for arm in ("a", "b"):
+            d = router.select(x, force=arm)
+            router.record(d.id, quality=0.5, cost=0.001)
+    router.add_arm("c", prior=(0.9, 0.002), prior_weight=20)
+    predicted = router.predict(_queries(5, seed=3), widths=False)
+    np.testing.assert_allclose(predicted.quality[:, 2], 0.9 * 20 / 21, rtol=1e-6)  # ridge: w/(w+l2)
+    assert router.counts["c"] == 0
+    with pytest.raises(ConfigurationError, match="prior_weight"):
+        router.add_arm("d", prior=(0.5, 0.0), prior_weight=0)
+    with pytest.raises(Exception, match="quality"):
+        router.add_arm("e", prior=(1.5, 0.0))
