@@ -128,6 +128,20 @@ def _ordered_table(
     return table, E[order], table.quality[order], table.cost[order], rng
 
 
+def _best_in_hindsight(
+    E: np.ndarray, Q: np.ndarray, C: np.ndarray, models: list[str], scale: float,
+    cost_weight: float, seed: int,
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """The full-information router's choice per row, and the reward it gets there."""
+    offline = Router(models, embedder=None, prompt_length=True, cost_scale=scale,
+                     cost_weight=cost_weight, policy=LinUCB(alpha=0.0), seed=seed)  # fmt: skip
+    offline.fit(E, Q, C, tune=False)
+    p = offline.predict(E, widths=False)
+    best = np.argmax(p.quality - cost_weight * p.cost / scale, axis=1)
+    rows = np.arange(len(E))
+    return best, Q[rows, best] - cost_weight * C[rows, best] / scale
+
+
 def run_drift(
     data: str | Path,
     model: str,
@@ -149,19 +163,8 @@ def run_drift(
     drifted[hit, j] = 0.0
     scale = float(C.mean(axis=0).max())
     models = list(table.models)
-
-    def reference(quality: np.ndarray) -> np.ndarray:
-        offline = Router(models, embedder=None, prompt_length=True, cost_scale=scale,
-                         cost_weight=cost_weight, policy=LinUCB(alpha=0.0), seed=seed)  # fmt: skip
-        offline.fit(E, quality, C, tune=False)
-        p = offline.predict(E, widths=False)
-        best = np.argmax(p.quality - cost_weight * p.cost / scale, axis=1)
-        value: np.ndarray = (
-            quality[np.arange(n), best] - cost_weight * C[np.arange(n), best] / scale
-        )
-        return value
-
-    ref_drift, ref_still = reference(drifted), reference(Q)
+    _, ref_drift = _best_in_hindsight(E, drifted, C, models, scale, cost_weight, seed)
+    _, ref_still = _best_in_hindsight(E, Q, C, models, scale, cost_weight, seed)
     methods = [("UCB", 1.0)] + [(f"UCB, discount {d:g}", d) for d in discounts]
     result = DriftResult(table.name, model, at, n)
     iterator: Any = methods
@@ -259,13 +262,7 @@ def run_new_model(
     at = int(round(fraction * n))
     scale = float(C.mean(axis=0).max())
     models = list(table.models)
-    offline = Router(models, embedder=None, prompt_length=True, cost_scale=scale,
-                     cost_weight=cost_weight, policy=LinUCB(alpha=0.0), seed=seed)  # fmt: skip
-    offline.fit(E, Q, C, tune=False)
-    p = offline.predict(E, widths=False)
-    best = np.argmax(p.quality - cost_weight * p.cost / scale, axis=1)
-    rows = np.arange(n)
-    ref = Q[rows, best] - cost_weight * C[rows, best] / scale
+    best, ref = _best_in_hindsight(E, Q, C, models, scale, cost_weight, seed)
     target = float((best[at:] == j).mean())
     others = [m for m in models if m != model]
     columns = [models.index(m) for m in others] + [j]
