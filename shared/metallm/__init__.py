@@ -41,6 +41,7 @@ from metallm.learning.features import (
     FeatureMap,
     ProjectedFeatures,
 )
+from metallm.learning.neighbours import NeighbourQuality
 from metallm.learning.policies import EpsilonGreedy, LinUCB, Policy, RandomPolicy, SquareCB
 from metallm.learning.reward import Calibration, calibrate_cost_weight, reward
 from metallm.serving import (
@@ -109,6 +110,7 @@ __all__ = [
     "MalformedEvent",
     "MetaLLMError",
     "Needs",
+    "NeighbourQuality",
     "NoCapableModelError",
     "OnnxEmbedder",
     "Policy",

@@ -51,6 +51,7 @@ PUBLIC_API = [
     "MalformedEvent",
     "MetaLLMError",
     "Needs",
+    "NeighbourQuality",
     "NoCapableModelError",
     "OnnxEmbedder",
     "Policy",

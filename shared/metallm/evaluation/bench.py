@@ -36,6 +36,7 @@ from metallm.learning.features import (
     with_prompt_length,
 )
 from metallm.learning.metrics import aiq, frontier, oracle, savings_at_best, zero_router_aiq
+from metallm.learning.neighbours import NeighbourQuality
 from metallm.learning.reward import calibrate_cost_weight, default_cost_weight_grid
 from metallm.serving.router import Router
 
@@ -143,7 +144,17 @@ def run_bench(
     plain = Router(models, embedder=None, features=PLAIN_PAPER_FEATURES, seed=seed).fit(
         embeddings[train], Q[train], C[train], tune=False
     )
+    blended_router = Router(
+        models, embedder=None, prompt_length=True, seed=seed, neighbours=NeighbourQuality()
+    ).fit(
+        vectors[train],
+        Q[train],
+        C[train],
+        tune=list(candidates) if candidates else True,
+        seed=seed,
+    )
     router_points = _points(default, vectors[test], Qt, Ct)
+    blended_points = _points(blended_router, vectors[test], Qt, Ct)
     plain_points = _points(plain, embeddings[test], Qt, Ct)
 
     single = {m: (float(Ct[:, j].mean()), float(Qt[:, j].mean())) for j, m in enumerate(models)}
@@ -152,6 +163,8 @@ def run_bench(
 
     assert default.tuning_ is not None
     budgets = _budget_protocol(default, vectors, train, test, Q, C, models)
+    neighbours = blended_router.bandit.neighbours
+    assert neighbours is not None
 
     return BenchResult(
         dataset=table.name,
@@ -181,6 +194,13 @@ def run_bench(
         others=_others(embeddings, train, test, Q, C, single, cost_range, default.cost_scale)
         if baselines
         else [],
+        blended=OtherRouter(
+            name="default + kNN blend",
+            setting=f"k={neighbours.k}, weight={neighbours.weight:g}",
+            aiq=aiq(blended_points, cost_range),
+            max_quality=max(q for _, q in blended_points),
+            savings_at_best=savings_at_best(blended_points, single),
+        ),
         latency=[]
         if table.latency is None
         else _latency_rows(default, vectors, train, test, table.latency, Q, C, seed),
@@ -272,21 +292,43 @@ def _budget_protocol(
     oof_quality, oof_cost = router.tuning_.predicted_quality, router.tuning_.predicted_cost
     prediction = router.predict(embeddings[test], widths=False)
     rows = np.arange(len(test))
+    curve = frontier(
+        prediction.quality,
+        prediction.cost / router.cost_scale,
+        Q[test],
+        C[test],
+        BENCH_COST_WEIGHTS,
+    )
     out: list[BudgetRow] = []
     for j, model in enumerate(models):
         budget = float(C[train, j].mean())
+        within = [
+            (q, float(p))
+            for p, (c, q) in zip(BENCH_COST_WEIGHTS, curve)
+            if c <= budget * (1 + 1e-9)
+        ]
+        curve_quality, curve_p = (
+            max(within, key=lambda qp: (qp[0], qp[1])) if within else (None, None)
+        )
         try:
             calibration = calibrate_cost_weight(
                 oof_quality, oof_cost / router.cost_scale, Q[train], C[train], budget
             )
         except InfeasibleBudgetError:
-            out.append(BudgetRow(model, None, None, None))
+            out.append(BudgetRow(model, None, None, None, None, curve_p, curve_quality, budget))
             continue
         p = calibration.cost_weight
         chosen = np.argmax(prediction.quality - p * prediction.cost / router.cost_scale, axis=1)
         out.append(
             BudgetRow(
-                model, p, float(Q[test][rows, chosen].mean()), float(C[test][rows, chosen].mean())
+                model,
+                p,
+                float(Q[test][rows, chosen].mean()),
+                float(C[test][rows, chosen].mean()),
+                calibration.quality,
+                curve_p,
+                curve_quality,
+                budget,
             )
         )
     return out

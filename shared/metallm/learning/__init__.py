@@ -13,6 +13,7 @@ from metallm.learning.features import (
     FeatureMap,
     ProjectedFeatures,
 )
+from metallm.learning.neighbours import NeighbourQuality
 from metallm.learning.policies import EpsilonGreedy, LinUCB, Policy, RandomPolicy, SquareCB
 from metallm.learning.reward import Calibration, calibrate_cost_weight, reward
 from metallm.learning.ridge import RidgeStatistics
@@ -24,6 +25,7 @@ __all__ = [
     "EpsilonGreedy",
     "FeatureMap",
     "LinUCB",
+    "NeighbourQuality",
     "Policy",
     "ProjectedFeatures",
     "RandomPolicy",

@@ -21,10 +21,17 @@ from metallm.learning.features import (
     quality_dimension,
     reads_prompt_length,
 )
+from metallm.learning.neighbours import NEIGHBOUR_KS, NEIGHBOUR_WEIGHTS, NeighbourQuality
 from metallm.learning.policies import Policy, round_policy
 from metallm.learning.reward import cost_scale
 from metallm.learning.ridge import RidgeStatistics
-from metallm.learning.tuning import DEFAULT_CANDIDATES, Tuning, tune_features
+from metallm.learning.tuning import (
+    DEFAULT_CANDIDATES,
+    NeighbourChoice,
+    Tuning,
+    tune_features,
+    tune_neighbours,
+)
 
 __all__ = ["LinearBandit", "OneScore", "Scores"]
 
@@ -59,13 +66,25 @@ class LinearBandit:
     """
 
     def __init__(
-        self, n_arms: int, *, policy: Policy, features: FeatureMap, seed: int | None = None
+        self,
+        n_arms: int,
+        *,
+        policy: Policy,
+        features: FeatureMap,
+        seed: int | None = None,
+        neighbours: NeighbourQuality | None = None,
     ) -> None:
         self.n_arms = n_arms
         self.policy = policy
         self.features = features
+        self.neighbours = neighbours
+        """The second opinion on quality blended with the linear models, if any
+        (:mod:`~metallm.learning.neighbours`); it learns on embeddings, so :meth:`update`
+        (features only) does not reach it: learn with :meth:`learn` or :meth:`partial_fit`."""
         self.tuning_: Tuning | None = None
         """The cross-validation that chose :attr:`features` in the last :meth:`fit`, if any."""
+        self.neighbour_tuning_: NeighbourChoice | None = None
+        """The cross-validation that chose the neighbours' ``k`` and weight, if any."""
         self.stats: RidgeStatistics | None = None
         """The ridge statistics; None until the embedding size is known."""
         self.cost_stats: RidgeStatistics | None = None
@@ -137,6 +156,8 @@ class LinearBandit:
         for stats in (self.stats, self.cost_stats, self.latency_stats):
             if stats is not None:
                 stats.add_arm()
+        if self.neighbours is not None:
+            self.neighbours.add_arms(1)
         self.n_arms += 1
         self.prior_counts.append(0.0)
         return self.n_arms - 1
@@ -198,6 +219,15 @@ class LinearBandit:
         """The policy as it chooses now (SquareCB's exploration scale follows the outcomes learned)."""
         return round_policy(self.policy, self.n_updates)
 
+    def _embedding_part(self, embeddings: np.ndarray) -> np.ndarray:
+        """The embedding of vectors that may end with the prompt's length (the neighbours read it)."""
+        return embeddings[:, :-1] if reads_prompt_length(self.features) else embeddings
+
+    def _blended(self, quality: np.ndarray, embeddings: np.ndarray) -> np.ndarray:
+        if self.neighbours is None or not self.neighbours.active:
+            return quality
+        return self.neighbours.blend(quality, self._embedding_part(embeddings))
+
     # -- scoring -------------------------------------------------------------------------
     def score_one(
         self,
@@ -225,6 +255,8 @@ class LinearBandit:
         else:  # the cost model reads the features and more (the prompt's length)
             means, quad = stats.predict_one(features[: self._quality_dim])
             np.maximum(self.cost_stats.means_one(features)[0], 0.0, out=means[1])
+        if self.neighbours is not None and self.neighbours.active:
+            means[0] = self._blended(means[:1], embedding[None])[0]
         policy = self.choosing_policy()
         bonus = policy.bonus(np.sqrt(np.maximum(quad, 0.0, out=quad), out=quad)).tolist()
         quality, cost = means.tolist()
@@ -262,6 +294,7 @@ class LinearBandit:
         X = self.features.transform(embeddings)
         quality, cost, width = self._predict(stats, X, fast_width=True, widths=True)
         assert width is not None
+        quality = self._blended(quality, embeddings)
         policy = self.choosing_policy()
         bonus = policy.bonus(width)
         scores = quality - cost_weight * cost / scale + bonus
@@ -295,7 +328,10 @@ class LinearBandit:
         ``widths=False`` skips the widths (None), the costly part.
         """
         stats = self.ensure(embeddings.shape[1])
-        return self._predict(stats, self.features.transform(embeddings), widths=widths)
+        quality, cost, width = self._predict(
+            stats, self.features.transform(embeddings), widths=widths
+        )
+        return self._blended(quality, embeddings), cost, width
 
     def _predict(
         self, stats: RidgeStatistics, X: np.ndarray, *, widths: bool, fast_width: bool = False
@@ -344,6 +380,10 @@ class LinearBandit:
         row = np.asarray(embedding, dtype=np.float64)[None, :]
         self.ensure(row.shape[1])
         self.update(arm, self.features.transform(row)[0], quality, cost, latency)
+        if self.neighbours is not None:
+            self.neighbours.add(
+                self._embedding_part(row), np.array([arm]), np.array([quality]), self.n_arms
+            )
 
     def fit(
         self,
@@ -365,6 +405,24 @@ class LinearBandit:
                 embeddings, quality, cost, candidates=tuple(candidates), seed=seed
             )
             self.features = self.tuning_.chosen
+        self.neighbour_tuning_ = None
+        if self.neighbours is not None:
+            nq = self.neighbours
+            if tune and (nq.k_setting is None or nq.weight_setting is None):
+                assert self.tuning_ is not None
+                self.neighbour_tuning_ = tune_neighbours(
+                    self._embedding_part(embeddings),
+                    quality,
+                    cost,
+                    self.tuning_,
+                    ks=NEIGHBOUR_KS if nq.k_setting is None else (nq.k_setting,),
+                    weights=NEIGHBOUR_WEIGHTS
+                    if nq.weight_setting is None
+                    else (nq.weight_setting,),
+                    seed=seed,
+                )
+                nq.k, nq.weight = self.neighbour_tuning_.k, self.neighbour_tuning_.weight
+            nq.fit(self._embedding_part(embeddings), quality)
         if tune or not self.features.fitted or not getattr(self.features, "learned", True):
             # a cold projection is random until fitted: fit() finds its principal directions
             self.features = self.features.fit(embeddings, seed=seed)
@@ -407,6 +465,8 @@ class LinearBandit:
                 self.cost_stats.add_batch(int(k), X[rows], Y[rows, 1:])
             if latency is not None:
                 self._latency_model().add_batch(int(k), X[rows], np.asarray(latency)[rows, None])
+        if self.neighbours is not None:
+            self.neighbours.add(self._embedding_part(embeddings), arms, quality, self.n_arms)
         self.n_updates += embeddings.shape[0]
 
     # -- state ---------------------------------------------------------------------------
@@ -428,6 +488,9 @@ class LinearBandit:
             arrays.update(
                 latency_A=self.latency_stats.A.copy(), latency_B=self.latency_stats.B.copy()
             )
+        if self.neighbours is not None:
+            header["neighbours"], neighbour_arrays = self.neighbours.to_state()
+            arrays.update(neighbour_arrays)
         return header, arrays
 
     def adopt(self, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
@@ -448,6 +511,10 @@ class LinearBandit:
             raise ValueError(f"the header is incomplete or invalid ({e!r})") from e
         if len(prior_counts) != self.n_arms:
             raise ValueError(f"prior_counts {prior_counts} do not fit {self.n_arms} models")
+        if header.get("neighbours") is not None:
+            self.neighbours = NeighbourQuality.from_state(header["neighbours"], arrays, self.n_arms)
+        elif self.neighbours is not None:  # saved without one: this one starts remembering now
+            self.neighbours.clear(self.n_arms)
         self.prior_counts = prior_counts
         if dim is None:
             self.features, self.stats, self.cost_stats = features, None, None
@@ -483,6 +550,8 @@ class LinearBandit:
         """Forget what was learned (keeps the feature map and policy)."""
         self.stats, self.cost_stats, self.latency_stats, self.n_updates = None, None, None, 0
         self.prior_counts = [0.0] * self.n_arms
+        if self.neighbours is not None:
+            self.neighbours.clear(self.n_arms)
 
 
 def _restored(

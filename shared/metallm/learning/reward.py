@@ -11,9 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from metallm.exceptions import InfeasibleBudgetError
+from metallm.exceptions import ConfigurationError, InfeasibleBudgetError
 
 __all__ = [
+    "SIGNIFICANCE",
     "Calibration",
     "calibrate_cost_weight",
     "cost_scale",
@@ -51,6 +52,11 @@ class Calibration:
     cost: float
 
 
+SIGNIFICANCE = 1.0
+"""How many standard errors of the paired per-row difference a larger spend must gain, out of
+fold, before calibration moves to it (see :func:`calibrate_cost_weight`)."""
+
+
 def calibrate_cost_weight(
     predicted_quality: np.ndarray,
     predicted_cost: np.ndarray,
@@ -58,29 +64,56 @@ def calibrate_cost_weight(
     cost: np.ndarray,
     budget: float,
     grid: np.ndarray | None = None,
+    *,
+    significance: float = SIGNIFICANCE,
 ) -> Calibration:
     """The ``p`` whose greedy routing has the best validation quality within ``budget`` $/query.
 
     ``predicted_cost`` is already normalised; ``quality`` and ``cost`` (n, k) are the
     known outcomes of every arm on the validation rows.
+
+    Every ``p`` of the grid is a routing with a validation cost and quality. They are walked
+    from the cheapest up to the budget, and the walk moves to a dearer routing only when its
+    quality beats the one held by more than ``significance`` standard errors of their paired
+    per-row difference: a larger budget buys a gain that is there, not one row's luck. A larger
+    budget walks further, so the quality it gets is never below a smaller budget's (the rows of
+    the paper's budget table are monotone where they are chosen), and ``significance=0`` takes
+    the plain best quality within the budget.
+
+    >>> import numpy as np
+    >>> Q = np.array([[0.0, 1.0]] * 50 + [[1.0, 1.0]] * 50)  # arm 1 is right everywhere
+    >>> C = np.array([[0.0, 1.0]] * 100)                       # and costs 1 per query
+    >>> PQ, PC = Q.copy(), C.copy()
+    >>> calibrate_cost_weight(PQ, PC, Q, C, budget=1.0).quality
+    1.0
+    >>> calibrate_cost_weight(PQ, PC, Q, C, budget=0.1).quality  # only arm 0 is affordable
+    0.5
     """
     grid = default_cost_weight_grid() if grid is None else np.asarray(grid, dtype=float)
+    if not (np.isfinite(significance) and significance >= 0):
+        raise ConfigurationError(f"significance must be a finite number >= 0, got {significance!r}")
     rows = np.arange(quality.shape[0])
-    best: Calibration | None = None
-    cheapest = np.inf
+    routings = []
     for p in grid:
         chosen = np.argmax(predicted_quality - p * predicted_cost, axis=1)
-        mean_cost = float(cost[rows, chosen].mean())
-        mean_quality = float(quality[rows, chosen].mean())
-        cheapest = min(cheapest, mean_cost)
+        per_row = quality[rows, chosen]
+        routings.append((float(cost[rows, chosen].mean()), -float(p), per_row))
+    routings.sort(key=lambda r: (r[0], r[1]))  # cheapest first; among equals the larger p
+    cheapest = routings[0][0]
+    held: tuple[float, float, np.ndarray] | None = None
+    for mean_cost, negative_p, per_row in routings:
         if mean_cost > budget * (1 + 1e-9):
+            break
+        if held is None:
+            held = (mean_cost, negative_p, per_row)
             continue
-        if (
-            best is None
-            or mean_quality > best.quality + 1e-12
-            or (abs(mean_quality - best.quality) <= 1e-12 and mean_cost < best.cost)
-        ):
-            best = Calibration(float(p), mean_quality, mean_cost)
-    if best is None:
+        gain = per_row - held[2]
+        mean_gain = float(gain.mean())
+        if mean_gain <= 1e-12:
+            continue
+        error = float(gain.std(ddof=1)) / np.sqrt(len(gain)) if len(gain) > 1 else 0.0
+        if mean_gain > significance * error:
+            held = (mean_cost, negative_p, per_row)
+    if held is None:
         raise InfeasibleBudgetError(budget, cheapest)
-    return best
+    return Calibration(-held[1] + 0.0, float(held[2].mean()), held[0])

@@ -22,6 +22,7 @@ from metallm.learning.features import (
     quality_dimension,
 )
 from metallm.learning.metrics import aiq, frontier
+from metallm.learning.neighbours import NEIGHBOUR_KS, NEIGHBOUR_WEIGHTS, neighbour_quality
 from metallm.learning.reward import cost_scale, default_cost_weight_grid
 
 __all__ = [
@@ -29,8 +30,10 @@ __all__ = [
     "DEFAULT_CANDIDATES",
     "HARM_TOLERANCE",
     "Tuning",
+    "NeighbourChoice",
     "out_of_fold",
     "tune_features",
+    "tune_neighbours",
 ]
 
 AUTO_TUNE_ROWS = 300
@@ -148,3 +151,64 @@ def tune_features(
     return Tuning(
         scores[best].features, tuple(scores), predictions[best][0], predictions[best][1], folds
     )
+
+
+@dataclass(frozen=True)
+class NeighbourChoice:
+    """What cross-validation chose for the neighbours' second opinion, and the AIQ of each pair."""
+
+    k: int
+    weight: float
+    scores: dict[tuple[int, float], float]
+    predicted_quality: np.ndarray
+    """The blend's out-of-fold predicted quality (the linear part's is :class:`Tuning`'s)."""
+
+
+def tune_neighbours(
+    embeddings: np.ndarray,
+    quality: np.ndarray,
+    cost: np.ndarray,
+    tuning: Tuning,
+    *,
+    ks: Sequence[int] = NEIGHBOUR_KS,
+    weights: Sequence[float] = NEIGHBOUR_WEIGHTS,
+    seed: int = 0,
+) -> NeighbourChoice:
+    """The ``k`` and blend weight with the best cross-validated AIQ on the same folds.
+
+    The linear part's out-of-fold predictions are ``tuning``'s (the chosen feature map); the
+    neighbours' are made on the same folds (``embeddings`` without a prompt-length column), so
+    every blend is scored on predictions no row made of itself. A blend whose p = 0 routing is
+    more than half a point below the best single model is set aside, as in
+    :func:`tune_features`; ties go to the smaller weight (0 is the linear learner).
+    """
+    n, k_arms = quality.shape
+    order = np.random.default_rng(seed).permutation(n)
+    unit = embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
+    unit = unit.astype(np.float32)
+    scale = cost_scale(np.full(k_arms, n), cost.sum(axis=0))
+    single_costs = cost.mean(axis=0)
+    cost_range = (float(single_costs.min()), float(single_costs.max()))
+    best_single = float(quality.mean(axis=0).max())
+    grid = default_cost_weight_grid()
+    linear, predicted_cost = tuning.predicted_quality, tuning.predicted_cost
+    scores: dict[tuple[int, float], float] = {}
+    blends: dict[tuple[int, float], np.ndarray] = {}
+    for k in ks:
+        means, support = np.empty_like(linear), np.empty_like(linear)
+        for fold in np.array_split(order, tuning.folds):
+            rest = np.setdiff1d(order, fold, assume_unique=True)
+            means[fold], support[fold] = neighbour_quality(
+                unit[rest], quality[rest].astype(np.float32), unit[fold], k
+            )
+        for weight in weights:
+            share = weight * support
+            blended = (1.0 - share) * linear + share * means
+            points = frontier(blended, predicted_cost / scale, quality, cost, grid)
+            harmful = points[0][1] < best_single - HARM_TOLERANCE
+            if weight > 0 and harmful and 0.0 in weights:  # 0 stays: set the harmful aside
+                continue
+            scores[(k, float(weight))] = aiq(points, cost_range) if k_arms > 1 else points[0][1]
+            blends[(k, float(weight))] = blended
+    best = max(scores, key=lambda key: (scores[key], -key[1]))
+    return NeighbourChoice(best[0], best[1], scores, blends[best])

@@ -34,6 +34,8 @@ def save(router: Router, path: str | Path) -> Path:
             "policy": router.policy.to_dict(),
             "features": learned["features"],
             "n_updates": learned["n_updates"],
+            "prior_counts": learned["prior_counts"],
+            "neighbours": learned.get("neighbours"),
             "failures": list(router._failures),
             "retired": sorted(router.retired),
             "embedding_model": getattr(router.embedder, "model_name", None),

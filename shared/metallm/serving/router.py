@@ -49,6 +49,7 @@ from metallm.learning.features import (
     reads_prompt_length,
     with_prompt_length,
 )
+from metallm.learning.neighbours import NeighbourQuality
 from metallm.learning.onboarding import combination_start, prior_start, quiz_rows
 from metallm.learning.policies import LinUCB, Policy
 from metallm.learning.tuning import Tuning
@@ -143,6 +144,11 @@ class Router:
         budget: Hold a :class:`~metallm.Budget` (USD per query, per day, or both) by moving
             ``cost_weight`` after every paid call; shared through ``store`` by every process
             using it. At a cap, each request goes to the cheapest model that can serve it.
+        neighbours: Blend the linear quality predictions with a second opinion, the outcomes
+            of the most similar prompts seen (:class:`~metallm.NeighbourQuality`; its ``k`` and
+            weight chosen by :meth:`fit`'s cross-validation when left None). Off by default:
+            measured, it gains on the larger shared table and not on the smaller one
+            (docs/benchmarks.md).
 
     >>> import numpy as np
     >>> router = Router(["small", "large"], embedder=None)
@@ -174,6 +180,7 @@ class Router:
         shadows: Mapping[str, Router] | None = None,
         latency_weight: float = 0.0,
         latency_scale: float | None = None,
+        neighbours: NeighbourQuality | None = None,
     ) -> None:
         names = list(arms)
         if not names:
@@ -201,8 +208,16 @@ class Router:
             prompt_length = embedder is not None  # the router sees the text: it can count it
         if prompt_length and not reads_prompt_length(chosen_features):
             chosen_features = PromptLengthFeatures(chosen_features)
+        if neighbours is not None and not isinstance(neighbours, NeighbourQuality):
+            raise ConfigurationError(
+                f"neighbours must be a metallm.NeighbourQuality or None, got {neighbours!r}"
+            )
         self.bandit = LinearBandit(
-            len(self.arms), policy=chosen_policy, features=chosen_features, seed=seed
+            len(self.arms),
+            policy=chosen_policy,
+            features=chosen_features,
+            seed=seed,
+            neighbours=neighbours,
         )
         """The learning: ridge statistics, feature map and policy."""
         self.shadows: dict[str, Router] = {}
@@ -242,6 +257,7 @@ class Router:
         self.store = store
         # pending decisions keep the embedding (not the features) when a store or the shadows
         # learn from them: each learns on its own features
+        # (the neighbours' second opinion remembers embeddings too: see _learns_on_embeddings)
         self._keeps_embeddings = store is not None or bool(self.shadows)
         self._budget: BudgetKeeper | None = None
         self._sync = (
@@ -627,7 +643,7 @@ class Router:
                     False,
                 ),
             )
-            vector = embedding.astype(np.float32) if self._keeps_embeddings else features
+            vector = embedding.astype(np.float32) if self._learns_on_embeddings else features
             self.ledger.add(
                 decision.id,
                 PendingEntry(chosen, [vector], 0, now, run_id, prompt, propensity, shadowed),
@@ -716,7 +732,7 @@ class Router:
                 for row, arm in enumerate(picks)
             ]
             self._decisions += len(decisions)
-            vectors = embeddings.astype(np.float32) if self._keeps_embeddings else X
+            vectors = embeddings.astype(np.float32) if self._learns_on_embeddings else X
             self.ledger.add_many(
                 (
                     d[0],
@@ -1010,7 +1026,7 @@ class Router:
                     )
                 self.ledger.settle(decision_id)
                 vector = entry.vectors[entry.row]
-                if self._keeps_embeddings:  # shadows: learn on the embedding, as they do
+                if self._learns_on_embeddings:  # shadows, neighbours: learn on the embedding
                     self.bandit.learn(entry.arm, vector, quality=q, cost=c, latency=seconds)
                     self._teach_shadows(self.arms[entry.arm], vector, q, c, seconds)
                 else:
@@ -1216,7 +1232,7 @@ class Router:
         """
         checked = check_shadows(self, shadows)
         with self._lock:
-            if checked and not self._keeps_embeddings and len(self.ledger):
+            if checked and not self._learns_on_embeddings and len(self.ledger):
                 raise ConfigurationError(
                     "add shadows before routing: decisions already pending in this router "
                     "(without a store) keep features the shadows cannot learn from"
@@ -1304,6 +1320,14 @@ class Router:
         """
         self.cost_weight = offline.calibrate(self, budget, queries, quality, cost)
         return self.cost_weight
+
+    @property
+    def _learns_on_embeddings(self) -> bool:
+        """Whether pending decisions keep the embedding, not the features.
+
+        A store, the shadows and the neighbours' memory each learn on it.
+        """
+        return self._keeps_embeddings or self.bandit.neighbours is not None
 
     # -- persistence --------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:

@@ -44,6 +44,7 @@ def test_bench_writes_the_exact_report_and_a_plot(table, tmp_path, capsys):
         "summary",
         "others",
         "latency",
+        "blended",
     ]
     assert report["latency"] == []  # the table has no latency columns
     assert set(report["summary"]) == {"aiq", "aiq_zero", "max_quality", "savings_at_best"}
@@ -51,6 +52,13 @@ def test_bench_writes_the_exact_report_and_a_plot(table, tmp_path, capsys):
     assert report["router"][0]["p"] == 0.0 and report["baseline_linear"][0]["p"] == 0.0
     assert set(report["router"][0]) == {"p", "quality", "cost"}
     assert {b["budget_model"] for b in report["budgets"]} == set(MODELS)
+    by_budget = sorted(report["budgets"], key=lambda b: b["budget"])
+    for column in ("oof_quality", "curve_quality"):  # monotone where each is chosen
+        values = [b[column] for b in by_budget if b[column] is not None]
+        assert values == sorted(values), (column, values)
+    assert report["blended"]["name"] == "default + kNN blend"
+    assert report["blended"]["setting"].startswith("k=")
+    assert 0.5 < report["blended"]["max_quality"] <= 1.0
     summary = report["summary"]
     # the router learns cooking + arithmetic -> cheap, astronomy -> pro
     assert summary["max_quality"] > 0.95
@@ -64,6 +72,7 @@ def test_bench_writes_the_exact_report_and_a_plot(table, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "aiq" in printed and "plain paper" in printed and "budgets" in printed
     assert "cluster router" in printed and "setting (by CV)" in printed
+    assert "kNN blend" in printed and "out of fold" in printed
 
 
 def test_bench_reports_a_bad_table_clearly(tmp_path, capsys):

@@ -200,7 +200,7 @@ def test_the_onboard_command_reports_each_model_added_late(tmp_path, capsys):
     assert "added late with a 10-prompt quiz" in capsys.readouterr().out
 
 
-def test_a_prior_starts_a_new_model_at_its_mean_and_is_not_counted():
+def test_a_prior_starts_a_new_model_at_its_mean_and_is_not_counted(tmp_path: Path) -> None:
     router = Router(["a", "b"], embedder=None, seed=0)
     for x in _queries(40):
         for arm in ("a", "b"):
@@ -210,6 +210,9 @@ def test_a_prior_starts_a_new_model_at_its_mean_and_is_not_counted():
     predicted = router.predict(_queries(5, seed=3), widths=False)
     np.testing.assert_allclose(predicted.quality[:, 2], 0.9 * 20 / 21, rtol=1e-6)  # ridge: w/(w+l2)
     assert router.counts["c"] == 0
+    saved = router.save(tmp_path / "router.npz")
+    restored = Router.load(saved, embedder=None)
+    assert restored.counts["c"] == 0  # the warm start's pseudo-outcomes stay uncounted
     with pytest.raises(ConfigurationError, match="prior_weight"):
         router.add_arm("d", prior=(0.5, 0.0), prior_weight=0)
     with pytest.raises(Exception, match="quality"):

@@ -88,7 +88,7 @@ def _set_header(arrays, header):
         ),
         (
             lambda p: _rewrite(p, lambda a: _set_header(a, {**_header(a), "arms": ["a", "b"]})),
-            "do not match 2 arms",
+            "do not (match 2 arms|fit 2 models)",
         ),
         (lambda p: _rewrite(p, lambda a: a.pop("B")), "arrays A and B are missing"),
         (lambda p: _rewrite(p, lambda a: a["A"].__setitem__((0, 0, 0), np.nan)), "NaN or inf"),

@@ -1,0 +1,185 @@
+"""The neighbours' second opinion on quality: memory, blend, cross-validation, state."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from metallm import (
+    ConfigurationError,
+    EmbeddingFeatures,
+    NeighbourQuality,
+    Router,
+    SQLiteStore,
+    StateFileError,
+)
+from metallm.learning.neighbours import neighbour_quality
+
+
+def _unit(X: np.ndarray) -> np.ndarray:
+    return (X / np.linalg.norm(X, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_neighbour_quality_matches_brute_force_with_unknown_outcomes() -> None:
+    rng = np.random.default_rng(0)
+    memory, queries = _unit(rng.normal(size=(300, 8))), _unit(rng.normal(size=(20, 8)))
+    outcomes = rng.random((300, 3)).astype(np.float32)
+    outcomes[rng.random((300, 3)) < 0.5] = np.nan
+    outcomes[:, 2] = np.nan  # a model with nothing remembered
+    outcomes[:250, 1] = np.nan  # one with fewer outcomes than k = 60
+    means, support = neighbour_quality(memory, outcomes, queries, k=60)
+    for i, q in enumerate(queries):
+        for arm in range(2):
+            rows = np.flatnonzero(~np.isnan(outcomes[:, arm]))
+            nearest = rows[np.argsort(-(memory[rows] @ q))[: min(60, len(rows))]]
+            assert means[i, arm] == pytest.approx(outcomes[nearest, arm].mean(), abs=1e-5)
+            assert support[i, arm] == pytest.approx(min(60, len(rows)) / 60)
+    assert (means[:, 2] == 0).all() and (support[:, 2] == 0).all()
+
+
+def test_the_blend_leans_on_the_linear_model_where_little_is_remembered() -> None:
+    memory = NeighbourQuality(k=4, weight=0.5)
+    memory.add(np.eye(2), np.array([0, 0]), np.array([1.0, 1.0]), n_arms=2)
+    linear = np.array([[0.2, 0.2]])
+    blended = memory.blend(linear, np.array([[1.0, 0.0]]))
+    # arm 0: 2 of k = 4 remembered, so w * s = 0.25; arm 1: nothing remembered
+    np.testing.assert_allclose(blended, [[0.75 * 0.2 + 0.25 * 1.0, 0.2]], rtol=1e-6)
+    memory.add_arms(1)
+    assert memory.blend(np.zeros((1, 3)), np.array([[1.0, 0.0]]))[0, 2] == 0.0
+
+
+def test_the_memory_drops_the_oldest_and_survives_its_state() -> None:
+    memory = NeighbourQuality(k=1, weight=1.0, max_rows=3)
+    for i in range(5):  # prompts 0..4 on one axis, quality = i / 4
+        memory.add(np.array([[1.0, 0.01 * i]]), np.array([0]), np.array([i / 4]), n_arms=1)
+    assert len(memory) == 3
+    header, arrays = memory.to_state()
+    np.testing.assert_allclose(arrays["neighbours_outcomes"][:, 0], [0.5, 0.75, 1.0])
+    restored = NeighbourQuality.from_state(header, arrays, n_arms=1)
+    probe = np.array([[1.0, 0.0]])  # nearest to prompt 0, dropped: prompt 2 is the nearest left
+    assert memory.blend(np.zeros((1, 1)), probe)[0, 0] == pytest.approx(0.5)
+    assert restored.blend(np.zeros((1, 1)), probe)[0, 0] == pytest.approx(0.5)
+    for kept in (memory, restored):  # the next prompt replaces the oldest kept (prompt 2)
+        kept.add(np.array([[0.0, 1.0]]), np.array([0]), np.array([0.0]), n_arms=1)
+        assert kept.blend(np.zeros((1, 1)), probe)[0, 0] == pytest.approx(0.75)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"k": 0}, "k must"),
+        ({"k": 2.5}, "k must"),
+        ({"weight": 1.5}, "weight must"),
+        ({"weight": float("nan")}, "weight must"),
+        ({"max_rows": 0}, "max_rows"),
+    ],
+)
+def test_bad_settings_are_configuration_errors(kwargs: dict[str, float], match: str) -> None:
+    with pytest.raises(ConfigurationError, match=match):
+        NeighbourQuality(**kwargs)  # type: ignore[arg-type]
+
+
+def test_a_router_refuses_neighbours_of_the_wrong_type() -> None:
+    with pytest.raises(ConfigurationError, match="NeighbourQuality"):
+        Router(["a", "b"], embedder=None, neighbours="knn")  # type: ignore[arg-type]
+
+
+def _sectors(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Quality no linear model can fit: which model is right alternates over 8 directions."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 3))
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    angle = np.arctan2(X[:, 1], X[:, 0])
+    good = (np.floor(angle / (np.pi / 4)) % 2 == 0).astype(float)
+    Q = np.stack([good, 1 - good, np.full(n, 0.4)], axis=1)
+    C = np.tile([0.001, 0.001, 0.0005], (n, 1))
+    return X, Q, C
+
+
+def test_cross_validation_blends_where_neighbours_know_more_and_it_routes_better() -> None:
+    X, Q, C = _sectors(1500, seed=0)
+    Xt, Qt, _ = _sectors(500, seed=1)
+    linear = [EmbeddingFeatures(1.0)]  # the linear map alone: what the blend adds is seen
+    plain = Router(["a", "b", "c"], embedder=None, seed=0).fit(X, Q, C, tune=linear)
+    blended = Router(["a", "b", "c"], embedder=None, seed=0, neighbours=NeighbourQuality()).fit(
+        X, Q, C, tune=linear
+    )
+    choice = blended.bandit.neighbour_tuning_
+    assert choice is not None and choice.weight > 0
+    assert (
+        blended.bandit.neighbours is not None and blended.bandit.neighbours.weight == choice.weight
+    )
+    rows = np.arange(len(Xt))
+
+    def quality_at_zero(router: Router) -> float:
+        chosen = np.argmax(router.predict(Xt, widths=False).quality, axis=1)
+        return float(Qt[rows, chosen].mean())
+
+    assert quality_at_zero(blended) > quality_at_zero(plain) + 0.05
+
+
+def test_fixed_settings_skip_cross_validation() -> None:
+    X, Q, C = _sectors(400, seed=0)
+    router = Router(
+        ["a", "b", "c"], embedder=None, neighbours=NeighbourQuality(k=7, weight=0.3)
+    ).fit(X, Q, C, tune=True)
+    assert router.bandit.neighbour_tuning_ is None
+    assert router.bandit.neighbours is not None
+    assert (router.bandit.neighbours.k, router.bandit.neighbours.weight) == (7, 0.3)
+    assert len(router.bandit.neighbours) == 400
+
+
+def test_online_feedback_reaches_the_memory_and_a_saved_router_keeps_it(tmp_path: Path) -> None:
+    router = Router(["a", "b"], embedder=None, seed=0, neighbours=NeighbourQuality(k=1, weight=1.0))
+    for x, arm, q in [([1.0, 0.0], "a", 1.0), ([1.0, 0.0], "b", 0.0), ([0.0, 1.0], "a", 0.0)]:
+        decision = router.select(np.array(x), force=arm)
+        router.record(decision.id, quality=q, cost=0.001)
+    assert router.bandit.neighbours is not None and len(router.bandit.neighbours) == 3
+    probe = np.array([[0.9, 0.1]])
+    before = router.predict(probe, widths=False).quality
+    assert before[0, 0] == pytest.approx(1.0) and before[0, 1] == pytest.approx(0.0)
+    restored = Router.load(router.save(tmp_path / "r.npz"), embedder=None)
+    np.testing.assert_allclose(restored.predict(probe, widths=False).quality, before, atol=1e-3)
+    decision = restored.select(np.array([0.0, 1.0]), force="b")  # learns after the restore too
+    restored.record(decision.id, quality=1.0, cost=0.001)
+    assert restored.bandit.neighbours is not None and len(restored.bandit.neighbours) == 4
+
+
+def test_a_tampered_memory_is_a_state_file_error(tmp_path: Path) -> None:
+    router = Router(["a", "b"], embedder=None, neighbours=NeighbourQuality(k=1, weight=1.0))
+    router.partial_fit([[1.0, 0.0]], ["a"], quality=[1.0], cost=[0.001])
+    path = router.save(tmp_path / "r.npz")
+    with np.load(path) as saved:
+        arrays = dict(saved)
+    arrays["neighbours_outcomes"] = np.full_like(arrays["neighbours_outcomes"], 7.0)
+    np.savez(path, **arrays)
+    with pytest.raises(StateFileError, match="neighbours"):
+        Router.load(path, embedder=None)
+
+
+def test_routers_sharing_a_store_remember_the_same_outcomes(tmp_path: Path) -> None:
+    def make() -> Router:
+        return Router(
+            ["a", "b"],
+            embedder=None,
+            store=SQLiteStore(tmp_path / "shared.sqlite"),
+            sync_interval=None,
+            neighbours=NeighbourQuality(k=2, weight=1.0),
+        )
+
+    first, second = make(), make()
+    rng = np.random.default_rng(0)
+    for i in range(20):
+        x = rng.normal(size=4)
+        decision = first.select(x, force="a" if i % 2 else "b")
+        first.record(decision.id, quality=float(i % 3 == 0), cost=0.001)
+    second.sync()
+    probe = rng.normal(size=(5, 4))
+    assert second.bandit.neighbours is not None and len(second.bandit.neighbours) == 20
+    np.testing.assert_allclose(
+        second.predict(probe, widths=False).quality,
+        first.predict(probe, widths=False).quality,
+        atol=1e-6,
+    )
