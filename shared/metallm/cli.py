@@ -81,6 +81,13 @@ def _configure_bench(parser: argparse.ArgumentParser) -> None:
         default="cv",
         help="the router's feature map: chosen by cross-validation (default), or one fixed map",
     )
+    parser.add_argument(
+        "--significance",
+        type=float,
+        default=1.0,
+        help="budget calibration: standard errors of out-of-fold gain a larger spend must show "
+        "(default 1; 0: the best out-of-fold quality within each budget)",
+    )
 
 
 def _configure_simulate(parser: argparse.ArgumentParser) -> None:
@@ -312,6 +319,7 @@ def _bench(args: argparse.Namespace) -> int:
             args.embedder, args.embedding_model, static_model=args.static_model
         ),
         candidates=FEATURE_CHOICES[args.features],
+        significance=args.significance,
     )
     print(render_bench(result))
     _write_json(args.json_out, result.to_dict())

@@ -37,7 +37,11 @@ from metallm.learning.features import (
 )
 from metallm.learning.metrics import aiq, frontier, oracle, savings_at_best, zero_router_aiq
 from metallm.learning.neighbours import NeighbourQuality
-from metallm.learning.reward import calibrate_cost_weight, default_cost_weight_grid
+from metallm.learning.reward import (
+    SIGNIFICANCE,
+    calibrate_cost_weight,
+    default_cost_weight_grid,
+)
 from metallm.serving.router import Router
 
 __all__ = ["BENCH_COST_WEIGHTS", "BenchResult", "embed_table", "run_bench", "split_rows"]
@@ -119,12 +123,14 @@ def run_bench(
     progress: bool = True,
     candidates: Sequence[FeatureMap] | None = None,
     baselines: bool = True,
+    significance: float = SIGNIFICANCE,
 ) -> BenchResult:
     """Run the whole benchmark on one routing table; see the module docstring.
 
     ``candidates``: the feature maps the router chooses among by cross-validation on the
     training rows (default :data:`metallm.tuning.DEFAULT_CANDIDATES`); one map measures it alone.
     ``baselines``: also measure kNN, a cluster router and an MLP on the same split.
+    ``significance``: the budget calibration's (see :func:`~metallm.calibrate_cost_weight`).
     """
     table = load_routing_table(data)
     embeddings = embed_table(table, embedder or table_embedder(), progress=progress)
@@ -162,7 +168,7 @@ def run_bench(
     oracle_cost, oracle_quality = oracle(Qt, Ct)
 
     assert default.tuning_ is not None
-    budgets = _budget_protocol(default, vectors, train, test, Q, C, models)
+    budgets = _budget_protocol(default, vectors, train, test, Q, C, models, significance)
     neighbours = blended_router.bandit.neighbours
     assert neighbours is not None
 
@@ -286,6 +292,7 @@ def _budget_protocol(
     Q: np.ndarray,
     C: np.ndarray,
     models: Sequence[str],
+    significance: float = SIGNIFICANCE,
 ) -> list[BudgetRow]:
     """The paper's Table 3: each single model's training cost as a budget for ``p``."""
     assert router.tuning_ is not None
@@ -312,7 +319,12 @@ def _budget_protocol(
         )
         try:
             calibration = calibrate_cost_weight(
-                oof_quality, oof_cost / router.cost_scale, Q[train], C[train], budget
+                oof_quality,
+                oof_cost / router.cost_scale,
+                Q[train],
+                C[train],
+                budget,
+                significance=significance,
             )
         except InfeasibleBudgetError:
             out.append(BudgetRow(model, None, None, None, None, curve_p, curve_quality, budget))

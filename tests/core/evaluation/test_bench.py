@@ -200,3 +200,20 @@ def test_a_tables_latency_columns_are_read_and_used_by_simulate_and_bench(
 def test_a_latency_weight_needs_latency_columns(table, capsys):
     assert main(["simulate", "--data", str(table), "--latency-weight", "0.5"]) == 2
     assert "needs latency columns" in capsys.readouterr().err
+
+
+def test_bench_calibrates_budgets_at_the_significance_asked(table, tmp_path, capsys):
+    strict, plain = tmp_path / "strict.json", tmp_path / "plain.json"
+    assert main(["bench", "--data", str(table), "--json", str(strict)]) == 0
+    assert main(["bench", "--data", str(table), "--json", str(plain), "--significance", "0"]) == 0
+    for path in (strict, plain):
+        rows = sorted(json.loads(path.read_text())["budgets"], key=lambda b: b["budget"])
+        oof = [b["oof_quality"] for b in rows if b["oof_quality"] is not None]
+        assert oof == sorted(oof)
+    by_model = {b["budget_model"]: b for b in json.loads(plain.read_text())["budgets"]}
+    for b in json.loads(strict.read_text())["budgets"]:  # no stricter rule finds more out of fold
+        if b["oof_quality"] is not None:
+            assert b["oof_quality"] <= by_model[b["budget_model"]]["oof_quality"] + 1e-12
+    capsys.readouterr()
+    assert main(["bench", "--data", str(table), "--significance", "-1"]) == 2
+    assert "significance must be a finite number >= 0" in capsys.readouterr().err
