@@ -76,6 +76,11 @@ class DriftRun:
     """The same method's regret on the replay without drift (what forgetting costs when nothing changes)."""
     share: list[float] = field(default_factory=list, repr=False)
     """The model's windowed share after each query (for the plot)."""
+    queries_to_switch: int | None = None
+    """Queries after the drift until the router switched: the first query from which the
+    model's share of the next ``WINDOW`` queries is under half its former share (None: never).
+    Unlike :attr:`queries_to_react`, whose trailing window still holds queries routed before the
+    drift (so even an instant switch reads about ``WINDOW / 2``), it has no lag."""
 
 
 @dataclass
@@ -184,8 +189,13 @@ def run_drift(
         before = float(chosen[max(0, at - 4 * WINDOW) : at].mean())
         below = np.nonzero(window[at:] < before / 2)[0] if before > 0 else np.array([0])
         react = int(below[0]) if below.size else None
+        after = chosen[at:]
+        ahead = np.convolve(after[::-1], np.ones(WINDOW) / WINDOW)[: len(after)][::-1]
+        ahead = ahead[: max(0, len(after) - WINDOW + 1)]  # shares of full windows ahead only
+        switched = np.nonzero(ahead < before / 2)[0] if before > 0 else np.array([0])
+        switch = int(switched[0]) if switched.size else None
         result.runs.append(
-            DriftRun(name, before, react, float(regret), float(still), window.tolist())
+            DriftRun(name, before, react, float(regret), float(still), window.tolist(), switch)
         )
     return result
 

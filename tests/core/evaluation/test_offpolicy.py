@@ -227,3 +227,26 @@ def test_evaluate_estimates_a_users_rule_text_to_model_from_a_log_with_prompts(
     assert main(["evaluate", "--log", str(plain), "--models", "a,b",
                  "--candidate", "my_rules:by_weather"]) == 2  # fmt: skip
     assert "store_prompts=True" in capsys.readouterr().err
+
+
+def test_rows_with_every_outcome_teach_the_direct_method_what_the_log_rarely_shows():
+    from metallm.evaluation.offpolicy import _cross_fitted
+
+    X, quality, cost = _world(n=1200)
+    quality[:, 1] = np.clip(0.5 + 0.2 * X[:, 0] - 0.1 * X[:, 1], 0.0, 1.0)  # smooth: learnable
+    rng = np.random.default_rng(3)
+    chosen = (rng.random(1000) < 0.03).astype(int)  # 'b' logged on about 30 rows of 1000
+    rows = np.arange(1000)
+    log = DecisionLog(
+        ["a", "b"],
+        X[:1000],
+        chosen,
+        np.where(chosen == 1, 0.03, 0.97),
+        quality[rows, chosen],
+        cost[rows, chosen],
+    )
+    log_only, _ = _cross_fitted(log, 5, 0)
+    helped, _ = _cross_fitted(log, 5, 0, (X[1000:], quality[1000:], cost[1000:]))
+    error_alone = np.abs(log_only[:, 1] - quality[:1000, 1]).mean()
+    error_helped = np.abs(helped[:, 1] - quality[:1000, 1]).mean()
+    assert error_helped < 0.5 * error_alone
