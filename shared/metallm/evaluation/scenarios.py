@@ -37,6 +37,7 @@ __all__ = [
     "NewModelResult",
     "NewModelRun",
     "parse_scenario",
+    "queries_to_switch",
     "render_drift",
     "render_new_model",
     "run_drift",
@@ -77,10 +78,10 @@ class DriftRun:
     share: list[float] = field(default_factory=list, repr=False)
     """The model's windowed share after each query (for the plot)."""
     queries_to_switch: int | None = None
-    """Queries after the drift until the router switched: the first query from which the
-    model's share of the next ``WINDOW`` queries is under half its former share (None: never).
-    Unlike :attr:`queries_to_react`, whose trailing window still holds queries routed before the
-    drift (so even an instant switch reads about ``WINDOW / 2``), it has no lag."""
+    """Queries after the drift until the router switched: the first query whose centred window
+    (``WINDOW / 2`` queries either side) gives the model under half its former share (None:
+    never). :attr:`queries_to_react`'s trailing window lags by about ``WINDOW / 2`` (an instant
+    switch reads about 100); a centred one reads a switch where it happened."""
 
 
 @dataclass
@@ -189,23 +190,48 @@ def run_drift(
         before = float(chosen[max(0, at - 4 * WINDOW) : at].mean())
         below = np.nonzero(window[at:] < before / 2)[0] if before > 0 else np.array([0])
         react = int(below[0]) if below.size else None
-        after = chosen[at:]
-        ahead = np.convolve(after[::-1], np.ones(WINDOW) / WINDOW)[: len(after)][::-1]
-        ahead = ahead[: max(0, len(after) - WINDOW + 1)]  # shares of full windows ahead only
-        switched = np.nonzero(ahead < before / 2)[0] if before > 0 else np.array([0])
-        switch = int(switched[0]) if switched.size else None
         result.runs.append(
-            DriftRun(name, before, react, float(regret), float(still), window.tolist(), switch)
+            DriftRun(
+                name,
+                before,
+                react,
+                float(regret),
+                float(still),
+                window.tolist(),
+                queries_to_switch(chosen, at, before),
+            )
         )
     return result
 
 
+def queries_to_switch(chosen: np.ndarray, at: int, before: float) -> int | None:
+    """Queries after ``at`` until the model's centred share falls under ``before / 2``.
+
+    ``chosen`` is 0/1 per query (the model picked); the share is over ``WINDOW`` queries
+    centred on each. None when it never falls that low.
+
+    >>> picks = np.r_[np.tile([1.0, 0.0], 500), np.zeros(600)]  # share 0.5, then none from 1000
+    >>> queries_to_switch(picks, 900, 0.5)
+    101
+    """
+    if before <= 0:
+        return 0
+    half = WINDOW // 2
+    sums = np.concatenate([[0.0], np.cumsum(chosen)])
+    for t in range(max(at, half), len(chosen) - half + 1):
+        if (sums[t + half] - sums[t - half]) / WINDOW < before / 2:
+            return t - at
+    return None
+
+
 def render_drift(result: DriftResult) -> str:
     """The drift scenario as a table."""
-    rows = [["method", "share before", "queries to react", "regret (drift)", "regret (no drift)"]]
+    rows = [["method", "share before", "queries to react", "to switch", "regret (drift)",
+             "regret (no drift)"]]  # fmt: skip
     for r in result.runs:
         rows.append([r.method, f"{r.share_before:.1%}",
                      "never" if r.queries_to_react is None else str(r.queries_to_react),
+                     "never" if r.queries_to_switch is None else str(r.queries_to_switch),
                      f"{r.regret:.1f}", f"{r.stationary_regret:.1f}"])  # fmt: skip
     return "\n".join(
         [
@@ -214,7 +240,8 @@ def render_drift(result: DriftResult) -> str:
             "",
             render_table(rows),
             f"(queries to react: until its share of the last {WINDOW} queries falls under half its "
-            "share before the drift)",
+            f"share before the drift; to switch: the same over {WINDOW} queries centred on each, "
+            "without the trailing window's lag)",
         ]
     )
 

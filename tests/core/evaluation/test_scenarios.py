@@ -70,6 +70,8 @@ def test_the_drift_scenario_reports_how_fast_each_method_reacts(drifting_table, 
         plain["queries_to_react"] is None
         or forgetting["queries_to_react"] < plain["queries_to_react"]
     )
+    assert forgetting["queries_to_switch"] is not None  # centred: no trailing window's lag
+    assert forgetting["queries_to_switch"] < forgetting["queries_to_react"]
     assert "queries to react" in capsys.readouterr().out and plot.stat().st_size > 1000
     assert main(["simulate", "--data", str(drifting_table), "--scenario", "drift:nobody@0.5"]) == 2
 
@@ -88,3 +90,15 @@ def test_the_new_model_scenario_reports_how_fast_each_onboarding_reaches_its_sha
     assert runs["quiz 30"]["queries_to_share"] is not None
     assert all(r["regret"] >= -1e-9 for r in runs.values())
     assert "joins at query" in capsys.readouterr().out and plot.stat().st_size > 1000
+
+
+def test_queries_to_switch_reads_a_switch_where_it_happened():
+    from metallm.evaluation.scenarios import WINDOW, queries_to_switch
+
+    rng = np.random.default_rng(0)
+    before = (rng.random(3000) < 0.4).astype(float)
+    picks = before.copy()
+    picks[2000:] = 0.0  # the router drops the model 500 queries after a drift at 1500
+    found = queries_to_switch(picks, 1500, 0.4)
+    assert found is not None and abs(found - 500) <= WINDOW // 4
+    assert queries_to_switch(before, 1500, 0.4) is None  # never dropped
