@@ -30,6 +30,7 @@ import numpy as np
 from metallm.evaluation.embedding_speed import bench_load, bench_query_threads, bench_select_text
 from metallm.exceptions import InvalidInputError
 from metallm.learning.features import EmbeddingFeatures, FeatureMap, ProjectedFeatures
+from metallm.learning.neighbours import NeighbourQuality
 from metallm.serving.router import Router
 from metallm.state import RedisStore, SQLiteStore
 
@@ -63,8 +64,8 @@ def _data(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return X, rng.random((n, len(ARMS))), rng.random((n, len(ARMS))) / 1000
 
 
-def _trained(features: FeatureMap, **kwargs: object) -> Router:
-    X, Q, C = _data(3000)
+def _trained(features: FeatureMap, rows: int = 3000, **kwargs: object) -> Router:
+    X, Q, C = _data(rows)
     if kwargs.get("prompt_length"):
         X = _with_length(X)
     return Router(ARMS, embedder=None, features=features, seed=0, **kwargs).fit(X, Q, C, tune=False)  # type: ignore[arg-type]
@@ -102,6 +103,9 @@ def bench_routing(n: int, rounds: int = 5) -> list[str]:
             ProjectedFeatures(128), prompt_length=True
         ),
         "compact features (ProjectedFeatures 64)": _trained(ProjectedFeatures(64)),
+        "default + kNN blend (10,000 prompts remembered)": _trained(
+            ProjectedFeatures(128), rows=10_000, neighbours=NeighbourQuality(k=50, weight=0.5)
+        ),
     }
     vectors = {label: X for label in configurations}
     vectors["text router (128 + prompt length for cost)"] = _with_length(X)

@@ -52,6 +52,10 @@ def neighbour_quality(
     unknown, ``queries`` (n, d) unit vectors. Returns the means (n, a) and the support
     ``min(known, k) / k`` (n, a) (0 and 0 for a model with nothing remembered).
 
+    Exact, and fast when models know few of the remembered prompts: the ``8 k`` most similar
+    prompts are found once per query and each model takes its ``k`` nearest known among them;
+    only a query where a model knows fewer than ``k`` of those is searched again for that model.
+
     >>> memory = np.eye(3, dtype=np.float32)
     >>> outcomes = np.array([[1.0, np.nan], [0.0, 1.0], [0.0, 0.0]])
     >>> means, support = neighbour_quality(memory, outcomes, memory[:1], k=1)
@@ -59,28 +63,35 @@ def neighbour_quality(
     ([[1.0, 1.0]], [[1.0, 1.0]])
     """
     n, arms = queries.shape[0], outcomes.shape[1]
+    m = memory.shape[0]
     means = np.zeros((n, arms))
     support = np.zeros((n, arms))
-    if memory.shape[0] == 0 or n == 0:
+    if m == 0 or n == 0:
         return means, support
     known = ~np.isnan(outcomes)
-    full = known.all(axis=0)
+    known_count = known.sum(axis=0)
+    values = np.where(known, outcomes, 0.0)
+    shortlist = min(m, 8 * k)
     for start in range(0, n, 1024):  # bounded memory: 1024 x m similarities at a time
         similarity = queries[start : start + 1024] @ memory.T
         stop = start + similarity.shape[0]
-        if full.any():
-            kk = min(k, memory.shape[0])
-            nearest = np.argpartition(-similarity, kk - 1, axis=1)[:, :kk]
-            means[start:stop, full] = outcomes[:, full][nearest].mean(axis=1)
-            support[start:stop, full] = kk / k
-        for arm in np.flatnonzero(~full):
-            rows = np.flatnonzero(known[:, arm])
-            if len(rows) == 0:
-                continue
-            kk = min(k, len(rows))
-            nearest = np.argpartition(-similarity[:, rows], kk - 1, axis=1)[:, :kk]
-            means[start:stop, arm] = outcomes[rows, arm][nearest].mean(axis=1)
+        if shortlist < m:
+            candidates = np.argpartition(-similarity, shortlist - 1, axis=1)[:, :shortlist]
+        else:
+            candidates = np.broadcast_to(np.arange(m), similarity.shape)
+        order = np.argsort(-np.take_along_axis(similarity, candidates, axis=1), axis=1)
+        candidates = np.take_along_axis(candidates, order, axis=1)  # most similar first
+        for arm in np.flatnonzero(known_count):
+            kk = int(min(k, known_count[arm]))
+            is_known = known[candidates, arm]
+            taken = is_known & (np.cumsum(is_known, axis=1) <= kk)
+            means[start:stop, arm] = (values[candidates, arm] * taken).sum(axis=1) / kk
             support[start:stop, arm] = kk / k
+            short = np.flatnonzero(taken.sum(axis=1) < kk)
+            if short.size:  # too few known among the shortlist: search this model's rows
+                rows = np.flatnonzero(known[:, arm])
+                nearest = np.argpartition(-similarity[np.ix_(short, rows)], kk - 1, axis=1)[:, :kk]
+                means[start + short, arm] = outcomes[rows, arm][nearest].mean(axis=1)
     return means, support
 
 

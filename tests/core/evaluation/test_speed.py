@@ -14,6 +14,7 @@ def test_the_speed_budget_prints_each_measurement(capsys):
     for expected in (
         "select, full features",
         "select_batch, compact features",
+        "select, default + kNN blend",
         "record -> SQLiteStore",
         "record -> RedisStore",
         "select + ledger write -> SQLiteStore",

@@ -183,3 +183,16 @@ def test_routers_sharing_a_store_remember_the_same_outcomes(tmp_path: Path) -> N
         first.predict(probe, widths=False).quality,
         atol=1e-6,
     )
+
+
+def test_a_model_that_knows_few_of_the_nearest_prompts_is_still_exact() -> None:
+    rng = np.random.default_rng(1)
+    memory, queries = _unit(rng.normal(size=(2000, 8))), _unit(rng.normal(size=(30, 8)))
+    outcomes = rng.random((2000, 2)).astype(np.float32)
+    outcomes[rng.random(2000) < 0.97, 1] = np.nan  # about 60 known: few among any shortlist
+    means, _ = neighbour_quality(memory, outcomes, queries, k=10)
+    for i, q in enumerate(queries):
+        for arm in range(2):
+            rows = np.flatnonzero(~np.isnan(outcomes[:, arm]))
+            nearest = rows[np.argsort(-(memory[rows] @ q))[:10]]
+            assert means[i, arm] == pytest.approx(outcomes[nearest, arm].mean(), abs=1e-5)
