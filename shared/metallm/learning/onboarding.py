@@ -77,12 +77,20 @@ def combination_start(
     known: list[int],
     pseudo_count: float = 300.0,
     l2: float = 10.0,
+    pessimism: float = 1.0,
 ) -> np.ndarray:
     """Start ``arm`` as the combination of the ``known`` arms that best explains its outcomes.
 
     ``l2`` is the combination's ridge penalty, on the intercept too. (Tried and measured worse
     with ``metallm onboard``: choosing it by leave-one-out error on the quiz, whose spread-out
-    prompts made it pick small penalties, and leaving the intercept unpenalised.) Returns the combination's weights for quality (one per known arm, then the bias).
+    prompts made it pick small penalties, and leaving the intercept unpenalised.)
+
+    ``pessimism``: the start's quality is lowered by this many standard errors of the
+    combination's prediction (its mean over the quiz prompts). A few dozen outcomes predict the
+    new model with an error of several points, and routing picks it exactly where that error
+    flatters it; one standard error down keeps it from taking prompts on a guess, while a model
+    that is clearly better still wins them (measured with ``metallm onboard``: providers.md).
+    Returns the combination's weights for quality (one per known arm, then the bias).
     """
     stats = bandit.ensure(embeddings.shape[1])
     X = bandit.features.transform(embeddings)
@@ -103,6 +111,12 @@ def combination_start(
     data = (stats.A[known] - penalties).mean(axis=0)
     A_new = penalties + scale * data
     w_quality, theta_quality = fit(stats.theta[known, :, 0], quality, X[:, :q_dim])
+    if pessimism and len(quality) > 1:
+        Z = np.hstack([X[:, :q_dim] @ stats.theta[known, :, 0].T, np.ones((len(quality), 1))])
+        spread = float((quality - Z @ w_quality).std(ddof=1))
+        covariance = np.linalg.inv(Z.T @ Z + l2 * np.eye(Z.shape[1]))
+        error = float(np.sqrt(np.einsum("ij,jk,ik->i", Z, covariance, Z)).mean()) * spread
+        theta_quality = theta_quality - pessimism * error * bias[:q_dim]
     if bandit.cost_stats is None:
         _, theta_cost = fit(stats.theta[known, :, 1], cost, X[:, :q_dim])
     else:

@@ -1424,21 +1424,26 @@ class Router:
         cost: Sequence[float] | np.ndarray,
         *,
         warm_start: str | None = "combination",
+        pessimism: float = 1.0,
     ) -> Router:
         """Teach a new model from its outcomes on some queries (e.g. a :meth:`quiz`).
 
         ``warm_start="combination"`` first starts it as the combination of the other models
         that best explains these outcomes
         (:func:`metallm.learning.onboarding.combination_start`), so a few dozen outcomes place it
-        among models learned from thousands; None learns from the outcomes alone. Then the
-        outcomes are learned like any logged feedback (:meth:`partial_fit`). In this process
-        only: other processes learn the model from the feedback that follows.
+        among models learned from thousands, its quality level lowered by ``pessimism`` standard
+        errors of that combination (so it does not take prompts on a guess; 0: none); None
+        learns from the outcomes alone. Then the outcomes are learned like any logged feedback
+        (:meth:`partial_fit`). In this process only: other processes learn the model from the
+        feedback that follows.
         """
         index = self._arm_index(name)
         if warm_start not in ("combination", None):
             raise ConfigurationError(
                 f'warm_start must be "combination" or None, got {warm_start!r}'
             )
+        if not (math.isfinite(pessimism) and pessimism >= 0):
+            raise ConfigurationError(f"pessimism must be a finite number >= 0, got {pessimism!r}")
         embeddings = self.embed(as_batch(queries))
         n = embeddings.shape[0]
         Q = check_vector(quality, "quality", n)
@@ -1448,7 +1453,9 @@ class Router:
         known = [self._index[a] for a in self.active_arms if a != name]
         if warm_start == "combination" and known and self.bandit.n_updates:
             with self._lock:
-                combination_start(self.bandit, index, embeddings, Q, C, known=known)
+                combination_start(
+                    self.bandit, index, embeddings, Q, C, known=known, pessimism=pessimism
+                )
         return self.partial_fit(embeddings, [name] * n, Q, C)
 
     def _write_pool_change(self, action: str, name: str) -> None:

@@ -175,6 +175,23 @@ def test_quiz_picks_spread_out_queries_and_onboarding_places_the_new_model():
             router.quiz("new", x, n=bad)
     with pytest.raises(ConfigurationError, match="warm_start"):
         router.onboard("new", x[:2], [1, 1], [0, 0], warm_start="magic")
+    with pytest.raises(ConfigurationError, match="pessimism"):
+        router.onboard("new", x[:2], [1, 1], [0, 0], pessimism=-1.0)
+
+
+def test_pessimism_lowers_a_new_models_start_by_its_standard_error():
+    """A weak newcomer (right 40% of the time, at random) must not take prompts on a guess."""
+    x, quality, cost = _world(600)
+    quality[:, 2] = (np.random.default_rng(5).random(600) < 0.4).astype(float)
+    starts = {}
+    for pessimism in (0.0, 1.0):
+        router = Router(["a", "b"], embedder=None, seed=0, cost_weight=0.0)
+        router.fit(x, quality[:, :2], cost[:, :2], tune=False)
+        router.add_arm("new")
+        asked = router.quiz("new", x, n=15)
+        router.onboard("new", x[asked], quality[asked, 2], cost[asked, 2], pessimism=pessimism)
+        starts[pessimism] = router.predict(x, widths=False).quality[:, 2].mean()
+    assert starts[1.0] < starts[0.0] - 0.02
 
 
 def test_the_onboard_command_reports_each_model_added_late(tmp_path, capsys):
