@@ -9,8 +9,9 @@ the outcomes as they were, and, as the price of forgetting, the same method's re
 replay without drift.
 
 ``new-model:NAME@FRACTION``: model NAME is left out of the pool until that fraction of the
-replay, then added, with no warm start or after a quiz of ``n`` in {10, 30, 50} prompts seen so
-far (:meth:`Router.quiz` + :meth:`Router.onboard`). Reported per method: the queries until NAME's
+replay, then added, with no warm start, as a copy of the current model its answers to a
+10-prompt quiz resemble most ("similar"), or after a quiz of ``n`` in {10, 30, 50} prompts seen
+so far (:meth:`Router.quiz` + :meth:`Router.onboard`, the combination warm start). Reported per method: the queries until NAME's
 share (over a sliding window) reaches 90% of its share under the full-information router on
 the same queries, and the regret.
 """
@@ -46,6 +47,8 @@ __all__ = [
 
 WINDOW = 200
 """Queries in the sliding window that measures a model's share of the traffic."""
+SIMILAR_QUIZ = 10
+"""Prompts the "similar" warm start asks the new model, to find the current model it resembles."""
 
 
 def parse_scenario(text: str) -> tuple[str, str, float]:
@@ -304,13 +307,17 @@ def run_new_model(
     others = [m for m in models if m != model]
     columns = [models.index(m) for m in others] + [j]
     result = NewModelResult(table.name, model, at, n, target)
-    methods: list[tuple[str, int]] = [("no warm start", 0)] + [(f"quiz {q}", q) for q in quizzes]
+    methods: list[tuple[str, int, str | None]] = [
+        ("no warm start", 0, None),
+        (f"similar (quiz {SIMILAR_QUIZ})", SIMILAR_QUIZ, "similar"),
+        *((f"quiz {q}", q, "combination") for q in quizzes),
+    ]
     iterator: Any = methods
     if progress:
         from tqdm.auto import tqdm
 
         iterator = tqdm(methods, desc="new-model scenario", unit="method")
-    for name, quiz in iterator:
+    for name, quiz, warm_start in iterator:
         router = Router(others, embedder=None, prompt_length=True, cost_scale=scale,
                         cost_weight=cost_weight, seed=seed)  # fmt: skip
         before, _ = _replay(router, E[:at], Q[:at][:, columns[:-1]], C[:at][:, columns[:-1]],
@@ -318,7 +325,7 @@ def run_new_model(
         router.add_arm(model)
         if quiz:
             asked = router.quiz(model, E[:at], n=quiz)
-            router.onboard(model, E[asked], Q[asked, j], C[asked, j])
+            router.onboard(model, E[asked], Q[asked, j], C[asked, j], warm_start=warm_start)
         picks, regret = _replay(router, E[at:], Q[at:][:, columns], C[at:][:, columns],
                                 ref[at:], scale, cost_weight)  # fmt: skip
         chosen = (picks == len(columns) - 1).astype(float)

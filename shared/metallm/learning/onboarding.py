@@ -6,6 +6,8 @@ A model added to a running router knows nothing. Two things make its first outco
   model's ridge model is least sure about (``x^T A^-1 x``, updated after each pick, so the picks
   spread over the feature space: a D-optimal design), weighted up where the current models
   disagree most about the quality (where knowing the new one matters);
+* :func:`most_similar` names the known model whose predicted quality is closest to the new
+  one's outcomes on the same prompts (``warm_start="similar"`` starts it as a copy of that one);
 * :func:`combination_start` gives it a starting point from the models already known: its
   quality on the quiz prompts is regressed on theirs (ridge on their predictions and a bias), and
   its coefficients start as that combination of their coefficients, held with the weight of
@@ -18,7 +20,7 @@ import numpy as np
 
 from metallm.learning.bandit import LinearBandit
 
-__all__ = ["combination_start", "prior_start", "quiz_rows"]
+__all__ = ["combination_start", "most_similar", "prior_start", "quiz_rows"]
 
 
 def quiz_rows(bandit: LinearBandit, arm: int, embeddings: np.ndarray, n: int) -> list[int]:
@@ -67,6 +69,14 @@ def prior_start(
     bandit.prior_counts[arm] += weight
 
 
+def most_similar(
+    bandit: LinearBandit, embeddings: np.ndarray, quality: np.ndarray, *, known: list[int]
+) -> int:
+    """The known arm whose predicted quality is closest (mean squared) to these outcomes."""
+    predicted = bandit.predict(embeddings, widths=False)[0][:, known]
+    return known[int(np.argmin(((predicted - quality[:, None]) ** 2).mean(axis=0)))]
+
+
 def combination_start(
     bandit: LinearBandit,
     arm: int,
@@ -78,6 +88,7 @@ def combination_start(
     pseudo_count: float = 300.0,
     l2: float = 10.0,
     pessimism: float = 1.0,
+    only: int | None = None,
 ) -> np.ndarray:
     """Start ``arm`` as the combination of the ``known`` arms that best explains its outcomes.
 
@@ -90,6 +101,8 @@ def combination_start(
     new model with an error of several points, and routing picks it exactly where that error
     flatters it; one standard error down keeps it from taking prompts on a guess, while a model
     that is clearly better still wins them (measured with ``metallm onboard``: providers.md).
+    ``only``: start from that one known arm's quality model as it is (the "similar" warm
+    start: weight 1 on it, no bias, no pessimism); the cost is still fitted to these outcomes.
     Returns the combination's weights for quality (one per known arm, then the bias).
     """
     stats = bandit.ensure(embeddings.shape[1])
@@ -110,7 +123,12 @@ def combination_start(
     penalties = np.diag(stats.penalties)
     data = (stats.A[known] - penalties).mean(axis=0)
     A_new = penalties + scale * data
-    w_quality, theta_quality = fit(stats.theta[known, :, 0], quality, X[:, :q_dim])
+    if only is not None:
+        w_quality = np.array([float(k == only) for k in known] + [0.0])
+        theta_quality = stats.theta[only, :, 0].copy()
+        pessimism = 0.0
+    else:
+        w_quality, theta_quality = fit(stats.theta[known, :, 0], quality, X[:, :q_dim])
     if pessimism and len(quality) > 1:
         Z = np.hstack([X[:, :q_dim] @ stats.theta[known, :, 0].T, np.ones((len(quality), 1))])
         spread = float((quality - Z @ w_quality).std(ddof=1))

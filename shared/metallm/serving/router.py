@@ -50,7 +50,12 @@ from metallm.learning.features import (
     with_prompt_length,
 )
 from metallm.learning.neighbours import NeighbourQuality
-from metallm.learning.onboarding import combination_start, prior_start, quiz_rows
+from metallm.learning.onboarding import (
+    combination_start,
+    most_similar,
+    prior_start,
+    quiz_rows,
+)
 from metallm.learning.policies import LinUCB, Policy
 from metallm.learning.tuning import Tuning
 from metallm.serving import offline, persistence
@@ -1432,15 +1437,17 @@ class Router:
         that best explains these outcomes
         (:func:`metallm.learning.onboarding.combination_start`), so a few dozen outcomes place it
         among models learned from thousands, its quality level lowered by ``pessimism`` standard
-        errors of that combination (so it does not take prompts on a guess; 0: none); None
+        errors of that combination (so it does not take prompts on a guess; 0: none);
+        ``"similar"`` starts it as a copy of the current model whose predicted quality is
+        closest to these outcomes (:func:`~metallm.learning.onboarding.most_similar`); None
         learns from the outcomes alone. Then the outcomes are learned like any logged feedback
         (:meth:`partial_fit`). In this process only: other processes learn the model from the
         feedback that follows.
         """
         index = self._arm_index(name)
-        if warm_start not in ("combination", None):
+        if warm_start not in ("combination", "similar", None):
             raise ConfigurationError(
-                f'warm_start must be "combination" or None, got {warm_start!r}'
+                f'warm_start must be "combination", "similar" or None, got {warm_start!r}'
             )
         if not (math.isfinite(pessimism) and pessimism >= 0):
             raise ConfigurationError(f"pessimism must be a finite number >= 0, got {pessimism!r}")
@@ -1451,10 +1458,22 @@ class Router:
         check_quality_array(Q)
         check_cost_array(C)
         known = [self._index[a] for a in self.active_arms if a != name]
-        if warm_start == "combination" and known and self.bandit.n_updates:
+        if warm_start is not None and known and self.bandit.n_updates:
             with self._lock:
+                only = (
+                    most_similar(self.bandit, embeddings, Q, known=known)
+                    if warm_start == "similar"
+                    else None
+                )
                 combination_start(
-                    self.bandit, index, embeddings, Q, C, known=known, pessimism=pessimism
+                    self.bandit,
+                    index,
+                    embeddings,
+                    Q,
+                    C,
+                    known=known,
+                    pessimism=pessimism,
+                    only=only,
                 )
         return self.partial_fit(embeddings, [name] * n, Q, C)
 

@@ -85,7 +85,7 @@ def test_the_new_model_scenario_reports_how_fast_each_onboarding_reaches_its_sha
     report = json.loads(out.read_text())
     assert report["target_share"] > 0.9  # the full-information router sends it nearly everything
     runs = {r["method"]: r for r in report["runs"]}
-    assert set(runs) == {"no warm start", "quiz 10", "quiz 30", "quiz 50"}
+    assert set(runs) == {"no warm start", "similar (quiz 10)", "quiz 10", "quiz 30", "quiz 50"}
     assert runs["no warm start"]["queries_to_share"] is not None  # UCB tries a newcomer
     assert runs["quiz 30"]["queries_to_share"] is not None
     assert all(r["regret"] >= -1e-9 for r in runs.values())

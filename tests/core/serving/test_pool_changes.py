@@ -179,6 +179,21 @@ def test_quiz_picks_spread_out_queries_and_onboarding_places_the_new_model():
         router.onboard("new", x[:2], [1, 1], [0, 0], pessimism=-1.0)
 
 
+def test_a_similar_start_copies_the_model_whose_predictions_match_the_answers():
+    x, quality, cost = _world(600)
+    router = Router(["a", "b"], embedder=None, seed=0, cost_weight=0.0)
+    router.fit(x, quality[:, :2], cost[:, :2], tune=False)
+    router.add_arm("twin")  # answers exactly as 'b' does
+    asked = router.quiz("twin", x, n=10)
+    router.onboard("twin", x[asked], quality[asked, 1], cost[asked, 2], warm_start="similar")
+    test, _, _ = _world(200, seed=9)
+    predicted = router.predict(test, widths=False).quality
+    right_b = test[:, 0] <= 0
+    assert predicted[right_b, 2].mean() > predicted[~right_b, 2].mean() + 0.5  # like 'b'
+    assert np.corrcoef(predicted[:, 2], predicted[:, 1])[0, 1] > 0.95
+    assert router.counts["twin"] == 10  # the copy's pseudo-outcomes are not counted
+
+
 def test_pessimism_lowers_a_new_models_start_by_its_standard_error():
     """A weak newcomer (right 40% of the time, at random) must not take prompts on a guess."""
     x, quality, cost = _world(600)
