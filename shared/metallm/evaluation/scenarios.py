@@ -156,7 +156,7 @@ def run_drift(
     model: str,
     fraction: float,
     *,
-    discounts: tuple[float, ...] = (0.99, 0.995, 0.999),
+    discounts: tuple[float, ...] = (0.95, 0.99, 0.995, 0.999),
     seed: int = 0,
     cost_weight: float = 0.1,
     embedder: Embedder | None = None,
