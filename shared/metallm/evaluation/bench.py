@@ -168,7 +168,9 @@ def run_bench(
     oracle_cost, oracle_quality = oracle(Qt, Ct)
 
     assert default.tuning_ is not None
-    budgets = _budget_protocol(default, vectors, train, test, Q, C, models, significance)
+    budgets = _budget_protocol(
+        default, vectors, train, test, Q, C, models, router_points, significance
+    )
     neighbours = blended_router.bandit.neighbours
     assert neighbours is not None
 
@@ -292,20 +294,17 @@ def _budget_protocol(
     Q: np.ndarray,
     C: np.ndarray,
     models: Sequence[str],
+    curve: Sequence[tuple[float, float]],
     significance: float = SIGNIFICANCE,
 ) -> list[BudgetRow]:
-    """The paper's Table 3: each single model's training cost as a budget for ``p``."""
+    """The paper's Table 3: each single model's training cost as a budget for ``p``.
+
+    ``curve``: the router's test frontier, (cost, quality) at each of ``BENCH_COST_WEIGHTS``.
+    """
     assert router.tuning_ is not None
     oof_quality, oof_cost = router.tuning_.predicted_quality, router.tuning_.predicted_cost
     prediction = router.predict(embeddings[test], widths=False)
     rows = np.arange(len(test))
-    curve = frontier(
-        prediction.quality,
-        prediction.cost / router.cost_scale,
-        Q[test],
-        C[test],
-        BENCH_COST_WEIGHTS,
-    )
     out: list[BudgetRow] = []
     for j, model in enumerate(models):
         budget = float(C[train, j].mean())

@@ -29,7 +29,13 @@ import numpy as np
 
 from metallm.exceptions import ConfigurationError
 
-__all__ = ["NEIGHBOUR_KS", "NEIGHBOUR_WEIGHTS", "NeighbourQuality", "neighbour_quality"]
+__all__ = [
+    "NEIGHBOUR_KS",
+    "NEIGHBOUR_WEIGHTS",
+    "NeighbourQuality",
+    "neighbour_quality",
+    "unit_rows",
+]
 
 NEIGHBOUR_KS = (20, 50, 100)
 """The ``k`` values cross-validation chooses among when ``k`` is None."""
@@ -37,7 +43,8 @@ NEIGHBOUR_WEIGHTS = (0.0, 0.25, 0.5, 0.75)
 """The blend weights cross-validation chooses among when ``weight`` is None."""
 
 
-def _unit(X: np.ndarray) -> np.ndarray:
+def unit_rows(X: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length, as float32 (what the memory holds and queries are)."""
     X = np.asarray(X, dtype=np.float32)
     unit: np.ndarray = X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
     return unit
@@ -159,7 +166,7 @@ class NeighbourQuality:
     def fit(self, embeddings: np.ndarray, quality: np.ndarray) -> None:
         """Remember these rows (every model's outcome known), the last ``max_rows`` of them."""
         keep = slice(max(0, embeddings.shape[0] - self.max_rows), None)
-        self._memory = _unit(embeddings[keep])
+        self._memory = unit_rows(embeddings[keep])
         self._outcomes = np.asarray(quality[keep], dtype=np.float32).copy()
         self._size = self._memory.shape[0]
         self._next = 0
@@ -168,7 +175,7 @@ class NeighbourQuality:
         self, embeddings: np.ndarray, arms: np.ndarray, quality: np.ndarray, n_arms: int
     ) -> None:
         """Remember rows where one model's outcome each is known (``arms``, ``quality``: (n,))."""
-        unit = _unit(np.atleast_2d(embeddings))
+        unit = unit_rows(np.atleast_2d(embeddings))
         if self._outcomes.shape[1] < n_arms:
             self.add_arms(n_arms - self._outcomes.shape[1])
         if self._memory.shape[1] != unit.shape[1]:
@@ -211,7 +218,7 @@ class NeighbourQuality:
         means, support = neighbour_quality(
             self._memory[: self._size],
             self._outcomes[: self._size, : linear_quality.shape[1]],
-            _unit(embeddings),
+            unit_rows(embeddings),
             self.k,
         )
         share = self.weight * support

@@ -96,24 +96,23 @@ def calibrate_cost_weight(
     routings = []
     for p in grid:
         chosen = np.argmax(predicted_quality - p * predicted_cost, axis=1)
-        per_row = quality[rows, chosen]
-        routings.append((float(cost[rows, chosen].mean()), -float(p), per_row))
-    routings.sort(key=lambda r: (r[0], r[1]))  # cheapest first; among equals the larger p
+        routings.append((float(cost[rows, chosen].mean()), float(p), quality[rows, chosen]))
+    routings.sort(key=lambda r: (r[0], -r[1]))  # cheapest first; among equals the larger p
     cheapest = routings[0][0]
     held: tuple[float, float, np.ndarray] | None = None
-    for mean_cost, negative_p, per_row in routings:
-        if mean_cost > budget * (1 + 1e-9):
+    for routing in routings:
+        if routing[0] > budget * (1 + 1e-9):
             break
         if held is None:
-            held = (mean_cost, negative_p, per_row)
+            held = routing
             continue
-        gain = per_row - held[2]
+        gain = routing[2] - held[2]
         mean_gain = float(gain.mean())
         if mean_gain <= 1e-12:
             continue
         error = float(gain.std(ddof=1)) / np.sqrt(len(gain)) if len(gain) > 1 else 0.0
         if mean_gain > significance * error:
-            held = (mean_cost, negative_p, per_row)
+            held = routing
     if held is None:
         raise InfeasibleBudgetError(budget, cheapest)
-    return Calibration(-held[1] + 0.0, float(held[2].mean()), held[0])
+    return Calibration(held[1], float(held[2].mean()), held[0])

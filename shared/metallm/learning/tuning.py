@@ -22,7 +22,12 @@ from metallm.learning.features import (
     quality_dimension,
 )
 from metallm.learning.metrics import aiq, frontier
-from metallm.learning.neighbours import NEIGHBOUR_KS, NEIGHBOUR_WEIGHTS, neighbour_quality
+from metallm.learning.neighbours import (
+    NEIGHBOUR_KS,
+    NEIGHBOUR_WEIGHTS,
+    neighbour_quality,
+    unit_rows,
+)
 from metallm.learning.reward import cost_scale, default_cost_weight_grid
 
 __all__ = [
@@ -31,6 +36,7 @@ __all__ = [
     "HARM_TOLERANCE",
     "Tuning",
     "NeighbourChoice",
+    "fold_splits",
     "out_of_fold",
     "tune_features",
     "tune_neighbours",
@@ -91,6 +97,15 @@ def _ridge_predict(
     return solve(d, quality), solve(F.shape[1], cost)
 
 
+def fold_splits(n: int, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The (training rows, held-out rows) of each fold: one seeded split for every out-of-fold use."""
+    order = np.random.default_rng(seed).permutation(n)
+    return [
+        (np.setdiff1d(order, fold, assume_unique=True), fold)
+        for fold in np.array_split(order, folds)
+    ]
+
+
 def out_of_fold(
     fmap: FeatureMap,
     embeddings: np.ndarray,
@@ -102,10 +117,8 @@ def out_of_fold(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Out-of-fold predicted quality and cost (n, k) of ``fmap`` under full-information ridge."""
     n, k = quality.shape
-    order = np.random.default_rng(seed).permutation(n)
     predicted_quality, predicted_cost = np.empty((n, k)), np.empty((n, k))
-    for fold in np.array_split(order, folds):
-        train = np.setdiff1d(order, fold, assume_unique=True)
+    for train, fold in fold_splits(n, folds, seed):
         fitted = fmap.fit(embeddings[train], seed=seed)
         predicted_quality[fold], predicted_cost[fold] = _ridge_predict(
             fitted, embeddings[train], embeddings[fold], quality[train], cost[train]
@@ -183,9 +196,8 @@ def tune_neighbours(
     :func:`tune_features`; ties go to the smaller weight (0 is the linear learner).
     """
     n, k_arms = quality.shape
-    order = np.random.default_rng(seed).permutation(n)
-    unit = embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
-    unit = unit.astype(np.float32)
+    unit = unit_rows(embeddings)
+    splits = fold_splits(n, tuning.folds, seed)
     scale = cost_scale(np.full(k_arms, n), cost.sum(axis=0))
     single_costs = cost.mean(axis=0)
     cost_range = (float(single_costs.min()), float(single_costs.max()))
@@ -196,8 +208,7 @@ def tune_neighbours(
     blends: dict[tuple[int, float], np.ndarray] = {}
     for k in ks:
         means, support = np.empty_like(linear), np.empty_like(linear)
-        for fold in np.array_split(order, tuning.folds):
-            rest = np.setdiff1d(order, fold, assume_unique=True)
+        for rest, fold in splits:
             means[fold], support[fold] = neighbour_quality(
                 unit[rest], quality[rest].astype(np.float32), unit[fold], k
             )
