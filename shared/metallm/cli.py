@@ -218,10 +218,10 @@ def _evaluate_log(args: argparse.Namespace) -> int:
     if args.plot:
         from metallm.evaluation.plots import plot_estimates
 
-        shown = {label: found["DR"] for label, found in estimates.items()}
-        shown.update({f"shadow {name}": r.shadow["DR"] for name, r in shadows.items()})
+        shown = {label: found[offpolicy.PRIMARY] for label, found in estimates.items()}
+        shown.update({f"shadow {name}": r.shadow[offpolicy.PRIMARY] for name, r in shadows.items()})
         where = args.log if "://" in args.log else os.path.basename(args.log)
-        title = f"{where}: {len(log.chosen)} logged decisions (DR estimates)"
+        title = f"{where}: {len(log.chosen)} logged decisions ({offpolicy.PRIMARY} estimates)"
         print(f"wrote {plot_estimates(shown, args.plot, title=title)}")
     _write_json(
         args.json_out,

@@ -39,6 +39,62 @@ def test_each_estimator_recovers_a_policys_value_from_a_uniform_log():
     assert found["DR"].effective_sample_size == pytest.approx(1500, rel=0.1)
 
 
+def _rare_arm_log(seed, n=1500, k=10, epsilon=0.3):
+    """k models of one accuracy 0.7 (noise only), a greedy log exploring ``epsilon`` uniformly."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 4))
+    quality = (rng.random((n, k)) < 0.7).astype(float)
+    cost = np.full((n, k), 0.01)
+    explore = rng.random(n) < epsilon
+    chosen = np.where(explore, rng.integers(0, k, n), 0)
+    propensity = np.where(chosen == 0, 1 - epsilon + epsilon / k, epsilon / k)
+    rows = np.arange(n)
+    log = DecisionLog(
+        [f"m{j}" for j in range(k)],
+        X,
+        chosen,
+        propensity,
+        quality[rows, chosen],
+        cost[rows, chosen],
+    )
+    return log, quality, cost
+
+
+def test_dros_shrinks_the_correction_of_a_rarely_logged_model_and_keeps_its_interval():
+    """Weights of 33 on pure noise: DR pays the noise in full, DRos only what the log supports."""
+    errors = {"DR": [], "DRos": []}
+    covered = 0
+    for seed in range(8):
+        log, quality, cost = _rare_arm_log(seed)
+        always_last = np.zeros((len(log.chosen), 10))
+        always_last[:, 9] = 1.0
+        truth = float((quality[:, 9] - 0.1 * cost[:, 9] / 0.01).mean())
+        right = (np.full_like(quality, 0.7), cost)  # a direct method that knows the mean
+        found = estimate(log, always_last, cost_weight=0.1, scale=0.01, seed=seed, direct=right)
+        for name in errors:
+            errors[name].append(abs(found[name].reward - truth))
+        covered += found["DRos"].reward_low <= truth <= found["DRos"].reward_high
+        assert found["DRos"].shrinkage is not None  # it shrank: the direct method is right
+        assert found["DR"].shrinkage is None
+    assert np.mean(errors["DRos"]) < 0.75 * np.mean(errors["DR"])  # 0.047 vs 0.076
+    assert covered >= 7
+
+
+def test_dros_is_dr_when_the_direct_method_is_exact_or_the_weights_are_one():
+    X, quality, cost = _world()
+    rows = np.arange(len(X))
+    chosen = np.random.default_rng(2).integers(0, 2, len(X))
+    log = DecisionLog(
+        ["a", "b"], X, chosen, np.full(len(X), 0.5), quality[rows, chosen], cost[rows, chosen]
+    )
+    ideal = np.stack([X[:, 0] > 0, X[:, 0] <= 0], axis=1).astype(float)
+    found = estimate(log, ideal, cost_weight=0.1, scale=0.01, direct=(quality, cost))
+    assert found["DRos"].reward == pytest.approx(found["DR"].reward, abs=1e-12)  # no residual
+    on_policy_like = np.eye(2)[chosen]  # the candidate chose what was logged: weights 2
+    found = estimate(log, on_policy_like, cost_weight=0.1, scale=0.01, seed=0)
+    assert abs(found["DRos"].reward - found["DR"].reward) < 0.01
+
+
 def test_a_logged_replay_records_exact_propensities_with_a_floor():
     X, quality, cost = _world(n=500)
     log = logged_replay(["a", "b"], X, quality, cost, epsilon=0.2, scale=0.01, seed=0)
@@ -55,7 +111,7 @@ def test_a_logged_replay_records_exact_propensities_with_a_floor():
 def test_validation_reports_coverage_and_error_per_estimator():
     X, quality, cost = _world(n=1500)
     result = validate("world", X, quality, cost, ["a", "b"], seeds=2, epsilon=0.5)
-    assert set(result.validation) == {"IPS", "SNIPS", "DR"}
+    assert set(result.validation) == {"IPS", "SNIPS", "DR", "DRos"}
     assert result.validation["DR"]["pairs"] == 2 * (4 + 2 + 1)  # 4 routers, 2 models, random
     assert result.validation["DR"]["coverage"] >= 0.8
     assert result.validation["DR"]["mean_abs_error"] < 0.05
@@ -67,7 +123,7 @@ def test_the_evaluate_command_validates_on_a_routing_table(table, tmp_path, caps
     args = ["evaluate", "--data", str(table), "--validate", "--seeds", "2", "--json", str(out)]
     assert main(args) == 0
     report = json.loads(out.read_text())
-    assert set(report["validation"]) == {"IPS", "SNIPS", "DR"}
+    assert set(report["validation"]) == {"IPS", "SNIPS", "DR", "DRos"}
     assert "coverage of 95% intervals" in capsys.readouterr().out
     assert main(["evaluate", "--data", str(table), "--validate", "--epsilon", "0"]) == 2
 
