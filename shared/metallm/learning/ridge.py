@@ -63,6 +63,16 @@ class RidgeStatistics:
         self._theta = np.zeros((dim, targets, n_arms))
         self._theta_flat = self._theta.reshape(dim, targets * n_arms)  # a view: updates show
 
+    def __getstate__(self) -> dict[str, object]:
+        """Pickled and deep-copied without the flat view of theta (a copy would not be a view)."""
+        state = self.__dict__.copy()
+        del state["_theta_flat"]
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self._theta_flat = self._theta.reshape(self.dim, self.targets * self.n_arms)
+
     def add_arm(self) -> None:
         """One more arm, knowing nothing yet (its prior: the penalties)."""
         d = self.dim
