@@ -96,7 +96,10 @@ def _configure_simulate(parser: argparse.ArgumentParser) -> None:
         "--alpha", type=float, default=None, help="UCB exploration weight (default: the library's)"
     )
     parser.add_argument(
-        "--warm-start", type=float, default=0.05, help="fraction of rows learned offline first"
+        "--warm-start",
+        type=float,
+        default=None,
+        help="fraction of rows learned offline first (default 0.05; a drift scenario: 0, cold)",
     )
     parser.add_argument("--cost-weight", type=float, default=0.1, help="p in the reward for regret")
     parser.add_argument("--budget", type=float, default=None, help="hold this mean $/query online")
@@ -347,7 +350,7 @@ def _simulate(args: argparse.Namespace) -> int:
         args.data,
         seed=args.seed,
         alpha=DEFAULT_ALPHA if args.alpha is None else args.alpha,
-        warm_start=args.warm_start,
+        warm_start=0.05 if args.warm_start is None else args.warm_start,
         cost_weight=args.cost_weight,
         budget=args.budget,
         latency_weight=args.latency_weight,
@@ -371,7 +374,9 @@ def _scenario(args: argparse.Namespace) -> int:
     try:
         kind, model, fraction = scenarios.parse_scenario(args.scenario)
         if kind == "drift":
-            drift = scenarios.run_drift(args.data, model, fraction, **options)
+            drift = scenarios.run_drift(
+                args.data, model, fraction, warm_start=args.warm_start or 0.0, **options
+            )
             print(scenarios.render_drift(drift))
             result: Any = drift
         else:

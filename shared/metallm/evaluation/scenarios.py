@@ -95,6 +95,8 @@ class DriftResult:
     model: str
     at: int
     n_queries: int
+    n_warm: int = 0
+    """Queries each router was fitted on offline before routing online (the first of the order)."""
     runs: list[DriftRun] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -104,16 +106,18 @@ class DriftResult:
             "model": self.model,
             "at": self.at,
             "n_queries": self.n_queries,
+            "n_warm": self.n_warm,
             "runs": [{k: v for k, v in asdict(r).items() if k != "share"} for r in self.runs],
         }
 
 
 def _replay(router: Router, E: np.ndarray, Q: np.ndarray, C: np.ndarray, ref: np.ndarray,
-            scale: float, cost_weight: float) -> tuple[np.ndarray, float]:  # fmt: skip
-    picks = np.empty(len(E), dtype=int)
+            scale: float, cost_weight: float, start: int = 0) -> tuple[np.ndarray, float]:  # fmt: skip
+    """Route and learn rows ``start`` on; the picks (-1 before ``start``) and the regret."""
+    picks = np.full(len(E), -1, dtype=int)
     regret = 0.0
     index = {a: j for j, a in enumerate(router.arms)}
-    for t in range(len(E)):
+    for t in range(start, len(E)):
         decision = router.select(E[t])
         j = index[decision.arm]
         router.record(decision.id, quality=Q[t, j], cost=C[t, j])
@@ -159,13 +163,24 @@ def run_drift(
     discounts: tuple[float, ...] = (0.95, 0.99, 0.995, 0.999),
     seed: int = 0,
     cost_weight: float = 0.1,
+    warm_start: float = 0.0,
     embedder: Embedder | None = None,
     progress: bool = True,
 ) -> DriftResult:
-    """Replay ``data`` with ``model`` drifting at ``fraction``; see the module docstring."""
+    """Replay ``data`` with ``model`` drifting at ``fraction``; see the module docstring.
+
+    ``warm_start``: the share of the order each router is fitted on offline first (full
+    information, as a router deployed from a routing table), before it routes the rest online;
+    the drift must come after it. Shares and regrets count the online queries only.
+    """
     table, E, Q, C, rng = _ordered_table(data, model, seed, embedder, progress)
     j, n = table.models.index(model), len(E)
     at = int(round(fraction * n))
+    n_warm = int(round(warm_start * n))
+    if not 0 <= n_warm < at:
+        raise ValueError(
+            f"the warm start ({warm_start:g} of the replay) must end before the drift ({fraction:g})"
+        )
     drifted = Q.copy()
     hit = np.zeros(n, dtype=bool)
     hit[at:] = rng.random(n - at) < 0.5
@@ -175,7 +190,7 @@ def run_drift(
     _, ref_drift = _best_in_hindsight(E, drifted, C, models, scale, cost_weight, seed)
     _, ref_still = _best_in_hindsight(E, Q, C, models, scale, cost_weight, seed)
     methods = [("UCB", 1.0)] + [(f"UCB, discount {d:g}", d) for d in discounts]
-    result = DriftResult(table.name, model, at, n)
+    result = DriftResult(table.name, model, at, n, n_warm)
     iterator: Any = methods
     if progress:
         from tqdm.auto import tqdm
@@ -186,11 +201,13 @@ def run_drift(
         for quality, ref in ((drifted, ref_drift), (Q, ref_still)):
             router = Router(models, embedder=None, prompt_length=True, cost_scale=scale,
                             cost_weight=cost_weight, policy=LinUCB(discount=discount), seed=seed)  # fmt: skip
-            runs.append(_replay(router, E, quality, C, ref, scale, cost_weight))
+            if n_warm:
+                router.fit(E[:n_warm], quality[:n_warm], C[:n_warm], tune=False)
+            runs.append(_replay(router, E, quality, C, ref, scale, cost_weight, n_warm))
         (picks, regret), (_, still) = runs
         chosen = (picks == j).astype(float)
         window = np.convolve(chosen, np.ones(WINDOW) / WINDOW)[:n]  # share over the last WINDOW
-        before = float(chosen[max(0, at - 4 * WINDOW) : at].mean())
+        before = float(chosen[max(n_warm, at - 4 * WINDOW) : at].mean())
         below = np.nonzero(window[at:] < before / 2)[0] if before > 0 else np.array([0])
         react = int(below[0]) if below.size else None
         result.runs.append(
@@ -239,7 +256,12 @@ def render_drift(result: DriftResult) -> str:
     return "\n".join(
         [
             f"metallm simulate --scenario drift: {result.dataset}, {result.model} answers half the "
-            f"prompts with quality 0 from query {result.at} of {result.n_queries} on",
+            f"prompts with quality 0 from query {result.at} of {result.n_queries} on"
+            + (
+                f" (each router first fitted offline on the {result.n_warm} before those it routes)"
+                if result.n_warm
+                else ""
+            ),
             "",
             render_table(rows),
             f"(queries to react: until its share of the last {WINDOW} queries falls under half its "

@@ -102,3 +102,15 @@ def test_queries_to_switch_reads_a_switch_where_it_happened():
     found = queries_to_switch(picks, 1500, 0.4)
     assert found is not None and abs(found - 500) <= WINDOW // 4
     assert queries_to_switch(before, 1500, 0.4) is None  # never dropped
+
+
+def test_the_drift_scenario_can_start_from_a_router_fitted_offline(drifting_table, tmp_path):
+    out = tmp_path / "warm.json"
+    args = ["simulate", "--data", str(drifting_table), "--scenario", "drift:good@0.6"]
+    assert main([*args, "--warm-start", "0.3", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["n_warm"] == round(0.3 * report["n_queries"]) > 0
+    runs = {r["method"]: r for r in report["runs"]}
+    assert runs["UCB"]["share_before"] > 0.9  # fitted offline: it knows 'good' from the start
+    assert runs["UCB, discount 0.99"]["queries_to_react"] is not None
+    assert main([*args, "--warm-start", "0.7"]) == 2  # the offline part must end before the drift
