@@ -30,7 +30,7 @@ known, so each candidate's true value is too (``metallm evaluate --data ... --va
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -175,94 +175,141 @@ def estimate(
     rows = np.arange(n)
     q_hat, c_hat = direct if direct is not None else _cross_fitted(log, folds, seed)
     weight = candidate[rows, log.chosen] / log.propensity
-    outcomes = {"quality": log.quality, "cost": log.cost}
-    models = {"quality": q_hat, "cost": c_hat}
-    direct_part: dict[str, np.ndarray] = {}
-    residual: dict[str, np.ndarray] = {}
-    per_row: dict[str, dict[str, np.ndarray]] = {}
-    for name in ("quality", "cost"):
-        y, y_hat = outcomes[name], models[name]
-        direct_part[name] = (candidate * y_hat).sum(axis=1)
-        residual[name] = y - y_hat[rows, log.chosen]
-        per_row[name] = {
-            "IPS": weight * y,
-            "DR": direct_part[name] + weight * residual[name],
-            "SNIPS": weight * y,
-        }
-    rng = np.random.default_rng(seed)
-    samples = rng.integers(0, n, size=(bootstrap, n))
-    reward_direct = direct_part["quality"] - cost_weight * direct_part["cost"] / scale
-    reward_residual = residual["quality"] - cost_weight * residual["cost"] / scale
-
-    def value(estimator: str, metric: str, idx: np.ndarray | None = None) -> np.ndarray:
-        if idx is None:
-            idx = rows[None, :]
-        if estimator == "DRos":
-            lam = _shrinkage(weight[idx], reward_direct[idx], reward_residual[idx])
-            shrunk = _shrunk(weight[idx], lam[:, None])
-            terms = direct_part[metric][idx] + shrunk * residual[metric][idx]
-            return np.asarray(terms.mean(axis=1))
-        terms = per_row[metric][estimator]
-        if estimator == "SNIPS":
-            return np.asarray(terms[idx].sum(axis=1) / np.maximum(weight[idx].sum(axis=1), 1e-12))
-        return np.asarray(terms[idx].mean(axis=1))
-
-    out = {}
+    terms = _Terms(
+        weight=weight,
+        quality=log.quality,
+        cost=log.cost,
+        direct_quality=(candidate * q_hat).sum(axis=1),
+        direct_cost=(candidate * c_hat).sum(axis=1),
+        residual_quality=log.quality - q_hat[rows, log.chosen],
+        residual_cost=log.cost - c_hat[rows, log.chosen],
+        cost_weight=cost_weight,
+        scale=scale,
+    )
+    # the estimates on the log itself (every row counted once), then on each bootstrap resample
+    point, lam = terms.values(np.ones((1, n)))
+    resampled: dict[str, list[np.ndarray]] = {e: [] for e in ESTIMATORS}
+    for counts in _resample_counts(n, bootstrap, seed):
+        found, _ = terms.values(counts)
+        for e in ESTIMATORS:
+            resampled[e].append(found[e][:, 0] - cost_weight * found[e][:, 1] / scale)
     ess = float(weight.sum() ** 2 / max(float((weight**2).sum()), 1e-12))
-    for estimator in ESTIMATORS:
-        quality = float(value(estimator, "quality")[0])
-        cost = float(value(estimator, "cost")[0])
-        rewards = (
-            value(estimator, "quality", samples)
-            - cost_weight * value(estimator, "cost", samples) / scale
-        )
-        low, high = np.percentile(rewards, [2.5, 97.5])
-        lam = None
-        if estimator == "DRos":
-            chosen_lam = float(
-                _shrinkage(weight[None, :], reward_direct[None, :], reward_residual[None, :])[0]
-            )
-            lam = chosen_lam if np.isfinite(chosen_lam) else None
-        out[estimator] = Estimate(
-            estimator,
+    out = {}
+    for e in ESTIMATORS:
+        quality, cost = float(point[e][0, 0]), float(point[e][0, 1])
+        low, high = np.percentile(np.concatenate(resampled[e]), [2.5, 97.5])
+        shrinkage = float(lam[0]) if e == "DRos" and np.isfinite(lam[0]) else None
+        out[e] = Estimate(
+            e,
             quality,
             cost,
             quality - cost_weight * cost / scale,
             float(low),
             float(high),
             ess,
-            lam,
+            shrinkage,
         )
     return out
 
 
-def _shrunk(weight: np.ndarray, lam: np.ndarray | float) -> np.ndarray:
-    """DRos's weights ``lam * w / (w**2 + lam)`` (``w`` itself where ``lam`` is infinite)."""
-    lam = np.asarray(lam, dtype=np.float64)
-    finite = np.isfinite(lam)
-    safe = np.where(finite, lam, 1.0)
-    return np.where(finite, safe * weight / (weight**2 + safe), weight)
+_RESAMPLE_CHUNK = 2_000_000
+"""Bootstrap draws held at once (per-row counts of a few resamples: bounded memory on big logs)."""
 
 
-def _shrinkage(weight: np.ndarray, direct: np.ndarray, residual: np.ndarray) -> np.ndarray:
-    """DRos's ``lam`` per row of (b, n) resamples: the least estimated squared error.
+def _resample_counts(n: int, bootstrap: int, seed: int) -> Iterator[np.ndarray]:
+    """The bootstrap resamples of n rows as per-row counts, a few resamples (m, n) at a time.
 
-    The error of ``lam`` is the variance of its per-row terms over n plus the square of the
-    bias its shrinkage adds, ``mean((w - w_lam) * residual)``, estimated on the same rows (the
-    "optimistic" estimate of Su et al. 2020, section 4). Each bootstrap resample picks its own,
-    so the interval includes the choice.
+    The draws are ``default_rng(seed).integers(0, n, size=(bootstrap, n))``, row by row.
     """
-    n = weight.shape[1]
-    best = np.full(weight.shape[0], np.inf)
-    chosen = np.full(weight.shape[0], np.inf)
-    for lam in SHRINKAGE_GRID[::-1]:  # from no shrinkage: ties keep the larger lam
-        shrunk = _shrunk(weight, lam)
-        terms = direct + shrunk * residual
-        error = terms.var(axis=1) / n + ((weight - shrunk) * residual).mean(axis=1) ** 2
-        better = error < best - 1e-15
-        best = np.where(better, error, best)
-        chosen = np.where(better, lam, chosen)
-    return chosen
+    rng = np.random.default_rng(seed)
+    chunk = max(1, _RESAMPLE_CHUNK // max(n, 1))
+    for start in range(0, bootstrap, chunk):
+        draws = rng.integers(0, n, size=(min(chunk, bootstrap - start), n))
+        yield np.stack([np.bincount(row, minlength=n) for row in draws]).astype(np.float64)
+
+
+@dataclass(frozen=True)
+class _Terms:
+    """A candidate's per-row terms on a log, evaluated on weighted rows (counts per row)."""
+
+    weight: np.ndarray
+    quality: np.ndarray
+    cost: np.ndarray
+    direct_quality: np.ndarray
+    direct_cost: np.ndarray
+    residual_quality: np.ndarray
+    residual_cost: np.ndarray
+    cost_weight: float
+    scale: float
+
+    def values(self, counts: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Each estimator's (quality, cost) per row of ``counts`` (m, n) -> (m, 2), and DRos's lam.
+
+        A row of counts is a resample (how often each logged row was drawn; ones: the log).
+        """
+        n = counts.shape[1]
+        w = self.weight
+        plain = np.column_stack(
+            [
+                w * self.quality,
+                w * self.cost,
+                self.direct_quality + w * self.residual_quality,
+                self.direct_cost + w * self.residual_cost,
+                w,
+            ]
+        )
+        sums = counts @ plain
+        found = {
+            "IPS": sums[:, 0:2] / n,
+            "SNIPS": sums[:, 0:2] / np.maximum(sums[:, 4:5], 1e-12),
+            "DR": sums[:, 2:4] / n,
+        }
+        found["DRos"], lam = self._shrunk_values(counts)
+        return found, lam
+
+    def _shrunk_values(self, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """DRos per row of counts: each picks the ``lam`` of least estimated squared error.
+
+        The error of ``lam`` is the variance of its per-row reward terms over n plus the square
+        of the bias its shrinkage adds, ``mean((w - w_lam) * residual)``, estimated on the same
+        rows (the "optimistic" estimate of Su et al. 2020). Each bootstrap resample picks its
+        own, so the interval includes the choice.
+        """
+        n, m = counts.shape[1], counts.shape[0]
+        w = self.weight
+        ratio = self.cost_weight / self.scale
+        direct = self.direct_quality - ratio * self.direct_cost
+        residual = self.residual_quality - ratio * self.residual_cost
+        best = np.full(m, np.inf)
+        chosen = np.full(m, np.inf)
+        values = np.zeros((m, 2))
+        for lam in SHRINKAGE_GRID[::-1]:  # from no shrinkage: ties keep the larger lam
+            shrunk = _shrunk(w, lam)
+            reward = direct + shrunk * residual
+            columns = np.column_stack(
+                [
+                    reward,
+                    reward**2,
+                    (w - shrunk) * residual,
+                    self.direct_quality + shrunk * self.residual_quality,
+                    self.direct_cost + shrunk * self.residual_cost,
+                ]
+            )
+            means = counts @ columns / n
+            error = (means[:, 1] - means[:, 0] ** 2) / n + means[:, 2] ** 2
+            better = error < best - 1e-15
+            best = np.where(better, error, best)
+            chosen = np.where(better, lam, chosen)
+            values[better] = means[better, 3:5]
+        return values, chosen
+
+
+def _shrunk(weight: np.ndarray, lam: float) -> np.ndarray:
+    """DRos's weights ``lam * w / (w**2 + lam)`` (``w`` itself where ``lam`` is infinite)."""
+    if not np.isfinite(lam):
+        return weight
+    out: np.ndarray = lam * weight / (weight**2 + lam)
+    return out
 
 
 def on_policy(

@@ -80,6 +80,23 @@ def test_dros_shrinks_the_correction_of_a_rarely_logged_model_and_keeps_its_inte
     assert covered >= 7
 
 
+def test_the_intervals_are_those_of_the_plain_bootstrap_over_resampled_rows(monkeypatch):
+    """Resamples are counted per row in chunks; the interval is the textbook one all the same."""
+    from metallm.evaluation import offpolicy
+
+    monkeypatch.setattr(offpolicy, "_RESAMPLE_CHUNK", 7 * 700)  # 7 resamples at a time
+    log, quality, cost = _rare_arm_log(5, n=700)
+    candidate = np.full((700, 10), 0.1)
+    found = estimate(log, candidate, cost_weight=0.1, scale=0.01, seed=3, bootstrap=150)
+    w = 0.1 / log.propensity
+    reward = w * (log.quality - 0.1 * log.cost / 0.01)
+    draws = np.random.default_rng(3).integers(0, 700, size=(150, 700))
+    low, high = np.percentile(reward[draws].mean(axis=1), [2.5, 97.5])
+    assert found["IPS"].reward_low == pytest.approx(low, abs=1e-12)
+    assert found["IPS"].reward_high == pytest.approx(high, abs=1e-12)
+    assert found["IPS"].reward == pytest.approx(reward.mean(), abs=1e-12)
+
+
 def test_dros_is_dr_when_the_direct_method_is_exact_or_the_weights_are_one():
     X, quality, cost = _world()
     rows = np.arange(len(X))
