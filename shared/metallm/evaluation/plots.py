@@ -12,10 +12,22 @@ import numpy as np
 
 from metallm.evaluation.offpolicy import Estimate
 from metallm.evaluation.reports import BenchResult, SimulationResult
-from metallm.evaluation.scenarios import WINDOW, DriftResult, NewModelResult
+from metallm.evaluation.scenarios import (
+    MIN_SHARE,
+    WINDOW,
+    DriftResult,
+    HistoryPoint,
+    NewModelResult,
+)
 from metallm.learning.metrics import quality_hull
 
-__all__ = ["plot_bench", "plot_estimates", "plot_scenario", "plot_simulation"]
+__all__ = [
+    "plot_bench",
+    "plot_drift_by_history",
+    "plot_estimates",
+    "plot_scenario",
+    "plot_simulation",
+]
 
 
 @contextmanager
@@ -142,6 +154,39 @@ def plot_scenario(result: DriftResult | NewModelResult, path: str | Path) -> Pat
         ax.set_ylabel(f"{result.model}'s share of the last {WINDOW} queries")
         what = "answers half the prompts with quality 0" if drift else "joins the pool"
         ax.set_title(f"{result.dataset}: {result.model} {what}")
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    return Path(path)
+
+
+def plot_drift_by_history(points: list[HistoryPoint], path: str | Path, *, title: str = "") -> Path:
+    """Queries to switch after a drift against the history before it, per method.
+
+    One marker per replay order, the line through their means; a reaction that never came is
+    drawn at its bound with an upward triangle.
+    """
+    methods = list(dict.fromkeys(p.method for p in points))
+    with _figure(path, ncols=1, size=(8, 4.5), dpi=110) as (_, ax):
+        for i, method in enumerate(methods):
+            mine = [p for p in points if p.method == method and p.share_before >= MIN_SHARE]
+            histories = sorted({p.history for p in mine})
+            means = []
+            for h in histories:
+                values = [
+                    p.queries_after if p.queries_to_switch is None else p.queries_to_switch
+                    for p in mine
+                    if p.history == h
+                ]
+                means.append(float(np.mean(values)))
+            color = f"C{i}"
+            ax.plot(histories, means, color=color, label=method)
+            for p in mine:
+                never = p.queries_to_switch is None
+                y = p.queries_after if never else p.queries_to_switch
+                ax.scatter(p.history, y, color=color, marker="^" if never else "o", s=18)
+        ax.set_xlabel("queries routed before the drift")
+        ax.set_ylabel(f"queries until it switched (centred {WINDOW}-query share)")
+        ax.set_title(title or "reaction to a drift against the history before it")
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
     return Path(path)

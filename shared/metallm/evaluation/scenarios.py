@@ -18,6 +18,7 @@ the same queries, and the regret.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,9 @@ from metallm.serving.router import Router
 __all__ = [
     "DriftResult",
     "DriftRun",
+    "HistoryPoint",
+    "drift_by_history",
+    "render_drift_by_history",
     "NewModelResult",
     "NewModelRun",
     "parse_scenario",
@@ -127,17 +131,27 @@ def _replay(router: Router, E: np.ndarray, Q: np.ndarray, C: np.ndarray, ref: np
 
 
 def _ordered_table(
-    data: str | Path, model: str, seed: int, embedder: Embedder | None, progress: bool
+    data: str | Path,
+    model: str,
+    seed: int,
+    embedder: Embedder | None,
+    progress: bool,
+    passes: int = 1,
 ) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, np.random.Generator]:
-    """The table, and its vectors, quality and cost in a seeded replay order (and that rng)."""
+    """The table, and its vectors, quality and cost in a seeded replay order (and that rng).
+
+    ``passes`` > 1 replays the table that many times, each pass in its own order.
+    """
     table = load_routing_table(data)
     if model not in table.models:
         raise ValueError(f"{model!r} is not a model of {table.name}: {list(table.models)}")
     E = with_prompt_length(
         embed_table(table, embedder or table_embedder(), progress=progress), table.prompts
     )
+    if passes < 1:
+        raise ValueError(f"passes must be at least 1, got {passes}")
     rng = np.random.default_rng(seed)
-    order = rng.permutation(len(table))
+    order = np.concatenate([rng.permutation(len(table)) for _ in range(passes)])
     return table, E[order], table.quality[order], table.cost[order], rng
 
 
@@ -164,6 +178,7 @@ def run_drift(
     seed: int = 0,
     cost_weight: float = 0.1,
     warm_start: float = 0.0,
+    passes: int = 1,
     embedder: Embedder | None = None,
     progress: bool = True,
 ) -> DriftResult:
@@ -172,8 +187,10 @@ def run_drift(
     ``warm_start``: the share of the order each router is fitted on offline first (full
     information, as a router deployed from a routing table), before it routes the rest online;
     the drift must come after it. Shares and regrets count the online queries only.
+    ``passes``: replay the table that many times (each pass in its own order; ``fraction`` is
+    of the whole replay), for a drift after a long history that can still be followed for long.
     """
-    table, E, Q, C, rng = _ordered_table(data, model, seed, embedder, progress)
+    table, E, Q, C, rng = _ordered_table(data, model, seed, embedder, progress, passes)
     j, n = table.models.index(model), len(E)
     at = int(round(fraction * n))
     n_warm = int(round(warm_start * n))
@@ -222,6 +239,134 @@ def run_drift(
             )
         )
     return result
+
+
+@dataclass(frozen=True)
+class HistoryPoint:
+    """One method's reaction to a drift after ``history`` queries, on one replay order."""
+
+    history: int
+    seed: int
+    method: str
+    share_before: float
+    queries_to_react: int | None
+    queries_to_switch: int | None
+    queries_after: int
+    """Queries replayed after the drift: the bound on a reaction that never came."""
+    regret: float = float("nan")
+    stationary_regret: float = float("nan")
+    """The method's regret on the same replay without the drift."""
+
+
+def drift_by_history(
+    data: str | Path,
+    model: str,
+    histories: Sequence[int],
+    *,
+    after: int = 3000,
+    discount: float = 0.99,
+    seeds: Sequence[int] = (0, 1, 2),
+    cost_weight: float = 0.1,
+    embedder: Embedder | None = None,
+    progress: bool = True,
+) -> list[HistoryPoint]:
+    """How fast UCB and UCB with ``discount`` react to the same drift after longer histories.
+
+    For each number of queries routed before the drift (``histories``) and each order, the table
+    is replayed as many times as it takes to follow the drift for at least ``after`` queries
+    (each pass in its own order), and :func:`run_drift` measures both methods. Plain statistics
+    weigh the drifted model's whole past, so UCB's reaction grows with the history; discounted
+    ones weigh about the last ``1 / (1 - discount)`` outcomes, whatever came before.
+    """
+    n = len(load_routing_table(data))
+    points: list[HistoryPoint] = []
+    jobs = [(h, seed) for h in histories for seed in seeds]
+    iterator: Any = jobs
+    if progress:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(jobs, desc="drift by history", unit="replay")
+    for history, seed in iterator:
+        if history < 1:
+            raise ValueError(f"a history is at least one query, got {history}")
+        passes = -(-(history + after) // n)
+        result = run_drift(data, model, history / (passes * n), discounts=(discount,), seed=seed,
+                           cost_weight=cost_weight, passes=passes, embedder=embedder,
+                           progress=False)  # fmt: skip
+        for run in result.runs:
+            points.append(
+                HistoryPoint(
+                    history,
+                    seed,
+                    run.method,
+                    run.share_before,
+                    run.queries_to_react,
+                    run.queries_to_switch,
+                    result.n_queries - result.at,
+                    run.regret,
+                    run.stationary_regret,
+                )
+            )
+    return points
+
+
+def render_drift_by_history(points: Sequence[HistoryPoint]) -> str:
+    """Per history and order: each method's queries to react and to switch, and their ratio."""
+    methods = list(dict.fromkeys(p.method for p in points))
+    rows = [["history", "order"] + [f"{m}: react / switch" for m in methods]
+            + ["react ratio", "switch ratio", "regret without drift"]]  # fmt: skip
+    by_key = {(p.history, p.seed, p.method): p for p in points}
+    for history, seed in dict.fromkeys((p.history, p.seed) for p in points):
+        found = [by_key[(history, seed, m)] for m in methods]
+        cells = [f"{_queries(p.queries_to_react, p)} / {_queries(p.queries_to_switch, p)}"
+                 for p in found]  # fmt: skip
+        rows.append(
+            [
+                str(history),
+                str(seed),
+                *cells,
+                _ratio(found[0], found[-1], "queries_to_react"),
+                _ratio(found[0], found[-1], "queries_to_switch"),
+                " / ".join(f"{p.stationary_regret:.1f}" for p in found),
+            ]  # fmt: skip
+        )
+    return "\n".join(
+        [
+            render_table(rows),
+            "(history: queries routed before the drift; react: the trailing window's measure, "
+            "switch: the centred one; >N: not within the N queries replayed after the drift, so "
+            f"the ratio is a bound; n/a: the method gave the model under {MIN_SHARE:.0%} of the "
+            "traffic before the drift; at once: its share was already under half at the drift; "
+            "regret without drift: each method's on the same replay with no drift, the price of "
+            "forgetting)",
+        ]
+    )
+
+
+MIN_SHARE = 0.05
+"""Below this share before the drift, a method's reaction is not measured (there is none to see)."""
+
+
+def _queries(value: int | None, point: HistoryPoint) -> str:
+    if point.share_before < MIN_SHARE:
+        return "n/a"
+    return f">{point.queries_after}" if value is None else str(value)
+
+
+def _ratio(plain: HistoryPoint, other: HistoryPoint, name: str) -> str:
+    """How many times faster ``other`` reacted than ``plain`` (">": plain never did)."""
+    if plain.share_before < MIN_SHARE or other.share_before < MIN_SHARE:
+        return "n/a"
+    slow, fast = getattr(plain, name), getattr(other, name)
+    if fast is None:
+        return "slower" if slow is not None else "n/a"
+    if slow == 0:
+        return "n/a"
+    if fast == 0:
+        return "at once"
+    bound = slow is None
+    slow = plain.queries_after if slow is None else slow
+    return f"{'>' if bound else ''}{slow / fast:.1f}x"
 
 
 def queries_to_switch(chosen: np.ndarray, at: int, before: float) -> int | None:

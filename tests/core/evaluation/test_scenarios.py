@@ -114,3 +114,23 @@ def test_the_drift_scenario_can_start_from_a_router_fitted_offline(drifting_tabl
     assert runs["UCB"]["share_before"] > 0.9  # fitted offline: it knows 'good' from the start
     assert runs["UCB, discount 0.99"]["queries_to_react"] is not None
     assert main([*args, "--warm-start", "0.7"]) == 2  # the offline part must end before the drift
+
+
+def test_plain_ucb_reacts_later_after_a_longer_history_and_forgetting_does_not(
+    drifting_table, tmp_path
+):
+    from metallm.evaluation.plots import plot_drift_by_history
+    from metallm.evaluation.scenarios import drift_by_history, render_drift_by_history
+
+    points = drift_by_history(drifting_table, "good", [100, 900], after=250, seeds=[0],
+                              progress=False)  # fmt: skip
+    by = {(p.history, p.method): p for p in points}
+    assert set(by) == {(h, m) for h in (100, 900) for m in ("UCB", "UCB, discount 0.99")}
+    assert all(p.queries_after >= 250 for p in points)  # enough passes to follow the drift
+    slow = [by[(h, "UCB")].queries_to_switch for h in (100, 900)]
+    fast = [by[(h, "UCB, discount 0.99")].queries_to_switch for h in (100, 900)]
+    assert None not in fast and abs(fast[1] - fast[0]) <= 50
+    assert slow[1] is None or slow[1] > 2 * slow[0]
+    table = render_drift_by_history(points)
+    assert "900" in table and "x" in table
+    assert plot_drift_by_history(points, tmp_path / "h.png").stat().st_size > 1000
