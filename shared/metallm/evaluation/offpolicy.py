@@ -39,6 +39,7 @@ import numpy as np
 from metallm.learning.bandit import LinearBandit
 from metallm.learning.features import ProjectedFeatures
 from metallm.learning.policies import LinUCB
+from metallm.learning.tuning import fold_splits
 from metallm.serving.router import Router
 from metallm.serving.shadows import parse_shadows
 from metallm.state.base import FeedbackEvent, StateStore
@@ -140,11 +141,9 @@ def _cross_fitted(
     """
     n, k = log.vectors.shape[0], len(log.arms)
     quality, cost = np.empty((n, k)), np.empty((n, k))
-    order = np.random.default_rng(seed).permutation(n)
     # PCA uses no outcome, so fitting it on every logged vector leaks nothing into a fold
     features = _DIRECT_FEATURES.fit(log.vectors, seed=seed)
-    for fold in np.array_split(order, folds):
-        rest = np.setdiff1d(order, fold, assume_unique=True)
+    for rest, fold in fold_splits(n, folds, seed):
         bandit = LinearBandit(k, policy=LinUCB(alpha=0.0), features=features)
         if known is not None:
             bandit.fit(*known, tune=False)
@@ -317,9 +316,9 @@ def on_policy(
 ) -> dict[str, Estimate]:
     """The logging policy's own value: the plain means of its outcomes (every estimator agrees)."""
     n = len(log.chosen)
-    samples = np.random.default_rng(seed).integers(0, n, size=(bootstrap, n))
     rewards = log.quality - cost_weight * log.cost / scale
-    low, high = np.percentile(rewards[samples].mean(axis=1), [2.5, 97.5])
+    resampled = [counts @ rewards / n for counts in _resample_counts(n, bootstrap, seed)]
+    low, high = np.percentile(np.concatenate(resampled), [2.5, 97.5])
     quality, cost = float(log.quality.mean()), float(log.cost.mean())
     return {
         estimator: Estimate(

@@ -169,21 +169,18 @@ def plot_drift_by_history(points: list[HistoryPoint], path: str | Path, *, title
     with _figure(path, ncols=1, size=(8, 4.5), dpi=110) as (_, ax):
         for i, method in enumerate(methods):
             mine = [p for p in points if p.method == method and p.share_before >= MIN_SHARE]
+            # a reaction that never came counts at its bound
+            y = [
+                p.queries_after if p.queries_to_switch is None else p.queries_to_switch
+                for p in mine
+            ]
             histories = sorted({p.history for p in mine})
-            means = []
-            for h in histories:
-                values = [
-                    p.queries_after if p.queries_to_switch is None else p.queries_to_switch
-                    for p in mine
-                    if p.history == h
-                ]
-                means.append(float(np.mean(values)))
+            means = [np.mean([v for p, v in zip(mine, y) if p.history == h]) for h in histories]
             color = f"C{i}"
             ax.plot(histories, means, color=color, label=method)
-            for p in mine:
-                never = p.queries_to_switch is None
-                y = p.queries_after if never else p.queries_to_switch
-                ax.scatter(p.history, y, color=color, marker="^" if never else "o", s=18)
+            for p, v in zip(mine, y):
+                marker = "^" if p.queries_to_switch is None else "o"
+                ax.scatter(p.history, v, color=color, marker=marker, s=18)
         ax.set_xlabel("queries routed before the drift")
         ax.set_ylabel(f"queries until it switched (centred {WINDOW}-query share)")
         ax.set_title(title or "reaction to a drift against the history before it")

@@ -253,8 +253,8 @@ class HistoryPoint:
     queries_to_switch: int | None
     queries_after: int
     """Queries replayed after the drift: the bound on a reaction that never came."""
-    regret: float = float("nan")
-    stationary_regret: float = float("nan")
+    regret: float
+    stationary_regret: float
     """The method's regret on the same replay without the drift."""
 
 
