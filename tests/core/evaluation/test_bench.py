@@ -217,3 +217,17 @@ def test_bench_calibrates_budgets_at_the_significance_asked(table, tmp_path, cap
     capsys.readouterr()
     assert main(["bench", "--data", str(table), "--significance", "-1"]) == 2
     assert "significance must be a finite number >= 0" in capsys.readouterr().err
+
+
+def test_the_budget_rows_script_counts_monotone_columns_over_splits(table, monkeypatch, capsys):
+    """scripts/budget_rows.py: out-of-fold and curve columns rise with the budget on every split."""
+    import runpy
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[3] / "scripts" / "budget_rows.py"
+    argv = ["budget_rows.py", "--data", str(table), "--seeds", "0,1", "--fold-seeds", "2"]
+    monkeypatch.setattr("sys.argv", argv)
+    runpy.run_path(str(script), run_name="__main__")
+    printed = capsys.readouterr().out
+    assert "out of fold 2/2, curve 2/2" in printed
+    assert "out of fold, fold seed 1:" in printed and "test rows:" in printed
