@@ -113,6 +113,16 @@ def fold_noise(data: str, seed: int, fold_seeds: int, p_high: float) -> None:
         f"  out of fold over {fold_seeds} fold seeds: difference {min(gaps):+.4f} to {max(gaps):+.4f}"
     )
     print(f"  test rows: {t0:.4f} {t1:.4f} {gap:+.4f} +- {error:.4f}")
+    print("  models whose share of the test prompts moves by 5 points or more between the two:")
+    scores = [prediction.quality - p * prediction.cost / scale for p in weights]
+    shares = [np.bincount(np.argmax(v, axis=1), minlength=Q.shape[1]) / len(test) for v in scores]
+    for j, model in enumerate(table.models):
+        if abs(shares[0][j] - shares[1][j]) >= 0.05:
+            print(
+                f"    {model}: {shares[0][j]:.0%} and {shares[1][j]:.0%} of the test prompts;"
+                f" quality {Q[train, j].mean():.4f} on the training rows,"
+                f" {Q[test, j].mean():.4f} on the test rows"
+            )
 
 
 def main() -> None:
