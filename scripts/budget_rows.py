@@ -64,20 +64,20 @@ def split_table(data: str, seeds: list[int], significance: float) -> None:
     print(f"mean test quality over the rows: {np.mean(mean_test):.4f}")
 
 
-def _paired(
-    predicted_quality: np.ndarray,
-    predicted_cost: np.ndarray,
-    quality: np.ndarray,
-    weights: np.ndarray,
-) -> tuple[float, float, float, float]:
-    """Quality at the two weights, their difference and its standard error over the rows."""
+def _choices(
+    predicted_quality: np.ndarray, predicted_cost: np.ndarray, weights: np.ndarray
+) -> list[np.ndarray]:
+    """The model greedy routing picks per row at each weight."""
+    return [np.argmax(predicted_quality - p * predicted_cost, axis=1) for p in weights]
+
+
+def _paired(choices: list[np.ndarray], quality: np.ndarray) -> tuple[float, float, float, float]:
+    """Quality of the two routings, their difference and its standard error over the rows."""
     rows = np.arange(quality.shape[0])
-    per_row = [
-        quality[rows, np.argmax(predicted_quality - p * predicted_cost, axis=1)] for p in weights
-    ]
-    gain = per_row[0] - per_row[1]
+    first, second = (quality[rows, chosen] for chosen in choices)
+    gain = first - second
     error = float(gain.std(ddof=1) / np.sqrt(len(gain)))
-    return float(per_row[0].mean()), float(per_row[1].mean()), float(gain.mean()), error
+    return float(first.mean()), float(second.mean()), float(gain.mean()), error
 
 
 def fold_noise(data: str, seed: int, fold_seeds: int, p_high: float) -> None:
@@ -101,21 +101,21 @@ def fold_noise(data: str, seed: int, fold_seeds: int, p_high: float) -> None:
         else:
             chosen = router.tuning_.chosen
             pq, pc = out_of_fold(chosen, vectors[train], Q[train], C[train], seed=1000 + fold_seed)
-        q0, q1, gap, error = _paired(pq, pc / scale, Q[train], weights)
+        q0, q1, gap, error = _paired(_choices(pq, pc / scale, weights), Q[train])
         gaps.append(gap)
         tag = " (the folds the feature map was chosen on)" if fold_seed == 0 else ""
         print(
             f"  out of fold, fold seed {fold_seed}: {q0:.4f} {q1:.4f} {gap:+.4f} +- {error:.4f}{tag}"
         )
     prediction = router.predict(vectors[test], widths=False)
-    t0, t1, gap, error = _paired(prediction.quality, prediction.cost / scale, Q[test], weights)
+    on_test = _choices(prediction.quality, prediction.cost / scale, weights)
+    t0, t1, gap, error = _paired(on_test, Q[test])
     print(
         f"  out of fold over {fold_seeds} fold seeds: difference {min(gaps):+.4f} to {max(gaps):+.4f}"
     )
     print(f"  test rows: {t0:.4f} {t1:.4f} {gap:+.4f} +- {error:.4f}")
     print("  models whose share of the test prompts moves by 5 points or more between the two:")
-    scores = [prediction.quality - p * prediction.cost / scale for p in weights]
-    shares = [np.bincount(np.argmax(v, axis=1), minlength=Q.shape[1]) / len(test) for v in scores]
+    shares = [np.bincount(chosen, minlength=Q.shape[1]) / len(test) for chosen in on_test]
     for j, model in enumerate(table.models):
         if abs(shares[0][j] - shares[1][j]) >= 0.05:
             print(

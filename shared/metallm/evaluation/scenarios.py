@@ -51,6 +51,8 @@ __all__ = [
 
 WINDOW = 200
 """Queries in the sliding window that measures a model's share of the traffic."""
+MIN_SHARE = 0.05
+"""Below this share before the drift, a method's reaction is not measured (there is none to see)."""
 SIMILAR_QUIZ = 10
 """Prompts the "similar" warm start asks the new model, to find the current model it resembles."""
 
@@ -278,6 +280,8 @@ def drift_by_history(
     weigh the drifted model's whole past, so UCB's reaction grows with the history; discounted
     ones weigh about the last ``1 / (1 - discount)`` outcomes, whatever came before.
     """
+    if min(histories, default=1) < 1:
+        raise ValueError(f"a history is at least one query, got {min(histories)}")
     n = len(load_routing_table(data))
     points: list[HistoryPoint] = []
     jobs = [(h, seed) for h in histories for seed in seeds]
@@ -287,8 +291,6 @@ def drift_by_history(
 
         iterator = tqdm(jobs, desc="drift by history", unit="replay")
     for history, seed in iterator:
-        if history < 1:
-            raise ValueError(f"a history is at least one query, got {history}")
         passes = -(-(history + after) // n)
         result = run_drift(data, model, history / (passes * n), discounts=(discount,), seed=seed,
                            cost_weight=cost_weight, passes=passes, embedder=embedder,
@@ -341,10 +343,6 @@ def render_drift_by_history(points: Sequence[HistoryPoint]) -> str:
             "forgetting)",
         ]
     )
-
-
-MIN_SHARE = 0.05
-"""Below this share before the drift, a method's reaction is not measured (there is none to see)."""
 
 
 def _queries(value: int | None, point: HistoryPoint) -> str:

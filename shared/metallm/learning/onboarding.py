@@ -111,10 +111,14 @@ def combination_start(
     bias = np.zeros(X.shape[1])
     bias[q_dim - 1] = 1.0  # the quality features end with the bias
 
+    def design(theta: np.ndarray, features: np.ndarray) -> np.ndarray:
+        """The known arms' predictions on the quiz prompts, and a bias column."""
+        return np.hstack([features @ theta.T, np.ones((features.shape[0], 1))])
+
     def fit(
         theta: np.ndarray, y: np.ndarray, features: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
-        Z = np.hstack([features @ theta.T, np.ones((len(y), 1))])
+        Z = design(theta, features)
         w = np.linalg.solve(Z.T @ Z + l2 * np.eye(Z.shape[1]), Z.T @ y)
         return w, w[:-1] @ theta + w[-1] * bias[: theta.shape[1]]
 
@@ -130,15 +134,13 @@ def combination_start(
     else:
         w_quality, theta_quality = fit(stats.theta[known, :, 0], quality, X[:, :q_dim])
     if pessimism and len(quality) > 1:
-        Z = np.hstack([X[:, :q_dim] @ stats.theta[known, :, 0].T, np.ones((len(quality), 1))])
+        Z = design(stats.theta[known, :, 0], X[:, :q_dim])
         spread = float((quality - Z @ w_quality).std(ddof=1))
         covariance = np.linalg.inv(Z.T @ Z + l2 * np.eye(Z.shape[1]))
         error = float(np.sqrt(np.einsum("ij,jk,ik->i", Z, covariance, Z)).mean()) * spread
         theta_quality = theta_quality - pessimism * error * bias[:q_dim]
-    if bandit.cost_stats is None:
-        _, theta_cost = fit(stats.theta[known, :, 1], cost, X[:, :q_dim])
-    else:
-        _, theta_cost = fit(stats.theta[known, :, 1], cost, X[:, :q_dim])
+    _, theta_cost = fit(stats.theta[known, :, 1], cost, X[:, :q_dim])
+    if bandit.cost_stats is not None:  # the cost model's own statistics (it reads the length)
         cost_stats = bandit.cost_stats
         cost_penalties = np.diag(cost_stats.penalties)
         cost_A = cost_penalties + scale * (cost_stats.A[known] - cost_penalties).mean(axis=0)
