@@ -14,6 +14,15 @@ from metallm.exceptions import ConfigurationError, InvalidFeedbackError, Invalid
 Query = str | np.ndarray | Sequence[float]
 """One query: its text, or its embedding."""
 
+MAX_ABS_ELEMENT = 1e6
+"""The largest magnitude an embedding's element may have (a unit vector's are at most 1; the
+prompt-length feature of a billion-character prompt is 1e6). Larger finite values would make
+the learned statistics overflow, so they are refused from callers and from the store's log alike."""
+MAX_COST_USD = 1e4
+"""The largest cost one call may report (USD); larger values would swamp the cost scale."""
+MAX_LATENCY_S = 1e6
+"""The largest latency one call may report (seconds, about 11.6 days)."""
+
 
 def as_batch(queries: Any) -> Any:
     if isinstance(queries, str):
@@ -32,9 +41,41 @@ def one_embedding(query: np.ndarray | Sequence[float]) -> np.ndarray:
         raise InvalidInputError(
             f"expected one embedding of shape (dim,), got shape {embedding.shape}"
         )
-    if not math.isfinite(np.dot(embedding, embedding)):  # one call; NaN and inf both reach it
+    square = float(np.dot(embedding, embedding))  # one call; NaN and inf both reach it
+    if not math.isfinite(square):
         raise InvalidInputError("embeddings contain NaN or inf")
+    if square > MAX_ABS_ELEMENT**2 and float(np.abs(embedding).max()) > MAX_ABS_ELEMENT:
+        raise InvalidInputError(
+            f"embeddings must have elements within +-{MAX_ABS_ELEMENT:g}: pass normalised vectors"
+        )
     return embedding
+
+
+def vector_problem(vector: np.ndarray) -> str | None:
+    """Why a vector cannot be learned from (NaN, inf, or an element beyond :data:`MAX_ABS_ELEMENT`).
+
+    >>> vector_problem(np.array([1e200, 0.0]))
+    'its embedding has elements beyond +-1e+06'
+    """
+    if not np.isfinite(vector).all():
+        return "its embedding holds NaN or inf"
+    if vector.size and float(np.abs(vector).max()) > MAX_ABS_ELEMENT:
+        return f"its embedding has elements beyond +-{MAX_ABS_ELEMENT:g}"
+    return None
+
+
+def number_problem(name: str, value: object, high: float, low: float = 0.0) -> str | None:
+    """Why ``value`` is not a number in [low, high] (None when it is).
+
+    >>> number_problem("cost", 1e308, MAX_COST_USD)
+    'its cost 1e+308 is not a finite number in [0, 10000]'
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+        return f"its {name} {value!r} is not a number"
+    v = float(value)
+    if not (math.isfinite(v) and low <= v <= high):
+        return f"its {name} {value!r} is not a finite number in [{low:g}, {high:g}]"
+    return None
 
 
 def check_cost_weight(p: float) -> float:
@@ -67,8 +108,10 @@ def check_cost(cost: float) -> float:
             f"cost must be a number of USD >= 0, got {cost!r} ({type(cost).__name__})"
         )
     c = float(cost)
-    if not math.isfinite(c) or c < 0:
-        raise InvalidFeedbackError(f"cost must be a finite number of USD >= 0, got {cost!r}")
+    if not math.isfinite(c) or c < 0 or c > MAX_COST_USD:
+        raise InvalidFeedbackError(
+            f"cost must be a finite number of USD in [0, {MAX_COST_USD:g}] per call, got {cost!r}"
+        )
     return c
 
 
@@ -79,9 +122,9 @@ def check_latency(latency: float) -> float:
             f"latency must be a number of seconds >= 0, got {latency!r} ({type(latency).__name__})"
         )
     value = float(latency)
-    if not math.isfinite(value) or value < 0:
+    if not math.isfinite(value) or value < 0 or value > MAX_LATENCY_S:
         raise InvalidFeedbackError(
-            f"latency must be a finite number of seconds >= 0, got {latency!r}"
+            f"latency must be a finite number of seconds in [0, {MAX_LATENCY_S:g}], got {latency!r}"
         )
     return value
 
@@ -127,7 +170,7 @@ def check_quality_array(Q: np.ndarray) -> None:
 
 
 def check_latency_array(L: np.ndarray) -> None:
-    bad = ~np.isfinite(L) | (L < 0)
+    bad = ~np.isfinite(L) | (L < 0) | (L > MAX_LATENCY_S)
     if bad.any():
         pos = tuple(int(i) for i in np.argwhere(bad)[0])
         raise InvalidFeedbackError(
@@ -136,9 +179,9 @@ def check_latency_array(L: np.ndarray) -> None:
 
 
 def check_cost_array(C: np.ndarray) -> None:
-    bad = ~np.isfinite(C) | (C < 0)
+    bad = ~np.isfinite(C) | (C < 0) | (C > MAX_COST_USD)
     if bad.any():
         pos = tuple(int(i) for i in np.argwhere(bad)[0])
         raise InvalidFeedbackError(
-            f"cost must be finite and >= 0 USD; found {float(C[pos])!r} at {pos}"
+            f"cost must be finite and in [0, {MAX_COST_USD:g}] USD; found {float(C[pos])!r} at {pos}"
         )

@@ -12,13 +12,18 @@ import numpy as np
 
 from metallm.embedding.embedders import Embedder
 from metallm.exceptions import StateFileError
+from metallm.learning.features import PromptLengthFeatures
 from metallm.learning.policies import policy_from_dict
 from metallm.state._state_file import FORMAT_VERSION, read_state, write_state
 
 if TYPE_CHECKING:
     from metallm.serving.router import Router
 
-__all__ = ["adopt", "load", "save"]
+__all__ = ["MAX_SNAPSHOT_ARRAY_BYTES", "adopt", "load", "save"]
+
+MAX_SNAPSHOT_ARRAY_BYTES = 256 << 20
+"""The most a store's snapshot may inflate to (a 10-model router with 417 features needs 14 MB;
+a neighbours memory of 10,000 MiniLM rows 15 MB): far below what would hurt a process."""
 
 
 def save(router: Router, path: str | Path) -> Path:
@@ -103,5 +108,14 @@ def adopt(
 
 def adopt_bytes(router: Router, data: bytes, source: str) -> None:
     """:func:`adopt` the state in ``data`` (a store snapshot), named ``source`` in errors."""
-    header, arrays = read_state(source, data=data)
+    header, arrays = read_state(source, data=data, max_total_bytes=MAX_SNAPSHOT_ARRAY_BYTES)
+    features = header.get("features")
+    theirs = isinstance(features, dict) and features.get("name") == PromptLengthFeatures.name
+    if theirs != router.reads_prompt_length:
+        raise StateFileError(
+            source,
+            f"it was written by a router that {'reads' if theirs else 'does not read'} the "
+            f"prompt's length and this one {'does' if router.reads_prompt_length else 'does not'}"
+            " (a snapshot never changes a router's feature map)",
+        )
     adopt(router, header, arrays, source)

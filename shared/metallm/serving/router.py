@@ -60,6 +60,7 @@ from metallm.learning.policies import LinUCB, Policy
 from metallm.learning.tuning import Tuning
 from metallm.serving import offline, persistence
 from metallm.serving._checks import (
+    MAX_ABS_ELEMENT,
     Query,
     as_batch,
     check_cost,
@@ -83,12 +84,13 @@ from metallm.serving.pricing import Prices
 from metallm.serving.sessions import StickySessions
 from metallm.serving.shadows import check_shadows, choose_many, choose_one
 from metallm.serving.spool import Spool
-from metallm.serving.sync import StoreSync
+from metallm.serving.sync import StoreSync, pool_change_problem
 from metallm.state.base import (
     DecisionRecord,
     FeedbackEvent,
     MalformedEvent,
     PoolStore,
+    SettingsStore,
     StateStore,
     snapshot_bytes,
 )
@@ -209,6 +211,8 @@ class Router:
             if features is not None
             else ProjectedFeatures(DEFAULT_PROJECTION_DIMS, l2=chosen_policy.l2)
         )
+        self._prompt_length_given = prompt_length
+        """The caller's ``prompt_length`` (None: the store's setting, else the default)."""
         if prompt_length is None:
             prompt_length = embedder is not None  # the router sees the text: it can count it
         if prompt_length and not reads_prompt_length(chosen_features):
@@ -271,6 +275,9 @@ class Router:
             else None
         )
         self._sync_lock = threading.Lock()
+        self._syncing: threading.Thread | None = None
+        self._sync_start_lock = threading.Lock()
+        self._features_agreed = False
         self._pool_position: str | None = None
         self.spool: Spool | None = None
         """Feedback events waiting for the store (while it cannot be reached)."""
@@ -279,6 +286,7 @@ class Router:
                 getattr(store, "spool_dir", Path.home() / ".cache" / "metallm" / "spool"),
                 getattr(store, "spool_name", "metallm"),
             )
+            self._agree_on_features(at_start=True)
             self.sync()
         if budget is not None and not isinstance(budget, Budget):
             raise ConfigurationError(
@@ -426,6 +434,10 @@ class Router:
             )
         if not np.isfinite(matrix.sum()) and not np.isfinite(matrix).all():  # one cheap sum first
             raise InvalidInputError("embeddings contain NaN or inf")
+        if float(np.abs(matrix).max()) > MAX_ABS_ELEMENT:
+            raise InvalidInputError(
+                f"embeddings must have elements within +-{MAX_ABS_ELEMENT:g}: pass normalised vectors"
+            )
         if self.bandit.stats is not None and matrix.shape[1] != self.bandit.embedding_dim:
             raise self.bandit.dimension_mismatch(matrix.shape[1])
         return matrix
@@ -807,8 +819,32 @@ class Router:
             )
 
     def _sync_if_due(self) -> None:
-        if self._sync is not None and self._sync.due() and self._sync.usable():
+        """Start a sync in the background when one is due: routing never waits for the store."""
+        if self._sync is None or not self._sync.due() or not self._sync.usable():
+            return
+        with self._sync_start_lock:
+            if self._syncing is not None and self._syncing.is_alive():
+                return
+            self._syncing = threading.Thread(
+                target=self._sync_in_background, name="metallm-sync", daemon=True
+            )
+            self._syncing.start()
+
+    def _sync_in_background(self) -> None:
+        try:
             self.sync(wait=False)
+        except Exception as e:  # never fatal: the next due sync tries again
+            logger.warning("metallm could not sync with %s in the background: %s", self.store, e)
+
+    def wait_for_sync(self, timeout: float | None = None) -> None:
+        """Wait until a background sync started by routing (``sync_interval``) is done.
+
+        Args:
+            timeout: Seconds to wait at most (None: as long as it takes).
+        """
+        thread = self._syncing
+        if thread is not None:
+            thread.join(timeout)
 
     def _allowed(
         self, exclude: Iterable[str], force: str | None, ignore_cooldown: bool
@@ -1165,6 +1201,60 @@ class Router:
                 self._sync.failed(again)
                 return 0
 
+    def _agree_on_features(self, *, at_start: bool = False) -> None:
+        """Read the vectors of routers sharing the store the same way (the prompt's length or not).
+
+        Every router sharing a store learns from the same events, so all must read their
+        vectors the same way: the first router that embeds text (or says ``prompt_length=``)
+        writes the setting, and one that left ``prompt_length`` open (a feedback-only router
+        without an embedder) takes it, relearning from the store. An explicit setting that
+        differs is a :class:`~metallm.ConfigurationError` at construction.
+        """
+        assert self._sync is not None
+        store = self._sync.store
+        if self._features_agreed or not isinstance(store, SettingsStore):
+            return
+        mine = "on" if self.reads_prompt_length else "off"
+        try:
+            if self._prompt_length_given is not None or self.embedder is not None:
+                held: str | None = store.claim_setting("prompt_length", mine)
+            else:
+                held = store.setting("prompt_length")
+        except StoreError as e:
+            self._sync.failed(e)
+            return  # agreed on at the next sync
+        if held is None:
+            return  # nobody has said yet: a router without an embedder waits for one that has
+        if held not in ("on", "off"):
+            self._sync.refuse_setting("prompt_length", held)
+            self._features_agreed = True
+            return
+        if held != mine and self._prompt_length_given is not None:
+            message = (
+                f"the routers sharing {store} read the prompt's length {held}, this one "
+                f"prompt_length={self._prompt_length_given}: every router sharing a store must "
+                f"read its vectors the same way (leave prompt_length unset to follow the store)"
+            )
+            if at_start:
+                raise ConfigurationError(message)
+            logger.error("metallm: %s", message)
+        elif held != mine:
+            with self._lock:
+                features = self.bandit.features
+                self.bandit.features = (
+                    PromptLengthFeatures(features)
+                    if held == "on"
+                    else features.inner  # type: ignore[attr-defined]
+                )
+                self.bandit.reset()
+                self._failures = [0] * len(self.arms)
+                self._sync.forget_folded()
+                self._sync.position, self._sync.restored = None, False
+            logger.info(
+                "metallm: reading the prompt's length %s, as the routers sharing %s do", held, store
+            )
+        self._features_agreed = True
+
     def _sync_pool(self) -> None:
         """Apply the pool changes other processes made (models added and retired)."""
         assert self._sync is not None
@@ -1172,16 +1262,20 @@ class Router:
         if not isinstance(store, PoolStore):
             return
         for position, action, arm in store.pool_changes_after(self._pool_position):
-            if action == "add":
+            problem = pool_change_problem(action, arm, self.arms, self.active_arms)
+            if problem is None and action == "add":
                 self._add_arm_here(arm)
-            elif action == "retire" and arm in self._index:
+            elif problem is None and action == "retire":
                 self._retire_arm_here(arm)
+            elif problem is not None:
+                self._sync.refuse_pool_change(position, action, arm, problem)
             self._pool_position = position
 
     def _sync_steps(self) -> int:
         assert self._sync is not None and self.spool is not None
         applied = 0
         try:
+            self._agree_on_features()
             self._sync_pool()  # before the snapshot and the events, which may name new models
             if not self._sync.restored:
                 self._sync.restore(self._adopt_snapshot, self.bandit.reset)
@@ -1372,11 +1466,12 @@ class Router:
         USD), e.g. from a leaderboard, starts it at that mean, worth ``prior_weight`` outcomes
         (in this process; others learn it from the feedback that follows).
         """
-        if not isinstance(name, str) or not name:
-            raise ConfigurationError(f"a model's name must be a non-empty string, got {name!r}")
         if name in self._index:
             state = "retired" if name in self.retired else "in the pool"
             raise ConfigurationError(f"{name!r} is already {state}: give the new model a new name")
+        problem = pool_change_problem("add", name, self.arms, self.active_arms)
+        if problem is not None:
+            raise ConfigurationError(f"cannot add this model: {problem}")
         if prior is not None:
             quality, cost = check_quality(prior[0]), check_cost(prior[1])
             if not (np.isfinite(prior_weight) and prior_weight > 0):

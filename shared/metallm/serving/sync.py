@@ -9,10 +9,16 @@ from collections.abc import Callable, Collection, Container
 
 import numpy as np
 
+from metallm.serving._checks import (
+    MAX_COST_USD,
+    MAX_LATENCY_S,
+    number_problem,
+    vector_problem,
+)
 from metallm.exceptions import DuplicateEventError, DuplicateFeedbackError, StateFileError
 from metallm.state.base import FeedbackEvent, MalformedEvent, Snapshot, StateStore
 
-__all__ = ["StoreSync", "event_problem"]
+__all__ = ["MAX_ARMS", "MAX_ARM_NAME", "StoreSync", "event_problem", "pool_change_problem"]
 
 logger = logging.getLogger(__name__)
 
@@ -20,6 +26,40 @@ QUARANTINE_KEPT = 1000
 """Quarantined events kept for inspection (the count goes on)."""
 FOLDED_IDS_KEPT = 200_000
 """Decision ids folded from the store remembered to refuse duplicates (about 20 MB)."""
+
+
+MAX_ARMS = 256
+"""The most models a pool may hold, retired ones included (each costs every process memory)."""
+MAX_ARM_NAME = 200
+"""The longest model name, in characters."""
+
+
+def pool_change_problem(
+    action: str, arm: object, arms: Collection[str], active: Collection[str]
+) -> str | None:
+    """Why a pool change (from a caller or another client of the store) cannot be applied.
+
+    The same checks as :meth:`Router.add_arm` and :meth:`Router.retire_arm`, so no entry of the
+    store's pool list can leave a process with no model to route to, or with unbounded models.
+
+    >>> pool_change_problem("retire", "a", ["a", "b"], ["a"])
+    "'a' is the last model routed to"
+    """
+    if not isinstance(arm, str) or not arm or len(arm) > MAX_ARM_NAME or not arm.isprintable():
+        return f"a model name must be a non-empty string of at most {MAX_ARM_NAME} printable characters, got {str(arm)[:40]!r}"
+    if action == "add":
+        if arm in arms:
+            return None  # already known: applying it again changes nothing
+        if len(arms) >= MAX_ARMS:
+            return f"the pool already holds {len(arms)} models (at most {MAX_ARMS})"
+        return None
+    if action == "retire":
+        if arm not in arms:
+            return f"{arm!r} is not in the pool"
+        if arm in active and len(active) <= 1:
+            return f"{arm!r} is the last model routed to"
+        return None
+    return f"unknown pool action {str(action)[:40]!r}"
 
 
 def event_problem(
@@ -32,7 +72,7 @@ def event_problem(
 
     >>> import numpy as np
     >>> event_problem(FeedbackEvent("d1", "a", np.ones(3), 5.0, 0.0, 0.0), {"a"}, 3, set())
-    'its quality 5.0 is not in [0, 1]'
+    'its quality 5.0 is not a finite number in [0, 1]'
     """
     if isinstance(event, MalformedEvent):
         return event.reason
@@ -43,12 +83,18 @@ def event_problem(
         return f"its embedding has shape {embedding.shape}"
     if dimension is not None and embedding.shape[0] != dimension:
         return f"its embedding has {embedding.shape[0]} dimensions, the router's {dimension}"
-    if not np.isfinite(embedding).all():
-        return "its embedding holds NaN or inf"
-    if not (np.isfinite(event.quality) and 0.0 <= event.quality <= 1.0):
-        return f"its quality {event.quality!r} is not in [0, 1]"
-    if not (np.isfinite(event.cost) and event.cost >= 0.0):
-        return f"its cost {event.cost!r} is not a finite number of USD >= 0"
+    problem = (
+        vector_problem(embedding)
+        or number_problem("quality", event.quality, 1.0)
+        or number_problem("cost", event.cost, MAX_COST_USD)
+        or (
+            None
+            if event.latency is None
+            else number_problem("latency", event.latency, MAX_LATENCY_S)
+        )
+    )
+    if problem is not None:
+        return problem
     if event.decision_id in folded:
         return "its decision already has feedback in the log (a duplicate)"
     return None
@@ -88,6 +134,10 @@ class StoreSync:
         self.quarantine: list[tuple[str, str | None, str]] = []
         """The latest quarantined events: (position in the log, decision id, why)."""
         self._folded: OrderedDict[str, None] = OrderedDict()
+        self.refused_settings = 0
+        """Shared settings of the store that made no sense (ignored)."""
+        self.refused_pool_changes = 0
+        """Pool changes of the store that could not be applied (see :func:`pool_change_problem`)."""
         self.restored = False
         """Whether the latest snapshot was read (a store down at start is read when it is back)."""
         self._retry_at = 0.0
@@ -120,6 +170,25 @@ class StoreSync:
         if len(self._folded) > FOLDED_IDS_KEPT:
             self._folded.popitem(last=False)
         return True
+
+    def refuse_pool_change(self, position: str, action: str, arm: str, problem: str) -> None:
+        """Count and log a pool change of the store that cannot be applied (it is skipped)."""
+        self.refused_pool_changes += 1
+        logger.warning(
+            "metallm refused pool change %s of %s (%s %r): %s; it is not applied",
+            position,
+            self.store,
+            str(action)[:40],
+            str(arm)[:40],
+            problem,
+        )
+
+    def refuse_setting(self, name: str, value: str) -> None:
+        """Count and log a shared setting of the store that makes no sense (it is ignored)."""
+        self.refused_settings += 1
+        logger.warning(
+            "metallm ignored setting %s = %r of %s: not a value metallm writes", name, value[:40], self.store
+        )
 
     def forget_folded(self) -> None:
         """Forget which decisions were folded (the statistics start again from a snapshot)."""

@@ -32,7 +32,9 @@ MAX_HEADER_BYTES = 1 << 20
 MAX_HEADER_DEPTH = 32
 
 
-def _checked_entries(archive: zipfile.ZipFile, source: Path) -> list[zipfile.ZipInfo]:
+def _checked_entries(
+    archive: zipfile.ZipFile, source: Path, max_total: int = MAX_TOTAL_BYTES
+) -> list[zipfile.ZipInfo]:
     """The archive's entries, refused before anything is inflated when their sizes are absurd."""
     entries = archive.infolist()
     total = 0
@@ -49,10 +51,8 @@ def _checked_entries(archive: zipfile.ZipFile, source: Path) -> list[zipfile.Zip
                 f"{info.filename} inflates {info.file_size / info.compress_size:.0f}x: not a state file",
             )
         total += info.file_size
-    if total > MAX_TOTAL_BYTES:
-        raise StateFileError(
-            source, f"the arrays claim {total} bytes in all (at most {MAX_TOTAL_BYTES})"
-        )
+    if total > max_total:
+        raise StateFileError(source, f"the arrays claim {total} bytes in all (at most {max_total})")
     return entries
 
 
@@ -127,10 +127,11 @@ def write_state(path: str | Path, header: dict[str, Any], arrays: dict[str, np.n
 
 
 def read_state(
-    path: str | Path, *, data: bytes | None = None
+    path: str | Path, *, data: bytes | None = None, max_total_bytes: int = MAX_TOTAL_BYTES
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Header and arrays from ``path`` (or from ``data``, named ``path`` in errors).
 
+    ``max_total_bytes`` bounds what the arrays may inflate to, checked before inflating.
     Raises :class:`StateFileError` saying what is wrong.
     """
     source = Path(path)
@@ -140,7 +141,7 @@ def read_state(
         with zipfile.ZipFile(source if data is None else io.BytesIO(data)) as archive:
             arrays = {
                 info.filename.removesuffix(".npy"): _read_array(archive, info, source)
-                for info in _checked_entries(archive, source)
+                for info in _checked_entries(archive, source, max_total_bytes)
             }
     except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as e:
         raise StateFileError(source, f"not a readable .npz file ({e})") from e

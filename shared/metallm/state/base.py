@@ -33,6 +33,7 @@ __all__ = [
     "FeedbackEvent",
     "MalformedEvent",
     "PoolStore",
+    "SettingsStore",
     "Snapshot",
     "StateStore",
     "snapshot_bytes",
@@ -159,6 +160,19 @@ class PoolStore(Protocol):
 
     def pool_changes_after(self, position: str | None) -> list[tuple[str, str, str]]:
         """``(position, action, arm)`` after ``position`` (all when None), in order."""
+        ...
+
+
+@runtime_checkable
+class SettingsStore(Protocol):
+    """A store that keeps settings every router sharing it must agree on (first writer wins)."""
+
+    def claim_setting(self, name: str, value: str) -> str:
+        """Store ``value`` under ``name`` unless one is there already; the value it holds."""
+        ...
+
+    def setting(self, name: str) -> str | None:
+        """The value held under ``name``, or None."""
         ...
 
 

@@ -336,6 +336,26 @@ class RedisStore:
                 )
         return out
 
+    # -- settings -----------------------------------------------------------------------
+    def claim_setting(self, name: str, value: str) -> str:
+        """Store ``value`` under ``name`` unless one is there already; the value it holds."""
+        with driver_errors(self, f"keep setting {name!r}", self._errors):
+            self.client.hsetnx(f"{self.prefix}:settings", name, value)
+        held = self.setting(name)
+        return value if held is None else held
+
+    def setting(self, name: str) -> str | None:
+        """The value held under ``name``, or None (a value that is not short text counts as none)."""
+        key = f"{self.prefix}:settings"
+        with driver_errors(self, "read its settings", self._errors):
+            if self.client.hstrlen(key, name) > 1000:
+                return None
+            raw = self.client.hget(key, name)
+        try:
+            return None if raw is None else raw.decode()
+        except UnicodeDecodeError:
+            return None
+
     # -- budgets ------------------------------------------------------------------------
     def _budget_keys(self, name: str, period: int) -> list[str]:
         base = f"{self.prefix}:budget:{name}"

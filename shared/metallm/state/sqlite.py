@@ -49,6 +49,7 @@ _SCHEMA = (
         name TEXT NOT NULL, period INTEGER NOT NULL, spent REAL NOT NULL, queries INTEGER NOT NULL,
         PRIMARY KEY (name, period))""",
     """CREATE TABLE IF NOT EXISTS budget_weight (name TEXT PRIMARY KEY, cost_weight REAL NOT NULL)""",
+    "CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
     """CREATE TABLE IF NOT EXISTS pool (
         seq INTEGER PRIMARY KEY AUTOINCREMENT, action TEXT NOT NULL, arm TEXT NOT NULL,
         time REAL NOT NULL)""",
@@ -366,6 +367,28 @@ class SQLiteStore:
                 (int(position) if position else 0,),
             )
             return [(str(seq), str(action), str(arm)) for seq, action, arm in rows]
+
+    # -- settings -----------------------------------------------------------------------
+    def claim_setting(self, name: str, value: str) -> str:
+        """Store ``value`` under ``name`` unless one is there already; the value it holds."""
+        self._write(
+            f"keep setting {name!r}",
+            [("INSERT OR IGNORE INTO settings (name, value) VALUES (?, ?)", (name, value))],
+        )
+        held = self.setting(name)
+        return value if held is None else held
+
+    def setting(self, name: str) -> str | None:
+        """The value held under ``name``, or None (a value that is not short text counts as none)."""
+        with driver_errors(self, "read its settings", (sqlite3.Error,)):
+            row = (
+                self._db()
+                .execute(
+                    "SELECT value FROM settings WHERE name = ? AND length(value) <= 1000", (name,)
+                )
+                .fetchone()
+            )
+        return None if row is None or not isinstance(row[0], str) else row[0]
 
     # -- budgets ------------------------------------------------------------------------
     def add_spend(

@@ -101,7 +101,8 @@ def test_a_ledger_the_store_cannot_write_leaves_routing_and_feedback_working(tmp
     assert router.health()["spooled_events"] == 1 and router.n_updates == 0
     store.full = False
     time.sleep(1.1)  # the first retry comes after 1 s
-    router.select(np.ones(DIM))  # a routing call finds the store back, replays the spool
+    router.select(np.ones(DIM))  # a routing call starts a sync in the background: it replays
+    router.wait_for_sync(10)
     assert router.n_updates == 1 and router.health()["spooled_events"] == 0
     assert router.health()["store_available"] is True
 

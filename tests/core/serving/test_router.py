@@ -182,7 +182,7 @@ def test_unknown_and_repeated_ids_are_clear_errors():
         (1.5, 0.0, "quality must be a number in \\[0, 1\\]"),
         (-0.1, 0.0, "quality"),
         ("good", 0.0, "quality"),
-        (0.5, -1.0, "cost must be a finite number of USD >= 0"),
+        (0.5, -1.0, "cost must be a finite number of USD in \\[0, 10000\\]"),
         (0.5, float("inf"), "cost"),
     ],
 )
