@@ -17,6 +17,8 @@ The hierarchy::
     │   └── DuplicateFeedbackError  feedback already recorded for that decision
     ├── StateFileError            a saved router file that is corrupt or mismatched
     ├── StoreError                a state store (SQLite, Redis) failed (wraps the driver's error)
+    │   ├── CorruptStoreError     the store's file is corrupt, deleted or replaced: restore it
+    │   └── SpoolFullError        feedback fits neither the store nor the local spool (disk full)
     │   ├── DuplicateEventError   the store already holds an event for that decision id
     │   └── LogTrimmedError       the events after a router's position were trimmed (reload a snapshot)
     ├── EmbedderError             the embedding model could not be loaded or run
@@ -34,6 +36,7 @@ from pathlib import Path
 __all__ = [
     "AllModelsFailedError",
     "ConfigurationError",
+    "CorruptStoreError",
     "DecisionError",
     "DimensionMismatchError",
     "DuplicateEventError",
@@ -48,6 +51,7 @@ __all__ = [
     "MetaLLMError",
     "NoCapableModelError",
     "RoutingTableError",
+    "SpoolFullError",
     "StateFileError",
     "StoreError",
     "UnknownArmError",
@@ -148,6 +152,21 @@ class StoreError(MetaLLMError, RuntimeError):
     """A state store failed; the driver's own error (``sqlite3``, ``redis``) is the cause.
 
     Stores raise only these, so the router never depends on which store it talks to.
+    """
+
+
+class CorruptStoreError(StoreError):
+    """The store's data cannot be trusted: its file is corrupt, or was deleted or replaced.
+
+    Routing goes on and feedback is spooled locally; restore the file (or point the router at a
+    new one) and restart the process.
+    """
+
+
+class SpoolFullError(StoreError):
+    """Feedback could be written neither to the store nor to the local spool (disk full, say).
+
+    Nothing was acknowledged: record the same feedback again once there is room.
     """
 
 

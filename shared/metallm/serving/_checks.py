@@ -9,7 +9,12 @@ from typing import Any
 
 import numpy as np
 
-from metallm.exceptions import ConfigurationError, InvalidFeedbackError, InvalidInputError
+from metallm.exceptions import (
+    ConfigurationError,
+    InvalidFeedbackError,
+    InvalidInputError,
+    UnknownDecisionError,
+)
 
 Query = str | np.ndarray | Sequence[float]
 """One query: its text, or its embedding."""
@@ -76,6 +81,32 @@ def number_problem(name: str, value: object, high: float, low: float = 0.0) -> s
     if not (math.isfinite(v) and low <= v <= high):
         return f"its {name} {value!r} is not a finite number in [{low:g}, {high:g}]"
     return None
+
+
+MAX_ID_LENGTH = 256
+"""The longest decision or run id metallm accepts (its own are about 40 characters)."""
+
+
+def check_id(value: object, kind: str) -> str:
+    """A decision or run id, or :class:`~metallm.UnknownDecisionError` (never issued by metallm).
+
+    The error shows the start of a long id only, so a hostile id never floods a log.
+
+    >>> check_id("x" * 300, "decision")
+    Traceback (most recent call last):
+    ...
+    metallm.exceptions.UnknownDecisionError: a decision id of 300 characters ('xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...') was never issued: metallm's ids are under 256
+    """
+    if not isinstance(value, str):
+        raise UnknownDecisionError(
+            f"a {kind} id must be the text metallm returned (decision.id), got {type(value).__name__}"
+        )
+    if len(value) > MAX_ID_LENGTH:
+        raise UnknownDecisionError(
+            f"a {kind} id of {len(value)} characters ({value[:40] + '...'!r}) was never issued: "
+            f"metallm's ids are under {MAX_ID_LENGTH}"
+        )
+    return value
 
 
 def check_cost_weight(p: float) -> float:

@@ -62,6 +62,7 @@ from metallm.serving import offline, persistence
 from metallm.serving._checks import (
     MAX_ABS_ELEMENT,
     Query,
+    check_id,
     as_batch,
     check_cost,
     check_cost_array,
@@ -286,8 +287,9 @@ class Router:
                 getattr(store, "spool_dir", Path.home() / ".cache" / "metallm" / "spool"),
                 getattr(store, "spool_name", "metallm"),
             )
-            self._agree_on_features(at_start=True)
-            self.sync()
+            if self._reachable_at_start():
+                self._agree_on_features(at_start=True)
+                self.sync()
         if budget is not None and not isinstance(budget, Budget):
             raise ConfigurationError(
                 f"budget must be a metallm.Budget, got {type(budget).__name__}: "
@@ -904,6 +906,7 @@ class Router:
         """
         c = check_cost(cost)
         seconds = None if latency is None else check_latency(latency)
+        check_id(decision_id, "decision")
         if spend and self._budget is not None:
             self._spend(c)
         with self._lock:
@@ -950,6 +953,7 @@ class Router:
         given = None if cost is None else check_cost(cost)
         seconds = None if latency is None else check_latency(latency)
         try:
+            check_id(decision_id, "decision")
             self._record(decision_id, q, given, latency=seconds)
         except DuplicateFeedbackError:
             self._count("duplicate")
@@ -970,7 +974,7 @@ class Router:
         latency: float | None = None,
     ) -> None:
         """:meth:`record` for the decision that answered a framework call (e.g. a LangChain run id)."""
-        decision_id = self._decision_of_run(str(run_id))
+        decision_id = self._decision_of_run(check_id(str(run_id), "run"))
         self.record(decision_id, quality=quality, cost=cost, latency=latency)
 
     def record_many(self, feedback: Iterable[Feedback]) -> FeedbackSummary:
@@ -991,6 +995,7 @@ class Router:
         feedback arrives later than ``feedback_ttl``; many ``unknown``, ids from elsewhere
         (another store, or a router without one whose memory was evicted).
         """
+        spool = None if self.spool is None else self.spool.status()
         with self._lock:
             return {
                 "pending_in_memory": len(self.ledger),
@@ -1003,7 +1008,15 @@ class Router:
                 "store_position": None if self._sync is None else self._sync.position,
                 "quarantined_events": self.quarantined_events,
                 "store_available": None if self._sync is None else self._sync.available,
-                "spooled_events": 0 if self.spool is None else len(self.spool),
+                "store_error": None if self._sync is None else self._sync.last_error,
+                "store_identity": None
+                if self.store is None
+                else getattr(self.store, "identity_problem", None) or "unchanged",
+                "store_persistence": getattr(self.store, "persistence", None),
+                "refused_pool_changes": 0 if self._sync is None else self._sync.refused_pool_changes,
+                "refused_snapshots": 0 if self._sync is None else self._sync.refused_snapshots,
+                "spooled_events": 0 if spool is None else spool["events"],
+                "spool": spool,
                 "n_updates": self.n_updates,
                 "embedder": repr(self.embedder),
                 "budget": self.budget_status(),
@@ -1200,6 +1213,19 @@ class Router:
             except StoreError as again:
                 self._sync.failed(again)
                 return 0
+
+    def _reachable_at_start(self) -> bool:
+        """Whether the store answers its cheap check (a stalled one is not waited for at start)."""
+        assert self._sync is not None
+        ping = getattr(self._sync.store, "ping", None)
+        if ping is None:
+            return True
+        try:
+            ping()
+        except StoreError as e:
+            self._sync.failed(e)
+            return False
+        return True
 
     def _agree_on_features(self, *, at_start: bool = False) -> None:
         """Read the vectors of routers sharing the store the same way (the prompt's length or not).

@@ -28,19 +28,12 @@ from typing import Any
 
 import numpy as np
 
-from metallm.exceptions import DuplicateEventError, StoreError
+from metallm.exceptions import DuplicateEventError, SpoolFullError
 from metallm.state.base import FeedbackEvent, StateStore
 
 __all__ = ["Spool", "SpoolFullError"]
 
 logger = logging.getLogger(__name__)
-
-
-class SpoolFullError(StoreError):
-    """Feedback could be written neither to the store nor to the local spool (disk full, say).
-
-    Nothing was acknowledged: the caller may retry the same feedback once there is room.
-    """
 
 
 class Spool:

@@ -134,6 +134,10 @@ class StoreSync:
         self.quarantine: list[tuple[str, str | None, str]] = []
         """The latest quarantined events: (position in the log, decision id, why)."""
         self._folded: OrderedDict[str, None] = OrderedDict()
+        self.refused_snapshots = 0
+        """Snapshots of the store that could not be adopted (corrupt, too large, foreign)."""
+        self.last_error: str | None = None
+        """The latest store failure, while the store is unavailable (None once it is back)."""
         self.refused_settings = 0
         """Shared settings of the store that made no sense (ignored)."""
         self.refused_pool_changes = 0
@@ -209,6 +213,7 @@ class StoreSync:
                 error,
             )
         self.available = False
+        self.last_error = f"{type(error).__name__}: {str(error)[:300]}"
         self._retry_at = self._clock() + self._backoff
         self._backoff = min(self._backoff * 2, 30.0)
 
@@ -217,6 +222,7 @@ class StoreSync:
         if not self.available:
             logger.warning("metallm reached %s again", self.store)
         self.available = True
+        self.last_error = None
         self._backoff = 1.0
 
     def due(self) -> bool:
@@ -283,6 +289,7 @@ class StoreSync:
             self.position = snapshot.position
         except StateFileError as e:
             logger.warning("%s; replaying the whole event log instead", e)
+            self.refused_snapshots += 1
             self.restored = True
             self.restored_from_log = True
             self.position = None

@@ -7,6 +7,7 @@ renamed over the target, so a crash leaves either the old file or the new one.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -103,8 +104,28 @@ def _depth(text: str) -> int:
     return deepest
 
 
+_CHECKSUM_KEY = "checksum"
+
+
+def _checksum(header: dict[str, Any], arrays: dict[str, np.ndarray]) -> str:
+    """SHA-256 over the header (less its checksum) and every array's name, type, shape and bytes.
+
+    It binds the header's model names to the arrays' rows, so a header edited after the fact
+    (models swapped, say) is refused instead of attributing statistics to the wrong models.
+    """
+    digest = hashlib.sha256()
+    body = {k: v for k, v in header.items() if k != _CHECKSUM_KEY}
+    digest.update(json.dumps(body, sort_keys=True).encode("utf-8"))
+    for name in sorted(arrays):
+        array = np.ascontiguousarray(arrays[name])
+        digest.update(f"\n{name}:{array.dtype.str}:{array.shape}\n".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
 def write_state(path: str | Path, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> Path:
-    """Atomically write ``header`` and ``arrays`` to ``path``."""
+    """Atomically write ``header`` and ``arrays`` to ``path`` (the header checksummed with them)."""
+    header = {**header, _CHECKSUM_KEY: _checksum(header, arrays)}
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     payload: dict[str, Any] = {
@@ -165,5 +186,12 @@ def read_state(
     if version != FORMAT_VERSION:
         raise StateFileError(
             source, f"format_version is {version!r}; this metallm reads version {FORMAT_VERSION}"
+        )
+    checksum = header.get(_CHECKSUM_KEY)  # absent in files written before it was kept
+    if checksum is not None and checksum != _checksum(header, arrays):
+        raise StateFileError(
+            source,
+            "its checksum does not match its header and arrays: the file was edited or damaged "
+            "after it was written (restore it, or fit the router again)",
         )
     return header, arrays

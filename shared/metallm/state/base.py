@@ -24,7 +24,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from metallm.exceptions import StoreError
+from metallm.exceptions import StoreError, UnknownDecisionError
 
 __all__ = [
     "BudgetState",
@@ -232,6 +232,33 @@ class StateStore(Protocol):
     def close(self) -> None:
         """Close this process's connection(s)."""
         ...
+
+
+MAX_EMBEDDING_BYTES = 64 << 10
+"""The largest embedding the store hands to a router (8,192 float64s; MiniLM's is 3 KiB)."""
+MAX_FIELD_BYTES = 1 << 20
+"""The largest text field (a prompt, the shadows' JSON, an id) read from the store."""
+MAX_SNAPSHOT_BYTES = 64 << 20
+"""The largest snapshot read from the store (a 10-model router's is about 5 MB compressed)."""
+MAX_BATCH_BYTES = 16 << 20
+"""About the most one read of the event log holds in memory."""
+
+
+def oversize(what: str, size: int, limit: int) -> str:
+    """Why an entry was refused for its size.
+
+    >>> oversize("embedding", 10, 8)
+    'its embedding of 10 bytes is over the 8-byte limit'
+    """
+    return f"its {what} of {size} bytes is over the {limit}-byte limit"
+
+
+def unreadable_decision(store: object, key: str, why: str) -> UnknownDecisionError:
+    """The error for a ledger record another client wrote badly: its feedback cannot be learned."""
+    return UnknownDecisionError(
+        f"the ledger record {key[:80]!r} in {store} cannot be used ({why}): it was written by "
+        "another client; its feedback cannot be learned"
+    )
 
 
 @contextmanager

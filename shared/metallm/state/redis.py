@@ -11,14 +11,20 @@ from typing import Any
 
 import numpy as np
 
-from metallm.exceptions import DuplicateEventError, LogTrimmedError, StateFileError
+from metallm.exceptions import DuplicateEventError, LogTrimmedError, StateFileError, StoreError
 from metallm.state.base import (
+    MAX_BATCH_BYTES,
+    MAX_EMBEDDING_BYTES,
+    MAX_FIELD_BYTES,
+    MAX_SNAPSHOT_BYTES,
     BudgetState,
     DecisionRecord,
     FeedbackEvent,
     MalformedEvent,
     Snapshot,
     driver_errors,
+    oversize,
+    unreadable_decision,
     vector,
     vector_bytes,
 )
@@ -56,6 +62,52 @@ _ADD_SPEND = (
     "return {spent, tostring(queries), text, redis.call('HGET', KEYS[3], 'queries') or '0'}"
 )
 _FLOATS = ("cost_weight", "time", "expires", "propensity", "cost", "latency")
+_OVERSIZE = b"\x00metallm-oversize:"
+# Read the log in one round trip, never handing a client a field over ARGV[3] bytes (it comes
+# back as a marker with its size) nor more than about ARGV[4] bytes in all.
+# KEYS: stream; ARGV: exclusive start ("-" or "(id"), count, field limit, batch limit.
+_READ_EVENTS = (
+    "local entries = redis.call('XRANGE', KEYS[1], ARGV[1], '+', 'COUNT', ARGV[2]) "
+    "local limit, budget, total, out = tonumber(ARGV[3]), tonumber(ARGV[4]), 0, {} "
+    "for _, e in ipairs(entries) do "
+    "  local f = e[2] "
+    "  for i = 1, #f do "
+    "    if #f[i] > limit then f[i] = ARGV[5] .. #f[i] end "
+    "    total = total + #f[i] "
+    "  end "
+    "  out[#out + 1] = e "
+    "  if total > budget then break end "
+    "end "
+    "return out"
+)
+# A hash's fields, none over ARGV[1] bytes (a marker with its size instead). KEYS: the hash.
+_READ_HASH = (
+    "local f = redis.call('HGETALL', KEYS[1]) "
+    "local limit = tonumber(ARGV[1]) "
+    "for i = 1, #f do if #f[i] > limit then f[i] = ARGV[2] .. #f[i] end end "
+    "return f"
+)
+# Up to ARGV[2] entries of a list from ARGV[1], none over ARGV[3] bytes. KEYS: the list.
+_READ_LIST = (
+    "local f = redis.call('LRANGE', KEYS[1], ARGV[1], tonumber(ARGV[1]) + tonumber(ARGV[2]) - 1) "
+    "local limit = tonumber(ARGV[3]) "
+    "for i = 1, #f do if #f[i] > limit then f[i] = ARGV[4] .. #f[i] end end "
+    "return f"
+)
+
+
+def redacted(url: str) -> str:
+    """``url`` without its password (what logs, reprs and errors show).
+
+    >>> redacted("redis://user:s3cret@host:6379/0")
+    'redis://user:***@host:6379/0'
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    credentials, _, host = rest.rpartition("@")
+    user, colon, _ = credentials.partition(":")
+    return f"{scheme}://{user}{':***' if colon else ('***' if user and not colon else '')}@{host}"
 
 
 class RedisStore:
@@ -80,7 +132,9 @@ class RedisStore:
         spool_dir: str | Path | None = None,
         retention: float = 8 * 86_400.0,
         check_persistence: bool = True,
+        routing_timeout: float = 0.25,
     ) -> None:
+        routing_client = client
         if client is None:
             try:
                 import redis
@@ -91,6 +145,12 @@ class RedisStore:
             client = redis.Redis.from_url(
                 url, socket_timeout=timeout, socket_connect_timeout=timeout
             )
+            routing_client = redis.Redis.from_url(
+                url, socket_timeout=routing_timeout, socket_connect_timeout=routing_timeout
+            )
+        self.routing_timeout = routing_timeout
+        """Seconds a call on the routing path (a decision's ledger entry, its cost, the budget) waits."""
+        self._routing = routing_client
         self.spool_dir = (
             Path(spool_dir)
             if spool_dir is not None
@@ -99,7 +159,8 @@ class RedisStore:
         """Where feedback is spooled while Redis cannot be reached (``timeout``: seconds any call may wait)."""
         self.spool_name = f"redis-{prefix}"
         self.client = client
-        self.url = url
+        self.url = redacted(url)
+        """The server's URL, its password left out."""
         self.prefix = prefix
         self.store_prompts = store_prompts
         self.expired_grace = expired_grace
@@ -116,17 +177,20 @@ class RedisStore:
         except ImportError:  # pragma: no cover - a client of another library was passed
             self._errors = ()
         self._append = client.register_script(_APPEND)
-        self._set_cost = client.register_script(_SET_COST)
-        self._add_spend = client.register_script(_ADD_SPEND)
+        self._set_cost = self._routing.register_script(_SET_COST)
+        self._add_spend = self._routing.register_script(_ADD_SPEND)
+        self._read_events = client.register_script(_READ_EVENTS)
+        self._read_hash = client.register_script(_READ_HASH)
+        self._read_list = client.register_script(_READ_LIST)
         self.persistence = self._check_persistence() if check_persistence else "unchecked"
         """How the server persists writes: "aof-always", "aof-everysec", "aof-no", "rdb", "none" or "unknown"."""
 
     def _check_persistence(self) -> str:
         """Read the server's persistence settings, and warn when a crash can lose acknowledged events."""
         try:
-            appendonly = self.client.config_get("appendonly").get("appendonly")
-            fsync = self.client.config_get("appendfsync").get("appendfsync")
-            save = self.client.config_get("save").get("save")
+            appendonly = self._routing.config_get("appendonly").get("appendonly")
+            fsync = self._routing.config_get("appendfsync").get("appendfsync")
+            save = self._routing.config_get("save").get("save")
         except Exception as e:  # CONFIG disabled (managed Redis) or the server is down right now
             logger.info(
                 "metallm could not read %s's persistence settings (%s); make sure AOF is on",
@@ -208,16 +272,20 @@ class RedisStore:
     def events_after(
         self, position: str | None
     ) -> Iterator[tuple[str, FeedbackEvent | MalformedEvent]]:
-        """Events after ``position`` (all when None), in log order, with their positions."""
+        """Events after ``position`` (all when None), in log order, with their positions.
+
+        A field over :data:`~metallm.state.base.MAX_FIELD_BYTES` never leaves the server: its
+        entry is a :class:`MalformedEvent`; one read holds about
+        :data:`~metallm.state.base.MAX_BATCH_BYTES` at most.
+        """
+        if position and _stream_id(position) is None:
+            raise StoreError(f"{self}: {position[:40]!r} is not a position of its event log")
         start = "-" if not position else f"({position}"
         with driver_errors(self, "read its events", self._errors):
-            pipe = self.client.pipeline(transaction=False)
-            pipe.get(self.trimmed_key)
-            pipe.xrange(self.stream, min=start, max="+", count=1000)
-            trimmed, batch = pipe.execute()
-        if trimmed is not None and (
-            not position or _stream_id(position) < _stream_id(trimmed.decode())
-        ):
+            trimmed = self.client.get(self.trimmed_key)
+            batch = self._batch(start)
+        trimmed_at = None if trimmed is None else _stream_id(trimmed.decode(errors="replace"))
+        if trimmed_at is not None and (not position or _stream_id(position) < trimmed_at):  # type: ignore[operator]
             raise LogTrimmedError(
                 f"{self} trimmed its log past position {position}: start from the latest snapshot"
             )
@@ -228,7 +296,14 @@ class RedisStore:
                 yield raw_id.decode(), _parse_event(fields)
             start = f"({batch[-1][0].decode()}"
             with driver_errors(self, "read its events", self._errors):
-                batch = self.client.xrange(self.stream, min=start, max="+", count=1000)
+                batch = self._batch(start)
+
+    def _batch(self, start: str) -> list[tuple[bytes, dict[bytes, bytes]]]:
+        raw = self._read_events(
+            keys=[self.stream],
+            args=[start, 1000, MAX_FIELD_BYTES, MAX_BATCH_BYTES, _OVERSIZE],
+        )
+        return [(entry_id, dict(zip(flat[::2], flat[1::2]))) for entry_id, flat in raw]
 
     def has_event(self, decision_id: str) -> bool:
         """Whether feedback for this decision is already in the log."""
@@ -240,7 +315,7 @@ class RedisStore:
     # -- the decision ledger ------------------------------------------------------------
     def put_decisions(self, records: Sequence[DecisionRecord]) -> None:
         """Keep these decisions in the ledger, each key expiring past its time to live (one round trip)."""
-        pipe = self.client.pipeline(transaction=False)
+        pipe = self._routing.pipeline(transaction=False)
         for r in records:
             key = self._decision_key(r.decision_id)
             mapping: dict[str, Any] = {
@@ -274,35 +349,34 @@ class RedisStore:
             pipe.execute()
 
     def get_decision(self, decision_id: str) -> DecisionRecord | None:
-        """The ledger's record of a decision (also when expired but not yet dropped), or None."""
+        """The ledger's record of a decision (also when expired but not yet dropped), or None.
+
+        A record another client wrote badly is an :class:`~metallm.UnknownDecisionError`
+        that says so (its feedback cannot be learned).
+        """
         with driver_errors(self, "read its decision ledger", self._errors):
-            raw = self.client.hgetall(self._decision_key(decision_id))
-        if not raw:
+            flat = self._read_hash(
+                keys=[self._decision_key(decision_id)], args=[MAX_FIELD_BYTES, _OVERSIZE]
+            )
+        if not flat:
             return None
-        entry = {k.decode(): v for k, v in raw.items()}
-        text = {k: v.decode() for k, v in entry.items() if k not in ("embedding",)}
-        numbers = {k: float(text[k]) if k in text else None for k in _FLOATS}
-        return DecisionRecord(
-            decision_id=decision_id,
-            arm=text["arm"],
-            embedding=vector(entry["embedding"], np.float32),
-            cost_weight=float(text["cost_weight"]),
-            time=float(text["time"]),
-            expires=float(text["expires"]),
-            session=text.get("session"),
-            run_id=text.get("run_id"),
-            propensity=numbers["propensity"],
-            cost=numbers["cost"],
-            prompt=text.get("prompt"),
-            shadows=text.get("shadows"),
-            latency=numbers["latency"],
-        )
+        entry = dict(zip(flat[::2], flat[1::2]))
+        try:
+            return _parse_decision(decision_id, entry)
+        except (KeyError, ValueError, UnicodeDecodeError, TypeError) as e:
+            why = f"the field {e} is missing" if isinstance(e, KeyError) else str(e)[:200]
+            raise unreadable_decision(self, decision_id, why) from None
 
     def find_decision(self, run_id: str) -> DecisionRecord | None:
         """The latest pending decision made for a framework call's run id, or None."""
         with driver_errors(self, "read its decision ledger", self._errors):
-            decision_id = self.client.get(self._run_key(run_id))
-        return None if decision_id is None else self.get_decision(decision_id.decode())
+            decision_id = self.client.getrange(self._run_key(run_id), 0, 1000)
+        if not decision_id:
+            return None
+        try:
+            return self.get_decision(decision_id.decode())
+        except UnicodeDecodeError:
+            raise unreadable_decision(self, run_id, "its decision id is not text") from None
 
     def set_decision_cost(
         self, decision_id: str, cost: float, latency: float | None = None
@@ -322,15 +396,20 @@ class RedisStore:
 
     def pool_changes_after(self, position: str | None) -> list[tuple[str, str, str]]:
         """``(position, action, arm)`` after ``position`` (all when None), in order."""
+        if position and not position.isdigit():
+            raise StoreError(f"{self}: {position[:40]!r} is not a position of its pool list")
         start = int(position) if position else 0
         with driver_errors(self, "read its pool", self._errors):
-            raw = self.client.lrange(f"{self.prefix}:pool", start, -1)
+            raw = self._read_list(
+                keys=[f"{self.prefix}:pool"], args=[start, 1000, 10_000, _OVERSIZE]
+            )
         out = []
         for offset, item in enumerate(raw):
             try:
                 entry = json.loads(item)
                 out.append((str(start + offset + 1), str(entry["action"]), str(entry["arm"])))
-            except (ValueError, KeyError, TypeError):
+            except (ValueError, KeyError, TypeError, AttributeError):
+                out.append((str(start + offset + 1), "unreadable", "?"))
                 logger.warning(
                     "%s: an unreadable pool change at %d is skipped", self, start + offset + 1
                 )
@@ -385,7 +464,7 @@ class RedisStore:
         """The budget's state for ``period`` (zero sums when nothing was spent in it yet)."""
         current, weight, before = self._budget_keys(name, period)
         with driver_errors(self, f"read budget {name!r}", self._errors):
-            pipe = self.client.pipeline(transaction=False)
+            pipe = self._routing.pipeline(transaction=False)
             pipe.hmget(current, "spent", "queries")
             pipe.get(weight)
             pipe.hget(before, "queries")
@@ -408,22 +487,50 @@ class RedisStore:
 
     def latest_snapshot(self) -> Snapshot | None:
         """The newest snapshot, or None."""
+        source = f"redis:{self.snapshot_key}"
         with driver_errors(self, "read its snapshot", self._errors):
+            size = self.client.strlen(self.snapshot_key)
+            if size > MAX_SNAPSHOT_BYTES:
+                raise StateFileError(source, oversize("snapshot", size, MAX_SNAPSHOT_BYTES))
             payload = self.client.get(self.snapshot_key)
+            last = self._last_id()
         if payload is None:
             return None
         head, _, data = payload.partition(b"\n")
         try:
-            position = json.loads(head)["position"]
-        except (ValueError, KeyError) as e:
+            position = str(json.loads(head[:200])["position"])
+        except (ValueError, KeyError, TypeError) as e:
+            raise StateFileError(source, f"the snapshot header is corrupt ({e})") from e
+        at = _stream_id(position)
+        if at is None or last is None or at > last:
             raise StateFileError(
-                f"redis:{self.snapshot_key}", f"the snapshot header is corrupt ({e})"
-            ) from e
-        return Snapshot(str(position), data)
+                source,
+                f"its position {position[:40]!r} is not a position of the event log (which ends "
+                f"at {'nothing' if last is None else '-'.join(map(str, last))})",
+            )
+        return Snapshot(position, data)
+
+    def _last_id(self) -> tuple[int, int] | None:
+        """The id of the newest entry the stream ever had (trimmed ones count), or None."""
+        try:
+            info = self.client.xinfo_stream(self.stream)
+        except self._errors as e:
+            if "no such key" in str(e).lower():
+                return None
+            raise
+        last = info.get("last-generated-id")
+        return None if last is None else _stream_id(last.decode() if isinstance(last, bytes) else str(last))
+
+    def ping(self) -> None:
+        """Raise :class:`~metallm.StoreError` when the server does not answer within the routing timeout."""
+        with driver_errors(self, "answer a ping", self._errors):
+            self._routing.ping()
 
     def close(self) -> None:
         """Close this process's connection(s)."""
         self.client.close()
+        if self._routing is not self.client:
+            self._routing.close()
 
     def __repr__(self) -> str:
         return f"RedisStore({self.url!r}, prefix={self.prefix!r})"
@@ -445,13 +552,51 @@ def _propensity(raw: bytes | None) -> float | None:
     return value if 0.0 < value <= 1.0 else None
 
 
+def _parse_decision(decision_id: str, raw: dict[bytes, bytes]) -> DecisionRecord:
+    """A ledger hash as a record (KeyError, ValueError, UnicodeDecodeError when it is not one)."""
+    entry = {k.decode(): v for k, v in raw.items()}
+    for name, value in entry.items():
+        if value.startswith(_OVERSIZE):
+            raise ValueError(oversize(name, int(value[len(_OVERSIZE) :]), MAX_FIELD_BYTES))
+    embedding = entry["embedding"]
+    if len(embedding) > MAX_EMBEDDING_BYTES or len(embedding) % 4:
+        raise ValueError(f"its embedding of {len(embedding)} bytes is not float32s within the limit")
+    text = {k: v.decode() for k, v in entry.items() if k != "embedding"}
+    numbers = {k: float(text[k]) if k in text else None for k in _FLOATS}
+    return DecisionRecord(
+        decision_id=decision_id,
+        arm=text["arm"],
+        embedding=vector(embedding, np.float32),
+        cost_weight=float(text["cost_weight"]),
+        time=float(text["time"]),
+        expires=float(text["expires"]),
+        session=text.get("session"),
+        run_id=text.get("run_id"),
+        propensity=numbers["propensity"],
+        cost=numbers["cost"],
+        prompt=text.get("prompt"),
+        shadows=text.get("shadows"),
+        latency=numbers["latency"],
+    )
+
+
 def _parse_event(fields: dict[bytes, bytes]) -> FeedbackEvent | MalformedEvent:
     """One stream entry as an event, or why it is not one (missing field, bad number, ...)."""
     decision_id = None
     try:
         entry = {k.decode(): v for k, v in fields.items()}
-        decision_id = entry["decision_id"].decode()
+        raw_id = entry["decision_id"]
+        decision_id = None if raw_id.startswith(_OVERSIZE) else raw_id.decode()[:200]
+        for name, value in entry.items():
+            if value.startswith(_OVERSIZE):
+                return MalformedEvent(
+                    oversize(name, int(value[len(_OVERSIZE) :]), MAX_FIELD_BYTES), decision_id
+                )
         embedding = entry["embedding"]
+        if len(embedding) > MAX_EMBEDDING_BYTES:
+            return MalformedEvent(
+                oversize("embedding", len(embedding), MAX_EMBEDDING_BYTES), decision_id
+            )
         if len(embedding) % 8:
             return MalformedEvent(
                 f"an embedding of {len(embedding)} bytes is not float64s", decision_id
@@ -475,6 +620,9 @@ def _parse_event(fields: dict[bytes, bytes]) -> FeedbackEvent | MalformedEvent:
         return MalformedEvent(f"{type(e).__name__}: {e}", decision_id)
 
 
-def _stream_id(value: str) -> tuple[int, int]:
+def _stream_id(value: str) -> tuple[int, int] | None:
+    """A stream id as numbers, or None when ``value`` is not one."""
     ms, _, seq = value.partition("-")
+    if not ms.isdigit() or not (seq or "0").isdigit() or len(value) > 45:
+        return None
     return int(ms), int(seq or 0)

@@ -2,22 +2,34 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
-from metallm.exceptions import DuplicateEventError, StateFileError, StoreError
+from metallm.exceptions import (
+    CorruptStoreError,
+    DuplicateEventError,
+    StateFileError,
+    StoreError,
+    UnknownDecisionError,
+)
 from metallm.state.base import (
+    MAX_EMBEDDING_BYTES,
+    MAX_FIELD_BYTES,
+    MAX_SNAPSHOT_BYTES,
     BudgetState,
     DecisionRecord,
     FeedbackEvent,
     MalformedEvent,
     Snapshot,
-    driver_errors,
+    oversize,
+    unreadable_decision,
     vector,
     vector_bytes,
 )
@@ -55,6 +67,35 @@ _SCHEMA = (
         time REAL NOT NULL)""",
 )
 _DECISION_COLUMNS = "decision_id, arm, embedding, cost_weight, time, expires, session, run_id, propensity, cost, prompt, shadows, latency"
+_TEXT_COLUMNS = ("decision_id", "arm", "session", "run_id", "prompt", "shadows")
+
+
+def _capped(column: str, limit: int) -> str:
+    """SQL reading ``column`` only when it is at most ``limit`` bytes (else NULL), and its size."""
+    return f"CASE WHEN length(CAST({column} AS BLOB)) <= {limit} THEN {column} END, length(CAST({column} AS BLOB))"
+
+
+def _corrupt(e: sqlite3.Error) -> bool:
+    """Whether SQLite says the file itself is damaged (not merely busy or full)."""
+    text = str(e).lower()
+    return "malformed" in text or "not a database" in text or "corrupt" in text
+
+
+_EVENT_COLUMNS = ("decision_id", "arm", "embedding", "prompt", "shadows")
+_EVENT_SELECT = (
+    "SELECT seq, "
+    + ", ".join(
+        _capped(c, MAX_EMBEDDING_BYTES if c == "embedding" else MAX_FIELD_BYTES)
+        for c in _EVENT_COLUMNS
+    )
+    + ", quality, cost, time, failure, propensity, latency FROM events WHERE seq > ? ORDER BY seq"
+)
+_DECISION_SELECT = "SELECT " + ", ".join(
+    _capped(c, MAX_EMBEDDING_BYTES if c == "embedding" else MAX_FIELD_BYTES)
+    if c in (*_TEXT_COLUMNS, "embedding")
+    else c
+    for c in _DECISION_COLUMNS.split(", ")
+)
 
 
 class SQLiteStore:
@@ -106,6 +147,10 @@ class SQLiteStore:
                 time.sleep(0.02)
             except sqlite3.DatabaseError as e:
                 raise StateFileError(self.path, f"not a usable SQLite store ({e})") from e
+        stat = os.stat(self.path)
+        self._identity = (stat.st_dev, stat.st_ino)
+        self.identity_problem: str | None = None
+        """Why the file is no longer the one opened (deleted or replaced), or None."""
 
     def _set_up(self) -> None:
         """WAL mode and the tables (idempotent)."""
@@ -148,6 +193,7 @@ class SQLiteStore:
         routing: bool = False,
     ) -> int | None:
         """Run the statements in one immediate transaction; the last row id."""
+        self._check_identity()
         db = self._db(routing=routing)
         try:
             db.execute("BEGIN IMMEDIATE")
@@ -157,13 +203,59 @@ class SQLiteStore:
             db.execute("COMMIT")
         except BaseException as e:
             if db.in_transaction:
-                db.execute("ROLLBACK")
+                try:
+                    db.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass  # the transaction is gone with the error (a full disk, say)
             if isinstance(e, sqlite3.IntegrityError):
                 raise DuplicateEventError(f"{self} already holds it: {what}") from e
             if isinstance(e, sqlite3.Error):
-                raise StoreError(f"{self} could not {what}: {type(e).__name__}: {e}") from e
+                raise self._error(e, what) from e
             raise
         return None if cursor is None else cursor.lastrowid
+
+    def _check_identity(self) -> None:
+        """Refuse to go on when the file at :attr:`path` is no longer the one opened.
+
+        A deleted file would take every write into an unlinked inode that no other process
+        (and no restart) ever reads; a replaced one holds another log.
+        """
+        try:
+            stat = os.stat(self.path)
+            identity = (stat.st_dev, stat.st_ino)
+        except FileNotFoundError:
+            identity = None
+        if identity != self._identity:
+            self.identity_problem = (
+                "was deleted" if identity is None else "was replaced by another file"
+            )
+            raise CorruptStoreError(
+                f"{self}: the file {self.identity_problem} while in use; feedback is spooled "
+                "locally until this process restarts: restore the file, or restart to open the "
+                "new one"
+            )
+
+    def _error(self, e: sqlite3.Error, what: str) -> StoreError:
+        """The typed error for a driver error: a damaged file is :class:`CorruptStoreError`."""
+        if _corrupt(e):
+            return CorruptStoreError(
+                f"{self} could not {what}: the file is damaged ({e}); restore it from a backup "
+                f"(or recover it with `sqlite3 {self.path.name} .recover`) and restart"
+            )
+        return StoreError(f"{self} could not {what}: {type(e).__name__}: {e}")
+
+    @contextmanager
+    def _reading(self, what: str) -> Iterator[None]:
+        """Check the file's identity, then turn driver errors into typed ones."""
+        self._check_identity()
+        try:
+            yield
+        except sqlite3.Error as e:
+            raise self._error(e, what) from e
+
+    def ping(self) -> None:
+        """Raise :class:`~metallm.StoreError` when the file cannot be used now (cheap)."""
+        self._check_identity()
 
     # -- the event log ------------------------------------------------------------------
     def append(self, event: FeedbackEvent) -> str:
@@ -198,53 +290,59 @@ class SQLiteStore:
     def events_after(
         self, position: str | None
     ) -> Iterator[tuple[str, FeedbackEvent | MalformedEvent]]:
-        """Events after ``position`` (all when None), in log order, with their positions."""
-        start = int(position) if position else 0
-        with driver_errors(self, "read its events", (sqlite3.Error,)):
-            rows = self._db().execute(
-                "SELECT seq, decision_id, arm, embedding, quality, cost, time, prompt, failure, propensity, shadows, latency FROM events WHERE seq > ? ORDER BY seq",
-                (start,),
-            )
+        """Events after ``position`` (all when None), in log order, with their positions.
+
+        Fields over :data:`~metallm.state.base.MAX_EMBEDDING_BYTES` or
+        :data:`~metallm.state.base.MAX_FIELD_BYTES` are never read into memory: the entry is
+        a :class:`MalformedEvent`.
+        """
+        start = _position(position, self)
+        with self._reading("read its events"):
+            rows = self._db().execute(_EVENT_SELECT, (start,))
             for row in rows:
-                (
-                    seq,
-                    decision_id,
-                    arm,
-                    embedding,
-                    quality,
-                    cost,
-                    stamp,
-                    prompt,
-                    failure,
-                    p,
-                    shadows,
-                    latency,
-                ) = row
-                if not all(isinstance(v, (int, float)) for v in (quality, cost, stamp)):
+                seq = row[0]
+                fields = {}
+                problem = None
+                for i, column in enumerate(_EVENT_COLUMNS):
+                    value, size = row[1 + 2 * i], row[2 + 2 * i]
+                    if value is None and size is not None:
+                        limit = MAX_EMBEDDING_BYTES if column == "embedding" else MAX_FIELD_BYTES
+                        problem = problem or oversize(column, size, limit)
+                    fields[column] = value
+                quality, cost, stamp, failure, p, latency = row[1 + 2 * len(_EVENT_COLUMNS) :]
+                decision_id = fields["decision_id"]
+                shown = str(decision_id)[:80] if decision_id is not None else None
+                if problem is not None:
+                    yield str(seq), MalformedEvent(problem, shown)
+                    continue
+                embedding = fields["embedding"]
+                if not all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool)
+                    for v in (quality, cost, stamp)
+                ):
                     yield (
                         str(seq),
                         MalformedEvent(
-                            f"quality, cost or time is not a number: {quality!r}, {cost!r}",
-                            str(decision_id),
+                            f"quality, cost or time is not a number: {str(quality)[:40]!r}, "
+                            f"{str(cost)[:40]!r}",
+                            shown,
                         ),
                     )
                     continue
                 if not isinstance(embedding, bytes) or len(embedding) % 8:
-                    yield (
-                        str(seq),
-                        MalformedEvent("the embedding is not float64s", str(decision_id)),
-                    )
+                    yield str(seq), MalformedEvent("the embedding is not float64s", shown)
                     continue
+                prompt, shadows = fields["prompt"], fields["shadows"]
                 yield (
                     str(seq),
                     FeedbackEvent(
                         str(decision_id),
-                        str(arm),
+                        str(fields["arm"]),
                         vector(embedding),
-                        quality,
-                        cost,
-                        stamp,
-                        prompt,
+                        float(quality),
+                        float(cost),
+                        float(stamp),
+                        prompt if isinstance(prompt, str) else None,
                         bool(failure),
                         float(p) if isinstance(p, (int, float)) and 0 < p <= 1 else None,
                         shadows if isinstance(shadows, str) else None,
@@ -254,7 +352,7 @@ class SQLiteStore:
 
     def has_event(self, decision_id: str) -> bool:
         """Whether feedback for this decision is already in the log."""
-        with driver_errors(self, "read its events", (sqlite3.Error,)):
+        with self._reading("read its events"):
             row = (
                 self._db()
                 .execute("SELECT 1 FROM events WHERE decision_id = ?", (decision_id,))
@@ -306,39 +404,32 @@ class SQLiteStore:
         return self._one_decision("run_id = ? ORDER BY time DESC", run_id)
 
     def _one_decision(self, where: str, key: str) -> DecisionRecord | None:
-        with driver_errors(self, "read its decision ledger", (sqlite3.Error,)):
+        with self._reading("read its decision ledger"):
             row = (
-                self._db()
-                .execute(f"SELECT {_DECISION_COLUMNS} FROM decisions WHERE {where} LIMIT 1", (key,))
-                .fetchone()
-            )
+                self._db().execute(f"{_DECISION_SELECT} FROM decisions WHERE {where} LIMIT 1", (key,))
+            ).fetchone()
         if row is None:
             return None
-        (
-            decision_id,
-            arm,
-            embedding,
-            cost_weight,
-            stamp,
-            expires,
-            session,
-            run_id,
-            propensity,
-            cost,
-            prompt,
-            shadows,
-            latency,
-        ) = row
-        return DecisionRecord(
-            decision_id, arm, vector(embedding, np.float32), cost_weight, stamp, expires,
-            session, run_id, propensity, cost, prompt, shadows, _seconds(latency),
-        )  # fmt: skip
+        values: dict[str, object] = {}
+        i = 0
+        for column in _DECISION_COLUMNS.split(", "):
+            if column in (*_TEXT_COLUMNS, "embedding"):
+                value, size = row[i], row[i + 1]
+                i += 2
+                if value is None and size is not None:
+                    limit = MAX_EMBEDDING_BYTES if column == "embedding" else MAX_FIELD_BYTES
+                    raise _unreadable(self, key, oversize(column, size, limit))
+            else:
+                value = row[i]
+                i += 1
+            values[column] = value
+        return _decision(self, key, values)
 
     def set_decision_cost(
         self, decision_id: str, cost: float, latency: float | None = None
     ) -> None:
         """Attach the measured cost (USD) and latency (seconds) to a pending decision."""
-        with driver_errors(self, "update its decision ledger", (sqlite3.Error,)):
+        with self._reading("update its decision ledger"):
             self._db(routing=True).execute(
                 "UPDATE decisions SET cost = ?, latency = ? WHERE decision_id = ?",
                 (cost, latency, decision_id),
@@ -346,7 +437,7 @@ class SQLiteStore:
 
     def pending_count(self) -> int:
         """Decisions in the ledger (expired ones not yet purged included)."""
-        with driver_errors(self, "read its decision ledger", (sqlite3.Error,)):
+        with self._reading("read its decision ledger"):
             (n,) = self._db().execute("SELECT COUNT(*) FROM decisions").fetchone()
         return int(n)
 
@@ -361,10 +452,11 @@ class SQLiteStore:
 
     def pool_changes_after(self, position: str | None) -> list[tuple[str, str, str]]:
         """``(position, action, arm)`` after ``position`` (all when None), in order."""
-        with driver_errors(self, "read its pool", (sqlite3.Error,)):
+        with self._reading("read its pool"):
             rows = self._db().execute(
-                "SELECT seq, action, arm FROM pool WHERE seq > ? ORDER BY seq",
-                (int(position) if position else 0,),
+                "SELECT seq, substr(CAST(action AS TEXT), 1, 40), substr(CAST(arm AS TEXT), 1, 1000) "
+                "FROM pool WHERE seq > ? ORDER BY seq LIMIT 1000",
+                (_position(position, self),),
             )
             return [(str(seq), str(action), str(arm)) for seq, action, arm in rows]
 
@@ -380,7 +472,7 @@ class SQLiteStore:
 
     def setting(self, name: str) -> str | None:
         """The value held under ``name``, or None (a value that is not short text counts as none)."""
-        with driver_errors(self, "read its settings", (sqlite3.Error,)):
+        with self._reading("read its settings"):
             row = (
                 self._db()
                 .execute(
@@ -430,7 +522,7 @@ class SQLiteStore:
 
     def budget_state(self, name: str, period: int) -> BudgetState:
         """The budget's state for ``period`` (zero sums when nothing was spent in it yet)."""
-        with driver_errors(self, f"read budget {name!r}", (sqlite3.Error,)):
+        with self._reading(f"read budget {name!r}"):
             db = self._db(routing=True)
             rows = dict(
                 (p, (spent, queries))
@@ -471,13 +563,31 @@ class SQLiteStore:
 
     def latest_snapshot(self) -> Snapshot | None:
         """The newest snapshot, or None."""
-        with driver_errors(self, "read its snapshot", (sqlite3.Error,)):
-            row = (
-                self._db()
-                .execute("SELECT position, data FROM snapshots ORDER BY id DESC LIMIT 1")
-                .fetchone()
+        with self._reading("read its snapshot"):
+            db = self._db()
+            row = db.execute(
+                f"SELECT id, substr(CAST(position AS TEXT), 1, 40), length(data) FROM snapshots "
+                f"ORDER BY id DESC LIMIT 1"
+            ).fetchone()
+            if row is None:
+                return None
+            snapshot_id, position, size = row
+            if size is None or size > MAX_SNAPSHOT_BYTES:
+                raise StateFileError(
+                    f"{self} snapshot", oversize("data", size or 0, MAX_SNAPSHOT_BYTES)
+                )
+            last = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
+            data = db.execute("SELECT data FROM snapshots WHERE id = ?", (snapshot_id,)).fetchone()
+        text = str(position)
+        if not text.isdigit() or int(text) > (0 if last is None else int(last[0])):
+            raise StateFileError(
+                f"{self} snapshot",
+                f"its position {text!r} is not a position of the event log (which ends at "
+                f"{0 if last is None else last[0]})",
             )
-        return None if row is None else Snapshot(str(row[0]), bytes(row[1]))
+        if data is None or not isinstance(data[0], bytes):
+            raise StateFileError(f"{self} snapshot", "its data is not bytes")
+        return Snapshot(text, data[0])
 
     def close(self) -> None:
         """Close this thread's connections."""
@@ -489,3 +599,46 @@ class SQLiteStore:
 
     def __repr__(self) -> str:
         return f"SQLiteStore({str(self.path)!r})"
+
+
+def _position(position: str | None, store: object) -> int:
+    """A position of the log as an integer (0: from the start); a foreign one is a StoreError."""
+    if not position:
+        return 0
+    if not position.isdigit():
+        raise StoreError(f"{store}: {position[:40]!r} is not a position of its event log")
+    return int(position)
+
+
+def _unreadable(store: object, key: str, why: str) -> UnknownDecisionError:
+    return unreadable_decision(store, key, why)
+
+
+def _decision(store: object, key: str, v: dict[str, object]) -> DecisionRecord:
+    """A ledger row as a record; one another client wrote badly is an UnknownDecisionError."""
+
+    def number(name: str, optional: bool = True) -> float | None:
+        value = v[name]
+        if value is None and optional:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise _unreadable(store, key, f"its {name} {str(value)[:40]!r} is not a number")
+        return float(value)
+
+    embedding = v["embedding"]
+    if not isinstance(embedding, bytes) or len(embedding) % 4:
+        raise _unreadable(store, key, "its embedding is not float32s")
+    texts = {}
+    for name in _TEXT_COLUMNS:
+        value = v[name]
+        if value is not None and not isinstance(value, str):
+            raise _unreadable(store, key, f"its {name} is not text")
+        texts[name] = value
+    if texts["decision_id"] is None or texts["arm"] is None:
+        raise _unreadable(store, key, "it has no decision id or model")
+    return DecisionRecord(
+        texts["decision_id"], texts["arm"], vector(embedding, np.float32),
+        number("cost_weight", False), number("time", False), number("expires", False),  # type: ignore[arg-type]
+        texts["session"], texts["run_id"], number("propensity"), number("cost"), texts["prompt"],
+        texts["shadows"], _seconds(v["latency"]),
+    )  # fmt: skip

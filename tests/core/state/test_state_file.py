@@ -55,10 +55,23 @@ def test_the_file_holds_no_pickle(tmp_path, trained):
         assert all(data[name].dtype != object for name in data.files)
 
 
-def _rewrite(path, mutate):
+def _rewrite(path, mutate, *, sign=True):
+    """Change a saved file as a writer would; ``sign``: with a checksum that fits the change
+    (so the reader's own checks are what is tested), else keeping the old one."""
+    from metallm.state._state_file import _checksum
+
     with np.load(path, allow_pickle=False) as data:
         arrays = {k: data[k] for k in data.files}
     mutate(arrays)
+    if sign and "header_json" in arrays:
+        try:
+            header = json.loads(arrays["header_json"].tobytes())
+        except ValueError:
+            header = None
+        if isinstance(header, dict) and "checksum" in header:
+            body = {k: v for k, v in arrays.items() if k != "header_json"}
+            header["checksum"] = _checksum(header, body)
+            _set_header(arrays, header)
     np.savez(path, **arrays)
 
 
@@ -111,6 +124,14 @@ def test_corrupt_or_mismatched_files_raise_a_typed_error_naming_the_file(
         Router.load(path, embedder=None)
     assert info.value.path == path
     assert str(path) in str(info.value)
+
+
+def test_a_header_edited_after_saving_is_refused_by_its_checksum(tmp_path, trained):
+    path = trained.save(tmp_path / "router.npz")
+    swapped = list(reversed(trained.arms))
+    _rewrite(path, lambda a: _set_header(a, {**_header(a), "arms": swapped}), sign=False)
+    with pytest.raises(StateFileError, match="checksum does not match"):
+        Router.load(path, embedder=None)
 
 
 def test_a_missing_file_is_a_typed_error(tmp_path):
