@@ -46,13 +46,15 @@ def one_embedding(query: np.ndarray | Sequence[float]) -> np.ndarray:
         raise InvalidInputError(
             f"expected one embedding of shape (dim,), got shape {embedding.shape}"
         )
-    square = float(np.dot(embedding, embedding))  # one call; NaN and inf both reach it
-    if not math.isfinite(square):
-        raise InvalidInputError("embeddings contain NaN or inf")
-    if square > MAX_ABS_ELEMENT**2 and float(np.abs(embedding).max()) > MAX_ABS_ELEMENT:
-        raise InvalidInputError(
-            f"embeddings must have elements within +-{MAX_ABS_ELEMENT:g}: pass normalised vectors"
-        )
+    with np.errstate(over="ignore", invalid="ignore"):
+        square = float(np.dot(embedding, embedding))  # one call: NaN, inf and huge all reach it
+    if not square <= MAX_ABS_ELEMENT**2:
+        if not np.isfinite(embedding).all():
+            raise InvalidInputError("embeddings contain NaN or inf")
+        if float(np.abs(embedding).max()) > MAX_ABS_ELEMENT:
+            raise InvalidInputError(
+                f"embeddings must have elements within +-{MAX_ABS_ELEMENT:g}: pass normalised vectors"
+            )
     return embedding
 
 

@@ -32,6 +32,7 @@ from metallm.embedding.choice import default_embedder
 from metallm.embedding.embedders import Embedder, check_texts
 from metallm.exceptions import (
     ConfigurationError,
+    CorruptStoreError,
     DuplicateFeedbackError,
     ExpiredDecisionError,
     InvalidFeedbackError,
@@ -279,6 +280,7 @@ class Router:
         self._syncing: threading.Thread | None = None
         self._sync_start_lock = threading.Lock()
         self._features_agreed = False
+        self._starting = False
         self._pool_position: str | None = None
         self.spool: Spool | None = None
         """Feedback events waiting for the store (while it cannot be reached)."""
@@ -289,7 +291,11 @@ class Router:
             )
             if self._reachable_at_start():
                 self._agree_on_features(at_start=True)
-                self.sync()
+                self._starting = True  # a damaged store is an error now, not a silent empty start
+                try:
+                    self.sync()
+                finally:
+                    self._starting = False
         if budget is not None and not isinstance(budget, Budget):
             raise ConfigurationError(
                 f"budget must be a metallm.Budget, got {type(budget).__name__}: "
@@ -1317,6 +1323,8 @@ class Router:
         except LogTrimmedError:
             raise
         except StoreError as e:
+            if self._starting and isinstance(e, CorruptStoreError):
+                raise
             self._sync.failed(e)
             return applied
         self._sync.succeeded()
