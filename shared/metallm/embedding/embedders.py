@@ -335,16 +335,23 @@ class StaticEmbedder:
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Embeddings (n, dim) of ``texts``, L2-normalised."""
         items = check_texts(texts)
-        missing = [t for t in dict.fromkeys(items) if t not in self._cache]
-        if missing:
-            vectors = np.asarray(self._load().encode(missing), dtype=np.float64)
-            vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-            with self._lock:
+        # One lock for the model and the cache: model2vec's tokenizer changes its own settings
+        # on each call ("Already borrowed" from another thread), and encoding takes ~0.3 ms.
+        with self._lock:
+            missing = []
+            for t in dict.fromkeys(items):
+                if t in self._cache:
+                    self._cache.move_to_end(t)  # used now: the last to be evicted
+                else:
+                    missing.append(t)
+            if missing:
+                vectors = np.asarray(self._load().encode(missing), dtype=np.float64)
+                vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
                 for text, vec in zip(missing, vectors):
                     self._cache[text] = vec
                 while len(self._cache) > max(self.cache_size, len(items)):
                     self._cache.popitem(last=False)
-        return np.stack([self._cache[t] for t in items])
+            return np.stack([self._cache[t] for t in items])
 
     def __repr__(self) -> str:
         return f"StaticEmbedder({self.model_name!r})"

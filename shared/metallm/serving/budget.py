@@ -277,10 +277,17 @@ class BudgetKeeper:
         return state
 
     def capped(self) -> bool:
-        """Whether this period's spend has reached the cap (route to the cheapest model)."""
+        """Whether this period's spend has reached the cap (route to the cheapest model).
+
+        With a shared store, the spend is read from it now (one read, bounded by the store's
+        routing timeout), so a call routed after any process's spend reached the cap goes to
+        the cheapest model: the cap is exceeded by the calls already in flight at most.
+        """
         cap = self.budget.cap
         if cap is None:
             return False
+        if self.shared:
+            self.refresh()
         with self._lock:
             state = self._current(self.budget.clock())
         return state.spent >= cap

@@ -60,6 +60,9 @@ class PendingDecisions:
     def __len__(self) -> int:
         return len(self._pending)
 
+    def __contains__(self, decision_id: object) -> bool:
+        return decision_id in self._pending
+
     def add(self, decision_id: str, entry: PendingEntry) -> None:
         """Keep one decision until its feedback arrives."""
         self._pending[decision_id] = entry

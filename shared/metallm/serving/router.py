@@ -22,7 +22,9 @@ import math
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +104,8 @@ __all__ = ["DEFAULT_FEEDBACK_TTL", "Decision", "Prediction", "Router"]
 logger = logging.getLogger(__name__)
 
 DEFAULT_PROJECTION_DIMS = 128
+LEDGER_BACKLOG = 100_000
+"""Decisions kept for the store's ledger while it cannot take them (about 160 MB of MiniLM vectors)."""
 
 DEFAULT_FEEDBACK_TTL = 7 * 86_400.0
 """Seconds a decision waits for its feedback: 7 days."""
@@ -256,7 +260,11 @@ class Router:
         self._failures = [0] * len(self.arms)
         """Feedback calls by outcome (see :meth:`health`)."""
         self.ledger_errors = 0
-        """Decisions that could not be written to the store's ledger (logged; only this process can learn from them)."""
+        """Decisions the store's ledger could not take when they were made (written by a later sync)."""
+        self.ledger_dropped = 0
+        """Decisions dropped from the backlog for the store's ledger (over ``LEDGER_BACKLOG``)."""
+        self._ledger_backlog: deque[DecisionRecord] = deque(maxlen=LEDGER_BACKLOG)
+        self._cost_backlog: deque[str] = deque(maxlen=LEDGER_BACKLOG)
         self.cooldown = cooldown if cooldown is not None else Cooldown()
         self.sessions = StickySessions(max_sessions)
         """The model each recent conversation is kept on."""
@@ -789,12 +797,13 @@ class Router:
         run_id: str | None = None,
         session: str | None = None,
     ) -> None:
-        """Write decisions to the store's ledger; on failure, log and count (routing goes on)."""
+        """Write decisions to the store's ledger; while it fails, keep them for the next sync.
+
+        Routing never waits for the store beyond its routing timeout: decisions it could not
+        take wait in :attr:`_ledger_backlog` (bounded) and are written by the next sync that
+        reaches it, so feedback from another process works for them once the store is back.
+        """
         assert self._sync is not None
-        if not self._sync.usable():
-            with self._lock:
-                self.ledger_errors += len(made)
-            return
         expires = now + self.feedback_ttl
         records = [
             DecisionRecord(
@@ -813,18 +822,66 @@ class Router:
             )
             for d, vector in made
         ]
+        if self._sync.usable():
+            try:
+                self._sync.store.put_decisions(records)
+                return
+            except StoreError as e:
+                self._sync.failed(e)
+                logger.warning(
+                    "metallm could not keep %d decision(s) in %s (%s); they are written when it "
+                    "is back (until then their feedback works in this process only)",
+                    len(records),
+                    self.store,
+                    e,
+                )
+        with self._lock:
+            self.ledger_errors += len(records)
+            dropped = len(self._ledger_backlog) + len(records) - LEDGER_BACKLOG
+            self._ledger_backlog.extend(records)
+            if dropped > 0:
+                self.ledger_dropped += dropped
+
+    def _flush_ledger_backlog(self) -> None:
+        """Write the decisions the store could not take when they were made (store I/O)."""
+        assert self._sync is not None
+        with self._lock:
+            waiting = list(self._ledger_backlog)
+            self._ledger_backlog.clear()
+            in_records = {r.decision_id for r in waiting}
+            costs = [
+                (d, self.ledger.cost_of(d), self.ledger.latency_of(d))
+                for d in dict.fromkeys(self._cost_backlog)
+                if d in self.ledger and d not in in_records
+            ]
+            self._cost_backlog.clear()
+            records = []
+            for r in waiting:
+                if r.decision_id not in self.ledger:
+                    continue  # settled (its feedback is in the log) or evicted meanwhile
+                records.append(
+                    replace(
+                        r,
+                        cost=self.ledger.cost_of(r.decision_id),
+                        latency=self.ledger.latency_of(r.decision_id),
+                    )
+                )
+        start = 0
         try:
-            self._sync.store.put_decisions(records)
-        except StoreError as e:
-            self._sync.failed(e)
-            with self._lock:
-                self.ledger_errors += len(records)
-            logger.warning(
-                "metallm could not keep %d decision(s) in %s (%s); feedback for them works in this process only",
-                len(records),
-                self.store,
-                e,
-            )
+            for start in range(0, len(records), 500):
+                self._sync.store.put_decisions(records[start : start + 500])
+            start = len(records)
+            for i, (decision_id, cost, latency) in enumerate(costs):
+                if cost is not None:
+                    self._sync.store.set_decision_cost(decision_id, cost, latency)
+        except StoreError:
+            with self._lock:  # back in front, in order, for the next sync
+                self._ledger_backlog.extendleft(reversed(records[start:]))
+                if start == len(records):
+                    self._cost_backlog.extendleft(reversed([d for d, _, _ in costs[i:]]))
+                else:
+                    self._cost_backlog.extendleft(reversed([d for d, _, _ in costs]))
+            raise
 
     def _sync_if_due(self) -> None:
         """Start a sync in the background when one is due: routing never waits for the store."""
@@ -918,11 +975,16 @@ class Router:
         with self._lock:
             in_memory = self.ledger.observe_cost(decision_id, c, seconds)
         if self._sync is not None:
+            written = False
             if self._sync.usable():
                 try:
                     self._sync.store.set_decision_cost(decision_id, c, seconds)
+                    written = True
                 except StoreError as e:
                     self._sync.failed(e)
+            if not written and in_memory:
+                with self._lock:  # written to the store's ledger by the next sync
+                    self._cost_backlog.append(decision_id)
             if not in_memory and not self._sync.available:
                 raise StoreError(
                     f"{self.store} cannot be reached to attach the cost of decision {decision_id}"
@@ -1009,6 +1071,8 @@ class Router:
                 "feedback": dict(self.feedback_counts),
                 "feedback_ttl_s": self.feedback_ttl,
                 "ledger_errors": self.ledger_errors,
+                "ledger_backlog": len(self._ledger_backlog),
+                "ledger_dropped": self.ledger_dropped,
                 "bookkeeping_errors": self.bookkeeping_errors,
                 "store": None if self.store is None else repr(self.store),
                 "store_position": None if self._sync is None else self._sync.position,
@@ -1312,6 +1376,8 @@ class Router:
             if not self._sync.restored:
                 self._sync.restore(self._adopt_snapshot, self.bandit.reset)
             self.spool.replay(self._sync.store)
+            if self._ledger_backlog or self._cost_backlog:
+                self._flush_ledger_backlog()
             while True:
                 events = self._sync.fetch()  # store I/O, outside the router's lock
                 with self._lock:
@@ -1329,6 +1395,38 @@ class Router:
             return applied
         self._sync.succeeded()
         return applied
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Hand what waits for the store to it, then close the store's connections.
+
+        Call it when a worker shuts down: a background sync is waited for (``timeout``
+        seconds at most), and spooled feedback and decisions the store could not take yet are
+        written, trying until ``timeout`` while the store cannot be reached (what is still
+        spooled then is replayed by the next process). Routing after ``close`` reopens
+        connections as needed.
+
+        Args:
+            timeout: Seconds to spend at most handing over what waits.
+        """
+        if self._sync is None:
+            return
+        deadline = time.monotonic() + timeout
+        self.wait_for_sync(timeout)
+        while True:  # tries whatever the backoff says: the process is going away
+            self.sync()
+            waiting = len(self._ledger_backlog) + len(self._cost_backlog) + len(self.spool or ())
+            if not waiting or time.monotonic() >= deadline:
+                break
+            time.sleep(0.2)
+        if waiting:
+            logger.warning(
+                "metallm closes with %d decision(s) and feedback event(s) not yet in %s: spooled "
+                "feedback is replayed by the next process; other processes cannot grade the "
+                "decisions",
+                waiting,
+                self.store,
+            )
+        self._sync.store.close()
 
     def snapshot(self) -> None:
         """Write the current statistics to the store, so a new process starts fast."""

@@ -27,3 +27,26 @@ def test_distilling_an_unknown_model_fails_fast(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(Exception):  # noqa: B017 - model2vec's own error for an unknown model
         distill_static_embedder(str(tmp_path / "out"), "no-such-org/no-such-model")
+
+
+def test_threads_embedding_at_once_all_get_their_vectors(static_model_dir):
+    import threading
+
+    from metallm.embedding.embedders import StaticEmbedder
+
+    embedder = StaticEmbedder(static_model_dir, cache_size=8)  # evictions while others read
+    errors: list[BaseException] = []
+
+    def work(k: int) -> None:
+        try:
+            for i in range(200):
+                assert embedder.embed([f"question {k} {i}", "shared"]).shape[0] == 2
+        except BaseException as e:  # "Already borrowed", KeyError from the cache
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
