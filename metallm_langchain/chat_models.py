@@ -41,6 +41,7 @@ from metallm import (
     RoutedCall,
     Router,
 )
+from metallm.exceptions import EmptyResponseError
 from metallm.serving import CONVERSATION, conversation_id, pop_session, routing_text
 from metallm.serving.capabilities import Capabilities, Needs, check_capabilities
 from metallm.serving.pool import admit_member, check_pool, quiz_member, retire_member
@@ -659,7 +660,12 @@ class _StreamTail:
 def _opened(config: RunnableConfig, chunks: Iterator[BaseMessage]) -> Iterator[BaseMessage]:
     """The chosen model's stream, its run opened (on the first step) in ``config``'s context."""
     with _member_context(config):
-        first = next(chunks, None)
+        try:
+            first = next(chunks, None)
+        except ValueError as e:  # BaseChatModel.stream's own words for a stream with no chunk
+            if "No generation chunks" not in str(e):
+                raise
+            raise EmptyResponseError(f"the member's stream had no chunk ({e})") from e
     if first is None:
         return
     yield first
@@ -671,7 +677,12 @@ async def _aopened(
 ) -> AsyncIterator[BaseMessage]:
     """:func:`_opened` for an async stream."""
     with _member_context(config):
-        first = await anext(chunks, None)
+        try:
+            first = await anext(chunks, None)
+        except ValueError as e:  # BaseChatModel.astream's own words for a stream with no chunk
+            if "No generation chunks" not in str(e):
+                raise
+            raise EmptyResponseError(f"the member's stream had no chunk ({e})") from e
     if first is None:
         return
     yield first

@@ -23,6 +23,7 @@ The hierarchy::
     │   └── LogTrimmedError       the events after a router's position were trimmed (reload a snapshot)
     ├── EmbedderError             the embedding model could not be loaded or run
     ├── InfeasibleBudgetError     no cost weight keeps the mean cost within a budget
+    ├── EmptyResponseError        a provider's stream ended before its first chunk
     └── AllModelsFailedError      every model tried for one call failed (lists each error)
 
 Every error says what went wrong and, where it can, what to do about it.
@@ -42,6 +43,7 @@ __all__ = [
     "DuplicateEventError",
     "DuplicateFeedbackError",
     "EmbedderError",
+    "EmptyResponseError",
     "EmptyQueryError",
     "ExpiredDecisionError",
     "InfeasibleBudgetError",
@@ -192,6 +194,10 @@ class InfeasibleBudgetError(MetaLLMError, ValueError):
             f"no cost weight keeps the mean cost within ${budget:.6g}/query; the cheapest "
             f"routing found costs ${cheapest:.6g}/query. Raise the budget or add a cheaper model."
         )
+
+
+class EmptyResponseError(MetaLLMError, RuntimeError):
+    """A provider answered with nothing: its stream ended before its first chunk."""
 
 
 class AllModelsFailedError(MetaLLMError, RuntimeError):

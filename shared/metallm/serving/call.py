@@ -22,7 +22,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from metallm.exceptions import AllModelsFailedError, MetaLLMError
+from metallm.exceptions import AllModelsFailedError, EmptyResponseError, MetaLLMError
 from metallm.serving.capabilities import Capabilities, Needs, exclusions
 from metallm.serving.decisions import Decision, explain
 from metallm.serving.failover import Fallbacks, is_provider_error
@@ -232,6 +232,8 @@ class RoutedCall:
             try:
                 items = start(self.decision)
                 first = next(items, _END)
+                if first is _END:
+                    raise _empty(self.decision.arm)
                 self.first_item_seconds = time.monotonic() - self._started
                 break
             except Exception as error:
@@ -247,6 +249,8 @@ class RoutedCall:
                 opened = start(self.decision)
                 items: AsyncIterator[T] = await opened if inspect.isawaitable(opened) else opened
                 first = await anext(items, _END)
+                if first is _END:
+                    raise _empty(self.decision.arm)
                 self.first_item_seconds = time.monotonic() - self._started
                 break
             except Exception as error:
@@ -398,3 +402,10 @@ class Attempts:
     def error(self, last: BaseException) -> BaseException:
         """What the caller gets: the error itself after one try, else one listing every try."""
         return last if len(self.errors) <= 1 else AllModelsFailedError(self.errors)
+
+
+def _empty(arm: str) -> EmptyResponseError:
+    """A provider's stream that ended before its first item: a failure, so the next model is tried."""
+    return EmptyResponseError(
+        f"{arm}'s stream ended before its first chunk (a malformed or empty provider response)"
+    )

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from metallm.exceptions import ConfigurationError, MetaLLMError
+from metallm.exceptions import ConfigurationError, EmptyResponseError, MetaLLMError
 
 __all__ = ["Cooldown", "Fallbacks", "is_provider_error"]
 
@@ -127,7 +127,8 @@ def is_provider_error(error: BaseException, extra: tuple[type[BaseException], ..
     """Whether ``error`` is the provider's failure (worth a fallback, learned as the model's).
 
     Provider failures are HTTP 408, 429 and 5xx answers, timeouts and connection errors raised
-    by the provider's client, a malformed response body, and the exception types in ``extra``.
+    by the provider's client, a malformed response body, a stream that ends before its first chunk
+    (:class:`~metallm.exceptions.EmptyResponseError`), and the exception types in ``extra``.
     Anything else (a ``TypeError`` from a bad keyword, a ``ValueError`` from a tool schema, a
     closed event loop, metallm's own errors) is the caller's: it propagates unchanged and
     teaches the router nothing.
@@ -135,6 +136,8 @@ def is_provider_error(error: BaseException, extra: tuple[type[BaseException], ..
     >>> is_provider_error(TimeoutError("read timed out")), is_provider_error(TypeError("bad kwarg"))
     (True, False)
     """
+    if isinstance(error, EmptyResponseError):  # the provider answered with nothing
+        return True
     if isinstance(error, MetaLLMError) or not isinstance(error, Exception):
         return False
     if extra and isinstance(error, extra):
