@@ -14,7 +14,6 @@ import multiprocessing
 import os
 import signal
 import time
-from pathlib import Path
 
 import pytest
 
@@ -101,6 +100,8 @@ def test_a_router_sees_the_cap_another_process_reached_on_its_next_decision(shar
     assert idle.select(np.ones(4), prices=prices).propensity < 1.0  # not capped: the policy chose
     decision = spender.select(np.ones(4), force="pro")
     spender.observe_cost(decision.id, 0.02)  # over the cap, in another process's router
-    capped = idle.select(np.ones(4), prices=prices)  # no sync in between: the read is the decision's
+    capped = idle.select(
+        np.ones(4), prices=prices
+    )  # no sync in between: the read is the decision's
     assert capped.arm == "mini" and capped.propensity == 1.0
     assert idle.budget_status()["capped"] is True

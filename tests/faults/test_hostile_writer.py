@@ -137,7 +137,9 @@ def test_an_oversized_or_foreign_snapshot_is_refused_and_the_log_replayed(shared
         fresh = _router(make)
         assert fresh.health()["refused_snapshots"] == 1 and fresh.restored_from_log
         running.sync()
-        assert fresh.n_updates == running.n_updates  # the whole log, not frozen at a foreign position
+        assert (
+            fresh.n_updates == running.n_updates
+        )  # the whole log, not frozen at a foreign position
         _good(running, 2)
         fresh.sync()
         assert fresh.n_updates == running.n_updates  # and it goes on folding
@@ -146,7 +148,9 @@ def test_an_oversized_or_foreign_snapshot_is_refused_and_the_log_replayed(shared
 
 def _raw_snapshot(kind, store, position, data) -> None:
     if kind == "redis":
-        store.client.set(store.snapshot_key, json.dumps({"position": position}).encode() + b"\n" + data)
+        store.client.set(
+            store.snapshot_key, json.dumps({"position": position}).encode() + b"\n" + data
+        )
         return
     with sqlite3.connect(store.path) as db:
         db.execute("INSERT INTO snapshots (position, data) VALUES (?, ?)", (position, data))
@@ -182,10 +186,16 @@ def test_hostile_ledger_rows_are_typed_errors(shared, damage):
             }[damage]
             if value is None:
                 db.execute("PRAGMA ignore_check_constraints = 1")
-                db.execute("UPDATE decisions SET embedding = X'' WHERE decision_id = ?", (decision.id,))
-                db.execute("UPDATE decisions SET embedding = X'00' WHERE decision_id = ?", (decision.id,))
+                db.execute(
+                    "UPDATE decisions SET embedding = X'' WHERE decision_id = ?", (decision.id,)
+                )
+                db.execute(
+                    "UPDATE decisions SET embedding = X'00' WHERE decision_id = ?", (decision.id,)
+                )
             else:
-                db.execute(f"UPDATE decisions SET {column} = ? WHERE decision_id = ?", (value, decision.id))
+                db.execute(
+                    f"UPDATE decisions SET {column} = ? WHERE decision_id = ?", (value, decision.id)
+                )
     with pytest.raises(UnknownDecisionError, match="written by another client"):
         router.record(decision.id, quality=1.0, cost=0.0)
     assert router.n_updates == 0 and router.select(np.ones(DIM)).arm in ARMS
@@ -210,8 +220,12 @@ def test_the_redis_password_never_shows(tmp_path, caplog):
     decision = router.select(np.ones(DIM))
     router.record(decision.id, quality=1.0, cost=0.0)  # spooled
     with pytest.raises(StoreError) as info:
-        store.append(router.spool and __import__("metallm.state.base", fromlist=["x"]).FeedbackEvent(
-            "x", "a", np.ones(DIM), 1.0, 0.0, 0.0))
+        store.append(
+            router.spool
+            and __import__("metallm.state.base", fromlist=["x"]).FeedbackEvent(
+                "x", "a", np.ones(DIM), 1.0, 0.0, 0.0
+            )
+        )
     shown = " ".join(
         [repr(store), str(store), store.url, str(info.value), json.dumps(router.health(), default=str),
          caplog.text, repr(router)]

@@ -244,8 +244,10 @@ def test_cell(kind, fault, shape, tmp_path, provider, forks, static_model_dir):
             start("grade", 1, True, answers=str(outs[0]))
         grading = list(outs) if shape != "router+grader" else outs[1:]
         _wait(
-            lambda: len(_lines(grading, "acked")) >= FAULT_AFTER
-            or not any(p.is_alive() for p in workers),
+            lambda: (
+                len(_lines(grading, "acked")) >= FAULT_AFTER
+                or not any(p.is_alive() for p in workers)
+            ),
             120,
             "acknowledgements",
         )

@@ -24,7 +24,9 @@ def _llm(provider, embedder) -> ChatMetaLLM:
     texts = ["hello"] * 10
     router.partial_fit(texts, ["bad"] * 10, [1.0] * 10, [0.0] * 10)  # it would pick "bad"
     router.partial_fit(texts, ["good"] * 10, [0.2] * 10, [0.0] * 10)
-    members = {m: ChatOpenAI(model=m, base_url=provider.base_url, api_key="k", max_retries=0) for m in ARMS}
+    members = {
+        m: ChatOpenAI(model=m, base_url=provider.base_url, api_key="k", max_retries=0) for m in ARMS
+    }
     return ChatMetaLLM(models=members, router=router, prices={"bad": (1, 1), "good": (1, 1)})
 
 

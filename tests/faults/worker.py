@@ -32,7 +32,12 @@ from metallm_langchain import ChatMetaLLM
 
 ARMS = ["mini", "pro"]
 PRICES = {"mini": (0.15, 0.60), "pro": (2.50, 10.00)}
-QUESTIONS = ["How long do I boil an egg?", "Why is Mars red?", "What is 7 times 8?", "Who wrote Hamlet?"]
+QUESTIONS = [
+    "How long do I boil an egg?",
+    "Why is Mars red?",
+    "What is 7 times 8?",
+    "Who wrote Hamlet?",
+]
 ROUTING_TIMEOUT = 0.25
 
 
@@ -68,7 +73,9 @@ class Lines:
 
 
 def _error(lines: Lines, e: BaseException) -> None:
-    lines.write("error", type(e).__name__, int(isinstance(e, MetaLLMError)), str(e)[:160].replace("\n", " "))
+    lines.write(
+        "error", type(e).__name__, int(isinstance(e, MetaLLMError)), str(e)[:160].replace("\n", " ")
+    )
 
 
 def route(spec: dict[str, Any]) -> None:
@@ -102,11 +109,17 @@ def route(spec: dict[str, Any]) -> None:
             meta = answer.response_metadata["metallm"]
             local.seconds = router.seconds
             lines.write(
-                "answered", meta["decision_id"], f"{router.seconds:.4f}", meta["cost_usd"], meta["model"]
+                "answered",
+                meta["decision_id"],
+                f"{router.seconds:.4f}",
+                meta["cost_usd"],
+                meta["model"],
             )
             if spec["grade"]:
                 try:
-                    router.record(meta["decision_id"], quality=1.0 if meta["model"] == "pro" else 0.5)
+                    router.record(
+                        meta["decision_id"], quality=1.0 if meta["model"] == "pro" else 0.5
+                    )
                 except Exception as e:
                     _error(lines, e)
                 else:
@@ -128,7 +141,8 @@ def grade(spec: dict[str, Any]) -> None:
     router = Router(ARMS, embedder=None, store=open_store(spec), sync_interval=None)
     source = Path(spec["answers"])
     done: set[str] = set()
-    retry: dict[str, BaseException] = {}  # not yet known to the store: tried again, as a queue would
+    # not yet known to the store: tried again, as a queue would
+    retry: dict[str, BaseException] = {}
     finished_at = None
     while True:
         text = source.read_text() if source.exists() else ""

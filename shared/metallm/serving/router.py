@@ -65,11 +65,11 @@ from metallm.serving import offline, persistence
 from metallm.serving._checks import (
     MAX_ABS_ELEMENT,
     Query,
-    check_id,
     as_batch,
     check_cost,
     check_cost_array,
     check_cost_weight,
+    check_id,
     check_latency,
     check_latency_weight,
     check_quality,
@@ -866,21 +866,19 @@ class Router:
                         latency=self.ledger.latency_of(r.decision_id),
                     )
                 )
-        start = 0
+        written = costs_written = 0
         try:
-            for start in range(0, len(records), 500):
-                self._sync.store.put_decisions(records[start : start + 500])
-            start = len(records)
-            for i, (decision_id, cost, latency) in enumerate(costs):
+            while written < len(records):
+                self._sync.store.put_decisions(records[written : written + 500])
+                written = min(written + 500, len(records))
+            for decision_id, cost, latency in costs:
                 if cost is not None:
                     self._sync.store.set_decision_cost(decision_id, cost, latency)
+                costs_written += 1
         except StoreError:
             with self._lock:  # back in front, in order, for the next sync
-                self._ledger_backlog.extendleft(reversed(records[start:]))
-                if start == len(records):
-                    self._cost_backlog.extendleft(reversed([d for d, _, _ in costs[i:]]))
-                else:
-                    self._cost_backlog.extendleft(reversed([d for d, _, _ in costs]))
+                self._ledger_backlog.extendleft(reversed(records[written:]))
+                self._cost_backlog.extendleft(reversed([d for d, _, _ in costs[costs_written:]]))
             raise
 
     def _sync_if_due(self) -> None:
@@ -1083,7 +1081,9 @@ class Router:
                 if self.store is None
                 else getattr(self.store, "identity_problem", None) or "unchanged",
                 "store_persistence": getattr(self.store, "persistence", None),
-                "refused_pool_changes": 0 if self._sync is None else self._sync.refused_pool_changes,
+                "refused_pool_changes": 0
+                if self._sync is None
+                else self._sync.refused_pool_changes,
                 "refused_snapshots": 0 if self._sync is None else self._sync.refused_snapshots,
                 "spooled_events": 0 if spool is None else spool["events"],
                 "spool": spool,
@@ -1338,9 +1338,7 @@ class Router:
             with self._lock:
                 features = self.bandit.features
                 self.bandit.features = (
-                    PromptLengthFeatures(features)
-                    if held == "on"
-                    else features.inner  # type: ignore[attr-defined]
+                    PromptLengthFeatures(features) if held == "on" else features.inner  # type: ignore[attr-defined]
                 )
                 self.bandit.reset()
                 self._failures = [0] * len(self.arms)

@@ -216,7 +216,12 @@ class Spool:
             if not path.name.startswith(prefix):
                 continue
             parts = path.name[len(prefix) :].split(".")
-            if len(parts) == 3 and parts[2] == "taken" and parts[0].isdigit() and parts[1].isdigit():
+            if (
+                len(parts) == 3
+                and parts[2] == "taken"
+                and parts[0].isdigit()
+                and parts[1].isdigit()
+            ):
                 if int(parts[0]) == os.getpid() or not _alive(int(parts[0])):
                     taken.append((int(parts[1]), path))
             elif len(parts) == 2 and parts[1] == "spool" and parts[0].isdigit():

@@ -7,15 +7,13 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Container
 
-import numpy as np
-
+from metallm.exceptions import DuplicateEventError, DuplicateFeedbackError, StateFileError
 from metallm.serving._checks import (
     MAX_COST_USD,
     MAX_LATENCY_S,
     number_problem,
     vector_problem,
 )
-from metallm.exceptions import DuplicateEventError, DuplicateFeedbackError, StateFileError
 from metallm.state.base import FeedbackEvent, MalformedEvent, Snapshot, StateStore
 
 __all__ = ["MAX_ARMS", "MAX_ARM_NAME", "StoreSync", "event_problem", "pool_change_problem"]
@@ -191,7 +189,10 @@ class StoreSync:
         """Count and log a shared setting of the store that makes no sense (it is ignored)."""
         self.refused_settings += 1
         logger.warning(
-            "metallm ignored setting %s = %r of %s: not a value metallm writes", name, value[:40], self.store
+            "metallm ignored setting %s = %r of %s: not a value metallm writes",
+            name,
+            value[:40],
+            self.store,
         )
 
     def forget_folded(self) -> None:

@@ -519,7 +519,11 @@ class RedisStore:
                 return None
             raise
         last = info.get("last-generated-id")
-        return None if last is None else _stream_id(last.decode() if isinstance(last, bytes) else str(last))
+        return (
+            None
+            if last is None
+            else _stream_id(last.decode() if isinstance(last, bytes) else str(last))
+        )
 
     def ping(self) -> None:
         """Raise :class:`~metallm.StoreError` when the server does not answer within the routing timeout."""
@@ -560,7 +564,9 @@ def _parse_decision(decision_id: str, raw: dict[bytes, bytes]) -> DecisionRecord
             raise ValueError(oversize(name, int(value[len(_OVERSIZE) :]), MAX_FIELD_BYTES))
     embedding = entry["embedding"]
     if len(embedding) > MAX_EMBEDDING_BYTES or len(embedding) % 4:
-        raise ValueError(f"its embedding of {len(embedding)} bytes is not float32s within the limit")
+        raise ValueError(
+            f"its embedding of {len(embedding)} bytes is not float32s within the limit"
+        )
     text = {k: v.decode() for k, v in entry.items() if k != "embedding"}
     numbers = {k: float(text[k]) if k in text else None for k in _FLOATS}
     return DecisionRecord(
@@ -586,7 +592,8 @@ def _parse_event(fields: dict[bytes, bytes]) -> FeedbackEvent | MalformedEvent:
     try:
         entry = {k.decode(): v for k, v in fields.items()}
         raw_id = entry["decision_id"]
-        decision_id = None if raw_id.startswith(_OVERSIZE) else raw_id.decode()[:200]
+        full_id = None if raw_id.startswith(_OVERSIZE) else raw_id.decode()
+        decision_id = None if full_id is None else full_id[:200]  # what a quarantine shows
         for name, value in entry.items():
             if value.startswith(_OVERSIZE):
                 return MalformedEvent(
@@ -601,8 +608,9 @@ def _parse_event(fields: dict[bytes, bytes]) -> FeedbackEvent | MalformedEvent:
             return MalformedEvent(
                 f"an embedding of {len(embedding)} bytes is not float64s", decision_id
             )
+        assert full_id is not None  # an oversized id returned above
         return FeedbackEvent(
-            decision_id,
+            full_id,
             entry["arm"].decode(),
             vector(embedding),
             float(entry["quality"]),

@@ -406,7 +406,9 @@ class SQLiteStore:
     def _one_decision(self, where: str, key: str) -> DecisionRecord | None:
         with self._reading("read its decision ledger"):
             row = (
-                self._db().execute(f"{_DECISION_SELECT} FROM decisions WHERE {where} LIMIT 1", (key,))
+                self._db().execute(
+                    f"{_DECISION_SELECT} FROM decisions WHERE {where} LIMIT 1", (key,)
+                )
             ).fetchone()
         if row is None:
             return None
@@ -566,8 +568,8 @@ class SQLiteStore:
         with self._reading("read its snapshot"):
             db = self._db()
             row = db.execute(
-                f"SELECT id, substr(CAST(position AS TEXT), 1, 40), length(data) FROM snapshots "
-                f"ORDER BY id DESC LIMIT 1"
+                "SELECT id, substr(CAST(position AS TEXT), 1, 40), length(data) FROM snapshots "
+                "ORDER BY id DESC LIMIT 1"
             ).fetchone()
             if row is None:
                 return None
