@@ -232,9 +232,19 @@ def test_a_stream_failing_midway_is_learned_and_re_raised():
     assert router.failure_counts["a"] == 1 and call.decision.arm == "a"
 
 
-def test_an_empty_stream_yields_nothing():
+def test_an_empty_stream_is_the_providers_failure_and_the_next_model_is_tried():
+    from metallm.exceptions import AllModelsFailedError
+
     call = _router().route(QUERY)
-    assert list(call.open_stream(lambda decision: iter(()))) == []
+    streams = {"a": (), "b": ("b says hi",)}
+    first = call.decision.arm
+    chunks = list(call.open_stream(lambda decision: iter(streams[decision.arm])))
+    if first == "a":
+        assert chunks == ["b says hi"] and call.errors[0][0] == "a"
+    else:
+        assert chunks == ["b says hi"] and call.errors == []
+    with pytest.raises(AllModelsFailedError, match="first chunk"):
+        list(_router().route(QUERY).open_stream(lambda decision: iter(())))
 
 
 async def test_async_calls_and_streams_fall_back_the_same_way():
