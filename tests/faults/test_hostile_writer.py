@@ -241,3 +241,38 @@ def test_a_redis_that_can_lose_acknowledged_writes_is_reported(redis_url, caplog
     router = Router(ARMS, embedder=None, store=store, seed=0)
     assert router.health()["store_persistence"] == "none"
     assert "appendonly yes" in caplog.text
+
+
+@pytest.mark.parametrize("value", ["abc", "inf", "nan", "-5"])
+def test_hostile_budget_rows_leave_the_budget_held_locally(shared, value):
+    from metallm import Budget
+
+    kind, make = shared
+    budget = Budget(usd_per_period=1.0, period=86_400)
+    router = Router(ARMS, embedder=None, store=make(), budget=budget, sync_interval=None, seed=0)
+    period = budget.period_index(budget.clock())
+    store = router.store
+    if kind == "redis":
+        base = f"{store.prefix}:budget:{budget.name}"
+        store.client.hset(f"{base}:{period}", mapping={"spent": value, "queries": "1"})
+        store.client.set(f"{base}:weight", value)
+    else:
+        with sqlite3.connect(store.path) as db:
+            number = {"abc": "'abc'", "inf": "1e999", "nan": "'nan'", "-5": "-5"}[value]
+            db.execute(
+                f"INSERT OR REPLACE INTO budget_spend (name, period, spent, queries) "
+                f"VALUES (?, ?, {number}, 1)", (budget.name, period),
+            )  # fmt: skip
+            db.execute(
+                f"INSERT OR REPLACE INTO budget_weight (name, cost_weight) VALUES (?, {number})",
+                (budget.name,),
+            )
+    for _ in range(3):
+        decision = router.select(np.ones(DIM), prices={"a": (1, 1), "b": (2, 2)})
+        router.observe_cost(decision.id, 0.001)
+        router.record(decision.id, quality=1.0)
+    status = router.budget_status()
+    assert np.isfinite(router.cost_weight) and status["capped"] is False
+    assert status["queries"] >= 3  # held here meanwhile
+    assert "another client" in (status["store_error"] or "")
+    assert router.health()["store_available"] is True  # one bad row is not a store outage

@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from metallm.exceptions import ConfigurationError, StoreError
+from metallm.exceptions import ConfigurationError, CorruptStoreError, StoreError
 from metallm.state.base import BudgetState, BudgetStore
 
 __all__ = ["DAY", "Budget", "BudgetKeeper", "cheapest_arm"]
@@ -262,6 +262,8 @@ class BudgetKeeper:
         self._state = BudgetState(budget.period_index(budget.clock()), cost_weight=cost_weight)
         self._unsent = (0.0, 0, 0.0)  # cost, calls, change counted while the store was down
         self._warned: set[tuple[str, int]] = set()
+        self.store_error: str | None = None
+        """Why the store's budget could not be read (another client's bad row), if so."""
         self.largest_change = 0.0
         """The largest move of ``p`` after one call so far (what ``max_change`` bounds)."""
         self.refresh()
@@ -299,11 +301,20 @@ class BudgetKeeper:
         index = self.budget.period_index(self.budget.clock())
         try:
             state = self._book.budget_state(self.budget.name, index)
+        except CorruptStoreError as e:  # another client's bad row: the store itself is fine
+            self._refuse(e)
+            return
         except StoreError as e:
             self._failed(e)
             return
         with self._lock:
             self._adopt(state)
+
+    def _refuse(self, error: CorruptStoreError) -> None:
+        """The store's budget cannot be read: hold it in this process, say so once."""
+        if self.store_error is None:
+            logger.warning("%s; this process holds the budget on its own meanwhile", error)
+        self.store_error = str(error)
 
     def _adopt(self, state: BudgetState) -> None:
         unsent_cost, unsent_calls, unsent_change = self._unsent
@@ -355,6 +366,8 @@ class BudgetKeeper:
                     ceiling=budget.max_cost_weight,
                     initial=before,
                 )
+            except CorruptStoreError as e:
+                self._refuse(e)
             except StoreError as e:
                 self._failed(e)
                 logger.warning(
@@ -438,4 +451,5 @@ class BudgetKeeper:
             else budget.period_start(state.period) + budget.period,
             "capped": cap is not None and state.spent >= cap,
             "shared": self.shared,
+            "store_error": self.store_error,
         }

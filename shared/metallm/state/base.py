@@ -15,6 +15,7 @@ Stores know nothing of routing, and raise only :class:`~metallm.StoreError` (and
 
 from __future__ import annotations
 
+import math
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -24,7 +25,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from metallm.exceptions import StoreError, UnknownDecisionError
+from metallm.exceptions import CorruptStoreError, StoreError, UnknownDecisionError
 
 __all__ = [
     "BudgetState",
@@ -251,6 +252,45 @@ def oversize(what: str, size: int, limit: int) -> str:
     'its embedding of 10 bytes is over the 8-byte limit'
     """
     return f"its {what} of {size} bytes is over the {limit}-byte limit"
+
+
+def checked_budget_state(
+    store: object,
+    name: str,
+    period: int,
+    spent: object,
+    queries: object,
+    cost_weight: object,
+    previous: object,
+) -> BudgetState:
+    """A budget's state read from a store, its numbers checked like a router's own.
+
+    Raises:
+        CorruptStoreError: a value another client wrote is not a finite number in its range (a spend
+            of ``inf`` would cap every process for good, a NaN weight would break routing);
+            the router goes on with its own view, as when the store is down.
+    """
+    try:
+        values = (
+            float(spent or 0.0),  # type: ignore[arg-type]
+            float(queries or 0),  # type: ignore[arg-type]
+            None if cost_weight is None else float(cost_weight),  # type: ignore[arg-type]
+            float(previous or 0),  # type: ignore[arg-type]
+        )
+    except (TypeError, ValueError) as e:
+        raise CorruptStoreError(
+            f"{store}: budget {name!r} holds a value that is not a number ({e}); it was written "
+            "by another client: delete its keys or rows to start the budget again"
+        ) from None
+    s, q, w, p = values
+    if not all(math.isfinite(v) and 0 <= v < 1e15 for v in (s, q, p)) or (
+        w is not None and not (math.isfinite(w) and 0 <= w <= 1e6)
+    ):
+        raise CorruptStoreError(
+            f"{store}: budget {name!r} holds {values!r}, not finite numbers in range; it was "
+            "written by another client: delete its keys or rows to start the budget again"
+        )
+    return BudgetState(period, s, int(q), w, int(p))
 
 
 def unreadable_decision(store: object, key: str, why: str) -> UnknownDecisionError:

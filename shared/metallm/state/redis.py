@@ -11,7 +11,13 @@ from typing import Any
 
 import numpy as np
 
-from metallm.exceptions import DuplicateEventError, LogTrimmedError, StateFileError, StoreError
+from metallm.exceptions import (
+    CorruptStoreError,
+    DuplicateEventError,
+    LogTrimmedError,
+    StateFileError,
+    StoreError,
+)
 from metallm.state.base import (
     MAX_BATCH_BYTES,
     MAX_EMBEDDING_BYTES,
@@ -22,6 +28,7 @@ from metallm.state.base import (
     FeedbackEvent,
     MalformedEvent,
     Snapshot,
+    checked_budget_state,
     driver_errors,
     oversize,
     unreadable_decision,
@@ -454,11 +461,19 @@ class RedisStore:
     ) -> BudgetState:
         """Add to the period's spend and move the shared cost weight, in one round trip."""
         args = [repr(cost), queries, repr(change), repr(floor), repr(ceiling), repr(initial)]
-        with driver_errors(self, f"add to budget {name!r}", self._errors):
-            spent, count, weight, previous = self._add_spend(
-                keys=self._budget_keys(name, period), args=[*args, int(self.retention)]
-            )
-        return BudgetState(period, float(spent), int(count), float(weight), int(previous))
+        try:
+            with driver_errors(self, f"add to budget {name!r}", self._errors):
+                spent, count, weight, previous = self._add_spend(
+                    keys=self._budget_keys(name, period), args=[*args, int(self.retention)]
+                )
+        except StoreError as e:
+            if type(e.__cause__).__name__ == "ResponseError":  # the script met another's bad value
+                raise CorruptStoreError(
+                    f"{self}: budget {name!r} holds a value that is not a number ({e.__cause__}); "
+                    "it was written by another client: delete its keys to start the budget again"
+                ) from e
+            raise
+        return checked_budget_state(self, name, period, spent, count, weight, previous)
 
     def budget_state(self, name: str, period: int) -> BudgetState:
         """The budget's state for ``period`` (zero sums when nothing was spent in it yet)."""
@@ -469,13 +484,7 @@ class RedisStore:
             pipe.get(weight)
             pipe.hget(before, "queries")
             (spent, queries), cost_weight, previous = pipe.execute()
-        return BudgetState(
-            period,
-            float(spent or 0.0),
-            int(queries or 0),
-            None if cost_weight is None else float(cost_weight),
-            int(previous or 0),
-        )
+        return checked_budget_state(self, name, period, spent, queries, cost_weight, previous)
 
     # -- snapshots ----------------------------------------------------------------------
     def save_snapshot(self, snapshot: Snapshot) -> None:

@@ -28,6 +28,7 @@ from metallm.state.base import (
     FeedbackEvent,
     MalformedEvent,
     Snapshot,
+    checked_budget_state,
     oversize,
     unreadable_decision,
     vector,
@@ -538,12 +539,14 @@ class SQLiteStore:
                 "SELECT cost_weight FROM budget_weight WHERE name = ?", (name,)
             ).fetchone()
         spent, queries = rows.get(period, (0.0, 0))
-        return BudgetState(
+        return checked_budget_state(
+            self,
+            name,
             period,
-            float(spent),
-            int(queries),
-            None if weight is None else float(weight[0]),
-            int(rows.get(period - 1, (0.0, 0))[1]),
+            spent,
+            queries,
+            None if weight is None else weight[0],
+            rows.get(period - 1, (0.0, 0))[1],
         )
 
     # -- snapshots ----------------------------------------------------------------------
