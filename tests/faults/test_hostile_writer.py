@@ -276,3 +276,18 @@ def test_hostile_budget_rows_leave_the_budget_held_locally(shared, value):
     assert status["queries"] >= 3  # held here meanwhile
     assert "another client" in (status["store_error"] or "")
     assert router.health()["store_available"] is True  # one bad row is not a store outage
+
+
+def test_a_hostile_shared_setting_is_ignored(shared):
+    kind, make = shared
+    store = make()
+    if kind == "redis":
+        store.client.hset(f"{store.prefix}:settings", "prompt_length", "maybe")
+        store.client.set(store.trimmed_key, "not-a-position")
+    else:
+        with sqlite3.connect(store.path) as db:
+            db.execute("INSERT INTO settings (name, value) VALUES ('prompt_length', 'maybe')")
+    router = Router(ARMS, embedder=None, store=store, sync_interval=None, seed=0)
+    _good(router)
+    fresh = _router(make)
+    assert fresh.n_updates == 6 and fresh.select(np.ones(DIM)).arm in ARMS
