@@ -169,6 +169,22 @@ def grade(spec: dict[str, Any]) -> None:
     lines.write("done", json.dumps(router.health(), default=str))
 
 
+def fresh(spec: dict[str, Any]) -> None:
+    """A new process after recovery: opens the store (replaying dead workers' spools), syncs,
+    and writes its statistics and health to ``out`` (an .npz) for the test to compare."""
+    import numpy as np
+
+    router = Router(ARMS, embedder=None, store=open_store(spec), sync_interval=None)
+    router.sync()
+    stats = router.bandit.stats
+    np.savez(
+        spec["out"],
+        A=np.zeros(0) if stats is None else stats.A,
+        n_updates=router.n_updates,
+        health=json.dumps(router.health(), default=str),
+    )
+
+
 def main(spec: dict[str, Any]) -> None:
     """Entry point of a worker process."""
-    (grade if spec["mode"] == "grade" else route)(spec)
+    {"grade": grade, "route": route, "fresh": fresh}[spec["mode"]](spec)
