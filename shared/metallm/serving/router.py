@@ -471,8 +471,10 @@ class Router:
     def warmup(self, *, background: bool = False) -> threading.Thread | None:
         """Load the embedding model and embed once now, so the first routed call does not wait.
 
-        ``background=True`` does it in a daemon thread (returned; the adapters start one at
-        construction): a failure there is logged, and the first call raises it, typed.
+        ``background=True`` does it in a thread (returned; the adapters start one at
+        construction): a failure there is logged, and the first call raises it, typed. The
+        thread is not a daemon, so a process that exits while it loads waits for it and exits
+        cleanly (a daemon thread inside native code at exit aborts the process).
         """
         if self.embedder is None:
             return None
@@ -490,7 +492,11 @@ class Router:
             except Exception as e:  # the first routed call raises it, typed
                 logger.warning("metallm could not warm up %r: %s", self.embedder, e)
 
-        thread = threading.Thread(target=warm, name="metallm-warmup", daemon=True)
+        # Not a daemon: a daemon thread still inside ONNX Runtime or tokenizers when the
+        # interpreter finalizes aborts the process (rc 134), and one still exporting with torch
+        # at exit prints torch's finalizer tracebacks. A script that exits during warm-up
+        # waits for it (about a second once the model is exported) and exits cleanly.
+        thread = threading.Thread(target=warm, name="metallm-warmup", daemon=False)
         thread.start()
         return thread
 
