@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -14,6 +15,8 @@ from langchain_core.outputs import LLMResult
 from metallm import ConfigurationError, Router
 
 __all__ = ["Evaluator", "MetaLLMFeedbackHandler"]
+
+logger = logging.getLogger(__name__)
 
 Evaluator = Callable[[str, Mapping[str, Any]], float]
 """``evaluator(output_text, run_metadata) -> quality in [0, 1]``."""
@@ -30,14 +33,32 @@ class MetaLLMFeedbackHandler(BaseCallbackHandler):
         )
         chain.invoke(question, config={"callbacks": [handler], "metadata": {"label": "Paris"}})
 
-    Only the router's own run is scored (the chosen model's nested run is not), and errors
-    of the evaluator or of the feedback propagate instead of being logged and dropped.
+    Only the router's own run is scored (the chosen model's nested run is not). Nothing the
+    handler does after the answer arrived can take it from the caller: an evaluator that raises,
+    or feedback the router refuses, is logged (a WARNING, the first time) and kept in
+    :attr:`errors`, and ``invoke``, ``stream`` and ``batch`` return the answer as usual.
+
+    Args:
+        evaluator: ``evaluator(output_text, run_metadata) -> quality in [0, 1]``.
+        router: The router to record on (``llm.router``).
+        raise_errors: Let those errors propagate into the caller's call instead (for tests).
+
+    Raises:
+        ConfigurationError: ``router`` is not a :class:`~metallm.Router`.
     """
 
-    raise_error = True
+    MAX_ERRORS = 100
+    """The latest errors kept in :attr:`errors` (the count in :attr:`failed` goes on)."""
 
-    def __init__(self, evaluator: Evaluator, *, router: Router) -> None:
+    def __init__(
+        self, evaluator: Evaluator, *, router: Router, raise_errors: bool = False
+    ) -> None:
         super().__init__()
+        self.raise_error = raise_errors  # LangChain's switch: a handler's error propagates
+        self.errors: list[Exception] = []
+        """The latest evaluator and feedback errors (the answers were returned)."""
+        self.failed = 0
+        """Answers whose scoring or feedback failed."""
         if not isinstance(router, Router):
             raise ConfigurationError(
                 "MetaLLMFeedbackHandler needs the router to record on: pass router=llm.router "
@@ -74,12 +95,34 @@ class MetaLLMFeedbackHandler(BaseCallbackHandler):
                 info = None if message is None else message.response_metadata.get("metallm")
                 if not info:
                     continue  # not a routed run (e.g. the chosen model's own nested run)
-                quality = self.evaluator(generation.text, metadata)
-                self.router.record(
-                    info["decision_id"], quality=quality, cost=info.get("cost_usd") or 0.0
-                )
+                try:
+                    quality = self.evaluator(generation.text, metadata)
+                    self.router.record(
+                        info["decision_id"], quality=quality, cost=info.get("cost_usd") or 0.0
+                    )
+                except Exception as e:
+                    self._failed(e, info["decision_id"])
+                    continue
                 with self._lock:
                     self.recorded += 1
+
+    def _failed(self, error: Exception, decision_id: str) -> None:
+        """Keep an evaluator or feedback error (raise it only when asked to)."""
+        with self._lock:
+            first = self.failed == 0
+            self.failed += 1
+            self.errors.append(error)
+            del self.errors[: -self.MAX_ERRORS]
+        if self.raise_error:
+            raise error
+        if first:
+            logger.warning(
+                "metallm could not score or record decision %s (%s: %s); the answer was "
+                "returned. Later errors are kept in handler.errors without a log line",
+                decision_id,
+                type(error).__name__,
+                error,
+            )
 
     def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         # The router already recorded the failure for the model that raised.

@@ -349,3 +349,15 @@ def test_real_clients_route_images_and_long_prompts_by_capability(server, embedd
         meta = message.response_metadata["metallm"]
         assert meta["model"] == "together-pro" and meta["excluded"] == {"mini": reason}
         assert message.content == server.models["together-pro"].reply  # its answer, over HTTP
+
+
+def test_an_evaluator_that_raises_keeps_every_answer_over_real_clients(llm):
+    def broken(text, metadata):
+        raise KeyError("label")  # the run's metadata lacks the reference
+
+    handler = MetaLLMFeedbackHandler(evaluator=broken, router=llm.router)
+    config = {"callbacks": [handler]}
+    assert llm.invoke("What is the capital of France?", config=config).content
+    assert _joined(list(llm.stream("Name a planet.", config=config))).content
+    assert all(m.content for m in llm.batch(["One?", "Two?"], config=config))
+    assert handler.failed == 4 and all(isinstance(e, KeyError) for e in handler.errors)

@@ -50,13 +50,36 @@ async def test_handler_works_with_ainvoke(llm):
     assert handler.recorded == 1
 
 
-def test_a_bad_evaluator_value_is_a_typed_error(llm):
+def test_a_bad_evaluator_value_is_a_typed_error_kept_on_the_handler(llm, caplog):
     handler = MetaLLMFeedbackHandler(evaluator=lambda text, meta: float("nan"), router=llm.router)
-    with pytest.raises(InvalidFeedbackError, match="quality must be a number in \\[0, 1\\]"):
-        llm.invoke("Is the sky blue?", config={"callbacks": [handler]})
+    answer = llm.invoke("Is the sky blue?", config={"callbacks": [handler]})
+    assert answer.content  # the answer the provider delivered is the caller's
+    assert handler.failed == 1 and isinstance(handler.errors[0], InvalidFeedbackError)
+    assert "quality must be a number in [0, 1]" in str(handler.errors[0])
+    assert "the answer was returned" in caplog.text
     # nothing was learned from the bad value, and the decision can still get real feedback
     assert sum(llm.router.counts.values()) == 0
     assert llm.router.pending_decisions == 1
+
+
+def test_raise_errors_lets_the_evaluators_error_through_for_tests(llm):
+    handler = MetaLLMFeedbackHandler(
+        evaluator=lambda text, meta: float("nan"), router=llm.router, raise_errors=True
+    )
+    with pytest.raises(InvalidFeedbackError, match="quality must be a number in \\[0, 1\\]"):
+        llm.invoke("Is the sky blue?", config={"callbacks": [handler]})
+
+
+def test_an_evaluator_that_raises_never_takes_the_answer_on_any_path(llm):
+    def broken(text, meta):
+        raise KeyError("label")  # e.g. the run's metadata lacks the reference
+
+    handler = MetaLLMFeedbackHandler(evaluator=broken, router=llm.router)
+    config = {"callbacks": [handler]}
+    assert llm.invoke("Is the sky blue?", config=config).content
+    assert "".join(c.content for c in llm.stream("Is grass green?", config=config))
+    assert all(m.content for m in llm.batch(["One?", "Two?"], config=config))
+    assert handler.failed == 4 and all(isinstance(e, KeyError) for e in handler.errors)
 
 
 def test_provider_error_reaches_the_caller_through_the_handler(embedder):
