@@ -50,9 +50,7 @@ class MetaLLMFeedbackHandler(BaseCallbackHandler):
     MAX_ERRORS = 100
     """The latest errors kept in :attr:`errors` (the count in :attr:`failed` goes on)."""
 
-    def __init__(
-        self, evaluator: Evaluator, *, router: Router, raise_errors: bool = False
-    ) -> None:
+    def __init__(self, evaluator: Evaluator, *, router: Router, raise_errors: bool = False) -> None:
         super().__init__()
         self.raise_error = raise_errors  # LangChain's switch: a handler's error propagates
         self.errors: list[Exception] = []
