@@ -361,3 +361,26 @@ def test_an_evaluator_that_raises_keeps_every_answer_over_real_clients(llm):
     assert _joined(list(llm.stream("Name a planet.", config=config))).content
     assert all(m.content for m in llm.batch(["One?", "Two?"], config=config))
     assert handler.failed == 4 and all(isinstance(e, KeyError) for e in handler.errors)
+
+
+def test_a_closed_event_loop_is_the_callers_error_never_learned_nor_a_fallback(server, embedder):
+    members = langchain_pool(server, max_retries=0)
+    llm = ChatMetaLLM(
+        models=members, prices=PRICES, router=Router(list(members), embedder=embedder)
+    )
+
+    async def each_member():
+        for name in members:
+            await llm.ainvoke("hello", model=name)
+
+    asyncio.run(each_member())  # each member's async client now belongs to a closed loop
+
+    async def many():
+        calls = [llm.ainvoke(f"question {i}") for i in range(6)]
+        return await asyncio.gather(*calls, return_exceptions=True)
+
+    outcomes = asyncio.run(many())
+    errors = [o for o in outcomes if isinstance(o, Exception)]
+    assert errors  # the reused clients failed on the closed loop ...
+    assert sum(llm.router.failure_counts.values()) == 0  # ... which teaches the router nothing
+    assert all("falling back" not in str(e) for e in errors)

@@ -9,6 +9,7 @@ model for the same query. A model that keeps failing is left out of routing for 
 
 from __future__ import annotations
 
+import asyncio
 import math
 import threading
 import time
@@ -123,6 +124,25 @@ def _status(error: BaseException) -> int | None:
     return None
 
 
+def _caused_by_the_caller(error: BaseException) -> bool:
+    """Whether a client's error wraps the caller's runtime trouble, not the provider's.
+
+    The OpenAI client reports a call made on a closed event loop (an async client reused
+    across ``asyncio.run`` calls) or a cancelled task as a "connection error"; its cause
+    says what really happened, and that teaches nothing about the model.
+    """
+    seen = 0
+    cause: BaseException | None = error.__cause__ or error.__context__
+    while cause is not None and seen < 10:
+        if isinstance(cause, asyncio.CancelledError):
+            return True
+        if isinstance(cause, RuntimeError) and "event loop is closed" in str(cause).lower():
+            return True
+        cause = cause.__cause__ or cause.__context__
+        seen += 1
+    return False
+
+
 def is_provider_error(error: BaseException, extra: tuple[type[BaseException], ...] = ()) -> bool:
     """Whether ``error`` is the provider's failure (worth a fallback, learned as the model's).
 
@@ -130,7 +150,8 @@ def is_provider_error(error: BaseException, extra: tuple[type[BaseException], ..
     by the provider's client, a malformed response body, a stream that ends before its first chunk
     (:class:`~metallm.exceptions.EmptyResponseError`), and the exception types in ``extra``.
     Anything else (a ``TypeError`` from a bad keyword, a ``ValueError`` from a tool schema, a
-    closed event loop, metallm's own errors) is the caller's: it propagates unchanged and
+    closed event loop or a cancelled task, even when the client wraps them in a connection
+    error, metallm's own errors) is the caller's: it propagates unchanged and
     teaches the router nothing.
 
     >>> is_provider_error(TimeoutError("read timed out")), is_provider_error(TypeError("bad kwarg"))
@@ -139,6 +160,8 @@ def is_provider_error(error: BaseException, extra: tuple[type[BaseException], ..
     if isinstance(error, EmptyResponseError):  # the provider answered with nothing
         return True
     if isinstance(error, MetaLLMError) or not isinstance(error, Exception):
+        return False
+    if _caused_by_the_caller(error):
         return False
     if extra and isinstance(error, extra):
         return True
