@@ -283,3 +283,25 @@ def test_members_are_added_and_removed_at_runtime(pool, embedder):
     assert models <= {"large", "new"} and "small" not in llm.llms
     with pytest.raises(UnknownArmError):
         llm.remove_model("small")
+
+
+def test_a_process_started_with_a_pool_another_process_shrank_starts(
+    pool, embedder, tmp_path, caplog
+):
+    from metallm import SQLiteStore
+
+    path = tmp_path / "shared.sqlite"
+    first = MetaLLM(
+        llms=dict(pool),
+        prices=PRICES,
+        router=Router(list(pool), embedder=embedder, store=SQLiteStore(path)),
+    )
+    first.remove_model("small")  # retired in the store, for every process sharing it
+    later = MetaLLM(  # started from the old configuration, as a deploy in progress would
+        llms=dict(pool),
+        prices=PRICES,
+        router=Router(list(pool), embedder=embedder, store=SQLiteStore(path)),
+    )
+    assert "this process starts without routing to them" in caplog.text
+    models = {later.complete(PROMPT).additional_kwargs["metallm"]["model"] for _ in range(6)}
+    assert models == {"large"}

@@ -74,3 +74,10 @@ async def test_an_image_goes_only_to_image_members_and_none_able_is_a_typed_erro
 def test_needs_are_read_from_message_blocks():
     needs = request_needs([IMAGE, ChatMessage(role="user", content="x" * 400)], tools=True)
     assert needs.images and needs.tools and not needs.audio and needs.input_tokens >= 100
+
+
+@pytest.mark.parametrize(("tools", "expected"), [({}, False), ({"large": True}, True)])
+def test_the_pool_calls_functions_when_any_member_can(pool, embedder, tools, expected):
+    overrides = {name: {"tool_calling": able} for name, able in tools.items()}
+    llm = MetaLLM(llms=pool, router=Router(list(pool), embedder=embedder), capabilities=overrides)
+    assert llm.metadata.is_function_calling_model is expected  # docs/llamaindex.md says so

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
@@ -13,6 +14,8 @@ from metallm.serving.router import Router
 
 __all__ = ["WARMUP_ENV", "admit_member", "check_pool", "quiz_member", "retire_member"]
 
+
+logger = logging.getLogger(__name__)
 
 WARMUP_ENV = "METALLM_WARMUP"
 """Set to ``0`` to stop the adapters warming up the embedder at construction (e.g. in a server
@@ -45,12 +48,21 @@ def check_pool(
     if router is None:
         router = Router(list(names))
     else:
-        unknown = sorted(set(names) - set(router.active_arms))
+        unknown = sorted(set(names) - set(router.arms))
         if unknown:
             raise ConfigurationError(
                 f"the router's models {sorted(router.active_arms)} differ from the pool's "
                 f"{sorted(names)}: it lacks {unknown} (add them with router.add_arm(name), or "
                 "the adapter's add_model)"
+            )
+        retired = sorted(set(names) & router.retired)
+        if retired:  # e.g. another process sharing the store removed them: start without them
+            logger.warning(
+                "metallm: %s %s retired in the router%s; this process starts without routing "
+                "to them (to route to such a model again, add it under a new name)",
+                retired,
+                "is" if len(retired) == 1 else "are",
+                "" if router.store is None else f" (by a process sharing {router.store})",
             )
         extra = sorted(set(router.active_arms) - set(names))
         if extra and router.store is None:  # with a store: models another process added
