@@ -73,13 +73,18 @@ _STREAM_PARENT: ContextVar[_StreamParent | _RunParent | None] = ContextVar(
 )
 
 
+_TOOL_OPTIONS = ("tool_choice", "strict", "parallel_tool_calls")
+"""What ``bind_tools`` takes beside the tools, passed on to the chosen member's ``bind_tools``."""
+
+
 class _Call(NamedTuple):
     """One routed call, prepared before any model is chosen."""
 
     text: str
     force: str | None
     tools: list[dict[str, Any]] | None
-    tool_choice: Any
+    tool_options: dict[str, Any]
+    """``tool_choice``, ``strict``, ``parallel_tool_calls``: for the member's own ``bind_tools``."""
     stop: list[str] | None
     kwargs: dict[str, Any]
     conversation: str | None = None
@@ -315,13 +320,16 @@ class ChatMetaLLM(BaseChatModel):
     ) -> Runnable[LanguageModelInput, AIMessage]:
         """Bind tools for the members that can call them; the chosen one answers with its tool calls.
 
-        Members without tool calling (their class cannot bind tools, or their profile or
+        ``tool_choice``, ``strict`` and ``parallel_tool_calls`` go to the chosen member's own
+        ``bind_tools``, so it does what it does when called directly. Members without tool calling (their class cannot bind tools, or their profile or
         ``capabilities`` say so) are left out of these calls' routing; a pool with none is a
         :class:`~metallm.ConfigurationError`.
         """
         if not any(c.tool_calling is not False for c in self._member_capabilities.values()):
             raise ConfigurationError(f"no pool member supports tool calling: {sorted(self.models)}")
-        formatted = [convert_to_openai_tool(t) for t in tools]
+        # formatted as ChatOpenAI does (strict schemas when asked); each member's own
+        # bind_tools gets these and the options below when it is chosen
+        formatted = [convert_to_openai_tool(t, strict=kwargs.get("strict")) for t in tools]
         if tool_choice is not None:
             kwargs["tool_choice"] = tool_choice
         return super().bind(tools=formatted, **kwargs)
@@ -333,7 +341,11 @@ class ChatMetaLLM(BaseChatModel):
         kwargs = dict(kwargs)
         force = kwargs.pop("model", None)
         tools = kwargs.pop("tools", None)
-        tool_choice = kwargs.pop("tool_choice", None)
+        tool_options = {
+            name: kwargs.pop(name)
+            for name in _TOOL_OPTIONS
+            if kwargs.get(name) is not None and (tools is not None or name == "tool_choice")
+        }
         for name in ("temperature", "max_tokens"):
             value = getattr(self, name)
             if value is not None:
@@ -349,7 +361,7 @@ class ChatMetaLLM(BaseChatModel):
             or "response_format" in kwargs,
         )
         return _Call(
-            text, force, tools, tool_choice, stop or self.stop, kwargs, conversation, needs
+            text, force, tools, tool_options, stop or self.stop, kwargs, conversation, needs
         )
 
     def _route(self, call: _Call, parent: _StreamParent | _RunParent | None) -> RoutedCall:
@@ -375,8 +387,7 @@ class ChatMetaLLM(BaseChatModel):
         model = self.models[decision.arm]
         if call.tools is None:
             return model
-        extra = {} if call.tool_choice is None else {"tool_choice": call.tool_choice}
-        return model.bind_tools(call.tools, **extra)
+        return model.bind_tools(call.tools, **call.tool_options)
 
     def _child_config(
         self, parent: _StreamParent | _RunParent | None, decision: Decision

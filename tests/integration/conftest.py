@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 from langchain_openai import ChatOpenAI
 from langchain_together import ChatTogether
@@ -29,7 +30,13 @@ def server():
 
 
 def langchain_pool(server: OpenAICompatibleServer, **kwargs) -> dict:
-    """A ChatOpenAI arm and a ChatTogether arm, both talking HTTP to the local server."""
+    """A ChatOpenAI arm and a ChatTogether arm, both talking HTTP to the local server.
+
+    Each pool gets async HTTP clients of its own (an ``httpx.Timeout`` is not cached by
+    langchain-openai): a client cached by an earlier test belongs to that test's closed event
+    loop, and a closed loop is the caller's error, not a provider failure to fall back from.
+    """
+    kwargs.setdefault("timeout", httpx.Timeout(60.0))
     return {
         "mini": ChatOpenAI(
             model="mini", base_url=server.base_url, api_key="test-key", stream_usage=True, **kwargs

@@ -90,6 +90,16 @@ def test_tool_calling_and_structured_output_over_http(llm, server):
     assert llm.with_structured_output(Weather).invoke("Weather in 'Oslo'?") == Weather(city="Oslo")
 
 
+def test_strict_tools_and_parallel_calls_reach_the_chosen_members_request(llm, server):
+    bound = llm.bind_tools([Weather], strict=True, parallel_tool_calls=False, tool_choice="Weather")
+    msg = bound.invoke("What is the weather in 'Lisbon'?")
+    assert msg.tool_calls[0]["args"] == {"city": "Lisbon"}
+    sent = server.requests[-1]
+    assert sent["tools"][0]["function"]["strict"] is True  # what ChatOpenAI sends when asked
+    assert sent["parallel_tool_calls"] is False
+    assert sent["tool_choice"]["function"]["name"] == "Weather"
+
+
 # -- fallbacks ------------------------------------------------------------------------------
 def _pool(server, **kwargs):
     return {
