@@ -45,7 +45,6 @@ from metallm.learning.neighbours import NeighbourQuality
 from metallm.learning.policies import EpsilonGreedy, LinUCB, Policy, RandomPolicy, SquareCB
 from metallm.learning.reward import Calibration, calibrate_cost_weight, reward
 from metallm.serving import (
-    Attempts,
     Budget,
     Capabilities,
     Cooldown,
@@ -76,7 +75,6 @@ __all__ = [
     "DEFAULT_EMBEDDING_MODEL",
     "EMBEDDING_MODEL_ENV",
     "AllModelsFailedError",
-    "Attempts",
     "Budget",
     "BudgetState",
     "Calibration",

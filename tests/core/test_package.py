@@ -17,7 +17,6 @@ PUBLIC_API = [
     "DEFAULT_EMBEDDING_MODEL",
     "EMBEDDING_MODEL_ENV",
     "AllModelsFailedError",
-    "Attempts",
     "Budget",
     "BudgetState",
     "Calibration",

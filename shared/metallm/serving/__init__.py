@@ -10,7 +10,7 @@ drive; :mod:`~metallm.serving.pricing` turns reported usage into dollars and
 """
 
 from metallm.serving.budget import Budget
-from metallm.serving.call import Attempts, RoutedCall
+from metallm.serving.call import RoutedCall
 from metallm.serving.capabilities import Capabilities, Needs
 from metallm.serving.decisions import Decision, Prediction, explain
 from metallm.serving.failover import Cooldown, Fallbacks, is_provider_error
@@ -29,7 +29,6 @@ __all__ = [
     "CONVERSATION",
     "DEFAULT_FEEDBACK_TTL",
     "DEFAULT_SESSION_KEY",
-    "Attempts",
     "Budget",
     "Capabilities",
     "Cooldown",

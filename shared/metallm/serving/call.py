@@ -31,7 +31,7 @@ from metallm.serving.pricing import Prices, usage_cost
 if TYPE_CHECKING:
     from metallm.serving.router import Router
 
-__all__ = ["Attempts", "RoutedCall"]
+__all__ = ["RoutedCall"]
 
 logger = logging.getLogger("metallm.serving")
 
@@ -333,75 +333,6 @@ class _End:
 
 
 _END: Any = _End()
-
-
-class Attempts:
-    """Deprecated: use ``router.route(...)``, a :class:`RoutedCall`.
-
-    The fallback loop of one call as metallm 0.1 exposed it: ``first()``, then
-    ``failed(decision, error)`` (the next decision or None) / ``succeeded(decision)``.
-    """
-
-    def __init__(
-        self,
-        router: Router,
-        query: Any,
-        *,
-        force: str | None,
-        fallbacks: Fallbacks,
-        session: str | None = None,
-        record_errors: bool = True,
-    ) -> None:
-        self.router, self.query, self.force, self.session = router, query, force, session
-        self.fallbacks, self.record_errors = fallbacks, record_errors
-        self._call: RoutedCall | None = None
-
-    @property
-    def errors(self) -> list[tuple[str, BaseException]]:
-        """(model, error) for each failed attempt, in order."""
-        return [] if self._call is None else self._call.errors
-
-    def first(self) -> Decision:
-        """Choose the first model."""
-        self._call = RoutedCall(
-            self.router,
-            self.query,
-            force=self.force,
-            session=self.session,
-            fallbacks=self.fallbacks,
-            record_errors=self.record_errors,
-        )
-        return self._call.decision
-
-    def failed(
-        self, decision: Decision, error: BaseException, *, retry: bool = True
-    ) -> Decision | None:
-        """Learn the failure; the next decision to try, or None when none is left."""
-        assert self._call is not None, "call first() before failed()"
-        if not retry:
-            self._call.failed_midstream(error)
-            return None
-        if not is_provider_error(error):
-            return None
-        try:
-            return self._call.failed(error)
-        except Exception:
-            return None
-
-    def next_or_raise(self, decision: Decision, error: Exception) -> Decision:
-        """The next model to try after ``error``; else raise what the caller should see."""
-        assert self._call is not None, "call first() before next_or_raise()"
-        return self._call.failed(error)
-
-    def succeeded(self, decision: Decision) -> None:
-        """The model answered: end its cooldown streak, keep the session on it."""
-        self.router.cooldown.succeeded(decision.arm)
-        if self.session is not None:
-            self.router.stick(self.session, decision.arm)
-
-    def error(self, last: BaseException) -> BaseException:
-        """What the caller gets: the error itself after one try, else one listing every try."""
-        return last if len(self.errors) <= 1 else AllModelsFailedError(self.errors)
 
 
 def _empty(arm: str) -> EmptyResponseError:

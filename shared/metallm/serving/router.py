@@ -78,7 +78,7 @@ from metallm.serving._checks import (
     one_embedding,
 )
 from metallm.serving.budget import Budget, BudgetKeeper, cheapest_arm
-from metallm.serving.call import Attempts, RoutedCall
+from metallm.serving.call import RoutedCall
 from metallm.serving.capabilities import Capabilities, Needs
 from metallm.serving.decisions import Decision, Prediction, Selection
 from metallm.serving.failover import Cooldown, Fallbacks
@@ -937,25 +937,6 @@ class Router:
         """Keep ``session`` on ``arm`` from now on (until it fails over or is forgotten)."""
         self._arm_index(arm)
         self.sessions.stick(session, arm)
-
-    def attempts(
-        self,
-        query: str,
-        *,
-        force: str | None = None,
-        fallbacks: Fallbacks | None = None,
-        session: str | None = None,
-        record_errors: bool = True,
-    ) -> Attempts:
-        """Deprecated: use :meth:`route`. The fallback loop of one call: ``first()``, then ``failed(...)``."""
-        return Attempts(
-            self,
-            query,
-            force=force,
-            fallbacks=fallbacks or Fallbacks(),
-            session=session,
-            record_errors=record_errors,
-        )
 
     # -- online feedback ----------------------------------------------------------------
     def observe_cost(
