@@ -8,11 +8,11 @@ so its run nests under the router's run.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from langchain_core.callbacks import (
     AsyncCallbackManagerForLLMRun,
@@ -22,6 +22,7 @@ from langchain_core.callbacks import (
 )
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.language_models.base import LangSmithParams
+from langchain_core.language_models.model_profile import ModelProfile
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage
 from langchain_core.messages.ai import UsageMetadata, add_usage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
@@ -205,6 +206,28 @@ class ChatMetaLLM(BaseChatModel):
     @property
     def _llm_type(self) -> str:
         return "metallm"
+
+    def _resolve_model_profile(self) -> ModelProfile | None:
+        """The union of the members' profiles: what a caller may ask of the pool.
+
+        A capability is there when any member has it (requests that need it are routed
+        among those members), a limit is the largest member's; descriptive fields are left out.
+        """
+        profiles = [
+            p for m in self.models.values() if isinstance(p := getattr(m, "profile", None), Mapping)
+        ]
+        if not profiles:
+            return None
+        union: dict[str, Any] = {}
+        for profile in profiles:
+            for key, value in profile.items():
+                if key == "open_weights":
+                    continue
+                if isinstance(value, bool):
+                    union[key] = union.get(key, False) or value
+                elif isinstance(value, int):
+                    union[key] = max(union.get(key, value), value)
+        return cast(ModelProfile, union)
 
     @property
     def _identifying_params(self) -> dict[str, Any]:

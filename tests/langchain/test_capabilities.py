@@ -89,3 +89,25 @@ def test_needs_are_read_from_content_blocks_tools_and_length():
     needs = request_needs([pdf], tools=True, structured_output=False)
     assert needs.pdfs and needs.audio and needs.images and needs.tools
     assert not needs.structured_output and needs.input_tokens == 100
+
+
+def test_the_pools_profile_is_the_union_of_what_its_members_can_do(embedder):
+    from langchain_core.language_models.fake_chat_models import FakeListChatModel
+
+    from metallm import Router
+    from metallm_langchain import ChatMetaLLM
+
+    members = {
+        "small": FakeListChatModel(
+            responses=["a"],
+            profile={"tool_calling": True, "image_inputs": False, "max_input_tokens": 8000},
+        ),
+        "large": FakeListChatModel(
+            responses=["b"],
+            profile={"tool_calling": False, "image_inputs": True, "max_input_tokens": 128_000},
+        ),
+    }
+    llm = ChatMetaLLM(models=members, router=Router(list(members), embedder=embedder))
+    assert llm.profile == {"tool_calling": True, "image_inputs": True, "max_input_tokens": 128_000}
+    bare = {"a": FakeListChatModel(responses=["a"]), "b": FakeListChatModel(responses=["b"])}
+    assert ChatMetaLLM(models=bare, router=Router(list(bare), embedder=embedder)).profile is None
