@@ -46,29 +46,40 @@ def one_embedding(query: np.ndarray | Sequence[float]) -> np.ndarray:
         raise InvalidInputError(
             f"expected one embedding of shape (dim,), got shape {embedding.shape}"
         )
-    with np.errstate(over="ignore", invalid="ignore"):
-        square = float(np.dot(embedding, embedding))  # one call: NaN, inf and huge all reach it
-    if not square <= MAX_ABS_ELEMENT**2:
-        if not np.isfinite(embedding).all():
-            raise InvalidInputError("embeddings contain NaN or inf")
-        if float(np.abs(embedding).max()) > MAX_ABS_ELEMENT:
-            raise InvalidInputError(
-                f"embeddings must have elements within +-{MAX_ABS_ELEMENT:g}: pass normalised vectors"
-            )
+    check_embeddings(embedding)
     return embedding
 
 
-def vector_problem(vector: np.ndarray) -> str | None:
-    """Why a vector cannot be learned from (NaN, inf, or an element beyond :data:`MAX_ABS_ELEMENT`).
+def vector_problem(values: np.ndarray) -> str | None:
+    """Why vectors cannot be learned from (NaN, inf, or an element beyond :data:`MAX_ABS_ELEMENT`).
+
+    One pass in the common case: the sum of squares is finite and small only when every element
+    is finite and within the bound; the elements are looked at only when it is not.
 
     >>> vector_problem(np.array([1e200, 0.0]))
     'its embedding has elements beyond +-1e+06'
     """
-    if not np.isfinite(vector).all():
+    with np.errstate(over="ignore", invalid="ignore"):
+        square = float(np.vdot(values, values))
+    if square <= MAX_ABS_ELEMENT**2:
+        return None
+    if not np.isfinite(values).all():
         return "its embedding holds NaN or inf"
-    if vector.size and float(np.abs(vector).max()) > MAX_ABS_ELEMENT:
+    if float(np.abs(values).max()) > MAX_ABS_ELEMENT:
         return f"its embedding has elements beyond +-{MAX_ABS_ELEMENT:g}"
-    return None
+    return None  # many elements near the bound: large, but each within it
+
+
+def check_embeddings(values: np.ndarray) -> None:
+    """:func:`vector_problem` for a caller's vectors, as an :class:`InvalidInputError`."""
+    problem = vector_problem(values)
+    if problem is None:
+        return
+    if "NaN" in problem:
+        raise InvalidInputError("embeddings contain NaN or inf")
+    raise InvalidInputError(
+        f"embeddings must have elements within +-{MAX_ABS_ELEMENT:g}: pass normalised vectors"
+    )
 
 
 def number_problem(name: str, value: object, high: float, low: float = 0.0) -> str | None:

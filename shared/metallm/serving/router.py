@@ -63,12 +63,12 @@ from metallm.learning.policies import LinUCB, Policy
 from metallm.learning.tuning import Tuning
 from metallm.serving import offline, persistence
 from metallm.serving._checks import (
-    MAX_ABS_ELEMENT,
     Query,
     as_batch,
     check_cost,
     check_cost_array,
     check_cost_weight,
+    check_embeddings,
     check_id,
     check_latency,
     check_latency_weight,
@@ -448,12 +448,7 @@ class Router:
             raise InvalidInputError(
                 f"expected a non-empty (n, dim) batch, got shape {matrix.shape}"
             )
-        if not np.isfinite(matrix.sum()) and not np.isfinite(matrix).all():  # one cheap sum first
-            raise InvalidInputError("embeddings contain NaN or inf")
-        if float(np.abs(matrix).max()) > MAX_ABS_ELEMENT:
-            raise InvalidInputError(
-                f"embeddings must have elements within +-{MAX_ABS_ELEMENT:g}: pass normalised vectors"
-            )
+        check_embeddings(matrix)
         if self.bandit.stats is not None and matrix.shape[1] != self.bandit.embedding_dim:
             raise self.bandit.dimension_mismatch(matrix.shape[1])
         return matrix

@@ -70,37 +70,40 @@ _ADD_SPEND = (
 )
 _FLOATS = ("cost_weight", "time", "expires", "propensity", "cost", "latency")
 _OVERSIZE = b"\x00metallm-oversize:"
-# Read the log in one round trip, never handing a client a field over ARGV[3] bytes (it comes
-# back as a marker with its size) nor more than about ARGV[4] bytes in all.
-# KEYS: stream; ARGV: exclusive start ("-" or "(id"), count, field limit, batch limit.
+# Lua: replace each value of the flat array f over `limit` bytes by `marker` .. its size, so a
+# field another client made huge never leaves the server (the scripts below share it).
+_CAP_VALUES = "for i = 1, #f do if #f[i] > limit then f[i] = marker .. #f[i] end end "
+# Read the log in one round trip, never handing a client a field over ARGV[3] bytes nor more
+# than about ARGV[4] bytes in all.
+# KEYS: stream; ARGV: exclusive start ("-" or "(id"), count, field limit, batch limit, marker.
 _READ_EVENTS = (
     "local entries = redis.call('XRANGE', KEYS[1], ARGV[1], '+', 'COUNT', ARGV[2]) "
-    "local limit, budget, total, out = tonumber(ARGV[3]), tonumber(ARGV[4]), 0, {} "
+    "local limit, budget, marker, total, out = tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5], 0, {} "
     "for _, e in ipairs(entries) do "
-    "  local f = e[2] "
-    "  for i = 1, #f do "
-    "    if #f[i] > limit then f[i] = ARGV[5] .. #f[i] end "
-    "    total = total + #f[i] "
-    "  end "
+    "  local f = e[2] " + _CAP_VALUES + "  for i = 1, #f do total = total + #f[i] end "
     "  out[#out + 1] = e "
     "  if total > budget then break end "
     "end "
     "return out"
 )
-# A hash's fields, none over ARGV[1] bytes (a marker with its size instead). KEYS: the hash.
+# A hash's fields, capped. KEYS: the hash; ARGV: field limit, marker.
 _READ_HASH = (
     "local f = redis.call('HGETALL', KEYS[1]) "
-    "local limit = tonumber(ARGV[1]) "
-    "for i = 1, #f do if #f[i] > limit then f[i] = ARGV[2] .. #f[i] end end "
-    "return f"
+    "local limit, marker = tonumber(ARGV[1]), ARGV[2] " + _CAP_VALUES + "return f"
 )
-# Up to ARGV[2] entries of a list from ARGV[1], none over ARGV[3] bytes. KEYS: the list.
+# Up to ARGV[2] entries of a list from ARGV[1], capped. KEYS: the list; ARGV: ..., limit, marker.
 _READ_LIST = (
     "local f = redis.call('LRANGE', KEYS[1], ARGV[1], tonumber(ARGV[1]) + tonumber(ARGV[2]) - 1) "
-    "local limit = tonumber(ARGV[3]) "
-    "for i = 1, #f do if #f[i] > limit then f[i] = ARGV[4] .. #f[i] end end "
-    "return f"
+    "local limit, marker = tonumber(ARGV[3]), ARGV[4] " + _CAP_VALUES + "return f"
 )
+
+
+def _oversized(entry: dict[str, bytes]) -> str | None:
+    """Why an entry read through the scripts above was refused for its size, or None."""
+    for name, value in entry.items():
+        if value.startswith(_OVERSIZE):
+            return oversize(name, int(value[len(_OVERSIZE) :]), MAX_FIELD_BYTES)
+    return None
 
 
 def redacted(url: str) -> str:
@@ -568,9 +571,9 @@ def _propensity(raw: bytes | None) -> float | None:
 def _parse_decision(decision_id: str, raw: dict[bytes, bytes]) -> DecisionRecord:
     """A ledger hash as a record (KeyError, ValueError, UnicodeDecodeError when it is not one)."""
     entry = {k.decode(): v for k, v in raw.items()}
-    for name, value in entry.items():
-        if value.startswith(_OVERSIZE):
-            raise ValueError(oversize(name, int(value[len(_OVERSIZE) :]), MAX_FIELD_BYTES))
+    problem = _oversized(entry)
+    if problem is not None:
+        raise ValueError(problem)
     embedding = entry["embedding"]
     if len(embedding) > MAX_EMBEDDING_BYTES or len(embedding) % 4:
         raise ValueError(
@@ -603,11 +606,9 @@ def _parse_event(fields: dict[bytes, bytes]) -> FeedbackEvent | MalformedEvent:
         raw_id = entry["decision_id"]
         full_id = None if raw_id.startswith(_OVERSIZE) else raw_id.decode()
         decision_id = None if full_id is None else full_id[:200]  # what a quarantine shows
-        for name, value in entry.items():
-            if value.startswith(_OVERSIZE):
-                return MalformedEvent(
-                    oversize(name, int(value[len(_OVERSIZE) :]), MAX_FIELD_BYTES), decision_id
-                )
+        problem = _oversized(entry)
+        if problem is not None:
+            return MalformedEvent(problem, decision_id)
         embedding = entry["embedding"]
         if len(embedding) > MAX_EMBEDDING_BYTES:
             return MalformedEvent(
