@@ -461,3 +461,8 @@ def feature_map_from_state(header: dict[str, Any], arrays: dict[str, np.ndarray]
             **params, projection=arrays.get("projection"), mean=arrays.get("mean")
         )
     raise ConfigurationError(f"unknown feature map {name!r}")
+
+
+def reading_prompt_length(features: FeatureMap) -> FeatureMap:
+    """``features`` made to read the prompt's length too (unchanged when it already does)."""
+    return features if reads_prompt_length(features) else PromptLengthFeatures(features)

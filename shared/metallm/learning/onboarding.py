@@ -20,7 +20,7 @@ import numpy as np
 
 from metallm.learning.bandit import LinearBandit
 
-__all__ = ["combination_start", "most_similar", "prior_start", "quiz_rows"]
+__all__ = ["combination_start", "most_similar", "prior_start", "quiz_rows", "warm_start"]
 
 
 def quiz_rows(bandit: LinearBandit, arm: int, embeddings: np.ndarray, n: int) -> list[int]:
@@ -154,3 +154,35 @@ def combination_start(
     bias_index = q_dim - 1
     bandit.prior_counts[arm] = float(A_new[bias_index, bias_index] - stats.penalties[bias_index])
     return w_quality
+
+
+def warm_start(
+    bandit: LinearBandit,
+    arm: int,
+    embeddings: np.ndarray,
+    quality: np.ndarray,
+    cost: np.ndarray,
+    *,
+    known: list[int],
+    how: str | None,
+    pessimism: float,
+) -> None:
+    """Start a new model from its first outcomes and the models already learned.
+
+    Args:
+        bandit: The bandit, the new model's arm already added.
+        arm: The new model's arm.
+        embeddings: The quiz's embeddings (n, dim).
+        quality: The new model's graded answers (n,).
+        cost: Their costs in USD (n,).
+        known: The arms already learned (retired ones left out).
+        how: ``"combination"`` (:func:`combination_start`), ``"similar"`` (a copy of the
+            :func:`most_similar` model) or None (nothing: the outcomes alone teach it).
+        pessimism: Standard errors the combination's quality level is lowered by.
+    """
+    if how is None or not known or not bandit.n_updates:
+        return
+    only = most_similar(bandit, embeddings, quality, known=known) if how == "similar" else None
+    combination_start(
+        bandit, arm, embeddings, quality, cost, known=known, pessimism=pessimism, only=only
+    )

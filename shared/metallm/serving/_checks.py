@@ -229,3 +229,34 @@ def check_cost_array(C: np.ndarray) -> None:
         raise InvalidFeedbackError(
             f"cost must be finite and in [0, {MAX_COST_USD:g}] USD; found {float(C[pos])!r} at {pos}"
         )
+
+
+def check_part(value: object, kind: type, name: str, example: str) -> None:
+    """Refuse an argument that is neither None nor a ``kind`` (e.g. a dict given as a budget).
+
+    Raises:
+        ConfigurationError: Saying what was given and an example of what is expected.
+    """
+    if value is not None and not isinstance(value, kind):
+        raise ConfigurationError(
+            f"{name} must be a metallm.{kind.__name__} or None, got {type(value).__name__}: "
+            f"e.g. {example}"
+        )
+
+
+def check_ttl(seconds: object) -> float:
+    """A positive, finite number of seconds (how long a decision waits for its feedback).
+
+    Raises:
+        ConfigurationError: Anything else.
+    """
+    number = (
+        float(seconds)
+        if isinstance(seconds, (int, float)) and not isinstance(seconds, bool)
+        else math.nan
+    )
+    if not (math.isfinite(number) and number > 0):
+        raise ConfigurationError(
+            f"feedback_ttl must be a positive number of seconds, got {seconds!r}"
+        )
+    return number

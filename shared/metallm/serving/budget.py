@@ -452,4 +452,5 @@ class BudgetKeeper:
             "capped": cap is not None and state.spent >= cap,
             "shared": self.shared,
             "store_error": self.store_error,
+            "largest_change": self.largest_change,
         }

@@ -20,7 +20,7 @@ import inspect
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from metallm.exceptions import AllModelsFailedError, EmptyResponseError, MetaLLMError
 from metallm.serving.capabilities import Capabilities, Needs, exclusions
@@ -28,14 +28,71 @@ from metallm.serving.decisions import Decision, explain
 from metallm.serving.failover import Fallbacks, is_provider_error
 from metallm.serving.pricing import Prices, usage_cost
 
-if TYPE_CHECKING:
-    from metallm.serving.router import Router
-
-__all__ = ["RoutedCall"]
+__all__ = ["CallBook", "RoutedCall", "Routes"]
 
 logger = logging.getLogger("metallm.serving")
 
 T = TypeVar("T")
+
+
+class Routes(Protocol):
+    """What a routed call asks of the router that made it (its public API)."""
+
+    @property
+    def id(self) -> str:
+        """The router's id, in the metadata."""
+
+    @property
+    def active_arms(self) -> tuple[str, ...]:
+        """The models routed to."""
+
+    @property
+    def latency_weight(self) -> float:
+        """``l`` in the reward, in the metadata."""
+
+    @property
+    def budget(self) -> Any:
+        """The budget held (None: none)."""
+
+    def select(
+        self,
+        query: Any,
+        *,
+        exclude: Collection[str] = (),
+        force: str | None = None,
+        session: str | None = None,
+        ignore_cooldown: bool = False,
+        run_id: str | None = None,
+        prices: Prices | None = None,
+    ) -> Decision:
+        """Choose a model for one query."""
+
+    def observe_cost(
+        self, decision_id: str, cost: float, *, spend: bool = True, latency: float | None = None
+    ) -> None:
+        """Attach a decision's measured cost."""
+
+    def stick(self, session: str, arm: str) -> None:
+        """Keep a session on a model."""
+
+    def budget_status(self) -> dict[str, Any] | None:
+        """The budget's state now."""
+
+
+class CallBook(Protocol):
+    """The router's books a routed call writes to: failures, cooldown, bookkeeping trouble."""
+
+    def record_failure(self, decision_id: str) -> None:
+        """Learn a provider's failure on this decision (quality 0, cost 0, counted apart)."""
+
+    def model_failed(self, arm: str) -> None:
+        """Count a failure towards the model's cooldown."""
+
+    def model_answered(self, arm: str) -> None:
+        """Clear the model's run of failures."""
+
+    def bookkeeping_failed(self) -> None:
+        """Count trouble in metallm's own records after a provider answered."""
 
 
 class RoutedCall:
@@ -52,7 +109,8 @@ class RoutedCall:
 
     def __init__(
         self,
-        router: Router,
+        router: Routes,
+        book: CallBook,
         query: Any,
         *,
         force: str | None = None,
@@ -67,6 +125,7 @@ class RoutedCall:
         available: Collection[str] | None = None,
     ) -> None:
         self.router = router
+        self._book = book
         self.run_id = run_id
         """The framework's id of the call: feedback can find the answering decision by it."""
         self.session = session
@@ -180,7 +239,7 @@ class RoutedCall:
                 decision.id, cost or 0.0, spend=cost is not None, latency=seconds
             ),
         )
-        self.router.cooldown.succeeded(decision.arm)
+        self._book.model_answered(decision.arm)
         if self.session is not None:
             self.router.stick(self.session, decision.arm)
         return self.metadata(cost, seconds)
@@ -289,10 +348,8 @@ class RoutedCall:
             }
         )
         if self.record_errors:
-            self._bookkeep(
-                "record the failure of", lambda: self.router._record_failure(decision.id)
-            )
-        self.router.cooldown.failed(decision.arm)
+            self._bookkeep("record the failure of", lambda: self._book.record_failure(decision.id))
+        self._book.model_failed(decision.arm)
         self.errors.append((decision.arm, error))
 
     def _next(self) -> Decision | None:
@@ -313,7 +370,7 @@ class RoutedCall:
         try:
             action()
         except MetaLLMError as e:
-            self.router._count_bookkeeping_error()
+            self._book.bookkeeping_failed()
             logger.warning(
                 "metallm could not %s decision %s (%s: %s); the call goes on",
                 what,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from metallm.exceptions import (
     DecisionError,
@@ -14,10 +14,17 @@ from metallm.exceptions import (
     UnknownDecisionError,
 )
 
-if TYPE_CHECKING:
-    from metallm.serving.router import Router
+__all__ = ["Feedback", "FeedbackSummary", "Records", "record_all"]
 
-__all__ = ["Feedback", "FeedbackSummary", "record_all"]
+
+class Records(Protocol):
+    """Anything that records feedback by decision id or by a framework's run id (a router)."""
+
+    def record(self, decision_id: str, *, quality: float, cost: float | None = None) -> None:
+        """Learn the outcome of a decision."""
+
+    def record_run(self, run_id: str, *, quality: float, cost: float | None = None) -> None:
+        """Learn the outcome of the decision that answered a framework call."""
 
 
 @dataclass(frozen=True)
@@ -51,8 +58,16 @@ class FeedbackSummary:
         return self.recorded + self.unknown + self.expired + self.duplicate + self.invalid
 
 
-def record_all(router: Router, feedback: Iterable[Feedback]) -> FeedbackSummary:
-    """Record each item on ``router``; what became of each, without stopping at errors."""
+def record_all(router: Records, feedback: Iterable[Feedback]) -> FeedbackSummary:
+    """Record each item on ``router``; what became of each, without stopping at errors.
+
+    Args:
+        router: Where the feedback goes.
+        feedback: The items, each with a decision id or a run id.
+
+    Returns:
+        How many items were recorded, unknown, expired, duplicate or invalid, and each error.
+    """
     summary = FeedbackSummary()
     for item in feedback:
         key = item.decision_id if item.decision_id is not None else item.run_id

@@ -86,6 +86,13 @@ class PendingDecisions:
             )
         return entry
 
+    def take(self, decision_id: str) -> PendingEntry | None:
+        """Settle a pending decision and return its entry; None when it is not pending (any more)."""
+        entry = self._pending.get(decision_id)
+        if entry is not None:
+            self.settle(decision_id)
+        return entry
+
     def by_run(self, run_id: str) -> str | None:
         """The pending decision made for this run id, if it is in memory."""
         return self._runs.get(run_id)

@@ -1,7 +1,7 @@
 """Learning a router from logged data: full-information rows, bandit logs, a budget.
 
-The :class:`~metallm.Router` methods ``fit``, ``partial_fit`` and ``calibrate`` are these
-functions: they check the caller's arrays and hand them to the router's bandit.
+The router's ``fit``, ``partial_fit`` and ``calibrate`` embed the queries and call these
+functions, which check the caller's arrays and hand them to the router's learner.
 """
 
 from __future__ import annotations
@@ -16,8 +16,6 @@ from metallm.learning.features import FeatureMap, PromptLengthFeatures, reads_pr
 from metallm.learning.reward import calibrate_cost_weight
 from metallm.learning.tuning import AUTO_TUNE_ROWS, DEFAULT_CANDIDATES
 from metallm.serving._checks import (
-    Query,
-    as_batch,
     check_cost_array,
     check_latency_array,
     check_matrix,
@@ -26,14 +24,14 @@ from metallm.serving._checks import (
 )
 
 if TYPE_CHECKING:
-    from metallm.serving.router import Router
+    from metallm.serving._learner import Learner
 
 __all__ = ["calibrate", "fit", "partial_fit"]
 
 
 def fit(
-    router: Router,
-    queries: Sequence[Query] | np.ndarray,
+    learner: Learner,
+    embeddings: np.ndarray,
     quality: np.ndarray | Sequence[Sequence[float]],
     cost: np.ndarray | Sequence[Sequence[float]],
     *,
@@ -41,15 +39,20 @@ def fit(
     seed: int = 0,
     latency: np.ndarray | Sequence[Sequence[float]] | None = None,
 ) -> None:
-    """Train ``router`` from scratch on rows where every arm's outcome is known (see ``Router.fit``)."""
-    embeddings = router.embed(as_batch(queries))
-    Q = check_matrix(quality, "quality", embeddings.shape[0], len(router.arms))
-    C = check_matrix(cost, "cost", embeddings.shape[0], len(router.arms))
+    """Train from scratch on rows where every model's outcome is known (see ``Router.fit``).
+
+    Raises:
+        InvalidInputError: The arrays do not fit the embeddings and the models.
+        ConfigurationError: ``tune`` is not one of its documented values.
+    """
+    n_arms = len(learner.pool.names)
+    Q = check_matrix(quality, "quality", embeddings.shape[0], n_arms)
+    C = check_matrix(cost, "cost", embeddings.shape[0], n_arms)
     check_quality_array(Q)
     check_cost_array(C)
     L = None
     if latency is not None:
-        L = check_matrix(latency, "latency", embeddings.shape[0], len(router.arms))
+        L = check_matrix(latency, "latency", embeddings.shape[0], n_arms)
         check_latency_array(L)
     candidates: tuple[FeatureMap, ...] = DEFAULT_CANDIDATES
     if isinstance(tune, str):
@@ -63,29 +66,33 @@ def fit(
         if not candidates:
             raise ConfigurationError("tune was given no candidate feature maps")
         tune = True
-    if router.reads_prompt_length:  # every candidate reads the length too
+    if learner.reads_prompt_length:  # every candidate reads the length too
         candidates = tuple(
             c if reads_prompt_length(c) else PromptLengthFeatures(c) for c in candidates
         )
-    with router._lock:
-        router.bandit.fit(embeddings, Q, C, tune=tune, candidates=candidates, seed=seed, latency=L)
+    with learner.lock:
+        learner.bandit.fit(embeddings, Q, C, tune=tune, candidates=candidates, seed=seed, latency=L)
 
 
 def partial_fit(
-    router: Router,
-    queries: Sequence[Query] | np.ndarray,
+    learner: Learner,
+    embeddings: np.ndarray,
     arms: Sequence[str],
     quality: Sequence[float] | np.ndarray,
     cost: Sequence[float] | np.ndarray,
     latency: Sequence[float] | np.ndarray | None = None,
 ) -> None:
-    """Update ``router`` from logged bandit rows: one (arm, quality, cost) outcome per query."""
-    embeddings = router.embed(as_batch(queries))
+    """Update from logged bandit rows: one (model, quality, cost) outcome per query.
+
+    Raises:
+        InvalidInputError: The arrays do not fit the embeddings.
+        UnknownArmError: A model is not in the pool.
+    """
     n = embeddings.shape[0]
     arm_names = list(arms)
     if len(arm_names) != n:
         raise InvalidInputError(f"{n} queries but {len(arm_names)} arms")
-    idx = np.array([router._arm_index(a) for a in arm_names])
+    idx = np.array([learner.pool.index_of(a) for a in arm_names])
     Q = check_vector(quality, "quality", n)
     C = check_vector(cost, "cost", n)
     check_quality_array(Q)
@@ -94,24 +101,29 @@ def partial_fit(
     if latency is not None:
         L = check_vector(latency, "latency", n)
         check_latency_array(L)
-    with router._lock:
-        router.bandit.partial_fit(embeddings, idx, Q, C, L)
+    with learner.lock:
+        learner.bandit.partial_fit(embeddings, idx, Q, C, L)
 
 
 def calibrate(
-    router: Router,
+    predicted_quality: np.ndarray,
+    predicted_cost: np.ndarray,
+    cost_scale: float,
     budget: float,
-    queries: Sequence[Query] | np.ndarray,
     quality: np.ndarray | Sequence[Sequence[float]],
     cost: np.ndarray | Sequence[Sequence[float]],
 ) -> float:
-    """The ``p`` with the best validation quality within ``budget`` $/query (see ``Router.calibrate``)."""
+    """The ``p`` with the best validation quality within ``budget`` $/query (see ``Router.calibrate``).
+
+    Raises:
+        InvalidInputError: ``budget`` is negative or the arrays do not fit the predictions.
+        InfeasibleBudgetError: No ``p`` gets under the budget.
+    """
     if not (np.isfinite(budget) and budget >= 0):
         raise InvalidInputError(f"budget must be a finite number >= 0 USD, got {budget!r}")
-    prediction = router.predict(queries, widths=False)
-    n = prediction.quality.shape[0]
-    Q = check_matrix(quality, "quality", n, len(router.arms))
-    C = check_matrix(cost, "cost", n, len(router.arms))
+    n, k = predicted_quality.shape
+    Q = check_matrix(quality, "quality", n, k)
+    C = check_matrix(cost, "cost", n, k)
     return calibrate_cost_weight(
-        prediction.quality, prediction.cost / router.cost_scale, Q, C, budget
+        predicted_quality, predicted_cost / cost_scale, Q, C, budget
     ).cost_weight

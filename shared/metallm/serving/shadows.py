@@ -17,14 +17,12 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from metallm.exceptions import ConfigurationError
-
-if TYPE_CHECKING:
-    from metallm.serving.router import Router
+from metallm.serving._learner import Learner
 
 __all__ = ["ShadowChoice", "check_shadows", "choose_many", "choose_one", "parse_shadows"]
 
@@ -42,30 +40,40 @@ class ShadowChoice(NamedTuple):
         return self.probabilities.get(self.arm, 0.0)
 
 
-def check_shadows(live: Router, shadows: Mapping[str, Router] | None) -> dict[str, Router]:
-    """The shadows by name, checked against the live router (same models, same vectors)."""
-    from metallm.serving.router import Router
+def check_shadows(live: Learner, shadows: object) -> dict[str, Learner]:
+    """The shadows by name, checked against the live router's learner (same models, same vectors).
 
-    if shadows is None:
-        return {}
+    Args:
+        live: The live router's learner.
+        shadows: Each shadow router's learner, by name (anything else is refused).
+
+    Returns:
+        The shadows, in a new dict.
+
+    Raises:
+        ConfigurationError: Not a mapping of learners, a name is empty, a shadow is the live
+            router, routes other models, reads its vectors another way or has shadows.
+    """
     if not isinstance(shadows, Mapping):
         raise ConfigurationError(
-            f"shadows must map a name to a Router, e.g. {{'cheaper': Router(...)}}, got {type(shadows).__name__}"
+            "shadows must map a name to a Router, e.g. {'cheaper': Router(...)}, got "
+            f"{type(shadows).__name__}"
         )
-    out: dict[str, Router] = {}
     for name, shadow in shadows.items():
-        if not isinstance(name, str) or not name:
-            raise ConfigurationError(f"a shadow's name must be a non-empty string, got {name!r}")
-        if not isinstance(shadow, Router):
+        if not isinstance(shadow, Learner):
             raise ConfigurationError(
                 f"shadow {name!r} must be a metallm.Router, got {type(shadow).__name__}"
             )
+    out: dict[str, Learner] = {}
+    for name, shadow in shadows.items():
+        if not isinstance(name, str) or not name:
+            raise ConfigurationError(f"a shadow's name must be a non-empty string, got {name!r}")
         if shadow is live:
             raise ConfigurationError(f"shadow {name!r} is the live router itself")
-        if sorted(shadow.arms) != sorted(live.arms):
+        if sorted(shadow.pool.names) != sorted(live.pool.names):
             raise ConfigurationError(
-                f"shadow {name!r} routes {sorted(shadow.arms)}, the live router {sorted(live.arms)}: "
-                "a shadow must have the same models"
+                f"shadow {name!r} routes {sorted(shadow.pool.names)}, the live router "
+                f"{sorted(live.pool.names)}: a shadow must have the same models"
             )
         if shadow.reads_prompt_length != live.reads_prompt_length:
             raise ConfigurationError(
@@ -79,11 +87,11 @@ def check_shadows(live: Router, shadows: Mapping[str, Router] | None) -> dict[st
     return out
 
 
-def _distribution(shadow: Router, scores: Sequence[float], excluded: set[int]) -> dict[str, float]:
+def _distribution(shadow: Learner, scores: Sequence[float], excluded: set[int]) -> dict[str, float]:
     masked = [-math.inf if i in excluded else v for i, v in enumerate(scores)]
     policy = shadow.bandit.choosing_policy()
     out = {}
-    for j, arm in enumerate(shadow.arms):
+    for j, arm in enumerate(shadow.pool.names):
         if j in excluded:
             continue
         p = policy.probability_one(masked, j)
@@ -93,44 +101,37 @@ def _distribution(shadow: Router, scores: Sequence[float], excluded: set[int]) -
 
 
 def choose_one(
-    shadows: Mapping[str, Router], embedding: np.ndarray, excluded: Sequence[str]
+    shadows: Mapping[str, Learner], embedding: np.ndarray, excluded: Sequence[str]
 ) -> str:
     """Each shadow's choice for one vector (the live router's exclusions hold), as log JSON."""
     out: dict[str, Any] = {}
     for name, shadow in shadows.items():
-        left_out = {shadow._index[a] for a in excluded}
-        if len(left_out) == len(shadow.arms):
+        left_out = {shadow.pool.index[a] for a in excluded}
+        if len(left_out) == len(shadow.pool.names):
             continue
-        with shadow._lock:
-            chosen, scores, *_ = shadow.bandit.score_one(
-                embedding,
-                cost_weight=shadow.cost_weight,
-                scale=shadow.cost_scale,
-                excluded=left_out,
-            )
-            out[name] = {"arm": shadow.arms[chosen], "p": _distribution(shadow, scores, left_out)}
+        with shadow.lock:
+            chosen, scores, *_ = shadow.score_one(embedding, left_out, None)
+            out[name] = {
+                "arm": shadow.pool.names[chosen],
+                "p": _distribution(shadow, scores, left_out),
+            }
     return json.dumps(out, separators=(",", ":"))
 
 
 def choose_many(
-    shadows: Mapping[str, Router], embeddings: np.ndarray, excluded: Sequence[str]
+    shadows: Mapping[str, Learner], embeddings: np.ndarray, excluded: Sequence[str]
 ) -> list[str]:
     """:func:`choose_one` for each row of a batch."""
     rows: list[dict[str, Any]] = [{} for _ in range(len(embeddings))]
     for name, shadow in shadows.items():
-        left_out = {shadow._index[a] for a in excluded}
-        if len(left_out) == len(shadow.arms):
+        left_out = {shadow.pool.index[a] for a in excluded}
+        if len(left_out) == len(shadow.pool.names):
             continue
-        with shadow._lock:
-            chosen, scores, *_ = shadow.bandit.score_many(
-                embeddings,
-                cost_weight=shadow.cost_weight,
-                scale=shadow.cost_scale,
-                excluded=left_out,
-            )
+        with shadow.lock:
+            chosen, scores, *_ = shadow.score_many(embeddings, left_out, None)
             for row, (pick, values) in enumerate(zip(chosen.tolist(), scores.tolist())):
                 rows[row][name] = {
-                    "arm": shadow.arms[pick],
+                    "arm": shadow.pool.names[pick],
                     "p": _distribution(shadow, values, left_out),
                 }
     return [json.dumps(r, separators=(",", ":")) for r in rows]

@@ -179,9 +179,25 @@ class SettingsStore(Protocol):
 
 @runtime_checkable
 class StateStore(Protocol):
-    """Where a router's feedback events, pending decisions and snapshots live."""
+    """Where a router's feedback events, pending decisions and snapshots live.
+
+    Everything a router reads of a store is declared here.
+    """
 
     store_prompts: bool
+    """Whether decisions and events keep the prompt's text."""
+    spool_dir: Path
+    """The local folder where feedback waits while the store cannot be reached."""
+    spool_name: str
+    """This store's spool file name in that folder (one per store)."""
+    identity_problem: str | None
+    """How the store's file or server changed under this process (None: it did not)."""
+    persistence: str | None
+    """How durable an acknowledged write is (e.g. ``aof-always``, ``wal-full``)."""
+
+    def ping(self) -> None:
+        """A cheap check that the store answers; :class:`~metallm.StoreError` when it does not."""
+        ...
 
     def append(self, event: FeedbackEvent) -> str:
         """Write the event durably and settle its decision in the ledger; returns its position.

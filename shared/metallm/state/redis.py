@@ -192,7 +192,11 @@ class RedisStore:
         self._read_events = client.register_script(_READ_EVENTS)
         self._read_hash = client.register_script(_READ_HASH)
         self._read_list = client.register_script(_READ_LIST)
-        self.persistence = self._check_persistence() if check_persistence else "unchecked"
+        self.identity_problem: str | None = None
+        """Always None: a Redis server is reached by address (its persistence is checked instead)."""
+        self.persistence: str | None = (
+            self._check_persistence() if check_persistence else "unchecked"
+        )
         """How the server persists writes: "aof-always", "aof-everysec", "aof-no", "rdb", "none" or "unknown"."""
 
     def _check_persistence(self) -> str:

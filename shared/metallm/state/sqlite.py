@@ -150,6 +150,8 @@ class SQLiteStore:
                 raise StateFileError(self.path, f"not a usable SQLite store ({e})") from e
         stat = os.stat(self.path)
         self._identity = (stat.st_dev, stat.st_ino)
+        self.persistence: str | None = "wal-full" if durable else "wal-normal"
+        """An acknowledged write survives a crash of the process; with ``durable``, of the machine."""
         self.identity_problem: str | None = None
         """Why the file is no longer the one opened (deleted or replaced), or None."""
 

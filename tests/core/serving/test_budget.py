@@ -120,7 +120,7 @@ def test_a_cap_per_period_is_paced_to_end_just_under_it_without_jumps_in_p():
         assert 0.95 * cap <= status["spent_usd"] <= cap, (index, status)
         assert not status["capped"]
         assert np.max(np.abs(np.diff(weights))) <= 0.05 + 1e-12
-    assert router._budget is not None and router._budget.largest_change <= 0.05 + 1e-12
+    assert router.budget_status()["largest_change"] <= 0.05 + 1e-12
     clock.now = budget.period_start(2)
     rolled = router.budget_status()
     assert rolled is not None and rolled["spent_usd"] == 0.0 and rolled["queries"] == 0

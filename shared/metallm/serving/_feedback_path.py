@@ -1,0 +1,191 @@
+"""The feedback path: costs attached, outcomes recorded, what became of every feedback call.
+
+Every outcome takes the same steps, whatever the router's learning strategy: find the pending
+decision (in memory, else where the strategy keeps decisions), refuse it when expired or
+without a known cost, hand it to the strategy to learn, count it, and spend its cost from the
+budget when it was not known before.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from metallm.exceptions import (
+    DuplicateFeedbackError,
+    ExpiredDecisionError,
+    InvalidFeedbackError,
+    UnknownDecisionError,
+)
+from metallm.serving._checks import check_cost, check_id, check_latency, check_quality
+from metallm.serving._learner import Learner
+from metallm.serving._learning import Learning, Pending
+from metallm.serving.failover import Cooldown
+from metallm.serving.ledger import PendingDecisions
+
+__all__ = ["FeedbackPath"]
+
+
+class FeedbackPath:
+    """Records a router's feedback and counts each call's outcome (see ``Router.record``).
+
+    It is also the book a routed call writes failures and bookkeeping trouble to
+    (:class:`~metallm.serving.call.CallBook`).
+
+    Args:
+        learner: The router's learned state (its lock guards the counters too).
+        ledger: Decisions awaiting feedback, in memory.
+        learning: Where outcomes are learned (this process, or a store's log).
+        cooldown: Models left out after repeated failures.
+        feedback_ttl: Seconds a decision waits for its feedback.
+        spend: Counts a paid call's cost against the budget (a no-op without one).
+        clock: Seconds since the epoch.
+    """
+
+    def __init__(
+        self,
+        learner: Learner,
+        ledger: PendingDecisions,
+        learning: Learning,
+        cooldown: Cooldown,
+        feedback_ttl: float,
+        spend: Callable[[float], None],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._learner = learner
+        self._ledger = ledger
+        self._learning = learning
+        self._cooldown = cooldown
+        self._ttl = feedback_ttl
+        self._spend = spend
+        self._clock = clock
+        self._lock: threading.RLock = learner.lock
+        self.counts = {"recorded": 0, "unknown": 0, "expired": 0, "duplicate": 0}
+        """Feedback calls by outcome."""
+        self.bookkeeping_errors = 0
+        """Times metallm's own records failed after a provider answered (logged; the answer was kept)."""
+
+    # -- recording ----------------------------------------------------------------------
+    def record(
+        self,
+        decision_id: str,
+        quality: float,
+        cost: float | None,
+        latency: float | None,
+    ) -> None:
+        """Check the caller's values and learn the outcome; counts what became of it (see ``Router.record``)."""
+        q = check_quality(quality)
+        given = None if cost is None else check_cost(cost)
+        seconds = None if latency is None else check_latency(latency)
+        try:
+            check_id(decision_id, "decision")
+            self._learn(decision_id, q, given, seconds, failure=False)
+        except DuplicateFeedbackError:
+            self._count("duplicate")
+            raise
+        except ExpiredDecisionError:
+            self._count("expired")
+            raise
+        except UnknownDecisionError:
+            self._count("unknown")
+            raise
+
+    def decision_of_run(self, run_id: str) -> str:
+        """The pending decision that answered a framework call.
+
+        Raises:
+            UnknownDecisionError: No pending decision has this run id.
+        """
+        check_id(run_id, "run")
+        with self._lock:
+            decision_id = self._ledger.by_run(run_id)
+        if decision_id is None:
+            decision_id = self._learning.run_decision(run_id)
+        if decision_id is None:
+            self._count("unknown")
+            raise UnknownDecisionError(
+                f"no pending decision for run {run_id!r}: its feedback was recorded, or it expired"
+            )
+        return decision_id
+
+    def record_failure(self, decision_id: str) -> None:
+        """Learn a provider's failure on this decision: quality 0, cost 0, counted apart."""
+        self._learn(decision_id, 0.0, 0.0, None, failure=True)
+
+    def _learn(
+        self,
+        decision_id: str,
+        quality: float,
+        given: float | None,
+        latency: float | None,
+        *,
+        failure: bool,
+    ) -> None:
+        now = self._clock()
+        with self._lock:
+            entry = self._ledger.get(decision_id)  # DuplicateFeedbackError when settled here
+            if entry is not None:
+                pending: Pending | None = Pending(
+                    entry.arm,
+                    entry.vectors[entry.row],
+                    entry.time,
+                    entry.prompt,
+                    entry.propensity,
+                    entry.shadows,
+                    self._ledger.cost_of(decision_id),
+                    self._ledger.latency_of(decision_id),
+                )
+        if entry is None:
+            pending = self._learning.look_up(decision_id, self._learner.pool.index)
+            if pending is None:
+                raise self._learning.unknown(decision_id)
+        assert pending is not None
+        if now > pending.time + self._ttl:
+            raise ExpiredDecisionError(decision_id, pending.time, pending.time + self._ttl)
+        c = given if given is not None else pending.cost
+        if c is None:
+            raise InvalidFeedbackError(
+                f"no cost known for decision {decision_id}: pass cost= (USD)"
+            )
+        seconds = latency if latency is not None else pending.latency
+        in_the_log = self._learning.learn(decision_id, pending, quality, c, seconds, failure, now)
+        if not failure:
+            with self._lock:
+                self.counts["recorded"] += 1
+            if pending.cost is None:
+                self._spend(c)  # a cost first known from the feedback
+        if in_the_log:
+            self._learning.sync()  # folds this event, and any from other processes, in log order
+
+    # -- costs --------------------------------------------------------------------------
+    def observe_cost(
+        self, decision_id: str, cost: float, spend: bool, latency: float | None
+    ) -> None:
+        """Attach the measured cost (and latency) for a later record (see ``Router.observe_cost``)."""
+        c = check_cost(cost)
+        seconds = None if latency is None else check_latency(latency)
+        check_id(decision_id, "decision")
+        if spend:
+            self._spend(c)
+        with self._lock:
+            in_memory = self._ledger.observe_cost(decision_id, c, seconds)
+        self._learning.attach_cost(decision_id, c, seconds, in_memory)
+
+    # -- the routed call's book ---------------------------------------------------------
+    def model_failed(self, arm: str) -> None:
+        """Count a failure towards the model's cooldown."""
+        self._cooldown.failed(arm)
+
+    def model_answered(self, arm: str) -> None:
+        """Clear the model's run of failures."""
+        self._cooldown.succeeded(arm)
+
+    def bookkeeping_failed(self) -> None:
+        """Count trouble in metallm's own records after a provider answered."""
+        with self._lock:
+            self.bookkeeping_errors += 1
+
+    def _count(self, outcome: str) -> None:
+        with self._lock:
+            self.counts[outcome] += 1
