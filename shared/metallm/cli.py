@@ -1,7 +1,10 @@
 """The one ``metallm`` command.
 
-Built in: ``bench`` and ``simulate`` (routing quality on a routing table), ``distill`` (a
-fast static embedder) and ``speed`` (the speed and memory budget). Installed packages add
+Built in: ``bench`` and ``simulate`` (routing quality on your routing table), ``evaluate --log``
+(other policies and the shadows estimated from a store's log) and ``distill`` (a fast static
+embedder). The team's research harness (baselines, scenarios, the onboarding evaluation, the
+speed budget) is not in the package: it is ``benchmarks/`` in the repository, run as
+``python -m benchmarks.<name>``. Installed packages add
 commands through the ``metallm.commands`` entry-point group (the LangChain adapter adds
 ``demo``); such a command is imported only when it is run, so ``metallm --help`` stays fast
 and the core never imports a framework.
@@ -19,7 +22,7 @@ from typing import Any
 
 from metallm.exceptions import MetaLLMError
 
-__all__ = ["COMMAND_GROUP", "Command", "main"]
+__all__ = ["COMMAND_GROUP", "Command", "bench_arguments", "main", "table_arguments", "write_json"]
 
 COMMAND_GROUP = "metallm.commands"
 """Entry-point group of commands that installed packages add to ``metallm``."""
@@ -50,8 +53,13 @@ def _plugins() -> dict[str, EntryPoint]:
     return {ep.name: ep for ep in entry_points(group=COMMAND_GROUP)}
 
 
-def _configure_table(parser: argparse.ArgumentParser, *, plot: str | None) -> None:
-    """The arguments bench, simulate and onboard share: the table, the seed, the outputs, the embedder."""
+def table_arguments(parser: argparse.ArgumentParser, *, plot: str | None) -> None:
+    """Add the arguments of a command run on a routing table: the table, the seed, the outputs, the embedder.
+
+    Args:
+        parser: The command's parser.
+        plot: What the ``--plot`` PNG shows (None: the command has no plot).
+    """
     parser.add_argument("--data", required=True, help="routing table: .csv, .jsonl or .parquet")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", dest="json_out", help="write the result as JSON here")
@@ -72,8 +80,9 @@ def _configure_table(parser: argparse.ArgumentParser, *, plot: str | None) -> No
     )
 
 
-def _configure_bench(parser: argparse.ArgumentParser) -> None:
-    _configure_table(parser, plot="cost-quality")
+def bench_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``metallm bench``'s arguments (``python -m benchmarks.bench`` takes the same)."""
+    table_arguments(parser, plot="cost-quality")
     parser.add_argument("--test-size", type=float, default=0.3)
     parser.add_argument(
         "--features",
@@ -91,7 +100,7 @@ def _configure_bench(parser: argparse.ArgumentParser) -> None:
 
 
 def _configure_simulate(parser: argparse.ArgumentParser) -> None:
-    _configure_table(parser, plot="regret")
+    table_arguments(parser, plot="regret")
     parser.add_argument(
         "--alpha", type=float, default=None, help="UCB exploration weight (default: the library's)"
     )
@@ -99,7 +108,7 @@ def _configure_simulate(parser: argparse.ArgumentParser) -> None:
         "--warm-start",
         type=float,
         default=None,
-        help="fraction of rows learned offline first (default 0.05; a drift scenario: 0, cold)",
+        help="fraction of rows learned offline first (default 0.05)",
     )
     parser.add_argument("--cost-weight", type=float, default=0.1, help="p in the reward for regret")
     parser.add_argument("--budget", type=float, default=None, help="hold this mean $/query online")
@@ -109,26 +118,13 @@ def _configure_simulate(parser: argparse.ArgumentParser) -> None:
         default=0.0,
         help="l in the reward (needs '<model>|latency' columns): quality - p cost - l latency",
     )
-    parser.add_argument(
-        "--scenario",
-        help="a pool that changes: drift:MODEL@FRACTION (MODEL answers half the prompts with "
-        "quality 0 from that fraction of the replay on; UCB against discounted UCB) or "
-        "new-model:MODEL@FRACTION (MODEL joins then; no warm start against quizzes of 10, 30, 50)",
-    )
 
 
 def _configure_evaluate(parser: argparse.ArgumentParser) -> None:
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument(
-        "--log",
-        help="a store's decision log: a SQLite file or a redis:// URL (feedback with propensities)",
-    )
-    source.add_argument("--data", help="routing table: .csv, .jsonl or .parquet (with --validate)")
     parser.add_argument(
-        "--validate",
-        action="store_true",
-        help="with --data: replay the table with exploration, estimate each candidate policy from "
-        "that log (IPS, SNIPS, doubly robust) and compare with its true value on the same rows",
+        "--log",
+        required=True,
+        help="a store's decision log: a SQLite file or a redis:// URL (feedback with propensities)",
     )
     parser.add_argument("--models", help="with --log: the pool, comma-separated")
     parser.add_argument(
@@ -142,10 +138,6 @@ def _configure_evaluate(parser: argparse.ArgumentParser) -> None:
         "--p", default="0,0.1,0.3,1", help="with --candidate: the cost weights to evaluate it at"
     )
     parser.add_argument("--prefix", default="metallm", help="with a redis:// --log: the key prefix")
-    parser.add_argument("--seeds", type=int, default=5, help="replay orders (one log each)")
-    parser.add_argument(
-        "--epsilon", type=float, default=0.5, help="share of queries routed uniformly at random"
-    )
     parser.add_argument("--cost-weight", type=float, default=0.1, help="p in the reward")
     parser.add_argument("--json", dest="json_out", help="write the result as JSON here")
     parser.add_argument(
@@ -226,7 +218,7 @@ def _evaluate_log(args: argparse.Namespace) -> int:
         where = args.log if "://" in args.log else os.path.basename(args.log)
         title = f"{where}: {len(log.chosen)} logged decisions ({offpolicy.PRIMARY} estimates)"
         print(f"wrote {plot_estimates(shown, args.plot, title=title)}")
-    _write_json(
+    write_json(
         args.json_out,
         {
             "log": args.log,
@@ -253,31 +245,7 @@ def _evaluate_log(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from metallm.evaluation.bench import embed_table, table_embedder
-    from metallm.evaluation.datasets import load_routing_table
-    from metallm.evaluation.offpolicy import render_validation, validate
-
-    if args.log:
-        return _evaluate_log(args)
-    if not args.validate:
-        raise MetaLLMError("--data goes with --validate (a routing table has no decision log)")
-    if args.seeds < 1 or not 0.0 < args.epsilon <= 1.0:
-        raise MetaLLMError("--seeds must be at least 1 and --epsilon in (0, 1]")
-    table = load_routing_table(args.data)
-    vectors = embed_table(table, table_embedder(model=args.embedding_model))
-    result = validate(
-        table.name,
-        vectors,
-        table.quality,
-        table.cost,
-        list(table.models),
-        seeds=args.seeds,
-        epsilon=args.epsilon,
-        cost_weight=args.cost_weight,
-    )
-    print(render_validation(result))
-    _write_json(args.json_out, result.to_dict())
-    return 0
+    return _evaluate_log(args)
 
 
 def _configure_distill(parser: argparse.ArgumentParser) -> None:
@@ -288,19 +256,8 @@ def _configure_distill(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dims", type=int, default=256)
 
 
-def _configure_speed(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--n", type=int, default=5000, help="timed calls per measurement")
-    parser.add_argument(
-        "--rounds", type=int, default=5, help="rounds of the routing measurements (median printed)"
-    )
-    parser.add_argument(
-        "--static-model",
-        default=os.environ.get("METALLM_STATIC_MODEL"),
-        help="folder of a distilled static embedder (metallm distill)",
-    )
-
-
-def _write_json(path: str | None, data: object) -> None:
+def write_json(path: str | None, data: object) -> None:
+    """Write ``data`` as indented JSON to ``path`` (nothing when it is None) and say so."""
     if path:
         import json
 
@@ -325,7 +282,7 @@ def _bench(args: argparse.Namespace) -> int:
         significance=args.significance,
     )
     print(render_bench(result))
-    _write_json(args.json_out, result.to_dict())
+    write_json(args.json_out, result.to_dict())
     if args.plot_out:
         print(f"wrote {plot_bench(result, args.plot_out)}")
     return 0
@@ -338,8 +295,6 @@ def _simulate(args: argparse.Namespace) -> int:
     from metallm.evaluation.reports import render_simulation
     from metallm.evaluation.simulate import DEFAULT_ALPHA, run_simulation
 
-    if args.scenario:
-        return _scenario(args)
     if not (args.latency_weight >= 0):
         raise MetaLLMError("--latency-weight must be a number >= 0")
     if args.latency_weight and load_routing_table(args.data).latency is None:
@@ -359,61 +314,9 @@ def _simulate(args: argparse.Namespace) -> int:
         ),
     )
     print(render_simulation(result))
-    _write_json(args.json_out, result.to_dict())
+    write_json(args.json_out, result.to_dict())
     if args.plot_out:
         print(f"wrote {plot_simulation(result, args.plot_out)}")
-    return 0
-
-
-def _scenario(args: argparse.Namespace) -> int:
-    from metallm.evaluation import scenarios
-    from metallm.evaluation.bench import table_embedder
-
-    embedder = table_embedder(args.embedder, args.embedding_model, static_model=args.static_model)
-    options = {"seed": args.seed, "cost_weight": args.cost_weight, "embedder": embedder}
-    try:
-        kind, model, fraction = scenarios.parse_scenario(args.scenario)
-        if kind == "drift":
-            drift = scenarios.run_drift(
-                args.data, model, fraction, warm_start=args.warm_start or 0.0, **options
-            )
-            print(scenarios.render_drift(drift))
-            result: Any = drift
-        else:
-            joined = scenarios.run_new_model(args.data, model, fraction, **options)
-            print(scenarios.render_new_model(joined))
-            result = joined
-    except ValueError as e:
-        raise MetaLLMError(str(e)) from None
-    _write_json(args.json_out, result.to_dict())
-    if args.plot_out:
-        from metallm.evaluation.plots import plot_scenario
-
-        print(f"wrote {plot_scenario(result, args.plot_out)}")
-    return 0
-
-
-def _configure_onboard(parser: argparse.ArgumentParser) -> None:
-    _configure_table(parser, plot=None)
-    parser.add_argument("--n", type=int, default=30, help="quiz prompts per added model")
-
-
-def _onboard(args: argparse.Namespace) -> int:
-    from metallm.evaluation.bench import table_embedder
-    from metallm.evaluation.onboarding import render_onboarding, run_onboarding
-
-    if args.n < 1:
-        raise MetaLLMError("--n must be at least 1")
-    result = run_onboarding(
-        args.data,
-        n=args.n,
-        seed=args.seed,
-        embedder=table_embedder(
-            args.embedder, args.embedding_model, static_model=args.static_model
-        ),
-    )
-    print(render_onboarding(result))
-    _write_json(args.json_out, result.to_dict())
     return 0
 
 
@@ -424,34 +327,38 @@ def _distill(args: argparse.Namespace) -> int:
     return 0
 
 
-def _speed(args: argparse.Namespace) -> int:
-    from metallm.evaluation.speed import run_speed
+def _moved(name: str, module: str) -> Command:
+    """A command that moved to the repository's research harness: says where, exits 2."""
 
-    return run_speed(n=args.n, rounds=args.rounds, static_model=args.static_model)
+    def run(args: argparse.Namespace) -> int:
+        raise MetaLLMError(
+            f"`metallm {name}` moved out of the package into the repository's research harness: "
+            f"from a clone of metallm, run `python -m benchmarks.{module} --help`"
+        )
+
+    def configure(parser: argparse.ArgumentParser) -> None:
+        parser.set_defaults(accepts_anything=True)  # the message, whatever the old arguments
+
+    return Command(
+        f"(moved: `python -m benchmarks.{module}` in a clone of the repository)", configure, run
+    )
 
 
 BUILT_IN: dict[str, Command] = {
-    "bench": Command("savings and quality of routing on a routing table", _configure_bench, _bench),
+    "bench": Command("savings and quality of routing on a routing table", bench_arguments, _bench),
     "simulate": Command(
         "online replay with bandit feedback: regret of each policy", _configure_simulate, _simulate
     ),
-    "onboard": Command(
-        "each model of a table added late with a short quiz: test quality beside the router "
-        "without it and the router fitted with it",
-        _configure_onboard,
-        _onboard,
-    ),
     "evaluate": Command(
-        "off-policy evaluation: estimate other policies from an explored log, checked on a table",
+        "off-policy evaluation: estimate other policies and the shadows from a store's log",
         _configure_evaluate,
         _evaluate,
     ),
     "distill": Command(
         "make a fast static embedder from the Sentence-BERT model", _configure_distill, _distill
     ),
-    "speed": Command(
-        "the speed and memory budget, measured in interleaved rounds", _configure_speed, _speed
-    ),
+    "onboard": _moved("onboard", "onboarding"),
+    "speed": _moved("speed", "speed"),
 }
 
 
@@ -509,7 +416,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2  # pragma: no cover - argparse exits above
     parser = argparse.ArgumentParser(prog=f"metallm {name}", description=command.help)
     command.configure(parser)
-    parsed = parser.parse_args(rest)
+    parsed, unknown = parser.parse_known_args(rest)
+    if unknown and not getattr(parsed, "accepts_anything", False):
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         return command.run(parsed)
     except MetaLLMError as e:

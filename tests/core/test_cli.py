@@ -44,8 +44,14 @@ def test_the_overview_lists_built_in_and_installed_commands(plugins, capsys):
         main(["--help"])
     assert info.value.code == 0
     out = capsys.readouterr().out
-    for name in ("bench", "simulate", "distill", "speed", "hello"):
+    for name in ("bench", "simulate", "evaluate", "distill", "hello"):
         assert name in out
+    assert "moved: `python -m benchmarks.speed`" in out
+
+
+def test_a_command_that_moved_to_the_research_harness_says_where(capsys):
+    assert main(["onboard", "--data", "t.csv"]) == 2
+    assert "python -m benchmarks.onboarding --help" in capsys.readouterr().err
 
 
 def test_a_command_that_cannot_load_says_what_to_install(plugins, capsys):

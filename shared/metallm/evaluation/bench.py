@@ -2,8 +2,9 @@
 
 On a seeded train/test split: every single model, the oracle, the zero router (random
 mixtures of two models), the default learner's frontier over ``p`` and the plain paper
-method's (ridge on the embedding), kNN, a cluster router and an MLP built on the same split
-(:mod:`~metallm.evaluation.baselines`), and the paper's budget protocol (calibrate ``p`` on
+method's (ridge on the embedding), any other routers given (the repository's
+``python -m benchmarks.bench`` adds kNN, a cluster router and an MLP built on the same split),
+and the paper's budget protocol (calibrate ``p`` on
 out-of-fold predictions of the training rows so the cost stays within each single model's
 cost, then report test quality and cost). Test rows are never used to choose anything.
 """
@@ -12,11 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
 from metallm.embedding.embedders import Embedder, SentenceTransformerEmbedder
-from metallm.evaluation.baselines import BASELINES, predict_baseline
 from metallm.evaluation.datasets import RoutingTable, load_routing_table
 from metallm.evaluation.reports import (
     BaselineSummary,
@@ -44,7 +45,14 @@ from metallm.learning.reward import (
 )
 from metallm.serving.router import Router
 
-__all__ = ["BENCH_COST_WEIGHTS", "BenchResult", "embed_table", "run_bench", "split_rows"]
+__all__ = [
+    "BENCH_COST_WEIGHTS",
+    "BenchResult",
+    "OtherRouterBuilder",
+    "embed_table",
+    "run_bench",
+    "split_rows",
+]
 
 BENCH_COST_WEIGHTS = default_cost_weight_grid()
 """The frontier's p values: the one grid that cross-validation and budget calibration use too
@@ -114,6 +122,24 @@ def _points(
     )
 
 
+class OtherRouterBuilder(Protocol):
+    """A router from elsewhere that ``run_bench`` builds on its training rows and measures."""
+
+    name: str
+    setting_name: str
+
+    def fitted(
+        self,
+        train_X: np.ndarray,
+        train_Q: np.ndarray,
+        train_C: np.ndarray,
+        test_X: np.ndarray,
+        cost_weights: Sequence[float] | np.ndarray,
+    ) -> tuple[int, np.ndarray, np.ndarray]:
+        """Its setting chosen on the training rows, and its predicted quality and cost on the test rows."""
+        ...
+
+
 def run_bench(
     data: str | Path,
     *,
@@ -122,14 +148,15 @@ def run_bench(
     embedder: Embedder | None = None,
     progress: bool = True,
     candidates: Sequence[FeatureMap] | None = None,
-    baselines: bool = True,
+    baselines: Sequence[OtherRouterBuilder] = (),
     significance: float = SIGNIFICANCE,
 ) -> BenchResult:
     """Run the whole benchmark on one routing table; see the module docstring.
 
     ``candidates``: the feature maps the router chooses among by cross-validation on the
     training rows (default :data:`metallm.tuning.DEFAULT_CANDIDATES`); one map measures it alone.
-    ``baselines``: also measure kNN, a cluster router and an MLP on the same split.
+    ``baselines``: other routers to build and measure on the same split (the repository's
+    ``benchmarks.baselines.BASELINES``: kNN, a cluster router and an MLP).
     ``significance``: the budget calibration's (see :func:`~metallm.calibrate_cost_weight`).
     """
     table = load_routing_table(data)
@@ -199,9 +226,9 @@ def run_bench(
             savings_at_best=savings_at_best(plain_points, single),
         ),
         chosen_features=repr(default.features).split(", centroids")[0],
-        others=_others(embeddings, train, test, Q, C, single, cost_range, default.cost_scale)
-        if baselines
-        else [],
+        others=_others(
+            baselines, embeddings, train, test, Q, C, single, cost_range, default.cost_scale
+        ),
         blended=OtherRouter(
             name="default + kNN blend",
             setting=f"k={neighbours.k}, weight={neighbours.weight:g}",
@@ -258,6 +285,7 @@ def _latency_rows(
 
 
 def _others(
+    baselines: Sequence[OtherRouterBuilder],
     embeddings: np.ndarray,
     train: np.ndarray,
     test: np.ndarray,
@@ -267,11 +295,11 @@ def _others(
     cost_range: tuple[float, float],
     scale: float,
 ) -> list[OtherRouter]:
-    """kNN, a cluster router and an MLP, each set by CV on the training rows, on the same test rows."""
+    """Other routers, each set by CV on the training rows, on the same test rows."""
     out = []
-    for baseline in BASELINES:
-        setting, quality, cost = predict_baseline(
-            baseline, embeddings[train], Q[train], C[train], embeddings[test], BENCH_COST_WEIGHTS
+    for baseline in baselines:
+        setting, quality, cost = baseline.fitted(
+            embeddings[train], Q[train], C[train], embeddings[test], BENCH_COST_WEIGHTS
         )
         points = frontier(quality, cost / scale, Q[test], C[test], BENCH_COST_WEIGHTS)
         out.append(

@@ -18,21 +18,20 @@ gives each query a distribution over models; its mean quality, cost and reward
   large (a model the log rarely chose), DR spends most of its error correcting a small bias;
   DRos corrects only as much as the log can pay for. ``lam`` infinite is plain DR. It is the
   headline estimate (:data:`PRIMARY`): on both shared routing tables it had the smallest error
-  at a coverage above 0.9 (``metallm evaluate --data ... --validate``; docs/benchmarks.md).
+  at a coverage above 0.9 (``python -m benchmarks.offpolicy_validation``; docs/benchmarks.md).
 
 Each comes with a bootstrap 95% interval and the effective sample size ``(sum w)^2 / sum w^2``.
 Shadow routers (:mod:`metallm.serving.shadows`) log their choice distribution beside each live
 decision: :func:`evaluate_shadows` estimates each from those, beside the live router's value on
 the same rows, with their agreement and the estimated savings.
-:func:`validate` checks the estimators on a routing table, where every model's outcome is
-known, so each candidate's true value is too (``metallm evaluate --data ... --validate``).
+The repository's ``python -m benchmarks.offpolicy_validation`` checks the estimators on a
+routing table, where every model's outcome is known, so each candidate's true value is too.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -56,17 +55,14 @@ __all__ = [
     "log_cost_scale",
     "log_from_store",
     "render_log_evaluation",
-    "render_validation",
     "router_candidates",
     "text_candidate",
     "DecisionLog",
     "Estimate",
-    "ValidationResult",
     "constant_policy",
+    "cross_fitted",
     "estimate",
-    "logged_replay",
     "on_policy",
-    "validate",
 ]
 
 ESTIMATORS = ("IPS", "SNIPS", "DR", "DRos")
@@ -126,7 +122,7 @@ class Estimate:
     """DRos's ``lam`` (None: no shrinkage, or another estimator)."""
 
 
-def _cross_fitted(
+def cross_fitted(
     log: DecisionLog,
     folds: int,
     seed: int,
@@ -172,7 +168,7 @@ def estimate(
     """
     n = log.vectors.shape[0]
     rows = np.arange(n)
-    q_hat, c_hat = direct if direct is not None else _cross_fitted(log, folds, seed)
+    q_hat, c_hat = direct if direct is not None else cross_fitted(log, folds, seed)
     weight = candidate[rows, log.chosen] / log.propensity
     terms = _Terms(
         weight=weight,
@@ -334,44 +330,6 @@ def on_policy(
     }
 
 
-def logged_replay(
-    arms: Sequence[str],
-    vectors: np.ndarray,
-    quality: np.ndarray,
-    cost: np.ndarray,
-    *,
-    epsilon: float = 0.1,
-    cost_weight: float = 0.1,
-    scale: float = 1.0,
-    seed: int = 0,
-) -> DecisionLog:
-    """A decision log made online by UCB mixed with uniform exploration.
-
-    Each query goes to UCB's choice, or with probability ``epsilon`` to a uniformly random
-    model, and the router learns from each outcome; every model keeps a propensity of at
-    least ``epsilon / k``, so every candidate can be evaluated.
-    """
-    if not 0.0 < epsilon <= 1.0:
-        raise ValueError(
-            f"epsilon must be in (0, 1] for exact, positive propensities, got {epsilon}"
-        )
-    k = len(arms)
-    rng = np.random.default_rng(seed)
-    router = Router(list(arms), embedder=None, cost_weight=cost_weight, cost_scale=scale, seed=seed)
-    bandit = router.bandit
-    chosen, propensity = np.empty(len(vectors), dtype=int), np.empty(len(vectors))
-    for t, x in enumerate(vectors):
-        best = bandit.score_one(x, cost_weight=cost_weight, scale=scale)[0]
-        arm = int(rng.integers(k)) if rng.random() < epsilon else best
-        chosen[t] = arm
-        propensity[t] = (1 - epsilon) * (arm == best) + epsilon / k
-        bandit.learn(arm, x, quality=float(quality[t, arm]), cost=float(cost[t, arm]))
-    rows = np.arange(len(vectors))
-    return DecisionLog(
-        list(arms), vectors, chosen, propensity, quality[rows, chosen], cost[rows, chosen]
-    )
-
-
 def constant_policy(arm: int | None, k: int) -> Candidate:
     """The policy that picks ``arm`` every time (None: each model with probability 1 / k)."""
     row = np.full(k, 1.0 / k) if arm is None else np.eye(k)[arm]
@@ -380,125 +338,6 @@ def constant_policy(arm: int | None, k: int) -> Candidate:
         return np.tile(row, (len(V), 1))
 
     return policy
-
-
-@dataclass
-class ValidationResult:
-    """How well each estimator recovered candidates' true values on a routing table."""
-
-    dataset: str
-    seeds: int
-    epsilon: float
-    cost_weight: float
-    n_logged: int
-    validation: dict[str, dict[str, float]] = field(default_factory=dict)
-    """Per estimator: ``coverage`` (share of (candidate, seed) pairs whose 95% interval holds the
-    true mean reward), ``mean_abs_error`` of the mean reward, ``pairs``."""
-    first_seed: list[dict[str, Any]] = field(default_factory=list)
-    """Seed 0's estimates per candidate and estimator, beside the truth."""
-
-    def to_dict(self) -> dict[str, Any]:
-        """The result as plain JSON data."""
-        return asdict(self)
-
-
-def validate(
-    name: str,
-    vectors: np.ndarray,
-    quality: np.ndarray,
-    cost: np.ndarray,
-    arms: Sequence[str],
-    *,
-    seeds: int = 5,
-    epsilon: float = 0.1,
-    cost_weight: float = 0.1,
-    train_share: float = 0.3,
-) -> ValidationResult:
-    """Log with exploration on a table's rows, estimate candidates, compare with their truth.
-
-    A share of the rows (``train_share``) fits the candidate routers (full information, at
-    p in 0, 0.1, 0.3, 1); the rest, in a seeded order per seed, is replayed by the logging
-    policy (:func:`logged_replay`). Candidates: those routers, each single model, and random.
-    Their true values on the logged rows are known from the table. The direct method learns
-    from the candidates' rows (every outcome known) before the logged ones.
-    """
-    n, k = quality.shape
-    order = np.random.default_rng(1234).permutation(n)
-    n_train = int(round(train_share * n))
-    train, logged = order[:n_train], order[n_train:]
-    scale = float(cost[train].mean(axis=0).max()) or 1.0
-    router = Router(list(arms), embedder=None, cost_scale=scale, seed=0)
-    router.fit(vectors[train], quality[train], cost[train], tune=False)
-    candidates = {
-        **router_candidates(router, (0.0, 0.1, 0.3, 1.0), scale),
-        **fixed_candidates(arms),
-    }
-
-    errors: dict[str, list[float]] = {e: [] for e in ESTIMATORS}
-    covered: dict[str, list[bool]] = {e: [] for e in ESTIMATORS}
-    result = ValidationResult(name, seeds, epsilon, cost_weight, len(logged))
-    reward_table = quality - cost_weight * cost / scale
-    for seed in range(seeds):
-        rows = np.random.default_rng(seed).permutation(logged)
-        log = logged_replay(
-            arms,
-            vectors[rows],
-            quality[rows],
-            cost[rows],
-            epsilon=epsilon,
-            cost_weight=cost_weight,
-            scale=scale,
-            seed=seed,
-        )
-        direct = _cross_fitted(log, 5, seed, (vectors[train], quality[train], cost[train]))
-        for label, policy in candidates.items():
-            probabilities = policy(vectors[rows])
-            truth = float((probabilities * reward_table[rows]).sum(axis=1).mean())
-            estimates = estimate(
-                log, probabilities, cost_weight=cost_weight, scale=scale, seed=seed, direct=direct
-            )
-            for e, found in estimates.items():
-                errors[e].append(abs(found.reward - truth))
-                covered[e].append(found.reward_low <= truth <= found.reward_high)
-            if seed == 0:
-                result.first_seed.append(
-                    {
-                        "candidate": label,
-                        "truth": truth,
-                        **{e: asdict(found) for e, found in estimates.items()},
-                    }
-                )
-    for e in ESTIMATORS:
-        result.validation[e] = {
-            "coverage": float(np.mean(covered[e])),
-            "mean_abs_error": float(np.mean(errors[e])),
-            "pairs": float(len(errors[e])),
-        }
-    return result
-
-
-def render_validation(result: ValidationResult) -> str:
-    """The validation as text: per estimator coverage and error, then seed 0's estimates."""
-    lines = [
-        f"metallm evaluate --validate: {result.dataset}, {result.n_logged} logged queries per "
-        f"seed, {result.seeds} seeds, epsilon {result.epsilon:g}, p = {result.cost_weight:g}",
-        "",
-        f"{'estimator':<10} {'coverage of 95% intervals':>26} {'mean abs error (reward)':>24} {'pairs':>6}",
-    ]
-    for e, v in result.validation.items():
-        lines.append(
-            f"{e:<10} {v['coverage']:>26.3f} {v['mean_abs_error']:>24.4f} {int(v['pairs']):>6}"
-        )
-    lines += ["", f"seed 0 (mean reward; {PRIMARY} with its 95% interval):"]
-    for row in result.first_seed:
-        head = row[PRIMARY]
-        lines.append(
-            f"  {row['candidate']:<28} truth {row['truth']:.4f}   IPS {row['IPS']['reward']:.4f}   "
-            f"SNIPS {row['SNIPS']['reward']:.4f}   DR {row['DR']['reward']:.4f}   "
-            f"{PRIMARY} {head['reward']:.4f} [{head['reward_low']:.4f}, {head['reward_high']:.4f}]"
-            f"   ESS {head['effective_sample_size']:.0f}"
-        )
-    return "\n".join(lines)
 
 
 # -- a store's decision log ---------------------------------------------------------------
@@ -575,7 +414,7 @@ def evaluate_log(
     ``"logged"`` (an on-policy estimate: its plain means).
     """
     scale = log_cost_scale(log)
-    direct = _cross_fitted(log, 5, seed)
+    direct = cross_fitted(log, 5, seed)
     out = {
         label: estimate(
             log,
@@ -642,7 +481,7 @@ def evaluate_shadows(
             continue
         sub = _rows(log, keep)
         folds = min(5, int(keep.sum()) // 4)
-        direct = _cross_fitted(sub, folds, seed)
+        direct = cross_fitted(sub, folds, seed)
         shadow = estimate(
             sub, probabilities[keep], cost_weight=cost_weight, scale=scale, seed=seed, direct=direct
         )

@@ -12,26 +12,13 @@ import numpy as np
 
 from metallm.evaluation.offpolicy import Estimate
 from metallm.evaluation.reports import BenchResult, SimulationResult
-from metallm.evaluation.scenarios import (
-    MIN_SHARE,
-    WINDOW,
-    DriftResult,
-    HistoryPoint,
-    NewModelResult,
-)
 from metallm.learning.metrics import quality_hull
 
-__all__ = [
-    "plot_bench",
-    "plot_drift_by_history",
-    "plot_estimates",
-    "plot_scenario",
-    "plot_simulation",
-]
+__all__ = ["figure", "plot_bench", "plot_estimates", "plot_simulation"]
 
 
 @contextmanager
-def _figure(
+def figure(
     path: str | Path, *, ncols: int, size: tuple[float, float], dpi: int
 ) -> Iterator[tuple[Any, Any]]:
     """A figure written to ``path`` (PNG) and closed when the block ends."""
@@ -49,7 +36,7 @@ def _figure(
 
 def plot_bench(result: BenchResult, path: str | Path) -> Path:
     """Single models (labelled), the zero router's hull, the router curves and the oracle."""
-    with _figure(path, ncols=1, size=(8, 5.5), dpi=120) as (_, ax):
+    with figure(path, ncols=1, size=(8, 5.5), dpi=120) as (_, ax):
         singles = list(result.single.items())
         hull = quality_hull([(v.cost, v.quality) for _, v in singles])
         ax.plot(
@@ -88,7 +75,7 @@ def plot_bench(result: BenchResult, path: str | Path) -> Path:
 
 def plot_simulation(result: SimulationResult, path: str | Path) -> Path:
     """Running quality, running cost and cumulative regret against the number of queries."""
-    with _figure(path, ncols=3, size=(15, 4.5), dpi=110) as (fig, axes):
+    with figure(path, ncols=3, size=(15, 4.5), dpi=110) as (fig, axes):
         for run in result.runs:
             steps = np.arange(1, len(run.quality) + 1)
             style = "-" if "cold" in run.label else ("--" if "warm" in run.label else ":")
@@ -118,7 +105,7 @@ def plot_estimates(
 ) -> Path:
     """Each policy's estimated mean reward with its 95% interval, best first; ``live`` in black."""
     ranked = sorted(estimates.items(), key=lambda kv: kv[1].reward)
-    with _figure(path, ncols=1, size=(8, 0.9 + 0.32 * len(ranked)), dpi=120) as (_, ax):
+    with figure(path, ncols=1, size=(8, 0.9 + 0.32 * len(ranked)), dpi=120) as (_, ax):
         for y, (label, e) in enumerate(ranked):
             color = (
                 "black"
@@ -137,53 +124,4 @@ def plot_estimates(
         ax.set_xlabel("estimated mean reward (doubly robust, 95% interval)")
         ax.set_title(title, fontsize=10)
         ax.grid(axis="x", alpha=0.3)
-    return Path(path)
-
-
-def plot_scenario(result: DriftResult | NewModelResult, path: str | Path) -> Path:
-    """The changing model's share of the traffic over the replay, per method."""
-    drift = isinstance(result, DriftResult)
-    with _figure(path, ncols=1, size=(9, 4.5), dpi=110) as (_, ax):
-        for run in result.runs:
-            offset = 0 if drift else result.at  # a new model's shares start when it joins
-            ax.plot(np.arange(len(run.share)) + offset, run.share, label=run.method)
-        ax.axvline(result.at, color="black", lw=0.8, ls="--", label="drift" if drift else "joins")
-        if isinstance(result, NewModelResult):
-            ax.axhline(result.target_share, color="grey", lw=0.8, label="full-information share")
-        ax.set_xlabel("queries")
-        ax.set_ylabel(f"{result.model}'s share of the last {WINDOW} queries")
-        what = "answers half the prompts with quality 0" if drift else "joins the pool"
-        ax.set_title(f"{result.dataset}: {result.model} {what}")
-        ax.legend(fontsize=8)
-        ax.grid(alpha=0.3)
-    return Path(path)
-
-
-def plot_drift_by_history(points: list[HistoryPoint], path: str | Path, *, title: str = "") -> Path:
-    """Queries to switch after a drift against the history before it, per method.
-
-    One marker per replay order, the line through their means; a reaction that never came is
-    drawn at its bound with an upward triangle.
-    """
-    methods = list(dict.fromkeys(p.method for p in points))
-    with _figure(path, ncols=1, size=(8, 4.5), dpi=110) as (_, ax):
-        for i, method in enumerate(methods):
-            mine = [p for p in points if p.method == method and p.share_before >= MIN_SHARE]
-            # a reaction that never came counts at its bound
-            y = [
-                p.queries_after if p.queries_to_switch is None else p.queries_to_switch
-                for p in mine
-            ]
-            histories = sorted({p.history for p in mine})
-            means = [np.mean([v for p, v in zip(mine, y) if p.history == h]) for h in histories]
-            color = f"C{i}"
-            ax.plot(histories, means, color=color, label=method)
-            for p, v in zip(mine, y):
-                marker = "^" if p.queries_to_switch is None else "o"
-                ax.scatter(p.history, v, color=color, marker=marker, s=18)
-        ax.set_xlabel("queries routed before the drift")
-        ax.set_ylabel(f"queries until it switched (centred {WINDOW}-query share)")
-        ax.set_title(title or "reaction to a drift against the history before it")
-        ax.legend(fontsize=8)
-        ax.grid(alpha=0.3)
     return Path(path)

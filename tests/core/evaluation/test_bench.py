@@ -65,13 +65,9 @@ def test_bench_writes_the_exact_report_and_a_plot(table, tmp_path, capsys):
     assert summary["aiq"] > summary["aiq_zero"]
     assert summary["savings_at_best"] > 0.5
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    others = {o["name"]: o for o in report["others"]}
-    assert list(others) == ["kNN", "cluster router", "MLP"]
-    assert others["kNN"]["setting"].startswith("k=")
-    assert all(0.5 < o["max_quality"] <= 1.0 for o in others.values())
+    assert report["others"] == []  # the literature's routers are the research harness's
     printed = capsys.readouterr().out
     assert "aiq" in printed and "plain paper" in printed and "budgets" in printed
-    assert "cluster router" in printed and "setting (by CV)" in printed
     assert "kNN blend" in printed and "out of fold" in printed
 
 
@@ -220,11 +216,11 @@ def test_bench_calibrates_budgets_at_the_significance_asked(table, tmp_path, cap
 
 
 def test_the_budget_rows_script_counts_monotone_columns_over_splits(table, monkeypatch, capsys):
-    """scripts/budget_rows.py: out-of-fold and curve columns rise with the budget on every split."""
+    """benchmarks/budget_rows.py: out-of-fold and curve columns rise with the budget on every split."""
     import runpy
     from pathlib import Path
 
-    script = Path(__file__).resolve().parents[3] / "scripts" / "budget_rows.py"
+    script = Path(__file__).resolve().parents[3] / "benchmarks" / "budget_rows.py"
     argv = ["budget_rows.py", "--data", str(table), "--seeds", "0,1", "--fold-seeds", "2"]
     monkeypatch.setattr("sys.argv", argv)
     runpy.run_path(str(script), run_name="__main__")

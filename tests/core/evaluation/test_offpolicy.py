@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from metallm.cli import main
-from metallm.evaluation.offpolicy import DecisionLog, estimate, logged_replay, validate
+from metallm.evaluation.offpolicy import DecisionLog, estimate
 from tests.core.evaluation.test_bench import table  # noqa: F401 - the fixture
 
 
@@ -110,39 +110,6 @@ def test_dros_is_dr_when_the_direct_method_is_exact_or_the_weights_are_one():
     on_policy_like = np.eye(2)[chosen]  # the candidate chose what was logged: weights 2
     found = estimate(log, on_policy_like, cost_weight=0.1, scale=0.01, seed=0)
     assert abs(found["DRos"].reward - found["DR"].reward) < 0.01
-
-
-def test_a_logged_replay_records_exact_propensities_with_a_floor():
-    X, quality, cost = _world(n=500)
-    log = logged_replay(["a", "b"], X, quality, cost, epsilon=0.2, scale=0.01, seed=0)
-    assert set(np.round(log.propensity, 6)) <= {0.1, 0.9}  # 1 - eps + eps / k, or eps / k
-    assert (log.propensity >= 0.1).all()
-    learned = (log.chosen[250:] == (X[250:, 0] <= 0)).mean()
-    assert learned > 0.7  # the logging router learns while it explores
-    with pytest.raises(ValueError, match="epsilon must be in"):
-        logged_replay(["a", "b"], X, quality, cost, epsilon=0.0)
-    with pytest.raises(ValueError, match="propensities must be in"):
-        DecisionLog(["a"], X[:2], np.zeros(2, int), np.zeros(2), np.ones(2), np.ones(2))
-
-
-def test_validation_reports_coverage_and_error_per_estimator():
-    X, quality, cost = _world(n=1500)
-    result = validate("world", X, quality, cost, ["a", "b"], seeds=2, epsilon=0.5)
-    assert set(result.validation) == {"IPS", "SNIPS", "DR", "DRos"}
-    assert result.validation["DR"]["pairs"] == 2 * (4 + 2 + 1)  # 4 routers, 2 models, random
-    assert result.validation["DR"]["coverage"] >= 0.8
-    assert result.validation["DR"]["mean_abs_error"] < 0.05
-    assert {row["candidate"] for row in result.first_seed} >= {"random", "always a", "router p=0"}
-
-
-def test_the_evaluate_command_validates_on_a_routing_table(table, tmp_path, capsys):  # noqa: F811
-    out = tmp_path / "evaluate.json"
-    args = ["evaluate", "--data", str(table), "--validate", "--seeds", "2", "--json", str(out)]
-    assert main(args) == 0
-    report = json.loads(out.read_text())
-    assert set(report["validation"]) == {"IPS", "SNIPS", "DR", "DRos"}
-    assert "coverage of 95% intervals" in capsys.readouterr().out
-    assert main(["evaluate", "--data", str(table), "--validate", "--epsilon", "0"]) == 2
 
 
 def _logged_store(store, n=1500):
@@ -303,7 +270,7 @@ def test_evaluate_estimates_a_users_rule_text_to_model_from_a_log_with_prompts(
 
 
 def test_rows_with_every_outcome_teach_the_direct_method_what_the_log_rarely_shows():
-    from metallm.evaluation.offpolicy import _cross_fitted
+    from metallm.evaluation.offpolicy import cross_fitted
 
     X, quality, cost = _world(n=1200)
     quality[:, 1] = np.clip(0.5 + 0.2 * X[:, 0] - 0.1 * X[:, 1], 0.0, 1.0)  # smooth: learnable
@@ -318,8 +285,8 @@ def test_rows_with_every_outcome_teach_the_direct_method_what_the_log_rarely_sho
         quality[rows, chosen],
         cost[rows, chosen],
     )
-    log_only, _ = _cross_fitted(log, 5, 0)
-    helped, _ = _cross_fitted(log, 5, 0, (X[1000:], quality[1000:], cost[1000:]))
+    log_only, _ = cross_fitted(log, 5, 0)
+    helped, _ = cross_fitted(log, 5, 0, (X[1000:], quality[1000:], cost[1000:]))
     error_alone = np.abs(log_only[:, 1] - quality[:1000, 1]).mean()
     error_helped = np.abs(helped[:, 1] - quality[:1000, 1]).mean()
     assert error_helped < 0.5 * error_alone

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from metallm.evaluation.baselines import (
+from benchmarks.baselines import (
     BASELINES,
     cluster_router,
     knn_router,

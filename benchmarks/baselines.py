@@ -1,4 +1,4 @@
-"""Other routers, built here on the same split, so ``metallm bench`` shows where metallm stands.
+"""Other routers, built on the same split, so ``python -m benchmarks.bench`` shows where metallm stands.
 
 Three learned routers from the literature, in numpy, each predicting every model's quality and
 cost for a query from the training rows; bench routes with their predictions exactly as with
@@ -221,6 +221,17 @@ class Baseline:
     predict: Predictor
     settings: tuple[int, ...]
     setting_name: str
+
+    def fitted(
+        self,
+        train_X: np.ndarray,
+        train_Q: np.ndarray,
+        train_C: np.ndarray,
+        test_X: np.ndarray,
+        cost_weights: Sequence[float] | np.ndarray,
+    ) -> tuple[int, np.ndarray, np.ndarray]:
+        """:func:`predict_baseline` for this router (what ``metallm``'s ``run_bench`` calls)."""
+        return predict_baseline(self, train_X, train_Q, train_C, test_X, cost_weights)
 
 
 BASELINES = (

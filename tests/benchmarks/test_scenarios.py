@@ -8,9 +8,8 @@ import json
 import numpy as np
 import pytest
 
+from benchmarks.scenarios import main, parse_scenario
 from metallm import ConfigurationError, EmbeddingFeatures, LinUCB, Router
-from metallm.cli import main
-from metallm.evaluation.scenarios import parse_scenario
 from metallm.testing.prompts import ASTRONOMY, COOKING, arithmetic_questions
 
 
@@ -60,7 +59,7 @@ def drifting_table(tmp_path_factory):
 
 def test_the_drift_scenario_reports_how_fast_each_method_reacts(drifting_table, tmp_path, capsys):
     out, plot = tmp_path / "drift.json", tmp_path / "drift.png"
-    args = ["simulate", "--data", str(drifting_table), "--scenario", "drift:good@0.5"]
+    args = ["--data", str(drifting_table), "--scenario", "drift:good@0.5"]
     assert main([*args, "--json", str(out), "--plot", str(plot)]) == 0
     runs = {r["method"]: r for r in json.loads(out.read_text())["runs"]}
     plain, forgetting = runs["UCB"], runs["UCB, discount 0.99"]
@@ -73,14 +72,14 @@ def test_the_drift_scenario_reports_how_fast_each_method_reacts(drifting_table, 
     assert forgetting["queries_to_switch"] is not None  # centred: no trailing window's lag
     assert forgetting["queries_to_switch"] < forgetting["queries_to_react"]
     assert "queries to react" in capsys.readouterr().out and plot.stat().st_size > 1000
-    assert main(["simulate", "--data", str(drifting_table), "--scenario", "drift:nobody@0.5"]) == 2
+    assert main(["--data", str(drifting_table), "--scenario", "drift:nobody@0.5"]) == 2
 
 
 def test_the_new_model_scenario_reports_how_fast_each_onboarding_reaches_its_share(
     drifting_table, tmp_path, capsys
 ):
     out, plot = tmp_path / "new.json", tmp_path / "new.png"
-    args = ["simulate", "--data", str(drifting_table), "--scenario", "new-model:good@0.4"]
+    args = ["--data", str(drifting_table), "--scenario", "new-model:good@0.4"]
     assert main([*args, "--json", str(out), "--plot", str(plot)]) == 0
     report = json.loads(out.read_text())
     assert report["target_share"] > 0.9  # the full-information router sends it nearly everything
@@ -93,7 +92,7 @@ def test_the_new_model_scenario_reports_how_fast_each_onboarding_reaches_its_sha
 
 
 def test_queries_to_switch_reads_a_switch_where_it_happened():
-    from metallm.evaluation.scenarios import WINDOW, queries_to_switch
+    from benchmarks.scenarios import WINDOW, queries_to_switch
 
     rng = np.random.default_rng(0)
     before = (rng.random(3000) < 0.4).astype(float)
@@ -106,7 +105,7 @@ def test_queries_to_switch_reads_a_switch_where_it_happened():
 
 def test_the_drift_scenario_can_start_from_a_router_fitted_offline(drifting_table, tmp_path):
     out = tmp_path / "warm.json"
-    args = ["simulate", "--data", str(drifting_table), "--scenario", "drift:good@0.6"]
+    args = ["--data", str(drifting_table), "--scenario", "drift:good@0.6"]
     assert main([*args, "--warm-start", "0.3", "--json", str(out)]) == 0
     report = json.loads(out.read_text())
     assert report["n_warm"] == round(0.3 * report["n_queries"]) > 0
@@ -119,8 +118,11 @@ def test_the_drift_scenario_can_start_from_a_router_fitted_offline(drifting_tabl
 def test_plain_ucb_reacts_later_after_a_longer_history_and_forgetting_does_not(
     drifting_table, tmp_path
 ):
-    from metallm.evaluation.plots import plot_drift_by_history
-    from metallm.evaluation.scenarios import drift_by_history, render_drift_by_history
+    from benchmarks.scenarios import (
+        drift_by_history,
+        plot_drift_by_history,
+        render_drift_by_history,
+    )
 
     points = drift_by_history(drifting_table, "good", [100, 900], after=250, seeds=[0],
                               progress=False)  # fmt: skip

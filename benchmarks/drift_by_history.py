@@ -1,12 +1,12 @@
-"""How fast plain and discounted UCB react to a drift after longer and longer histories.
+r"""How fast plain and discounted UCB react to a drift after longer and longer histories.
 
-`metallm simulate --scenario drift:MODEL@FRACTION` measures one drift point. Plain statistics
+`python -m benchmarks.scenarios --scenario drift:MODEL@FRACTION` measures one drift point. Plain statistics
 weigh a model's whole past, so the later the drift, the slower plain UCB reacts; discounted
 statistics weigh about the last 1 / (1 - discount) outcomes. This replays a table (as many
 passes as needed, each in its own order) with the drift after each history, over three orders,
 and prints and plots the queries until each method reacted.
 
-Run it: .venv/bin/python scripts/drift_by_history.py --data ../shared/data/multitask9.csv \\
+Run it: .venv/bin/python -m benchmarks.drift_by_history --data ../shared/data/multitask9.csv \\
             --model llama-3.1-8b-instruct --out docs/img/drift_history_multitask9
 """
 
@@ -17,11 +17,11 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from metallm.evaluation.plots import plot_drift_by_history
-from metallm.evaluation.scenarios import drift_by_history, render_drift_by_history
+from benchmarks.scenarios import drift_by_history, plot_drift_by_history, render_drift_by_history
 
 
 def main() -> None:
+    """Run it (see the module docstring)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True)
     parser.add_argument("--model", required=True)

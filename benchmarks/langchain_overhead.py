@@ -1,4 +1,4 @@
-"""The LangChain wrapper's overhead over calling the inner model directly (for metallm.evaluation.speed)."""
+"""The LangChain wrapper's overhead over calling the inner model directly (a section of ``python -m benchmarks.speed``)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 
+from benchmarks.embedding_speed import fresh_runs
 from metallm import ProjectedFeatures, Router, SentenceTransformerEmbedder
-from metallm.evaluation.embedding_speed import fresh_runs
 from metallm_langchain.chat_models import ChatMetaLLM
 
 

@@ -28,6 +28,7 @@ import numpy as np
 from metallm.embedding.embedders import Embedder
 from metallm.evaluation.bench import embed_table, table_embedder
 from metallm.evaluation.datasets import load_routing_table
+from metallm.evaluation.plots import figure
 from metallm.evaluation.reports import render_table
 from metallm.learning.features import with_prompt_length
 from metallm.learning.policies import LinUCB
@@ -523,3 +524,103 @@ def render_new_model(result: NewModelResult) -> str:
             f"(its share is measured over the last {WINDOW} queries)",
         ]
     )
+
+
+# -- plots ---------------------------------------------------------------------------
+def plot_scenario(result: DriftResult | NewModelResult, path: str | Path) -> Path:
+    """The changing model's share of the traffic over the replay, per method."""
+    drift = isinstance(result, DriftResult)
+    with figure(path, ncols=1, size=(9, 4.5), dpi=110) as (_, ax):
+        for run in result.runs:
+            offset = 0 if drift else result.at  # a new model's shares start when it joins
+            ax.plot(np.arange(len(run.share)) + offset, run.share, label=run.method)
+        ax.axvline(result.at, color="black", lw=0.8, ls="--", label="drift" if drift else "joins")
+        if isinstance(result, NewModelResult):
+            ax.axhline(result.target_share, color="grey", lw=0.8, label="full-information share")
+        ax.set_xlabel("queries")
+        ax.set_ylabel(f"{result.model}'s share of the last {WINDOW} queries")
+        what = "answers half the prompts with quality 0" if drift else "joins the pool"
+        ax.set_title(f"{result.dataset}: {result.model} {what}")
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    return Path(path)
+
+
+def plot_drift_by_history(points: list[HistoryPoint], path: str | Path, *, title: str = "") -> Path:
+    """Queries to switch after a drift against the history before it, per method.
+
+    One marker per replay order, the line through their means; a reaction that never came is
+    drawn at its bound with an upward triangle.
+    """
+    methods = list(dict.fromkeys(p.method for p in points))
+    with figure(path, ncols=1, size=(8, 4.5), dpi=110) as (_, ax):
+        for i, method in enumerate(methods):
+            mine = [p for p in points if p.method == method and p.share_before >= MIN_SHARE]
+            # a reaction that never came counts at its bound
+            y = [
+                p.queries_after if p.queries_to_switch is None else p.queries_to_switch
+                for p in mine
+            ]
+            histories = sorted({p.history for p in mine})
+            means = [np.mean([v for p, v in zip(mine, y) if p.history == h]) for h in histories]
+            color = f"C{i}"
+            ax.plot(histories, means, color=color, label=method)
+            for p, v in zip(mine, y):
+                marker = "^" if p.queries_to_switch is None else "o"
+                ax.scatter(p.history, v, color=color, marker=marker, s=18)
+        ax.set_xlabel("queries routed before the drift")
+        ax.set_ylabel(f"queries until it switched (centred {WINDOW}-query share)")
+        ax.set_title(title or "reaction to a drift against the history before it")
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    return Path(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m benchmarks.scenarios --data TABLE --scenario KIND:MODEL@FRACTION``."""
+    import argparse
+    import sys
+
+    from metallm.cli import table_arguments, write_json
+
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.scenarios",
+        description="a pool that changes during an online replay: drift, or a new model",
+    )
+    table_arguments(parser, plot="share")
+    parser.add_argument(
+        "--scenario",
+        required=True,
+        help="drift:MODEL@FRACTION (MODEL answers half the prompts with quality 0 from that "
+        "fraction of the replay on; UCB against discounted UCB) or new-model:MODEL@FRACTION "
+        "(MODEL joins then; no warm start against quizzes of 10, 30, 50)",
+    )
+    parser.add_argument("--warm-start", type=float, default=0.0, help="rows learned offline first")
+    parser.add_argument("--cost-weight", type=float, default=0.1, help="p in the reward")
+    args = parser.parse_args(argv)
+    embedder = table_embedder(args.embedder, args.embedding_model, static_model=args.static_model)
+    options: dict[str, Any] = {
+        "seed": args.seed,
+        "cost_weight": args.cost_weight,
+        "embedder": embedder,
+    }
+    try:
+        kind, model, fraction = parse_scenario(args.scenario)
+        result: DriftResult | NewModelResult
+        if kind == "drift":
+            result = run_drift(args.data, model, fraction, warm_start=args.warm_start, **options)
+            print(render_drift(result))
+        else:
+            result = run_new_model(args.data, model, fraction, **options)
+            print(render_new_model(result))
+    except ValueError as e:
+        print(f"python -m benchmarks.scenarios: {e}", file=sys.stderr)
+        return 2
+    write_json(args.json_out, result.to_dict())
+    if args.plot_out:
+        print(f"wrote {plot_scenario(result, args.plot_out)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

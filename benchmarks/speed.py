@@ -1,12 +1,11 @@
-"""``metallm speed``: the speed and memory budget, measured and printed.
+"""``python -m benchmarks.speed``: the speed and memory budget, measured and printed.
 
 For 10 arms and MiniLM-sized (384-d) embeddings: ``select`` latency and ``select_batch``
 throughput (full and compact features), ``record`` latency alone and through the SQLite and
 Redis stores, embedding latency of a 30-word query for each embedder, ``select(text)`` with the
 default embedder beside sentence-transformers (:mod:`~metallm.evaluation.embedding_speed`),
 the router's memory,
-and what installed packages add through the ``metallm.speed`` entry points (a framework
-adapter's overhead over calling its inner model directly).
+and the LangChain adapter's overhead over calling its inner model directly.
 These machines are shared and noisy: read medians, and run it twice.
 """
 
@@ -22,13 +21,12 @@ import tempfile
 import time
 import tracemalloc
 from collections.abc import Callable
-from importlib.metadata import entry_points
 from pathlib import Path
 
 import numpy as np
 
-from metallm.evaluation.embedding_speed import bench_load, bench_query_threads, bench_select_text
-from metallm.exceptions import InvalidInputError
+from benchmarks.embedding_speed import bench_load, bench_query_threads, bench_select_text
+from metallm.exceptions import InvalidInputError, MetaLLMError
 from metallm.learning.features import EmbeddingFeatures, FeatureMap, ProjectedFeatures
 from metallm.learning.neighbours import NeighbourQuality
 from metallm.serving.router import Router
@@ -266,26 +264,20 @@ def bench_memory() -> list[str]:
     return lines
 
 
-SPEED_GROUP = "metallm.speed"
-"""Entry-point group of extra speed sections from installed packages (an adapter's overhead):
-each is ``section(n, query, timings, line) -> list[str]``."""
-
-
-def bench_plugins(n: int) -> list[str]:
-    """Sections that installed packages add (e.g. a framework adapter's overhead)."""
-    lines: list[str] = []
-    for entry in sorted(entry_points(group=SPEED_GROUP), key=lambda e: e.name):
-        try:
-            section = entry.load()
-        except ImportError as e:
-            lines.append(f"{entry.name}: skipped ({e})")
-            continue
-        lines += section(n, QUERY, _timings, _line)
-    return lines
+def bench_adapters(n: int) -> list[str]:
+    """The LangChain adapter's overhead over its inner model, and a fresh process's first answer."""
+    try:
+        from benchmarks.langchain_overhead import first_answer, wrapper_overhead
+    except ImportError as e:
+        return [f"LangChain adapter: skipped ({e})"]
+    return [
+        *wrapper_overhead(n, QUERY, _timings, _line),
+        *first_answer(n, QUERY, _timings, _line),
+    ]
 
 
 def run_speed(*, n: int = 5000, rounds: int = 5, static_model: str | None = None) -> int:
-    """Measure and print every figure; returns the exit code (``metallm speed``)."""
+    """Measure and print every figure; returns the exit code."""
     if n < 1 or rounds < 1:
         raise InvalidInputError("--n and --rounds must be at least 1")
     print(
@@ -299,7 +291,36 @@ def run_speed(*, n: int = 5000, rounds: int = 5, static_model: str | None = None
         bench_select_text(calls=max(20, min(n, 5000) // 25), rounds=rounds),
         bench_query_threads(calls=max(20, min(n, 5000) // 50)),
         bench_load(runs=3 if n >= 1000 else 1),
-        bench_plugins(min(n, 2000)),
+        bench_adapters(min(n, 2000)),
     ):
         print("\n".join(section) + "\n", flush=True)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m benchmarks.speed``: every figure, in interleaved rounds."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.speed",
+        description="the speed and memory budget, measured in interleaved rounds",
+    )
+    parser.add_argument("--n", type=int, default=5000, help="timed calls per measurement")
+    parser.add_argument(
+        "--rounds", type=int, default=5, help="rounds of the routing measurements (median printed)"
+    )
+    parser.add_argument(
+        "--static-model",
+        default=os.environ.get("METALLM_STATIC_MODEL"),
+        help="folder of a distilled static embedder (metallm distill)",
+    )
+    args = parser.parse_args(argv)
+    try:
+        return run_speed(n=args.n, rounds=args.rounds, static_model=args.static_model)
+    except MetaLLMError as e:
+        print(f"python -m benchmarks.speed: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -3,7 +3,7 @@
 Synthetic logs of 10,000 and 100,000 decisions over 5 models, a given direct method (so only
 the estimators and their bootstrap are timed), three interleaved rounds.
 
-Run it: .venv/bin/python scripts/bench_offpolicy.py
+Run it: .venv/bin/python -m benchmarks.bench_offpolicy
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ def _log(n: int, k: int = 5) -> tuple[DecisionLog, np.ndarray, tuple[np.ndarray,
 
 
 def main() -> None:
+    """Run it (see the module docstring)."""
     sizes = (10_000, 100_000)
     logs = {n: _log(n) for n in sizes}
     seconds: dict[int, list[float]] = {n: [] for n in sizes}

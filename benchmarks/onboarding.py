@@ -131,3 +131,36 @@ def render_onboarding(result: OnboardingResult) -> str:
             render_table(rows),
         ]
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m benchmarks.onboarding --data TABLE``: each model added late, with a quiz."""
+    import argparse
+
+    from metallm.cli import table_arguments, write_json
+
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.onboarding",
+        description="each model of a table added late with a short quiz: test quality beside "
+        "the router without it and the router fitted with it",
+    )
+    table_arguments(parser, plot=None)
+    parser.add_argument("--n", type=int, default=30, help="quiz prompts per added model")
+    args = parser.parse_args(argv)
+    if args.n < 1:
+        parser.error("--n must be at least 1")
+    result = run_onboarding(
+        args.data,
+        n=args.n,
+        seed=args.seed,
+        embedder=table_embedder(
+            args.embedder, args.embedding_model, static_model=args.static_model
+        ),
+    )
+    print(render_onboarding(result))
+    write_json(args.json_out, result.to_dict())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -8,7 +8,7 @@ with the budget; then, on one split, how much the out-of-fold quality of the sam
 with nothing but the assignment of training rows to folds, against the test difference it
 would have to predict.
 
-Run it: .venv/bin/python scripts/budget_rows.py --data ../shared/data/overruling.csv
+Run it: .venv/bin/python -m benchmarks.budget_rows --data ../shared/data/overruling.csv
 (`--significance S`: the calibration walk's, as `metallm bench --significance`.)
 """
 
@@ -45,9 +45,7 @@ def split_table(data: str, seeds: list[int], significance: float) -> None:
     mean_test = []
     print(f"{'split':>5}  " + "  ".join(f"{c:>11}" for c in COLUMNS) + "  test rows, top 3 budgets")
     for seed in seeds:
-        result = run_bench(
-            data, seed=seed, progress=False, baselines=False, significance=significance
-        )
+        result = run_bench(data, seed=seed, progress=False, significance=significance)
         rows = sorted(result.budgets, key=lambda b: b.budget or 0.0)
         flags = []
         for name, field in COLUMNS.items():
@@ -126,6 +124,7 @@ def fold_noise(data: str, seed: int, fold_seeds: int, p_high: float) -> None:
 
 
 def main() -> None:
+    """Run it (see the module docstring)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True)
     parser.add_argument("--seeds", default="0-9", help="split seeds: 'A-B' or 'A,B,C'")

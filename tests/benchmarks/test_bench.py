@@ -1,0 +1,20 @@
+"""``python -m benchmarks.bench``: ``metallm bench`` beside three routers from the literature."""
+
+from __future__ import annotations
+
+import json
+
+from benchmarks.bench import main
+from tests.core.evaluation.test_bench import table  # noqa: F401 - the fixture
+
+
+def test_the_bench_measures_the_literatures_routers_on_the_same_split(table, tmp_path, capsys):  # noqa: F811
+    out = tmp_path / "report.json"
+    assert main(["--data", str(table), "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    others = {o["name"]: o for o in report["others"]}
+    assert list(others) == ["kNN", "cluster router", "MLP"]
+    assert others["kNN"]["setting"].startswith("k=")
+    assert all(0.5 < o["max_quality"] <= 1.0 for o in others.values())
+    printed = capsys.readouterr().out
+    assert "cluster router" in printed and "setting (by CV)" in printed
