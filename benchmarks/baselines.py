@@ -22,9 +22,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from metallm.exceptions import ConfigurationError
-from metallm.learning.features import spherical_kmeans
-from metallm.learning.metrics import aiq, frontier
-from metallm.learning.reward import cost_scale
+from metallm.learning._features import spherical_kmeans
+from metallm.learning._metrics import aiq, frontier
+from metallm.learning._reward import cost_scale
 
 __all__ = [
     "BASELINES",
@@ -230,7 +230,7 @@ class Baseline:
         test_X: np.ndarray,
         cost_weights: Sequence[float] | np.ndarray,
     ) -> tuple[int, np.ndarray, np.ndarray]:
-        """:func:`predict_baseline` for this router (what ``metallm``'s ``run_bench`` calls)."""
+        """`predict_baseline` for this router (what ``metallm``'s ``run_bench`` calls)."""
         return predict_baseline(self, train_X, train_Q, train_C, test_X, cost_weights)
 
 

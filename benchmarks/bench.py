@@ -1,7 +1,7 @@
 """``python -m benchmarks.bench``: ``metallm bench`` beside kNN, a cluster router and an MLP.
 
 The same arguments and the same result as ``metallm bench``, with ``others`` filled by the
-routers of :mod:`benchmarks.baselines`, each built and scored on the same split.
+routers of `benchmarks.baselines`, each built and scored on the same split.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from collections.abc import Sequence
 
 from benchmarks.baselines import BASELINES
 from metallm.cli import bench_arguments, write_json
-from metallm.evaluation.bench import FEATURE_CHOICES, run_bench, table_embedder
-from metallm.evaluation.plots import plot_bench
-from metallm.evaluation.reports import render_bench
+from metallm.evaluation._bench import FEATURE_CHOICES, run_bench, table_embedder
+from metallm.evaluation._plots import plot_bench
+from metallm.evaluation._reports import render_bench
 
 __all__ = ["main"]
 

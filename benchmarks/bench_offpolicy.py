@@ -13,7 +13,7 @@ import tracemalloc
 
 import numpy as np
 
-from metallm.evaluation.offpolicy import DecisionLog, estimate
+from metallm.evaluation._offpolicy import DecisionLog, estimate
 
 
 def _log(n: int, k: int = 5) -> tuple[DecisionLog, np.ndarray, tuple[np.ndarray, np.ndarray]]:

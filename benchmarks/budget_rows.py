@@ -18,18 +18,18 @@ import argparse
 
 import numpy as np
 
-from metallm.evaluation.bench import (
+from metallm.evaluation._bench import (
     BENCH_COST_WEIGHTS,
     embed_table,
     run_bench,
     split_rows,
     table_embedder,
 )
-from metallm.evaluation.datasets import load_routing_table
-from metallm.learning.features import with_prompt_length
-from metallm.learning.reward import SIGNIFICANCE
-from metallm.learning.tuning import out_of_fold
-from metallm.serving.router import Router
+from metallm.evaluation._datasets import load_routing_table
+from metallm.learning._features import with_prompt_length
+from metallm.learning._reward import SIGNIFICANCE
+from metallm.learning._tuning import out_of_fold
+from metallm.serving._router import Router
 
 COLUMNS = {"test": "quality", "out of fold": "oof_quality", "curve": "curve_quality"}
 

@@ -3,7 +3,7 @@
 ``Router.select(text)`` on distinct 30-word queries (no cache hit) with the default embedder
 beside sentence-transformers, interleaved; the embeddings' agreement (cosine); one query on one
 or two intra-op threads with the other core idle and busy (the measurement behind
-``metallm.embedding.onnx.QUERY_THREADS``); and a fresh process's load time.
+``metallm.embedding._onnx.QUERY_THREADS``); and a fresh process's load time.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from metallm.embedding.choice import make_embedder
-from metallm.embedding.embedders import SentenceTransformerEmbedder
-from metallm.serving.router import Router
+from metallm.embedding._choice import make_embedder
+from metallm.embedding._embedders import SentenceTransformerEmbedder
+from metallm.serving._router import Router
 
 __all__ = ["bench_load", "bench_query_threads", "bench_select_text", "fresh_runs"]
 
@@ -108,7 +108,7 @@ def _busy_core() -> subprocess.Popen[bytes]:
 
 def bench_query_threads(calls: int = 100, rounds: int = 3) -> list[str]:
     """One query on 1 and 2 intra-op threads, fp32 and int8, with the other core idle and busy."""
-    from metallm.embedding.onnx import QUERY_THREADS, OnnxEmbedder
+    from metallm.embedding._onnx import QUERY_THREADS, OnnxEmbedder
 
     try:
         settings = {
@@ -157,7 +157,7 @@ def bench_query_threads(calls: int = 100, rounds: int = 3) -> list[str]:
 _LOAD_SCRIPT = """
 import time
 start = time.perf_counter()
-from metallm.embedding.choice import default_embedder
+from metallm.embedding._choice import default_embedder
 embedder = default_embedder()
 embedder.embed(["first query"])
 print(f"{time.perf_counter() - start:.3f} {type(embedder).__name__}")

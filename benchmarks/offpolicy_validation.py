@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from metallm.evaluation.offpolicy import (
+from metallm.evaluation._offpolicy import (
     ESTIMATORS,
     PRIMARY,
     DecisionLog,
@@ -26,7 +26,7 @@ from metallm.evaluation.offpolicy import (
     fixed_candidates,
     router_candidates,
 )
-from metallm.serving.router import Router
+from metallm.serving._router import Router
 
 __all__ = [
     "ValidationResult",
@@ -111,7 +111,7 @@ def validate(
 
     A share of the rows (``train_share``) fits the candidate routers (full information, at
     p in 0, 0.1, 0.3, 1); the rest, in a seeded order per seed, is replayed by the logging
-    policy (:func:`logged_replay`). Candidates: those routers, each single model, and random.
+    policy (`logged_replay`). Candidates: those routers, each single model, and random.
     Their true values on the logged rows are known from the table. The direct method learns
     from the candidates' rows (every outcome known) before the logged ones.
     """
@@ -197,8 +197,8 @@ def render_validation(result: ValidationResult) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m benchmarks.offpolicy_validation --data TABLE``."""
     from metallm.cli import write_json
-    from metallm.evaluation.bench import embed_table, table_embedder
-    from metallm.evaluation.datasets import load_routing_table
+    from metallm.evaluation._bench import embed_table, table_embedder
+    from metallm.evaluation._datasets import load_routing_table
 
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.offpolicy_validation",

@@ -15,12 +15,12 @@ from typing import Any
 
 import numpy as np
 
-from metallm.embedding.embedders import Embedder
-from metallm.evaluation.bench import embed_table, split_rows, table_embedder
-from metallm.evaluation.datasets import load_routing_table
-from metallm.evaluation.reports import render_table
-from metallm.learning.features import with_prompt_length
-from metallm.serving.router import Router
+from metallm.embedding._embedders import Embedder
+from metallm.evaluation._bench import embed_table, split_rows, table_embedder
+from metallm.evaluation._datasets import load_routing_table
+from metallm.evaluation._reports import render_table
+from metallm.learning._features import with_prompt_length
+from metallm.serving._router import Router
 
 __all__ = ["OnboardingResult", "OnboardingRow", "render_onboarding", "run_onboarding"]
 

@@ -11,7 +11,7 @@ replay without drift.
 ``new-model:NAME@FRACTION``: model NAME is left out of the pool until that fraction of the
 replay, then added, with no warm start, as a copy of the current model its answers to a
 10-prompt quiz resemble most ("similar"), or after a quiz of ``n`` in {10, 30, 50} prompts seen
-so far (:meth:`Router.quiz` + :meth:`Router.onboard`, the combination warm start). Reported per method: the queries until NAME's
+so far (`Router.quiz` + `Router.onboard`, the combination warm start). Reported per method: the queries until NAME's
 share (over a sliding window) reaches 90% of its share under the full-information router on
 the same queries, and the regret.
 """
@@ -25,14 +25,14 @@ from typing import Any
 
 import numpy as np
 
-from metallm.embedding.embedders import Embedder
-from metallm.evaluation.bench import embed_table, table_embedder
-from metallm.evaluation.datasets import load_routing_table
-from metallm.evaluation.plots import figure
-from metallm.evaluation.reports import render_table
-from metallm.learning.features import with_prompt_length
-from metallm.learning.policies import LinUCB
-from metallm.serving.router import Router
+from metallm.embedding._embedders import Embedder
+from metallm.evaluation._bench import embed_table, table_embedder
+from metallm.evaluation._datasets import load_routing_table
+from metallm.evaluation._plots import figure
+from metallm.evaluation._reports import render_table
+from metallm.learning._features import with_prompt_length
+from metallm.learning._policies import LinUCB
+from metallm.serving._router import Router
 
 __all__ = [
     "DriftResult",
@@ -90,7 +90,7 @@ class DriftRun:
     queries_to_switch: int | None = None
     """Queries after the drift until the router switched: the first query whose centred window
     (``WINDOW / 2`` queries either side) gives the model under half its former share (None:
-    never). :attr:`queries_to_react`'s trailing window lags by about ``WINDOW / 2`` (an instant
+    never). `queries_to_react`'s trailing window lags by about ``WINDOW / 2`` (an instant
     switch reads about 100); a centred one reads a switch where it happened."""
 
 
@@ -277,7 +277,7 @@ def drift_by_history(
 
     For each number of queries routed before the drift (``histories``) and each order, the table
     is replayed as many times as it takes to follow the drift for at least ``after`` queries
-    (each pass in its own order), and :func:`run_drift` measures both methods. Plain statistics
+    (each pass in its own order), and `run_drift` measures both methods. Plain statistics
     weigh the drifted model's whole past, so UCB's reaction grows with the history; discounted
     ones weigh about the last ``1 / (1 - discount)`` outcomes, whatever came before.
     """

@@ -3,7 +3,7 @@
 For 10 arms and MiniLM-sized (384-d) embeddings: ``select`` latency and ``select_batch``
 throughput (full and compact features), ``record`` latency alone and through the SQLite and
 Redis stores, embedding latency of a 30-word query for each embedder, ``select(text)`` with the
-default embedder beside sentence-transformers (:mod:`~metallm.evaluation.embedding_speed`),
+default embedder beside sentence-transformers (`embedding_speed`),
 the router's memory,
 and the LangChain adapter's overhead over calling its inner model directly.
 These machines are shared and noisy: read medians, and run it twice.
@@ -27,9 +27,9 @@ import numpy as np
 
 from benchmarks.embedding_speed import bench_load, bench_query_threads, bench_select_text
 from metallm.exceptions import InvalidInputError, MetaLLMError
-from metallm.learning.features import EmbeddingFeatures, FeatureMap, ProjectedFeatures
-from metallm.learning.neighbours import NeighbourQuality
-from metallm.serving.router import Router
+from metallm.learning._features import EmbeddingFeatures, FeatureMap, ProjectedFeatures
+from metallm.learning._neighbours import NeighbourQuality
+from metallm.serving._router import Router
 from metallm.state import RedisStore, SQLiteStore
 
 ARMS = [f"model-{i}" for i in range(10)]
@@ -205,7 +205,7 @@ def bench_stores(n: int) -> list[str]:
 
 def bench_embedders(n: int, static_model: str | None) -> list[str]:
     """Embedding latency of one 30-word query for each embedder."""
-    from metallm.embedding.embedders import SentenceTransformerEmbedder, StaticEmbedder
+    from metallm.embedding._embedders import SentenceTransformerEmbedder, StaticEmbedder
 
     lines = [f"embedding one 30-word query ({len(QUERY.split())} words):"]
     minilm = SentenceTransformerEmbedder(cache_size=0)

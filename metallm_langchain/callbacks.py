@@ -36,7 +36,7 @@ class MetaLLMFeedbackHandler(BaseCallbackHandler):
     Only the router's own run is scored (the chosen model's nested run is not). Nothing the
     handler does after the answer arrived can take it from the caller: an evaluator that raises,
     or feedback the router refuses, is logged (a WARNING, the first time) and kept in
-    :attr:`errors`, and ``invoke``, ``stream`` and ``batch`` return the answer as usual.
+    `errors`, and ``invoke``, ``stream`` and ``batch`` return the answer as usual.
 
     Args:
         evaluator: ``evaluator(output_text, run_metadata) -> quality in [0, 1]``.
@@ -44,11 +44,11 @@ class MetaLLMFeedbackHandler(BaseCallbackHandler):
         raise_errors: Let those errors propagate into the caller's call instead (for tests).
 
     Raises:
-        ConfigurationError: ``router`` is not a :class:`~metallm.Router`.
+        ConfigurationError: ``router`` is not a `Router`.
     """
 
     MAX_ERRORS = 100
-    """The latest errors kept in :attr:`errors` (the count in :attr:`failed` goes on)."""
+    """The latest errors kept in `errors` (the count in `failed` goes on)."""
 
     def __init__(self, evaluator: Evaluator, *, router: Router, raise_errors: bool = False) -> None:
         super().__init__()

@@ -1,9 +1,9 @@
 """LangChain's side of capability routing: a member's capabilities, a request's needs.
 
-A member's :class:`~metallm.serving.capabilities.Capabilities` come from its ``profile``
+A member's `Capabilities` come from its ``profile``
 (langchain-core's ``ModelProfile``), a member whose class cannot bind tools cannot call them,
 and ``ChatMetaLLM(capabilities={name: {...}})`` overrides either. A request's
-:class:`~metallm.serving.capabilities.Needs` come from its messages' content blocks (images,
+`Needs` come from its messages' content blocks (images,
 PDFs, audio), its bound tools, structured output, and its length.
 """
 
@@ -15,7 +15,11 @@ from typing import Any
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
 
-from metallm.serving.capabilities import Capabilities, Needs, estimate_tokens
+from metallm.integrations import (
+    Capabilities,
+    Needs,
+    estimate_tokens,
+)
 
 __all__ = ["member_capabilities", "request_needs"]
 

@@ -1,6 +1,6 @@
 """ChatMetaLLM: a LangChain chat model that sends each call to one model of a pool.
 
-The learning and the fallback loop live in the core (:meth:`metallm.Router.route`); this
+The learning and the fallback loop live in the core (`metallm.Router.route`); this
 module only translates LangChain calls into one routed call and forwards to the chosen model
 so its run nests under the router's run.
 """
@@ -34,18 +34,21 @@ from langchain_core.tracers._streaming import _StreamingCallbackHandler
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, Field, PrivateAttr
 
-from metallm import (
-    ConfigurationError,
-    Decision,
-    Fallbacks,
-    InvalidFeedbackError,
-    RoutedCall,
-    Router,
+from metallm import ConfigurationError, Decision, Fallbacks, RoutedCall, Router
+from metallm.exceptions import EmptyResponseError, InvalidFeedbackError
+from metallm.integrations import (
+    CONVERSATION,
+    Capabilities,
+    Needs,
+    admit_member,
+    check_capabilities,
+    check_pool,
+    conversation_id,
+    pop_session,
+    quiz_member,
+    retire_member,
+    routing_text,
 )
-from metallm.exceptions import EmptyResponseError
-from metallm.serving import CONVERSATION, conversation_id, pop_session, routing_text
-from metallm.serving.capabilities import Capabilities, Needs, check_capabilities
-from metallm.serving.pool import admit_member, check_pool, quiz_member, retire_member
 from metallm_langchain.capabilities import member_capabilities, request_needs
 from metallm_langchain.runs import agent_run_session
 
@@ -139,7 +142,7 @@ class ChatMetaLLM(BaseChatModel):
     prices: dict[str, tuple[float, float]] = Field(default_factory=dict)
     """USD per 1M input and output tokens per model; used for ``cost_usd``."""
     router: Router | None = Field(default=None, exclude=True)
-    """The learner; default a new :class:`metallm.Router` over the pool's names."""
+    """The learner; default a new `metallm.Router` over the pool's names."""
     model_name: str = "metallm"
     """Name reported for tracing."""
     temperature: float | None = None
@@ -261,7 +264,7 @@ class ChatMetaLLM(BaseChatModel):
         The router learns it from nothing (teach it with ``router.partial_fit`` on a
         ``router.quiz``); with a store, every process sharing it sees the new model, and a
         process that has not added the member itself leaves it out of its routing.
-        :class:`~metallm.ConfigurationError` when the name is already a member.
+        `ConfigurationError` when the name is already a member.
         """
         if not isinstance(model, BaseChatModel):
             raise ConfigurationError(
@@ -288,7 +291,7 @@ class ChatMetaLLM(BaseChatModel):
     ) -> list[float]:
         """Add a member and teach the router what it is worth from a short quiz.
 
-        :meth:`add_model`, then ``router.quiz`` picks ``n`` of ``prompts`` (your traffic), the
+        `add_model`, then ``router.quiz`` picks ``n`` of ``prompts`` (your traffic), the
         new model answers them (directly, not routed), ``evaluator(prompt, answer)`` grades each
         in [0, 1], and ``router.onboard`` learns the grades and costs. Returns the grades.
         """
@@ -304,8 +307,8 @@ class ChatMetaLLM(BaseChatModel):
     def remove_model(self, name: str) -> None:
         """Stop routing to a member (its provider retired it, say); the router keeps its history.
 
-        :class:`~metallm.UnknownArmError` for a name not in the pool,
-        :class:`~metallm.ConfigurationError` for the last member.
+        `UnknownArmError` for a name not in the pool,
+        `ConfigurationError` for the last member.
         """
         retire_member(self._router, self.models, name)
         del self.models[name]
@@ -346,7 +349,7 @@ class ChatMetaLLM(BaseChatModel):
         ``tool_choice``, ``strict`` and ``parallel_tool_calls`` go to the chosen member's own
         ``bind_tools``, so it does what it does when called directly. Members without tool calling (their class cannot bind tools, or their profile or
         ``capabilities`` say so) are left out of these calls' routing; a pool with none is a
-        :class:`~metallm.ConfigurationError`.
+        `ConfigurationError`.
         """
         if not any(c.tool_calling is not False for c in self._member_capabilities.values()):
             raise ConfigurationError(f"no pool member supports tool calling: {sorted(self.models)}")
@@ -541,7 +544,7 @@ class ChatMetaLLM(BaseChatModel):
         stop: list[str] | None = None,
         **kwargs: Any,
     ) -> AIMessage:
-        """Route one call asynchronously; its config reaches the routing, as with :meth:`invoke`."""
+        """Route one call asynchronously; its config reaches the routing, as with `invoke`."""
         token = _CALL_CONFIG.set(ensure_config(config))
         try:
             return await super().ainvoke(input, config, stop=stop, **kwargs)
@@ -709,7 +712,7 @@ def _opened(config: RunnableConfig, chunks: Iterator[BaseMessage]) -> Iterator[B
 async def _aopened(
     config: RunnableConfig, chunks: AsyncIterator[BaseMessage]
 ) -> AsyncIterator[BaseMessage]:
-    """:func:`_opened` for an async stream."""
+    """`_opened` for an async stream."""
     with _member_context(config):
         try:
             first = await anext(chunks, None)

@@ -20,10 +20,11 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
 from pydantic import SecretStr
 
-from metallm import EMBEDDING_MODEL_ENV, LinUCB, Router
+from metallm import LinUCB, Router
 from metallm.cli import Command
-from metallm.evaluation.reports import render_table
-from metallm.serving.pricing import usage_cost
+from metallm.embedding import EMBEDDING_MODEL_ENV
+from metallm.evaluation import render_table
+from metallm.integrations import usage_cost
 from metallm.testing import OpenAICompatibleServer, ScriptedModel
 from metallm.testing.prompts import ASTRONOMY, COOKING, arithmetic_questions
 from metallm_langchain import ChatMetaLLM, MetaLLMFeedbackHandler

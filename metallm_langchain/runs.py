@@ -1,7 +1,7 @@
 """Which agent run a call belongs to: the root of its LangChain run tree.
 
 LangChain hands a chat model its own run and its parent, not the run the user started (an
-agent's ``invoke``, a LangGraph graph). :class:`RunRoots` is a callback handler that LangChain
+agent's ``invoke``, a LangGraph graph). `RunRoots` is a callback handler that LangChain
 adds to every callback manager it configures (through ``register_configure_hook``) and that
 remembers, for each chain, tool and chat-model run, the root of its tree; so every step of one
 agent run finds the same root, and ``ChatMetaLLM`` keeps the run on the model its first step

@@ -1,6 +1,6 @@
 """MetaLLM: a LlamaIndex LLM that sends each call to one LLM of a pool.
 
-The learning and the fallback loop live in the core (:meth:`metallm.Router.route`); this
+The learning and the fallback loop live in the core (`metallm.Router.route`); this
 module only translates LlamaIndex calls into one routed call and forwards to the chosen LLM.
 """
 
@@ -39,16 +39,22 @@ from llama_index.core.tools.types import BaseTool
 from llama_index_instrumentation import get_dispatcher
 
 from metallm import ConfigurationError, Decision, Fallbacks, RoutedCall, Router
-from metallm.serving import (
+from metallm.integrations import (
     CONVERSATION,
     DEFAULT_SESSION_KEY,
+    Capabilities,
+    Needs,
+    admit_member,
+    check_capabilities,
+    check_pool,
     check_prompt,
     conversation_id,
+    exclusions,
     pop_session,
+    quiz_member,
+    retire_member,
     routing_text,
 )
-from metallm.serving.capabilities import Capabilities, Needs, check_capabilities, exclusions
-from metallm.serving.pool import admit_member, check_pool, quiz_member, retire_member
 from metallm_llamaindex.capabilities import member_capabilities, prompt_needs, request_needs
 from metallm_llamaindex.events import MetaLLMDecisionEvent
 from metallm_llamaindex.runs import agent_run_session, span_roots
@@ -87,7 +93,7 @@ class MetaLLM(FunctionCallingLLM):
     The members are used through private copies whose legacy callback managers are empty,
     so handlers on ``Settings.callback_manager`` see each call once, on the router.
 
-    ``router=`` shares a :class:`metallm.Router` (a store, a budget, ...); ``shadows=`` gives
+    ``router=`` shares a `metallm.Router` (a store, a budget, ...); ``shadows=`` gives
     it shadow routers by name, which see every call and log the member they would have chosen
     without calling it (``metallm evaluate --log`` estimates them from the store's log).
     """
@@ -209,7 +215,7 @@ class MetaLLM(FunctionCallingLLM):
         The router learns it from nothing (teach it with ``router.partial_fit`` on a
         ``router.quiz``); with a store, every process sharing it sees the new model, and a
         process that has not added the member itself leaves it out of its routing.
-        :class:`~metallm.ConfigurationError` when the name is already a member.
+        `ConfigurationError` when the name is already a member.
         """
         if not isinstance(llm, LLM):
             raise ConfigurationError(f"{name!r} must be a LlamaIndex LLM, got {type(llm).__name__}")
@@ -234,7 +240,7 @@ class MetaLLM(FunctionCallingLLM):
     ) -> list[float]:
         """Add a member and teach the router what it is worth from a short quiz.
 
-        :meth:`add_model`, then ``router.quiz`` picks ``n`` of ``prompts`` (your traffic), the
+        `add_model`, then ``router.quiz`` picks ``n`` of ``prompts`` (your traffic), the
         new model answers them (directly, not routed), ``evaluator(prompt, answer)`` grades each
         in [0, 1], and ``router.onboard`` learns the grades and costs. Returns the grades.
         """
@@ -251,8 +257,8 @@ class MetaLLM(FunctionCallingLLM):
     def remove_model(self, name: str) -> None:
         """Stop routing to a member (its provider retired it, say); the router keeps its history.
 
-        :class:`~metallm.UnknownArmError` for a name not in the pool,
-        :class:`~metallm.ConfigurationError` for the last member.
+        `UnknownArmError` for a name not in the pool,
+        `ConfigurationError` for the last member.
         """
         retire_member(self._router, self._llms, name)
         del self._llms[name]
@@ -416,7 +422,7 @@ class MetaLLM(FunctionCallingLLM):
     async def _arelay(
         self, routed: RoutedCall, responses: AsyncIterator[_Response]
     ) -> AsyncGenerator[_Response, None]:
-        """:meth:`_relay` for an async stream."""
+        """`_relay` for an async stream."""
         previous = None
         async for response in responses:
             if previous is not None:

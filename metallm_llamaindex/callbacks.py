@@ -42,7 +42,7 @@ class MetaLLMFeedbackEventHandler(BaseEventHandler):
 
     Only MetaLLM's own end events carry a decision, so the chosen model's nested events
     are not scored twice. LlamaIndex's dispatcher drops exceptions raised by handlers, so
-    evaluator and feedback errors are logged and kept in :attr:`errors` instead.
+    evaluator and feedback errors are logged and kept in `errors` instead.
     """
 
     _evaluator: Evaluator = PrivateAttr()
@@ -79,7 +79,7 @@ class MetaLLMFeedbackEventHandler(BaseEventHandler):
         return list(self._errors)
 
     def handle(self, event: BaseEvent, **kwargs: Any) -> None:
-        """Score a routed answer's end event and record it (errors are kept in :attr:`errors`)."""
+        """Score a routed answer's end event and record it (errors are kept in `errors`)."""
         if (
             not isinstance(event, (LLMChatEndEvent, LLMCompletionEndEvent))
             or event.response is None

@@ -1,10 +1,10 @@
 """LlamaIndex's side of capability routing: a member's capabilities, a request's needs.
 
-A member's :class:`~metallm.serving.capabilities.Capabilities` come from its ``metadata``
+A member's `Capabilities` come from its ``metadata``
 (``context_window`` less ``num_output`` for the input, ``is_function_calling_model``; an LLM
 that is not a ``FunctionCallingLLM`` cannot call tools), and ``MetaLLM(capabilities={name:
 {...}})`` overrides them (e.g. ``image_inputs``, which LlamaIndex metadata does not state). A
-request's :class:`~metallm.serving.capabilities.Needs` come from its message blocks (images,
+request's `Needs` come from its message blocks (images,
 documents, audio), its tools and its length.
 """
 
@@ -23,7 +23,11 @@ from llama_index.core.base.llms.types import (
 from llama_index.core.llms import LLM
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 
-from metallm.serving.capabilities import Capabilities, Needs, estimate_tokens
+from metallm.integrations import (
+    Capabilities,
+    Needs,
+    estimate_tokens,
+)
 
 __all__ = ["member_capabilities", "prompt_needs", "request_needs"]
 

@@ -1,7 +1,7 @@
 """Which agent run a call belongs to: the root of its LlamaIndex instrumentation span tree.
 
 Every instrumented LlamaIndex call (an agent workflow's run, its steps, an LLM call) opens a
-span whose parent is the span active where it was called. :class:`SpanRoots`, a span handler
+span whose parent is the span active where it was called. `SpanRoots`, a span handler
 on the root dispatcher, remembers each span's root, so every LLM call of one ``FunctionAgent``
 run (or one query engine call) finds the same root and ``MetaLLM`` keeps the run on the model
 its first step chose. It keeps the most recent 100,000 spans and stores no span objects.

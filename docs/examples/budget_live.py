@@ -103,7 +103,7 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-    from metallm import default_embedder
+    from metallm.embedding import default_embedder
     from metallm.testing import OpenAICompatibleServer, ScriptedModel
 
     default_embedder().embed(["prepare the embedder once, before the workers start"])

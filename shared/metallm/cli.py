@@ -31,12 +31,12 @@ FEATURE_NAMES = ("cv", "projected64", "projected128", "embedding")
 """``metallm bench --features`` (kept here so ``--help`` needs no numpy; see bench.FEATURE_CHOICES)."""
 
 EMBEDDER_NAMES = ("sentence-transformers", "onnx", "onnx-int8", "default")
-"""``--embedder`` of bench and simulate (the same names as ``metallm.embedding.choice.EMBEDDER_KINDS``)."""
+"""``--embedder`` of bench and simulate (the same names as ``metallm.embedding._choice.EMBEDDER_KINDS``)."""
 
 
 @dataclass(frozen=True)
 class Command:
-    """A ``metallm`` subcommand: what an entry point in :data:`COMMAND_GROUP` points to.
+    """A ``metallm`` subcommand: what an entry point in `COMMAND_GROUP` points to.
 
     Attributes:
         help: One line for ``metallm --help``.
@@ -169,7 +169,7 @@ def _evaluate_log(args: argparse.Namespace) -> int:
     import numpy as np
 
     from metallm.evaluation import offpolicy
-    from metallm.serving.router import Router
+    from metallm.serving import Router
     from metallm.state import RedisStore, SQLiteStore
 
     if not args.models:
@@ -211,7 +211,7 @@ def _evaluate_log(args: argparse.Namespace) -> int:
         print()
         print(offpolicy.render_shadows(shadows))
     if args.plot:
-        from metallm.evaluation.plots import plot_estimates
+        from metallm.evaluation import plot_estimates
 
         shown = {label: found[offpolicy.PRIMARY] for label, found in estimates.items()}
         shown.update({f"shadow {name}": r.shadow[offpolicy.PRIMARY] for name, r in shadows.items()})
@@ -267,9 +267,13 @@ def write_json(path: str | None, data: object) -> None:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from metallm.evaluation.bench import FEATURE_CHOICES, run_bench, table_embedder
-    from metallm.evaluation.plots import plot_bench
-    from metallm.evaluation.reports import render_bench
+    from metallm.evaluation import (
+        FEATURE_CHOICES,
+        plot_bench,
+        render_bench,
+        run_bench,
+        table_embedder,
+    )
 
     result = run_bench(
         args.data,
@@ -289,11 +293,14 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from metallm.evaluation.bench import table_embedder
-    from metallm.evaluation.datasets import load_routing_table
-    from metallm.evaluation.plots import plot_simulation
-    from metallm.evaluation.reports import render_simulation
-    from metallm.evaluation.simulate import DEFAULT_ALPHA, run_simulation
+    from metallm.evaluation import (
+        DEFAULT_ALPHA,
+        load_routing_table,
+        plot_simulation,
+        render_simulation,
+        run_simulation,
+        table_embedder,
+    )
 
     if not (args.latency_weight >= 0):
         raise MetaLLMError("--latency-weight must be a number >= 0")
@@ -321,7 +328,7 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def _distill(args: argparse.Namespace) -> int:
-    from metallm.embedding.embedders import distill_static_embedder
+    from metallm.embedding import distill_static_embedder
 
     print(f"wrote {distill_static_embedder(args.out, args.model, dims=args.dims)}")
     return 0

@@ -14,73 +14,83 @@ CORE = Path(metallm.__file__).parent
 
 
 PUBLIC_API = [
-    "DEFAULT_EMBEDDING_MODEL",
-    "EMBEDDING_MODEL_ENV",
     "AllModelsFailedError",
     "Budget",
-    "BudgetState",
-    "Calibration",
     "Capabilities",
     "ClusterFeatures",
     "ConfigurationError",
     "Cooldown",
     "Decision",
     "DecisionError",
-    "DecisionRecord",
-    "DimensionMismatchError",
-    "DuplicateEventError",
-    "DuplicateFeedbackError",
-    "Embedder",
-    "EmbedderError",
     "EmbeddingFeatures",
-    "EmptyQueryError",
     "EpsilonGreedy",
-    "ExpiredDecisionError",
     "Fallbacks",
-    "FeatureMap",
     "Feedback",
-    "FeedbackEvent",
     "FeedbackSummary",
-    "InfeasibleBudgetError",
-    "InvalidFeedbackError",
-    "InvalidInputError",
     "LinUCB",
-    "LinearBandit",
-    "LogTrimmedError",
-    "MalformedEvent",
     "MetaLLMError",
     "Needs",
     "NeighbourQuality",
     "NoCapableModelError",
     "OnnxEmbedder",
-    "Policy",
     "Prediction",
     "ProjectedFeatures",
-    "RandomPolicy",
     "RedisStore",
     "RoutedCall",
     "Router",
-    "RoutingTableError",
+    "RouterHealth",
     "SQLiteStore",
     "SentenceTransformerEmbedder",
-    "Snapshot",
     "SquareCB",
-    "StateFileError",
-    "StateStore",
     "StoreError",
-    "UnknownArmError",
-    "UnknownDecisionError",
     "__version__",
-    "calibrate_cost_weight",
-    "default_embedder",
-    "is_provider_error",
-    "reward",
 ]
 """The public API, pinned: a change here is a change users see."""
 
 
 def test_the_public_api_is_pinned():
     assert metallm.__all__ == PUBLIC_API
+
+
+def test_the_public_api_stays_narrow():
+    assert len(metallm.__all__) <= 30
+
+
+def test_a_name_that_moved_still_imports_from_metallm_with_a_deprecation_warning():
+    import warnings
+
+    import metallm.exceptions
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        from metallm import UnknownDecisionError
+
+    assert UnknownDecisionError is metallm.exceptions.UnknownDecisionError
+    assert any(
+        issubclass(w.category, DeprecationWarning) and "metallm.exceptions" in str(w.message)
+        for w in caught
+    )
+    try:
+        metallm.NoSuchName  # noqa: B018
+    except AttributeError as e:
+        assert "NoSuchName" in str(e)
+    else:
+        raise AssertionError("an unknown name must be an AttributeError")
+
+
+def test_every_module_of_the_core_is_private_but_the_documented_ones():
+    public = sorted(
+        str(p.relative_to(CORE))
+        for p in CORE.rglob("*.py")
+        if not any(part.startswith("_") for part in p.relative_to(CORE).parts)
+    )
+    assert public == [
+        "cli.py",
+        "exceptions.py",
+        "integrations.py",
+        "testing/prompts.py",
+        "testing/server.py",
+    ]
 
 
 def test_all_is_sorted_and_complete():
@@ -95,7 +105,7 @@ def test_all_is_sorted_and_complete():
 
 def test_the_core_imports_no_framework():
     code = (
-        "import sys, metallm, metallm.serving.router, metallm.embedding.embedders;"
+        "import sys, metallm, metallm.serving, metallm.embedding, metallm.integrations;"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
         "('langchain_core', 'langchain', 'llama_index', 'sentence_transformers', 'torch'));"
         "print(bad); sys.exit(1 if bad else 0)"

@@ -17,8 +17,8 @@ import pytest
 
 from metallm import Router, StoreError
 from metallm.exceptions import InvalidFeedbackError, UnknownDecisionError
-from metallm.serving.sync import MAX_ARMS
-from metallm.state.base import MAX_SNAPSHOT_BYTES, FeedbackEvent
+from metallm.serving._sync import MAX_ARMS
+from metallm.state._base import MAX_SNAPSHOT_BYTES, FeedbackEvent
 
 ARMS = ["a", "b"]
 DIM = 8

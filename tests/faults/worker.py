@@ -17,17 +17,9 @@ from typing import Any
 
 from langchain_openai import ChatOpenAI
 
-from metallm import (
-    Budget,
-    InvalidFeedbackError,
-    MetaLLMError,
-    RedisStore,
-    Router,
-    SQLiteStore,
-    StoreError,
-    UnknownDecisionError,
-)
-from metallm.embedding.embedders import StaticEmbedder
+from metallm import Budget, MetaLLMError, RedisStore, Router, SQLiteStore, StoreError
+from metallm.embedding._embedders import StaticEmbedder
+from metallm.exceptions import InvalidFeedbackError, UnknownDecisionError
 from metallm_langchain import ChatMetaLLM
 
 ARMS = ["mini", "pro"]

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from metallm import SQLiteStore, default_embedder
+from metallm import SQLiteStore
+from metallm.embedding import default_embedder
 from metallm.testing import OpenAICompatibleServer, ScriptedModel
 from tests.integration.budget_worker import REPLIES
 

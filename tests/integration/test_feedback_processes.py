@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from metallm import ExpiredDecisionError, LinUCB, RedisStore, Router, SQLiteStore
+from metallm import LinUCB, RedisStore, Router, SQLiteStore
+from metallm.exceptions import ExpiredDecisionError
 from metallm.testing import OpenAICompatibleServer, ScriptedModel
 from tests.integration.feedback_worker import DIM, MODELS, decide_embeddings, graded
 

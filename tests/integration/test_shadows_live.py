@@ -13,7 +13,7 @@ from collections import Counter
 
 from metallm import LinUCB, Router, SQLiteStore, SquareCB
 from metallm.cli import main
-from metallm.serving.shadows import parse_shadows
+from metallm.serving._shadows import parse_shadows
 from metallm.state import FeedbackEvent
 from metallm_langchain import ChatMetaLLM
 from tests.integration.conftest import PRICES, langchain_pool

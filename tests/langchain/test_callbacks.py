@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from langchain_core.prompts import ChatPromptTemplate
 
-from metallm import ConfigurationError, InvalidFeedbackError, LinUCB, Router
+from metallm import ConfigurationError, LinUCB, Router
+from metallm.exceptions import InvalidFeedbackError
 from metallm_langchain import ChatMetaLLM, MetaLLMFeedbackHandler
 from tests.langchain.fakes import ScriptedChatModel
 from tests.topics import ASTRONOMY, COOKING

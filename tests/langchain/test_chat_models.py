@@ -17,13 +17,8 @@ from langchain_core.runnables import RunnableLambda
 from langchain_core.tracers.run_collector import RunCollectorCallbackHandler
 from pydantic import BaseModel
 
-from metallm import (
-    ConfigurationError,
-    EmptyQueryError,
-    InvalidFeedbackError,
-    Router,
-    UnknownArmError,
-)
+from metallm import ConfigurationError, Router
+from metallm.exceptions import EmptyQueryError, InvalidFeedbackError, UnknownArmError
 from metallm_langchain import ChatMetaLLM
 from tests.embedders import CountingEmbedder, wait_for
 from tests.langchain.conftest import PRICES
@@ -361,7 +356,8 @@ def test_construction_warms_the_embedder_up_in_the_background_unless_told_not_to
 
 
 def test_members_are_added_and_removed_at_runtime(pool, embedder, tmp_path):
-    from metallm import ConfigurationError, SQLiteStore, UnknownArmError
+    from metallm import ConfigurationError, SQLiteStore
+    from metallm.exceptions import UnknownArmError
 
     store = tmp_path / "state.sqlite"
     router = Router(list(pool), embedder=embedder, seed=0, store=SQLiteStore(store))

@@ -10,7 +10,8 @@ from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.instrumentation.event_handlers import BaseEventHandler
 from llama_index.core.llms import ChatMessage
 
-from metallm import Budget, ConfigurationError, EmptyQueryError, Router, UnknownArmError
+from metallm import Budget, ConfigurationError, Router
+from metallm.exceptions import EmptyQueryError, UnknownArmError
 from metallm_llamaindex import MetaLLM, MetaLLMDecisionEvent
 from tests.embedders import CountingEmbedder, wait_for
 from tests.llamaindex.conftest import PRICES
@@ -270,7 +271,8 @@ def test_shadows_see_every_call_and_are_never_called(pool, embedder):
 
 
 def test_members_are_added_and_removed_at_runtime(pool, embedder):
-    from metallm import ConfigurationError, UnknownArmError
+    from metallm import ConfigurationError
+    from metallm.exceptions import UnknownArmError
 
     llm = MetaLLM(llms=dict(pool), prices=PRICES, router=Router(list(pool), embedder=embedder))
     llm.add_model("new", ScriptedLLM(reply="new says hi"), price=(0.5, 1.0))

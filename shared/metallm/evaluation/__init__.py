@@ -1,12 +1,18 @@
 """Evaluation: how good routing is, measured on routing tables.
 
-Routing tables (:mod:`~metallm.evaluation.datasets`), offline benchmarks
-(:mod:`~metallm.evaluation.bench`), online replays (:mod:`~metallm.evaluation.simulate`), the
-speed budget (:mod:`~metallm.evaluation.speed`), and the routing metrics re-exported from
-:mod:`metallm.learning.metrics` (where cross-validation also uses them).
+Routing tables (`_datasets`), offline benchmarks
+(`_bench`), online replays (`_simulate`), the
+speed budget (`speed`), and the routing metrics re-exported from
+`metallm.learning._metrics` (where cross-validation also uses them).
 """
 
-from metallm.learning.metrics import (
+from metallm.evaluation import _offpolicy as offpolicy  # its estimators, by name
+from metallm.evaluation._bench import FEATURE_CHOICES, run_bench, table_embedder
+from metallm.evaluation._datasets import RoutingTable, load_routing_table
+from metallm.evaluation._plots import plot_bench, plot_estimates, plot_simulation
+from metallm.evaluation._reports import render_bench, render_simulation, render_table
+from metallm.evaluation._simulate import DEFAULT_ALPHA, run_simulation
+from metallm.learning import (
     aiq,
     cheapest_cost_reaching,
     frontier,
@@ -17,11 +23,25 @@ from metallm.learning.metrics import (
 )
 
 __all__ = [
+    "DEFAULT_ALPHA",
+    "FEATURE_CHOICES",
+    "RoutingTable",
     "aiq",
     "cheapest_cost_reaching",
     "frontier",
+    "load_routing_table",
+    "offpolicy",
     "oracle",
+    "plot_bench",
+    "plot_estimates",
+    "plot_simulation",
     "quality_hull",
+    "render_bench",
+    "render_simulation",
+    "render_table",
+    "run_bench",
+    "run_simulation",
     "savings_at_best",
+    "table_embedder",
     "zero_router_aiq",
 ]

@@ -1,36 +1,88 @@
 """Learning: what a router knows and how it turns that into a choice.
 
-Ridge statistics with rank-1 updates (:mod:`~metallm.learning.ridge`), feature maps
-(:mod:`~metallm.learning.features`), policies (:mod:`~metallm.learning.policies`), the reward
-and its cost weight (:mod:`~metallm.learning.reward`), cross-validated tuning
-(:mod:`~metallm.learning.tuning`) and routing metrics (:mod:`~metallm.learning.metrics`).
+Ridge statistics with rank-1 updates (`_ridge`), feature maps
+(`_features`), policies (`_policies`), the reward
+and its cost weight (`_reward`), cross-validated tuning
+(`_tuning`) and routing metrics (`_metrics`).
 Nothing here knows about ids, locks, clocks, stores or frameworks.
 """
 
-from metallm.learning.features import (
+from metallm.learning._bandit import LinearBandit, OneScore, Scores
+from metallm.learning._features import (
     ClusterFeatures,
     EmbeddingFeatures,
     FeatureMap,
     ProjectedFeatures,
+    PromptLengthFeatures,
+    reading_prompt_length,
+    reads_prompt_length,
+    with_prompt_length,
 )
-from metallm.learning.neighbours import NeighbourQuality
-from metallm.learning.policies import EpsilonGreedy, LinUCB, Policy, RandomPolicy, SquareCB
-from metallm.learning.reward import Calibration, calibrate_cost_weight, reward
-from metallm.learning.ridge import RidgeStatistics
+from metallm.learning._metrics import (
+    aiq,
+    cheapest_cost_reaching,
+    frontier,
+    oracle,
+    quality_hull,
+    savings_at_best,
+    zero_router_aiq,
+)
+from metallm.learning._neighbours import NeighbourQuality
+from metallm.learning._onboarding import prior_start, quiz_rows, warm_start
+from metallm.learning._policies import (
+    EpsilonGreedy,
+    LinUCB,
+    Policy,
+    RandomPolicy,
+    SquareCB,
+    policy_from_dict,
+)
+from metallm.learning._reward import (
+    SIGNIFICANCE,
+    Calibration,
+    calibrate_cost_weight,
+    default_cost_weight_grid,
+    reward,
+)
+from metallm.learning._ridge import RidgeStatistics
+from metallm.learning._tuning import AUTO_TUNE_ROWS, DEFAULT_CANDIDATES, fold_splits
 
 __all__ = [
+    "AUTO_TUNE_ROWS",
+    "DEFAULT_CANDIDATES",
+    "SIGNIFICANCE",
     "Calibration",
     "ClusterFeatures",
     "EmbeddingFeatures",
     "EpsilonGreedy",
     "FeatureMap",
     "LinUCB",
+    "LinearBandit",
     "NeighbourQuality",
+    "OneScore",
     "Policy",
     "ProjectedFeatures",
+    "PromptLengthFeatures",
     "RandomPolicy",
     "RidgeStatistics",
+    "Scores",
     "SquareCB",
+    "aiq",
     "calibrate_cost_weight",
+    "cheapest_cost_reaching",
+    "default_cost_weight_grid",
+    "fold_splits",
+    "frontier",
+    "oracle",
+    "policy_from_dict",
+    "prior_start",
+    "quality_hull",
+    "quiz_rows",
+    "reading_prompt_length",
+    "reads_prompt_length",
     "reward",
+    "savings_at_best",
+    "warm_start",
+    "with_prompt_length",
+    "zero_router_aiq",
 ]

@@ -1,21 +1,30 @@
 """Serving: routing live traffic.
 
-The :class:`Router` composes the learning (:class:`~metallm.learning.bandit.LinearBandit`),
+The `Router` composes the learning (`LinearBandit`),
 a ledger of pending decisions, sticky sessions, cooldowns and the store sync;
-:class:`RoutedCall` is the one routed call with fallbacks that both framework adapters
-drive; :mod:`~metallm.serving.pricing` turns reported usage into dollars and
-:mod:`~metallm.serving.requests` reads the routing text and the session off a call;
-:mod:`~metallm.serving.capabilities` leaves out the members that cannot serve a request;
-:mod:`~metallm.serving.budget` holds a :class:`Budget` by moving the cost weight live.
+`RoutedCall` is the one routed call with fallbacks that both framework adapters
+drive; `_pricing` turns reported usage into dollars and
+`_requests` reads the routing text and the session off a call;
+`_capabilities` leaves out the members that cannot serve a request;
+`_budget` holds a `Budget` by moving the cost weight live.
 """
 
-from metallm.serving.budget import Budget
-from metallm.serving.call import RoutedCall
-from metallm.serving.capabilities import Capabilities, Needs
-from metallm.serving.decisions import Decision, Prediction, explain
-from metallm.serving.failover import Cooldown, Fallbacks, is_provider_error
-from metallm.serving.feedback import Feedback, FeedbackSummary
-from metallm.serving.requests import (
+from metallm.serving._budget import Budget
+from metallm.serving._call import RoutedCall
+from metallm.serving._capabilities import (
+    Capabilities,
+    Needs,
+    check_capabilities,
+    estimate_tokens,
+    exclusions,
+)
+from metallm.serving._decisions import Decision, Prediction, explain
+from metallm.serving._failover import Cooldown, Fallbacks, is_provider_error
+from metallm.serving._feedback import Feedback, FeedbackSummary
+from metallm.serving._health import RouterHealth
+from metallm.serving._pool import admit_member, check_pool, quiz_member, retire_member
+from metallm.serving._pricing import usage_cost
+from metallm.serving._requests import (
     CONVERSATION,
     DEFAULT_SESSION_KEY,
     check_prompt,
@@ -23,7 +32,8 @@ from metallm.serving.requests import (
     pop_session,
     routing_text,
 )
-from metallm.serving.router import DEFAULT_FEEDBACK_TTL, Router
+from metallm.serving._router import DEFAULT_FEEDBACK_TTL, Router
+from metallm.serving._shadows import parse_shadows
 
 __all__ = [
     "CONVERSATION",
@@ -40,10 +50,20 @@ __all__ = [
     "Prediction",
     "RoutedCall",
     "Router",
+    "RouterHealth",
+    "admit_member",
+    "check_capabilities",
+    "check_pool",
     "check_prompt",
     "conversation_id",
+    "estimate_tokens",
+    "exclusions",
     "explain",
     "is_provider_error",
+    "parse_shadows",
     "pop_session",
+    "quiz_member",
+    "retire_member",
     "routing_text",
+    "usage_cost",
 ]

@@ -38,7 +38,7 @@ class ArmPool:
         self.names: tuple[str, ...] = tuple(names)
         """Every model, retired ones included, in the order they joined."""
         self.index: dict[str, int] = {a: i for i, a in enumerate(self.names)}
-        """Each model's index in :attr:`names` (and in the bandit's arms)."""
+        """Each model's index in `names` (and in the bandit's arms)."""
         self.retired: set[str] = set()
         """Models no longer routed to."""
         self.retired_index: set[int] = set()
@@ -48,7 +48,7 @@ class ArmPool:
 
     @property
     def active(self) -> tuple[str, ...]:
-        """The models routed to: :attr:`names` less the retired ones."""
+        """The models routed to: `names` less the retired ones."""
         return tuple(a for a in self.names if a not in self.retired)
 
     def index_of(self, name: str) -> int:

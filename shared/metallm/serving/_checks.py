@@ -51,7 +51,7 @@ def one_embedding(query: np.ndarray | Sequence[float]) -> np.ndarray:
 
 
 def vector_problem(values: np.ndarray) -> str | None:
-    """Why vectors cannot be learned from (NaN, inf, or an element beyond :data:`MAX_ABS_ELEMENT`).
+    """Why vectors cannot be learned from (NaN, inf, or an element beyond `MAX_ABS_ELEMENT`).
 
     One pass in the common case: the sum of squares is finite and small only when every element
     is finite and within the bound; the elements are looked at only when it is not.
@@ -71,7 +71,7 @@ def vector_problem(values: np.ndarray) -> str | None:
 
 
 def check_embeddings(values: np.ndarray) -> None:
-    """:func:`vector_problem` for a caller's vectors, as an :class:`InvalidInputError`."""
+    """`vector_problem` for a caller's vectors, as an `InvalidInputError`."""
     problem = vector_problem(values)
     if problem is None:
         return
@@ -101,7 +101,7 @@ MAX_ID_LENGTH = 256
 
 
 def check_id(value: object, kind: str) -> str:
-    """A decision or run id, or :class:`~metallm.UnknownDecisionError` (never issued by metallm).
+    """A decision or run id, or `UnknownDecisionError` (never issued by metallm).
 
     The error shows the start of a long id only, so a hostile id never floods a log.
 

@@ -14,22 +14,22 @@ from typing import Any
 
 import numpy as np
 
+from metallm.serving._budget import cheapest_arm
 from metallm.serving._checks import Query, one_embedding
+from metallm.serving._decisions import Decision, Selection
+from metallm.serving._failover import Cooldown
 from metallm.serving._learner import Learner
 from metallm.serving._learning import Learning
-from metallm.serving.budget import cheapest_arm
-from metallm.serving.decisions import Decision, Selection
-from metallm.serving.failover import Cooldown
-from metallm.serving.ledger import PendingDecisions, PendingEntry
-from metallm.serving.pricing import Prices
-from metallm.serving.sessions import StickySessions
-from metallm.serving.shadows import choose_many, choose_one
+from metallm.serving._ledger import PendingDecisions, PendingEntry
+from metallm.serving._pricing import Prices
+from metallm.serving._sessions import StickySessions
+from metallm.serving._shadows import choose_many, choose_one
 
 __all__ = ["Decider"]
 
 
 class Decider:
-    """Makes a router's decisions, for one query (:meth:`one`) or a batch (:meth:`many`).
+    """Makes a router's decisions, for one query (`one`) or a batch (`many`).
 
     Args:
         router_id: The router's random id: decision ids are it and a counter.

@@ -9,15 +9,18 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from metallm.embedding.embedders import Embedder, check_texts
+from metallm.embedding import (
+    Embedder,
+    check_texts,
+)
 from metallm.exceptions import ConfigurationError, InvalidInputError
-from metallm.learning.features import with_prompt_length
+from metallm.learning import with_prompt_length
 from metallm.serving._checks import Query, check_embeddings
 from metallm.serving._learner import Learner
 
 __all__ = ["QueryEmbedder"]
 
-logger = logging.getLogger("metallm.serving.router")
+logger = logging.getLogger("metallm.serving._router")
 
 
 class QueryEmbedder:

@@ -19,10 +19,10 @@ from metallm.exceptions import (
     UnknownDecisionError,
 )
 from metallm.serving._checks import check_cost, check_id, check_latency, check_quality
+from metallm.serving._failover import Cooldown
 from metallm.serving._learner import Learner
 from metallm.serving._learning import Learning, Pending
-from metallm.serving.failover import Cooldown
-from metallm.serving.ledger import PendingDecisions
+from metallm.serving._ledger import PendingDecisions
 
 __all__ = ["FeedbackPath"]
 
@@ -31,7 +31,7 @@ class FeedbackPath:
     """Records a router's feedback and counts each call's outcome (see ``Router.record``).
 
     It is also the book a routed call writes failures and bookkeeping trouble to
-    (:class:`~metallm.serving.call.CallBook`).
+    (`CallBook`).
 
     Args:
         learner: The router's learned state (its lock guards the counters too).

@@ -1,6 +1,6 @@
 """What a router has learned and how it scores: its models, its bandit, its reward, its shadows.
 
-A :class:`Learner` is the part every other part of a router reads: the decision path scores
+A `Learner` is the part every other part of a router reads: the decision path scores
 with it, the feedback path and the store's events teach it, snapshots and state files are
 written from it and adopted into it. A shadow router is another router's learner, taught
 every outcome this one learns.
@@ -15,20 +15,24 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from metallm.learning.bandit import LinearBandit, OneScore, Scores
-from metallm.learning.features import reads_prompt_length
+from metallm.learning import (
+    LinearBandit,
+    OneScore,
+    Scores,
+    reads_prompt_length,
+)
 from metallm.serving._arms import ArmPool
 from metallm.serving._reward_setting import RewardSetting
 
 __all__ = ["Learner"]
 
-logger = logging.getLogger("metallm.serving.router")
+logger = logging.getLogger("metallm.serving._router")
 
 
 class Learner:
     """A router's learned state: the pool, the bandit over it, the reward and the shadows.
 
-    Not thread-safe on its own: callers hold :attr:`lock` around reads and updates.
+    Not thread-safe on its own: callers hold `lock` around reads and updates.
 
     Args:
         pool: The models, by name.
@@ -118,7 +122,7 @@ class Learner:
     def propensities(
         self, scores: np.ndarray, chosen: np.ndarray, excluded: set[int]
     ) -> np.ndarray:
-        """:meth:`propensity_one` for each row of a batch."""
+        """`propensity_one` for each row of a batch."""
         masked = scores
         if excluded:
             masked = scores.copy()

@@ -1,8 +1,8 @@
 """How a router learns from feedback: in this process, or through a store many processes share.
 
-A router picks one :class:`Learning` strategy when it is built and never asks again whether it
-has a store: :class:`LocalLearning` learns each outcome at once in this process;
-:class:`~metallm.serving._shared_learning.SharedLearning` writes it to the store's log and
+A router picks one `Learning` strategy when it is built and never asks again whether it
+has a store: `LocalLearning` learns each outcome at once in this process;
+`SharedLearning` writes it to the store's log and
 folds the log, so every process sharing the store learns the same events in the same order.
 """
 
@@ -15,11 +15,14 @@ import numpy as np
 
 from metallm.exceptions import DuplicateFeedbackError, UnknownDecisionError
 from metallm.serving._learner import Learner
-from metallm.serving.ledger import PendingDecisions
-from metallm.state.base import BudgetStore, StateStore
+from metallm.serving._ledger import PendingDecisions
+from metallm.state import (
+    BudgetStore,
+    StateStore,
+)
 
 if TYPE_CHECKING:
-    from metallm.serving.decisions import Decision
+    from metallm.serving._decisions import Decision
 
 __all__ = ["Learning", "LocalLearning", "Pending"]
 

@@ -9,8 +9,12 @@ from typing import Any
 import numpy as np
 
 from metallm.exceptions import ConfigurationError
-from metallm.learning.onboarding import prior_start, quiz_rows, warm_start
-from metallm.serving import offline
+from metallm.learning import (
+    prior_start,
+    quiz_rows,
+    warm_start,
+)
+from metallm.serving import _offline as offline
 from metallm.serving._checks import (
     as_batch,
     check_cost,
@@ -21,7 +25,7 @@ from metallm.serving._checks import (
 )
 from metallm.serving._learner import Learner
 from metallm.serving._learning import Learning
-from metallm.serving.sync import pool_change_problem
+from metallm.serving._sync import pool_change_problem
 
 __all__ = ["PoolChanges"]
 

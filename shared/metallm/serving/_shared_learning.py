@@ -27,14 +27,14 @@ from metallm.exceptions import (
     StoreError,
     UnknownDecisionError,
 )
-from metallm.learning.features import PromptLengthFeatures
-from metallm.serving import persistence
+from metallm.learning import PromptLengthFeatures
+from metallm.serving import _persistence as persistence
 from metallm.serving._learner import Learner
 from metallm.serving._learning import Learning, LocalLearning, Pending
-from metallm.serving.ledger import PendingDecisions
-from metallm.serving.spool import Spool
-from metallm.serving.sync import StoreSync, pool_change_problem
-from metallm.state.base import (
+from metallm.serving._ledger import PendingDecisions
+from metallm.serving._spool import Spool
+from metallm.serving._sync import StoreSync, pool_change_problem
+from metallm.state import (
     BudgetStore,
     DecisionRecord,
     FeedbackEvent,
@@ -46,11 +46,11 @@ from metallm.state.base import (
 )
 
 if TYPE_CHECKING:
-    from metallm.serving.decisions import Decision
+    from metallm.serving._decisions import Decision
 
 __all__ = ["LEDGER_BACKLOG", "SharedLearning", "learning_for"]
 
-logger = logging.getLogger("metallm.serving.router")
+logger = logging.getLogger("metallm.serving._router")
 
 LEDGER_BACKLOG = 100_000
 """Decisions kept for the store's ledger while it cannot take them (about 160 MB of MiniLM vectors)."""
@@ -617,7 +617,7 @@ def learning_for(
 ) -> Learning:
     """A router's learning strategy, chosen once: in this process, or through ``store``.
 
-    With a store, the router catches up with it now (see :meth:`SharedLearning.start`).
+    With a store, the router catches up with it now (see `SharedLearning.start`).
 
     Args:
         store: The shared store (None: this process only).

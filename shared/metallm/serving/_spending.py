@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from metallm.serving._budget import Budget, BudgetKeeper
 from metallm.serving._learner import Learner
 from metallm.serving._learning import Learning
-from metallm.serving.budget import Budget, BudgetKeeper
 
 __all__ = ["NoBudget", "Spending", "spending_for"]
 
@@ -79,5 +79,5 @@ class Spending:
 def spending_for(
     budget: Budget | None, learner: Learner, learning: Learning
 ) -> Spending | NoBudget:
-    """The spending part of a router: a held budget, or :class:`NoBudget`."""
+    """The spending part of a router: a held budget, or `NoBudget`."""
     return NoBudget() if budget is None else Spending(budget, learner, learning)

@@ -153,7 +153,7 @@ def read_state(
     """Header and arrays from ``path`` (or from ``data``, named ``path`` in errors).
 
     ``max_total_bytes`` bounds what the arrays may inflate to, checked before inflating.
-    Raises :class:`StateFileError` saying what is wrong.
+    Raises `StateFileError` saying what is wrong.
     """
     source = Path(path)
     if data is None and not source.is_file():

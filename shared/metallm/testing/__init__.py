@@ -1,8 +1,8 @@
 """Test helpers for users and for our own tests (standard library only).
 
-:class:`OpenAICompatibleServer` is a local OpenAI-compatible provider on 127.0.0.1 whose
-models are scripted by :class:`ScriptedModel` (replies, tool calls, latency, HTTP errors,
-timeouts, malformed bodies); :mod:`~metallm.testing.prompts` holds the demo's labelled
+`OpenAICompatibleServer` is a local OpenAI-compatible provider on 127.0.0.1 whose
+models are scripted by `ScriptedModel` (replies, tool calls, latency, HTTP errors,
+timeouts, malformed bodies); `prompts` holds the demo's labelled
 questions.
 
 >>> from metallm.testing import OpenAICompatibleServer, ScriptedModel

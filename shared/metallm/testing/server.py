@@ -26,7 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from metallm.evaluation.datasets import RoutingTable
+    from metallm.evaluation import RoutingTable
 
 __all__ = ["OpenAICompatibleServer", "ScriptedModel", "count_tokens", "openai_server"]
 

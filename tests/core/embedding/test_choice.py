@@ -7,12 +7,13 @@ import logging
 import numpy as np
 import pytest
 
-from metallm import ConfigurationError, EmbedderError, Router, SentenceTransformerEmbedder
-from metallm.embedding import choice
-from metallm.embedding.cache import DiskCachedEmbedder
-from metallm.embedding.choice import DEFAULT_QUANTIZE, default_embedder, make_embedder
-from metallm.embedding.embedders import _SAID
-from metallm.embedding.onnx import OnnxEmbedder
+from metallm import ConfigurationError, Router, SentenceTransformerEmbedder
+from metallm.embedding import _choice as choice
+from metallm.embedding._cache import DiskCachedEmbedder
+from metallm.embedding._choice import DEFAULT_QUANTIZE, default_embedder, make_embedder
+from metallm.embedding._embedders import _SAID
+from metallm.embedding._onnx import OnnxEmbedder
+from metallm.exceptions import EmbedderError
 
 
 def test_the_default_is_onnx_runtime_when_it_is_installed():

@@ -7,7 +7,8 @@ import time
 import numpy as np
 import pytest
 
-from metallm import EmbedderError, EmptyQueryError, Router, SentenceTransformerEmbedder
+from metallm import Router, SentenceTransformerEmbedder
+from metallm.exceptions import EmbedderError, EmptyQueryError
 
 
 def test_real_minilm_embeddings_are_normalised_384_d(embedder):
@@ -40,7 +41,7 @@ def test_repeated_texts_come_from_the_cache(embedder, monkeypatch):
 def test_the_cache_is_bounded():
     small = SentenceTransformerEmbedder(cache_size=2)
     small.embed(["one", "two", "three"])
-    from metallm.embedding.embedders import _key
+    from metallm.embedding._embedders import _key
 
     assert list(small._cache) == [_key("two"), _key("three")]
 

@@ -7,14 +7,9 @@ import time
 import numpy as np
 import pytest
 
-from metallm import (
-    EmptyQueryError,
-    InvalidFeedbackError,
-    InvalidInputError,
-    Router,
-    SentenceTransformerEmbedder,
-)
-from metallm.embedding.embedders import MAX_QUERY_CHARS, check_texts
+from metallm import Router, SentenceTransformerEmbedder
+from metallm.embedding._embedders import MAX_QUERY_CHARS, check_texts
+from metallm.exceptions import EmptyQueryError, InvalidFeedbackError, InvalidInputError
 
 
 def test_a_huge_prompt_is_cut_before_tokenizing_and_embeds_as_its_head(embedder):

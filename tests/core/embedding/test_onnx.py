@@ -8,8 +8,9 @@ import time
 import numpy as np
 import pytest
 
-from metallm import EmbedderError, Router
-from metallm.embedding.onnx import OnnxEmbedder
+from metallm import Router
+from metallm.embedding._onnx import OnnxEmbedder
+from metallm.exceptions import EmbedderError
 
 TEXTS = [
     "What is the capital of France?",

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 
 from metallm import Router
-from metallm.embedding.embedders import EMBEDDING_MODEL_ENV, default_model
+from metallm.embedding._embedders import EMBEDDING_MODEL_ENV, default_model
 
 
 def test_without_configuration_the_bundled_weights_package_is_used(monkeypatch):

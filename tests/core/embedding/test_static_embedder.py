@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from metallm import EmbedderError
-from metallm.embedding.embedders import StaticEmbedder, distill_static_embedder
+from metallm.embedding._embedders import StaticEmbedder, distill_static_embedder
+from metallm.exceptions import EmbedderError
 
 
 def test_static_embeddings_are_unit_vectors_and_cached(static_model_dir):
@@ -32,7 +32,7 @@ def test_distilling_an_unknown_model_fails_fast(tmp_path, monkeypatch):
 def test_threads_embedding_at_once_all_get_their_vectors(static_model_dir):
     import threading
 
-    from metallm.embedding.embedders import StaticEmbedder
+    from metallm.embedding._embedders import StaticEmbedder
 
     embedder = StaticEmbedder(static_model_dir, cache_size=8)  # evictions while others read
     errors: list[BaseException] = []

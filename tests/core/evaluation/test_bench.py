@@ -124,7 +124,7 @@ def test_bench_and_simulate_run_on_a_static_embedder(table, static_model_dir, tm
 
 def test_bench_measures_one_fixed_feature_map_on_request(table, tmp_path, capsys):
     from metallm.cli import FEATURE_NAMES
-    from metallm.evaluation.bench import FEATURE_CHOICES
+    from metallm.evaluation._bench import FEATURE_CHOICES
 
     assert list(FEATURE_NAMES) == list(FEATURE_CHOICES)
     assert main(["bench", "--data", str(table), "--features", "projected64"]) == 0
@@ -136,7 +136,7 @@ def test_bench_measures_one_fixed_feature_map_on_request(table, tmp_path, capsys
 
 def test_bench_measures_each_embedder_on_the_same_split(table, tmp_path, capsys):
     from metallm.cli import EMBEDDER_NAMES
-    from metallm.embedding.choice import EMBEDDER_KINDS
+    from metallm.embedding._choice import EMBEDDER_KINDS
 
     assert set(EMBEDDER_NAMES) == set(EMBEDDER_KINDS)
     summaries = {}
@@ -174,7 +174,7 @@ def timed_table(tmp_path_factory):
 def test_a_tables_latency_columns_are_read_and_used_by_simulate_and_bench(
     timed_table, tmp_path, capsys
 ):
-    from metallm.evaluation.datasets import load_routing_table
+    from metallm.evaluation._datasets import load_routing_table
 
     assert load_routing_table(timed_table).latency.shape[1] == 2
     out = tmp_path / "simulate.json"

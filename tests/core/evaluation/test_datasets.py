@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from metallm import RoutingTableError
-from metallm.evaluation.datasets import load_routing_table
+from metallm.evaluation._datasets import load_routing_table
+from metallm.exceptions import RoutingTableError
 
 HEADER = "prompt,task,a,b,a|total_cost,b|total_cost\n"
 
@@ -100,8 +100,8 @@ def test_unsupported_format_and_missing_file(tmp_path):
 def test_latency_columns_must_cover_every_model_and_be_seconds(tmp_path):
     import pytest
 
-    from metallm import RoutingTableError
-    from metallm.evaluation.datasets import load_routing_table
+    from metallm.evaluation._datasets import load_routing_table
+    from metallm.exceptions import RoutingTableError
 
     head = "prompt,a,b,a|total_cost,b|total_cost"
     partial = tmp_path / "partial.csv"

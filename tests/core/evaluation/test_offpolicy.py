@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from metallm.cli import main
-from metallm.evaluation.offpolicy import DecisionLog, estimate
+from metallm.evaluation._offpolicy import DecisionLog, estimate
 from tests.core.evaluation.test_bench import table  # noqa: F401 - the fixture
 
 
@@ -82,7 +82,7 @@ def test_dros_shrinks_the_correction_of_a_rarely_logged_model_and_keeps_its_inte
 
 def test_the_intervals_are_those_of_the_plain_bootstrap_over_resampled_rows(monkeypatch):
     """Resamples are counted per row in chunks; the interval is the textbook one all the same."""
-    from metallm.evaluation import offpolicy
+    from metallm.evaluation import _offpolicy as offpolicy
 
     monkeypatch.setattr(offpolicy, "_RESAMPLE_CHUNK", 7 * 700)  # 7 resamples at a time
     log, quality, cost = _rare_arm_log(5, n=700)
@@ -149,7 +149,7 @@ def test_an_old_sqlite_log_gains_the_propensity_column_and_reads_as_unknown(tmp_
     import sqlite3
 
     from metallm import SQLiteStore
-    from metallm.evaluation.offpolicy import log_from_store
+    from metallm.evaluation._offpolicy import log_from_store
 
     path = tmp_path / "old.sqlite"
     db = sqlite3.connect(path)
@@ -270,7 +270,7 @@ def test_evaluate_estimates_a_users_rule_text_to_model_from_a_log_with_prompts(
 
 
 def test_rows_with_every_outcome_teach_the_direct_method_what_the_log_rarely_shows():
-    from metallm.evaluation.offpolicy import cross_fitted
+    from metallm.evaluation._offpolicy import cross_fitted
 
     X, quality, cost = _world(n=1200)
     quality[:, 1] = np.clip(0.5 + 0.2 * X[:, 0] - 0.1 * X[:, 1], 0.0, 1.0)  # smooth: learnable

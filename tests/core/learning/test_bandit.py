@@ -5,14 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from metallm import (
-    ClusterFeatures,
-    ConfigurationError,
-    DimensionMismatchError,
-    EmbeddingFeatures,
-    LinearBandit,
-    LinUCB,
-)
+from metallm import ClusterFeatures, ConfigurationError, EmbeddingFeatures, LinUCB
+from metallm.exceptions import DimensionMismatchError
+from metallm.learning import LinearBandit
 
 DIM, ARMS = 6, 3
 

@@ -12,8 +12,8 @@ from metallm import (
     ProjectedFeatures,
     Router,
 )
-from metallm.learning.features import spherical_kmeans
-from metallm.learning.tuning import HARM_TOLERANCE, tune_features
+from metallm.learning._features import spherical_kmeans
+from metallm.learning._tuning import HARM_TOLERANCE, tune_features
 
 
 def _unit(n, d, seed=0):

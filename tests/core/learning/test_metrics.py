@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from metallm.learning.metrics import (
+from metallm.learning._metrics import (
     aiq,
     cheapest_cost_reaching,
     oracle,
@@ -61,7 +61,7 @@ def test_oracle_takes_the_best_model_per_row_and_the_cheapest_among_ties():
 
 def test_prices_are_checked_and_costs_come_from_reported_usage():
     from metallm import ConfigurationError
-    from metallm.serving.pricing import check_prices, usage_cost
+    from metallm.serving._pricing import check_prices, usage_cost
 
     prices = check_prices({"mini": (0.15, 0.6)}, ["mini", "pro"])
     assert usage_cost(prices, "mini", 1_000, 500) == pytest.approx((1_000 * 0.15 + 500 * 0.6) / 1e6)

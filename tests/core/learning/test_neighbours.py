@@ -7,15 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from metallm import (
-    ConfigurationError,
-    EmbeddingFeatures,
-    NeighbourQuality,
-    Router,
-    SQLiteStore,
-    StateFileError,
-)
-from metallm.learning.neighbours import neighbour_quality
+from metallm import ConfigurationError, EmbeddingFeatures, NeighbourQuality, Router, SQLiteStore
+from metallm.exceptions import StateFileError
+from metallm.learning._neighbours import neighbour_quality
 
 
 def _unit(X: np.ndarray) -> np.ndarray:

@@ -8,8 +8,9 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from metallm import ConfigurationError, EpsilonGreedy, LinUCB, RandomPolicy, Router, SquareCB
-from metallm.learning.policies import argmax_one
+from metallm import ConfigurationError, EpsilonGreedy, LinUCB, Router, SquareCB
+from metallm.learning import RandomPolicy
+from metallm.learning._policies import argmax_one
 
 ARMS = ["a", "b", "c", "d"]
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from metallm import DimensionMismatchError, EmbeddingFeatures, ProjectedFeatures, Router
-from metallm.learning.features import (
+from metallm import EmbeddingFeatures, ProjectedFeatures, Router
+from metallm.exceptions import DimensionMismatchError
+from metallm.learning._features import (
     ClusterFeatures,
     PromptLengthFeatures,
     feature_map_from_state,

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from metallm import EpsilonGreedy, LinUCB, RandomPolicy, RedisStore, Router, SQLiteStore, SquareCB
-from metallm.learning.policies import mixture_probability, policy_from_dict
+from metallm import EpsilonGreedy, LinUCB, RedisStore, Router, SQLiteStore, SquareCB
+from metallm.learning import RandomPolicy
+from metallm.learning._policies import mixture_probability, policy_from_dict
 
 
 def _router(policy, **kwargs) -> Router:

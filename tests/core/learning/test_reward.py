@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from metallm import ConfigurationError, InfeasibleBudgetError, calibrate_cost_weight
+from metallm import ConfigurationError
+from metallm.exceptions import InfeasibleBudgetError
+from metallm.learning import calibrate_cost_weight
 
 
 def _noisy_table(seed: int, n: int = 400, k: int = 4) -> tuple[np.ndarray, ...]:

@@ -8,7 +8,7 @@ import pickle
 import numpy as np
 import pytest
 
-from metallm.learning.ridge import RidgeStatistics
+from metallm.learning._ridge import RidgeStatistics
 
 
 def _learned(stats: RidgeStatistics, rng: np.random.Generator, n: int = 30) -> None:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from metallm import Budget, ConfigurationError, LinUCB, Router
-from metallm.serving.budget import cheapest_arm
+from metallm.serving._budget import cheapest_arm
 
 ARMS = ["cheap", "mid", "dear"]
 COST = {"cheap": 0.0005, "mid": 0.002, "dear": 0.006}

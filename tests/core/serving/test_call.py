@@ -8,15 +8,8 @@ import logging
 import numpy as np
 import pytest
 
-from metallm import (
-    AllModelsFailedError,
-    EmbeddingFeatures,
-    Fallbacks,
-    InvalidInputError,
-    LinUCB,
-    Router,
-    StoreError,
-)
+from metallm import AllModelsFailedError, EmbeddingFeatures, Fallbacks, LinUCB, Router, StoreError
+from metallm.exceptions import InvalidInputError
 
 DIM = 4
 QUERY = np.array([1.0, 0.0, 0.0, 0.0])
@@ -101,7 +94,7 @@ def test_the_callers_own_errors_propagate_unchanged_and_teach_nothing():
 
 
 def test_provider_failures_are_recognised_by_status_type_and_option():
-    from metallm import is_provider_error
+    from metallm.serving import is_provider_error
 
     class StatusError(Exception):
         def __init__(self, status_code):

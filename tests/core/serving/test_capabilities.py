@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from metallm import AllModelsFailedError, ConfigurationError, NoCapableModelError, Router
-from metallm.serving.capabilities import (
+from metallm.serving._capabilities import (
     Capabilities,
     Needs,
     check_capabilities,

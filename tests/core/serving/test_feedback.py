@@ -8,15 +8,8 @@ import time
 import numpy as np
 import pytest
 
-from metallm import (
-    DuplicateFeedbackError,
-    ExpiredDecisionError,
-    Feedback,
-    Router,
-    SQLiteStore,
-    StoreError,
-    UnknownDecisionError,
-)
+from metallm import Feedback, Router, SQLiteStore, StoreError
+from metallm.exceptions import DuplicateFeedbackError, ExpiredDecisionError, UnknownDecisionError
 
 DIM = 4
 

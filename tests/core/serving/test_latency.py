@@ -7,7 +7,8 @@ import time
 import numpy as np
 import pytest
 
-from metallm import ConfigurationError, InvalidFeedbackError, LinUCB, Router, SQLiteStore
+from metallm import ConfigurationError, LinUCB, Router, SQLiteStore
+from metallm.exceptions import InvalidFeedbackError
 
 ARMS = ["fast", "slow"]
 SECONDS = {"fast": 0.2, "slow": 2.0}

@@ -7,15 +7,11 @@ import time
 import numpy as np
 import pytest
 
-from metallm import (
-    ConfigurationError,
-    DuplicateFeedbackError,
-    EmptyQueryError,
-    Router,
-)
+from metallm import ConfigurationError, Router
+from metallm.exceptions import DuplicateFeedbackError, EmptyQueryError
 from metallm.serving import pop_session, routing_text
-from metallm.serving.ledger import PendingDecisions, PendingEntry
-from metallm.serving.sessions import StickySessions
+from metallm.serving._ledger import PendingDecisions, PendingEntry
+from metallm.serving._sessions import StickySessions
 
 
 def _entry(arm: int = 0, run_id: str | None = None) -> PendingEntry:
@@ -120,7 +116,7 @@ def test_concurrent_first_calls_of_a_session_all_go_where_the_first_went():
 
 def test_a_spooled_event_keeps_its_propensity_through_the_replay(tmp_path):
     from metallm import SQLiteStore
-    from metallm.serving.spool import Spool
+    from metallm.serving._spool import Spool
     from metallm.state import FeedbackEvent
 
     spool = Spool(tmp_path / "spool", "test")

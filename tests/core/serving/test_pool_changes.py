@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from metallm import ConfigurationError, RedisStore, Router, SQLiteStore, UnknownArmError
+from metallm import ConfigurationError, RedisStore, Router, SQLiteStore
+from metallm.exceptions import UnknownArmError
 
 ROOT = Path(__file__).resolve().parents[3]
 

@@ -7,21 +7,18 @@ import threading
 import numpy as np
 import pytest
 
-from metallm import (
-    ConfigurationError,
+from metallm import ConfigurationError, EpsilonGreedy, LinUCB, Router
+from metallm.exceptions import (
     DimensionMismatchError,
     DuplicateFeedbackError,
     EmptyQueryError,
-    EpsilonGreedy,
     InfeasibleBudgetError,
     InvalidFeedbackError,
     InvalidInputError,
-    LinUCB,
-    Router,
     UnknownArmError,
     UnknownDecisionError,
 )
-from metallm.learning.features import EmbeddingFeatures, ProjectedFeatures
+from metallm.learning._features import EmbeddingFeatures, ProjectedFeatures
 
 ARMS = ["cheap", "mid", "premium"]
 

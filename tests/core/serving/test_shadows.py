@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from metallm import ConfigurationError, LinUCB, RedisStore, Router, SQLiteStore
-from metallm.serving.shadows import parse_shadows
+from metallm.serving._shadows import parse_shadows
 from metallm.state import FeedbackEvent
 
 ARMS = ["cheap", "dear"]

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from metallm import SQLiteStore
-from metallm.serving.spool import Spool, SpoolFullError
-from metallm.state.base import FeedbackEvent
+from metallm.serving._spool import Spool, SpoolFullError
+from metallm.state._base import FeedbackEvent
 
 
 def _event(i: int) -> FeedbackEvent:
@@ -92,8 +92,8 @@ def test_another_process_replaying_the_folder_is_not_waited_for(tmp_path):
 def test_a_dead_processes_spool_is_replayed_by_the_next(tmp_path):
     code = (
         "import sys, numpy as np\n"
-        "from metallm.serving.spool import Spool\n"
-        "from metallm.state.base import FeedbackEvent\n"
+        "from metallm.serving._spool import Spool\n"
+        "from metallm.state._base import FeedbackEvent\n"
         "s = Spool(sys.argv[1], 'x')\n"
         "for i in range(3): s.add(FeedbackEvent(f'd{i}', 'a', np.ones(3), 1.0, 0.0, 0.0))\n"
     )

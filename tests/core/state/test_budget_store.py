@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from metallm import Budget, BudgetState, LinUCB, RedisStore, Router, SQLiteStore
+from metallm import Budget, LinUCB, RedisStore, Router, SQLiteStore
+from metallm.state import BudgetState
 from tests.conftest import free_port, start_aof_redis
 from tests.core.state.budget_worker import CHANGE, cost
 from tests.core.state.store_worker import open_store

@@ -8,7 +8,8 @@ import zipfile
 import numpy as np
 import pytest
 
-from metallm import EpsilonGreedy, LinUCB, Router, StateFileError
+from metallm import EpsilonGreedy, LinUCB, Router
+from metallm.exceptions import StateFileError
 
 ARMS = ["a", "b", "c"]
 

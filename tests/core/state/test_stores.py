@@ -15,18 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from metallm import (
-    DuplicateEventError,
-    DuplicateFeedbackError,
-    FeedbackEvent,
-    LinUCB,
-    RedisStore,
-    Router,
-    Snapshot,
-    SQLiteStore,
-    StateFileError,
-    StoreError,
-)
+from metallm import LinUCB, RedisStore, Router, SQLiteStore, StoreError
+from metallm.exceptions import DuplicateEventError, DuplicateFeedbackError, StateFileError
+from metallm.state import FeedbackEvent, Snapshot
 from tests.conftest import free_port as _free_port
 from tests.core.state.store_worker import ARMS, DIM, events
 

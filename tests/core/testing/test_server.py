@@ -9,7 +9,7 @@ import urllib.request
 
 import pytest
 
-from metallm.evaluation.datasets import load_routing_table
+from metallm.evaluation._datasets import load_routing_table
 from metallm.testing import OpenAICompatibleServer, ScriptedModel, count_tokens, openai_server
 
 

@@ -1,0 +1,127 @@
+"""The plots of ``metallm bench``, ``simulate`` and ``evaluate`` (matplotlib, from the ``bench`` extra)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from metallm.evaluation._offpolicy import Estimate
+from metallm.evaluation._reports import BenchResult, SimulationResult
+from metallm.learning import quality_hull
+
+__all__ = ["figure", "plot_bench", "plot_estimates", "plot_simulation"]
+
+
+@contextmanager
+def figure(
+    path: str | Path, *, ncols: int, size: tuple[float, float], dpi: int
+) -> Iterator[tuple[Any, Any]]:
+    """A figure written to ``path`` (PNG) and closed when the block ends."""
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, ncols, figsize=size)
+    try:
+        yield fig, axes
+        fig.tight_layout()
+        fig.savefig(Path(path), dpi=dpi)
+    finally:
+        plt.close(fig)
+
+
+def plot_bench(result: BenchResult, path: str | Path) -> Path:
+    """Single models (labelled), the zero router's hull, the router curves and the oracle."""
+    with figure(path, ncols=1, size=(8, 5.5), dpi=120) as (_, ax):
+        singles = list(result.single.items())
+        hull = quality_hull([(v.cost, v.quality) for _, v in singles])
+        ax.plot(
+            hull[:, 0], hull[:, 1], "--", color="grey", label="zero router (mixtures of two models)"
+        )
+        for name, v in singles:
+            ax.scatter(v.cost, v.quality, color="black", s=18, zorder=3)
+            ax.annotate(
+                name, (v.cost, v.quality), fontsize=7, xytext=(3, 3), textcoords="offset points"
+            )
+        for curve, label, color in (
+            (result.router, "metallm default", "tab:blue"),
+            (result.baseline_linear, "plain paper (linear)", "tab:orange"),
+        ):
+            pts = sorted((p.cost, p.quality) for p in curve)
+            ax.plot(
+                [c for c, _ in pts], [q for _, q in pts], "-o", ms=2.5, color=color, label=label
+            )
+        ax.scatter(
+            result.oracle.cost,
+            result.oracle.quality,
+            marker="*",
+            s=120,
+            color="tab:green",
+            label="oracle",
+            zorder=4,
+        )
+        ax.set_xscale("log")
+        ax.set_xlabel("mean cost per query (USD, log scale)")
+        ax.set_ylabel("mean quality")
+        ax.set_title(f"{result.dataset}: {result.n_test} test prompts")
+        ax.legend(loc="lower right", fontsize=8)
+        ax.grid(alpha=0.3)
+    return Path(path)
+
+
+def plot_simulation(result: SimulationResult, path: str | Path) -> Path:
+    """Running quality, running cost and cumulative regret against the number of queries."""
+    with figure(path, ncols=3, size=(15, 4.5), dpi=110) as (fig, axes):
+        for run in result.runs:
+            steps = np.arange(1, len(run.quality) + 1)
+            style = "-" if "cold" in run.label else ("--" if "warm" in run.label else ":")
+            axes[0].plot(steps, np.cumsum(run.quality) / steps, style, label=run.label)
+            axes[1].plot(steps, np.cumsum(run.cost) / steps, style, label=run.label)
+            if run.cost_weight is None:
+                axes[2].plot(steps, run.regret, style, label=run.label)
+        if result.budget is not None:
+            axes[1].axhline(result.budget.target, color="black", lw=0.8, label="budget")
+        titles = (
+            "running mean quality",
+            "running mean cost ($/query)",
+            "cumulative regret vs offline router",
+        )
+        for ax, title in zip(axes, titles):
+            ax.set_title(title)
+            ax.set_xlabel("queries")
+            ax.grid(alpha=0.3)
+        axes[1].set_yscale("log")
+        axes[2].legend(fontsize=7)
+        fig.suptitle(f"{result.dataset}: online replay with bandit feedback")
+    return Path(path)
+
+
+def plot_estimates(
+    estimates: dict[str, Estimate], path: str | Path, *, title: str, live: str = "logged"
+) -> Path:
+    """Each policy's estimated mean reward with its 95% interval, best first; ``live`` in black."""
+    ranked = sorted(estimates.items(), key=lambda kv: kv[1].reward)
+    with figure(path, ncols=1, size=(8, 0.9 + 0.32 * len(ranked)), dpi=120) as (_, ax):
+        for y, (label, e) in enumerate(ranked):
+            color = (
+                "black"
+                if label == live
+                else ("tab:purple" if label.startswith("shadow ") else "tab:blue")
+            )
+            ax.errorbar(
+                e.reward,
+                y,
+                xerr=[[e.reward - e.reward_low], [e.reward_high - e.reward]],
+                fmt="o",
+                color=color,
+                capsize=3,
+            )
+        ax.set_yticks(range(len(ranked)), [label for label, _ in ranked], fontsize=8)
+        ax.set_xlabel("estimated mean reward (doubly robust, 95% interval)")
+        ax.set_title(title, fontsize=10)
+        ax.grid(axis="x", alpha=0.3)
+    return Path(path)

@@ -1,0 +1,574 @@
+"""The linear contextual bandit: per-arm ridge models of quality, cost and latency, and a policy.
+
+`LinearBandit` owns the feature map, the ridge statistics and the policy. It scores
+one query or many, learns from one outcome or a batch, fits from logged data and predicts.
+It knows arms only by index, and nothing of ids, locks, clocks, stores or text: the
+`Router` adds those around it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from metallm.exceptions import ConfigurationError, DimensionMismatchError
+from metallm.learning._features import (
+    FeatureMap,
+    feature_map_from_state,
+    quality_dimension,
+    reads_prompt_length,
+)
+from metallm.learning._neighbours import NEIGHBOUR_KS, NEIGHBOUR_WEIGHTS, NeighbourQuality
+from metallm.learning._policies import Policy, round_policy
+from metallm.learning._reward import cost_scale
+from metallm.learning._ridge import RidgeStatistics
+from metallm.learning._tuning import (
+    DEFAULT_CANDIDATES,
+    NeighbourChoice,
+    Tuning,
+    tune_features,
+    tune_neighbours,
+)
+
+__all__ = ["LinearBandit", "OneScore", "Scores"]
+
+OneScore = tuple[
+    int, list[float], list[float], np.ndarray, list[float], list[float], list[float] | None
+]
+"""For one query: the chosen arm's index, the score and the bonus per arm, the features, and the
+predicted quality, cost (USD) and latency (seconds; None before any was learned) per arm."""
+Scores = tuple[
+    np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None
+]
+"""For many queries: the chosen arm per row, scores (n, k), bonus (n, k), features (n, m), and
+predicted quality, cost and latency (n, k; latency None before any was learned)."""
+
+
+class LinearBandit:
+    """Ridge models of quality and cost per arm over a feature map, chosen among by a policy.
+
+    Args:
+        n_arms: How many arms (models); they are known by index here.
+        policy: Turns predictions and their uncertainty into a choice.
+        features: What the linear models see of an embedding.
+        seed: Seed of the policy's randomness (tie-breaking, exploration).
+
+    >>> import numpy as np
+    >>> from metallm import EmbeddingFeatures, LinUCB
+    >>> bandit = LinearBandit(2, policy=LinUCB(alpha=0.0), features=EmbeddingFeatures(), seed=0)
+    >>> bandit.learn(1, np.array([1.0, 0.0]), quality=1.0, cost=0.001)
+    >>> chosen, scores, bonus, *_ = bandit.score_one(np.array([1.0, 0.0]), cost_weight=0.0, scale=1.0)
+    >>> chosen
+    1
+    """
+
+    def __init__(
+        self,
+        n_arms: int,
+        *,
+        policy: Policy,
+        features: FeatureMap,
+        seed: int | None = None,
+        neighbours: NeighbourQuality | None = None,
+    ) -> None:
+        self.n_arms = n_arms
+        self.policy = policy
+        self.features = features
+        self.neighbours = neighbours
+        """The second opinion on quality blended with the linear models, if any
+        (`_neighbours`); it learns on embeddings, so `update`
+        (features only) does not reach it: learn with `learn` or `partial_fit`."""
+        self.tuning_: Tuning | None = None
+        """The cross-validation that chose `features` in the last `fit`, if any."""
+        self.neighbour_tuning_: NeighbourChoice | None = None
+        """The cross-validation that chose the neighbours' ``k`` and weight, if any."""
+        self.stats: RidgeStatistics | None = None
+        """The ridge statistics; None until the embedding size is known."""
+        self.cost_stats: RidgeStatistics | None = None
+        """The cost models' own statistics when they read more than the quality models (the
+        prompt's length: `PromptLengthFeatures`); else None,
+        and `stats` predicts cost too."""
+        self.latency_stats: RidgeStatistics | None = None
+        """The latency models (seconds per call, on the cost models' features); None until the
+        first latency is learned."""
+        self._quality_dim = 0
+        self.embedding_dim = 0
+        self.n_updates = 0
+        """Outcomes learned from (online updates and offline rows)."""
+        self.prior_counts: list[float] = [0.0] * n_arms
+        """Per arm, the pseudo-outcomes a warm start gave it (see `metallm.learning._onboarding`)."""
+        self.rng = np.random.default_rng(seed)
+        self._scale_key: tuple[int, int] | None = None
+        self._scale = 1.0
+        self._latency_key: tuple[int, int] | None = None
+        self._latency_scale = 1.0
+
+    @property
+    def dimension(self) -> int | None:
+        """Embedding size, known after the first query or fit (None before)."""
+        return None if self.stats is None else self.embedding_dim
+
+    def dimension_mismatch(self, dim: int) -> DimensionMismatchError:
+        """The error for an embedding of the wrong size."""
+        hint = (
+            " (its vectors carry the prompt's length as their last element: pass texts, or "
+            "metallm.learning._features.with_prompt_length(embeddings, texts))"
+            if reads_prompt_length(self.features)
+            else ""
+        )
+        return DimensionMismatchError(
+            f"embedding has {dim} dimensions but the router was built on "
+            f"{self.embedding_dim}; use the same embedding model throughout{hint}"
+        )
+
+    def ensure(self, dim: int) -> RidgeStatistics:
+        """The statistics for embeddings of size ``dim`` (made on first use)."""
+        if self.stats is None:
+            if not self.features.fitted:
+                raise ConfigurationError(
+                    f"{self.features.name} must be fitted first: call router.fit(...) on logged data"
+                )
+            self.embedding_dim = dim
+            full, penalties = self.features.dimension(dim), self.features.penalties(dim)
+            self._quality_dim = quality_dimension(self.features, dim)
+            self.stats = RidgeStatistics(
+                self.n_arms,
+                self._quality_dim,
+                penalties[: self._quality_dim],
+                discount=self.discount,
+            )
+            self.cost_stats = (
+                RidgeStatistics(
+                    self.n_arms, full, penalties, targets=1, widths=False, discount=self.discount
+                )
+                if full > self._quality_dim
+                else None
+            )
+        elif self.embedding_dim != dim:
+            raise self.dimension_mismatch(dim)
+        return self.stats
+
+    def add_arm(self) -> int:
+        """One more arm, knowing nothing yet; its index."""
+        for stats in (self.stats, self.cost_stats, self.latency_stats):
+            if stats is not None:
+                stats.add_arm()
+        if self.neighbours is not None:
+            self.neighbours.add_arms(1)
+        self.n_arms += 1
+        self.prior_counts.append(0.0)
+        return self.n_arms - 1
+
+    def counts(self) -> np.ndarray:
+        """Outcomes learned per arm (a warm start's pseudo-outcomes not counted)."""
+        if self.stats is None:
+            return np.zeros(self.n_arms)
+        counts: np.ndarray = self.stats.counts() - np.asarray(self.prior_counts)
+        return counts
+
+    def observed_cost_scale(self) -> float:
+        """The priciest arm's mean observed cost (1.0 before any), recomputed only after learning."""
+        if self.stats is None:
+            return 1.0
+        key = (id(self.stats), self.n_updates)
+        if self._scale_key != key:
+            self._scale_key, self._scale = (
+                key,
+                cost_scale(self.stats.counts(), self.stats.cost_sums()),
+            )
+        return self._scale
+
+    def observed_latency_scale(self) -> float:
+        """The slowest arm's mean observed latency in seconds (1.0 before any)."""
+        stats = self.latency_stats
+        if stats is None:
+            return 1.0
+        key = (id(stats), self.n_updates)
+        if self._latency_key != key:
+            bias = self._quality_dim - 1  # the quality features end with the bias
+            counts = np.rint(stats.A[:, bias, bias] - stats.penalties[bias])
+            self._latency_key = key
+            self._latency_scale = cost_scale(counts, stats.B[:, bias, 0])
+        return self._latency_scale
+
+    def _latency_model(self) -> RidgeStatistics:
+        if self.latency_stats is None:
+            full = self.features.dimension(self.embedding_dim)
+            penalties = self.features.penalties(self.embedding_dim)
+            self.latency_stats = RidgeStatistics(
+                self.n_arms, full, penalties, targets=1, widths=False, discount=self.discount
+            )
+        return self.latency_stats
+
+    @property
+    def discount(self) -> float:
+        """How much of what an arm learned survives each of its updates (the policy's; 1: all)."""
+        return float(getattr(self.policy, "discount", 1.0))
+
+    def _follow_discount(self) -> None:
+        """Statistics forget at the policy's discount (the policy may have been swapped)."""
+        discount = self.discount
+        for stats in (self.stats, self.cost_stats, self.latency_stats):
+            if stats is not None:
+                stats.discount = discount
+
+    def choosing_policy(self) -> Policy:
+        """The policy as it chooses now (SquareCB's exploration scale follows the outcomes learned)."""
+        return round_policy(self.policy, self.n_updates)
+
+    def _embedding_part(self, embeddings: np.ndarray) -> np.ndarray:
+        """The embedding of vectors that may end with the prompt's length (the neighbours read it)."""
+        return embeddings[:, :-1] if reads_prompt_length(self.features) else embeddings
+
+    def _blended(self, quality: np.ndarray, embeddings: np.ndarray) -> np.ndarray:
+        if self.neighbours is None or not self.neighbours.active:
+            return quality
+        return self.neighbours.blend(quality, self._embedding_part(embeddings))
+
+    # -- scoring -------------------------------------------------------------------------
+    def score_one(
+        self,
+        embedding: np.ndarray,
+        *,
+        cost_weight: float,
+        scale: float,
+        excluded: set[int] | None = None,
+        forced: int | None = None,
+        latency_weight: float = 0.0,
+        latency_scale: float = 1.0,
+    ) -> OneScore:
+        """Choose for one embedding (dim,), with as few numpy calls as the maths allows.
+
+        Three matrix products, then plain floats: for one query and a pool of models that is
+        faster than a dozen small numpy calls (docs/performance.md). ``excluded`` arms are
+        not chosen; ``forced`` is chosen whatever the scores.
+        """
+        stats = self.stats if self.stats is not None else self.ensure(embedding.shape[0])
+        if embedding.shape[0] != self.embedding_dim:
+            raise self.dimension_mismatch(embedding.shape[0])
+        features = self.features.transform_one(embedding)
+        if self.cost_stats is None:
+            means, quad = stats.predict_one(features)
+        else:  # the cost model reads the features and more (the prompt's length)
+            means, quad = stats.predict_one(features[: self._quality_dim])
+            np.maximum(self.cost_stats.means_one(features)[0], 0.0, out=means[1])
+        if self.neighbours is not None and self.neighbours.active:
+            means[0] = self._blended(means[:1], embedding[None])[0]
+        policy = self.choosing_policy()
+        bonus = policy.bonus(np.sqrt(np.maximum(quad, 0.0, out=quad), out=quad)).tolist()
+        quality, cost = means.tolist()
+        weight = cost_weight / scale
+        scores = [q - weight * c + b for q, c, b in zip(quality, cost, bonus)]
+        latency = None
+        if self.latency_stats is not None:
+            latency = np.maximum(self.latency_stats.means_one(features)[0], 0.0).tolist()
+            if latency_weight:
+                slow = latency_weight / latency_scale
+                scores = [s - slow * t for s, t in zip(scores, latency)]
+        if forced is not None:
+            chosen = forced
+        elif excluded:
+            chosen = policy.choose_one(
+                [-math.inf if i in excluded else v for i, v in enumerate(scores)], self.rng
+            )
+        else:
+            chosen = policy.choose_one(scores, self.rng)
+        return chosen, scores, bonus, features, quality, cost, latency
+
+    def score_many(
+        self,
+        embeddings: np.ndarray,
+        *,
+        cost_weight: float,
+        scale: float,
+        excluded: set[int] | None = None,
+        forced: int | None = None,
+        latency_weight: float = 0.0,
+        latency_scale: float = 1.0,
+    ) -> Scores:
+        """Choose for each row of ``embeddings`` (n, dim), vectorised over the batch."""
+        stats = self.ensure(embeddings.shape[1])
+        X = self.features.transform(embeddings)
+        quality, cost, width = self._predict(stats, X, fast_width=True, widths=True)
+        assert width is not None
+        quality = self._blended(quality, embeddings)
+        policy = self.choosing_policy()
+        bonus = policy.bonus(width)
+        scores = quality - cost_weight * cost / scale + bonus
+        latency = self._predict_latency(X)
+        if latency is not None and latency_weight:
+            scores = scores - latency_weight * latency / latency_scale
+        if excluded:
+            masked = scores.copy()
+            masked[:, sorted(excluded)] = -np.inf
+        else:
+            masked = scores
+        chosen = policy.choose(masked, self.rng) if forced is None else np.full(X.shape[0], forced)
+        return chosen, scores, bonus, X, quality, cost, latency
+
+    def _predict_latency(self, X: np.ndarray) -> np.ndarray | None:
+        if self.latency_stats is None:
+            return None
+        latency: np.ndarray = np.maximum(self.latency_stats.means(X)[:, 0], 0.0)
+        return latency
+
+    def predict_latency(self, embeddings: np.ndarray) -> np.ndarray | None:
+        """Predicted latency (seconds, never below zero) per arm, (n, k); None before any was learned."""
+        self.ensure(embeddings.shape[1])
+        return self._predict_latency(self.features.transform(embeddings))
+
+    def predict(
+        self, embeddings: np.ndarray, *, widths: bool = True
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Predicted quality, cost (never below zero) and confidence width per arm, each (n, k).
+
+        ``widths=False`` skips the widths (None), the costly part.
+        """
+        stats = self.ensure(embeddings.shape[1])
+        quality, cost, width = self._predict(
+            stats, self.features.transform(embeddings), widths=widths
+        )
+        return self._blended(quality, embeddings), cost, width
+
+    def _predict(
+        self, stats: RidgeStatistics, X: np.ndarray, *, widths: bool, fast_width: bool = False
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        if self.cost_stats is None:
+            return stats.predict(X, fast_width=fast_width, widths=widths)
+        quality, _, width = stats.predict(
+            X[:, : self._quality_dim], fast_width=fast_width, widths=widths
+        )
+        return quality, np.maximum(self.cost_stats.means(X)[:, 0], 0.0), width
+
+    # -- learning ------------------------------------------------------------------------
+    def update(
+        self,
+        arm: int,
+        features: np.ndarray,
+        quality: float,
+        cost: float,
+        latency: float | None = None,
+    ) -> None:
+        """Learn one outcome of ``arm`` at already-computed ``features`` (rank-1).
+
+        ``latency`` (seconds) is learned when known.
+        """
+        assert self.stats is not None
+        self._follow_discount()
+        if self.cost_stats is None:
+            self.stats.update(arm, features, np.array([quality, cost]))
+        else:
+            self.stats.update(arm, features[: self._quality_dim], np.array([quality, cost]))
+            self.cost_stats.update(arm, features, np.array([cost]))
+        if latency is not None:
+            self._latency_model().update(arm, features, np.array([latency]))
+        self.n_updates += 1
+
+    def learn(
+        self,
+        arm: int,
+        embedding: np.ndarray,
+        *,
+        quality: float,
+        cost: float,
+        latency: float | None = None,
+    ) -> None:
+        """Learn one outcome of ``arm`` for an embedding (dim,)."""
+        row = np.asarray(embedding, dtype=np.float64)[None, :]
+        self.ensure(row.shape[1])
+        self.update(arm, self.features.transform(row)[0], quality, cost, latency)
+        if self.neighbours is not None:
+            self.neighbours.add(
+                self._embedding_part(row), np.array([arm]), np.array([quality]), self.n_arms
+            )
+
+    def fit(
+        self,
+        embeddings: np.ndarray,
+        quality: np.ndarray,
+        cost: np.ndarray,
+        *,
+        tune: bool,
+        candidates: Sequence[FeatureMap] = DEFAULT_CANDIDATES,
+        seed: int = 0,
+        latency: np.ndarray | None = None,
+    ) -> None:
+        """Learn from scratch from full-information rows (every arm's outcome known).
+
+        ``latency`` (n, k), seconds, when the rows carry it.
+        """
+        if tune:
+            self.tuning_ = tune_features(
+                embeddings, quality, cost, candidates=tuple(candidates), seed=seed
+            )
+            self.features = self.tuning_.chosen
+        self.neighbour_tuning_ = None
+        if self.neighbours is not None:
+            nq = self.neighbours
+            if tune and (nq.k_setting is None or nq.weight_setting is None):
+                assert self.tuning_ is not None
+                self.neighbour_tuning_ = tune_neighbours(
+                    self._embedding_part(embeddings),
+                    quality,
+                    cost,
+                    self.tuning_,
+                    ks=NEIGHBOUR_KS if nq.k_setting is None else (nq.k_setting,),
+                    weights=NEIGHBOUR_WEIGHTS
+                    if nq.weight_setting is None
+                    else (nq.weight_setting,),
+                    seed=seed,
+                )
+                nq.k, nq.weight = self.neighbour_tuning_.k, self.neighbour_tuning_.weight
+            nq.fit(self._embedding_part(embeddings), quality)
+        if tune or not self.features.fitted or not getattr(self.features, "learned", True):
+            # a cold projection is random until fitted: fit() finds its principal directions
+            self.features = self.features.fit(embeddings, seed=seed)
+        self.stats = self.cost_stats = self.latency_stats = None
+        self.prior_counts = [0.0] * self.n_arms
+        stats = self.ensure(embeddings.shape[1])
+        X = self.features.transform(embeddings)
+        Xq = X[:, : self._quality_dim]
+        stats.A += (Xq.T @ Xq)[None]
+        stats.B[:] = np.einsum("nd,nkj->kdj", Xq, np.stack([quality, cost], axis=2))
+        stats.refresh()
+        if self.cost_stats is not None:
+            self.cost_stats.A += (X.T @ X)[None]
+            self.cost_stats.B[:] = np.einsum("nd,nk->kd", X, cost)[:, :, None]
+            self.cost_stats.refresh()
+        if latency is not None:
+            model = self._latency_model()
+            model.A += (X.T @ X)[None]
+            model.B[:] = np.einsum("nd,nk->kd", X, latency)[:, :, None]
+            model.refresh()
+        self.n_updates = X.shape[0] * self.n_arms
+
+    def partial_fit(
+        self,
+        embeddings: np.ndarray,
+        arms: np.ndarray,
+        quality: np.ndarray,
+        cost: np.ndarray,
+        latency: np.ndarray | None = None,
+    ) -> None:
+        """Learn from logged bandit rows: one arm's outcome per row (and its latency, if known)."""
+        stats = self.ensure(embeddings.shape[1])
+        self._follow_discount()
+        X = self.features.transform(embeddings)
+        Y = np.stack([quality, cost], axis=1)
+        for k in np.unique(arms):
+            rows = arms == k
+            stats.add_batch(int(k), X[rows, : self._quality_dim], Y[rows])
+            if self.cost_stats is not None:
+                self.cost_stats.add_batch(int(k), X[rows], Y[rows, 1:])
+            if latency is not None:
+                self._latency_model().add_batch(int(k), X[rows], np.asarray(latency)[rows, None])
+        if self.neighbours is not None:
+            self.neighbours.add(self._embedding_part(embeddings), arms, quality, self.n_arms)
+        self.n_updates += embeddings.shape[0]
+
+    # -- state ---------------------------------------------------------------------------
+    def to_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """What to save: a JSON-able header and arrays (features, and ``A``, ``B`` once learning began)."""
+        feature_header, feature_arrays = self.features.to_state()
+        header = {
+            "dimension": self.dimension,
+            "features": feature_header,
+            "n_updates": self.n_updates,
+            "prior_counts": list(self.prior_counts),
+        }
+        arrays: dict[str, np.ndarray] = {f"features_{k}": v for k, v in feature_arrays.items()}
+        if self.stats is not None:
+            arrays.update(A=self.stats.A.copy(), B=self.stats.B.copy())
+        if self.cost_stats is not None:
+            arrays.update(cost_A=self.cost_stats.A.copy(), cost_B=self.cost_stats.B.copy())
+        if self.latency_stats is not None:
+            arrays.update(
+                latency_A=self.latency_stats.A.copy(), latency_B=self.latency_stats.B.copy()
+            )
+        if self.neighbours is not None:
+            header["neighbours"], neighbour_arrays = self.neighbours.to_state()
+            arrays.update(neighbour_arrays)
+        return header, arrays
+
+    def adopt(self, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        """Take the state written by `to_state`; ValueError says what is wrong with it."""
+        try:
+            features = feature_map_from_state(
+                header["features"],
+                {
+                    k.removeprefix("features_"): v
+                    for k, v in arrays.items()
+                    if k.startswith("features_")
+                },
+            )
+            dim = header["dimension"]
+            n_updates = int(header["n_updates"])
+            prior_counts = [float(c) for c in header.get("prior_counts", [0.0] * self.n_arms)]
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"the header is incomplete or invalid ({e!r})") from e
+        if len(prior_counts) != self.n_arms:
+            raise ValueError(f"prior_counts {prior_counts} do not fit {self.n_arms} models")
+        if header.get("neighbours") is not None:
+            self.neighbours = NeighbourQuality.from_state(header["neighbours"], arrays, self.n_arms)
+        elif self.neighbours is not None:  # saved without one: this one starts remembering now
+            self.neighbours.clear(self.n_arms)
+        self.prior_counts = prior_counts
+        if dim is None:
+            self.features, self.stats, self.cost_stats = features, None, None
+            self.latency_stats, self.n_updates = None, n_updates
+            return
+        if "A" not in arrays or "B" not in arrays:
+            raise ValueError("the arrays A and B are missing")
+        k, full = self.n_arms, features.dimension(int(dim))
+        d = quality_dimension(features, int(dim))
+        penalties = features.penalties(int(dim))
+        stats = _restored(arrays["A"], arrays["B"], k, d, penalties[:d], targets=2)
+        cost_stats = None
+        if full > d:
+            if "cost_A" not in arrays or "cost_B" not in arrays:
+                raise ValueError("the cost model's arrays cost_A and cost_B are missing")
+            cost_stats = _restored(
+                arrays["cost_A"], arrays["cost_B"], k, full, penalties, targets=1
+            )
+        latency_stats = None
+        if "latency_A" in arrays or "latency_B" in arrays:
+            if "latency_A" not in arrays or "latency_B" not in arrays:
+                raise ValueError(
+                    "one of the latency model's arrays latency_A, latency_B is missing"
+                )
+            latency_stats = _restored(
+                arrays["latency_A"], arrays["latency_B"], k, full, penalties, targets=1
+            )
+        self.features, self.stats, self.cost_stats = features, stats, cost_stats
+        self.latency_stats = latency_stats
+        self.embedding_dim, self.n_updates, self._quality_dim = int(dim), n_updates, d
+
+    def reset(self) -> None:
+        """Forget what was learned (keeps the feature map and policy)."""
+        self.stats, self.cost_stats, self.latency_stats, self.n_updates = None, None, None, 0
+        self.prior_counts = [0.0] * self.n_arms
+        if self.neighbours is not None:
+            self.neighbours.clear(self.n_arms)
+
+
+def _restored(
+    A: np.ndarray, B: np.ndarray, k: int, d: int, penalties: np.ndarray, *, targets: int
+) -> RidgeStatistics:
+    """Statistics from saved ``A`` and ``B``; ValueError says what is wrong with them."""
+    if A.shape != (k, d, d) or B.shape != (k, d, targets):
+        raise ValueError(
+            f"array shapes A{A.shape} B{B.shape} do not match {k} arms of {d} features"
+        )
+    if not (np.isfinite(A).all() and np.isfinite(B).all()):
+        raise ValueError("the arrays contain NaN or inf")
+    stats = RidgeStatistics(k, d, penalties, targets=targets, widths=targets == 2)
+    stats.A[:] = A
+    stats.B[:] = B
+    try:
+        stats.refresh()
+    except np.linalg.LinAlgError as e:
+        raise ValueError("matrix A is not positive definite (corrupt statistics)") from e
+    return stats

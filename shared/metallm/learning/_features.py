@@ -1,0 +1,468 @@
+"""Feature maps: what the per-arm linear models see of a query embedding.
+
+* `EmbeddingFeatures` — the embedding plus a bias term (the MetaLLM paper's model).
+* `ClusterFeatures` — adds soft memberships of the query in ``k`` clusters of past
+  prompts (spherical k-means on the training prompts). Each model's weight on a cluster is
+  then its accuracy on that kind of prompt, which a single linear function of the embedding
+  cannot express when strengths are scattered over topics.
+
+* `PromptLengthFeatures` — wraps any of them and gives the cost models the prompt's
+  length, carried as the last element of the query vector (see `with_prompt_length`):
+  a model's cost is mostly its price times the prompt's length, which an embedding does not know.
+
+Each map also sets the ridge penalty of each feature block (the prior precision): the bias
+is penalised lightly so predictions start at each model's mean quality and cost.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+import numpy as np
+
+from metallm.exceptions import ConfigurationError, DimensionMismatchError
+
+__all__ = [
+    "BIAS_L2",
+    "ClusterFeatures",
+    "EmbeddingFeatures",
+    "FeatureMap",
+    "ProjectedFeatures",
+    "PromptLengthFeatures",
+    "feature_map_from_state",
+    "prompt_length_column",
+    "quality_dimension",
+    "with_prompt_length",
+]
+
+LENGTH_UNIT = 1000.0
+"""The prompt-length feature is the length in thousands of characters."""
+
+
+def prompt_length_column(texts: Any) -> np.ndarray:
+    """The prompt-length feature (n, 1) of ``texts``: characters / 1000, the whole text counted."""
+    return np.array([[len(t) / LENGTH_UNIT] for t in texts], dtype=np.float64).reshape(-1, 1)
+
+
+def with_prompt_length(embeddings: np.ndarray, texts: Any) -> np.ndarray:
+    """``embeddings`` (n, d) with the prompt-length feature of ``texts`` as column d + 1.
+
+    What a router with `PromptLengthFeatures` reads when given vectors, not text.
+
+    >>> with_prompt_length(np.zeros((1, 2)), ["x" * 500]).tolist()
+    [[0.0, 0.0, 0.5]]
+    """
+    return np.hstack([np.asarray(embeddings, dtype=np.float64), prompt_length_column(texts)])
+
+
+BIAS_L2 = 1.0
+
+
+@runtime_checkable
+class FeatureMap(Protocol):
+    """Turns (n, d) embeddings into (n, m) features, the last column a constant 1.
+
+    (`PromptLengthFeatures` appends a cost-only column after its inner map's bias.)
+    """
+
+    name: ClassVar[str]
+
+    @property
+    def fitted(self) -> bool:
+        """False while the map still needs `fit` (a cold router fits it lazily)."""
+        ...
+
+    def fit(self, embeddings: np.ndarray, seed: int = 0) -> FeatureMap:
+        """A map fitted on these (training) embeddings; pure maps return themselves."""
+        ...
+
+    def dimension(self, embedding_dim: int) -> int:
+        """Number of features for embeddings of this size."""
+        ...
+
+    def transform(self, embeddings: np.ndarray) -> np.ndarray:
+        """Features (n, m) of embeddings (n, d)."""
+        ...
+
+    def transform_one(self, embedding: np.ndarray) -> np.ndarray:
+        """Features (m,) of one embedding (d,): the routing fast path (a 1-d product is cheaper)."""
+        ...
+
+    def penalties(self, embedding_dim: int) -> np.ndarray:
+        """Ridge penalty of each feature (the diagonal of the prior precision)."""
+        ...
+
+    def to_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """Header fields and arrays for the saved state."""
+        ...
+
+
+def _check_positive(name: str, value: float) -> None:
+    if not (math.isfinite(value) and value > 0):
+        raise ConfigurationError(f"{name} must be a positive finite number, got {value!r}")
+
+
+@dataclass(frozen=True)
+class EmbeddingFeatures:
+    """``[embedding, 1]`` with penalty ``l2`` on the embedding (the paper's linear model)."""
+
+    l2: float = 1.0
+    name: ClassVar[str] = "EmbeddingFeatures"
+
+    def __post_init__(self) -> None:
+        _check_positive("l2", self.l2)
+
+    @property
+    def fitted(self) -> bool:
+        """False while the map still needs `fit`."""
+        return True
+
+    def fit(self, embeddings: np.ndarray, seed: int = 0) -> EmbeddingFeatures:
+        """A map fitted on these (training) embeddings."""
+        return self
+
+    def dimension(self, embedding_dim: int) -> int:
+        """Number of features for embeddings of this size."""
+        return embedding_dim + 1
+
+    def transform(self, embeddings: np.ndarray) -> np.ndarray:
+        """Features (n, m) of embeddings (n, d)."""
+        return np.hstack([embeddings, np.ones((embeddings.shape[0], 1))])
+
+    def transform_one(self, embedding: np.ndarray) -> np.ndarray:
+        """Features (m,) of one embedding (d,)."""
+        return np.append(embedding, 1.0)
+
+    def penalties(self, embedding_dim: int) -> np.ndarray:
+        """The ridge penalty of each feature (the prior precision)."""
+        return np.concatenate([np.full(embedding_dim, self.l2), [BIAS_L2]])
+
+    def to_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """Header and arrays to save the map with (see `feature_map_from_state`)."""
+        return {"name": self.name, "l2": self.l2}, {}
+
+
+@dataclass(frozen=True, eq=False)
+class ProjectedFeatures:
+    """``[projection of the embedding to dims, 1]``: a compact map for fast routing.
+
+    Fitted on training embeddings it is PCA (the top ``dims`` principal directions); cold, it
+    is a seeded random orthonormal projection, which keeps distances (Johnson-Lindenstrauss).
+    With ``dims=64`` each arm's matrix is 65 x 65 instead of 385 x 385 for MiniLM, so a
+    routing decision reads 35x less memory.
+    """
+
+    dims: int = 64
+    l2: float = 1.0
+    seed: int = 0
+    projection: np.ndarray | None = field(default=None, repr=False)
+    mean: np.ndarray | None = field(default=None, repr=False)
+    _affine: tuple[np.ndarray, np.ndarray] | None = field(default=None, init=False, repr=False)
+    """The fitted map as ``(W, shift)`` (see `_affine_map`), made once."""
+    name: ClassVar[str] = "ProjectedFeatures"
+
+    def __post_init__(self) -> None:
+        if self.dims < 1:
+            raise ConfigurationError("dims must be at least 1")
+        _check_positive("l2", self.l2)
+        if self.projection is not None and self.mean is not None:
+            object.__setattr__(
+                self, "_affine", _affine(self.projection, self.mean @ self.projection)
+            )
+
+    @property
+    def fitted(self) -> bool:
+        """False while the map still needs `fit`."""
+        return True  # a cold map projects at random until fit() finds the principal directions
+
+    @property
+    def learned(self) -> bool:
+        """True once fitted on embeddings (PCA); a cold map projects at random."""
+        return self.projection is not None
+
+    def fit(self, embeddings: np.ndarray, seed: int = 0) -> ProjectedFeatures:
+        """A map fitted on these (training) embeddings."""
+        mean = embeddings.mean(axis=0)
+        _, _, vt = np.linalg.svd(embeddings - mean, full_matrices=False)
+        dims = min(self.dims, vt.shape[0])
+        return ProjectedFeatures(dims, self.l2, self.seed, vt[:dims].T.copy(), mean)
+
+    def _affine_map(self, embedding_dim: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(W, shift)`` with ``[(x - mean) P, 1] = x W + shift``: one product and one sum per batch."""
+        fitted = self._affine
+        if fitted is not None:
+            if fitted[0].shape[0] != embedding_dim:
+                raise DimensionMismatchError(
+                    f"embedding has {embedding_dim} dimensions, the projection {fitted[0].shape[0]}"
+                )
+            return fitted
+        cached = _RANDOM_PROJECTIONS.get((embedding_dim, self.dims, self.seed))
+        if cached is None:
+            gaussian = np.random.default_rng(self.seed).normal(
+                size=(embedding_dim, min(self.dims, embedding_dim))
+            )
+            q, _ = np.linalg.qr(gaussian)
+            cached = _affine(q, np.zeros(q.shape[1]))
+            _RANDOM_PROJECTIONS[(embedding_dim, self.dims, self.seed)] = cached
+        return cached
+
+    def dimension(self, embedding_dim: int) -> int:
+        """Number of features for embeddings of this size."""
+        return min(self.dims, embedding_dim) + 1
+
+    def transform(self, embeddings: np.ndarray) -> np.ndarray:
+        """Features (n, m) of embeddings (n, d)."""
+        weights, shift = self._affine_map(embeddings.shape[-1])
+        out: np.ndarray = np.dot(embeddings, weights)
+        out += shift
+        return out
+
+    def transform_one(self, embedding: np.ndarray) -> np.ndarray:
+        """Features (m,) of one embedding (d,)."""
+        return self.transform(embedding)  # np.dot and the shift work on one vector alike
+
+    def penalties(self, embedding_dim: int) -> np.ndarray:
+        """The ridge penalty of each feature (the prior precision)."""
+        return np.concatenate([np.full(min(self.dims, embedding_dim), self.l2), [BIAS_L2]])
+
+    def to_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """Header and arrays to save the map with (see `feature_map_from_state`)."""
+        header = {"name": self.name, "dims": self.dims, "l2": self.l2, "seed": self.seed}
+        arrays = (
+            {}
+            if self.projection is None or self.mean is None
+            else {"projection": self.projection, "mean": self.mean}
+        )
+        return header, arrays
+
+
+def _affine(projection: np.ndarray, projected_mean: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The projection with a zero column appended for the bias, and the shift ``[-mean P, 1]``."""
+    weights = np.zeros((projection.shape[0], projection.shape[1] + 1))
+    weights[:, :-1] = projection
+    return weights, np.append(-projected_mean, 1.0)
+
+
+_RANDOM_PROJECTIONS: dict[tuple[int, int, int], tuple[np.ndarray, np.ndarray]] = {}
+
+
+@dataclass(frozen=True, eq=False)
+class ClusterFeatures:
+    """``[soft cluster memberships, embedding, 1]``.
+
+    Memberships are a softmax of cosine similarities to ``clusters`` centroids at
+    ``temperature``; ``cluster_l2`` and ``embedding_l2`` penalise the two blocks.
+    The centroids come from `fit` (spherical k-means on training embeddings).
+    """
+
+    clusters: int = 32
+    temperature: float = 0.05
+    cluster_l2: float = 3.0
+    embedding_l2: float = 30.0
+    centroids: np.ndarray | None = field(default=None, repr=False)
+    name: ClassVar[str] = "ClusterFeatures"
+
+    def __post_init__(self) -> None:
+        if self.clusters < 1:
+            raise ConfigurationError("clusters must be at least 1")
+        for label in ("temperature", "cluster_l2", "embedding_l2"):
+            _check_positive(label, getattr(self, label))
+        if self.centroids is not None and self.centroids.shape[0] != self.clusters:
+            raise ConfigurationError(
+                f"{self.centroids.shape[0]} centroids for {self.clusters} clusters"
+            )
+
+    @property
+    def fitted(self) -> bool:
+        """False while the map still needs `fit`."""
+        return self.centroids is not None
+
+    def fit(self, embeddings: np.ndarray, seed: int = 0) -> ClusterFeatures:
+        """A map fitted on these (training) embeddings."""
+        centroids = spherical_kmeans(embeddings, self.clusters, seed=seed)
+        return ClusterFeatures(
+            self.clusters, self.temperature, self.cluster_l2, self.embedding_l2, centroids
+        )
+
+    def dimension(self, embedding_dim: int) -> int:
+        """Number of features for embeddings of this size."""
+        return self.clusters + embedding_dim + 1
+
+    def transform(self, embeddings: np.ndarray) -> np.ndarray:
+        """Features (n, m) of embeddings (n, d)."""
+        if self.centroids is None:
+            raise ConfigurationError("ClusterFeatures needs fit() on training embeddings first")
+        if embeddings.shape[1] != self.centroids.shape[1]:
+            raise DimensionMismatchError(
+                f"embedding has {embeddings.shape[1]} dimensions, the clusters {self.centroids.shape[1]}"
+            )
+        unit = embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
+        logits = unit @ self.centroids.T / self.temperature
+        logits -= logits.max(axis=1, keepdims=True)
+        member = np.exp(logits)
+        member /= member.sum(axis=1, keepdims=True)
+        return np.hstack([member, embeddings, np.ones((embeddings.shape[0], 1))])
+
+    def transform_one(self, embedding: np.ndarray) -> np.ndarray:
+        """Features (m,) of one embedding (d,)."""
+        features: np.ndarray = self.transform(embedding[None])[0]
+        return features
+
+    def penalties(self, embedding_dim: int) -> np.ndarray:
+        """The ridge penalty of each feature (the prior precision)."""
+        return np.concatenate(
+            [
+                np.full(self.clusters, self.cluster_l2),
+                np.full(embedding_dim, self.embedding_l2),
+                [BIAS_L2],
+            ]
+        )
+
+    def to_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """Header and arrays to save the map with (see `feature_map_from_state`)."""
+        header = {
+            "name": self.name,
+            "clusters": self.clusters,
+            "temperature": self.temperature,
+            "cluster_l2": self.cluster_l2,
+            "embedding_l2": self.embedding_l2,
+        }
+        arrays = {} if self.centroids is None else {"centroids": self.centroids}
+        return header, arrays
+
+
+def spherical_kmeans(
+    embeddings: np.ndarray, k: int, *, seed: int = 0, iterations: int = 30
+) -> np.ndarray:
+    """``k`` unit-norm centroids of the directions of ``embeddings`` (k-means++ start)."""
+    unit = embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
+    n = unit.shape[0]
+    if n < k:
+        raise ConfigurationError(f"{n} embeddings cannot make {k} clusters")
+    rng = np.random.default_rng(seed)
+    centroids = [unit[rng.integers(n)]]
+    closest = 1.0 - unit @ centroids[0]
+    for _ in range(1, k):  # k-means++ on cosine distance
+        weights = np.maximum(closest, 0) ** 2
+        total = weights.sum()
+        pick = rng.integers(n) if total <= 0 else rng.choice(n, p=weights / total)
+        centroids.append(unit[pick])
+        closest = np.minimum(closest, 1.0 - unit @ unit[pick])
+    centers = np.array(centroids)
+    for _ in range(iterations):
+        labels = np.argmax(unit @ centers.T, axis=1)
+        moved = centers.copy()
+        for j in range(k):
+            members = unit[labels == j]
+            if len(members):
+                mean = members.sum(axis=0)
+                moved[j] = mean / max(np.linalg.norm(mean), 1e-12)
+        if np.allclose(moved, centers):
+            break
+        centers = moved
+    return centers
+
+
+@dataclass(frozen=True)
+class PromptLengthFeatures:
+    """``[inner features of the embedding, prompt length]``, the length only for the cost model.
+
+    The vector's last element is the prompt's length (thousands of characters; the router
+    appends it when it embeds text, vectors given directly must carry it:
+    `with_prompt_length`). Each model's cost model reads the inner features and the
+    length (penalty ``l2``), so a long prompt is predicted to cost more on a model priced per
+    token; its quality model reads the inner features only (`quality_dimension`): the
+    length helped cost predictions on both shared tables and hurt quality ones.
+
+    >>> fmap = PromptLengthFeatures(EmbeddingFeatures())
+    >>> fmap.transform(np.array([[0.6, 0.8, 1.5]])).tolist()
+    [[0.6, 0.8, 1.0, 1.5]]
+    """
+
+    inner: FeatureMap
+    l2: float = 1.0
+    name: ClassVar[str] = "PromptLengthFeatures"
+
+    def __post_init__(self) -> None:
+        _check_positive("l2", self.l2)
+        if isinstance(self.inner, PromptLengthFeatures):
+            raise ConfigurationError(
+                "PromptLengthFeatures wraps a map of the embedding, not itself"
+            )
+
+    @property
+    def fitted(self) -> bool:
+        """Whether the inner map is fitted."""
+        return self.inner.fitted
+
+    @property
+    def learned(self) -> bool:
+        """Whether the inner map was fitted on data (see `ProjectedFeatures.learned`)."""
+        return bool(getattr(self.inner, "learned", True))
+
+    def fit(self, embeddings: np.ndarray, seed: int = 0) -> PromptLengthFeatures:
+        """The inner map fitted on the embedding part of these vectors."""
+        return PromptLengthFeatures(self.inner.fit(embeddings[:, :-1], seed=seed), self.l2)
+
+    def dimension(self, embedding_dim: int) -> int:
+        """Number of features for vectors of this size (the embedding's, and the length)."""
+        return self.inner.dimension(embedding_dim - 1) + 1
+
+    def transform(self, embeddings: np.ndarray) -> np.ndarray:
+        """Features (n, m): the inner map's (ending with its bias), then the length."""
+        return np.hstack([self.inner.transform(embeddings[:, :-1]), embeddings[:, -1:]])
+
+    def transform_one(self, embedding: np.ndarray) -> np.ndarray:
+        """Features (m,) of one vector."""
+        return np.append(self.inner.transform_one(embedding[:-1]), embedding[-1])
+
+    def penalties(self, embedding_dim: int) -> np.ndarray:
+        """The inner map's penalties, then ``l2`` for the length."""
+        return np.append(self.inner.penalties(embedding_dim - 1), self.l2)
+
+    def to_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """Header and arrays to save the map with (the inner map's, nested)."""
+        header, arrays = self.inner.to_state()
+        return {"name": self.name, "l2": self.l2, "inner": header}, arrays
+
+
+def quality_dimension(features: FeatureMap, embedding_dim: int) -> int:
+    """How many leading features the quality model reads (all, except a cost-only length).
+
+    >>> quality_dimension(PromptLengthFeatures(EmbeddingFeatures()), 5)
+    5
+    """
+    full = features.dimension(embedding_dim)
+    return full - 1 if reads_prompt_length(features) else full
+
+
+def reads_prompt_length(features: FeatureMap) -> bool:
+    """Whether vectors for ``features`` carry the prompt's length as their last element."""
+    return isinstance(features, PromptLengthFeatures)
+
+
+def feature_map_from_state(header: dict[str, Any], arrays: dict[str, np.ndarray]) -> FeatureMap:
+    """Rebuild a feature map from `FeatureMap.to_state` output."""
+    params = dict(header)
+    name = params.pop("name", None)
+    if name == PromptLengthFeatures.name:
+        inner = params.pop("inner", None)
+        if not isinstance(inner, dict):
+            raise ConfigurationError("PromptLengthFeatures state has no inner map")
+        return PromptLengthFeatures(feature_map_from_state(inner, arrays), **params)
+    if name == EmbeddingFeatures.name:
+        return EmbeddingFeatures(**params)
+    if name == ClusterFeatures.name:
+        return ClusterFeatures(**params, centroids=arrays.get("centroids"))
+    if name == ProjectedFeatures.name:
+        return ProjectedFeatures(
+            **params, projection=arrays.get("projection"), mean=arrays.get("mean")
+        )
+    raise ConfigurationError(f"unknown feature map {name!r}")
+
+
+def reading_prompt_length(features: FeatureMap) -> FeatureMap:
+    """``features`` made to read the prompt's length too (unchanged when it already does)."""
+    return features if reads_prompt_length(features) else PromptLengthFeatures(features)

@@ -1,0 +1,274 @@
+"""A second opinion on quality: what the most similar prompts got (kNN), blended in.
+
+The linear model generalises smoothly over the embedding space; the outcomes of a prompt's
+nearest neighbours keep local detail it smooths away. `NeighbourQuality` holds a bounded
+memory of (prompt embedding, outcomes) and predicts each model's quality as the mean outcome of
+the ``k`` most similar prompts that model answered. The bandit blends it with the linear
+prediction::
+
+    quality = (1 - w * s) * linear + w * s * neighbours,    s = min(n_model, k) / k
+
+where ``n_model`` is how many remembered prompts that model answered, so a model with few
+outcomes (a new one) leans on the linear model and its warm start. With ``w`` or ``k`` left
+None, `metallm.Router.fit` chooses them by the same cross-validation that chooses the
+feature map (``w = 0``, today's linear learner, is one of the choices).
+
+Online: every outcome learned is appended to the memory (the oldest dropped past
+``max_rows``, a window that also forgets drift); processes sharing a store fold the same
+outcomes in the log's order, so their memories agree, and snapshots carry the memory (about
+0.8 KB per remembered prompt for a 384-d embedding). UCB's confidence widths stay the linear
+model's. Costs are not blended: the cost model already reads the prompt's length.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from metallm.exceptions import ConfigurationError
+
+__all__ = [
+    "NEIGHBOUR_KS",
+    "NEIGHBOUR_WEIGHTS",
+    "NeighbourQuality",
+    "neighbour_quality",
+    "unit_rows",
+]
+
+NEIGHBOUR_KS = (20, 50, 100)
+"""The ``k`` values cross-validation chooses among when ``k`` is None."""
+NEIGHBOUR_WEIGHTS = (0.0, 0.25, 0.5, 0.75)
+"""The blend weights cross-validation chooses among when ``weight`` is None."""
+
+
+def unit_rows(X: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length, as float32 (what the memory holds and queries are)."""
+    X = np.asarray(X, dtype=np.float32)
+    unit: np.ndarray = X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
+    return unit
+
+
+def neighbour_quality(
+    memory: np.ndarray, outcomes: np.ndarray, queries: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean outcome per model of the ``k`` remembered prompts most similar to each query.
+
+    ``memory`` (m, d) unit vectors, ``outcomes`` (m, a) with NaN where a model's outcome is
+    unknown, ``queries`` (n, d) unit vectors. Returns the means (n, a) and the support
+    ``min(known, k) / k`` (n, a) (0 and 0 for a model with nothing remembered).
+
+    Exact, and fast when models know few of the remembered prompts: the ``8 k`` most similar
+    prompts are found once per query and each model takes its ``k`` nearest known among them;
+    only a query where a model knows fewer than ``k`` of those is searched again for that model.
+
+    >>> memory = np.eye(3, dtype=np.float32)
+    >>> outcomes = np.array([[1.0, np.nan], [0.0, 1.0], [0.0, 0.0]])
+    >>> means, support = neighbour_quality(memory, outcomes, memory[:1], k=1)
+    >>> means.tolist(), support.tolist()
+    ([[1.0, 1.0]], [[1.0, 1.0]])
+    """
+    n, arms = queries.shape[0], outcomes.shape[1]
+    m = memory.shape[0]
+    means = np.zeros((n, arms))
+    support = np.zeros((n, arms))
+    if m == 0 or n == 0:
+        return means, support
+    known = ~np.isnan(outcomes)
+    known_count = known.sum(axis=0)
+    values = np.where(known, outcomes, 0.0)
+    shortlist = min(m, 8 * k)
+    for start in range(0, n, 1024):  # bounded memory: 1024 x m similarities at a time
+        similarity = queries[start : start + 1024] @ memory.T
+        stop = start + similarity.shape[0]
+        if shortlist < m:
+            candidates = np.argpartition(-similarity, shortlist - 1, axis=1)[:, :shortlist]
+        else:
+            candidates = np.broadcast_to(np.arange(m), similarity.shape)
+        order = np.argsort(-np.take_along_axis(similarity, candidates, axis=1), axis=1)
+        candidates = np.take_along_axis(candidates, order, axis=1)  # most similar first
+        for arm in np.flatnonzero(known_count):
+            kk = int(min(k, known_count[arm]))
+            is_known = known[candidates, arm]
+            taken = is_known & (np.cumsum(is_known, axis=1) <= kk)
+            means[start:stop, arm] = (values[candidates, arm] * taken).sum(axis=1) / kk
+            support[start:stop, arm] = kk / k
+            short = np.flatnonzero(taken.sum(axis=1) < kk)
+            if short.size:  # too few known among the shortlist: search this model's rows
+                rows = np.flatnonzero(known[:, arm])
+                nearest = np.argpartition(-similarity[np.ix_(short, rows)], kk - 1, axis=1)[:, :kk]
+                means[start + short, arm] = outcomes[rows, arm][nearest].mean(axis=1)
+    return means, support
+
+
+class NeighbourQuality:
+    """A bounded memory of outcomes whose nearest neighbours give a second opinion on quality.
+
+    Args:
+        k: How many similar prompts to average (None: chosen by ``fit``'s cross-validation
+            among `NEIGHBOUR_KS`; 50 until then).
+        weight: The blend weight ``w`` in [0, 1] (None: chosen by cross-validation among
+            `NEIGHBOUR_WEIGHTS`; 0.5 until then).
+        max_rows: Prompts remembered; past it the oldest is dropped for each new one.
+
+    >>> from metallm import Router
+    >>> second_opinion = NeighbourQuality(k=1, weight=1.0)
+    >>> router = Router(["small", "large"], embedder=None, neighbours=second_opinion)
+    >>> X = [[1.0, 0.0], [0.0, 1.0]]
+    >>> _ = router.partial_fit(X, ["large", "small"], quality=[1.0, 1.0], cost=[0.01, 0.001])
+    >>> _ = router.partial_fit(X, ["small", "large"], quality=[0.0, 0.0], cost=[0.001, 0.01])
+    >>> prediction = router.predict([[0.9, 0.1]], widths=False)
+    >>> prediction.quality.round(2).tolist()  # its nearest remembered prompt: large was right
+    [[0.0, 1.0]]
+    """
+
+    def __init__(
+        self, k: int | None = None, weight: float | None = None, *, max_rows: int = 10_000
+    ) -> None:
+        if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
+            raise ConfigurationError(f"k must be a positive integer or None, got {k!r}")
+        if weight is not None and not (math.isfinite(weight) and 0.0 <= weight <= 1.0):
+            raise ConfigurationError(f"weight must be in [0, 1] or None, got {weight!r}")
+        if isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 1:
+            raise ConfigurationError(f"max_rows must be a positive integer, got {max_rows!r}")
+        self.k_setting, self.weight_setting = k, weight
+        self.k = k if k is not None else 50
+        self.weight = float(weight) if weight is not None else 0.5
+        self.max_rows = max_rows
+        self._memory = np.empty((0, 0), dtype=np.float32)
+        self._outcomes = np.empty((0, 0), dtype=np.float32)
+        self._size = 0
+        self._next = 0  # where the next row goes once the memory is full (the oldest)
+
+    def __repr__(self) -> str:
+        return (
+            f"NeighbourQuality(k={self.k}, weight={self.weight}, max_rows={self.max_rows}, "
+            f"remembered={self._size})"
+        )
+
+    def __len__(self) -> int:
+        return self._size
+
+    @property
+    def active(self) -> bool:
+        """Whether it changes predictions (a weight above 0 and something remembered)."""
+        return self.weight > 0.0 and self._size > 0
+
+    # -- memory --------------------------------------------------------------------------
+    def clear(self, arms: int | None = None) -> None:
+        """Forget every remembered prompt (keeps k, weight and, unless given, the models)."""
+        arms = self._outcomes.shape[1] if arms is None else arms
+        self._memory = np.empty((0, self._memory.shape[1]), dtype=np.float32)
+        self._outcomes = np.empty((0, arms), dtype=np.float32)
+        self._size = self._next = 0
+
+    def fit(self, embeddings: np.ndarray, quality: np.ndarray) -> None:
+        """Remember these rows (every model's outcome known), the last ``max_rows`` of them."""
+        keep = slice(max(0, embeddings.shape[0] - self.max_rows), None)
+        self._memory = unit_rows(embeddings[keep])
+        self._outcomes = np.asarray(quality[keep], dtype=np.float32).copy()
+        self._size = self._memory.shape[0]
+        self._next = 0
+
+    def add(
+        self, embeddings: np.ndarray, arms: np.ndarray, quality: np.ndarray, n_arms: int
+    ) -> None:
+        """Remember rows where one model's outcome each is known (``arms``, ``quality``: (n,))."""
+        unit = unit_rows(np.atleast_2d(embeddings))
+        if self._outcomes.shape[1] < n_arms:
+            self.add_arms(n_arms - self._outcomes.shape[1])
+        if self._memory.shape[1] != unit.shape[1]:
+            if self._size:
+                raise ConfigurationError(
+                    f"embedding has {unit.shape[1]} dimensions, the remembered ones "
+                    f"{self._memory.shape[1]}"
+                )
+            self._memory = np.empty((0, unit.shape[1]), dtype=np.float32)
+        rows = np.full((unit.shape[0], n_arms), np.nan, dtype=np.float32)
+        rows[np.arange(unit.shape[0]), np.asarray(arms, dtype=int)] = quality
+        for vector, outcome in zip(unit, rows):
+            self._append(vector, outcome)
+
+    def _append(self, vector: np.ndarray, outcome: np.ndarray) -> None:
+        if self._size < self.max_rows:
+            if self._size == self._memory.shape[0]:  # grow by doubling up to max_rows
+                grown = min(self.max_rows, max(256, 2 * self._size))
+                memory = np.empty((grown, vector.shape[0]), dtype=np.float32)
+                outcomes = np.full((grown, outcome.shape[0]), np.nan, dtype=np.float32)
+                memory[: self._size] = self._memory[: self._size]
+                outcomes[: self._size] = self._outcomes[: self._size]
+                self._memory, self._outcomes = memory, outcomes
+            self._memory[self._size], self._outcomes[self._size] = vector, outcome
+            self._size += 1
+            return
+        self._memory[self._next], self._outcomes[self._next] = vector, outcome
+        self._next = (self._next + 1) % self.max_rows
+
+    def add_arms(self, count: int = 1) -> None:
+        """Room for ``count`` more models, with nothing known of them yet."""
+        extra = np.full((self._outcomes.shape[0], count), np.nan, dtype=np.float32)
+        self._outcomes = np.hstack([self._outcomes, extra])
+
+    # -- predicting ----------------------------------------------------------------------
+    def blend(self, linear_quality: np.ndarray, embeddings: np.ndarray) -> np.ndarray:
+        """``linear_quality`` (n, a) blended with the neighbours' opinion of ``embeddings`` (n, d)."""
+        if not self.active:
+            return linear_quality
+        means, support = neighbour_quality(
+            self._memory[: self._size],
+            self._outcomes[: self._size, : linear_quality.shape[1]],
+            unit_rows(embeddings),
+            self.k,
+        )
+        share = self.weight * support
+        blended: np.ndarray = (1.0 - share) * linear_quality + share * means
+        return blended
+
+    # -- state ---------------------------------------------------------------------------
+    def to_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """Header and arrays (oldest row first; vectors as float16) to save."""
+        order = np.roll(np.arange(self._size), -self._next) if self._size else np.arange(0)
+        header: dict[str, Any] = {
+            "k": self.k,
+            "weight": self.weight,
+            "k_setting": self.k_setting,
+            "weight_setting": self.weight_setting,
+            "max_rows": self.max_rows,
+        }
+        arrays: dict[str, np.ndarray] = {
+            "neighbours_memory": self._memory[order].astype(np.float16),
+            "neighbours_outcomes": self._outcomes[order].copy(),
+        }
+        return header, arrays
+
+    @classmethod
+    def from_state(
+        cls, header: dict[str, Any], arrays: dict[str, np.ndarray], n_arms: int
+    ) -> NeighbourQuality:
+        """The memory `to_state` wrote; ValueError says what is wrong with it."""
+        try:
+            made = cls(
+                header["k_setting"], header["weight_setting"], max_rows=int(header["max_rows"])
+            )
+            made.k, made.weight = int(header["k"]), float(header["weight"])
+            memory = np.asarray(arrays["neighbours_memory"], dtype=np.float32)
+            outcomes = np.asarray(arrays["neighbours_outcomes"], dtype=np.float32)
+        except (KeyError, TypeError, ValueError, ConfigurationError) as e:
+            raise ValueError(f"the neighbours' state is incomplete or invalid ({e!r})") from e
+        if memory.ndim != 2 or outcomes.shape != (memory.shape[0], n_arms):
+            raise ValueError(
+                f"the neighbours' arrays {memory.shape} and {outcomes.shape} do not fit {n_arms} models"
+            )
+        if not np.isfinite(memory).all():
+            raise ValueError("the neighbours' memory contains NaN or inf")
+        known = outcomes[~np.isnan(outcomes)]
+        if known.size and not (np.isfinite(known).all() and known.min() >= 0 and known.max() <= 1):
+            raise ValueError("the neighbours' outcomes are not qualities in [0, 1]")
+        if memory.shape[0] > made.max_rows:
+            raise ValueError(
+                f"{memory.shape[0]} rows remembered, more than max_rows {made.max_rows}"
+            )
+        made._memory, made._outcomes, made._size = memory, outcomes, memory.shape[0]
+        made._next = 0  # rows are oldest first: a full memory overwrites row 0 next
+        return made

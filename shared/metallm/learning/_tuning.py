@@ -1,0 +1,225 @@
+"""Choosing the feature map by cross-validation on the training rows only.
+
+Each candidate is fitted on k-1 folds and predicts the held-out fold, so every training row
+gets an out-of-fold prediction per candidate. A candidate's score is the AIQ of the routing
+frontier those predictions give (sweeping the cost weight ``p``); candidates whose p = 0
+routing is more than half a point below the best single model are set aside unless none is
+left ("do no harm"). The out-of-fold predictions of the winner are kept: they calibrate
+``p`` to a budget without touching test rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from metallm.learning._features import (
+    ClusterFeatures,
+    EmbeddingFeatures,
+    FeatureMap,
+    quality_dimension,
+)
+from metallm.learning._metrics import aiq, frontier
+from metallm.learning._neighbours import (
+    NEIGHBOUR_KS,
+    NEIGHBOUR_WEIGHTS,
+    neighbour_quality,
+    unit_rows,
+)
+from metallm.learning._reward import cost_scale, default_cost_weight_grid
+
+__all__ = [
+    "AUTO_TUNE_ROWS",
+    "DEFAULT_CANDIDATES",
+    "HARM_TOLERANCE",
+    "Tuning",
+    "NeighbourChoice",
+    "fold_splits",
+    "out_of_fold",
+    "tune_features",
+    "tune_neighbours",
+]
+
+AUTO_TUNE_ROWS = 300
+HARM_TOLERANCE = 0.005
+
+DEFAULT_CANDIDATES: tuple[FeatureMap, ...] = (
+    *(EmbeddingFeatures(l2) for l2 in (1.0, 3.0, 10.0, 30.0)),
+    *(
+        ClusterFeatures(32, 0.05, cluster_l2, embedding_l2)
+        for cluster_l2 in (1.0, 3.0, 10.0)
+        for embedding_l2 in (10.0, 30.0)
+    ),
+)
+
+
+@dataclass(frozen=True)
+class CandidateScore:
+    features: FeatureMap
+    aiq: float
+    quality_at_zero: float
+    eligible: bool
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """What the cross-validation found. ``predicted_*`` are the winner's out-of-fold predictions."""
+
+    chosen: FeatureMap
+    scores: tuple[CandidateScore, ...]
+    predicted_quality: np.ndarray
+    predicted_cost: np.ndarray
+    folds: int
+
+
+def _ridge_predict(
+    fmap: FeatureMap, train: np.ndarray, test: np.ndarray, quality: np.ndarray, cost: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Ridge predictions of quality and cost on ``test``.
+
+    Cost reads every feature; quality those it reads (all but a cost-only prompt length).
+    """
+    F, T = fmap.transform(train), fmap.transform(test)
+    penalties = fmap.penalties(train.shape[1])
+    d = quality_dimension(fmap, train.shape[1])
+
+    def solve(columns: int, targets: np.ndarray) -> np.ndarray:
+        Fc = F[:, :columns]
+        gram = Fc.T @ Fc + np.diag(penalties[:columns])
+        out: np.ndarray = T[:, :columns] @ np.linalg.solve(gram, Fc.T @ targets)
+        return out
+
+    if d == F.shape[1]:
+        both = solve(d, np.hstack([quality, cost]))
+        return both[:, : quality.shape[1]], both[:, quality.shape[1] :]
+    return solve(d, quality), solve(F.shape[1], cost)
+
+
+def fold_splits(n: int, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The (training rows, held-out rows) of each fold: one seeded split for every out-of-fold use."""
+    order = np.random.default_rng(seed).permutation(n)
+    return [
+        (np.setdiff1d(order, fold, assume_unique=True), fold)
+        for fold in np.array_split(order, folds)
+    ]
+
+
+def out_of_fold(
+    fmap: FeatureMap,
+    embeddings: np.ndarray,
+    quality: np.ndarray,
+    cost: np.ndarray,
+    *,
+    folds: int = 5,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Out-of-fold predicted quality and cost (n, k) of ``fmap`` under full-information ridge."""
+    n, k = quality.shape
+    predicted_quality, predicted_cost = np.empty((n, k)), np.empty((n, k))
+    for train, fold in fold_splits(n, folds, seed):
+        fitted = fmap.fit(embeddings[train], seed=seed)
+        predicted_quality[fold], predicted_cost[fold] = _ridge_predict(
+            fitted, embeddings[train], embeddings[fold], quality[train], cost[train]
+        )
+    return predicted_quality, np.maximum(predicted_cost, 0.0)  # costs are never below zero
+
+
+def tune_features(
+    embeddings: np.ndarray,
+    quality: np.ndarray,
+    cost: np.ndarray,
+    *,
+    candidates: Sequence[FeatureMap] = DEFAULT_CANDIDATES,
+    folds: int = 5,
+    seed: int = 0,
+) -> Tuning:
+    """The candidate with the best cross-validated AIQ that does no harm at ``p = 0``."""
+    n, k = quality.shape
+    folds = max(2, min(folds, n // 2))
+    scale = cost_scale(np.full(k, n), cost.sum(axis=0))
+    single_costs = cost.mean(axis=0)
+    best_single = float(quality.mean(axis=0).max())
+    grid = default_cost_weight_grid()
+    scores, predictions = [], []
+    for candidate in candidates:
+        pq, pc = out_of_fold(candidate, embeddings, quality, cost, folds=folds, seed=seed)
+        points = frontier(pq, pc / scale, quality, cost, grid)
+        score = (
+            aiq(points, (float(single_costs.min()), float(single_costs.max())))
+            if k > 1
+            else points[0][1]
+        )
+        at_zero = points[0][1]
+        scores.append(
+            CandidateScore(candidate, score, at_zero, at_zero >= best_single - HARM_TOLERANCE)
+        )
+        predictions.append((pq, pc))
+    eligible = [i for i, s in enumerate(scores) if s.eligible]
+    if eligible:
+        best = max(eligible, key=lambda i: scores[i].aiq)
+    else:
+        best = max(range(len(scores)), key=lambda i: scores[i].quality_at_zero)
+    return Tuning(
+        scores[best].features, tuple(scores), predictions[best][0], predictions[best][1], folds
+    )
+
+
+@dataclass(frozen=True)
+class NeighbourChoice:
+    """What cross-validation chose for the neighbours' second opinion, and the AIQ of each pair."""
+
+    k: int
+    weight: float
+    scores: dict[tuple[int, float], float]
+    predicted_quality: np.ndarray
+    """The blend's out-of-fold predicted quality (the linear part's is `Tuning`'s)."""
+
+
+def tune_neighbours(
+    embeddings: np.ndarray,
+    quality: np.ndarray,
+    cost: np.ndarray,
+    tuning: Tuning,
+    *,
+    ks: Sequence[int] = NEIGHBOUR_KS,
+    weights: Sequence[float] = NEIGHBOUR_WEIGHTS,
+    seed: int = 0,
+) -> NeighbourChoice:
+    """The ``k`` and blend weight with the best cross-validated AIQ on the same folds.
+
+    The linear part's out-of-fold predictions are ``tuning``'s (the chosen feature map); the
+    neighbours' are made on the same folds (``embeddings`` without a prompt-length column), so
+    every blend is scored on predictions no row made of itself. A blend whose p = 0 routing is
+    more than half a point below the best single model is set aside, as in
+    `tune_features`; ties go to the smaller weight (0 is the linear learner).
+    """
+    n, k_arms = quality.shape
+    unit = unit_rows(embeddings)
+    splits = fold_splits(n, tuning.folds, seed)
+    scale = cost_scale(np.full(k_arms, n), cost.sum(axis=0))
+    single_costs = cost.mean(axis=0)
+    cost_range = (float(single_costs.min()), float(single_costs.max()))
+    best_single = float(quality.mean(axis=0).max())
+    grid = default_cost_weight_grid()
+    linear, predicted_cost = tuning.predicted_quality, tuning.predicted_cost
+    scores: dict[tuple[int, float], float] = {}
+    blends: dict[tuple[int, float], np.ndarray] = {}
+    for k in ks:
+        means, support = np.empty_like(linear), np.empty_like(linear)
+        for rest, fold in splits:
+            means[fold], support[fold] = neighbour_quality(
+                unit[rest], quality[rest].astype(np.float32), unit[fold], k
+            )
+        for weight in weights:
+            share = weight * support
+            blended = (1.0 - share) * linear + share * means
+            points = frontier(blended, predicted_cost / scale, quality, cost, grid)
+            harmful = points[0][1] < best_single - HARM_TOLERANCE
+            if weight > 0 and harmful and 0.0 in weights:  # 0 stays: set the harmful aside
+                continue
+            scores[(k, float(weight))] = aiq(points, cost_range) if k_arms > 1 else points[0][1]
+            blends[(k, float(weight))] = blended
+    best = max(scores, key=lambda key: (scores[key], -key[1]))
+    return NeighbourChoice(best[0], best[1], scores, blends[best])

@@ -1,0 +1,137 @@
+"""Checking a framework adapter's pool: its members, their prices and the router they share."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Collection, Mapping, Sequence
+from typing import Any
+
+from metallm.exceptions import ConfigurationError, UnknownArmError
+from metallm.serving._capabilities import check_capabilities
+from metallm.serving._pricing import Prices, check_prices, usage_cost
+from metallm.serving._router import Router
+
+__all__ = ["WARMUP_ENV", "admit_member", "check_pool", "quiz_member", "retire_member"]
+
+
+logger = logging.getLogger(__name__)
+
+WARMUP_ENV = "METALLM_WARMUP"
+"""Set to ``0`` to stop the adapters warming up the embedder at construction (e.g. in a server
+that forks its workers after building the chat model: each worker then loads on first use)."""
+
+
+def check_pool(
+    names: Collection[str],
+    prices: Prices,
+    router: Router | None,
+    *,
+    what: str,
+    warmup: bool = False,
+    shadows: Mapping[str, Router] | None = None,
+) -> tuple[dict[str, tuple[float, float]], Router]:
+    """The checked prices and the router for a pool of named models (a new router when None).
+
+    ``what`` names the adapter's argument in errors (e.g. ``"models"``, ``"llms"``).
+    ``warmup``: load the router's embedder in a background thread now (see
+    `Router.warmup`), unless ``$METALLM_WARMUP`` is ``0``. ``shadows`` become the
+    router's shadow routers (`Router.set_shadows`).
+
+    >>> prices, router = check_pool(["mini", "pro"], {"pro": (2.5, 10.0)}, None, what="models")
+    >>> router.arms
+    ('mini', 'pro')
+    """
+    if not names:
+        raise ConfigurationError(f"{what} is empty: give the router at least one model")
+    checked = check_prices(prices, names)
+    if router is None:
+        router = Router(list(names))
+    else:
+        unknown = sorted(set(names) - set(router.arms))
+        if unknown:
+            raise ConfigurationError(
+                f"the router's models {sorted(router.active_arms)} differ from the pool's "
+                f"{sorted(names)}: it lacks {unknown} (add them with router.add_arm(name), or "
+                "the adapter's add_model)"
+            )
+        retired = sorted(set(names) & router.retired)
+        if retired:  # e.g. another process sharing the store removed them: start without them
+            logger.warning(
+                "metallm: %s %s retired in the router%s; this process starts without routing "
+                "to them (to route to such a model again, add it under a new name)",
+                retired,
+                "is" if len(retired) == 1 else "are",
+                "" if router.store is None else f" (by a process sharing {router.store})",
+            )
+        extra = sorted(set(router.active_arms) - set(names))
+        if extra and router.store is None:  # with a store: models another process added
+            raise ConfigurationError(
+                f"the router's models {sorted(router.active_arms)} differ from the pool's "
+                f"{sorted(names)}"
+            )
+    if shadows:
+        router.set_shadows(shadows)
+    if warmup and os.environ.get(WARMUP_ENV, "1").strip() != "0":
+        router.warmup(background=True)
+    return checked, router
+
+
+def admit_member(
+    router: Router,
+    members: Collection[str],
+    name: str,
+    *,
+    price: tuple[float, float] | None,
+    capabilities: dict[str, Any] | None,
+) -> tuple[dict[str, tuple[float, float]], dict[str, dict[str, Any]]]:
+    """An adapter's new member checked and added to ``router``; its price and capability overrides.
+
+    `ConfigurationError` when ``name`` is already among ``members`` (or a bad price).
+    A model another process already added to the router's store is not added twice.
+    """
+    if name in members:
+        raise ConfigurationError(f"{name!r} is already a member: give the new model a new name")
+    prices = check_prices({name: price} if price is not None else {}, [name])
+    checked = check_capabilities([name], {name: capabilities} if capabilities else {})
+    if name not in router.arms:
+        router.add_arm(name)
+    return prices, checked
+
+
+def retire_member(router: Router, members: Collection[str], name: str) -> None:
+    """Retire an adapter's member in ``router`` (`UnknownArmError` if not a member)."""
+    if name not in members:
+        raise UnknownArmError(name, tuple(members))
+    router.retire_arm(name)
+
+
+Answer = tuple[str, int | None, int | None]
+"""What a member said to a prompt, and the input and output tokens its provider reported."""
+
+
+def quiz_member(
+    router: Router,
+    name: str,
+    prompts: Sequence[str],
+    ask: Callable[[str], Answer],
+    evaluator: Callable[[str, str], float],
+    *,
+    n: int,
+    prices: Prices,
+) -> list[float]:
+    """Quiz a new member and onboard what it scored: the adapters' ``onboard_model``.
+
+    ``router.quiz`` picks ``n`` of ``prompts``; ``ask(prompt)`` has the member answer one
+    directly; ``evaluator(prompt, answer)`` grades it in [0, 1]; ``router.onboard`` learns the
+    grades and the costs priced from the reported usage. Returns the grades.
+    """
+    asked = [prompts[i] for i in router.quiz(name, list(prompts), n=n)]
+    grades, costs = [], []
+    for text in asked:
+        answer, input_tokens, output_tokens = ask(text)
+        grades.append(float(evaluator(text, answer)))
+        spent = usage_cost(prices, name, input_tokens or 0, output_tokens or 0)
+        costs.append(spent or 0.0)
+    router.onboard(name, asked, grades, costs)
+    return grades

@@ -1,0 +1,346 @@
+"""What every store keeps, and the protocol a store implements.
+
+A store holds three things for the routers that share it:
+
+* the **event log** — one `FeedbackEvent` per learned outcome, written durably before
+  ``Router.record`` returns; the learned statistics are a fold of it (plain sums);
+* the **decision ledger** — one `DecisionRecord` per decision awaiting feedback, so
+  feedback can arrive in any process sharing the store, or after the deciding process restarted;
+  a record lives until its feedback is learned or its time to live runs out;
+* **snapshots** of the statistics, so a new process starts from "snapshot + the events after it".
+
+Stores know nothing of routing, and raise only `StoreError` (and its
+`DuplicateEventError`), never their driver's errors.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from metallm.exceptions import CorruptStoreError, StoreError, UnknownDecisionError
+
+__all__ = [
+    "BudgetState",
+    "BudgetStore",
+    "DecisionRecord",
+    "FeedbackEvent",
+    "MalformedEvent",
+    "PoolStore",
+    "SettingsStore",
+    "Snapshot",
+    "StateStore",
+    "snapshot_bytes",
+]
+
+
+@dataclass(frozen=True)
+class FeedbackEvent:
+    """One learned outcome: what ``Router.record`` appends."""
+
+    decision_id: str
+    arm: str
+    embedding: np.ndarray
+    quality: float
+    cost: float
+    time: float
+    prompt: str | None = None
+    failure: bool = False
+    """True when this is a provider's failure learned as quality 0, not real feedback."""
+    propensity: float | None = None
+    """The probability that the logging policy chose ``arm`` (what off-policy evaluation of the
+    log reweights by); None in logs written before propensities were kept."""
+    shadows: str | None = None
+    """What each shadow router would have chosen, as JSON text the store keeps unread."""
+    latency: float | None = None
+    """Seconds the call took (None when not measured)."""
+
+
+@dataclass(frozen=True)
+class MalformedEvent:
+    """An entry of the event log that could not be read as a `FeedbackEvent` (and why)."""
+
+    reason: str
+    decision_id: str | None = None
+
+
+@dataclass(frozen=True)
+class DecisionRecord:
+    """A decision awaiting feedback, as the store's ledger keeps it.
+
+    ``embedding`` is float32 (what learning from it needs); ``expires`` is a Unix time.
+    """
+
+    decision_id: str
+    arm: str
+    embedding: np.ndarray
+    cost_weight: float
+    time: float
+    expires: float
+    session: str | None = None
+    run_id: str | None = None
+    """The framework's id of the call (e.g. LangChain's run id), to find the decision by."""
+    propensity: float | None = None
+    """The probability that the policy chose ``arm`` (once the policy has one)."""
+    cost: float | None = None
+    """The cost (USD) measured when the model answered, for feedback that comes without one."""
+    prompt: str | None = None
+    shadows: str | None = None
+    """What each shadow router would have chosen, as JSON text the store keeps unread."""
+    latency: float | None = None
+    """Seconds the call took, measured when the model answered."""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Serialized router state (``Router.save`` bytes) covering events up to ``position``."""
+
+    position: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class BudgetState:
+    """What a store holds of one budget: this period's spend and the controller's cost weight.
+
+    ``spent`` and ``queries`` are sums over every process sharing the store (each adds its
+    own calls); ``previous_queries`` is the count of the period before, for pacing early in a
+    period; ``cost_weight`` is the shared ``p`` (None before the first update).
+    """
+
+    period: int
+    spent: float = 0.0
+    queries: int = 0
+    cost_weight: float | None = None
+    previous_queries: int = 0
+
+
+@runtime_checkable
+class BudgetStore(Protocol):
+    """A store that can hold budgets for many processes (both of metallm's stores can)."""
+
+    def add_spend(
+        self,
+        name: str,
+        period: int,
+        *,
+        cost: float,
+        queries: int,
+        change: float,
+        floor: float,
+        ceiling: float,
+        initial: float,
+    ) -> BudgetState:
+        """Add to the period's sums and move the shared cost weight, in one atomic step.
+
+        ``cost`` and ``queries`` are added to ``period``'s sums; the cost weight moves by
+        ``change`` (from ``initial`` when it has none yet) and stays in [floor, ceiling].
+        Returns the state after it.
+        """
+        ...
+
+    def budget_state(self, name: str, period: int) -> BudgetState:
+        """The budget's state for ``period`` (zero sums when nothing was spent in it yet)."""
+        ...
+
+
+@runtime_checkable
+class PoolStore(Protocol):
+    """A store that keeps the pool's changes (models added and retired), for every process."""
+
+    def add_pool_change(self, action: str, arm: str) -> str:
+        """Append ``("add" | "retire", arm)`` durably; its position."""
+        ...
+
+    def pool_changes_after(self, position: str | None) -> list[tuple[str, str, str]]:
+        """``(position, action, arm)`` after ``position`` (all when None), in order."""
+        ...
+
+
+@runtime_checkable
+class SettingsStore(Protocol):
+    """A store that keeps settings every router sharing it must agree on (first writer wins)."""
+
+    def claim_setting(self, name: str, value: str) -> str:
+        """Store ``value`` under ``name`` unless one is there already; the value it holds."""
+        ...
+
+    def setting(self, name: str) -> str | None:
+        """The value held under ``name``, or None."""
+        ...
+
+
+@runtime_checkable
+class StateStore(Protocol):
+    """Where a router's feedback events, pending decisions and snapshots live.
+
+    Everything a router reads of a store is declared here.
+    """
+
+    store_prompts: bool
+    """Whether decisions and events keep the prompt's text."""
+    spool_dir: Path
+    """The local folder where feedback waits while the store cannot be reached."""
+    spool_name: str
+    """This store's spool file name in that folder (one per store)."""
+    identity_problem: str | None
+    """How the store's file or server changed under this process (None: it did not)."""
+    persistence: str | None
+    """How durable an acknowledged write is (e.g. ``aof-always``, ``wal-full``)."""
+
+    def ping(self) -> None:
+        """A cheap check that the store answers; `StoreError` when it does not."""
+        ...
+
+    def append(self, event: FeedbackEvent) -> str:
+        """Write the event durably and settle its decision in the ledger; returns its position.
+
+        Raises `DuplicateEventError` on a duplicate decision id and
+        `StoreError` when the store fails.
+        """
+        ...
+
+    def events_after(
+        self, position: str | None
+    ) -> Iterator[tuple[str, FeedbackEvent | MalformedEvent]]:
+        """Events after ``position`` (all when None), in order, with their positions.
+
+        An entry that cannot be read is yielded as a `MalformedEvent`, never raised.
+        """
+        ...
+
+    def has_event(self, decision_id: str) -> bool:
+        """Whether feedback for this decision is already in the log."""
+        ...
+
+    def put_decisions(self, records: Sequence[DecisionRecord]) -> None:
+        """Keep these decisions in the ledger until they are settled or expire (one write)."""
+        ...
+
+    def get_decision(self, decision_id: str) -> DecisionRecord | None:
+        """The ledger's record of a decision (also when expired but not yet purged), or None."""
+        ...
+
+    def find_decision(self, run_id: str) -> DecisionRecord | None:
+        """The latest pending decision made for a framework call's run id, or None."""
+        ...
+
+    def set_decision_cost(
+        self, decision_id: str, cost: float, latency: float | None = None
+    ) -> None:
+        """Attach the measured cost (USD) and latency (seconds) to a pending decision."""
+        ...
+
+    def save_snapshot(self, snapshot: Snapshot) -> None:
+        """Store a snapshot of the learned state (older ones are dropped)."""
+        ...
+
+    def latest_snapshot(self) -> Snapshot | None:
+        """The newest snapshot, or None."""
+        ...
+
+    def close(self) -> None:
+        """Close this process's connection(s)."""
+        ...
+
+
+MAX_EMBEDDING_BYTES = 64 << 10
+"""The largest embedding the store hands to a router (8,192 float64s; MiniLM's is 3 KiB)."""
+MAX_FIELD_BYTES = 1 << 20
+"""The largest text field (a prompt, the shadows' JSON, an id) read from the store."""
+MAX_SNAPSHOT_BYTES = 64 << 20
+"""The largest snapshot read from the store (a 10-model router's is about 5 MB compressed)."""
+MAX_BATCH_BYTES = 16 << 20
+"""About the most one read of the event log holds in memory."""
+
+
+def oversize(what: str, size: int, limit: int) -> str:
+    """Why an entry was refused for its size.
+
+    >>> oversize("embedding", 10, 8)
+    'its embedding of 10 bytes is over the 8-byte limit'
+    """
+    return f"its {what} of {size} bytes is over the {limit}-byte limit"
+
+
+def checked_budget_state(
+    store: object,
+    name: str,
+    period: int,
+    spent: object,
+    queries: object,
+    cost_weight: object,
+    previous: object,
+) -> BudgetState:
+    """A budget's state read from a store, its numbers checked like a router's own.
+
+    Raises:
+        CorruptStoreError: a value another client wrote is not a finite number in its range (a spend
+            of ``inf`` would cap every process for good, a NaN weight would break routing);
+            the router goes on with its own view, as when the store is down.
+    """
+    try:
+        values = (
+            float(spent or 0.0),  # type: ignore[arg-type]
+            float(queries or 0),  # type: ignore[arg-type]
+            None if cost_weight is None else float(cost_weight),  # type: ignore[arg-type]
+            float(previous or 0),  # type: ignore[arg-type]
+        )
+    except (TypeError, ValueError) as e:
+        raise CorruptStoreError(
+            f"{store}: budget {name!r} holds a value that is not a number ({e}); it was written "
+            "by another client: delete its keys or rows to start the budget again"
+        ) from None
+    s, q, w, p = values
+    if not all(math.isfinite(v) and 0 <= v < 1e15 for v in (s, q, p)) or (
+        w is not None and not (math.isfinite(w) and 0 <= w <= 1e6)
+    ):
+        raise CorruptStoreError(
+            f"{store}: budget {name!r} holds {values!r}, not finite numbers in range; it was "
+            "written by another client: delete its keys or rows to start the budget again"
+        )
+    return BudgetState(period, s, int(q), w, int(p))
+
+
+def unreadable_decision(store: object, key: str, why: str) -> UnknownDecisionError:
+    """The error for a ledger record another client wrote badly: its feedback cannot be learned."""
+    return UnknownDecisionError(
+        f"the ledger record {key[:80]!r} in {store} cannot be used ({why}): it was written by "
+        "another client; its feedback cannot be learned"
+    )
+
+
+@contextmanager
+def driver_errors(
+    store: object, what: str, errors: tuple[type[BaseException], ...]
+) -> Iterator[None]:
+    """Turn the driver's own errors into `StoreError` naming the store and the operation."""
+    try:
+        yield
+    except errors as e:
+        raise StoreError(f"{store} could not {what}: {type(e).__name__}: {e}") from e
+
+
+def vector_bytes(vector: np.ndarray, dtype: type = np.float64) -> bytes:
+    """The raw bytes of a vector (float64 for events, float32 for the ledger)."""
+    return np.asarray(vector, dtype=dtype).tobytes()
+
+
+def vector(data: bytes, dtype: type = np.float64) -> np.ndarray:
+    """A vector from `vector_bytes`."""
+    return np.frombuffer(data, dtype=dtype)
+
+
+def snapshot_bytes(save: Callable[[Path], object]) -> bytes:
+    """Bytes of a router state written by ``save(path)`` through a temporary file."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "state.npz"
+        save(path)
+        return path.read_bytes()
