@@ -9,15 +9,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from contextvars import ContextVar
-from dataclasses import dataclass
 from typing import Any, NamedTuple, cast
 
 from langchain_core.callbacks import (
     AsyncCallbackManagerForLLMRun,
-    BaseCallbackHandler,
-    CallbackManager,
     CallbackManagerForLLMRun,
 )
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
@@ -27,55 +22,42 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, Huma
 from langchain_core.messages.ai import UsageMetadata, add_usage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable, RunnableConfig, ensure_config
-from langchain_core.runnables.config import var_child_runnable_config
 from langchain_core.tools import BaseTool
-from langchain_core.tracers import BaseTracer
-from langchain_core.tracers._streaming import _StreamingCallbackHandler
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, Field, PrivateAttr
 
 from metallm import ConfigurationError, Decision, Fallbacks, RoutedCall, Router
-from metallm.exceptions import EmptyResponseError, InvalidFeedbackError
+from metallm.exceptions import InvalidFeedbackError
 from metallm.integrations import (
     CONVERSATION,
     Capabilities,
     Needs,
-    admit_member,
+    PoolMembers,
     check_capabilities,
     check_pool,
     conversation_id,
     pop_session,
-    quiz_member,
-    retire_member,
     routing_text,
+)
+from metallm_langchain._internals import (
+    CALL_CONFIG,
+    STREAM_PARENT,
+    RunParent,
+    StreamParent,
+    aopened,
+    child_config,
+    member_context,
+    opened,
+    run_metadata,
+    take_stream_parent,
+    with_run_id,
 )
 from metallm_langchain.capabilities import member_capabilities, request_needs
 from metallm_langchain.runs import agent_run_session
 
 __all__ = ["ChatMetaLLM"]
 
-_RunParent = CallbackManagerForLLMRun | AsyncCallbackManagerForLLMRun
-
-
-@dataclass(frozen=True)
-class _StreamParent:
-    """The router's own run, known before ``stream`` opens it (see ``stream``)."""
-
-    run_id: uuid.UUID
-    config: RunnableConfig
-
-
-# invoke()/ainvoke() do not hand their config to _generate; the session may be in it.
-_CALL_CONFIG: ContextVar[RunnableConfig | None] = ContextVar("metallm_call_config", default=None)
-
 _ROLES = {"human": "user", "ai": "assistant", "system": "system"}
-
-# LangChain's stream()/astream() and the implicit-stream branch of invoke call _stream
-# without the run manager, so the router hands its run to _stream through this variable.
-_STREAM_PARENT: ContextVar[_StreamParent | _RunParent | None] = ContextVar(
-    "metallm_stream_parent", default=None
-)
-
 
 _TOOL_OPTIONS = ("tool_choice", "strict", "parallel_tool_calls")
 """What ``bind_tools`` takes beside the tools, passed on to the chosen member's ``bind_tools``."""
@@ -207,6 +189,18 @@ class ChatMetaLLM(BaseChatModel):
         return self.router
 
     @property
+    def _members(self) -> PoolMembers[BaseChatModel]:
+        """The members, their prices and capabilities, changed with the router's pool."""
+        return PoolMembers(
+            self._router,
+            self.models,
+            self.prices,
+            self.capabilities,
+            self._member_capabilities,
+            member_capabilities,
+        )
+
+    @property
     def _llm_type(self) -> str:
         return "metallm"
 
@@ -270,13 +264,7 @@ class ChatMetaLLM(BaseChatModel):
             raise ConfigurationError(
                 f"{name!r} must be a LangChain chat model, got {type(model).__name__}"
             )
-        prices, checked = admit_member(
-            self._router, self.models, name, price=price, capabilities=capabilities
-        )
-        self.models[name] = model
-        self.prices.update(prices)
-        self.capabilities.update(checked)
-        self._member_capabilities[name] = member_capabilities(model, checked.get(name))
+        self._members.add(name, model, price=price, capabilities=capabilities)
 
     def onboard_model(
         self,
@@ -302,7 +290,7 @@ class ChatMetaLLM(BaseChatModel):
             usage = getattr(answer, "usage_metadata", None) or {}
             return answer.text, usage.get("input_tokens"), usage.get("output_tokens")
 
-        return quiz_member(self._router, name, prompts, ask, evaluator, n=n, prices=self.prices)
+        return self._members.onboard(name, prompts, ask, evaluator, n=n)
 
     def remove_model(self, name: str) -> None:
         """Stop routing to a member (its provider retired it, say); the router keeps its history.
@@ -310,11 +298,7 @@ class ChatMetaLLM(BaseChatModel):
         `UnknownArmError` for a name not in the pool,
         `ConfigurationError` for the last member.
         """
-        retire_member(self._router, self.models, name)
-        del self.models[name]
-        self.prices.pop(name, None)
-        self.capabilities.pop(name, None)
-        self._member_capabilities.pop(name, None)
+        self._members.remove(name)
 
     def record_feedback(
         self,
@@ -390,9 +374,9 @@ class ChatMetaLLM(BaseChatModel):
             text, force, tools, tool_options, stop or self.stop, kwargs, conversation, needs
         )
 
-    def _route(self, call: _Call, parent: _StreamParent | _RunParent | None) -> RoutedCall:
+    def _route(self, call: _Call, parent: StreamParent | RunParent | None) -> RoutedCall:
         session = pop_session(
-            self.session_key, call.kwargs, *_run_metadata(parent), conversation=call.conversation
+            self.session_key, call.kwargs, *run_metadata(parent), conversation=call.conversation
         )
         if session is None and self.stick_to_run and parent is not None:
             session = agent_run_session(parent.run_id)  # the run this call is a step of
@@ -416,44 +400,12 @@ class ChatMetaLLM(BaseChatModel):
         return model.bind_tools(call.tools, **call.tool_options)
 
     def _child_config(
-        self, parent: _StreamParent | _RunParent | None, decision: Decision
+        self, parent: StreamParent | RunParent | None, decision: Decision
     ) -> RunnableConfig:
         """Config for the chosen model's call: its run nests under the router's run."""
-        config: RunnableConfig = {
-            "tags": [f"metallm:{decision.arm}"],
-            "metadata": {"metallm_decision_id": decision.id, "metallm_model": decision.arm},
-        }
-        if parent is None:
-            return config
-        if isinstance(parent, _StreamParent):
-            opened = CallbackManager.configure(
-                parent.config.get("callbacks"),
-                self.callbacks,
-                self.verbose,
-                parent.config.get("tags"),
-                self.tags,
-                parent.config.get("metadata"),
-                self.metadata,
-            )
-            handlers, tags, metadata = (
-                opened.inheritable_handlers,
-                opened.inheritable_tags,
-                opened.inheritable_metadata,
-            )
-        else:
-            handlers, tags, metadata = (
-                parent.inheritable_handlers,
-                parent.inheritable_tags,
-                parent.inheritable_metadata,
-            )
-        manager = CallbackManager(handlers=[], parent_run_id=parent.run_id)
-        for handler in handlers:
-            if _sees_nested_runs(handler):
-                manager.add_handler(handler, inherit=True)
-        manager.add_tags(tags)
-        manager.add_metadata({k: v for k, v in metadata.items() if not k.startswith("ls_")})
-        config["callbacks"] = manager
-        return config
+        return child_config(
+            parent, decision, self.callbacks, self.verbose, self.tags, self.metadata
+        )
 
     def _annotate(
         self,
@@ -488,7 +440,7 @@ class ChatMetaLLM(BaseChatModel):
 
         def attempt(decision: Decision) -> BaseMessage:
             config = self._child_config(run_manager, decision)
-            with _member_context(config):
+            with member_context(config):
                 return self._member(call, decision).invoke(
                     messages, config=config, stop=call.stop, **call.kwargs
                 )
@@ -510,7 +462,7 @@ class ChatMetaLLM(BaseChatModel):
 
         async def attempt(decision: Decision) -> BaseMessage:
             config = self._child_config(run_manager, decision)
-            with _member_context(config):
+            with member_context(config):
                 return await self._member(call, decision).ainvoke(
                     messages, config=config, stop=call.stop, **call.kwargs
                 )
@@ -530,11 +482,11 @@ class ChatMetaLLM(BaseChatModel):
         **kwargs: Any,
     ) -> AIMessage:
         """Route one call; its config (and so a session in ``configurable``) reaches the routing."""
-        token = _CALL_CONFIG.set(ensure_config(config))
+        token = CALL_CONFIG.set(ensure_config(config))
         try:
             return super().invoke(input, config, stop=stop, **kwargs)
         finally:
-            _CALL_CONFIG.reset(token)
+            CALL_CONFIG.reset(token)
 
     async def ainvoke(
         self,
@@ -545,11 +497,11 @@ class ChatMetaLLM(BaseChatModel):
         **kwargs: Any,
     ) -> AIMessage:
         """Route one call asynchronously; its config reaches the routing, as with `invoke`."""
-        token = _CALL_CONFIG.set(ensure_config(config))
+        token = CALL_CONFIG.set(ensure_config(config))
         try:
             return await super().ainvoke(input, config, stop=stop, **kwargs)
         finally:
-            _CALL_CONFIG.reset(token)
+            CALL_CONFIG.reset(token)
 
     # -- streaming ----------------------------------------------------------------------
     def stream(
@@ -561,13 +513,13 @@ class ChatMetaLLM(BaseChatModel):
         **kwargs: Any,
     ) -> Iterator[AIMessageChunk]:
         """Stream the chosen model's answer; the decision rides on the last chunk."""
-        config, parent = _with_run_id(config)
+        config, parent = with_run_id(config)
         chunks = super().stream(input, config, stop=stop, **kwargs)
-        token = _STREAM_PARENT.set(parent)
+        token = STREAM_PARENT.set(parent)
         try:  # the router's run opens and _stream starts inside this first step
             first = next(chunks, None)
         finally:
-            _STREAM_PARENT.reset(token)
+            STREAM_PARENT.reset(token)
         if first is None:
             return
         yield first
@@ -582,13 +534,13 @@ class ChatMetaLLM(BaseChatModel):
         **kwargs: Any,
     ) -> AsyncIterator[AIMessageChunk]:
         """Stream the chosen model's answer asynchronously; the decision rides on the last chunk."""
-        config, parent = _with_run_id(config)
+        config, parent = with_run_id(config)
         chunks = super().astream(input, config, stop=stop, **kwargs)
-        token = _STREAM_PARENT.set(parent)
+        token = STREAM_PARENT.set(parent)
         try:
             first = await anext(chunks, None)
         finally:
-            _STREAM_PARENT.reset(token)
+            STREAM_PARENT.reset(token)
         if first is None:
             return
         yield first
@@ -599,13 +551,13 @@ class ChatMetaLLM(BaseChatModel):
         self,
         *,
         async_api: bool,
-        run_manager: _RunParent | None = None,
+        run_manager: RunParent | None = None,
         **kwargs: Any,
     ) -> bool:
         should = super()._should_stream(async_api=async_api, run_manager=run_manager, **kwargs)
         if should and run_manager is not None:
             # invoke() is about to call _stream without its run manager (implicit streaming).
-            _STREAM_PARENT.set(run_manager)
+            STREAM_PARENT.set(run_manager)
         return should
 
     def _stream(
@@ -615,13 +567,13 @@ class ChatMetaLLM(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        parent = run_manager or _take_stream_parent()
+        parent = run_manager or take_stream_parent()
         call = self._prepare(messages, stop, kwargs)
         routed = self._route(call, parent)
 
         def start(decision: Decision) -> Iterator[BaseMessage]:
             config = self._child_config(parent, decision)
-            return _opened(
+            return opened(
                 config,
                 self._member(call, decision).stream(
                     messages, config=config, stop=call.stop, **call.kwargs
@@ -641,13 +593,13 @@ class ChatMetaLLM(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        parent = run_manager or _take_stream_parent()
+        parent = run_manager or take_stream_parent()
         call = self._prepare(messages, stop, kwargs)
         routed = self._route(call, parent)
 
         def start(decision: Decision) -> AsyncIterator[BaseMessage]:
             config = self._child_config(parent, decision)
-            return _aopened(
+            return aopened(
                 config,
                 self._member(call, decision).astream(
                     messages, config=config, stop=call.stop, **call.kwargs
@@ -692,103 +644,6 @@ class _StreamTail:
             last, routed, usage, add_model_name=not self.has_model_name
         )
         return annotated
-
-
-def _opened(config: RunnableConfig, chunks: Iterator[BaseMessage]) -> Iterator[BaseMessage]:
-    """The chosen model's stream, its run opened (on the first step) in ``config``'s context."""
-    with _member_context(config):
-        try:
-            first = next(chunks, None)
-        except ValueError as e:  # BaseChatModel.stream's own words for a stream with no chunk
-            if "No generation chunks" not in str(e):
-                raise
-            raise EmptyResponseError(f"the member's stream had no chunk ({e})") from e
-    if first is None:
-        return
-    yield first
-    yield from chunks
-
-
-async def _aopened(
-    config: RunnableConfig, chunks: AsyncIterator[BaseMessage]
-) -> AsyncIterator[BaseMessage]:
-    """`_opened` for an async stream."""
-    with _member_context(config):
-        try:
-            first = await anext(chunks, None)
-        except ValueError as e:  # BaseChatModel.astream's own words for a stream with no chunk
-            if "No generation chunks" not in str(e):
-                raise
-            raise EmptyResponseError(f"the member's stream had no chunk ({e})") from e
-    if first is None:
-        return
-    yield first
-    async for chunk in chunks:
-        yield chunk
-
-
-def _run_metadata(parent: _StreamParent | _RunParent | None) -> tuple[dict[str, Any], ...]:
-    """Where a LangChain call carries its session: the run's metadata, then ``configurable``."""
-    if parent is None:
-        return ()
-    if isinstance(parent, _StreamParent):
-        return dict(parent.config.get("metadata") or {}), dict(
-            parent.config.get("configurable") or {}
-        )
-    # invoke/ainvoke/batch: the run manager has the metadata; ``configurable`` (where
-    # RunnableWithMessageHistory and LangGraph put session_id / thread_id) only the config.
-    config = _CALL_CONFIG.get() or {}
-    return dict(parent.metadata), dict(config.get("configurable") or {})
-
-
-def _with_run_id(config: RunnableConfig | None) -> tuple[RunnableConfig, _StreamParent]:
-    config = ensure_config(config)
-    run_id = config.get("run_id") or uuid.uuid4()
-    config = {**config, "run_id": run_id}
-    return config, _StreamParent(run_id, config)
-
-
-def _take_stream_parent() -> _StreamParent | _RunParent | None:
-    parent = _STREAM_PARENT.get()
-    _STREAM_PARENT.set(None)
-    return parent
-
-
-def _sees_nested_runs(handler: BaseCallbackHandler) -> bool:
-    """Whether ``handler`` sees the chosen model's run nested under the router's.
-
-    Tracers (LangSmith, run collectors, the console) do. Other handlers (usage counters, token
-    streamers, astream_events) see one chat-model run per call, the router's, so nothing is
-    counted or streamed twice.
-    """
-    return isinstance(handler, BaseTracer) and not isinstance(handler, _StreamingCallbackHandler)
-
-
-@contextmanager
-def _member_context(config: RunnableConfig) -> Iterator[None]:
-    """The context in which the chosen model's run opens.
-
-    The enclosing chain's config (``var_child_runnable_config``) is replaced by ``config``:
-    otherwise ``RunnableBinding`` (tools bound) merges the chain's callbacks back in. And
-    handlers from context-variable hooks (e.g. ``get_usage_metadata_callback()``) are kept
-    off the run unless they are tracers.
-    """
-    tokens: list[tuple[Any, Any]] = [
-        (var_child_runnable_config, var_child_runnable_config.set(config))
-    ]
-    try:
-        from langchain_core.tracers.context import _configure_hooks
-    except ImportError:  # pragma: no cover - older or newer langchain-core
-        _configure_hooks = []
-    for var, *_ in _configure_hooks:
-        value = var.get()
-        if isinstance(value, BaseCallbackHandler) and not _sees_nested_runs(value):
-            tokens.append((var, var.set(None)))
-    try:
-        yield
-    finally:
-        for var, token in reversed(tokens):
-            var.reset(token)
 
 
 def _as_ai(message: BaseMessage) -> AIMessage:

@@ -44,15 +44,12 @@ from metallm.integrations import (
     DEFAULT_SESSION_KEY,
     Capabilities,
     Needs,
-    admit_member,
+    PoolMembers,
     check_capabilities,
     check_pool,
     check_prompt,
     conversation_id,
-    exclusions,
     pop_session,
-    quiz_member,
-    retire_member,
     routing_text,
 )
 from metallm_llamaindex.capabilities import member_capabilities, prompt_needs, request_needs
@@ -181,6 +178,18 @@ class MetaLLM(FunctionCallingLLM):
         return self._router
 
     @property
+    def _members(self) -> PoolMembers[LLM]:
+        """The members, their prices and capabilities, changed with the router's pool."""
+        return PoolMembers(
+            self._router,
+            self._llms,
+            self.prices,
+            self.capabilities,
+            self._member_capabilities,
+            member_capabilities,
+        )
+
+    @property
     def llms(self) -> dict[str, LLM]:
         """The pool, by name."""
         return dict(self._llms)
@@ -219,13 +228,7 @@ class MetaLLM(FunctionCallingLLM):
         """
         if not isinstance(llm, LLM):
             raise ConfigurationError(f"{name!r} must be a LlamaIndex LLM, got {type(llm).__name__}")
-        prices, checked = admit_member(
-            self._router, self._llms, name, price=price, capabilities=capabilities
-        )
-        self._llms[name] = _isolated(llm)
-        self.prices.update(prices)
-        self.capabilities.update(checked)
-        self._member_capabilities[name] = member_capabilities(llm, checked.get(name))
+        self._members.add(name, _isolated(llm), price=price, capabilities=capabilities)
 
     def onboard_model(
         self,
@@ -252,7 +255,7 @@ class MetaLLM(FunctionCallingLLM):
             tokens = _usage(response) or (None, None)
             return response.text, tokens[0], tokens[1]
 
-        return quiz_member(self._router, name, prompts, ask, evaluator, n=n, prices=self.prices)
+        return self._members.onboard(name, prompts, ask, evaluator, n=n)
 
     def remove_model(self, name: str) -> None:
         """Stop routing to a member (its provider retired it, say); the router keeps its history.
@@ -260,11 +263,7 @@ class MetaLLM(FunctionCallingLLM):
         `UnknownArmError` for a name not in the pool,
         `ConfigurationError` for the last member.
         """
-        retire_member(self._router, self._llms, name)
-        del self._llms[name]
-        self.prices.pop(name, None)
-        self.capabilities.pop(name, None)
-        self._member_capabilities.pop(name, None)
+        self._members.remove(name)
 
     def record_feedback(
         self, decision_id: str, *, quality: float, cost: float | None = None
@@ -554,29 +553,22 @@ class MetaLLM(FunctionCallingLLM):
             )
         kwargs.pop(_DECISION_KEY, None)
         force = kwargs.pop("model", None)
-        excluded = (
-            {}
-            if force is not None
-            else exclusions(
-                replace(request_needs(messages), tools=True),
-                self._member_capabilities,
-                list(self._llms),
-            )
-        )
-        if force is None:  # models another process added, that this one cannot call
-            excluded.update(
-                {
-                    a: "not in this process's pool"
-                    for a in self._router.active_arms
-                    if a not in self._llms
-                }
-            )
         session = pop_session(self.session_key, kwargs, _active_tags())
         if session is None and self.stick_to_run:
             session = agent_run_session()
-        decision = self._router.select(
-            _routing_text(messages), force=force, exclude=excluded, session=session
-        )
+        # The same routed call as every other: members that cannot call tools, or that this
+        # process cannot call (added by another process), are left out by the router.
+        decision = self._router.route(
+            _routing_text(messages),
+            force=force,
+            session=session,
+            fallbacks=Fallbacks(enabled=False),
+            record_errors=self.record_errors,
+            prices=self.prices,
+            needs=replace(request_needs(messages), tools=True),
+            capabilities=self._member_capabilities,
+            available=self._llms,
+        ).decision
         self._emit(decision)
         member = self._llms[decision.arm]
         assert isinstance(member, FunctionCallingLLM)

@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from metallm import RedisStore, SQLiteStore
+from tests.stores import open_store
 
 
 def pytest_collection_modifyitems(items):
@@ -19,8 +19,7 @@ def pytest_collection_modifyitems(items):
 def shared(request, tmp_path):
     """A factory of stores on one shared place (a SQLite file, or a Redis prefix), and its kind."""
     if request.param == "sqlite":
-        path = tmp_path / "shared.sqlite"
-        return "sqlite", lambda **kw: SQLiteStore(path, **kw)
-    url = request.getfixturevalue("redis_url")
-    prefix = f"f{uuid.uuid4().hex[:8]}"
-    return "redis", lambda **kw: RedisStore(url, prefix=prefix, spool_dir=tmp_path / "spool", **kw)
+        path = str(tmp_path / "shared.sqlite")
+        return "sqlite", lambda **kw: open_store("sqlite", path, **kw)
+    target = f"{request.getfixturevalue('redis_url')}#f{uuid.uuid4().hex[:8]}"
+    return "redis", lambda **kw: open_store("redis", target, spool_dir=tmp_path / "spool", **kw)

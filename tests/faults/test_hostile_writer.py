@@ -211,7 +211,7 @@ def test_a_huge_unknown_id_is_refused_shortly(shared):
 
 def test_the_redis_password_never_shows(tmp_path, caplog):
     from metallm import RedisStore
-    from tests.conftest import free_port
+    from tests.stores import free_port
 
     caplog.set_level(logging.DEBUG)
     url = f"redis://metallm:s3cret-pass@127.0.0.1:{free_port()}/0"  # nothing listens there

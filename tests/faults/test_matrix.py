@@ -29,8 +29,8 @@ import pytest
 
 from metallm import RedisStore, Router, SQLiteStore
 from metallm.testing import OpenAICompatibleServer, ScriptedModel
-from tests.conftest import free_port, start_aof_redis
 from tests.faults import worker
+from tests.stores import free_port, start_aof_redis
 
 ROUTING_MARGIN = 0.5
 """Seconds a routing decision may take beyond ``routing_timeout`` on a loaded 2-core machine

@@ -14,7 +14,8 @@ import pytest
 
 from metallm import RedisStore, Router, SQLiteStore
 from metallm.exceptions import CorruptStoreError
-from tests.conftest import free_port, start_aof_redis
+from tests.clock import FakeClock
+from tests.stores import free_port, start_aof_redis
 
 ARMS = ["a", "b"]
 ROOT = Path(__file__).resolve().parents[2]
@@ -88,12 +89,13 @@ def test_a_redis_stalled_at_start_costs_the_constructor_its_routing_timeout(tmp_
         server.send_signal(signal.SIGSTOP)
         started = time.perf_counter()
         store = RedisStore(f"redis://127.0.0.1:{port}/0", prefix="stall", spool_dir=tmp_path)
-        router = Router(ARMS, embedder=None, store=store)
+        clock = FakeClock()
+        router = Router(ARMS, embedder=None, store=store, clock=clock)
         took = time.perf_counter() - started
         assert took < 2 * store.routing_timeout + 0.5, took  # the persistence check, one ping
         assert router.health()["store_available"] is False
         server.send_signal(signal.SIGCONT)
-        time.sleep(1.1)  # the first retry comes after 1 s
+        clock.advance(1.1)  # the first retry comes after 1 s
         router.sync()
         assert router.health()["store_available"] is True
     finally:

@@ -17,10 +17,11 @@ from typing import Any
 
 from langchain_openai import ChatOpenAI
 
-from metallm import Budget, MetaLLMError, RedisStore, Router, SQLiteStore, StoreError
+from metallm import Budget, MetaLLMError, Router, StoreError
 from metallm.embedding._embedders import StaticEmbedder
 from metallm.exceptions import InvalidFeedbackError, UnknownDecisionError
 from metallm_langchain import ChatMetaLLM
+from tests.stores import open_store
 
 ARMS = ["mini", "pro"]
 PRICES = {"mini": (0.15, 0.60), "pro": (2.50, 10.00)}
@@ -33,13 +34,15 @@ QUESTIONS = [
 ROUTING_TIMEOUT = 0.25
 
 
-def open_store(spec: dict[str, Any]):
+def open_spec(spec: dict[str, Any]):
+    """The store a fault cell's worker opens (short timeouts: the matrix bounds routing)."""
     if spec["kind"] == "sqlite":
-        return SQLiteStore(spec["target"], routing_timeout=ROUTING_TIMEOUT, timeout=1.0)
+        return open_store("sqlite", spec["target"], routing_timeout=ROUTING_TIMEOUT, timeout=1.0)
     url, prefix = spec["target"]
-    return RedisStore(
-        url, prefix=prefix, spool_dir=spec["spool"], timeout=0.5, routing_timeout=ROUTING_TIMEOUT
-    )
+    return open_store(
+        "redis", f"{url}#{prefix}", spool_dir=spec["spool"], timeout=0.5,
+        routing_timeout=ROUTING_TIMEOUT,
+    )  # fmt: skip
 
 
 class TimedRouter(Router):
@@ -75,7 +78,7 @@ def route(spec: dict[str, Any]) -> None:
     lines = Lines(spec["out"])
     budget = None if spec.get("cap") is None else Budget(usd_per_period=spec["cap"], period=86_400)
     router = TimedRouter(
-        ARMS, embedder=StaticEmbedder(spec["static"]), store=open_store(spec), sync_interval=0.2,
+        ARMS, embedder=StaticEmbedder(spec["static"]), store=open_spec(spec), sync_interval=0.2,
         seed=os.getpid(), budget=budget,
     )  # fmt: skip
     local = threading.local()
@@ -130,7 +133,7 @@ def route(spec: dict[str, Any]) -> None:
 def grade(spec: dict[str, Any]) -> None:
     """The feedback-only process of the docs: no embedder, records what the routing worker answered."""
     lines = Lines(spec["out"])
-    router = Router(ARMS, embedder=None, store=open_store(spec), sync_interval=None)
+    router = Router(ARMS, embedder=None, store=open_spec(spec), sync_interval=None)
     source = Path(spec["answers"])
     done: set[str] = set()
     # not yet known to the store: tried again, as a queue would
@@ -166,7 +169,7 @@ def fresh(spec: dict[str, Any]) -> None:
     and writes its statistics and health to ``out`` (an .npz) for the test to compare."""
     import numpy as np
 
-    router = Router(ARMS, embedder=None, store=open_store(spec), sync_interval=None)
+    router = Router(ARMS, embedder=None, store=open_spec(spec), sync_interval=None)
     router.sync()
     stats = router.bandit.stats
     np.savez(

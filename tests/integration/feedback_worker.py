@@ -23,7 +23,8 @@ import uuid
 
 import numpy as np
 
-from metallm import LinUCB, RedisStore, Router, SQLiteStore
+from metallm import LinUCB, Router
+from tests.stores import open_store
 
 MODELS = ["mini", "pro"]
 DIM = 16
@@ -32,13 +33,6 @@ QUESTIONS = [
     "Why does the Moon show phases?",
     "What is 17 times 23?",
 ]
-
-
-def open_store(kind: str, target: str):
-    if kind == "sqlite":
-        return SQLiteStore(target)
-    url, _, prefix = target.rpartition("#")
-    return RedisStore(url, prefix=prefix)
 
 
 def router(kind: str, target: str, *, embedder: object = None, arms: list[str] = MODELS) -> Router:

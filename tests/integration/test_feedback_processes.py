@@ -23,6 +23,7 @@ from metallm import LinUCB, RedisStore, Router, SQLiteStore
 from metallm.exceptions import ExpiredDecisionError
 from metallm.testing import OpenAICompatibleServer, ScriptedModel
 from tests.integration.feedback_worker import DIM, MODELS, decide_embeddings, graded
+from tests.stores import open_store
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -172,5 +173,6 @@ def test_an_expired_decision_gets_the_typed_error_and_changes_nothing(target):
 
 
 def _redis(where: str) -> RedisStore:
-    url, _, prefix = where.rpartition("#")
-    return RedisStore(url, prefix=prefix)
+    store = open_store("redis", where)
+    assert isinstance(store, RedisStore)
+    return store

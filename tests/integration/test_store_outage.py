@@ -14,8 +14,9 @@ import numpy as np
 
 from metallm import RedisStore, Router
 from metallm.testing import OpenAICompatibleServer, ScriptedModel
-from tests.conftest import free_port
-from tests.conftest import start_aof_redis as _redis
+from tests.clock import FakeClock
+from tests.stores import free_port
+from tests.stores import start_aof_redis as _redis
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -80,7 +81,10 @@ def test_a_stalled_redis_costs_routing_at_most_its_timeout(tmp_path):
         store = RedisStore(
             f"redis://127.0.0.1:{port}/0", prefix="stall", timeout=0.3, spool_dir=tmp_path / "spool"
         )
-        router = Router(["a", "b"], embedder=None, store=store, sync_interval=0.0, seed=0)
+        clock = FakeClock()
+        router = Router(
+            ["a", "b"], embedder=None, store=store, sync_interval=0.0, seed=0, clock=clock
+        )
         router.record(router.select(np.ones(4)).id, quality=1.0, cost=0.0)
         server.send_signal(signal.SIGSTOP)
         latencies = []
@@ -95,7 +99,7 @@ def test_a_stalled_redis_costs_routing_at_most_its_timeout(tmp_path):
             router.health()["store_available"] is False and router.health()["spooled_events"] == 30
         )
         server.send_signal(signal.SIGCONT)
-        time.sleep(1.2)
+        clock.advance(1.2)
         router.sync()
         assert router.health()["spooled_events"] == 0 and router.n_updates == 31
     finally:

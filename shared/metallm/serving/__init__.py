@@ -22,7 +22,7 @@ from metallm.serving._decisions import Decision, Prediction, explain
 from metallm.serving._failover import Cooldown, Fallbacks, is_provider_error
 from metallm.serving._feedback import Feedback, FeedbackSummary
 from metallm.serving._health import RouterHealth
-from metallm.serving._pool import admit_member, check_pool, quiz_member, retire_member
+from metallm.serving._pool import PoolMembers, admit_member, check_pool, quiz_member, retire_member
 from metallm.serving._pricing import usage_cost
 from metallm.serving._requests import (
     CONVERSATION,
@@ -47,6 +47,7 @@ __all__ = [
     "Feedback",
     "FeedbackSummary",
     "Needs",
+    "PoolMembers",
     "Prediction",
     "RoutedCall",
     "Router",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from typing import Any, cast
 
 from metallm.exceptions import (
     DuplicateFeedbackError,
@@ -20,6 +21,7 @@ from metallm.exceptions import (
 )
 from metallm.serving._checks import check_cost, check_id, check_latency, check_quality
 from metallm.serving._failover import Cooldown
+from metallm.serving._health import RouterHealth
 from metallm.serving._learner import Learner
 from metallm.serving._learning import Learning, Pending
 from metallm.serving._ledger import PendingDecisions
@@ -185,6 +187,30 @@ class FeedbackPath:
         """Count trouble in metallm's own records after a provider answered."""
         with self._lock:
             self.bookkeeping_errors += 1
+
+    def health(
+        self, store: dict[str, Any], embedder: str, budget: dict[str, Any] | None
+    ) -> RouterHealth:
+        """The router's health: this path's counts, the ledger, and the parts' own reports.
+
+        Args:
+            store: The learning strategy's part (the store, the spool, the ledger backlog).
+            embedder: The embedder, as text.
+            budget: The budget's state (None: no budget).
+        """
+        with self._lock:
+            health: dict[str, Any] = dict(
+                pending_in_memory=len(self._ledger),
+                evicted_from_memory=self._ledger.evicted,
+                feedback=dict(self.counts),
+                feedback_ttl_s=self._ttl,
+                bookkeeping_errors=self.bookkeeping_errors,
+                n_updates=self._learner.bandit.n_updates,
+                embedder=embedder,
+                budget=budget,
+                **store,
+            )
+        return cast(RouterHealth, health)
 
     def _count(self, outcome: str) -> None:
         with self._lock:

@@ -11,20 +11,29 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from metallm.learning import (
+    FeatureMap,
     LinearBandit,
+    LinUCB,
+    NeighbourQuality,
     OneScore,
+    Policy,
+    ProjectedFeatures,
     Scores,
+    reading_prompt_length,
     reads_prompt_length,
 )
 from metallm.serving._arms import ArmPool
 from metallm.serving._reward_setting import RewardSetting
 
-__all__ = ["Learner"]
+__all__ = ["DEFAULT_PROJECTION_DIMS", "Learner"]
+
+DEFAULT_PROJECTION_DIMS = 128
+"""The default feature map's size: a 128-d projection of the embedding (and a bias)."""
 
 logger = logging.getLogger("metallm.serving._router")
 
@@ -56,6 +65,45 @@ class Learner:
         """Held around every read and update of the statistics."""
         self.shadows: dict[str, Learner] = {}
         """Other routers' learners that learn every outcome this one learns."""
+
+    @classmethod
+    def build(
+        cls,
+        arms: Sequence[str],
+        reward: RewardSetting,
+        *,
+        policy: Policy | None,
+        features: FeatureMap | None,
+        reads_length: bool,
+        seed: int | None,
+        neighbours: NeighbourQuality | None,
+        embedding_model: str | None,
+    ) -> Learner:
+        """A learner that knows nothing yet, with a router's defaults.
+
+        Args:
+            arms: The models.
+            reward: The reward setting.
+            policy: The policy (None: ``LinUCB()``).
+            features: The feature map (None: a 128-d projection, the policy's penalty).
+            reads_length: Whether its models read the prompt's length too.
+            seed: Seed of the policy's randomness.
+            neighbours: The neighbours' second opinion on quality (None: off).
+            embedding_model: The embedding model's name, written into saved state.
+
+        Raises:
+            ConfigurationError: A model name is bad or repeated.
+        """
+        pool = ArmPool(arms)
+        policy = policy if policy is not None else LinUCB()
+        if features is None:
+            features = ProjectedFeatures(DEFAULT_PROJECTION_DIMS, l2=policy.l2)
+        if reads_length:
+            features = reading_prompt_length(features)
+        bandit = LinearBandit(
+            len(pool.names), policy=policy, features=features, seed=seed, neighbours=neighbours
+        )
+        return cls(pool, bandit, reward, embedding_model)
 
     # -- what it holds ------------------------------------------------------------------
     @property

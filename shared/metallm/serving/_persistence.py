@@ -6,8 +6,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -26,11 +27,14 @@ __all__ = [
     "MAX_SNAPSHOT_ARRAY_BYTES",
     "adopt",
     "adopt_bytes",
+    "load",
     "read",
     "retire_saved",
     "router_settings",
     "save",
 ]
+
+R = TypeVar("R")
 
 MAX_SNAPSHOT_ARRAY_BYTES = 256 << 20
 """The most a store's snapshot may inflate to (a 10-model router with 417 features needs 14 MB;
@@ -74,6 +78,27 @@ def read(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         StateFileError: The file is missing, damaged or of another format.
     """
     return read_state(path)
+
+
+def load(path: str | Path, build: Callable[[dict[str, Any]], tuple[R, Learner]]) -> R:
+    """A router rebuilt from a state file: ``build(settings)`` makes it, then it adopts the state.
+
+    Args:
+        path: The state file.
+        build: Makes a router (and hands its learner) from the header's settings (``arms``,
+            ``cost_weight``, ``policy``, ``cost_scale``).
+
+    Raises:
+        StateFileError: The file is missing, damaged, or not a router's state.
+    """
+    header, arrays = read(path)
+    try:
+        router, learner = build(router_settings(header, path))
+    except (TypeError, ValueError) as e:
+        raise StateFileError(path, f"the header is incomplete or invalid ({e!r})") from e
+    adopt(learner, header, arrays, path)
+    retire_saved(learner, header, path)
+    return router
 
 
 def router_settings(header: dict[str, Any], path: str | Path) -> dict[str, Any]:

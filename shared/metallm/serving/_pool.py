@@ -5,14 +5,23 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Collection, Mapping, Sequence
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from metallm.exceptions import ConfigurationError, UnknownArmError
-from metallm.serving._capabilities import check_capabilities
+from metallm.serving._capabilities import Capabilities, check_capabilities
 from metallm.serving._pricing import Prices, check_prices, usage_cost
 from metallm.serving._router import Router
 
-__all__ = ["WARMUP_ENV", "admit_member", "check_pool", "quiz_member", "retire_member"]
+__all__ = [
+    "WARMUP_ENV",
+    "PoolMembers",
+    "admit_member",
+    "check_pool",
+    "quiz_member",
+    "retire_member",
+]
+
+M = TypeVar("M")
 
 
 logger = logging.getLogger(__name__)
@@ -135,3 +144,91 @@ def quiz_member(
         costs.append(spent or 0.0)
     router.onboard(name, asked, grades, costs)
     return grades
+
+
+class PoolMembers(Generic[M]):
+    """An adapter's members and what it knows of each, kept in step with its router.
+
+    Both adapters hold their members the same way: the framework objects by name, each
+    member's price (USD per 1M input and output tokens), the capability overrides the user gave
+    and what each member can serve. This adds, onboards and removes members in all of them and
+    in the router at once; the adapter only says how to read a member's capabilities.
+
+    Args:
+        router: The adapter's router.
+        members: The framework objects by name (the adapter's own dict, changed in place).
+        prices: Prices by name (changed in place).
+        overrides: Capability overrides by name (changed in place).
+        served: What each member can serve (changed in place).
+        describe: What a member can serve, from the member and its override.
+
+    >>> from metallm.serving import Capabilities, Router
+    >>> members, served = {"a": "model a"}, {}
+    >>> pool = PoolMembers(Router(["a"], embedder=None), members, {}, {}, served,
+    ...                    lambda member, override: Capabilities())
+    >>> pool.add("b", "model b", price=(0.15, 0.6), capabilities=None)
+    >>> sorted(members), sorted(served)
+    (['a', 'b'], ['b'])
+    """
+
+    def __init__(
+        self,
+        router: Router,
+        members: dict[str, M],
+        prices: dict[str, tuple[float, float]],
+        overrides: dict[str, dict[str, Any]],
+        served: dict[str, Capabilities],
+        describe: Callable[[M, dict[str, Any] | None], Capabilities],
+    ) -> None:
+        self._router = router
+        self._members = members
+        self._prices = prices
+        self._overrides = overrides
+        self._served = served
+        self._describe = describe
+
+    def add(
+        self,
+        name: str,
+        member: M,
+        *,
+        price: tuple[float, float] | None,
+        capabilities: dict[str, Any] | None,
+    ) -> None:
+        """Add a member here and to the router (see the adapters' ``add_model``).
+
+        Raises:
+            ConfigurationError: ``name`` is already a member, or the price or capabilities are bad.
+        """
+        prices, checked = admit_member(
+            self._router, self._members, name, price=price, capabilities=capabilities
+        )
+        self._members[name] = member
+        self._prices.update(prices)
+        self._overrides.update(checked)
+        self._served[name] = self._describe(member, checked.get(name))
+
+    def onboard(
+        self,
+        name: str,
+        prompts: Sequence[str],
+        ask: Callable[[str], Answer],
+        evaluator: Callable[[str, str], float],
+        *,
+        n: int,
+    ) -> list[float]:
+        """Quiz a member just added and onboard its grades (see :func:`quiz_member`)."""
+        return quiz_member(self._router, name, prompts, ask, evaluator, n=n, prices=self._prices)
+
+    def remove(self, name: str) -> None:
+        """Retire a member in the router and forget it here (see the adapters' ``remove_model``).
+
+        Raises:
+            UnknownArmError: ``name`` is not a member.
+            ConfigurationError: It is the last member routed to.
+        """
+        retire_member(self._router, self._members, name)
+        del self._members[name]
+        self._prices.pop(name, None)
+        self._overrides.pop(name, None)
+        self._served.pop(name, None)

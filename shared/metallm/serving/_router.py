@@ -26,19 +26,14 @@ from typing import Any
 import numpy as np
 
 from metallm.embedding import Embedder, default_embedder
-from metallm.exceptions import ConfigurationError, StateFileError
+from metallm.exceptions import ConfigurationError
 from metallm.learning import (
     FeatureMap,
-    LinearBandit,
-    LinUCB,
     NeighbourQuality,
     Policy,
-    ProjectedFeatures,
-    reading_prompt_length,
 )
 from metallm.serving import _offline as offline
 from metallm.serving import _persistence as persistence
-from metallm.serving._arms import ArmPool
 from metallm.serving._budget import Budget
 from metallm.serving._call import RoutedCall
 from metallm.serving._capabilities import Capabilities, Needs
@@ -71,7 +66,6 @@ def _view(path: str, doc: str) -> Any:
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_PROJECTION_DIMS = 128
 DEFAULT_FEEDBACK_TTL = 7 * 86_400.0
 """Seconds a decision waits for its feedback: 7 days."""
 
@@ -111,7 +105,8 @@ class Router:
         latency_scale: A fixed latency normaliser (seconds); default the slowest model's mean.
         neighbours: Blend the linear quality predictions with the outcomes of the most similar
             prompts seen (``NeighbourQuality``). Off by default.
-        clock: Seconds since the epoch, for decisions' expiry (tests pass their own).
+        clock: Seconds since the epoch: decisions' expiry, the store's retry backoff and due
+            syncs (a test passes its own instead of sleeping).
 
     Raises:
         ConfigurationError: An argument is invalid (the message says which and why), or this
@@ -150,24 +145,18 @@ class Router:
         neighbours: NeighbourQuality | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        pool = ArmPool(arms)
-        reward = RewardSetting(cost_weight, latency_weight, cost_scale, latency_scale)
         self.feedback_ttl = check_ttl(feedback_ttl)
         """Seconds a decision waits for its feedback."""
         check_part(neighbours, NeighbourQuality, "neighbours", "NeighbourQuality()")
         check_part(budget, Budget, "budget", "Budget(usd_per_query=0.002)")
-        policy = policy if policy is not None else LinUCB()
-        if features is None:
-            features = ProjectedFeatures(DEFAULT_PROJECTION_DIMS, l2=policy.l2)
-        if embedder is not None if prompt_length is None else prompt_length:
-            features = reading_prompt_length(features)  # it sees the text: it can count it
         if embedder == "default":
             embedder = default_embedder()
-        bandit = LinearBandit(
-            len(pool.names), policy=policy, features=features, seed=seed, neighbours=neighbours
-        )
-        model_name = getattr(embedder, "model_name", None)
-        self._learner = Learner(pool, bandit, reward, model_name)
+        self._learner = Learner.build(
+            arms, RewardSetting(cost_weight, latency_weight, cost_scale, latency_scale),
+            policy=policy, features=features, seed=seed, neighbours=neighbours,
+            reads_length=embedder is not None if prompt_length is None else prompt_length,
+            embedding_model=getattr(embedder, "model_name", None),
+        )  # fmt: skip
         self._embedding = QueryEmbedder(embedder, self._learner)  # type: ignore[arg-type]
         self.id = uuid.uuid4().hex
         """This router's random id (decision ids start with it)."""
@@ -179,7 +168,7 @@ class Router:
         self._learning = learning_for(
             store, self._learner, self._ledger, snapshot_every=snapshot_every,
             sync_interval=sync_interval, feedback_ttl=self.feedback_ttl,
-            prompt_length=prompt_length, embeds=embedder is not None,
+            prompt_length=prompt_length, embeds=embedder is not None, clock=clock,
         )  # fmt: skip
         self._spending = spending_for(budget, self._learner, self._learning)
         self._decider = Decider(
@@ -202,20 +191,14 @@ class Router:
     store = _view("_learning.store", "The shared store (None: this process only).")
     cooldown = _view("_cooldown", "When failing models are left out, and for how long.")
     latency_weight = _view("_learner.reward.latency_weight", "``l``, the weight of latency.")
-    fixed_cost_scale = _view("_learner.reward.cost_scale", "A fixed cost normaliser, or None.")
     cost_scale = _view("_learner.cost_scale", "The cost normaliser in USD (fixed or observed).")
     latency_scale = _view("_learner.latency_scale", "The latency normaliser in seconds.")
     tuning_ = _view("_learner.bandit.tuning_", "The cross-validation of the last ``fit``.")
     n_updates = _view("_learner.bandit.n_updates", "Outcomes learned (online and offline).")
     dimension = _view("_learner.bandit.dimension", "Embedding size (None before any).")
     reads_prompt_length = _view("_learner.reads_prompt_length", "Whether length is read.")
-    max_pending = _view("_ledger.max_pending", "Decisions awaiting feedback kept in memory.")
-    max_sessions = _view("_sessions.max_sessions", "Sessions whose model is remembered.")
     evicted_decisions = _view("_ledger.evicted", "Decisions evicted before their feedback.")
     bookkeeping_errors = _view("_feedback.bookkeeping_errors", "Own records that failed.")
-    ledger_errors = _view("_learning.ledger_errors", "Decisions the store could not take.")
-    snapshot_every = _view("_learning.snapshot_every", "Events between snapshots (None).")
-    sync_interval = _view("_learning.sync_interval", "Seconds between syncs (None: never).")
     restored_from_log = _view("_learning.restored_from_log", "A corrupt snapshot was skipped.")
     quarantined_events = _view("_learning.quarantined_events", "Log events not learned.")
     quarantine = _view("_learning.quarantine", "The latest: (position, decision id, why).")
@@ -227,7 +210,6 @@ class Router:
         lambda r: dict(zip(r.arms, r._learner.pool.failures)), doc="Provider failures per model."
     )
     pending_decisions = property(lambda r: len(r._ledger), doc="Decisions awaiting feedback.")
-    feedback_counts = property(lambda r: dict(r._feedback.counts), doc="Feedback by outcome.")
     budget = _view("_spending.budget", "The budget held (None: a fixed ``p``).")
 
     @property
@@ -239,23 +221,8 @@ class Router:
     def cost_weight(self, value: float) -> None:
         self._learner.reward = self._learner.reward.with_cost_weight(value)
 
-    @property
-    def policy(self) -> Policy:
-        """How predictions become a choice."""
-        return self._learner.bandit.policy
-
-    @policy.setter
-    def policy(self, policy: Policy) -> None:
-        self._learner.bandit.policy = policy
-
-    @property
-    def features(self) -> FeatureMap:
-        """What the per-model ridge models see of an embedding."""
-        return self._learner.bandit.features
-
-    @features.setter
-    def features(self, features: FeatureMap) -> None:
-        self._learner.bandit.features = features
+    policy = _view("_learner.bandit.policy", "How predictions become a choice.")
+    features = _view("_learner.bandit.features", "What the ridge models see of an embedding.")
 
     def budget_status(self) -> dict[str, Any] | None:
         """The budget's state: ``cost_weight``, ``spent_usd``, targets, ``capped`` (None: none)."""
@@ -439,10 +406,6 @@ class Router:
         decision_id = self._feedback.decision_of_run(str(run_id))
         self.record(decision_id, quality=quality, cost=cost, latency=latency)
 
-    def record_failure(self, decision_id: str) -> None:
-        """Learn that the model of this decision failed: quality 0, cost 0, counted apart."""
-        self._feedback.record_failure(decision_id)
-
     def record_many(self, feedback: Iterable[Feedback]) -> FeedbackSummary:
         """Record many outcomes (a grading job); what became of each, without stopping at errors.
 
@@ -460,19 +423,9 @@ class Router:
         Many ``feedback["expired"]`` means feedback arrives later than ``feedback_ttl``; many
         ``unknown``, ids from elsewhere (another store, or evicted from memory).
         """
-        parts = self._learning.health()
-        with self._learner.lock:
-            return RouterHealth(  # type: ignore[no-any-return]
-                pending_in_memory=len(self._ledger),
-                evicted_from_memory=self._ledger.evicted,
-                feedback=dict(self._feedback.counts),
-                feedback_ttl_s=self.feedback_ttl,
-                bookkeeping_errors=self._feedback.bookkeeping_errors,
-                n_updates=self.n_updates,
-                embedder=repr(self._embedding.embedder),
-                budget=self.budget_status(),
-                **parts,  # type: ignore[typeddict-item]
-            )
+        return self._feedback.health(
+            self._learning.health(), repr(self._embedding.embedder), self.budget_status()
+        )
 
     # -- the store ----------------------------------------------------------------------
     def sync(self, *, wait: bool = True) -> int:
@@ -622,15 +575,12 @@ class Router:
         Raises:
             StateFileError: The file is missing, damaged, or not a router's state.
         """
-        header, arrays = persistence.read(path)
-        settings = persistence.router_settings(header, path)
-        try:
+
+        def build(settings: dict[str, Any]) -> tuple[Router, Learner]:
             router = cls(settings.pop("arms"), embedder=embedder, seed=seed, **settings)
-        except (TypeError, ValueError) as e:
-            raise StateFileError(path, f"the header is incomplete or invalid ({e!r})") from e
-        persistence.adopt(router._learner, header, arrays, path)
-        persistence.retire_saved(router._learner, header, path)
-        return router
+            return router, router._learner
+
+        return persistence.load(path, build)
 
     # -- the pool -----------------------------------------------------------------------
     def add_arm(

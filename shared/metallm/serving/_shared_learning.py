@@ -614,6 +614,7 @@ def learning_for(
     feedback_ttl: float,
     prompt_length: bool | None,
     embeds: bool,
+    clock: Callable[[], float] = time.monotonic,
 ) -> Learning:
     """A router's learning strategy, chosen once: in this process, or through ``store``.
 
@@ -628,6 +629,7 @@ def learning_for(
         feedback_ttl: Seconds a decision waits for its feedback.
         prompt_length: The caller's ``prompt_length`` (None: left open).
         embeds: Whether the router embeds text itself.
+        clock: Seconds, for the store's retry backoff and due syncs.
 
     Raises:
         ConfigurationError: The store's routers read vectors another way than this one.
@@ -644,6 +646,7 @@ def learning_for(
         feedback_ttl=feedback_ttl,
         decides_features=prompt_length is not None or embeds,
         prompt_length_given=prompt_length,
+        clock=clock,
     )
     shared.start()
     return shared

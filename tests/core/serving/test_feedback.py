@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-import time
 
 import numpy as np
 import pytest
 
 from metallm import Feedback, Router, SQLiteStore, StoreError
 from metallm.exceptions import DuplicateFeedbackError, ExpiredDecisionError, UnknownDecisionError
+from tests.clock import FakeClock
 
 DIM = 4
 
@@ -30,9 +30,10 @@ def test_feedback_by_run_id_finds_the_decision_that_answered():
 
 
 def test_record_many_says_what_became_of_each_item():
-    router = _router(feedback_ttl=0.2)
+    clock = FakeClock()
+    router = _router(feedback_ttl=0.2, clock=clock)
     old = router.select(np.ones(DIM))
-    time.sleep(0.3)
+    clock.advance(0.3)
     fresh = router.select_batch(np.ones((3, DIM)))
     summary = router.record_many(
         [
@@ -59,9 +60,10 @@ def test_record_many_says_what_became_of_each_item():
 
 
 def test_health_counts_feedback_that_came_too_late_or_from_nowhere():
-    router = _router(feedback_ttl=0.2)
+    clock = FakeClock()
+    router = _router(feedback_ttl=0.2, clock=clock)
     late = router.select(np.ones(DIM))
-    time.sleep(0.3)
+    clock.advance(0.3)
     for bad in (late.id, "unknown-id"):
         with pytest.raises((ExpiredDecisionError, UnknownDecisionError)):
             router.record(bad, quality=1.0, cost=0.0)
@@ -86,14 +88,15 @@ def test_a_ledger_the_store_cannot_write_leaves_routing_and_feedback_working(tmp
             super().put_decisions(records)
 
     store = FullDisk(tmp_path / "s.sqlite")
-    router = _router(store=store)
+    clock = FakeClock()
+    router = _router(store=store, clock=clock)
     with caplog.at_level(logging.WARNING, logger="metallm"):
         decision = router.select(np.ones(DIM))
     assert router.ledger_errors == 1 and "cannot reach" in caplog.text
     router.record(decision.id, quality=1.0, cost=0.0)  # from memory; the store is down: spooled
     assert router.health()["spooled_events"] == 1 and router.n_updates == 0
     store.full = False
-    time.sleep(1.1)  # the first retry comes after 1 s
+    clock.advance(1.1)  # the first retry comes after 1 s
     router.select(np.ones(DIM))  # a routing call starts a sync in the background: it replays
     router.wait_for_sync(10)
     assert router.n_updates == 1 and router.health()["spooled_events"] == 0

@@ -10,17 +10,11 @@ import sys
 
 import numpy as np
 
-from metallm import LinUCB, RedisStore, Router, SQLiteStore
+from metallm import LinUCB, Router
+from tests.stores import open_store
 
 ARMS = ["a", "b", "c"]
 DIM = 16
-
-
-def open_store(kind: str, target: str):
-    if kind == "sqlite":
-        return SQLiteStore(target)
-    url, _, prefix = target.rpartition("#")
-    return RedisStore(url, prefix=prefix)
 
 
 def events(worker: int, n: int):

@@ -17,9 +17,10 @@ import pytest
 
 from metallm import Budget, LinUCB, RedisStore, Router, SQLiteStore
 from metallm.state import BudgetState
-from tests.conftest import free_port, start_aof_redis
+from tests.clock import FakeClock
 from tests.core.state.budget_worker import CHANGE, cost
 from tests.core.state.store_worker import open_store
+from tests.stores import free_port, start_aof_redis
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -82,10 +83,10 @@ def test_sigkill_mid_spending_loses_no_acknowledged_call(target, tmp_path):
     assert state.spent == pytest.approx(sum(cost(0, i) for i in range(state.queries)), rel=1e-12)
 
 
-def _router(store, budget: Budget) -> Router:
+def _router(store, budget: Budget, clock=None) -> Router:
     return Router(
         ["a", "b"], embedder=None, policy=LinUCB(alpha=0.5), store=store, seed=0,
-        sync_interval=None, budget=budget, cost_weight=0.2,
+        sync_interval=None, budget=budget, cost_weight=0.2, clock=clock or FakeClock(),
     )  # fmt: skip
 
 
@@ -113,7 +114,8 @@ def test_routers_sharing_a_store_hold_one_budget_and_a_restart_keeps_it(target):
 
 def test_spend_while_sqlite_is_locked_is_counted_here_and_added_when_it_is_free(tmp_path, caplog):
     path = tmp_path / "state.sqlite"
-    router = _router(SQLiteStore(path), Budget(usd_per_query=0.001))
+    clock = FakeClock()
+    router = _router(SQLiteStore(path), Budget(usd_per_query=0.001), clock)
     _spend(router, [0.001] * 3)
     caplog.set_level(logging.WARNING, logger="metallm")
     blocker = sqlite3.connect(path, isolation_level=None)
@@ -124,7 +126,7 @@ def test_spend_while_sqlite_is_locked_is_counted_here_and_added_when_it_is_free(
     assert local is not None and local["queries"] == 7  # the local view counts them
     blocker.execute("ROLLBACK")
     blocker.close()
-    time.sleep(1.1)  # the store's first retry comes after a second
+    clock.advance(1.1)  # the store's first retry comes after a second
     _spend(router, [0.003])
     state = SQLiteStore(path).budget_state(
         "default", Budget(usd_per_query=1).period_index(time.time())
@@ -137,14 +139,15 @@ def test_spend_while_redis_is_killed_is_added_when_it_is_back(tmp_path):
     server = start_aof_redis(port, tmp_path)
     url = f"redis://127.0.0.1:{port}/0"
     budget = Budget(usd_per_query=0.001)
-    router = _router(RedisStore(url, prefix="outage", timeout=0.5), budget)
+    clock = FakeClock()
+    router = _router(RedisStore(url, prefix="outage", timeout=0.5), budget, clock)
     try:
         _spend(router, [0.001] * 5)
         server.send_signal(signal.SIGKILL)
         server.wait(timeout=10)
         _spend(router, [0.002] * 5)  # the server is gone: counted here
         server = start_aof_redis(port, tmp_path)  # back, with what it had acknowledged (AOF)
-        time.sleep(2.1)  # past the store's retry backoff
+        clock.advance(2.1)  # past the store's retry backoff
         _spend(router, [0.004])
         state = RedisStore(url, prefix="outage").budget_state(
             "default", budget.period_index(time.time())

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from metallm import RedisStore, Router, SQLiteStore
+from tests.clock import FakeClock
 
 ARMS = ["a", "b"]
 DIM = 8
@@ -99,9 +100,11 @@ def test_hostile_sqlite_rows_are_quarantined(tmp_path):
 
 def test_a_sqlite_writer_holding_the_lock_does_not_stall_routing(tmp_path):
     path = tmp_path / "s.sqlite"
+    clock = FakeClock()
     router = Router(
-        ARMS, embedder=None, store=SQLiteStore(path, timeout=0.5), sync_interval=0.0, seed=0
-    )
+        ARMS, embedder=None, store=SQLiteStore(path, timeout=0.5), sync_interval=0.0, seed=0,
+        clock=clock,
+    )  # fmt: skip
     _good(router, 2)
     blocker = sqlite3.connect(path, isolation_level=None)
     blocker.execute("BEGIN IMMEDIATE")  # another process holds the write lock
@@ -119,13 +122,13 @@ def test_a_sqlite_writer_holding_the_lock_does_not_stall_routing(tmp_path):
     finally:
         blocker.execute("ROLLBACK")
         blocker.close()
-    time.sleep(1.1)
+    clock.advance(1.1)
     router.sync()
     assert router.health()["spooled_events"] == 0 and router.n_updates == 22
 
 
 def test_a_store_that_is_down_at_start_does_not_stop_the_router(tmp_path):
-    from tests.conftest import free_port
+    from tests.stores import free_port
 
     store = RedisStore(
         f"redis://127.0.0.1:{free_port()}/0", prefix="down", timeout=0.2, spool_dir=tmp_path

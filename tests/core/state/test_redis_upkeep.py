@@ -11,7 +11,7 @@ import uuid
 import numpy as np
 
 from metallm import RedisStore, Router
-from tests.conftest import free_port
+from tests.stores import free_port
 
 
 def test_a_server_without_aof_gets_a_warning_that_says_what_to_set(redis_url, caplog):

@@ -18,8 +18,8 @@ import pytest
 from metallm import LinUCB, RedisStore, Router, SQLiteStore, StoreError
 from metallm.exceptions import DuplicateEventError, DuplicateFeedbackError, StateFileError
 from metallm.state import FeedbackEvent, Snapshot
-from tests.conftest import free_port as _free_port
 from tests.core.state.store_worker import ARMS, DIM, events
+from tests.stores import free_port as _free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
