@@ -92,7 +92,7 @@ def test_a_ledger_the_store_cannot_write_leaves_routing_and_feedback_working(tmp
     router = _router(store=store, clock=clock)
     with caplog.at_level(logging.WARNING, logger="metallm"):
         decision = router.select(np.ones(DIM))
-    assert router.ledger_errors == 1 and "cannot reach" in caplog.text
+    assert router.health()["ledger_errors"] == 1 and "cannot reach" in caplog.text
     router.record(decision.id, quality=1.0, cost=0.0)  # from memory; the store is down: spooled
     assert router.health()["spooled_events"] == 1 and router.n_updates == 0
     store.full = False
