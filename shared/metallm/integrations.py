@@ -7,7 +7,7 @@ reported usage, and the pool of members (check, add, quiz and onboard, retire). 
 another framework is a translation of its calls into these.
 
 >>> from metallm.integrations import routing_text
->>> routing_text([("system", "Be brief."), ("user", "What is 2 + 2?")])
+>>> routing_text([(False, "Be brief."), (True, "What is 2 + 2?")])
 'What is 2 + 2?'
 """
 

@@ -62,7 +62,11 @@ class Embedder(Protocol):
         ...
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """Embeddings of ``texts``, shape (len(texts), dimension)."""
+        """Embeddings of ``texts``, shape (len(texts), dimension).
+
+        Args:
+            texts: The texts.
+        """
         ...
 
 
@@ -214,6 +218,14 @@ class SentenceTransformerEmbedder:
     The model is ``model`` if given, else the ``METALLM_EMBEDDING_MODEL`` environment
     variable, else ``sentence-transformers/all-MiniLM-L6-v2``. A local folder path works
     too (set ``HF_HUB_OFFLINE=1`` where the HuggingFace hub is unreachable).
+
+    Args:
+        model: The model's name or folder (None: ``$METALLM_EMBEDDING_MODEL``, else MiniLM).
+        cache_size: Embeddings kept in the LRU cache.
+        cache_bytes: The cache's bound in bytes.
+        batch_size: Texts embedded at once.
+        device: The torch device (None: its default).
+        progress_bar_from: Show a progress bar for batches of at least this many texts.
 
     >>> embedder = SentenceTransformerEmbedder()  # doctest: +SKIP
     >>> embedder.embed(["What is the capital of France?"]).shape  # doctest: +SKIP

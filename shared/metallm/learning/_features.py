@@ -75,23 +75,44 @@ class FeatureMap(Protocol):
         ...
 
     def fit(self, embeddings: np.ndarray, seed: int = 0) -> FeatureMap:
-        """A map fitted on these (training) embeddings; pure maps return themselves."""
+        """A map fitted on these (training) embeddings; pure maps return themselves.
+
+        Args:
+            embeddings: Training embeddings (n, d).
+            seed: Seed of any randomness (a projection, k-means).
+        """
         ...
 
     def dimension(self, embedding_dim: int) -> int:
-        """Number of features for embeddings of this size."""
+        """Number of features for embeddings of this size.
+
+        Args:
+            embedding_dim: The embeddings' size.
+        """
         ...
 
     def transform(self, embeddings: np.ndarray) -> np.ndarray:
-        """Features (n, m) of embeddings (n, d)."""
+        """Features (n, m) of embeddings (n, d).
+
+        Args:
+            embeddings: The embeddings.
+        """
         ...
 
     def transform_one(self, embedding: np.ndarray) -> np.ndarray:
-        """Features (m,) of one embedding (d,): the routing fast path (a 1-d product is cheaper)."""
+        """Features (m,) of one embedding (d,): the routing fast path (a 1-d product is cheaper).
+
+        Args:
+            embedding: The embedding.
+        """
         ...
 
     def penalties(self, embedding_dim: int) -> np.ndarray:
-        """Ridge penalty of each feature (the diagonal of the prior precision)."""
+        """Ridge penalty of each feature (the diagonal of the prior precision).
+
+        Args:
+            embedding_dim: The embeddings' size.
+        """
         ...
 
     def to_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -106,7 +127,11 @@ def _check_positive(name: str, value: float) -> None:
 
 @dataclass(frozen=True)
 class EmbeddingFeatures:
-    """``[embedding, 1]`` with penalty ``l2`` on the embedding (the paper's linear model)."""
+    """``[embedding, 1]`` with penalty ``l2`` on the embedding (the paper's linear model).
+
+    Args:
+        l2: The ridge penalty on the embedding.
+    """
 
     l2: float = 1.0
     name: ClassVar[str] = "EmbeddingFeatures"
@@ -152,6 +177,13 @@ class ProjectedFeatures:
     is a seeded random orthonormal projection, which keeps distances (Johnson-Lindenstrauss).
     With ``dims=64`` each arm's matrix is 65 x 65 instead of 385 x 385 for MiniLM, so a
     routing decision reads 35x less memory.
+
+    Args:
+        dims: The projection's size.
+        l2: The ridge penalty on the projection.
+        seed: Seed of the cold random projection.
+        projection: A projection already fitted (None: random until ``fit``).
+        mean: The training embeddings' mean, subtracted first (PCA).
     """
 
     dims: int = 64
@@ -255,6 +287,13 @@ class ClusterFeatures:
     Memberships are a softmax of cosine similarities to ``clusters`` centroids at
     ``temperature``; ``cluster_l2`` and ``embedding_l2`` penalise the two blocks.
     The centroids come from `fit` (spherical k-means on training embeddings).
+
+    Args:
+        clusters: How many centroids.
+        temperature: The softmax's temperature (lower: harder memberships).
+        cluster_l2: The ridge penalty on the memberships.
+        embedding_l2: The ridge penalty on the embedding.
+        centroids: Centroids already fitted (None: ``fit`` makes them).
     """
 
     clusters: int = 32

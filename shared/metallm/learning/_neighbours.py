@@ -157,14 +157,23 @@ class NeighbourQuality:
 
     # -- memory --------------------------------------------------------------------------
     def clear(self, arms: int | None = None) -> None:
-        """Forget every remembered prompt (keeps k, weight and, unless given, the models)."""
+        """Forget every remembered prompt (keeps k, weight and, unless given, the models).
+
+        Args:
+            arms: The number of models from now on (None: as before).
+        """
         arms = self._outcomes.shape[1] if arms is None else arms
         self._memory = np.empty((0, self._memory.shape[1]), dtype=np.float32)
         self._outcomes = np.empty((0, arms), dtype=np.float32)
         self._size = self._next = 0
 
     def fit(self, embeddings: np.ndarray, quality: np.ndarray) -> None:
-        """Remember these rows (every model's outcome known), the last ``max_rows`` of them."""
+        """Remember these rows (every model's outcome known), the last ``max_rows`` of them.
+
+        Args:
+            embeddings: (n, d).
+            quality: (n, k): every model's outcome of each row.
+        """
         keep = slice(max(0, embeddings.shape[0] - self.max_rows), None)
         self._memory = unit_rows(embeddings[keep])
         self._outcomes = np.asarray(quality[keep], dtype=np.float32).copy()
@@ -174,7 +183,14 @@ class NeighbourQuality:
     def add(
         self, embeddings: np.ndarray, arms: np.ndarray, quality: np.ndarray, n_arms: int
     ) -> None:
-        """Remember rows where one model's outcome each is known (``arms``, ``quality``: (n,))."""
+        """Remember rows where one model's outcome each is known (``arms``, ``quality``: (n,)).
+
+        Args:
+            embeddings: (n, d).
+            arms: The model of each row.
+            quality: Its outcome.
+            n_arms: The models in the pool.
+        """
         unit = unit_rows(np.atleast_2d(embeddings))
         if self._outcomes.shape[1] < n_arms:
             self.add_arms(n_arms - self._outcomes.shape[1])
@@ -206,13 +222,22 @@ class NeighbourQuality:
         self._next = (self._next + 1) % self.max_rows
 
     def add_arms(self, count: int = 1) -> None:
-        """Room for ``count`` more models, with nothing known of them yet."""
+        """Room for ``count`` more models, with nothing known of them yet.
+
+        Args:
+            count: How many models joined.
+        """
         extra = np.full((self._outcomes.shape[0], count), np.nan, dtype=np.float32)
         self._outcomes = np.hstack([self._outcomes, extra])
 
     # -- predicting ----------------------------------------------------------------------
     def blend(self, linear_quality: np.ndarray, embeddings: np.ndarray) -> np.ndarray:
-        """``linear_quality`` (n, a) blended with the neighbours' opinion of ``embeddings`` (n, d)."""
+        """``linear_quality`` (n, a) blended with the neighbours' opinion of ``embeddings`` (n, d).
+
+        Args:
+            linear_quality: (n, a) predictions of the linear models.
+            embeddings: (n, d) the queries' embeddings.
+        """
         if not self.active:
             return linear_quality
         means, support = neighbour_quality(

@@ -40,26 +40,49 @@ class Policy(Protocol):
         ...
 
     def bonus(self, width: np.ndarray) -> np.ndarray:
-        """Exploration bonus added to each arm's value, shape like ``width``."""
+        """Exploration bonus added to each arm's value, shape like ``width``.
+
+        Args:
+            width: The confidence width of each arm's predicted quality.
+        """
         ...
 
     def choose(self, scores: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Index of the chosen arm per row of ``scores`` (n, k); -inf marks excluded arms."""
+        """Index of the chosen arm per row of ``scores``.
+
+        Args:
+            scores: (n, k) values; -inf marks excluded arms.
+            rng: The randomness of ties and exploration.
+        """
         ...
 
     def choose_one(self, scores: list[float], rng: np.random.Generator) -> int:
-        """The chosen arm for one query's ``scores`` (a list of k floats; -inf marks excluded arms).
+        """The chosen arm for one query's ``scores``.
+
+        Args:
+            scores: k floats; -inf marks excluded arms.
+            rng: The randomness of ties and exploration.
 
         The single-decision fast path, where plain floats beat numpy calls.
         """
         ...
 
     def probability_one(self, scores: list[float], chosen: int) -> float:
-        """The probability that this policy picks ``chosen`` given ``scores`` (its propensity)."""
+        """The probability that this policy picks ``chosen`` given ``scores`` (its propensity).
+
+        Args:
+            scores: k floats; -inf marks excluded arms.
+            chosen: The arm.
+        """
         ...
 
     def probabilities(self, scores: np.ndarray, chosen: np.ndarray) -> np.ndarray:
-        """`probability_one` for each row of ``scores`` (n, k)."""
+        """``probability_one`` for each row of ``scores``.
+
+        Args:
+            scores: (n, k) values.
+            chosen: The chosen arm of each row.
+        """
         ...
 
     def to_dict(self) -> dict[str, Any]:
@@ -133,6 +156,12 @@ class LinUCB:
 
     ``alpha = 0`` is the greedy policy. Larger ``alpha`` explores more.
 
+    Args:
+        alpha: The weight of the confidence width.
+        l2: The ridge penalty of the per-model models.
+        explore: The share of queries routed uniformly at random.
+        discount: How much older outcomes weigh (1: all alike; below 1: forget slowly).
+
     >>> LinUCB(alpha=0.5).bonus(np.array([[1.0, 2.0]])).tolist()
     [[0.5, 1.0]]
     """
@@ -195,7 +224,12 @@ class LinUCB:
 
 @dataclass(frozen=True)
 class EpsilonGreedy:
-    """Greedy on the predicted value, except a uniformly random arm with probability ``epsilon``."""
+    """Greedy on the predicted value, except a uniformly random arm with probability ``epsilon``.
+
+    Args:
+        epsilon: The share of queries routed uniformly at random.
+        l2: The ridge penalty of the per-model models.
+    """
 
     epsilon: float = 0.1
     l2: float = 1.0
@@ -283,6 +317,13 @@ class SquareCB:
     arm keeps at least that probability (what off-policy evaluation of other policies needs;
     when ``floor * K > 1``, uniform).
 
+    Args:
+        gamma_scale: ``gamma``'s scale.
+        gamma_exponent: ``gamma``'s growth with the outcomes learned.
+        l2: The ridge penalty of the per-model models.
+        floor: The least probability of any model.
+        gamma: A fixed ``gamma`` (None: it grows as above).
+
     >>> policy = SquareCB().at(0)          # gamma = 10 before any outcome
     >>> round(policy.probability_one([0.9, 0.5], 1), 4)   # 1 / (2 + 10 * 0.4)
     0.1667
@@ -308,7 +349,11 @@ class SquareCB:
         _check_l2(self.l2)
 
     def at(self, updates: int) -> SquareCB:
-        """This policy after ``updates`` learned outcomes (its gamma for that round)."""
+        """This policy after ``updates`` learned outcomes (its gamma for that round).
+
+        Args:
+            updates: The outcomes learned so far.
+        """
         gamma = self.gamma_scale * (updates + 1) ** self.gamma_exponent
         return (
             self
@@ -324,7 +369,11 @@ class SquareCB:
         return np.zeros_like(width)
 
     def distribution(self, scores: np.ndarray) -> np.ndarray:
-        """The probability of each arm per row of ``scores`` (n, k); -inf arms get 0."""
+        """The probability of each arm per row of ``scores`` (n, k); -inf arms get 0.
+
+        Args:
+            scores: (n, k) values; -inf marks excluded arms.
+        """
         allowed = np.isfinite(scores)
         k = np.maximum(allowed.sum(axis=1, keepdims=True), 1)
         masked = np.where(allowed, scores, -np.inf)

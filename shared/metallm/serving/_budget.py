@@ -127,17 +127,29 @@ class Budget:
         return self.usd_per_day if self.usd_per_day is not None else self.usd_per_period
 
     def period_index(self, now: float) -> int:
-        """Which period ``now`` falls in (0 at ``anchor``)."""
+        """Which period ``now`` falls in (0 at ``anchor``).
+
+        Args:
+            now: Unix time.
+        """
         return math.floor((now - self.anchor) / self.period)
 
     def period_start(self, index: int) -> float:
-        """When period ``index`` starts (Unix time)."""
+        """When period ``index`` starts (Unix time).
+
+        Args:
+            index: The period.
+        """
         return self.anchor + index * self.period
 
     def target(self, state: BudgetState, now: float) -> float | None:
         """The cost per call to aim at now: the per-query target, the cap's pace, or the lower.
 
         None when neither applies yet (a cap, but no calls seen to estimate their rate).
+
+        Args:
+            state: The period's spend so far.
+            now: Unix time.
         """
         targets = [] if self.usd_per_query is None else [self.usd_per_query]
         cap = self.cap
@@ -158,7 +170,13 @@ class Budget:
         return min(targets) if targets else None
 
     def change(self, cost: float, target: float, scale: float) -> float:
-        """How far one call of ``cost`` moves ``p`` (clipped to ``max_change``)."""
+        """How far one call of ``cost`` moves ``p`` (clipped to ``max_change``).
+
+        Args:
+            cost: The call's USD.
+            target: The USD per call aimed at.
+            scale: The router's cost normaliser (USD).
+        """
         delta = self.step * (cost - target) / scale
         if self.max_change is not None:
             delta = min(max(delta, -self.max_change), self.max_change)

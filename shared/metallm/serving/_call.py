@@ -98,6 +98,23 @@ class CallBook(Protocol):
 class RoutedCall:
     """The models tried for one call, in order, and what each attempt taught the router.
 
+    Made by ``Router.route`` (its arguments are documented there).
+
+    Args:
+        router: The router that chose the first model (its public API).
+        book: Where failures, cooldowns and bookkeeping trouble are written (the router's).
+        query: The routing text or embedding.
+        force: See ``Router.route``.
+        session: See ``Router.route``.
+        fallbacks: See ``Router.route``.
+        record_errors: See ``Router.route``.
+        prices: See ``Router.route``.
+        decision: See ``Router.route``.
+        run_id: See ``Router.route``.
+        needs: See ``Router.route``.
+        capabilities: See ``Router.route``.
+        available: See ``Router.route``.
+
     >>> from metallm import Router
     >>> router = Router(["small", "large"], embedder=None)
     >>> call = router.route([1.0, 0.0])
@@ -172,9 +189,18 @@ class RoutedCall:
     def failed(self, error: BaseException) -> Decision:
         """Learn that the current model failed with ``error``; the next model to try.
 
-        Raises when there is none: ``error`` itself after one attempt (and untouched when it
-        is metallm's own error, e.g. a bad argument), `AllModelsFailedError` listing
-        every attempt after several. Call it inside the ``except`` block that caught ``error``.
+        Call it inside the ``except`` block that caught ``error``.
+
+        Args:
+            error: What the provider raised.
+
+        Returns:
+            The next decision (also ``self.decision``).
+
+        Raises:
+            BaseException: ``error`` itself when there is no next model after one attempt,
+                or when it is not a provider's error (a bad argument, a closed event loop).
+            AllModelsFailedError: No next model after several attempts; lists each.
         """
         if not is_provider_error(error, self.fallbacks.provider_errors):
             raise error
@@ -198,7 +224,11 @@ class RoutedCall:
         return following
 
     def failed_midstream(self, error: BaseException) -> None:
-        """Learn a failure after part of the answer reached the caller (no fallback then)."""
+        """Learn a failure after part of the answer reached the caller (no fallback then).
+
+        Args:
+            error: What the provider raised mid-stream.
+        """
         if is_provider_error(error, self.fallbacks.provider_errors):
             self._learn_failure(error)
 
@@ -207,8 +237,13 @@ class RoutedCall:
     ) -> dict[str, Any]:
         """The current model answered: price it, keep the session on it; its metadata.
 
-        ``input_tokens`` / ``output_tokens`` are what the provider reported (None: unknown,
-        so ``cost_usd`` is None and a later feedback needs ``cost=``).
+        Args:
+            input_tokens: What the provider reported (None: unknown, so ``cost_usd`` is None
+                and a later feedback needs ``cost=``).
+            output_tokens: Likewise.
+
+        Returns:
+            The decision's metadata (see ``metadata``).
         """
         decision = self.decision
         seconds = time.monotonic() - self._started
@@ -247,7 +282,15 @@ class RoutedCall:
     def metadata(
         self, cost_usd: float | None = None, latency_s: float | None = None
     ) -> dict[str, Any]:
-        """The current decision as response metadata (``decision_id``, ``model``, scores, ``cost_usd``, ...)."""
+        """The current decision as response metadata.
+
+        Args:
+            cost_usd: What the answer cost (None: unknown yet).
+            latency_s: Seconds the answering attempt took.
+
+        Returns:
+            ``decision_id``, ``model``, scores, ``excluded``, ``cost_usd``, ``attempts``, ...
+        """
         return {
             **self.decision.to_metadata(),
             "latency_weight": self.router.latency_weight,
@@ -266,7 +309,14 @@ class RoutedCall:
 
     # -- the loop, for plain calls and streams ------------------------------------------
     def run(self, attempt: Callable[[Decision], T]) -> T:
-        """``attempt(decision)`` for each model in turn until one answers."""
+        """``attempt(decision)`` for each model in turn until one answers.
+
+        Args:
+            attempt: Calls the decision's model; raises what the provider raised.
+
+        Returns:
+            The first answer.
+        """
         while True:
             try:
                 return attempt(self.decision)
@@ -274,7 +324,11 @@ class RoutedCall:
                 self.failed(error)
 
     async def arun(self, attempt: Callable[[Decision], Awaitable[T]]) -> T:
-        """`run` for a coroutine."""
+        """``run`` for a coroutine.
+
+        Args:
+            attempt: Awaits the decision's model.
+        """
         while True:
             try:
                 return await attempt(self.decision)
@@ -282,10 +336,13 @@ class RoutedCall:
                 self.failed(error)
 
     def open_stream(self, start: Callable[[Decision], Iterator[T]]) -> Iterator[T]:
-        """A stream from the first model whose stream starts; relayed with `relay`.
+        """A stream from the first model whose stream starts; relayed with ``relay``.
 
         A model that fails before its first item is left for the next one; after that the
         caller already holds part of an answer, so a failure is learned and re-raised.
+
+        Args:
+            start: Opens the decision's model's stream.
         """
         while True:
             try:
@@ -302,7 +359,11 @@ class RoutedCall:
     async def aopen_stream(
         self, start: Callable[[Decision], AsyncIterator[T] | Awaitable[AsyncIterator[T]]]
     ) -> AsyncIterator[T]:
-        """`open_stream` for an async stream (or a coroutine that returns one)."""
+        """``open_stream`` for an async stream (or a coroutine that returns one).
+
+        Args:
+            start: Opens the decision's model's stream.
+        """
         while True:
             try:
                 opened = start(self.decision)
@@ -317,7 +378,12 @@ class RoutedCall:
         return self.arelay(first, items)
 
     def relay(self, first: Any, rest: Iterator[T]) -> Iterator[T]:
-        """Yield ``first`` and the rest; a failure on the way is learned and re-raised."""
+        """Yield ``first`` and the rest; a failure on the way is learned and re-raised.
+
+        Args:
+            first: The stream's first item, already read.
+            rest: The rest of the stream.
+        """
         try:
             if first is not _END:
                 yield first
@@ -327,7 +393,12 @@ class RoutedCall:
             raise
 
     async def arelay(self, first: Any, rest: AsyncIterator[T]) -> AsyncIterator[T]:
-        """`relay` for an async stream."""
+        """``relay`` for an async stream.
+
+        Args:
+            first: The stream's first item, already read.
+            rest: The rest of the stream.
+        """
         try:
             if first is not _END:
                 yield first

@@ -26,6 +26,14 @@ class Capabilities:
 
     The names are those of langchain-core's ``ModelProfile``.
 
+    Args:
+        max_input_tokens: The largest prompt it takes, in tokens.
+        tool_calling: Whether it calls tools.
+        structured_output: Whether it answers in a given schema.
+        image_inputs: Whether it reads images.
+        pdf_inputs: Whether it reads PDFs.
+        audio_inputs: Whether it reads audio.
+
     >>> Capabilities.from_mapping({"max_input_tokens": 8192, "image_inputs": False, "name": "x"})
     Capabilities(max_input_tokens=8192, tool_calling=None, structured_output=None, image_inputs=False, pdf_inputs=None, audio_inputs=None)
     """
@@ -59,7 +67,11 @@ class Capabilities:
         return cls(**{k: v for k, v in mapping.items() if k in known})
 
     def merged(self, overrides: Mapping[str, Any] | Capabilities | None) -> Capabilities:
-        """These capabilities with ``overrides`` (a mapping or another instance) on top."""
+        """These capabilities with ``overrides`` (a mapping or another instance) on top.
+
+        Args:
+            overrides: What to put on top (None: nothing).
+        """
         if overrides is None:
             return self
         given = (
@@ -82,6 +94,14 @@ class Needs:
     """What one request needs from the model that serves it.
 
     ``input_tokens`` is an estimate (the adapters count about four characters a token).
+
+    Args:
+        input_tokens: About how many tokens the prompt holds.
+        tools: Whether it binds tools.
+        structured_output: Whether it asks for a schema.
+        images: Whether it holds images.
+        pdfs: Whether it holds PDFs.
+        audio: Whether it holds audio.
     """
 
     input_tokens: int = 0
@@ -107,7 +127,14 @@ class Needs:
 
 
 def estimate_tokens(characters: int) -> int:
-    """Tokens in ``characters`` of text, roughly (four characters a token, rounded up)."""
+    """Tokens in ``characters`` of text, roughly (four characters a token, rounded up).
+
+    Args:
+        characters: The text's length.
+
+    Returns:
+        The estimated tokens.
+    """
     return math.ceil(characters / 4)
 
 
@@ -142,7 +169,16 @@ def exclusions(
 ) -> dict[str, str]:
     """``{member: reason}`` for every member that cannot serve ``needs``.
 
-    Raises `NoCapableModelError` when that is every member.
+    Args:
+        needs: What the request needs (None: nothing in particular).
+        capabilities: What each member can serve.
+        arms: The members to consider.
+
+    Returns:
+        The members left out, each with why.
+
+    Raises:
+        NoCapableModelError: No member can serve the request.
     """
     if needs is None or not capabilities:
         return {}
@@ -159,7 +195,19 @@ def exclusions(
 def check_capabilities(
     names: Sequence[str], capabilities: Mapping[str, Any] | None
 ) -> dict[str, dict[str, Any]]:
-    """The per-member overrides checked: known members, known capability names and types."""
+    """The per-member capability overrides a user gave, checked.
+
+    Args:
+        names: The pool's members.
+        capabilities: Overrides by member (e.g. ``{"mini": {"image_inputs": False}}``).
+
+    Returns:
+        The overrides, each a dict of known capability names.
+
+    Raises:
+        ConfigurationError: A member is not in the pool, or a capability is unknown or of the
+            wrong type.
+    """
     if not capabilities:
         return {}
     unknown = set(capabilities) - set(names)

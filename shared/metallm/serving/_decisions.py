@@ -89,7 +89,17 @@ class ArmValues(Mapping[str, float]):
 
 
 class Decision(NamedTuple):
-    """One routing decision: the chosen arm, why, and what the later update needs (immutable)."""
+    """One routing decision: the chosen arm, why, and what the later update needs (immutable).
+
+    Attributes:
+        id: The decision's id (for ``record``).
+        arm: The chosen model.
+        cost_weight: The ``p`` it was chosen at.
+        selection: What the ``select`` call computed (scores, embeddings), shared by its decisions.
+        row: This decision's row in the selection.
+        forced: Whether the caller forced the model.
+        sticky: Whether a session kept it on its model.
+    """
 
     id: str
     arm: str
@@ -152,6 +162,9 @@ class Decision(NamedTuple):
         ``excluded`` (a routed call's, see `metallm.RoutedCall.excluded`) adds the arms
         left out and why. The chosen arm is marked ``*``. `explain` renders the same
         from a response's ``metallm`` metadata.
+
+        Args:
+            excluded: The members a routed call left out, with why (None: none).
 
         >>> import numpy as np
         >>> from metallm import Router
@@ -265,7 +278,13 @@ def explain(metadata: Mapping[str, Any]) -> str:
 
 
 class Prediction(NamedTuple):
-    """Per-arm predictions, each (n_queries, n_arms)."""
+    """Per-arm predictions, each (n_queries, n_arms).
+
+    Attributes:
+        quality: Predicted quality per query and model.
+        cost: Predicted USD per query and model (never below zero).
+        width: The confidence width of each quality (None when not asked for).
+    """
 
     quality: np.ndarray
     cost: np.ndarray

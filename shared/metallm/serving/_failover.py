@@ -27,6 +27,11 @@ class Fallbacks:
 
     ``max_attempts`` counts the first try; None tries every model once. ``provider_errors``
     adds exception types that count as a provider's failure (see `is_provider_error`).
+
+    Args:
+        enabled: Whether to move on at all.
+        max_attempts: The most models tried, the first included (None: each once).
+        provider_errors: More exception types that count as a provider's failure.
     """
 
     enabled: bool = True
@@ -40,7 +45,13 @@ class Fallbacks:
 
 @dataclass
 class Cooldown:
-    """Leave a model out for ``seconds`` after ``after_failures`` consecutive failures."""
+    """Leave a model out for ``seconds`` after ``after_failures`` consecutive failures.
+
+    Args:
+        after_failures: Consecutive failures that start a cooldown.
+        seconds: How long the model is left out.
+        clock: Seconds (tests pass their own).
+    """
 
     after_failures: int = 3
     seconds: float = 30.0
@@ -56,7 +67,11 @@ class Cooldown:
             raise ConfigurationError("seconds must be a finite number >= 0")
 
     def failed(self, arm: str) -> None:
-        """Count a failure of ``arm``; enough in a row start its cooldown."""
+        """Count a failure of ``arm``; enough in a row start its cooldown.
+
+        Args:
+            arm: The model that failed.
+        """
         with self._lock:
             streak = self._streak.get(arm, 0) + 1
             self._streak[arm] = streak
@@ -65,7 +80,11 @@ class Cooldown:
                 self._streak[arm] = 0
 
     def succeeded(self, arm: str) -> None:
-        """``arm`` answered: its failure streak and cooldown end."""
+        """``arm`` answered: its failure streak and cooldown end.
+
+        Args:
+            arm: The model that answered.
+        """
         with self._lock:
             self._streak.pop(arm, None)
             self._until.pop(arm, None)

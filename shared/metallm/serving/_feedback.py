@@ -32,6 +32,12 @@ class Feedback:
     """One outcome to learn: the decision (or the framework run it answered) and its quality.
 
     ``cost`` (USD) may be left out when the router measured it when the model answered.
+
+    Args:
+        decision_id: The decision (or leave it out and give ``run_id``).
+        quality: The answer's quality in [0, 1].
+        cost: USD (None: the cost measured when the model answered).
+        run_id: The framework's id of the call the decision answered.
     """
 
     decision_id: str | None = None
@@ -42,7 +48,16 @@ class Feedback:
 
 @dataclass
 class FeedbackSummary:
-    """What `metallm.Router.record_many` did with each item."""
+    """What `metallm.Router.record_many` did with each item.
+
+    Args:
+        recorded: Items learned.
+        unknown: Items whose decision was never issued, or evicted.
+        expired: Items later than the router's ``feedback_ttl``.
+        duplicate: Items whose decision already had feedback.
+        invalid: Items with bad values or no cost known.
+        errors: ``(decision or run id, error)`` for each item not recorded.
+    """
 
     recorded: int = 0
     unknown: int = 0

@@ -42,10 +42,20 @@ def check_pool(
 ) -> tuple[dict[str, tuple[float, float]], Router]:
     """The checked prices and the router for a pool of named models (a new router when None).
 
-    ``what`` names the adapter's argument in errors (e.g. ``"models"``, ``"llms"``).
-    ``warmup``: load the router's embedder in a background thread now (see
-    `Router.warmup`), unless ``$METALLM_WARMUP`` is ``0``. ``shadows`` become the
-    router's shadow routers (`Router.set_shadows`).
+    Args:
+        names: The members' names.
+        prices: USD per 1M input and output tokens, by member (some may lack one).
+        router: The router to share (None: a new one over ``names``).
+        what: The adapter's argument, named in errors (e.g. ``"models"``, ``"llms"``).
+        warmup: Load the router's embedder in a background thread now, unless
+            ``$METALLM_WARMUP`` is ``0``.
+        shadows: The router's shadow routers (``Router.set_shadows``).
+
+    Returns:
+        The checked prices and the router.
+
+    Raises:
+        ConfigurationError: The pool is empty, a price is bad, or the router's models differ.
 
     >>> prices, router = check_pool(["mini", "pro"], {"pro": (2.5, 10.0)}, None, what="models")
     >>> router.arms
@@ -96,8 +106,20 @@ def admit_member(
 ) -> tuple[dict[str, tuple[float, float]], dict[str, dict[str, Any]]]:
     """An adapter's new member checked and added to ``router``; its price and capability overrides.
 
-    `ConfigurationError` when ``name`` is already among ``members`` (or a bad price).
     A model another process already added to the router's store is not added twice.
+
+    Args:
+        router: The adapter's router.
+        members: The adapter's members now.
+        name: The new member's name.
+        price: USD per 1M input and output tokens (None: none).
+        capabilities: Capability overrides (None: read from the member).
+
+    Returns:
+        The member's checked price and capability overrides, by name.
+
+    Raises:
+        ConfigurationError: ``name`` is already a member, or the price is bad.
     """
     if name in members:
         raise ConfigurationError(f"{name!r} is already a member: give the new model a new name")
@@ -109,7 +131,17 @@ def admit_member(
 
 
 def retire_member(router: Router, members: Collection[str], name: str) -> None:
-    """Retire an adapter's member in ``router`` (`UnknownArmError` if not a member)."""
+    """Retire an adapter's member in its router.
+
+    Args:
+        router: The adapter's router.
+        members: The adapter's members now.
+        name: The member to retire.
+
+    Raises:
+        UnknownArmError: ``name`` is not a member.
+        ConfigurationError: It is the last model routed to.
+    """
     if name not in members:
         raise UnknownArmError(name, tuple(members))
     router.retire_arm(name)
@@ -133,7 +165,19 @@ def quiz_member(
 
     ``router.quiz`` picks ``n`` of ``prompts``; ``ask(prompt)`` has the member answer one
     directly; ``evaluator(prompt, answer)`` grades it in [0, 1]; ``router.onboard`` learns the
-    grades and the costs priced from the reported usage. Returns the grades.
+    grades and the costs priced from the reported usage.
+
+    Args:
+        router: The adapter's router.
+        name: The member just added.
+        prompts: Your traffic (texts), to quiz it on.
+        ask: Has the member answer one prompt directly: (answer, input tokens, output tokens).
+        evaluator: Grades ``(prompt, answer)`` in [0, 1].
+        n: How many prompts to ask.
+        prices: USD per 1M tokens, by member.
+
+    Returns:
+        The grades, in the order asked.
     """
     asked = [prompts[i] for i in router.quiz(name, list(prompts), n=n)]
     grades, costs = [], []
@@ -197,6 +241,12 @@ class PoolMembers(Generic[M]):
     ) -> None:
         """Add a member here and to the router (see the adapters' ``add_model``).
 
+        Args:
+            name: The new member's name.
+            member: The framework object.
+            price: USD per 1M input and output tokens (None: none).
+            capabilities: Capability overrides (None: read from the member).
+
         Raises:
             ConfigurationError: ``name`` is already a member, or the price or capabilities are bad.
         """
@@ -217,11 +267,25 @@ class PoolMembers(Generic[M]):
         *,
         n: int,
     ) -> list[float]:
-        """Quiz a member just added and onboard its grades (see :func:`quiz_member`)."""
+        """Quiz a member just added and onboard its grades (see ``quiz_member``).
+
+        Args:
+            name: The member.
+            prompts: Your traffic, to quiz it on.
+            ask: Has the member answer one prompt directly.
+            evaluator: Grades ``(prompt, answer)`` in [0, 1].
+            n: How many prompts to ask.
+
+        Returns:
+            The grades.
+        """
         return quiz_member(self._router, name, prompts, ask, evaluator, n=n, prices=self._prices)
 
     def remove(self, name: str) -> None:
         """Retire a member in the router and forget it here (see the adapters' ``remove_model``).
+
+        Args:
+            name: The member.
 
         Raises:
             UnknownArmError: ``name`` is not a member.

@@ -39,7 +39,17 @@ def check_prices(prices: Prices, models: Iterable[str]) -> dict[str, tuple[float
 
 
 def usage_cost(prices: Prices, model: str, input_tokens: int, output_tokens: int) -> float | None:
-    """USD of one call: reported tokens x the model's prices; None without a price."""
+    """USD of one call: reported tokens times the model's prices.
+
+    Args:
+        prices: USD per 1M input and output tokens, by model.
+        model: The model that answered.
+        input_tokens: What the provider reported.
+        output_tokens: What the provider reported.
+
+    Returns:
+        The cost, or None when the model has no price.
+    """
     price = prices.get(model)
     if price is None:
         return None

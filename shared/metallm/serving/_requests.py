@@ -31,7 +31,16 @@ for frameworks that carry the history but no session id (chat engines, message-h
 
 
 def routing_text(turns: Iterable[tuple[bool, str]]) -> str:
-    """The last user turn's text, else every turn's text joined; ``turns`` are ``(from_user, text)``.
+    """The text the router routes on: the last user turn's, else every turn's joined.
+
+    Args:
+        turns: ``(from_user, text)`` for each message.
+
+    Returns:
+        The routing text.
+
+    Raises:
+        EmptyQueryError: No turn holds text.
 
     >>> routing_text([(False, "You are terse."), (True, "What is 2 + 2?")])
     'What is 2 + 2?'
@@ -46,7 +55,17 @@ def routing_text(turns: Iterable[tuple[bool, str]]) -> str:
 
 
 def check_prompt(prompt: object) -> str:
-    """A completion prompt, or `EmptyQueryError` when it has no text."""
+    """A completion prompt, checked.
+
+    Args:
+        prompt: What the framework was asked to complete.
+
+    Returns:
+        The prompt.
+
+    Raises:
+        EmptyQueryError: It is not text, or holds none.
+    """
     if not isinstance(prompt, str) or not prompt.strip():
         raise EmptyQueryError("the prompt is empty: the router needs text to route on")
     return prompt
@@ -56,7 +75,13 @@ def conversation_id(turns: Iterable[tuple[str, str]]) -> str | None:
     """An id for a conversation: a hash of its system prompt and first user turn.
 
     Every turn of a chat carries the history, so each call of one conversation gets the same
-    id, and sticky routing keeps it on one model. ``turns`` are ``(role, text)``.
+    id, and sticky routing keeps it on one model.
+
+    Args:
+        turns: The conversation's ``(role, text)`` turns.
+
+    Returns:
+        The id, or None without a user turn.
 
     >>> first = conversation_id([("system", "Be brief."), ("user", "Hi!")])
     >>> first == conversation_id([("system", "Be brief."), ("user", "Hi!"), ("assistant", "Hello."), ("user", "And?")])
@@ -91,6 +116,16 @@ def pop_session(
     instrumentation tags, ...) that has it. ``legacy_key`` is an older option name, still
     honoured with a `DeprecationWarning` when ``session_key`` is not set. With
     ``session_key=CONVERSATION`` the session is ``conversation`` (see `conversation_id`).
+
+    Args:
+        session_key: The option naming the session (None: no session, unless ``legacy_key``).
+        options: The call's options (the session's is popped).
+        sources: Other places the session may be, in order (run metadata, tags).
+        legacy_key: An older option name, honoured with a warning.
+        conversation: The conversation's id, when ``session_key`` is ``CONVERSATION``.
+
+    Returns:
+        The session, as text, or None.
 
     >>> pop_session("session_id", {"session_id": "abc", "temperature": 0})
     'abc'

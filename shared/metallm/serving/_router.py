@@ -1,15 +1,7 @@
 """The MetaLLM router: a linear contextual bandit over a pool of named models, made safe to serve.
 
-``Router`` wires named parts and delegates to them; each lives in a module of its name:
-
-* ``_learner.Learner``: the pool (``_arms.ArmPool``), the bandit, the reward setting
-  (``_reward_setting.RewardSetting``) and the shadows: what is learned and how it scores;
-* ``_deciding.Decider``: the decision path, one query or a batch;
-* ``_feedback_path.FeedbackPath``: costs, outcomes and what became of each feedback call;
-* a learning strategy chosen once here: ``_learning.LocalLearning`` (this process) or
-  ``_shared_learning.SharedLearning`` (a store's log, ledger, spool and snapshots);
-* ``budget.BudgetKeeper``: a budget held by moving ``p``;
-* ``offline`` and ``persistence``: fitting from logged data, and state files.
+``Router`` wires named parts and delegates to them, each in a module of its name (the table
+in docs/core.md: ``Learner``, ``Decider``, ``FeedbackPath``, the learning strategy, ...).
 """
 
 from __future__ import annotations
@@ -27,11 +19,7 @@ import numpy as np
 
 from metallm.embedding import Embedder, default_embedder
 from metallm.exceptions import ConfigurationError
-from metallm.learning import (
-    FeatureMap,
-    NeighbourQuality,
-    Policy,
-)
+from metallm.learning import FeatureMap, NeighbourQuality, Policy
 from metallm.serving import _offline as offline
 from metallm.serving import _persistence as persistence
 from metallm.serving._budget import Budget
@@ -181,7 +169,6 @@ class Router:
         )  # fmt: skip
         self._pool_changes = PoolChanges(self._learner, self._learning, self.embed)
 
-    # -- read-only views of the parts ---------------------------------------------------
     arms = _view("_learner.pool.names", "Every model, retired ones included, in joining order.")
     active_arms = _view("_learner.pool.active", "The models routed to (``arms`` less the retired).")
     bandit = _view("_learner.bandit", "The learning: ridge statistics, features and policy.")
@@ -228,9 +215,15 @@ class Router:
         """The budget's state: ``cost_weight``, ``spent_usd``, targets, ``capped`` (None: none)."""
         return self._spending.status()
 
-    # -- embedding ----------------------------------------------------------------------
     def embed(self, queries: Sequence[Query] | np.ndarray) -> np.ndarray:
         """Embeddings (n, dim) of texts, or the given embeddings checked.
+
+        Args:
+            queries: Texts (embedded, with the prompt's length when the router reads it), or
+                embeddings (checked and returned as float64).
+
+        Returns:
+            The (n, dim) matrix the router scores.
 
         Raises:
             ConfigurationError: Texts were given to a router without an embedder.
@@ -249,7 +242,6 @@ class Router:
         """
         return self._embedding.warmup(background)
 
-    # -- deciding -----------------------------------------------------------------------
     def predict(self, queries: Sequence[Query] | np.ndarray, *, widths: bool = True) -> Prediction:
         """Predicted quality, cost (USD, never below zero) and width per model for each query.
 
@@ -342,15 +334,36 @@ class Router:
         force: str | None = None,
         ignore_cooldown: bool = False,
     ) -> list[Decision]:
-        """Choose a model for each query, vectorised over the batch (see ``select``)."""
+        """Choose a model for each query, vectorised over the batch.
+
+        Args:
+            queries: Texts or an (n, dim) array of embeddings.
+            exclude: Models left out of every choice.
+            force: The model for every query (scores are still recorded).
+            ignore_cooldown: Consider models cooling down after failures too.
+
+        Returns:
+            One decision per query, in order.
+
+        Raises:
+            UnknownArmError: A name is not in the pool.
+            InvalidInputError: A query is bad, or every model is excluded.
+        """
         return self._decider.many(queries, set(exclude), force, ignore_cooldown)
 
     def stick(self, session: str, arm: str) -> None:
-        """Keep ``session`` on ``arm`` from now on (until it fails over or is forgotten)."""
+        """Keep a session on a model from now on (until it fails over or is forgotten).
+
+        Args:
+            session: The session's id (a conversation, a user, an agent run).
+            arm: The model.
+
+        Raises:
+            UnknownArmError: ``arm`` is not in the pool.
+        """
         self._learner.pool.index_of(arm)
         self._sessions.stick(session, arm)
 
-    # -- feedback -----------------------------------------------------------------------
     def observe_cost(
         self, decision_id: str, cost: float, *, spend: bool = True, latency: float | None = None
     ) -> None:
@@ -402,12 +415,28 @@ class Router:
         cost: float | None = None,
         latency: float | None = None,
     ) -> None:
-        """``record`` for the decision that answered a framework call (e.g. a LangChain run id)."""
+        """``record`` for the decision that answered a framework call.
+
+        Args:
+            run_id: The framework's id of the call (a LangChain run id, given to ``route``).
+            quality: The answer's quality in [0, 1].
+            cost: USD (None: the cost attached when the model answered).
+            latency: Seconds (None: the latency measured then).
+
+        Raises:
+            UnknownDecisionError: No pending decision has this run id.
+        """
         decision_id = self._feedback.decision_of_run(str(run_id))
         self.record(decision_id, quality=quality, cost=cost, latency=latency)
 
     def record_many(self, feedback: Iterable[Feedback]) -> FeedbackSummary:
         """Record many outcomes (a grading job); what became of each, without stopping at errors.
+
+        Args:
+            feedback: The outcomes, each by decision id or run id.
+
+        Returns:
+            How many were recorded, unknown, expired, duplicate or invalid, with each error.
 
         >>> router = Router(["a", "b"], embedder=None)
         >>> made = router.select_batch([[1.0, 0.0], [0.0, 1.0]])
@@ -427,7 +456,6 @@ class Router:
             self._learning.health(), repr(self._embedding.embedder), self.budget_status()
         )
 
-    # -- the store ----------------------------------------------------------------------
     def sync(self, *, wait: bool = True) -> int:
         """Fold the store's events not yet learned (from any process) into this router.
 
@@ -444,7 +472,11 @@ class Router:
         return self._learning.sync(wait=wait)
 
     def wait_for_sync(self, timeout: float | None = None) -> None:
-        """Wait until a background sync started by routing is done (``timeout`` seconds at most)."""
+        """Wait until a background sync started by routing is done.
+
+        Args:
+            timeout: Seconds to wait at most (None: as long as it takes).
+        """
         self._learning.wait_for_sync(timeout)
 
     def snapshot(self) -> None:
@@ -464,6 +496,9 @@ class Router:
 
     def set_shadows(self, shadows: Mapping[str, Router] | None) -> None:
         """Replace the shadow routers (see ``shadows``); before routing, or with a store.
+
+        Args:
+            shadows: Routers by name, with this router's models (None: no shadows).
 
         Raises:
             ConfigurationError: A shadow is not a router, differs from this one, or decisions
@@ -489,7 +524,6 @@ class Router:
         self._learner.set_shadows(learners)
         self._shadows = dict(routers)
 
-    # -- offline learning ---------------------------------------------------------------
     def fit(
         self,
         queries: Sequence[Query] | np.ndarray,
@@ -533,7 +567,18 @@ class Router:
         cost: Sequence[float] | np.ndarray,
         latency: Sequence[float] | np.ndarray | None = None,
     ) -> Router:
-        """Update from logged bandit data: one (model, quality, cost[, latency]) outcome per query."""
+        """Update from logged bandit data: one outcome per query, of the model that answered it.
+
+        Args:
+            queries: Texts or embeddings (n).
+            arms: The model that answered each query.
+            quality: Each answer's quality in [0, 1].
+            cost: Each answer's cost, USD.
+            latency: Each answer's seconds, when known.
+
+        Returns:
+            This router.
+        """
         offline.partial_fit(
             self._learner, self.embed(as_batch(queries)), arms, quality, cost, latency
         )
@@ -548,6 +593,15 @@ class Router:
     ) -> float:
         """Set and return the ``p`` with the best validation quality within ``budget`` $/query.
 
+        Args:
+            budget: The mean USD per query to stay within.
+            queries: Validation texts or embeddings (n).
+            quality: (n, n_models) in ``arms`` order: every model's outcome on each query.
+            cost: (n, n_models) USD.
+
+        Returns:
+            The chosen ``p``, now the router's ``cost_weight``.
+
         Raises:
             InfeasibleBudgetError: No ``p`` gets under the budget.
         """
@@ -557,9 +611,17 @@ class Router:
         )
         return self.cost_weight
 
-    # -- state files --------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
-        """Write the learned state atomically (``.npz`` + JSON header; pending decisions are not saved)."""
+        """Write the learned state atomically (``.npz`` + JSON header, never pickle).
+
+        Pending decisions are not saved.
+
+        Args:
+            path: The file to write.
+
+        Returns:
+            The path written.
+        """
         return persistence.save(self._learner, path)
 
     @classmethod
@@ -582,7 +644,6 @@ class Router:
 
         return persistence.load(path, build)
 
-    # -- the pool -----------------------------------------------------------------------
     def add_arm(
         self, name: str, *, prior: tuple[float, float] | None = None, prior_weight: float = 10.0
     ) -> None:
@@ -603,6 +664,9 @@ class Router:
     def retire_arm(self, name: str) -> None:
         """Stop routing to a model; its history is kept (shared like ``add_arm``).
 
+        Args:
+            name: The model.
+
         Raises:
             UnknownArmError: Not in the pool.
             ConfigurationError: It is the last model routed to.
@@ -614,6 +678,14 @@ class Router:
 
         The picks are where what the model is worth is least known and the current models
         disagree most; run the model on them, grade the answers, and ``onboard`` the outcomes.
+
+        Args:
+            name: The model (added with ``add_arm``).
+            texts: Logged traffic, or a routing table's prompts (texts or embeddings).
+            n: How many to pick.
+
+        Returns:
+            Indices into ``texts``.
         """
         return self._pool_changes.quiz(name, texts, n)
 

@@ -140,14 +140,28 @@ class BudgetStore(Protocol):
     ) -> BudgetState:
         """Add to the period's sums and move the shared cost weight, in one atomic step.
 
-        ``cost`` and ``queries`` are added to ``period``'s sums; the cost weight moves by
-        ``change`` (from ``initial`` when it has none yet) and stays in [floor, ceiling].
-        Returns the state after it.
+        Args:
+            name: The budget's name (routers sharing it share the budget).
+            period: The period's index.
+            cost: USD to add.
+            queries: Calls to add.
+            change: How far the shared cost weight moves.
+            floor: Its lowest value.
+            ceiling: Its highest value.
+            initial: Its value before any move.
+
+        Returns:
+            The state after it.
         """
         ...
 
     def budget_state(self, name: str, period: int) -> BudgetState:
-        """The budget's state for ``period`` (zero sums when nothing was spent in it yet)."""
+        """The budget's state for ``period`` (zero sums when nothing was spent in it yet).
+
+        Args:
+            name: The budget's name.
+            period: The period's index.
+        """
         ...
 
 
@@ -156,11 +170,20 @@ class PoolStore(Protocol):
     """A store that keeps the pool's changes (models added and retired), for every process."""
 
     def add_pool_change(self, action: str, arm: str) -> str:
-        """Append ``("add" | "retire", arm)`` durably; its position."""
+        """Append a pool change durably; its position.
+
+        Args:
+            action: ``"add"`` or ``"retire"``.
+            arm: The model.
+        """
         ...
 
     def pool_changes_after(self, position: str | None) -> list[tuple[str, str, str]]:
-        """``(position, action, arm)`` after ``position`` (all when None), in order."""
+        """``(position, action, arm)`` after ``position``, in order.
+
+        Args:
+            position: The last change seen (None: from the start).
+        """
         ...
 
 
@@ -169,11 +192,20 @@ class SettingsStore(Protocol):
     """A store that keeps settings every router sharing it must agree on (first writer wins)."""
 
     def claim_setting(self, name: str, value: str) -> str:
-        """Store ``value`` under ``name`` unless one is there already; the value it holds."""
+        """Store ``value`` under ``name`` unless one is there already; the value it holds.
+
+        Args:
+            name: The setting.
+            value: This router's value.
+        """
         ...
 
     def setting(self, name: str) -> str | None:
-        """The value held under ``name``, or None."""
+        """The value held under ``name``, or None.
+
+        Args:
+            name: The setting.
+        """
         ...
 
 
@@ -202,44 +234,77 @@ class StateStore(Protocol):
     def append(self, event: FeedbackEvent) -> str:
         """Write the event durably and settle its decision in the ledger; returns its position.
 
-        Raises `DuplicateEventError` on a duplicate decision id and
-        `StoreError` when the store fails.
+        Args:
+            event: The outcome.
+
+        Raises:
+            DuplicateEventError: The log already holds an event of this decision.
+            StoreError: The store failed.
         """
         ...
 
     def events_after(
         self, position: str | None
     ) -> Iterator[tuple[str, FeedbackEvent | MalformedEvent]]:
-        """Events after ``position`` (all when None), in order, with their positions.
+        """Events after ``position``, in order, with their positions.
 
-        An entry that cannot be read is yielded as a `MalformedEvent`, never raised.
+        An entry that cannot be read is yielded as a ``MalformedEvent``, never raised.
+
+        Args:
+            position: The last event seen (None: from the start).
         """
         ...
 
     def has_event(self, decision_id: str) -> bool:
-        """Whether feedback for this decision is already in the log."""
+        """Whether feedback for this decision is already in the log.
+
+        Args:
+            decision_id: The decision.
+        """
         ...
 
     def put_decisions(self, records: Sequence[DecisionRecord]) -> None:
-        """Keep these decisions in the ledger until they are settled or expire (one write)."""
+        """Keep these decisions in the ledger until they are settled or expire (one write).
+
+        Args:
+            records: The decisions.
+        """
         ...
 
     def get_decision(self, decision_id: str) -> DecisionRecord | None:
-        """The ledger's record of a decision (also when expired but not yet purged), or None."""
+        """The ledger's record of a decision (also when expired but not yet purged), or None.
+
+        Args:
+            decision_id: The decision.
+        """
         ...
 
     def find_decision(self, run_id: str) -> DecisionRecord | None:
-        """The latest pending decision made for a framework call's run id, or None."""
+        """The latest pending decision made for a framework call's run id, or None.
+
+        Args:
+            run_id: The framework's id of the call.
+        """
         ...
 
     def set_decision_cost(
         self, decision_id: str, cost: float, latency: float | None = None
     ) -> None:
-        """Attach the measured cost (USD) and latency (seconds) to a pending decision."""
+        """Attach the measured cost and latency to a pending decision.
+
+        Args:
+            decision_id: The decision.
+            cost: USD.
+            latency: Seconds (None: unknown).
+        """
         ...
 
     def save_snapshot(self, snapshot: Snapshot) -> None:
-        """Store a snapshot of the learned state (older ones are dropped)."""
+        """Store a snapshot of the learned state (older ones are dropped).
+
+        Args:
+            snapshot: The state and the log position it covers.
+        """
         ...
 
     def latest_snapshot(self) -> Snapshot | None:

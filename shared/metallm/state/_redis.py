@@ -128,6 +128,19 @@ class RedisStore:
     is a hash that Redis drops ``expired_grace`` seconds after its feedback time ran out.
     Every call waits at most ``timeout`` seconds (a stalled server is then a
     `StoreError`, and the router goes on without it).
+
+    Args:
+        url: The server (``redis://``, ``rediss://`` or ``unix://``; a password is never shown).
+        prefix: The keys' prefix: routers sharing it share the state.
+        store_prompts: Keep each decision's prompt (for rules evaluated from the log).
+        client: A ready ``redis.Redis`` client (None: one from ``url``).
+        expired_grace: Seconds an expired decision is kept before Redis drops it.
+        timeout: Seconds a call waits before the store counts as unavailable.
+        spool_dir: Where feedback waits while the server cannot be reached.
+        retention: Seconds of the event log kept (older events are trimmed after a snapshot).
+        check_persistence: Read the server's persistence settings and warn when a crash can
+            lose acknowledged writes.
+        routing_timeout: Seconds the routing path waits (shorter: routing never stalls).
     """
 
     def __init__(

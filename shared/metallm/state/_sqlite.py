@@ -110,6 +110,14 @@ class SQLiteStore:
     Expired decisions are kept ``expired_grace`` seconds past their expiry (so late feedback
     is told it expired, and when) and then purged. A write waits at most ``timeout`` seconds
     for another writer's lock, then fails as a `StoreError` (the router goes on).
+
+    Args:
+        path: The file (made with its folders when missing).
+        store_prompts: Keep each decision's prompt (for rules evaluated from the log).
+        durable: Flush every commit to the disk (survives power loss; an fsync per event).
+        timeout: Seconds a call waits for a lock before the store counts as unavailable.
+        expired_grace: Seconds an expired decision is kept before it is purged.
+        routing_timeout: Seconds the routing path waits (shorter: routing never stalls).
     """
 
     def __init__(
