@@ -81,7 +81,11 @@ def table_arguments(parser: argparse.ArgumentParser, *, plot: str | None) -> Non
 
 
 def bench_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add ``metallm bench``'s arguments (``python -m benchmarks.bench`` takes the same)."""
+    """Add ``metallm bench``'s arguments (``python -m benchmarks.bench`` takes the same).
+
+    Args:
+        parser: The command's parser.
+    """
     table_arguments(parser, plot="cost-quality")
     parser.add_argument("--test-size", type=float, default=0.3)
     parser.add_argument(
@@ -257,7 +261,12 @@ def _configure_distill(parser: argparse.ArgumentParser) -> None:
 
 
 def write_json(path: str | None, data: object) -> None:
-    """Write ``data`` as indented JSON to ``path`` (nothing when it is None) and say so."""
+    """Write ``data`` as indented JSON to ``path`` (nothing when it is None) and say so.
+
+    Args:
+        path: The file (None: nothing is written).
+        data: JSON-able data.
+    """
     if path:
         import json
 
@@ -410,7 +419,11 @@ def _overview(plugins: dict[str, EntryPoint]) -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``metallm`` with ``argv`` (default: the process's arguments); returns the exit code."""
+    """Run ``metallm`` with ``argv`` (default: the process's arguments); returns the exit code.
+
+    Args:
+        argv: The arguments (None: the process's).
+    """
     args = list(sys.argv[1:] if argv is None else argv)
     plugins = _plugins()
     if not args or args[0].startswith("-"):

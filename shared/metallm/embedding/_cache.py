@@ -46,6 +46,11 @@ class DiskCachedEmbedder:
     ``model_name`` identifies the model in the key (default: the wrapped embedder's
     ``model_name`` and ``variant``, e.g. ``onnx-int8``), so two models, or one model computed
     two ways, never share vectors.
+
+    Args:
+        embedder: The embedder to wrap.
+        path: The cache's folder (None: the user's cache folder).
+        model_name: The model's name in the cache's key (None: read from ``embedder``).
     """
 
     def __init__(

@@ -35,6 +35,9 @@ def default_embedder(model: str | None = None) -> Embedder:
     the model cannot be exported or loaded) when ONNX Runtime is installed, else
     `SentenceTransformerEmbedder`; a WARNING says which fallback, once.
 
+    Args:
+        model: The model (None: ``$METALLM_EMBEDDING_MODEL``, else MiniLM).
+
     >>> embedder = default_embedder()
     >>> type(embedder).__name__ in {"OnnxEmbedder", "SentenceTransformerEmbedder"}
     True
@@ -47,6 +50,10 @@ def make_embedder(kind: str = "default", model: str | None = None) -> Embedder:
 
     ``default`` is `default_embedder`'s choice; ``onnx`` and ``onnx-int8`` raise
     `EmbedderError` instead of falling back.
+
+    Args:
+        kind: One of ``EMBEDDER_KINDS``.
+        model: The model (None: the configured one).
 
     >>> make_embedder("sentence-transformers")  # doctest: +ELLIPSIS
     SentenceTransformerEmbedder(model=...)

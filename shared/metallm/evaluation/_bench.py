@@ -92,6 +92,11 @@ def table_embedder(
     The cache keys vectors by model and variant, so a second run does not re-embed and two
     embedders never share vectors. Given ``static_model`` (a folder made by ``metallm
     distill``), that static embedder instead (fast enough uncached).
+
+    Args:
+        kind: One of ``EMBEDDER_KINDS``.
+        model: The model (None: the configured one).
+        static_model: A static embedder's folder instead.
     """
     if static_model is not None:
         from metallm.embedding import StaticEmbedder
@@ -162,6 +167,16 @@ def run_bench(
     ``baselines``: other routers to build and measure on the same split (the repository's
     ``benchmarks.baselines.BASELINES``: kNN, a cluster router and an MLP).
     ``significance``: the budget calibration's (see `calibrate_cost_weight`).
+
+    Args:
+        data: The routing table.
+        seed: The split's and the router's seed.
+        test_size: The share of rows held out.
+        embedder: What embeds the prompts (None: ``table_embedder()``).
+        progress: Show progress bars.
+        candidates: The feature maps cross-validation chooses among (None: the defaults).
+        baselines: Other routers to measure on the same split.
+        significance: The budget calibration's (see ``calibrate_cost_weight``).
     """
     table = load_routing_table(data)
     embeddings = embed_table(table, embedder or table_embedder(), progress=progress)

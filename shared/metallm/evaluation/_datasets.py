@@ -29,7 +29,17 @@ _RESERVED = {"prompt", "task"}
 
 @dataclass(frozen=True)
 class RoutingTable:
-    """Prompts with every model's quality and cost: ``quality`` and ``cost`` are (n, k)."""
+    """Prompts with every model's quality and cost: ``quality`` and ``cost`` are (n, k).
+
+    Attributes:
+        name: The table's name.
+        prompts: The n prompts.
+        tasks: Each prompt's task, when known.
+        models: The k models.
+        quality: (n, k) qualities in [0, 1].
+        cost: (n, k) USD.
+        latency: (n, k) seconds, when known.
+    """
 
     name: str
     prompts: list[str]
@@ -44,7 +54,11 @@ class RoutingTable:
         return len(self.prompts)
 
     def subset(self, rows: Sequence[int] | np.ndarray) -> RoutingTable:
-        """The same table restricted to ``rows`` (in that order)."""
+        """The same table restricted to ``rows`` (in that order).
+
+        Args:
+            rows: The rows to keep.
+        """
         index = np.asarray(rows, dtype=int)
         return RoutingTable(
             name=self.name,
@@ -58,7 +72,11 @@ class RoutingTable:
 
 
 def load_routing_table(path: str | Path) -> RoutingTable:
-    """Read and validate a routing table; `RoutingTableError` names the column or row."""
+    """Read and validate a routing table; `RoutingTableError` names the column or row.
+
+    Args:
+        path: A .csv, .jsonl or .parquet table.
+    """
     source = Path(path)
     if not source.is_file():
         raise RoutingTableError(f"{source}: no such file")

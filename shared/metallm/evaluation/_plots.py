@@ -35,7 +35,12 @@ def figure(
 
 
 def plot_bench(result: BenchResult, path: str | Path) -> Path:
-    """Single models (labelled), the zero router's hull, the router curves and the oracle."""
+    """Single models (labelled), the zero router's hull, the router curves and the oracle.
+
+    Args:
+        result: What ``run_bench`` returned.
+        path: The PNG to write.
+    """
     with figure(path, ncols=1, size=(8, 5.5), dpi=120) as (_, ax):
         singles = list(result.single.items())
         hull = quality_hull([(v.cost, v.quality) for _, v in singles])
@@ -74,7 +79,12 @@ def plot_bench(result: BenchResult, path: str | Path) -> Path:
 
 
 def plot_simulation(result: SimulationResult, path: str | Path) -> Path:
-    """Running quality, running cost and cumulative regret against the number of queries."""
+    """Running quality, running cost and cumulative regret against the number of queries.
+
+    Args:
+        result: What ``run_simulation`` returned.
+        path: The PNG to write.
+    """
     with figure(path, ncols=3, size=(15, 4.5), dpi=110) as (fig, axes):
         for run in result.runs:
             steps = np.arange(1, len(run.quality) + 1)
@@ -103,7 +113,14 @@ def plot_simulation(result: SimulationResult, path: str | Path) -> Path:
 def plot_estimates(
     estimates: dict[str, Estimate], path: str | Path, *, title: str, live: str = "logged"
 ) -> Path:
-    """Each policy's estimated mean reward with its 95% interval, best first; ``live`` in black."""
+    """Each policy's estimated mean reward with its 95% interval, best first; ``live`` in black.
+
+    Args:
+        estimates: Each policy's estimate.
+        path: The PNG to write.
+        title: The plot's title.
+        live: The logging policy's label.
+    """
     ranked = sorted(estimates.items(), key=lambda kv: kv[1].reward)
     with figure(path, ncols=1, size=(8, 0.9 + 0.32 * len(ranked)), dpi=120) as (_, ax):
         for y, (label, e) in enumerate(ranked):

@@ -36,6 +36,10 @@ def render_table(rows: Sequence[Sequence[object]], *, align: str | None = None) 
 
     ``align`` has one letter per column, ``l`` or ``r`` (default: first left, rest right).
 
+    Args:
+        rows: The rows, the header first.
+        align: ``l`` or ``r`` per column (None: the first left, the rest right).
+
     >>> print(render_table([["model", "quality"], ["mini", "0.91"]]))
     model  quality
     -----  -------
@@ -183,7 +187,11 @@ def _num(x: float | None, spec: str = ".4f") -> str:
 
 
 def render_bench(result: BenchResult) -> str:
-    """The bench result as readable tables."""
+    """The bench result as readable tables.
+
+    Args:
+        result: What ``run_bench`` returned.
+    """
     r, s, b = result, result.summary, result.baseline_summary
     singles = sorted(r.single.items(), key=lambda kv: kv[1].cost)
     models = render_table(
@@ -333,7 +341,11 @@ class SimulationResult:
 
 
 def render_simulation(result: SimulationResult) -> str:
-    """The simulation result as a readable table."""
+    """The simulation result as a readable table.
+
+    Args:
+        result: What ``run_simulation`` returned.
+    """
     timed = any(run.latency is not None for run in result.runs)
     rows: list[list[str]] = [
         ["policy", "quality", "$/query", *(["s/query"] if timed else []), "regret"]

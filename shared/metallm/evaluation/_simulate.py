@@ -92,7 +92,19 @@ def run_simulation(
     progress: bool = True,
     latency_weight: float = 0.0,
 ) -> SimulationResult:
-    """Replay ``data`` online for each policy, cold and warm; see the module docstring."""
+    """Replay ``data`` online for each policy, cold and warm; see the module docstring.
+
+    Args:
+        data: The routing table.
+        seed: The replay order's seed.
+        alpha: UCB's exploration weight.
+        warm_start: The share of rows learned offline first.
+        cost_weight: ``p`` in the reward regret is counted in.
+        budget: Hold this mean USD per query online (None: a fixed ``p``).
+        embedder: What embeds the prompts (None: ``table_embedder()``).
+        progress: Show progress bars.
+        latency_weight: ``l`` in the reward.
+    """
     if not 0.0 <= warm_start < 1.0:
         raise ValueError(f"warm_start must be in [0, 1), got {warm_start}")
     table = load_routing_table(data)

@@ -112,7 +112,11 @@ class LinearBandit:
         return None if self.stats is None else self.embedding_dim
 
     def dimension_mismatch(self, dim: int) -> DimensionMismatchError:
-        """The error for an embedding of the wrong size."""
+        """The error for an embedding of the wrong size.
+
+        Args:
+            dim: The size given.
+        """
         hint = (
             " (its vectors carry the prompt's length as their last element: pass texts, or "
             "metallm.learning._features.with_prompt_length(embeddings, texts))"
@@ -125,7 +129,11 @@ class LinearBandit:
         )
 
     def ensure(self, dim: int) -> RidgeStatistics:
-        """The statistics for embeddings of size ``dim`` (made on first use)."""
+        """The statistics for embeddings of size ``dim`` (made on first use).
+
+        Args:
+            dim: The embeddings' size.
+        """
         if self.stats is None:
             if not self.features.fitted:
                 raise ConfigurationError(
@@ -245,6 +253,15 @@ class LinearBandit:
         Three matrix products, then plain floats: for one query and a pool of models that is
         faster than a dozen small numpy calls (docs/performance.md). ``excluded`` arms are
         not chosen; ``forced`` is chosen whatever the scores.
+
+        Args:
+            embedding: (dim,).
+            cost_weight: ``p``.
+            scale: The cost normaliser (USD).
+            excluded: Arms not to choose.
+            forced: The arm to choose whatever the scores.
+            latency_weight: ``l``.
+            latency_scale: The latency normaliser (seconds).
         """
         stats = self.stats if self.stats is not None else self.ensure(embedding.shape[0])
         if embedding.shape[0] != self.embedding_dim:
@@ -289,7 +306,17 @@ class LinearBandit:
         latency_weight: float = 0.0,
         latency_scale: float = 1.0,
     ) -> Scores:
-        """Choose for each row of ``embeddings`` (n, dim), vectorised over the batch."""
+        """Choose for each row of ``embeddings`` (n, dim), vectorised over the batch.
+
+        Args:
+            embeddings: (n, dim).
+            cost_weight: ``p``.
+            scale: The cost normaliser (USD).
+            excluded: Arms not to choose.
+            forced: The arm to choose whatever the scores.
+            latency_weight: ``l``.
+            latency_scale: The latency normaliser (seconds).
+        """
         stats = self.ensure(embeddings.shape[1])
         X = self.features.transform(embeddings)
         quality, cost, width = self._predict(stats, X, fast_width=True, widths=True)
@@ -316,7 +343,11 @@ class LinearBandit:
         return latency
 
     def predict_latency(self, embeddings: np.ndarray) -> np.ndarray | None:
-        """Predicted latency (seconds, never below zero) per arm, (n, k); None before any was learned."""
+        """Predicted latency (seconds, never below zero) per arm, (n, k); None before any was learned.
+
+        Args:
+            embeddings: (n, dim).
+        """
         self.ensure(embeddings.shape[1])
         return self._predict_latency(self.features.transform(embeddings))
 
@@ -326,6 +357,10 @@ class LinearBandit:
         """Predicted quality, cost (never below zero) and confidence width per arm, each (n, k).
 
         ``widths=False`` skips the widths (None), the costly part.
+
+        Args:
+            embeddings: (n, dim).
+            widths: Compute the confidence widths (False: None, much cheaper).
         """
         stats = self.ensure(embeddings.shape[1])
         quality, cost, width = self._predict(
@@ -355,6 +390,13 @@ class LinearBandit:
         """Learn one outcome of ``arm`` at already-computed ``features`` (rank-1).
 
         ``latency`` (seconds) is learned when known.
+
+        Args:
+            arm: The arm.
+            features: Its features (what ``features.transform`` gave).
+            quality: The outcome.
+            cost: USD.
+            latency: Seconds, when known.
         """
         assert self.stats is not None
         self._follow_discount()
@@ -376,7 +418,15 @@ class LinearBandit:
         cost: float,
         latency: float | None = None,
     ) -> None:
-        """Learn one outcome of ``arm`` for an embedding (dim,)."""
+        """Learn one outcome of ``arm`` for an embedding (dim,).
+
+        Args:
+            arm: The arm.
+            embedding: (dim,).
+            quality: The outcome.
+            cost: USD.
+            latency: Seconds, when known.
+        """
         row = np.asarray(embedding, dtype=np.float64)[None, :]
         self.ensure(row.shape[1])
         self.update(arm, self.features.transform(row)[0], quality, cost, latency)
@@ -399,6 +449,15 @@ class LinearBandit:
         """Learn from scratch from full-information rows (every arm's outcome known).
 
         ``latency`` (n, k), seconds, when the rows carry it.
+
+        Args:
+            embeddings: (n, dim).
+            quality: (n, k).
+            cost: (n, k) USD.
+            tune: Choose the feature map by cross-validation.
+            candidates: The feature maps to choose among.
+            seed: The folds' seed.
+            latency: (n, k) seconds, when known.
         """
         if tune:
             self.tuning_ = tune_features(
@@ -453,7 +512,15 @@ class LinearBandit:
         cost: np.ndarray,
         latency: np.ndarray | None = None,
     ) -> None:
-        """Learn from logged bandit rows: one arm's outcome per row (and its latency, if known)."""
+        """Learn from logged bandit rows: one arm's outcome per row (and its latency, if known).
+
+        Args:
+            embeddings: (n, dim).
+            arms: The arm of each row.
+            quality: Its outcome.
+            cost: USD.
+            latency: Seconds, when known.
+        """
         stats = self.ensure(embeddings.shape[1])
         self._follow_discount()
         X = self.features.transform(embeddings)
@@ -494,7 +561,12 @@ class LinearBandit:
         return header, arrays
 
     def adopt(self, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
-        """Take the state written by `to_state`; ValueError says what is wrong with it."""
+        """Take the state written by `to_state`; ValueError says what is wrong with it.
+
+        Args:
+            header: The saved header.
+            arrays: The saved arrays.
+        """
         try:
             features = feature_map_from_state(
                 header["features"],

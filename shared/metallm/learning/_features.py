@@ -51,6 +51,10 @@ def with_prompt_length(embeddings: np.ndarray, texts: Any) -> np.ndarray:
 
     What a router with `PromptLengthFeatures` reads when given vectors, not text.
 
+    Args:
+        embeddings: (n, d).
+        texts: The n texts they embed.
+
     >>> with_prompt_length(np.zeros((1, 2)), ["x" * 500]).tolist()
     [[0.0, 0.0, 0.5]]
     """
@@ -415,6 +419,10 @@ class PromptLengthFeatures:
     token; its quality model reads the inner features only (`quality_dimension`): the
     length helped cost predictions on both shared tables and hurt quality ones.
 
+    Args:
+        inner: The map of the embedding part.
+        l2: The ridge penalty on the length.
+
     >>> fmap = PromptLengthFeatures(EmbeddingFeatures())
     >>> fmap.transform(np.array([[0.6, 0.8, 1.5]])).tolist()
     [[0.6, 0.8, 1.0, 1.5]]
@@ -478,7 +486,11 @@ def quality_dimension(features: FeatureMap, embedding_dim: int) -> int:
 
 
 def reads_prompt_length(features: FeatureMap) -> bool:
-    """Whether vectors for ``features`` carry the prompt's length as their last element."""
+    """Whether vectors for ``features`` carry the prompt's length as their last element.
+
+    Args:
+        features: A feature map.
+    """
     return isinstance(features, PromptLengthFeatures)
 
 
@@ -503,5 +515,9 @@ def feature_map_from_state(header: dict[str, Any], arrays: dict[str, np.ndarray]
 
 
 def reading_prompt_length(features: FeatureMap) -> FeatureMap:
-    """``features`` made to read the prompt's length too (unchanged when it already does)."""
+    """``features`` made to read the prompt's length too (unchanged when it already does).
+
+    Args:
+        features: A feature map.
+    """
     return features if reads_prompt_length(features) else PromptLengthFeatures(features)

@@ -26,7 +26,11 @@ Point = tuple[float, float]
 
 
 def quality_hull(points: Sequence[Point]) -> np.ndarray:
-    """Vertices (cost, quality) of the non-decreasing upper convex hull, by increasing cost."""
+    """Vertices (cost, quality) of the non-decreasing upper convex hull, by increasing cost.
+
+    Args:
+        points: (cost, quality) points.
+    """
     pts = sorted({(float(c), float(q)) for c, q in points})
     if not pts:
         raise ValueError("no operating points")
@@ -55,6 +59,10 @@ def aiq(points: Sequence[Point], cost_range: tuple[float, float]) -> float:
 
     The hull is 0 below the cheapest point (nothing is delivered there), piecewise linear
     between vertices and flat after the best quality; the integral is exact.
+
+    Args:
+        points: (cost, quality) of a router at several cost weights.
+        cost_range: The cheapest and the priciest single model's cost.
     """
     low, high = cost_range
     if not high > low:
@@ -71,13 +79,22 @@ def aiq(points: Sequence[Point], cost_range: tuple[float, float]) -> float:
 
 
 def zero_router_aiq(single: Sequence[Point]) -> float:
-    """AIQ of the zero router: random mixtures of single models, over their own cost range."""
+    """AIQ of the zero router: random mixtures of single models, over their own cost range.
+
+    Args:
+        single: Each single model's (cost, quality).
+    """
     costs = [c for c, _ in single]
     return aiq(single, (min(costs), max(costs)))
 
 
 def cheapest_cost_reaching(points: Sequence[Point], quality: float) -> float | None:
-    """Lowest cost at which the hull reaches ``quality``; None if it never does."""
+    """Lowest cost at which the hull reaches ``quality``; None if it never does.
+
+    Args:
+        points: (cost, quality) points.
+        quality: The quality to reach.
+    """
     hull = quality_hull(points)
     if hull[-1, 1] < quality - 1e-12:
         return None
@@ -90,7 +107,12 @@ def cheapest_cost_reaching(points: Sequence[Point], quality: float) -> float | N
 
 
 def savings_at_best(points: Sequence[Point], single: dict[str, Point]) -> float | None:
-    """1 - (cheapest router cost reaching the best single model's quality) / that model's cost."""
+    """1 - (cheapest router cost reaching the best single model's quality) / that model's cost.
+
+    Args:
+        points: The router's (cost, quality) points.
+        single: Each single model's (cost, quality).
+    """
     best_cost, best_quality = min(single.values(), key=lambda cq: (-cq[1], cq[0]))
     cost = cheapest_cost_reaching(points, best_quality)
     if cost is None or best_cost <= 0:
@@ -99,7 +121,12 @@ def savings_at_best(points: Sequence[Point], single: dict[str, Point]) -> float 
 
 
 def oracle(quality: np.ndarray, cost: np.ndarray) -> Point:
-    """Mean cost and quality of picking, per row, the best model (the cheapest among ties)."""
+    """Mean cost and quality of picking, per row, the best model (the cheapest among ties).
+
+    Args:
+        quality: (n, k) true qualities.
+        cost: (n, k) true costs.
+    """
     best = quality.max(axis=1, keepdims=True)
     masked = np.where(quality >= best - 1e-12, cost, np.inf)
     chosen = masked.argmin(axis=1)
@@ -117,6 +144,13 @@ def frontier(
     """(mean cost, mean quality) of greedy routing at each cost weight ``p``.
 
     ``predicted_cost`` must already be normalised by the cost scale.
+
+    Args:
+        predicted_quality: (n, k) predictions.
+        predicted_cost: (n, k) normalised cost predictions.
+        quality: (n, k) true qualities.
+        cost: (n, k) true costs.
+        cost_weights: The ``p`` values.
     """
     rows = np.arange(quality.shape[0])
     points = []

@@ -24,7 +24,14 @@ __all__ = ["combination_start", "most_similar", "prior_start", "quiz_rows", "war
 
 
 def quiz_rows(bandit: LinearBandit, arm: int, embeddings: np.ndarray, n: int) -> list[int]:
-    """The ``n`` rows of ``embeddings`` to ask ``arm`` first, best first (see the module)."""
+    """The ``n`` rows of ``embeddings`` to ask ``arm`` first, best first (see the module).
+
+    Args:
+        bandit: The bandit.
+        arm: The new model's arm.
+        embeddings: The candidate queries (n, d).
+        n: How many to pick.
+    """
     stats = bandit.ensure(embeddings.shape[1])
     X = bandit.features.transform(embeddings)[:, : stats.dim]
     others = [k for k in range(bandit.n_arms) if k != arm]
@@ -54,6 +61,13 @@ def prior_start(
 
     The prior is worth ``weight`` outcomes, all on the bias feature, so every query starts at
     that mean until the model's own outcomes say otherwise.
+
+    Args:
+        bandit: The bandit.
+        arm: The new model's arm.
+        quality: Its prior mean quality.
+        cost: Its prior mean cost (USD).
+        weight: How many outcomes the prior is worth.
     """
     stats = bandit.stats
     if stats is None:

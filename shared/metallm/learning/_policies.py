@@ -271,7 +271,11 @@ class EpsilonGreedy:
 
 @dataclass(frozen=True)
 class RandomPolicy:
-    """A uniformly random allowed arm: the floor every learned policy must beat."""
+    """A uniformly random allowed arm: the floor every learned policy must beat.
+
+    Args:
+        l2: The ridge penalty of the per-model models (they still learn).
+    """
 
     l2: float = 1.0
     name: ClassVar[str] = "RandomPolicy"
@@ -451,7 +455,11 @@ def round_policy(policy: Policy, updates: int) -> Policy:
 
 
 def policy_from_dict(data: dict[str, Any]) -> Policy:
-    """Rebuild a policy from `Policy.to_dict` output."""
+    """Rebuild a policy from `Policy.to_dict` output.
+
+    Args:
+        data: What ``to_dict`` wrote.
+    """
     params = dict(data)
     name = params.pop("name", None)
     cls = _POLICIES.get(str(name))

@@ -24,7 +24,14 @@ __all__ = [
 
 
 def reward(quality: np.ndarray, cost: np.ndarray, cost_weight: float, scale: float) -> np.ndarray:
-    """The paper's reward: quality minus ``p`` times the normalised cost."""
+    """The paper's reward: quality minus ``p`` times the normalised cost.
+
+    Args:
+        quality: Qualities.
+        cost: Costs (USD).
+        cost_weight: ``p``.
+        scale: The cost normaliser (USD).
+    """
     return np.asarray(quality) - cost_weight * np.asarray(cost) / scale
 
 
@@ -45,7 +52,13 @@ def default_cost_weight_grid() -> np.ndarray:
 
 @dataclass(frozen=True)
 class Calibration:
-    """Result of `calibrate_cost_weight` on validation data."""
+    """Result of `calibrate_cost_weight` on validation data.
+
+    Attributes:
+        cost_weight: The ``p`` chosen.
+        quality: Its mean validation quality.
+        cost: Its mean validation cost (USD).
+    """
 
     cost_weight: float
     quality: float
@@ -79,6 +92,15 @@ def calibrate_cost_weight(
     budget walks further, so the quality it gets is never below a smaller budget's (the rows of
     the paper's budget table are monotone where they are chosen), and ``significance=0`` takes
     the plain best quality within the budget.
+
+    Args:
+        predicted_quality: (n, k) predictions on validation rows.
+        predicted_cost: (n, k) normalised cost predictions.
+        quality: (n, k) true qualities.
+        cost: (n, k) true costs (USD).
+        budget: The mean USD per query to stay within.
+        grid: The cost weights tried (None: the default grid).
+        significance: Standard errors of gain a larger spend must show.
 
     >>> import numpy as np
     >>> Q = np.array([[0.0, 1.0]] * 50 + [[1.0, 1.0]] * 50)  # arm 1 is right everywhere

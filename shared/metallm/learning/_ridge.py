@@ -24,7 +24,16 @@ QUALITY, COST = 0, 1
 
 
 class RidgeStatistics:
-    """Sufficient statistics of ``n_arms`` ridge regressions on ``dim`` features."""
+    """Sufficient statistics of ``n_arms`` ridge regressions on ``dim`` features.
+
+    Args:
+        n_arms: The models.
+        dim: The features.
+        penalties: The ridge penalty of each feature (or one for all).
+        targets: Values learned per observation (quality and cost: 2).
+        widths: Keep what confidence widths need.
+        discount: How much older observations weigh (1: all alike).
+    """
 
     def __init__(
         self,
@@ -95,17 +104,31 @@ class RidgeStatistics:
         return self._theta.transpose(2, 0, 1)
 
     def means(self, X: np.ndarray) -> np.ndarray:
-        """Every target's prediction for every arm, (n, targets, k): one matrix product."""
+        """Every target's prediction for every arm, (n, targets, k): one matrix product.
+
+        Args:
+            X: (n, dim) features.
+        """
         return (X @ self._theta_flat).reshape(-1, self.targets, self.n_arms)
 
     def means_one(self, x: np.ndarray) -> np.ndarray:
-        """Every target's prediction for every arm for one feature vector, (targets, k)."""
+        """Every target's prediction for every arm for one feature vector, (targets, k).
+
+        Args:
+            x: (dim,) features.
+        """
         out: np.ndarray = np.dot(x, self._theta_flat).reshape(self.targets, self.n_arms)
         return out
 
     # -- learning ---------------------------------------------------------------------
     def update(self, arm: int, x: np.ndarray, y: np.ndarray) -> None:
-        """Add one observation ``y`` (``(quality, cost)``, one value per target) at ``x`` to ``arm``."""
+        """Add one observation ``y`` (``(quality, cost)``, one value per target) at ``x`` to ``arm``.
+
+        Args:
+            arm: The arm.
+            x: (dim,) features.
+            y: One value per target.
+        """
         if self.discount != 1.0:  # forget a little, keep the prior: refactor this arm (exact)
             prior = np.diag(self.penalties)
             self.A[arm] = prior + self.discount * (self.A[arm] - prior) + np.outer(x, x)
@@ -126,7 +149,13 @@ class RidgeStatistics:
         theta += np.outer(ax / denom, residual)
 
     def add_batch(self, arm: int, X: np.ndarray, Y: np.ndarray) -> None:
-        """Add many observations to one arm, refactoring its inverse once."""
+        """Add many observations to one arm, refactoring its inverse once.
+
+        Args:
+            arm: The arm.
+            X: (n, dim) features.
+            Y: (n, targets) values.
+        """
         if X.shape[0] == 0:
             return
         if self.discount != 1.0:  # the i-th of n rows is worth discount^(n-1-i) at the end
@@ -146,7 +175,11 @@ class RidgeStatistics:
         self.refresh(arm)
 
     def refresh(self, arm: int | None = None) -> None:
-        """Recompute ``A^-1`` and ``theta`` from ``A`` and ``B`` (after a batch or a load)."""
+        """Recompute ``A^-1`` and ``theta`` from ``A`` and ``B`` (after a batch or a load).
+
+        Args:
+            arm: The arm (None: every arm).
+        """
         arms = range(self.n_arms) if arm is None else (arm,)
         for k in arms:
             lower = np.linalg.cholesky(self.A[k])
@@ -174,6 +207,11 @@ class RidgeStatistics:
         Costs are never below zero (a linear model can extrapolate past it; no call is paid
         for). ``fast_width`` computes the width in float32, as routing does; ``widths=False``
         skips it (None): the means alone cost a hundredth of the widths.
+
+        Args:
+            X: (n, dim) features.
+            fast_width: Compute widths in float32, as routing does.
+            widths: Compute widths at all (False: None).
         """
         k, d = self.n_arms, self.dim
         # (n, d) @ (d, k*2): one BLAS call for every arm's quality and cost
@@ -193,6 +231,9 @@ class RidgeStatistics:
         """For one feature vector: ``(means, quad)``, in three matrix products (the routing fast path).
 
         ``means`` is (2, k) (a quality row and a cost row) and ``quad = x^T A^-1 x`` per arm (float32).
+
+        Args:
+            x: (dim,) features.
         """
         k, d = self.n_arms, self.dim
         means = np.dot(x, self._theta_flat).reshape(2, k)  # np.dot: less call overhead than @

@@ -98,7 +98,13 @@ def _ridge_predict(
 
 
 def fold_splits(n: int, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The (training rows, held-out rows) of each fold: one seeded split for every out-of-fold use."""
+    """The (training rows, held-out rows) of each fold: one seeded split for every out-of-fold use.
+
+    Args:
+        n: Rows.
+        folds: How many folds.
+        seed: The split's seed.
+    """
     order = np.random.default_rng(seed).permutation(n)
     return [
         (np.setdiff1d(order, fold, assume_unique=True), fold)

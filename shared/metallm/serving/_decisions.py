@@ -230,6 +230,9 @@ def explain(metadata: Mapping[str, Any]) -> str:
     One row per model, best score first: predicted quality, cost (USD), exploration bonus and
     score (``quality - p * cost / scale + bonus``); the chosen one marked ``*``; then the models
     left out and why.
+
+    Args:
+        metadata: A response's ``metallm`` metadata, or ``Decision.to_metadata()``.
     """
     scores: Mapping[str, float] = metadata.get("scores") or {}
     bonus: Mapping[str, float] = metadata.get("bonus") or {}

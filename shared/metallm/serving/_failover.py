@@ -173,6 +173,10 @@ def is_provider_error(error: BaseException, extra: tuple[type[BaseException], ..
     error, metallm's own errors) is the caller's: it propagates unchanged and
     teaches the router nothing.
 
+    Args:
+        error: What the call raised.
+        extra: More exception types that count as the provider's (``Fallbacks``).
+
     >>> is_provider_error(TimeoutError("read timed out")), is_provider_error(TypeError("bad kwarg"))
     (True, False)
     """

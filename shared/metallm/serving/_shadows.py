@@ -138,7 +138,11 @@ def choose_many(
 
 
 def parse_shadows(text: str | None) -> dict[str, ShadowChoice]:
-    """A logged entry's shadow choices ({} when none, or when the entry cannot be read)."""
+    """A logged entry's shadow choices ({} when none, or when the entry cannot be read).
+
+    Args:
+        text: The log entry's shadows field (JSON).
+    """
     if not text:
         return {}
     try:

@@ -43,7 +43,21 @@ __all__ = [
 
 @dataclass(frozen=True)
 class FeedbackEvent:
-    """One learned outcome: what ``Router.record`` appends."""
+    """One learned outcome: what ``Router.record`` appends.
+
+    Attributes:
+        decision_id: The decision.
+        arm: The model that answered.
+        embedding: The query's vector.
+        quality: The outcome in [0, 1].
+        cost: USD.
+        time: When it was recorded.
+        prompt: The prompt, when kept.
+        failure: Whether it was a provider's failure.
+        propensity: The probability the policy chose the model.
+        shadows: The shadows' choices (JSON).
+        latency: Seconds, when known.
+    """
 
     decision_id: str
     arm: str
@@ -65,7 +79,12 @@ class FeedbackEvent:
 
 @dataclass(frozen=True)
 class MalformedEvent:
-    """An entry of the event log that could not be read as a `FeedbackEvent` (and why)."""
+    """An entry of the event log that could not be read as a `FeedbackEvent` (and why).
+
+    Attributes:
+        reason: Why it could not be read.
+        decision_id: Its decision, when readable.
+    """
 
     reason: str
     decision_id: str | None = None
@@ -76,6 +95,21 @@ class DecisionRecord:
     """A decision awaiting feedback, as the store's ledger keeps it.
 
     ``embedding`` is float32 (what learning from it needs); ``expires`` is a Unix time.
+
+    Attributes:
+        decision_id: The decision.
+        arm: The chosen model.
+        embedding: The vector it was chosen for.
+        cost_weight: The ``p`` it was chosen at.
+        time: When (Unix time).
+        expires: When its feedback is too late.
+        session: Its session, if any.
+        run_id: The framework's id of the call, if any.
+        propensity: The probability the policy chose it.
+        cost: Its measured cost, once known.
+        prompt: Its prompt, when the store keeps prompts.
+        shadows: The shadows' choices (JSON).
+        latency: Its measured seconds, once known.
     """
 
     decision_id: str
@@ -100,7 +134,12 @@ class DecisionRecord:
 
 @dataclass(frozen=True)
 class Snapshot:
-    """Serialized router state (``Router.save`` bytes) covering events up to ``position``."""
+    """Serialized router state (``Router.save`` bytes) covering events up to ``position``.
+
+    Attributes:
+        position: The last event it covers.
+        data: The state file's bytes.
+    """
 
     position: str
     data: bytes
@@ -113,6 +152,13 @@ class BudgetState:
     ``spent`` and ``queries`` are sums over every process sharing the store (each adds its
     own calls); ``previous_queries`` is the count of the period before, for pacing early in a
     period; ``cost_weight`` is the shared ``p`` (None before the first update).
+
+    Attributes:
+        period: The period's index.
+        spent: USD spent in it.
+        queries: Calls paid in it.
+        cost_weight: The shared ``p`` (None: none yet).
+        previous_queries: Calls paid in the period before (for pacing early on).
     """
 
     period: int
@@ -404,7 +450,11 @@ def vector(data: bytes, dtype: type = np.float64) -> np.ndarray:
 
 
 def snapshot_bytes(save: Callable[[Path], object]) -> bytes:
-    """Bytes of a router state written by ``save(path)`` through a temporary file."""
+    """Bytes of a router state written by ``save(path)`` through a temporary file.
+
+    Args:
+        save: Writes the state to a path.
+    """
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "state.npz"
         save(path)

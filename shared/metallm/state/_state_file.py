@@ -124,7 +124,13 @@ def _checksum(header: dict[str, Any], arrays: dict[str, np.ndarray]) -> str:
 
 
 def write_state(path: str | Path, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> Path:
-    """Atomically write ``header`` and ``arrays`` to ``path`` (the header checksummed with them)."""
+    """Atomically write ``header`` and ``arrays`` to ``path`` (the header checksummed with them).
+
+    Args:
+        path: The file.
+        header: JSON-able fields.
+        arrays: Named arrays.
+    """
     header = {**header, _CHECKSUM_KEY: _checksum(header, arrays)}
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -154,6 +160,11 @@ def read_state(
 
     ``max_total_bytes`` bounds what the arrays may inflate to, checked before inflating.
     Raises `StateFileError` saying what is wrong.
+
+    Args:
+        path: The file (or the name of ``data`` in errors).
+        data: The bytes to read instead of the file.
+        max_total_bytes: The most the arrays may inflate to.
     """
     source = Path(path)
     if data is None and not source.is_file():

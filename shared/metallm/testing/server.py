@@ -34,7 +34,11 @@ _TOKEN = re.compile(r"\w+|[^\w\s]")
 
 
 def count_tokens(text: str) -> int:
-    """The server's token count: words and punctuation marks (deterministic, offline)."""
+    """The server's token count: words and punctuation marks (deterministic, offline).
+
+    Args:
+        text: The text.
+    """
     return len(_TOKEN.findall(text))
 
 
@@ -69,11 +73,20 @@ class ScriptedModel:
     requests: int = field(default=0, init=False)
 
     def answer(self, prompt: str) -> str:
-        """The reply to ``prompt``: fixed, or computed from it."""
+        """The reply to ``prompt``: fixed, or computed from it.
+
+        Args:
+            prompt: The last user message's text.
+        """
         return self.reply(prompt) if callable(self.reply) else self.reply
 
     def arguments(self, prompt: str, schema: dict[str, Any]) -> dict[str, Any] | None:
-        """Tool-call arguments for ``prompt``: scripted, or filled from the schema."""
+        """Tool-call arguments for ``prompt``: scripted, or filled from the schema.
+
+        Args:
+            prompt: The last user message's text.
+            schema: The tool's JSON schema.
+        """
         if self.tool_args is None:
             return None
         if self.tool_args == "schema":
@@ -134,6 +147,11 @@ class OpenAICompatibleServer:
 
     Unknown model names answer 404 like the real API, unless ``default`` is given.
     ``requests`` logs every request body received, for assertions.
+
+    Args:
+        models: The scripted models by name.
+        default: The model any other name gets (None: 404).
+        host: The address to listen on.
     """
 
     def __init__(
@@ -185,7 +203,11 @@ class OpenAICompatibleServer:
         self.stop()
 
     def script_for(self, name: str) -> ScriptedModel | None:
-        """The scripted model of that name, if any."""
+        """The scripted model of that name, if any.
+
+        Args:
+            name: The model's name.
+        """
         return self.models.get(name, self.default)
 
     def _log(self, body: dict[str, Any]) -> None:
@@ -445,6 +467,11 @@ def _fill_schema(schema: dict[str, Any], prompt: str) -> dict[str, Any]:
 def openai_server(
     models: Mapping[str, ScriptedModel] | None = None, **kwargs: Any
 ) -> Iterator[OpenAICompatibleServer]:
-    """A running server for a pytest fixture to ``yield from``, given the scripted models."""
+    """A running server for a pytest fixture to ``yield from``, given the scripted models.
+
+    Args:
+        models: The scripted models by name.
+        kwargs: ``OpenAICompatibleServer``'s other arguments.
+    """
     with OpenAICompatibleServer(models, **kwargs) as server:
         yield server
