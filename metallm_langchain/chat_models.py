@@ -8,6 +8,7 @@ so its run nests under the router's run.
 from __future__ import annotations
 
 import uuid
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple, cast
 
@@ -53,9 +54,12 @@ from metallm_langchain._internals import (
     with_run_id,
 )
 from metallm_langchain.capabilities import member_capabilities, request_needs
-from metallm_langchain.runs import agent_run_session
+from metallm_langchain.runs import RUN_ROOTS, agent_run_session
 
 __all__ = ["ChatMetaLLM"]
+
+_MAX_RUN_ALIASES = 100_000
+"""Ancestor run ids remembered for feedback (the most recent ones)."""
 
 _ROLES = {"human": "user", "ai": "assistant", "system": "system"}
 
@@ -161,6 +165,8 @@ class ChatMetaLLM(BaseChatModel):
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
     _member_capabilities: dict[str, Capabilities] = PrivateAttr(default_factory=dict)
+    _run_aliases: OrderedDict[str, str] = PrivateAttr(default_factory=OrderedDict)
+    """The run id of each model call's chain, root and the runs between -> the call's own."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -311,13 +317,27 @@ class ChatMetaLLM(BaseChatModel):
         """Learn from the quality (in [0, 1]) of a routed answer; cost defaults to the measured one.
 
         Name the answer by its ``decision_id`` (``response_metadata["metallm"]["decision_id"]``)
-        or by the router run's ``run_id`` (what LangSmith and callbacks show). With a store this
-        works from any process sharing it.
+        or by a ``run_id``: the model call's, or that of any run above it in this process (the
+        chain's, or the root run an app started with ``config={"run_id": ...}`` and LangSmith
+        shows; for a root with several model calls, such as an agent's steps, the last one).
+        With a store, decision ids and the model call's run id work from any process sharing it.
+
+        Args:
+            decision_id: The decision.
+            quality: The answer's quality in [0, 1].
+            cost: USD (None: the cost measured when the model answered).
+            run_id: A run id instead of the decision id.
+
+        Raises:
+            InvalidFeedbackError: Neither or both of ``decision_id`` and ``run_id``.
+            UnknownDecisionError: No decision is known under that id.
+            DuplicateFeedbackError: Its feedback was already recorded.
         """
         if (decision_id is None) == (run_id is None):
             raise InvalidFeedbackError("name the answer by decision_id or by run_id (one of them)")
         if run_id is not None:
-            self._router.record_run(str(run_id), quality=quality, cost=cost)
+            own = self._run_aliases.get(str(run_id), str(run_id))
+            self._router.record_run(own, quality=quality, cost=cost)
         else:
             self._router.record(str(decision_id), quality=quality, cost=cost)
 
@@ -380,6 +400,8 @@ class ChatMetaLLM(BaseChatModel):
         )
         if session is None and self.stick_to_run and parent is not None:
             session = agent_run_session(parent.run_id)  # the run this call is a step of
+        if parent is not None:
+            self._alias_ancestors(parent.run_id)
         return self._router.route(
             call.text,
             force=call.force,
@@ -392,6 +414,15 @@ class ChatMetaLLM(BaseChatModel):
             capabilities=self._member_capabilities,
             available=self.models,
         )
+
+    def _alias_ancestors(self, run_id: uuid.UUID) -> None:
+        """Let feedback name this call by any run above it (its chain's, the root's)."""
+        aliases, own = self._run_aliases, str(run_id)
+        for ancestor in RUN_ROOTS.ancestors(run_id):
+            aliases[str(ancestor)] = own  # the latest model call of that chain wins
+            aliases.move_to_end(str(ancestor))
+        while len(aliases) > _MAX_RUN_ALIASES:
+            aliases.popitem(last=False)
 
     def _member(self, call: _Call, decision: Decision) -> Runnable[LanguageModelInput, BaseMessage]:
         model = self.models[decision.arm]

@@ -34,6 +34,7 @@ class RunRoots(BaseCallbackHandler):
     def __init__(self, max_runs: int = 100_000) -> None:
         self.max_runs = max_runs
         self._roots: OrderedDict[uuid.UUID, uuid.UUID] = OrderedDict()
+        self._parents: OrderedDict[uuid.UUID, uuid.UUID] = OrderedDict()
         self._lock = threading.Lock()
 
     def note(self, run_id: uuid.UUID, parent_run_id: uuid.UUID | None) -> None:
@@ -43,8 +44,26 @@ class RunRoots(BaseCallbackHandler):
                 run_id if parent_run_id is None else self._roots.get(parent_run_id, parent_run_id)
             )
             self._roots[run_id] = root
+            if parent_run_id is not None:
+                self._parents[run_id] = parent_run_id
             if len(self._roots) > self.max_runs:
                 self._roots.popitem(last=False)
+            if len(self._parents) > self.max_runs:
+                self._parents.popitem(last=False)
+
+    def ancestors(self, run_id: uuid.UUID) -> list[uuid.UUID]:
+        """The runs above ``run_id``, its parent first and the root last (those seen).
+
+        Args:
+            run_id: A chain, tool or chat-model run.
+        """
+        found: list[uuid.UUID] = []
+        with self._lock:
+            parent = self._parents.get(run_id)
+            while parent is not None and parent not in found and len(found) < 1000:
+                found.append(parent)
+                parent = self._parents.get(parent)
+        return found
 
     def root_of(self, run_id: uuid.UUID) -> uuid.UUID | None:
         """The root run of ``run_id`` (None when this handler never saw it)."""

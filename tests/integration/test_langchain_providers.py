@@ -395,3 +395,41 @@ def test_a_closed_event_loop_is_the_callers_error_never_learned_nor_a_fallback(s
     assert errors  # the reused clients failed on the closed loop ...
     assert sum(llm.router.failure_counts.values()) == failures_before == 0  # ... teaches nothing
     assert all("falling back" not in str(e) for e in errors)
+
+
+def test_feedback_by_the_chains_or_the_root_runs_id_reaches_the_model_call(llm):
+    """The run id an app passes to ``chain.invoke`` (and LangSmith shows) grades the answer."""
+    import uuid
+
+    from langchain_core.prompts import ChatPromptTemplate
+    from langchain_core.runnables import RunnableLambda
+
+    chain = ChatPromptTemplate.from_messages([("user", "{question}")]) | llm
+    chain_run = uuid.uuid4()
+    first = chain.invoke({"question": QUESTION}, config={"run_id": chain_run})
+    llm.record_feedback(run_id=chain_run, quality=1.0)
+    assert llm.router.counts[first.response_metadata["metallm"]["model"]] == 1
+
+    app = RunnableLambda(lambda q: chain.invoke({"question": q}))  # the chain one level down
+    root_run = uuid.uuid4()
+    second = app.invoke(QUESTION, config={"run_id": root_run})
+    llm.record_feedback(run_id=root_run, quality=0.0)
+    assert sum(llm.router.counts.values()) == 2
+    assert llm.router.health()["feedback"]["recorded"] == 2
+    assert second.response_metadata["metallm"]["decision_id"] != (
+        first.response_metadata["metallm"]["decision_id"]
+    )
+
+
+def test_feedback_for_a_run_id_says_whether_it_was_graded_or_never_seen(llm):
+    import uuid
+
+    from metallm.exceptions import DuplicateFeedbackError, UnknownDecisionError
+
+    run = uuid.uuid4()
+    llm.invoke(QUESTION, config={"run_id": run})
+    llm.record_feedback(run_id=run, quality=1.0)
+    with pytest.raises(DuplicateFeedbackError, match="already recorded"):
+        llm.record_feedback(run_id=run, quality=1.0)
+    with pytest.raises(UnknownDecisionError, match="no decision was made for run .* root run"):
+        llm.record_feedback(run_id=uuid.uuid4(), quality=1.0)

@@ -97,7 +97,8 @@ class FeedbackPath:
         """The pending decision that answered a framework call.
 
         Raises:
-            UnknownDecisionError: No pending decision has this run id.
+            UnknownDecisionError: No decision was made for this run id (or it was evicted).
+            DuplicateFeedbackError: Its feedback was already recorded in this process.
         """
         check_id(run_id, "run")
         with self._lock:
@@ -105,9 +106,17 @@ class FeedbackPath:
         if decision_id is None:
             decision_id = self._learning.run_decision(run_id)
         if decision_id is None:
+            with self._lock:
+                settled = self._ledger.run_settled(run_id)
+            if settled:
+                self._count("duplicate")
+                raise DuplicateFeedbackError(f"feedback for run {run_id!r} was already recorded")
             self._count("unknown")
             raise UnknownDecisionError(
-                f"no pending decision for run {run_id!r}: its feedback was recorded, or it expired"
+                f"no decision was made for run {run_id!r} here{self._learning.where()}: give the "
+                "run id of the model call, of the chain that called it, or of the root run "
+                "(the one LangSmith shows; adapters map those to the model call in the process "
+                f"that made it), or the decision id; decisions wait {self._ttl:g} s for feedback"
             )
         return decision_id
 

@@ -114,6 +114,9 @@ class Learning(Protocol):
     def unknown(self, decision_id: str) -> UnknownDecisionError:
         """The error for a decision id this router cannot find, saying where it looked."""
 
+    def where(self) -> str:
+        """Where else than memory decisions were looked for (for error messages)."""
+
     def sync(self, *, wait: bool = True) -> int:
         """Fold what other processes learned; the number of events applied."""
 
@@ -237,6 +240,10 @@ class LocalLearning:
             f"the last {self._ledger.max_pending} pending decisions are kept in memory; raise "
             "max_pending, or give the router a store)"
         )
+
+    def where(self) -> str:
+        """Where else decisions were looked for, for error messages ("" here: only memory)."""
+        return ""
 
     def sync(self, *, wait: bool = True) -> int:
         """No store: nothing to fold."""

@@ -56,6 +56,7 @@ class PendingDecisions:
         self._latencies: dict[str, float] = {}
         self._runs: dict[str, str] = {}
         self._settled: OrderedDict[str, None] = OrderedDict()
+        self._settled_runs: OrderedDict[str, None] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._pending)
@@ -122,11 +123,18 @@ class PendingDecisions:
         self._costs.pop(decision_id, None)
         self._latencies.pop(decision_id, None)
 
+    def run_settled(self, run_id: str) -> bool:
+        """Whether the decision made for this run id already had its feedback here."""
+        return run_id in self._settled_runs
+
     def settle(self, decision_id: str) -> None:
         """Its feedback was learned: forget it, and refuse a second feedback for it."""
         entry = self._pending.pop(decision_id, None)
         if entry is not None and entry.run_id is not None:
             self._runs.pop(entry.run_id, None)
+            self._settled_runs[entry.run_id] = None
+            if len(self._settled_runs) > self.max_pending:
+                self._settled_runs.popitem(last=False)
         if self._costs:
             self._costs.pop(decision_id, None)
         if self._latencies:

@@ -296,6 +296,10 @@ class SharedLearning:
             found.latency,
         )
 
+    def where(self) -> str:
+        """Where else decisions were looked for, for error messages."""
+        return f" or in {self.store}'s ledger"
+
     def run_decision(self, run_id: str) -> str | None:
         """The store's pending decision for a run id."""
         found = self.store.find_decision(run_id)
