@@ -21,7 +21,7 @@ from metallm.integrations import (
     estimate_tokens,
 )
 
-__all__ = ["member_capabilities", "request_needs"]
+__all__ = ["member_capabilities", "request_needs", "structured_output_options"]
 
 _IMAGE_BLOCKS = {"image", "image_url", "input_image"}
 _AUDIO_BLOCKS = {"audio", "input_audio"}
@@ -33,7 +33,27 @@ def member_capabilities(model: BaseChatModel, overrides: Mapping[str, Any] | Non
     capabilities = Capabilities.from_mapping(profile if isinstance(profile, Mapping) else None)
     if type(model).bind_tools is BaseChatModel.bind_tools:  # the base class raises
         capabilities = capabilities.merged({"tool_calling": False})
+    if not structured_output_options(model):  # the base class forces a tool call, no method
+        capabilities = capabilities.merged({"structured_output_methods": ("function_calling",)})
     return capabilities.merged(overrides)
+
+
+def structured_output_options(model: BaseChatModel) -> frozenset[str]:
+    """The options ``model.with_structured_output`` takes beyond the schema and ``include_raw``.
+
+    ChatOpenAI and its kin take ``method`` and ``strict``; langchain-core's base implementation
+    takes none (it forces a tool call and refuses any other argument).
+
+    Args:
+        model: A chat model.
+    """
+    import inspect
+
+    try:
+        parameters = inspect.signature(type(model).with_structured_output).parameters
+    except (TypeError, ValueError):  # pragma: no cover - a C-level or odd callable
+        return frozenset()
+    return frozenset(parameters) & {"method", "strict"}
 
 
 def _is_pdf(block: Mapping[str, Any]) -> bool:
@@ -48,9 +68,20 @@ def _is_pdf(block: Mapping[str, Any]) -> bool:
 
 
 def request_needs(
-    messages: Iterable[BaseMessage], *, tools: bool, structured_output: bool
+    messages: Iterable[BaseMessage],
+    *,
+    tools: bool,
+    structured_output: bool,
+    structured_output_method: str | None = None,
 ) -> Needs:
-    """What a request of ``messages`` needs from the member that serves it."""
+    """What a request of ``messages`` needs from the member that serves it.
+
+    Args:
+        messages: The request's messages.
+        tools: Whether it binds tools.
+        structured_output: Whether it asks for a schema.
+        structured_output_method: How (LangChain's ``method``), when known.
+    """
     characters, images, pdfs, audio = 0, False, False, False
     for message in messages:
         content = message.content
@@ -74,6 +105,7 @@ def request_needs(
         input_tokens=estimate_tokens(characters),
         tools=tools,
         structured_output=structured_output,
+        structured_output_method=structured_output_method,
         images=images,
         pdfs=pdfs,
         audio=audio,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from operator import itemgetter
 from typing import Any, NamedTuple, cast
 
 from langchain_core.callbacks import (
@@ -21,11 +22,23 @@ from langchain_core.language_models.base import LangSmithParams
 from langchain_core.language_models.model_profile import ModelProfile
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage
 from langchain_core.messages.ai import UsageMetadata, add_usage
+from langchain_core.output_parsers import JsonOutputParser, PydanticOutputParser
+from langchain_core.output_parsers.openai_tools import (
+    JsonOutputKeyToolsParser,
+    PydanticToolsParser,
+)
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
-from langchain_core.runnables import Runnable, RunnableConfig, ensure_config
+from langchain_core.runnables import (
+    Runnable,
+    RunnableConfig,
+    RunnableLambda,
+    RunnableMap,
+    RunnablePassthrough,
+    ensure_config,
+)
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
-from pydantic import ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from metallm import ConfigurationError, Decision, Fallbacks, RoutedCall, Router
 from metallm.exceptions import InvalidFeedbackError
@@ -53,7 +66,11 @@ from metallm_langchain._internals import (
     take_stream_parent,
     with_run_id,
 )
-from metallm_langchain.capabilities import member_capabilities, request_needs
+from metallm_langchain.capabilities import (
+    member_capabilities,
+    request_needs,
+    structured_output_options,
+)
 from metallm_langchain.runs import RUN_ROOTS, agent_run_session
 
 __all__ = ["ChatMetaLLM"]
@@ -65,6 +82,18 @@ _ROLES = {"human": "user", "ai": "assistant", "system": "system"}
 
 _TOOL_OPTIONS = ("tool_choice", "strict", "parallel_tool_calls")
 """What ``bind_tools`` takes beside the tools, passed on to the chosen member's ``bind_tools``."""
+
+
+STRUCTURED_METHODS = ("function_calling", "json_schema", "json_mode")
+"""The ``method`` values of ``with_structured_output`` (ChatOpenAI's)."""
+
+
+class _Structured(NamedTuple):
+    """A ``with_structured_output`` request, passed on to the chosen member's own."""
+
+    schema: Any
+    method: str
+    strict: bool | None
 
 
 class _Call(NamedTuple):
@@ -79,6 +108,7 @@ class _Call(NamedTuple):
     kwargs: dict[str, Any]
     conversation: str | None = None
     needs: Needs | None = None
+    structured: _Structured | None = None
 
 
 class ChatMetaLLM(BaseChatModel):
@@ -364,12 +394,78 @@ class ChatMetaLLM(BaseChatModel):
             kwargs["tool_choice"] = tool_choice
         return super().bind(tools=formatted, **kwargs)
 
+    def with_structured_output(
+        self,
+        schema: dict[str, Any] | type | None,
+        *,
+        method: str = "function_calling",
+        include_raw: bool = False,
+        strict: bool | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, dict[str, Any] | BaseModel]:
+        """Answers in ``schema``, by the chosen member's own ``with_structured_output``.
+
+        The router chooses among the members that can honour ``method`` (one whose class
+        forces a tool call is left out of ``json_schema`` and ``json_mode`` calls, with the
+        reason in the metadata's ``excluded``); the chosen one is asked exactly as a direct call
+        would ask it, and its answer parsed as ChatOpenAI parses it.
+
+        Args:
+            schema: A pydantic class, a TypedDict, or a JSON schema / OpenAI tool dict
+                (``json_mode``: may be None, for any JSON object).
+            method: ``"function_calling"`` (a forced tool call), ``"json_schema"`` (the
+                provider's structured output) or ``"json_mode"`` (JSON, the schema in the prompt).
+            include_raw: Return ``{"raw", "parsed", "parsing_error"}`` instead of the parsed
+                answer (a parsing error is then kept, not raised).
+            strict: The provider's strict schema adherence (None: the provider's default).
+            kwargs: None are accepted (as in langchain-core); a typo is an error.
+
+        Returns:
+            A runnable of messages to the parsed answer.
+
+        Raises:
+            ConfigurationError: An unknown ``method`` or argument, or no member can answer in
+                a schema.
+        """
+        if method not in STRUCTURED_METHODS:
+            raise ConfigurationError(
+                f"method must be one of {', '.join(STRUCTURED_METHODS)} (as for ChatOpenAI), "
+                f"got {method!r}"
+            )
+        if kwargs:
+            raise ConfigurationError(
+                f"with_structured_output got unknown arguments {sorted(kwargs)}"
+            )
+        if strict is not None and method == "json_mode":  # as ChatOpenAI refuses it
+            raise ConfigurationError("strict is not supported with method='json_mode'")
+        if not any(c.structured_output is not False for c in self._member_capabilities.values()):
+            raise ConfigurationError(
+                f"no pool member supports structured output: {sorted(self.models)}"
+            )
+        tool = None if schema is None else convert_to_openai_tool(schema)
+        llm = self.bind(
+            **{_STRUCTURED_KEY: _Structured(schema, method, strict)},
+            ls_structured_output_format={
+                "kwargs": {"method": method, "strict": strict},
+                "schema": tool,
+            },
+        )
+        parser = _structured_parser(schema, method)
+        if not include_raw:
+            return llm | parser
+        parsed = RunnablePassthrough.assign(
+            parsed=itemgetter("raw") | parser, parsing_error=lambda _: None
+        )
+        failed = RunnablePassthrough.assign(parsed=lambda _: None)
+        return RunnableMap(raw=llm) | parsed.with_fallbacks([failed], exception_key="parsing_error")
+
     # -- routing ------------------------------------------------------------------------
     def _prepare(
         self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
     ) -> _Call:
         kwargs = dict(kwargs)
         force = kwargs.pop("model", None)
+        structured = kwargs.pop(_STRUCTURED_KEY, None)
         tools = kwargs.pop("tools", None)
         tool_options = {
             name: kwargs.pop(name)
@@ -388,10 +484,20 @@ class ChatMetaLLM(BaseChatModel):
             messages,
             tools=bool(tools),
             structured_output="ls_structured_output_format" in kwargs
-            or "response_format" in kwargs,
+            or "response_format" in kwargs
+            or structured is not None,
+            structured_output_method=None if structured is None else structured.method,
         )
         return _Call(
-            text, force, tools, tool_options, stop or self.stop, kwargs, conversation, needs
+            text,
+            force,
+            tools,
+            tool_options,
+            stop or self.stop,
+            kwargs,
+            conversation,
+            needs,
+            structured,
         )
 
     def _route(self, call: _Call, parent: StreamParent | RunParent | None) -> RoutedCall:
@@ -426,6 +532,8 @@ class ChatMetaLLM(BaseChatModel):
 
     def _member(self, call: _Call, decision: Decision) -> Runnable[LanguageModelInput, BaseMessage]:
         model = self.models[decision.arm]
+        if call.structured is not None:
+            return _structured_member(model, call.structured)
         if call.tools is None:
             return model
         return model.bind_tools(call.tools, **call.tool_options)
@@ -642,6 +750,41 @@ class ChatMetaLLM(BaseChatModel):
             if passed := tail.take(chunk):
                 yield ChatGenerationChunk(message=passed)
         yield ChatGenerationChunk(message=tail.finish(self, routed))
+
+
+_STRUCTURED_KEY = "metallm_structured_output"
+"""The call option carrying a ``with_structured_output`` request to ``_generate``."""
+
+
+def _structured_member(model: BaseChatModel, request: _Structured) -> Runnable[Any, BaseMessage]:
+    """The member asked for ``request`` by its own ``with_structured_output``; its raw answer."""
+    options = structured_output_options(model)
+    kwargs: dict[str, Any] = {}
+    if "method" in options:
+        kwargs["method"] = request.method
+    if "strict" in options and request.strict is not None:
+        kwargs["strict"] = request.strict
+    structured = model.with_structured_output(request.schema, include_raw=True, **kwargs)
+    return structured | RunnableLambda(_raw)
+
+
+def _raw(answer: Any) -> BaseMessage:
+    """The provider's message out of an ``include_raw`` answer."""
+    raw: BaseMessage = answer["raw"]
+    return raw
+
+
+def _structured_parser(schema: Any, method: str) -> Runnable[BaseMessage, Any]:
+    """How ChatOpenAI parses a structured answer of ``method`` into ``schema``."""
+    is_model = isinstance(schema, type) and issubclass(schema, BaseModel)
+    if method == "function_calling":
+        if is_model:
+            return PydanticToolsParser(tools=[schema], first_tool_only=True)
+        name = convert_to_openai_tool(schema)["function"]["name"]
+        return JsonOutputKeyToolsParser(key_name=name, first_tool_only=True)
+    if is_model:
+        return PydanticOutputParser(pydantic_object=schema)
+    return JsonOutputParser()
 
 
 class _StreamTail:

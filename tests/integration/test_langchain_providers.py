@@ -416,8 +416,9 @@ def test_feedback_by_the_chains_or_the_root_runs_id_reaches_the_model_call(llm):
     llm.record_feedback(run_id=root_run, quality=0.0)
     assert sum(llm.router.counts.values()) == 2
     assert llm.router.health()["feedback"]["recorded"] == 2
-    assert second.response_metadata["metallm"]["decision_id"] != (
-        first.response_metadata["metallm"]["decision_id"]
+    assert (
+        second.response_metadata["metallm"]["decision_id"]
+        != (first.response_metadata["metallm"]["decision_id"])
     )
 
 
@@ -433,3 +434,76 @@ def test_feedback_for_a_run_id_says_whether_it_was_graded_or_never_seen(llm):
         llm.record_feedback(run_id=run, quality=1.0)
     with pytest.raises(UnknownDecisionError, match="no decision was made for run .* root run"):
         llm.record_feedback(run_id=uuid.uuid4(), quality=1.0)
+
+
+class City(BaseModel):
+    city: str
+
+
+@pytest.mark.parametrize("method", ["function_calling", "json_schema", "json_mode"])
+def test_structured_output_asks_the_chosen_member_by_the_method_given(llm, server, method):
+    """Each method reaches the provider as ChatOpenAI would send it, and parses the same."""
+    server.requests.clear()
+    prompt = "Which city is 'Oslo'? Answer in JSON."
+    if method == "json_mode":  # the schema is in the prompt: any JSON object comes back
+        structured = llm.with_structured_output(None, method=method)
+    else:
+        structured = llm.with_structured_output(City, method=method, strict=True)
+    for model in PRICES:
+        answer = structured.invoke(prompt, model=model)
+        if method == "json_mode":
+            assert answer == {"answer": server.models[model].answer(prompt)}
+        else:
+            assert answer == City(city="Oslo")
+        body = server.requests[-1]
+        if method == "function_calling":
+            assert body["tools"][0]["function"]["name"] == "City" and "response_format" not in body
+            assert body["tools"][0]["function"]["strict"] is True
+        elif method == "json_schema":
+            assert body["response_format"]["type"] == "json_schema" and "tools" not in body
+            assert body["response_format"]["json_schema"]["strict"] is True
+        else:
+            assert body["response_format"] == {"type": "json_object"} and "tools" not in body
+
+
+def test_structured_output_with_the_raw_answer_keeps_a_parsing_error(llm):
+    raw = llm.with_structured_output(City, method="json_schema", include_raw=True)
+    out = raw.invoke("Which city is 'Oslo'?")
+    assert out["parsed"] == City(city="Oslo") and out["parsing_error"] is None
+    assert out["raw"].response_metadata["metallm"]["model"] in PRICES
+
+
+def test_an_unknown_structured_output_method_is_a_clear_error(llm):
+    from metallm import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="method must be one of function_calling"):
+        llm.with_structured_output(City, method="xml")
+    with pytest.raises(ConfigurationError, match="unknown arguments"):
+        llm.with_structured_output(City, methd="json_schema")
+    with pytest.raises(ConfigurationError, match="strict is not supported"):
+        llm.with_structured_output(City, method="json_mode", strict=True)
+
+
+def test_a_member_that_only_forces_tool_calls_is_left_out_of_json_schema_calls(server, embedder):
+    from langchain_core.language_models.fake_chat_models import FakeMessagesListChatModel
+    from langchain_core.messages import AIMessage
+
+    class ToolOnly(FakeMessagesListChatModel):  # langchain-core's own with_structured_output
+        def bind_tools(self, tools, **kwargs):  # noqa: ANN001, ANN003
+            return self
+
+    pool = {
+        "mini": langchain_pool(server)["mini"],
+        "tool-only": ToolOnly(responses=[AIMessage(content="not json")]),
+    }
+    llm = ChatMetaLLM(
+        models=pool,
+        prices={"mini": PRICES["mini"], "tool-only": (0.01, 0.01)},
+        router=Router(["mini", "tool-only"], embedder=embedder, seed=0),
+    )
+    structured = llm.with_structured_output(City, method="json_schema", include_raw=True)
+    for _ in range(5):
+        out = structured.invoke("Which city is 'Oslo'?")
+        meta = out["raw"].response_metadata["metallm"]
+        assert meta["model"] == "mini" and out["parsed"] == City(city="Oslo")
+        assert "no structured output by json_schema" in meta["excluded"]["tool-only"]

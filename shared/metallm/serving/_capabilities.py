@@ -33,9 +33,11 @@ class Capabilities:
         image_inputs: Whether it reads images.
         pdf_inputs: Whether it reads PDFs.
         audio_inputs: Whether it reads audio.
+        structured_output_methods: The ways it can be asked for a schema (LangChain's
+            ``method``: ``function_calling``, ``json_schema``, ``json_mode``); None: any.
 
     >>> Capabilities.from_mapping({"max_input_tokens": 8192, "image_inputs": False, "name": "x"})
-    Capabilities(max_input_tokens=8192, tool_calling=None, structured_output=None, image_inputs=False, pdf_inputs=None, audio_inputs=None)
+    Capabilities(max_input_tokens=8192, tool_calling=None, structured_output=None, image_inputs=False, pdf_inputs=None, audio_inputs=None, structured_output_methods=None)
     """
 
     max_input_tokens: int | None = None
@@ -44,13 +46,23 @@ class Capabilities:
     image_inputs: bool | None = None
     pdf_inputs: bool | None = None
     audio_inputs: bool | None = None
+    structured_output_methods: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         for spec in fields(self):
             value = getattr(self, spec.name)
             if value is None:
                 continue
-            if spec.name == "max_input_tokens":
+            if spec.name == "structured_output_methods":
+                if not (
+                    isinstance(value, (tuple, list)) and all(isinstance(m, str) for m in value)
+                ):
+                    raise ConfigurationError(
+                        f"structured_output_methods must be a list of method names or None, "
+                        f"got {value!r}"
+                    )
+                object.__setattr__(self, spec.name, tuple(value))
+            elif spec.name == "max_input_tokens":
                 if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                     raise ConfigurationError(
                         f"max_input_tokens must be a positive int or None, got {value!r}"
@@ -102,6 +114,7 @@ class Needs:
         images: Whether it holds images.
         pdfs: Whether it holds PDFs.
         audio: Whether it holds audio.
+        structured_output_method: How the schema is asked for (None: any way).
     """
 
     input_tokens: int = 0
@@ -110,13 +123,22 @@ class Needs:
     images: bool = False
     pdfs: bool = False
     audio: bool = False
+    structured_output_method: str | None = None
 
     def describe(self) -> str:
         """The needs in words, e.g. ``"about 52,000 input tokens, image inputs"``."""
         parts = [f"about {self.input_tokens:,} input tokens"] if self.input_tokens else []
         for flag, words in (
             (self.tools, "tool calling"),
-            (self.structured_output, "structured output"),
+            (
+                self.structured_output,
+                "structured output"
+                + (
+                    f" by {self.structured_output_method}"
+                    if self.structured_output_method
+                    else ""
+                ),
+            ),
             (self.images, "image inputs"),
             (self.pdfs, "PDF inputs"),
             (self.audio, "audio inputs"),
@@ -161,6 +183,9 @@ def shortfall(needs: Needs, capabilities: Capabilities) -> str | None:
     ):
         if needed and able is False:
             reasons.append(words)
+    method, methods = needs.structured_output_method, capabilities.structured_output_methods
+    if needs.structured_output and method and methods is not None and method not in methods:
+        reasons.append(f"no structured output by {method} (only {', '.join(methods)})")
     return "; ".join(reasons) or None
 
 

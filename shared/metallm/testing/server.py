@@ -51,7 +51,8 @@ class ScriptedModel:
 
     Args:
         reply: The answer text, or a function of the last user message's text.
-        tool_args: Arguments of the tool call made when the request carries tools: a dict,
+        tool_args: Arguments of the tool call made when the request carries tools (and the
+            JSON of the answer when it asks for a ``response_format``): a dict,
             a function of the prompt, or ``"schema"`` to fill the requested tool's JSON
             schema (strings take the first quoted phrase of the prompt, else "test";
             integers 3). None: answer with text even then.
@@ -302,7 +303,7 @@ def _make_handler(server: OpenAICompatibleServer) -> type[BaseHTTPRequestHandler
             prompt = _prompt_text(messages)
             prompt_tokens = count_tokens(_all_text(messages))
             tool_call = _tool_call(body, script, prompt)
-            content = "" if tool_call else script.answer(prompt)
+            content = "" if tool_call else _formatted(body, script, prompt)
             completion_tokens = (
                 count_tokens(content) if content else count_tokens(json.dumps(tool_call))
             )
@@ -429,6 +430,20 @@ def _tool_call(body: dict[str, Any], script: ScriptedModel, prompt: str) -> dict
         "type": "function",
         "function": {"name": name, "arguments": json.dumps(args)},
     }
+
+
+def _formatted(body: dict[str, Any], script: ScriptedModel, prompt: str) -> str:
+    """The reply, in the JSON a ``response_format`` asks for (filled from its schema)."""
+    response_format = body.get("response_format") or {}
+    kind = response_format.get("type") if isinstance(response_format, dict) else None
+    if kind == "json_schema":
+        schema = (response_format.get("json_schema") or {}).get("schema") or {}
+        args = script.arguments(prompt, schema)
+        return json.dumps(args if args is not None else {})
+    if kind == "json_object":
+        args = script.arguments(prompt, {})
+        return json.dumps(args if args else {"answer": script.answer(prompt)})
+    return script.answer(prompt)
 
 
 _QUOTED = re.compile(r"'([^']+)'|\"([^\"]+)\"")
