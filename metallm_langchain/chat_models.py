@@ -536,7 +536,11 @@ class ChatMetaLLM(BaseChatModel):
             return _structured_member(model, call.structured)
         if call.tools is None:
             return model
-        return model.bind_tools(call.tools, **call.tool_options)
+        options, tools = call.tool_options, call.tools
+        if "response_format" in call.kwargs and "strict" not in options and _openai_style(model):
+            # what create_agent's ProviderStrategy does for a ChatOpenAI called directly
+            options, tools = {**options, "strict": True}, [_strict_tool(t) for t in tools]
+        return model.bind_tools(tools, **options)
 
     def _child_config(
         self, parent: StreamParent | RunParent | None, decision: Decision
@@ -754,6 +758,40 @@ class ChatMetaLLM(BaseChatModel):
 
 _STRUCTURED_KEY = "metallm_structured_output"
 """The call option carrying a ``with_structured_output`` request to ``_generate``."""
+
+
+def _openai_style(model: BaseChatModel) -> bool:
+    """Whether ``model`` is langchain-openai's (ChatOpenAI and its kin) on chat completions."""
+    is_openai = any(
+        cls.__name__ == "BaseChatOpenAI" and cls.__module__.startswith("langchain_openai")
+        for cls in type(model).__mro__
+    )
+    return is_openai and not getattr(model, "use_responses_api", False)
+
+
+def _strict_tool(tool: dict[str, Any]) -> dict[str, Any]:
+    """An OpenAI tool dict made strict, as ``convert_to_openai_tool(..., strict=True)`` makes it.
+
+    (Converting an already formatted dict again leaves it as it is.)
+    """
+    function = tool.get("function")
+    if tool.get("type") != "function" or not isinstance(function, dict):
+        return tool
+    return {**tool, "function": {**function, "strict": True,
+                                 "parameters": _closed(function.get("parameters") or {})}}  # fmt: skip
+
+
+def _closed(schema: Any) -> Any:
+    """A JSON schema with every object closed and every property required (strict mode's rule)."""
+    if isinstance(schema, list):
+        return [_closed(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    closed = {key: _closed(value) for key, value in schema.items()}
+    if closed.get("type") == "object" and "properties" in closed:
+        closed["additionalProperties"] = False
+        closed["required"] = list(closed["properties"])
+    return closed
 
 
 def _structured_member(model: BaseChatModel, request: _Structured) -> Runnable[Any, BaseMessage]:

@@ -507,3 +507,27 @@ def test_a_member_that_only_forces_tool_calls_is_left_out_of_json_schema_calls(s
         meta = out["raw"].response_metadata["metallm"]
         assert meta["model"] == "mini" and out["parsed"] == City(city="Oslo")
         assert "no structured output by json_schema" in meta["excluded"]["tool-only"]
+
+
+def test_create_agent_answers_in_a_schema_by_tool_and_by_provider_strategy(llm, server):
+    """The agent line that works with a plain ChatOpenAI works with the router in its place."""
+    from langchain.agents import create_agent
+    from langchain.agents.structured_output import ProviderStrategy, ToolStrategy
+    from langchain_core.tools import tool
+
+    @tool
+    def lookup(name: str) -> str:
+        """Look up a city."""
+        return f"{name} is a city"
+
+    tool_agent = create_agent(llm, [], response_format=ToolStrategy(City))
+    out = tool_agent.invoke({"messages": [("user", "Which city is 'Oslo'?")]})
+    assert out["structured_response"] == City(city="Oslo")
+
+    server.requests.clear()
+    provider_agent = create_agent(llm, [lookup], response_format=ProviderStrategy(City))
+    out = provider_agent.invoke({"messages": [("user", "Which city is 'Oslo'?")]})
+    assert out["structured_response"] == City(city="Oslo")
+    body = server.requests[-1]
+    assert body["response_format"]["type"] == "json_schema"
+    assert all(t["function"]["strict"] is True for t in body["tools"])  # as ChatOpenAI gets them
