@@ -155,7 +155,7 @@ class ChatMetaLLM(BaseChatModel):
 
     models: dict[str, BaseChatModel]
     """The pool: a name per chat model."""
-    prices: dict[str, tuple[float, float]] = Field(default_factory=dict)
+    prices: dict[str, tuple[float, ...]] = Field(default_factory=dict)
     """USD per 1M input and output tokens per model; used for ``cost_usd``."""
     router: Router | None = Field(default=None, exclude=True)
     """The learner; default a new `metallm.Router` over the pool's names."""
@@ -195,6 +195,8 @@ class ChatMetaLLM(BaseChatModel):
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
     _member_capabilities: dict[str, Capabilities] = PrivateAttr(default_factory=dict)
+    _price_sources: dict[str, str] = PrivateAttr(default_factory=dict)
+    """Where each member's price came from: ``given``, ``genai-prices``."""
     _run_aliases: OrderedDict[str, str] = PrivateAttr(default_factory=OrderedDict)
     """The run id of each model call's chain, root and the runs between -> the call's own."""
 
@@ -217,6 +219,8 @@ class ChatMetaLLM(BaseChatModel):
             what="models",
             warmup=self.warmup,
             shadows=self.shadows,
+            price_refs={name: _price_ref(model) for name, model in self.models.items()},
+            price_sources=self._price_sources,
         )
 
     @property
@@ -234,6 +238,7 @@ class ChatMetaLLM(BaseChatModel):
             self.capabilities,
             self._member_capabilities,
             member_capabilities,
+            self._price_sources,
         )
 
     @property
@@ -300,7 +305,9 @@ class ChatMetaLLM(BaseChatModel):
             raise ConfigurationError(
                 f"{name!r} must be a LangChain chat model, got {type(model).__name__}"
             )
-        self._members.add(name, model, price=price, capabilities=capabilities)
+        self._members.add(
+            name, model, price=price, capabilities=capabilities, price_ref=_price_ref(model)
+        )
 
     def onboard_model(
         self,
@@ -559,11 +566,16 @@ class ChatMetaLLM(BaseChatModel):
         add_model_name: bool = True,
     ) -> Any:
         tokens = (
-            (None, None)
+            (None, None, None)
             if usage is None
-            else (usage.get("input_tokens", 0), usage.get("output_tokens", 0))
+            else (
+                usage.get("input_tokens", 0),
+                usage.get("output_tokens", 0),
+                (usage.get("input_token_details") or {}).get("cache_read"),
+            )
         )
         decision_metadata = routed.succeeded(*tokens)
+        decision_metadata["price_source"] = self._price_sources.get(routed.decision.arm)
         metadata = dict(message.response_metadata)
         if add_model_name:
             metadata.setdefault("model_name", routed.decision.arm)
@@ -758,6 +770,16 @@ class ChatMetaLLM(BaseChatModel):
 
 _STRUCTURED_KEY = "metallm_structured_output"
 """The call option carrying a ``with_structured_output`` request to ``_generate``."""
+
+
+def _price_ref(model: BaseChatModel) -> tuple[str | None, str | None]:
+    """A member's model name at its provider and the provider's id, to look its price up."""
+    name = getattr(model, "model_name", None) or getattr(model, "model", None)
+    try:
+        provider = model._get_ls_params().get("ls_provider")
+    except Exception:  # a model whose tracing params need a call's arguments
+        provider = None
+    return (name if isinstance(name, str) else None, provider)
 
 
 def _openai_style(model: BaseChatModel) -> bool:

@@ -95,7 +95,7 @@ class MetaLLM(FunctionCallingLLM):
     without calling it (``metallm evaluate --log`` estimates them from the store's log).
     """
 
-    prices: dict[str, tuple[float, float]] = Field(
+    prices: dict[str, tuple[float, ...]] = Field(
         default_factory=dict, description="USD per 1M input and output tokens per model."
     )
     record_errors: bool = Field(
@@ -143,19 +143,29 @@ class MetaLLM(FunctionCallingLLM):
     _router: Router = PrivateAttr()
     _prepared: OrderedDict[str, Decision] = PrivateAttr()
     _member_capabilities: dict[str, Capabilities] = PrivateAttr()
+    _price_sources: dict[str, str] = PrivateAttr(default_factory=dict)
 
     def __init__(
         self,
         llms: dict[str, LLM],
-        prices: dict[str, tuple[float, float]] | None = None,
+        prices: dict[str, tuple[float, ...]] | None = None,
         router: Router | None = None,
         shadows: dict[str, Router] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(prices=dict(prices or {}), **kwargs)
+        sources: dict[str, str] = {}
         self.prices, router = check_pool(
-            llms, self.prices, router, what="llms", warmup=self.warmup, shadows=shadows
+            llms,
+            self.prices,
+            router,
+            what="llms",
+            warmup=self.warmup,
+            shadows=shadows,
+            price_refs={name: _price_ref(llm) for name, llm in llms.items()},
+            price_sources=sources,
         )
+        self._price_sources = sources
         self._llms = {name: _isolated(llm) for name, llm in llms.items()}
         self._router = router
         self._prepared = OrderedDict()
@@ -187,6 +197,7 @@ class MetaLLM(FunctionCallingLLM):
             self.capabilities,
             self._member_capabilities,
             member_capabilities,
+            self._price_sources,
         )
 
     @property
@@ -228,7 +239,9 @@ class MetaLLM(FunctionCallingLLM):
         """
         if not isinstance(llm, LLM):
             raise ConfigurationError(f"{name!r} must be a LlamaIndex LLM, got {type(llm).__name__}")
-        self._members.add(name, _isolated(llm), price=price, capabilities=capabilities)
+        self._members.add(
+            name, _isolated(llm), price=price, capabilities=capabilities, price_ref=_price_ref(llm)
+        )
 
     def onboard_model(
         self,
@@ -346,6 +359,7 @@ class MetaLLM(FunctionCallingLLM):
         if final:
             usage = _usage(response) or (None, None)
             meta = routed.succeeded(*usage)
+            meta["price_source"] = self._price_sources.get(routed.decision.arm)
         else:
             meta = routed.metadata(None)
         annotated = response.model_copy()
@@ -600,6 +614,18 @@ class MetaLLM(FunctionCallingLLM):
         return member.get_tool_calls_from_response(
             response, error_on_no_tool_call=error_on_no_tool_call, **kwargs
         )
+
+
+def _price_ref(llm: LLM) -> tuple[str | None, str | None]:
+    """A member's model name at its provider (and the provider, when the class says), for prices."""
+    name = getattr(llm, "model", None)
+    if not isinstance(name, str):
+        try:
+            name = llm.metadata.model_name
+        except Exception:  # a custom LLM whose metadata needs more
+            name = None
+    provider = "openai" if type(llm).__name__ == "OpenAI" else None
+    return (name if isinstance(name, str) else None, provider)
 
 
 def _isolated(llm: LLM) -> LLM:

@@ -199,7 +199,7 @@ def cheapest_arm(
     arms: Sequence[str],
     predicted_cost: Sequence[float],
     excluded: set[int],
-    prices: Mapping[str, tuple[float, float]] | None = None,
+    prices: Mapping[str, tuple[float, ...]] | None = None,
 ) -> int:
     """The index of the cheapest arm not excluded.
 
@@ -215,7 +215,7 @@ def cheapest_arm(
     priced = prices is not None and all(arms[i] in prices for i in candidates)
 
     def key(i: int) -> tuple[float, float]:
-        listed = sum(prices[arms[i]]) if priced and prices is not None else 0.0
+        listed = sum(prices[arms[i]][:2]) if priced and prices is not None else 0.0
         return (listed, predicted_cost[i])
 
     return min(candidates, key=key)

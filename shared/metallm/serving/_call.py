@@ -233,7 +233,10 @@ class RoutedCall:
             self._learn_failure(error)
 
     def succeeded(
-        self, input_tokens: int | None = None, output_tokens: int | None = None
+        self,
+        input_tokens: int | None = None,
+        output_tokens: int | None = None,
+        cached_input_tokens: int | None = None,
     ) -> dict[str, Any]:
         """The current model answered: price it, keep the session on it; its metadata.
 
@@ -241,6 +244,8 @@ class RoutedCall:
             input_tokens: What the provider reported (None: unknown, so ``cost_usd`` is None
                 and a later feedback needs ``cost=``).
             output_tokens: Likewise.
+            cached_input_tokens: How many input tokens the provider read from its cache
+                (priced at the cached rate when the model's price has one).
 
         Returns:
             The decision's metadata (see ``metadata``).
@@ -251,7 +256,10 @@ class RoutedCall:
         cost = None
         if input_tokens is not None and output_tokens is not None:
             if _usable(input_tokens) and _usable(output_tokens):
-                cost = usage_cost(self.prices, decision.arm, input_tokens, output_tokens)
+                cached = cached_input_tokens if _usable(cached_input_tokens) else 0
+                cost = usage_cost(
+                    self.prices, decision.arm, input_tokens, output_tokens, cached or 0
+                )
             else:
                 logger.warning(
                     "metallm: %s reported unusable usage (input_tokens=%r, output_tokens=%r); "

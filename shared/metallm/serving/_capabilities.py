@@ -133,11 +133,7 @@ class Needs:
             (
                 self.structured_output,
                 "structured output"
-                + (
-                    f" by {self.structured_output_method}"
-                    if self.structured_output_method
-                    else ""
-                ),
+                + (f" by {self.structured_output_method}" if self.structured_output_method else ""),
             ),
             (self.images, "image inputs"),
             (self.pdfs, "PDF inputs"),

@@ -9,7 +9,7 @@ from typing import Any, Generic, TypeVar
 
 from metallm.exceptions import ConfigurationError, UnknownArmError
 from metallm.serving._capabilities import Capabilities, check_capabilities
-from metallm.serving._pricing import Prices, check_prices, usage_cost
+from metallm.serving._pricing import Prices, check_prices, list_price, usage_cost
 from metallm.serving._router import Router
 
 __all__ = [
@@ -39,8 +39,14 @@ def check_pool(
     what: str,
     warmup: bool = False,
     shadows: Mapping[str, Router] | None = None,
-) -> tuple[dict[str, tuple[float, float]], Router]:
+    price_refs: Mapping[str, tuple[str | None, str | None]] | None = None,
+    price_sources: dict[str, str] | None = None,
+) -> tuple[dict[str, tuple[float, ...]], Router]:
     """The checked prices and the router for a pool of named models (a new router when None).
+
+    A member without a given price gets its list price (``list_price``, by the provider's model
+    name in ``price_refs``); one warning names the members left without any, since their calls
+    cost 0 to the router. A budget over such members is refused: its spend could not be counted.
 
     Args:
         names: The members' names.
@@ -50,12 +56,16 @@ def check_pool(
         warmup: Load the router's embedder in a background thread now, unless
             ``$METALLM_WARMUP`` is ``0``.
         shadows: The router's shadow routers (``Router.set_shadows``).
+        price_refs: ``(provider's model name, provider id)`` by member, to look prices up.
+        price_sources: Filled with where each member's price came from (``"given"``,
+            ``"genai-prices"``).
 
     Returns:
         The checked prices and the router.
 
     Raises:
-        ConfigurationError: The pool is empty, a price is bad, or the router's models differ.
+        ConfigurationError: The pool is empty, a price is bad, the router's models differ, or
+            the router holds a budget and a member has no price.
 
     >>> prices, router = check_pool(["mini", "pro"], {"pro": (2.5, 10.0)}, None, what="models")
     >>> router.arms
@@ -89,6 +99,16 @@ def check_pool(
                 f"the router's models {sorted(router.active_arms)} differ from the pool's "
                 f"{sorted(names)}"
             )
+    sources = {name: "given" for name in checked}
+    for name, (model_ref, provider) in (price_refs or {}).items():
+        if name in checked or not model_ref:
+            continue
+        found = list_price(model_ref, provider)
+        if found is not None:
+            checked[name], sources[name] = found, "genai-prices"
+    if price_sources is not None:
+        price_sources.update(sources)
+    _say_what_has_no_price(names, checked, router)
     if shadows:
         router.set_shadows(shadows)
     if warmup and os.environ.get(WARMUP_ENV, "1").strip() != "0":
@@ -96,14 +116,42 @@ def check_pool(
     return checked, router
 
 
+def _say_what_has_no_price(
+    names: Collection[str], prices: Mapping[str, object], router: Router
+) -> None:
+    """One warning naming the members without a price; an error when a budget needs them.
+
+    Raises:
+        ConfigurationError: The router holds a budget and a member has no price.
+    """
+    missing = sorted(set(names) - set(prices))
+    if not missing:
+        return
+    how = (
+        f"give each its price, e.g. prices={{{missing[0]!r}: (0.15, 0.60)}} (USD per 1M input "
+        "and output tokens), or install metallm[prices] so list prices are looked up by name"
+    )
+    if router.budget is not None:
+        raise ConfigurationError(
+            f"a budget needs every member's price, and {missing} have none: {how}"
+        )
+    logger.warning(
+        "metallm: %s %s no price, so %s calls cost 0 to the router (it cannot weigh cost); %s",
+        missing,
+        "has" if len(missing) == 1 else "have",
+        "its" if len(missing) == 1 else "their",
+        how,
+    )
+
+
 def admit_member(
     router: Router,
     members: Collection[str],
     name: str,
     *,
-    price: tuple[float, float] | None,
+    price: tuple[float, ...] | None,
     capabilities: dict[str, Any] | None,
-) -> tuple[dict[str, tuple[float, float]], dict[str, dict[str, Any]]]:
+) -> tuple[dict[str, tuple[float, ...]], dict[str, dict[str, Any]]]:
     """An adapter's new member checked and added to ``router``; its price and capability overrides.
 
     A model another process already added to the router's store is not added twice.
@@ -205,6 +253,7 @@ class PoolMembers(Generic[M]):
         overrides: Capability overrides by name (changed in place).
         served: What each member can serve (changed in place).
         describe: What a member can serve, from the member and its override.
+        price_sources: Where each member's price came from (changed in place).
 
     >>> from metallm.serving import Capabilities, Router
     >>> members, served = {"a": "model a"}, {}
@@ -219,10 +268,11 @@ class PoolMembers(Generic[M]):
         self,
         router: Router,
         members: dict[str, M],
-        prices: dict[str, tuple[float, float]],
+        prices: dict[str, tuple[float, ...]],
         overrides: dict[str, dict[str, Any]],
         served: dict[str, Capabilities],
         describe: Callable[[M, dict[str, Any] | None], Capabilities],
+        price_sources: dict[str, str] | None = None,
     ) -> None:
         self._router = router
         self._members = members
@@ -230,14 +280,16 @@ class PoolMembers(Generic[M]):
         self._overrides = overrides
         self._served = served
         self._describe = describe
+        self._sources = price_sources if price_sources is not None else {}
 
     def add(
         self,
         name: str,
         member: M,
         *,
-        price: tuple[float, float] | None,
+        price: tuple[float, ...] | None,
         capabilities: dict[str, Any] | None,
+        price_ref: tuple[str | None, str | None] | None = None,
     ) -> None:
         """Add a member here and to the router (see the adapters' ``add_model``).
 
@@ -246,15 +298,23 @@ class PoolMembers(Generic[M]):
             member: The framework object.
             price: USD per 1M input and output tokens (None: none).
             capabilities: Capability overrides (None: read from the member).
+            price_ref: The provider's model name and provider id, to look a missing price up.
 
         Raises:
             ConfigurationError: ``name`` is already a member, or the price or capabilities are bad.
         """
+        source = "given"
+        if price is None and price_ref is not None and price_ref[0]:
+            price, source = list_price(price_ref[0], price_ref[1]), "genai-prices"
+        if price is None and name not in self._members:
+            _say_what_has_no_price([name], {}, self._router)  # a budget refuses it: nothing added
         prices, checked = admit_member(
             self._router, self._members, name, price=price, capabilities=capabilities
         )
         self._members[name] = member
         self._prices.update(prices)
+        if name in prices:
+            self._sources[name] = source
         self._overrides.update(checked)
         self._served[name] = self._describe(member, checked.get(name))
 
@@ -294,5 +354,6 @@ class PoolMembers(Generic[M]):
         retire_member(self._router, self._members, name)
         del self._members[name]
         self._prices.pop(name, None)
+        self._sources.pop(name, None)
         self._overrides.pop(name, None)
         self._served.pop(name, None)

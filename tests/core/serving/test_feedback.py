@@ -25,8 +25,16 @@ def test_feedback_by_run_id_finds_the_decision_that_answered():
     call.succeeded()
     router.record_run("run-7", quality=1.0, cost=0.01)
     assert router.n_updates == 1
-    with pytest.raises(UnknownDecisionError, match="no pending decision for run 'run-7'"):
+    with pytest.raises(DuplicateFeedbackError, match="feedback for run 'run-7' was already"):
         router.record_run("run-7", quality=1.0, cost=0.01)
+    with pytest.raises(UnknownDecisionError, match="no decision was made for run 'run-8' here"):
+        router.record_run("run-8", quality=1.0, cost=0.01)
+    assert router.health()["feedback"] == {
+        "recorded": 1,
+        "unknown": 1,
+        "expired": 0,
+        "duplicate": 1,
+    }
 
 
 def test_record_many_says_what_became_of_each_item():
