@@ -7,6 +7,8 @@ so its run nests under the router's run.
 
 from __future__ import annotations
 
+import json
+import logging
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
@@ -38,6 +40,7 @@ from langchain_core.runnables import (
 )
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
+from langchain_core.utils.pydantic import is_basemodel_subclass
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from metallm import ConfigurationError, Decision, Fallbacks, RoutedCall, Router
@@ -50,6 +53,7 @@ from metallm.integrations import (
     check_capabilities,
     check_pool,
     conversation_id,
+    estimate_tokens,
     pop_session,
     routing_text,
 )
@@ -74,6 +78,8 @@ from metallm_langchain.capabilities import (
 from metallm_langchain.runs import RUN_ROOTS, agent_run_session
 
 __all__ = ["ChatMetaLLM"]
+
+logger = logging.getLogger(__name__)
 
 _MAX_RUN_ALIASES = 100_000
 """Ancestor run ids remembered for feedback (the most recent ones)."""
@@ -284,6 +290,38 @@ class ChatMetaLLM(BaseChatModel):
         if stop or self.stop:
             params["ls_stop"] = stop or self.stop
         return params
+
+    def get_num_tokens(self, text: str) -> int:
+        """Tokens in ``text`` by the first member's own count (its tokenizer).
+
+        A member that cannot count offline (ChatOpenAI's tiktoken downloads its tables) falls
+        back to about four characters a token, not LangChain's GPT-2 count (0 offline).
+
+        Args:
+            text: The text.
+        """
+        member = next(iter(self.models.values()))
+        try:
+            return member.get_num_tokens(text)
+        except Exception as e:
+            logger.debug("metallm: %s cannot count tokens (%s); estimating", type(member), e)
+            return estimate_tokens(len(text))
+
+    def get_num_tokens_from_messages(
+        self, messages: list[BaseMessage], tools: Sequence[Any] | None = None
+    ) -> int:
+        """Tokens in ``messages`` (and ``tools``) by the first member's own count.
+
+        Args:
+            messages: The messages.
+            tools: Tools bound to the call, counted too where the member counts them.
+        """
+        member = next(iter(self.models.values()))
+        try:
+            return member.get_num_tokens_from_messages(messages, tools=tools)
+        except Exception as e:
+            logger.debug("metallm: %s cannot count tokens (%s); estimating", type(member), e)
+            return estimate_tokens(sum(len(m.text) for m in messages))
 
     # -- the public extras --------------------------------------------------------------
     def add_model(
@@ -710,6 +748,10 @@ class ChatMetaLLM(BaseChatModel):
         **kwargs: Any,
     ) -> bool:
         should = super()._should_stream(async_api=async_api, run_manager=run_manager, **kwargs)
+        if not should and "stream" not in kwargs and not self._streaming_disabled(**kwargs):
+            # a member built with streaming=True streams when called directly: so does the
+            # router, so the router's run reports its tokens (on_llm_new_token) on invoke too
+            should = any(getattr(m, "streaming", False) is True for m in self.models.values())
         if should and run_manager is not None:
             # invoke() is about to call _stream without its run manager (implicit streaming).
             STREAM_PARENT.set(run_manager)
@@ -817,7 +859,11 @@ def _closed(schema: Any) -> Any:
 
 
 def _structured_member(model: BaseChatModel, request: _Structured) -> Runnable[Any, BaseMessage]:
-    """The member asked for ``request`` by its own ``with_structured_output``; its raw answer."""
+    """The member asked for ``request`` by its own ``with_structured_output``; its raw answer.
+
+    One answer, streamed or not (a schema's answer is parsed whole); the call's ``stop`` and
+    other options are the member's own here, as when it is asked directly.
+    """
     options = structured_output_options(model)
     kwargs: dict[str, Any] = {}
     if "method" in options:
@@ -825,18 +871,19 @@ def _structured_member(model: BaseChatModel, request: _Structured) -> Runnable[A
     if "strict" in options and request.strict is not None:
         kwargs["strict"] = request.strict
     structured = model.with_structured_output(request.schema, include_raw=True, **kwargs)
-    return structured | RunnableLambda(_raw)
 
+    def answer(messages: Any, config: RunnableConfig, **_: Any) -> BaseMessage:
+        return cast(dict[str, BaseMessage], structured.invoke(messages, config))["raw"]
 
-def _raw(answer: Any) -> BaseMessage:
-    """The provider's message out of an ``include_raw`` answer."""
-    raw: BaseMessage = answer["raw"]
-    return raw
+    async def aanswer(messages: Any, config: RunnableConfig, **_: Any) -> BaseMessage:
+        return cast(dict[str, BaseMessage], await structured.ainvoke(messages, config))["raw"]
+
+    return RunnableLambda(answer, afunc=aanswer)
 
 
 def _structured_parser(schema: Any, method: str) -> Runnable[BaseMessage, Any]:
     """How ChatOpenAI parses a structured answer of ``method`` into ``schema``."""
-    is_model = isinstance(schema, type) and issubclass(schema, BaseModel)
+    is_model = isinstance(schema, type) and is_basemodel_subclass(schema)  # pydantic 1 or 2
     if method == "function_calling":
         if is_model:
             return PydanticToolsParser(tools=[schema], first_tool_only=True)
@@ -858,7 +905,7 @@ class _StreamTail:
     def take(self, chunk: BaseMessage) -> AIMessageChunk | None:
         """Note a chunk; the chunk to pass on, or None for the inner stream's own last chunk (held back)."""
         if not isinstance(chunk, AIMessageChunk):
-            chunk = AIMessageChunk(content=chunk.content)
+            chunk = _as_chunk(chunk)
         usage = chunk.usage_metadata
         if usage:
             self.usage = add_usage(self.usage, usage)
@@ -878,6 +925,29 @@ class _StreamTail:
             last, routed, usage, add_model_name=not self.has_model_name
         )
         return annotated
+
+
+def _as_chunk(message: BaseMessage) -> AIMessageChunk:
+    """A whole message as one chunk of a stream, its tool calls and usage kept."""
+    if not isinstance(message, AIMessage):
+        return AIMessageChunk(content=message.content)
+    return AIMessageChunk(
+        content=message.content,
+        additional_kwargs=dict(message.additional_kwargs),
+        response_metadata=dict(message.response_metadata),
+        usage_metadata=message.usage_metadata,
+        id=message.id,
+        tool_call_chunks=[
+            {
+                "name": call["name"],
+                "args": json.dumps(call["args"]),
+                "id": call.get("id"),
+                "index": i,
+                "type": "tool_call_chunk",
+            }
+            for i, call in enumerate(message.tool_calls)
+        ],
+    )
 
 
 def _as_ai(message: BaseMessage) -> AIMessage:
