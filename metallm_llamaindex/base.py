@@ -14,6 +14,7 @@ from collections.abc import (
     Callable,
     Generator,
     Iterator,
+    Mapping,
     Sequence,
 )
 from dataclasses import replace
@@ -153,6 +154,12 @@ class MetaLLM(FunctionCallingLLM):
         shadows: dict[str, Router] | None = None,
         **kwargs: Any,
     ) -> None:
+        for name, llm in llms.items() if isinstance(llms, Mapping) else ():
+            if not isinstance(llm, LLM):
+                raise ConfigurationError(
+                    f"llms[{name!r}] must be a LlamaIndex LLM, got {type(llm).__name__} (a "
+                    "LangChain chat model goes in metallm_langchain.ChatMetaLLM)"
+                )
         super().__init__(prices=dict(prices or {}), **kwargs)
         sources: dict[str, str] = {}
         self.prices, router = check_pool(

@@ -181,6 +181,12 @@ def _evaluate_log(args: argparse.Namespace) -> int:
             "--log needs --models: the pool, comma-separated, e.g. --models mini,pro"
         )
     arms = [m.strip() for m in args.models.split(",") if m.strip()]
+    is_url = args.log.startswith(("redis://", "rediss://", "unix://"))
+    if not is_url and not os.path.isfile(args.log):
+        raise MetaLLMError(
+            f"--log {args.log}: no such file (give the SQLite file your routers' store writes, "
+            "or a redis:// URL)"
+        )
     store = (
         RedisStore(args.log, prefix=args.prefix)
         if args.log.startswith(("redis://", "rediss://", "unix://"))
@@ -249,6 +255,7 @@ def _evaluate_log(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    _needs_matplotlib(args)
     return _evaluate_log(args)
 
 
@@ -275,7 +282,19 @@ def write_json(path: str | None, data: object) -> None:
         print(f"\nwrote {path}")
 
 
+def _needs_matplotlib(args: argparse.Namespace) -> None:
+    """A ``--plot`` needs matplotlib: say so before the long work, not after it."""
+    if getattr(args, "plot_out", None) or getattr(args, "plot", None):
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise MetaLLMError(
+                '--plot needs matplotlib: pip install "metallm[bench]" (or leave --plot out)'
+            ) from None
+
+
 def _bench(args: argparse.Namespace) -> int:
+    _needs_matplotlib(args)
     from metallm.evaluation import (
         FEATURE_CHOICES,
         plot_bench,
@@ -302,6 +321,7 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _simulate(args: argparse.Namespace) -> int:
+    _needs_matplotlib(args)
     from metallm.evaluation import (
         DEFAULT_ALPHA,
         load_routing_table,

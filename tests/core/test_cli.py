@@ -81,3 +81,20 @@ def test_the_demo_is_registered_by_the_langchain_adapter_not_the_core():
     (demo,) = [e for e in entry_points(group=cli.COMMAND_GROUP) if e.name == "demo"]
     assert demo.value == "metallm_langchain.demo:command"
     assert isinstance(demo.load(), Command)
+
+
+def test_evaluate_says_a_log_file_that_is_not_there_is_not_there(tmp_path, capsys):
+    missing = tmp_path / "typo.sqlite"
+    assert main(["evaluate", "--log", str(missing), "--models", "a,b"]) == 2
+    assert "no such file" in capsys.readouterr().err
+    assert not missing.exists()  # nothing was created in its place
+
+
+def test_a_plot_without_matplotlib_fails_before_the_work(monkeypatch, tmp_path, capsys):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib raises
+    table = tmp_path / "t.csv"
+    table.write_text("prompt,a,a|total_cost\nhi,1,0.1\n")
+    assert main(["bench", "--data", str(table), "--plot", str(tmp_path / "p.png")]) == 2
+    assert 'pip install "metallm[bench]"' in capsys.readouterr().err

@@ -307,3 +307,14 @@ def test_a_process_started_with_a_pool_another_process_shrank_starts(
     assert "this process starts without routing to them" in caplog.text
     models = {later.complete(PROMPT).additional_kwargs["metallm"]["model"] for _ in range(6)}
     assert models == {"large"}
+
+
+def test_a_langchain_model_among_the_llms_is_a_clear_error():
+    from langchain_core.language_models.fake_chat_models import FakeListChatModel
+
+    from metallm import ConfigurationError
+
+    with pytest.raises(
+        ConfigurationError, match=r"llms\['lc'\] must be a LlamaIndex LLM.*ChatMetaLLM"
+    ):
+        MetaLLM(llms={"lc": FakeListChatModel(responses=["x"])})

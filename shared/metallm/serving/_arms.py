@@ -19,7 +19,8 @@ class ArmPool:
         names: The models, unique non-empty strings, at least one.
 
     Raises:
-        ConfigurationError: The pool is empty, or a name is empty, not a string or repeated.
+        ConfigurationError: The pool is empty or a string, or a name is empty, not a string
+            or repeated.
 
     >>> pool = ArmPool(["small", "large"])
     >>> pool.retire("small"); pool.active
@@ -27,6 +28,11 @@ class ArmPool:
     """
 
     def __init__(self, names: Sequence[str]) -> None:
+        if isinstance(names, str):
+            raise ConfigurationError(
+                f"the models must be a list of names, got the string {names!r}: "
+                f"e.g. Router([{names!r}, ...])"
+            )
         names = list(names)
         if not names:
             raise ConfigurationError("the pool is empty: give the router at least one model")

@@ -153,7 +153,6 @@ class RoutedCall:
         """(model, error) for each failed attempt, in order."""
         self.attempts: list[dict[str, Any]] = []
         """Each model tried: ``{"model", "error" (type name, None when it answered), "seconds"}``."""
-        self._started = time.monotonic()
         self.first_item_seconds: float | None = None
         """Seconds from the answering attempt's start to its stream's first item (time to first token)."""
         arms = router.active_arms
@@ -184,6 +183,7 @@ class RoutedCall:
             )
         )
         """The model to try now (the next one after each `failed`)."""
+        self._started = time.monotonic()  # after the choice: embedding is not the model's latency
 
     # -- the protocol -------------------------------------------------------------------
     def failed(self, error: BaseException) -> Decision:

@@ -264,3 +264,21 @@ async def test_async_calls_and_streams_fall_back_the_same_way():
     assert [item async for item in await call.aopen_stream(stream)] == ["x", "y"]
     call = router.route(QUERY)
     assert [item async for item in await call.aopen_stream(opened)] == ["x", "y"]
+
+
+def test_a_calls_latency_starts_after_the_choice_not_before_the_embedding():
+    """Loading or running the embedder is metallm's time, not the model's."""
+    import time as _time
+
+    class SlowEmbedder:
+        model_name = "slow"
+        dimension = 4
+
+        def embed(self, texts):  # noqa: ANN001
+            _time.sleep(0.3)
+            return np.ones((len(texts), 4))
+
+    router = Router(["a", "b"], embedder=SlowEmbedder(), prompt_length=False)
+    call = router.route("a question")
+    metadata = call.succeeded(input_tokens=1, output_tokens=1)
+    assert metadata["latency_s"] < 0.1, metadata["latency_s"]

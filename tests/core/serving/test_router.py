@@ -373,3 +373,8 @@ def test_fit_chooses_among_the_feature_maps_it_is_given():
         Router(ARMS, embedder=None).fit(X, Q, C, tune=[])
     with pytest.raises(ConfigurationError, match='tune must be "auto"'):
         Router(ARMS, embedder=None).fit(X, Q, C, tune="always")
+
+
+def test_a_single_string_for_the_pool_is_a_clear_error():
+    with pytest.raises(ConfigurationError, match=r"a list of names, got the string 'mini'"):
+        Router("mini", embedder=None)
