@@ -1,4 +1,4 @@
-"""The embedders' part of ``metallm speed``: what one routed text query costs, and loading.
+"""The embedders' part of ``python -m benchmarks.speed``: what one routed text query costs, and loading.
 
 ``Router.select(text)`` on distinct 30-word queries (no cache hit) with the default embedder
 beside sentence-transformers, interleaved; the embeddings' agreement (cosine); one query on one

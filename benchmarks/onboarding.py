@@ -1,4 +1,4 @@
-"""``metallm onboard``: a model added to a fitted router with a short quiz, measured per model.
+"""``python -m benchmarks.onboarding``: a model added to a fitted router with a short quiz, measured per model.
 
 For each model of a routing table in turn, on the bench's train/test split: a router fitted on
 the training rows without it; the same router after ``add_arm`` and ``onboard`` on the model's
@@ -38,7 +38,7 @@ class OnboardingRow:
 
 @dataclass
 class OnboardingResult:
-    """What ``metallm onboard`` measured on one routing table."""
+    """What ``python -m benchmarks.onboarding`` measured on one routing table."""
 
     dataset: str
     n_quiz: int
@@ -125,7 +125,7 @@ def render_onboarding(result: OnboardingResult) -> str:
         )
     return "\n".join(
         [
-            f"metallm onboard: {result.dataset}, each model added late with a {result.n_quiz}-prompt "
+            f"python -m benchmarks.onboarding: {result.dataset}, each model added late with a {result.n_quiz}-prompt "
             f"quiz; test quality at p = 0 on {result.n_test} prompts (change vs without it)",
             "",
             render_table(rows),

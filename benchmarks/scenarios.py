@@ -1,4 +1,4 @@
-"""``metallm simulate --scenario``: a pool that changes during an online replay.
+"""``python -m benchmarks.scenarios``: a pool that changes during an online replay.
 
 ``drift:NAME@FRACTION``: from that fraction of the replay on, model NAME answers half the
 prompts (a seeded random half) with quality 0, as a provider that silently updated a model
@@ -96,7 +96,7 @@ class DriftRun:
 
 @dataclass
 class DriftResult:
-    """What ``metallm simulate --scenario drift:...`` measured."""
+    """What ``python -m benchmarks.scenarios --scenario drift:...`` measured."""
 
     dataset: str
     model: str
@@ -399,7 +399,7 @@ def render_drift(result: DriftResult) -> str:
                      f"{r.regret:.1f}", f"{r.stationary_regret:.1f}"])  # fmt: skip
     return "\n".join(
         [
-            f"metallm simulate --scenario drift: {result.dataset}, {result.model} answers half the "
+            f"python -m benchmarks.scenarios --scenario drift: {result.dataset}, {result.model} answers half the "
             f"prompts with quality 0 from query {result.at} of {result.n_queries} on"
             + (
                 f" (each router first fitted offline on the {result.n_warm} before those it routes)"
@@ -429,7 +429,7 @@ class NewModelRun:
 
 @dataclass
 class NewModelResult:
-    """What ``metallm simulate --scenario new-model:...`` measured."""
+    """What ``python -m benchmarks.scenarios --scenario new-model:...`` measured."""
 
     dataset: str
     model: str
@@ -516,7 +516,7 @@ def render_new_model(result: NewModelResult) -> str:
                      f"{r.regret:.1f}"])  # fmt: skip
     return "\n".join(
         [
-            f"metallm simulate --scenario new-model: {result.dataset}, {result.model} joins at "
+            f"python -m benchmarks.scenarios --scenario new-model: {result.dataset}, {result.model} joins at "
             f"query {result.at} of {result.n_queries}; the full-information router gives it "
             f"{result.target_share:.1%} of the queries after that",
             "",

@@ -281,7 +281,7 @@ def run_speed(*, n: int = 5000, rounds: int = 5, static_model: str | None = None
     if n < 1 or rounds < 1:
         raise InvalidInputError("--n and --rounds must be at least 1")
     print(
-        f"metallm speed budget: python {sys.version.split()[0]}, numpy {np.__version__}, {os.cpu_count()} cores\n"
+        f"speed budget (python -m benchmarks.speed): python {sys.version.split()[0]}, numpy {np.__version__}, {os.cpu_count()} cores\n"
     )
     for section in (
         bench_routing(n, rounds),

@@ -1,4 +1,4 @@
-"""``metallm simulate --scenario drift:...``: forgetting reacts to a model that got worse."""
+"""``python -m benchmarks.scenarios --scenario drift:...``: forgetting reacts to a model that got worse."""
 
 from __future__ import annotations
 
