@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from benchmarks.bench import main
 from tests.core.evaluation.test_bench import table  # noqa: F401 - the fixture
+
+pytestmark = pytest.mark.slow  # seconds each: left out by `pytest -m "not slow"`
 
 
 def test_the_bench_measures_the_literatures_routers_on_the_same_split(table, tmp_path, capsys):  # noqa: F811

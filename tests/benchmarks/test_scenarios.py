@@ -12,6 +12,8 @@ from benchmarks.scenarios import main, parse_scenario
 from metallm import ConfigurationError, EmbeddingFeatures, LinUCB, Router
 from metallm.testing.prompts import ASTRONOMY, COOKING, arithmetic_questions
 
+pytestmark = pytest.mark.slow  # seconds each: left out by `pytest -m "not slow"`
+
 
 def test_discounted_statistics_equal_the_discounted_least_squares_online_and_in_batch():
     rng = np.random.default_rng(0)

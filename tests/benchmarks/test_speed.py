@@ -5,8 +5,12 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from benchmarks.speed import main
 from metallm.cli import main as metallm
+
+pytestmark = pytest.mark.slow  # seconds each: left out by `pytest -m "not slow"`
 
 
 def test_the_speed_budget_prints_each_measurement(capsys):

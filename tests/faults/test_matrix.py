@@ -32,6 +32,8 @@ from metallm.testing import OpenAICompatibleServer, ScriptedModel
 from tests.faults import worker
 from tests.stores import free_port, start_aof_redis
 
+pytestmark = pytest.mark.slow  # seconds each: left out by `pytest -m "not slow"`
+
 ROUTING_MARGIN = 0.5
 """Seconds a routing decision may take beyond ``routing_timeout`` on a loaded 2-core machine
 (one embedding, one bounded ledger write, the GIL shared with the worker's other threads)."""

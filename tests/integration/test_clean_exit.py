@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # seconds each: left out by `pytest -m "not slow"`
+
 ROOT = Path(__file__).resolve().parents[2]
 
 SCRIPTS = {

@@ -25,6 +25,8 @@ from metallm.testing import OpenAICompatibleServer, ScriptedModel
 from tests.integration.feedback_worker import DIM, MODELS, decide_embeddings, graded
 from tests.stores import open_store
 
+pytestmark = pytest.mark.slow  # seconds each: left out by `pytest -m "not slow"`
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -11,12 +11,15 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from metallm import RedisStore, Router
 from metallm.testing import OpenAICompatibleServer, ScriptedModel
 from tests.clock import FakeClock
 from tests.stores import free_port
 from tests.stores import start_aof_redis as _redis
+
+pytestmark = pytest.mark.slow  # seconds each: left out by `pytest -m "not slow"`
 
 ROOT = Path(__file__).resolve().parents[2]
 
