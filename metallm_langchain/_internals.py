@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from langchain_core.callbacks import (
+    AsyncCallbackHandler,
     AsyncCallbackManagerForLLMRun,
     BaseCallbackHandler,
     CallbackManager,
@@ -29,6 +30,7 @@ from langchain_core.runnables import RunnableConfig, ensure_config
 from langchain_core.runnables.config import var_child_runnable_config
 from langchain_core.tracers import BaseTracer
 from langchain_core.tracers._streaming import _StreamingCallbackHandler
+from langchain_core.tracers.event_stream import _AstreamEventsCallbackHandler
 
 from metallm import Decision
 from metallm.exceptions import EmptyResponseError
@@ -36,6 +38,7 @@ from metallm.exceptions import EmptyResponseError
 __all__ = [
     "CALL_CONFIG",
     "STREAM_PARENT",
+    "MemberRunEvents",
     "RunParent",
     "StreamParent",
     "aopened",
@@ -140,6 +143,27 @@ def sees_nested_runs(handler: BaseCallbackHandler) -> bool:
     return isinstance(handler, BaseTracer) and not isinstance(handler, _StreamingCallbackHandler)
 
 
+class MemberRunEvents(AsyncCallbackHandler):
+    """``astream_events``' view of the chosen model's run: its start and end, not its tokens.
+
+    The member's run then shows as a child of the router's (its ``parent_ids`` end with the
+    router's run id, its tags name it ``metallm:<model>``), while every token streams once, as
+    the router's ``on_chat_model_stream``.
+
+    Args:
+        events: The ``astream_events`` handler of the router's run.
+    """
+
+    def __init__(self, events: _AstreamEventsCallbackHandler) -> None:
+        self._events = events
+
+    async def on_chat_model_start(self, *args: Any, **kwargs: Any) -> None:  # noqa: D102
+        await self._events.on_chat_model_start(*args, **kwargs)
+
+    async def on_llm_end(self, *args: Any, **kwargs: Any) -> None:  # noqa: D102
+        await self._events.on_llm_end(*args, **kwargs)
+
+
 @contextmanager
 def member_context(config: RunnableConfig) -> Iterator[None]:
     """The context in which the chosen model's run opens.
@@ -207,6 +231,8 @@ def child_config(
     for handler in handlers:
         if sees_nested_runs(handler):
             manager.add_handler(handler, inherit=True)
+        elif isinstance(handler, _AstreamEventsCallbackHandler):
+            manager.add_handler(MemberRunEvents(handler), inherit=False)
     manager.add_tags(tags)
     manager.add_metadata({k: v for k, v in metadata.items() if not k.startswith("ls_")})
     config["callbacks"] = manager

@@ -41,7 +41,7 @@ from langchain_core.runnables import (
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from langchain_core.utils.pydantic import is_basemodel_subclass
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 from metallm import ConfigurationError, Decision, Fallbacks, RoutedCall, Router
 from metallm.exceptions import InvalidFeedbackError
@@ -206,6 +206,30 @@ class ChatMetaLLM(BaseChatModel):
     _run_aliases: OrderedDict[str, str] = PrivateAttr(default_factory=OrderedDict)
     """The run id of each model call's chain, root and the runs between -> the call's own."""
 
+    @field_validator("fallbacks", mode="before")
+    @classmethod
+    def _fallbacks_from_json(cls, value: Any) -> Any:
+        """``load`` hands back the ``{"enabled": ..., "max_attempts": ...}`` that ``dumpd`` wrote."""
+        return Fallbacks(**value) if isinstance(value, Mapping) else value
+
+    def to_json(self) -> Any:
+        """``dumpd``'s form: the pool, prices and settings; fallbacks as their two settings.
+
+        Fallbacks with extra ``provider_errors`` (exception classes) stay unserializable, so
+        ``load`` says so instead of dropping them.
+        """
+        serialized = super().to_json()
+        kwargs = serialized.get("kwargs")
+        if isinstance(kwargs, dict) and isinstance(self.fallbacks, Fallbacks):
+            if self.fallbacks == Fallbacks():
+                kwargs.pop("fallbacks", None)
+            elif not self.fallbacks.provider_errors:
+                kwargs["fallbacks"] = {
+                    "enabled": self.fallbacks.enabled,
+                    "max_attempts": self.fallbacks.max_attempts,
+                }
+        return serialized
+
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         # Checked here rather than in a pydantic validator so callers get a typed
@@ -246,6 +270,14 @@ class ChatMetaLLM(BaseChatModel):
             member_capabilities,
             self._price_sources,
         )
+
+    @classmethod
+    def is_lc_serializable(cls) -> bool:
+        """``dumpd``/``load`` carry the pool (members that serialize) and prices, not the router.
+
+        The learned state travels by ``router.save``/``Router.load``, a shared store, or pickle.
+        """
+        return True
 
     @property
     def _llm_type(self) -> str:

@@ -272,7 +272,7 @@ class MetaLLM(FunctionCallingLLM):
 
         def ask(text: str) -> tuple[str, int | None, int | None]:
             response = member.complete(text)
-            tokens = _usage(response) or (None, None)
+            tokens = _usage(response) or (None, None, None)
             return response.text, tokens[0], tokens[1]
 
         return self._members.onboard(name, prompts, ask, evaluator, n=n)
@@ -364,7 +364,7 @@ class MetaLLM(FunctionCallingLLM):
         self, response: _Response, routed: RoutedCall, *, final: bool = True
     ) -> _Response:
         if final:
-            usage = _usage(response) or (None, None)
+            usage = _usage(response) or (None, None, None)
             meta = routed.succeeded(*usage)
             meta["price_source"] = self._price_sources.get(routed.decision.arm)
         else:
@@ -657,25 +657,26 @@ def _active_tags() -> dict[str, Any]:
     return dict(active_instrument_tags.get() or {})
 
 
-def _usage(response: ChatResponse | CompletionResponse) -> tuple[int, int] | None:
-    """(input, output) tokens as the provider reported them, if it did."""
+def _usage(response: ChatResponse | CompletionResponse) -> tuple[int, int, int | None] | None:
+    """(input, output, cached input) tokens as the provider reported them, if it did.
+
+    Cached input tokens are OpenAI's ``usage.prompt_tokens_details.cached_tokens`` (None
+    when the provider does not say), priced at the cached rate when the price has one.
+    """
+    usage = _field(response.raw, "usage")
+    cached = _field(_field(usage, "prompt_tokens_details"), "cached_tokens")
     extra = response.additional_kwargs
     if "prompt_tokens" in extra and "completion_tokens" in extra:
-        return int(extra["prompt_tokens"]), int(extra["completion_tokens"])
-    raw = response.raw
-    usage = raw.get("usage") if isinstance(raw, dict) else getattr(raw, "usage", None)
-    if usage is None:
-        return None
-    if isinstance(usage, dict):
-        prompt_tokens, completion_tokens = (
-            usage.get("prompt_tokens"),
-            usage.get("completion_tokens"),
-        )
-    else:
-        prompt_tokens, completion_tokens = (
-            getattr(usage, "prompt_tokens", None),
-            getattr(usage, "completion_tokens", None),
-        )
+        usage = extra
+    prompt_tokens = _field(usage, "prompt_tokens")
+    completion_tokens = _field(usage, "completion_tokens")
     if prompt_tokens is None or completion_tokens is None:
         return None
-    return int(prompt_tokens), int(completion_tokens)
+    return int(prompt_tokens), int(completion_tokens), None if cached is None else int(cached)
+
+
+def _field(value: Any, name: str) -> Any:
+    """``value[name]`` or ``value.name`` (a raw response is a dict or the client's object)."""
+    if value is None:
+        return None
+    return value.get(name) if isinstance(value, dict) else getattr(value, name, None)

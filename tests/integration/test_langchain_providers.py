@@ -575,3 +575,117 @@ def test_invoke_over_streaming_members_reports_their_tokens_on_the_routers_run(s
     msg = llm.invoke(QUESTION, config={"callbacks": [handler]})
     assert "".join(handler.tokens) == msg.content and len(handler.tokens) > 1
     assert msg.response_metadata["metallm"]["cost_usd"] is not None
+
+
+def _traced_runs(llm: ChatMetaLLM, call) -> list:  # noqa: ANN001
+    """The root runs a tracer saw while ``call(config)`` ran."""
+    from langchain_core.tracers.base import BaseTracer
+
+    class Collect(BaseTracer):
+        def __init__(self) -> None:
+            super().__init__()
+            self.roots: list = []
+
+        def _persist_run(self, run) -> None:  # noqa: ANN001
+            self.roots.append(run)
+
+    tracer = Collect()
+    result = call({"callbacks": [tracer]})
+    if asyncio.iscoroutine(result):
+        asyncio.run(result)
+    return tracer.roots
+
+
+@pytest.mark.parametrize("path", ["invoke", "stream", "batch", "ainvoke", "astream"])
+def test_traces_carry_the_chosen_members_model_and_provider_on_its_child_run(llm, path):
+    async def astream(config):  # noqa: ANN001
+        return [c async for c in llm.astream(QUESTION, config=config)]
+
+    calls = {
+        "invoke": lambda config: llm.invoke(QUESTION, config=config),
+        "stream": lambda config: list(llm.stream(QUESTION, config=config)),
+        "batch": lambda config: llm.batch([QUESTION, QUESTION], config=config),
+        "ainvoke": lambda config: llm.ainvoke(QUESTION, config=config),
+        "astream": astream,
+    }
+    roots = _traced_runs(llm, calls[path])
+    assert roots and all(run.name == "ChatMetaLLM" for run in roots)
+    providers = {"mini": "openai", "together-pro": "together"}
+    for run in roots:
+        metadata = run.extra["metadata"]
+        # the router's own run is not priced by LangSmith (no list price for "metallm"), so
+        # the usage both runs carry is priced once: on the member's run, by its own name
+        assert (metadata["ls_provider"], metadata["ls_model_name"]) == ("metallm", "metallm")
+        (child,) = run.child_runs
+        message = run.outputs["generations"][0][0]["message"]
+        chosen = message["kwargs"]["response_metadata"]["metallm"]["model"]
+        child_metadata = child.extra["metadata"]
+        assert child_metadata["ls_model_name"] == chosen
+        assert child_metadata["ls_provider"] == providers[chosen]
+        assert child_metadata["metallm_model"] == chosen
+
+
+async def test_astream_events_show_the_chosen_members_run_as_a_child_and_each_token_once(llm):
+    from langchain_core.prompts import ChatPromptTemplate
+
+    chain = ChatPromptTemplate.from_messages([("user", "{q}")]) | llm
+    events = [e async for e in chain.astream_events({"q": QUESTION}, version="v2")]
+    starts = {e["name"]: e for e in events if e["event"] == "on_chat_model_start"}
+    router, member = starts.pop("ChatMetaLLM"), starts.popitem()[1]
+    assert member["parent_ids"][-1] == router["run_id"]
+    assert member["parent_ids"][:-1] == router["parent_ids"]
+    assert member["metadata"]["metallm_model"] in PRICES
+    ends = [e for e in events if e["event"] == "on_chat_model_end"]
+    assert {e["run_id"] for e in ends} == {router["run_id"], member["run_id"]}
+    streamed = [e for e in events if e["event"] == "on_chat_model_stream"]
+    assert {e["run_id"] for e in streamed} == {router["run_id"]}  # tokens once, the router's
+    answer = next(e for e in ends if e["run_id"] == router["run_id"])["data"]["output"]
+    assert "".join(e["data"]["chunk"].text for e in streamed) == answer.text
+
+
+def test_the_model_serializes_with_dumpd_and_loads_back_without_secrets(server, embedder):
+    from langchain_core.load import dumpd, load
+
+    members = {  # ChatTogether does not serialize (LangChain's choice), nor does httpx.Timeout
+        name: ChatOpenAI(model=name, base_url=server.base_url, api_key="test-key", timeout=60.0)
+        for name in PRICES
+    }
+    llm = ChatMetaLLM(
+        models=members,
+        prices=PRICES,
+        fallbacks=Fallbacks(max_attempts=1),
+        router=Router(list(PRICES), embedder=embedder, seed=0),
+    )
+    serialized = dumpd(llm)
+    assert "test-key" not in json.dumps(serialized)  # secrets by reference only
+    loaded = load(
+        serialized,
+        secrets_map={"OPENAI_API_KEY": "test-key"},
+        valid_namespaces=["metallm_langchain"],
+        allowed_objects=[ChatMetaLLM, ChatOpenAI],  # LangChain's "all" lists its own classes
+    )
+    assert isinstance(loaded, ChatMetaLLM)
+    assert loaded.dict() == llm.dict()
+    assert loaded.fallbacks == Fallbacks(max_attempts=1)
+    assert loaded.invoke(QUESTION, model="mini").content == server.models["mini"].answer(QUESTION)
+
+
+def test_feedback_by_a_langgraph_threads_last_run_id_grades_that_runs_last_answer(llm):
+    """An agent on a thread (a checkpointer): each turn's run id grades that turn's answer."""
+    import uuid
+
+    from langchain.agents import create_agent
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    agent = create_agent(llm, [], checkpointer=InMemorySaver())
+    turns = []
+    for text in (QUESTION, "And the second tallest?"):
+        run = uuid.uuid4()
+        config = {"run_id": run, "configurable": {"thread_id": "thread-1"}}
+        out = agent.invoke({"messages": [("user", text)]}, config=config)
+        turns.append((run, out["messages"][-1].response_metadata["metallm"]))
+    (_, first), (last_run, last) = turns
+    llm.record_feedback(run_id=last_run, quality=1.0)
+    assert llm.router.counts[last["model"]] == 1
+    llm.record_feedback(first["decision_id"], quality=0.0)  # the earlier turn is still open
+    assert sum(llm.router.counts.values()) == 2

@@ -111,3 +111,38 @@ def test_an_openailike_member_is_priced_from_the_list_too(named_server, embedder
     meta = llm.complete(PROMPT).additional_kwargs["metallm"]
     assert meta["price_source"] == "genai-prices"
     assert meta["cost_usd"] == pytest.approx(_listed_cost(named_server, "gpt-4o-mini"))
+
+
+@pytest.mark.parametrize("adapter", ["langchain", "llamaindex"])
+@pytest.mark.parametrize("streamed", [False, True])
+def test_cached_tokens_a_provider_reports_over_http_are_priced_at_the_cached_rate(
+    embedder, adapter, streamed
+):
+    server = OpenAICompatibleServer({"cached": ScriptedModel(reply="From cache.", cached_tokens=4)})
+    prices = {"m": (1.0, 2.0, 0.1)}  # USD per 1M input, output, cached input tokens
+    with server:
+        if adapter == "langchain":
+            member = ChatOpenAI(
+                model="cached", base_url=server.base_url, api_key="k", stream_usage=True
+            )
+            llm = ChatMetaLLM(models={"m": member}, prices=prices,
+                              router=Router(["m"], embedder=embedder, seed=0))  # fmt: skip
+            if streamed:
+                chunks = list(llm.stream(PROMPT))
+                meta = chunks[-1].response_metadata["metallm"]
+            else:
+                meta = llm.invoke(PROMPT).response_metadata["metallm"]
+        else:
+            member = OpenAILike(model="cached", api_base=server.base_url, api_key="k",
+                                is_chat_model=True, max_retries=0,
+                                additional_kwargs={"stream_options": {"include_usage": True}})  # fmt: skip
+            llm = MetaLLM(llms={"m": member}, prices=prices,
+                          router=Router(["m"], embedder=embedder, seed=0))  # fmt: skip
+            if streamed:
+                *_, last = llm.stream_complete(PROMPT)
+                meta = last.additional_kwargs["metallm"]
+            else:
+                meta = llm.complete(PROMPT).additional_kwargs["metallm"]
+    tokens_in, tokens_out = count_tokens(PROMPT), count_tokens("From cache.")
+    expected = ((tokens_in - 4) * 1.0 + 4 * 0.1 + tokens_out * 2.0) / 1e6
+    assert meta["cost_usd"] == pytest.approx(expected)

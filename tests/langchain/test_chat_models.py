@@ -303,14 +303,16 @@ def test_plain_handlers_see_one_chat_model_run_per_call(llm, mode):
     assert counter.starts == ["ChatMetaLLM"]
 
 
-async def test_astream_events_streams_each_token_once(llm, pool):
+async def test_astream_events_streams_each_token_once_and_shows_the_member_as_a_child(llm, pool):
     chain = RunnableLambda(lambda x: x) | llm  # invoke inside a chain: implicit streaming
     events = [ev async for ev in chain.astream_events(QUESTION, version="v2")]
-    starts = [e["name"] for e in events if e["event"] == "on_chat_model_start"]
-    tokens = "".join(
-        e["data"]["chunk"].content for e in events if e["event"] == "on_chat_model_stream"
-    )
-    assert starts == ["ChatMetaLLM"]
+    starts = [e for e in events if e["event"] == "on_chat_model_start"]
+    streamed = [e for e in events if e["event"] == "on_chat_model_stream"]
+    tokens = "".join(e["data"]["chunk"].content for e in streamed)
+    assert [e["name"] for e in starts] == ["ChatMetaLLM", "ScriptedChatModel"]
+    router, member = starts
+    assert member["parent_ids"][-1] == router["run_id"]
+    assert {e["run_id"] for e in streamed} == {router["run_id"]}
     assert tokens in {m.reply for m in pool.values()}
 
 
@@ -386,3 +388,17 @@ def test_members_are_added_and_removed_at_runtime(pool, embedder, tmp_path):
     assert "new" in elsewhere.router.active_arms
     meta = elsewhere.invoke("Say hello.").response_metadata["metallm"]
     assert meta["model"] == "large" and meta["excluded"]["new"] == "not in this process's pool"
+
+
+def test_the_model_pickles_with_what_its_router_learned(pool):
+    import pickle
+
+    llm = ChatMetaLLM(models=pool, prices=PRICES, router=Router(list(pool), seed=0))
+    for _ in range(3):
+        msg = llm.invoke(QUESTION)
+        llm.record_feedback(_meta(msg)["decision_id"], quality=1.0)
+    copy = pickle.loads(pickle.dumps(llm))
+    assert copy.router is not None and copy.router.counts == llm._router.counts
+    assert copy.router.n_updates == llm._router.n_updates == 3
+    assert copy.prices == llm.prices and set(copy.models) == set(pool)
+    assert _meta(copy.invoke(QUESTION))["model"] in pool

@@ -128,6 +128,8 @@ class OnnxEmbedder:
                     try:
                         opened = _OPENED[key] = self._open()
                     except (EmbedderError, OSError, RuntimeError, ValueError) as e:
+                        if not threading.main_thread().is_alive():  # the interpreter exits:
+                            raise EmbedderError(f"could not load {self}: exiting") from e
                         if not self.fallback:
                             if isinstance(e, EmbedderError):
                                 raise

@@ -79,6 +79,9 @@ class QueryEmbedder:
             try:
                 self.warmup(False)
             except Exception as e:  # the first routed call raises it, typed
+                if not threading.main_thread().is_alive():  # the script ended meanwhile
+                    logger.debug("metallm warm-up stopped at exit: %s", e)
+                    return
                 logger.warning("metallm could not warm up %r: %s", embedder, e)
 
         # Not a daemon: a daemon thread still inside ONNX Runtime or tokenizers when the

@@ -22,6 +22,7 @@ from metallm.exceptions import ConfigurationError
 from metallm.learning import FeatureMap, NeighbourQuality, Policy
 from metallm.serving import _offline as offline
 from metallm.serving import _persistence as persistence
+from metallm.serving import _pickling as pickling
 from metallm.serving._budget import Budget
 from metallm.serving._call import RoutedCall
 from metallm.serving._capabilities import Capabilities, Needs
@@ -137,6 +138,7 @@ class Router:
         """Seconds a decision waits for its feedback."""
         check_part(neighbours, NeighbourQuality, "neighbours", "NeighbourQuality()")
         check_part(budget, Budget, "budget", "Budget(usd_per_query=0.002)")
+        self._embedder_given = "default" if embedder == "default" else embedder
         if embedder == "default":
             embedder = default_embedder()
         self._learner = Learner.build(
@@ -623,6 +625,14 @@ class Router:
             The path written.
         """
         return persistence.save(self._learner, path)
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        """Pickle as ``save`` and ``load`` do: the learned state and how it embeds.
+
+        Raises:
+            ConfigurationError: The router shares a store, holds a budget or has shadows.
+        """
+        return pickling.reduce(self, self._embedder_given)
 
     @classmethod
     def load(

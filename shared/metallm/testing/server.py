@@ -62,6 +62,8 @@ class ScriptedModel:
         malformed: Answer 200 with a body that is not valid JSON.
         stream_fail_after: When streaming, fail after this many chunks: an error event
             (as real providers send mid-stream) and the connection closes.
+        cached_tokens: Input tokens reported as read from the provider's prompt cache
+            (``usage.prompt_tokens_details.cached_tokens``, at most the prompt's tokens).
     """
 
     reply: Reply = "ok"
@@ -71,6 +73,7 @@ class ScriptedModel:
     fail_first: int | None = None
     malformed: bool = False
     stream_fail_after: int | None = None
+    cached_tokens: int = 0
     requests: int = field(default=0, init=False)
 
     def answer(self, prompt: str) -> str:
@@ -307,11 +310,14 @@ def _make_handler(server: OpenAICompatibleServer) -> type[BaseHTTPRequestHandler
             completion_tokens = (
                 count_tokens(content) if content else count_tokens(json.dumps(tool_call))
             )
-            usage = {
+            usage: dict[str, Any] = {
                 "prompt_tokens": prompt_tokens,
                 "completion_tokens": completion_tokens,
                 "total_tokens": prompt_tokens + completion_tokens,
             }
+            if script.cached_tokens:
+                cached = min(script.cached_tokens, prompt_tokens)
+                usage["prompt_tokens_details"] = {"cached_tokens": cached}
             if body.get("stream"):
                 self._stream(name, content, tool_call, usage, body, script)
             else:
