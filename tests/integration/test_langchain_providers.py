@@ -689,3 +689,31 @@ def test_feedback_by_a_langgraph_threads_last_run_id_grades_that_runs_last_answe
     assert llm.router.counts[last["model"]] == 1
     llm.record_feedback(first["decision_id"], quality=0.0)  # the earlier turn is still open
     assert sum(llm.router.counts.values()) == 2
+
+
+async def test_a_cancelled_call_is_the_callers_choice_never_learned_nor_a_fallback(embedder):
+    """An app that cancels (a timeout of its own, a user who left) does not teach a failure."""
+    slow = ScriptedModel(reply="slow answer", latency=2.0)
+    fast = ScriptedModel(reply="fast answer")
+    with OpenAICompatibleServer({"slow": slow, "fast": fast}) as server:
+        llm = ChatMetaLLM(
+            models=_pool(server),
+            prices={"slow": (1.0, 1.0), "fast": (1.0, 1.0)},
+            router=Router(["slow", "fast"], embedder=embedder, seed=0),
+        )
+        for call in (
+            llm.ainvoke(QUESTION, model="slow"),
+            _drain(llm.astream(QUESTION, model="slow")),
+        ):
+            task = asyncio.ensure_future(call)
+            await asyncio.sleep(0.3)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        assert llm.router.failure_counts == {"slow": 0, "fast": 0}
+        assert fast.requests == 0  # no fallback to the other member
+        assert llm.router.health()["n_updates"] == 0  # nothing learned either way
+
+
+async def _drain(chunks):  # noqa: ANN001, ANN202
+    return [c async for c in chunks]
