@@ -80,6 +80,6 @@ def test_a_huge_prompt_is_cut_before_tokenizing(onnx):
     np.testing.assert_allclose(vector, onnx.embed([head])[0], atol=1e-6)
 
 
-def test_a_hub_name_instead_of_a_folder_is_a_clear_error(tmp_path):
-    with pytest.raises(EmbedderError, match="needs a local sentence-transformers folder"):
-        OnnxEmbedder("sentence-transformers/all-MiniLM-L6-v2", cache_dir=tmp_path).embed(["hi"])
+def test_a_hub_name_offline_and_not_cached_is_a_clear_error(tmp_path):
+    with pytest.raises(EmbedderError, match="not in the HuggingFace cache and HF_HUB_OFFLINE"):
+        OnnxEmbedder("metallm-tests/not-cached", cache_dir=tmp_path).embed(["hi"])
