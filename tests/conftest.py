@@ -6,7 +6,6 @@ import atexit
 import os
 import shutil
 import tempfile
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,7 +26,6 @@ if not os.environ.get("METALLM_CACHE_DIR"):
     os.environ["METALLM_CACHE_DIR"] = tempfile.mkdtemp(prefix="metallm-test-cache-")
     atexit.register(shutil.rmtree, os.environ["METALLM_CACHE_DIR"], ignore_errors=True)
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 @pytest.fixture(scope="session")
@@ -36,14 +34,6 @@ def embedder():
     from metallm import SentenceTransformerEmbedder
 
     return SentenceTransformerEmbedder()
-
-
-@pytest.fixture(scope="session")
-def shared_data() -> Path:
-    """The routing tables provided beside the repository (read by path, never copied)."""
-    if not SHARED_DATA.is_dir():
-        pytest.fail(f"expected the shared data folder at {SHARED_DATA}")
-    return SHARED_DATA
 
 
 @pytest.fixture(scope="session")

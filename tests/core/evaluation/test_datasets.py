@@ -19,12 +19,20 @@ def _csv(tmp_path, body, header=HEADER, name="t.csv"):
     return path
 
 
-def test_the_shared_tables_load(shared_data):
-    overruling = load_routing_table(shared_data / "overruling.csv")
-    assert len(overruling) == 2160 and len(overruling.models) == 12 and "gpt-4" in overruling.models
-    multitask = load_routing_table(shared_data / "multitask9.csv")
-    assert multitask.quality.shape == (5989, 9) and multitask.cost.min() > 0
-    assert set(multitask.tasks) >= {"mmlu", "gsm8k", "human_eval"}
+def test_a_table_in_routerbenchs_layout_loads_with_quoted_prompts_and_many_models(tmp_path):
+    """The layout of the team's real tables (``../shared/data``, read only by the benchmarks)."""
+    models = ["gpt-4", "text-davinci-002", "j1-large"]
+    header = "prompt,task," + ",".join(models) + "," + ",".join(f"{m}|total_cost" for m in models)
+    rows = [
+        '"Is this overruling? ""We overrule Smith, in part.""",overruling,1,1,0,0.009,0.002,7e-05',
+        '"Line one\nline two, with a comma",overruling,0,1,1,0.008,0.002,8e-05',
+    ]
+    table = load_routing_table(_csv(tmp_path, "\n".join(rows) + "\n", header=header + "\n"))
+    assert list(table.models) == models and len(table) == 2 and table.tasks == ["overruling"] * 2
+    assert table.prompts[0] == 'Is this overruling? "We overrule Smith, in part."'
+    assert table.prompts[1] == "Line one\nline two, with a comma"
+    np.testing.assert_array_equal(table.quality, [[1, 1, 0], [0, 1, 1]])
+    assert table.cost.min() == pytest.approx(7e-05)
 
 
 def test_csv_jsonl_and_parquet_give_the_same_table(tmp_path):

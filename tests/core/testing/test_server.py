@@ -138,12 +138,18 @@ def test_unknown_model_is_404_and_malformed_bodies_and_latency():
             )
 
 
-def test_replies_from_a_routing_table(shared_data):
-    table = load_routing_table(shared_data / "overruling.csv")
+def test_replies_from_a_routing_table(tmp_path):
+    path = tmp_path / "table.csv"
+    path.write_text(
+        "prompt,task,gpt-4,j1-large,gpt-4|total_cost,j1-large|total_cost\n"
+        "Is this overruling? Yes or no.,overruling,1,0,0.009,0.0001\n"
+        "Does this sentence overrule a case?,overruling,0,1,0.009,0.0001\n"
+        "Overruled or not?,overruling,0.5,1,0.009,0.0001\n"
+    )
+    table = load_routing_table(path)
     model = ScriptedModel.from_table(table, "gpt-4")
-    column = table.models.index("gpt-4")
-    for prompt, quality in list(zip(table.prompts, table.quality[:, column]))[:50]:
-        assert model.answer(prompt) == ("correct" if quality >= 0.5 else "wrong")
+    answers = [model.answer(prompt) for prompt in table.prompts]
+    assert answers == ["correct", "wrong", "correct"]  # quality >= 0.5 is right
 
 
 def test_the_fixture_helper_starts_and_stops():
