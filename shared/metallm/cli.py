@@ -53,6 +53,22 @@ def _plugins() -> dict[str, EntryPoint]:
     return {ep.name: ep for ep in entry_points(group=COMMAND_GROUP)}
 
 
+TABLE_FORMAT = """\
+a routing table (--data): one row per prompt, every model's outcome on it
+  prompt             the text the router sees
+  task               (optional) the prompt's task or source, for per-task figures
+  <model>            that model's quality on this prompt, in [0, 1]
+  <model>|total_cost USD that model's answer cost
+
+  example (CSV; .jsonl holds the same keys per line, .parquet the same columns):
+    prompt,task,mini,pro,mini|total_cost,pro|total_cost
+    "Is 17 prime? Answer yes or no.",math,1,1,0.00002,0.0004
+    "Summarise the clause below, in one line: ...",legal,0,1,0.00011,0.0021
+
+  Make one from your own traffic: send a sample of prompts to every model, grade each answer
+  (a test, a label, a judge) and write the costs the providers billed (docs/benchmarks.md)."""
+
+
 def table_arguments(parser: argparse.ArgumentParser, *, plot: str | None) -> None:
     """Add the arguments of a command run on a routing table: the table, the seed, the outputs, the embedder.
 
@@ -60,7 +76,11 @@ def table_arguments(parser: argparse.ArgumentParser, *, plot: str | None) -> Non
         parser: The command's parser.
         plot: What the ``--plot`` PNG shows (None: the command has no plot).
     """
-    parser.add_argument("--data", required=True, help="routing table: .csv, .jsonl or .parquet")
+    parser.add_argument(
+        "--data", required=True, help="routing table: .csv, .jsonl or .parquet (format below)"
+    )
+    parser.epilog = TABLE_FORMAT
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", dest="json_out", help="write the result as JSON here")
     if plot is not None:
