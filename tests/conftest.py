@@ -27,7 +27,6 @@ if not os.environ.get("METALLM_CACHE_DIR"):
     atexit.register(shutil.rmtree, os.environ["METALLM_CACHE_DIR"], ignore_errors=True)
 
 
-
 @pytest.fixture(scope="session")
 def embedder():
     """The real Sentence-BERT embedder (MiniLM), loaded once for the whole session."""

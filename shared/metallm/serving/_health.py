@@ -32,6 +32,7 @@ class RouterHealth(TypedDict):
     store_persistence: str | None
     refused_pool_changes: int
     refused_snapshots: int
+    refused_settings: int
     spooled_events: int
     spool: dict[str, Any] | None
     n_updates: int

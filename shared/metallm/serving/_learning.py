@@ -280,6 +280,7 @@ class LocalLearning:
             "store_persistence": None,
             "refused_pool_changes": 0,
             "refused_snapshots": 0,
+            "refused_settings": 0,
             "spooled_events": 0,
             "spool": None,
         }

@@ -9,6 +9,7 @@ process start from "snapshot + the events after it".
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -121,6 +122,7 @@ class SharedLearning:
         if not self._reachable_at_start():
             return
         self._agree_on_features(at_start=True)
+        self._agree_on_pool()
         self._starting = True
         try:
             self.sync()
@@ -179,6 +181,7 @@ class SharedLearning:
             "store_persistence": self.store.persistence,
             "refused_pool_changes": sync.refused_pool_changes,
             "refused_snapshots": sync.refused_snapshots,
+            "refused_settings": sync.refused_settings,
             "spooled_events": spool["events"],
             "spool": spool,
         }
@@ -477,6 +480,50 @@ class SharedLearning:
                 "metallm: reading the prompt's length %s, as the routers sharing %s do", held, store
             )
         self._features_agreed = True
+
+    def _agree_on_pool(self) -> None:
+        """Refuse to start on a store that routes among other models than this router's.
+
+        The first router on a store writes its models; a later one must name the same, give or
+        take the models added and retired since (those it learns from the store's pool
+        changes): a process started before a change, or after it, starts. A router with
+        another pool would quarantine every event naming a model it lacks, silently.
+
+        Raises:
+            ConfigurationError: This router names a model the store never had, or lacks one
+                of the store's first models that was never retired.
+        """
+        store = self.store
+        if not isinstance(store, SettingsStore):
+            return
+        mine = list(self._learner.pool.names)
+        try:
+            held = store.claim_setting("pool", json.dumps(mine))
+            changes = store.pool_changes_after(None) if isinstance(store, PoolStore) else []
+        except StoreError as e:
+            self._sync.failed(e)
+            return
+        try:
+            first = json.loads(held)
+            if not (isinstance(first, list) and all(isinstance(n, str) for n in first)):
+                raise ValueError(held)
+        except ValueError:
+            self._sync.refuse_setting("pool", held)
+            return
+        ever = set(first) | {arm for _, action, arm in changes if action == "add"}
+        retired = {arm for _, action, arm in changes if action == "retire"}
+        unknown = [name for name in mine if name not in ever]
+        missing = [name for name in first if name not in retired and name not in mine]
+        if unknown or missing:
+            active = [name for name in [*first, *sorted(ever - set(first))] if name not in retired]
+            raise ConfigurationError(
+                f"{store} routes among {active}, this router among {mine}"
+                + (f" (the store never had {unknown})" if unknown else "")
+                + (f" (it lacks {missing})" if missing else "")
+                + ": name the store's models (added and retired ones are followed from the "
+                "store), change the pool with add_arm/retire_arm in one process so every "
+                "process follows, or use another store for another pool"
+            )
 
     def _sync_pool(self) -> None:
         """Apply the pool changes other processes made (models added and retired)."""

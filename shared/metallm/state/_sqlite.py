@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from metallm.exceptions import (
+    ConfigurationError,
     CorruptStoreError,
     DuplicateEventError,
     StateFileError,
@@ -112,12 +113,19 @@ class SQLiteStore:
     for another writer's lock, then fails as a `StoreError` (the router goes on).
 
     Args:
-        path: The file (made with its folders when missing).
+        path: The file (made when missing, in a folder that must exist: a typo in a folder's
+            name is an error, not a new empty store).
         store_prompts: Keep each decision's prompt (for rules evaluated from the log).
         durable: Flush every commit to the disk (survives power loss; an fsync per event).
         timeout: Seconds a call waits for a lock before the store counts as unavailable.
         expired_grace: Seconds an expired decision is kept before it is purged.
         routing_timeout: Seconds the routing path waits (shorter: routing never stalls).
+        create_folders: Make the missing folders of ``path`` (a new deployment's first start).
+
+    Raises:
+        ConfigurationError: The folder of ``path`` does not exist (and ``create_folders`` is
+            False).
+        StateFileError: The file is not a SQLite store.
     """
 
     def __init__(
@@ -129,15 +137,22 @@ class SQLiteStore:
         timeout: float = 5.0,
         expired_grace: float = 86_400.0,
         routing_timeout: float = 0.25,
+        create_folders: bool = False,
     ) -> None:
         self.path = Path(path)
+        if create_folders:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        elif not self.path.parent.is_dir():
+            raise ConfigurationError(
+                f"the folder {str(self.path.parent)!r} of the store {str(self.path)!r} does not "
+                "exist (a typo in the path?): create it, or pass create_folders=True"
+            )
         self.spool_dir = self.path.parent
         """Where feedback is spooled while the file cannot be written (beside it)."""
         self.spool_name = self.path.name
         self.store_prompts = store_prompts
         self.durable = durable
         self.expired_grace = expired_grace
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         self._timeout = timeout
         self.routing_timeout = routing_timeout

