@@ -22,6 +22,7 @@ from metallm.embedding import (
     SentenceTransformerEmbedder,
 )
 from metallm.evaluation._datasets import RoutingTable, load_routing_table
+from metallm.evaluation._progress import stage
 from metallm.evaluation._reports import (
     BaselineSummary,
     BenchResult,
@@ -186,25 +187,19 @@ def run_bench(
     models = list(table.models)
 
     vectors = with_prompt_length(embeddings, table.prompts)  # what a text router reads
-    default = Router(models, embedder=None, prompt_length=True, seed=seed).fit(
-        vectors[train],
-        Q[train],
-        C[train],
-        tune=list(candidates) if candidates else True,
-        seed=seed,
-    )
+    tune = list(candidates) if candidates else True
+    rows = f"{len(train)} training rows"
+    with stage(f"fitting the default router (cross-validating its capacity on {rows})", progress):
+        default = Router(models, embedder=None, prompt_length=True, seed=seed).fit(
+            vectors[train], Q[train], C[train], tune=tune, seed=seed
+        )
     plain = Router(models, embedder=None, features=PLAIN_PAPER_FEATURES, seed=seed).fit(
         embeddings[train], Q[train], C[train], tune=False
     )
-    blended_router = Router(
-        models, embedder=None, prompt_length=True, seed=seed, neighbours=NeighbourQuality()
-    ).fit(
-        vectors[train],
-        Q[train],
-        C[train],
-        tune=list(candidates) if candidates else True,
-        seed=seed,
-    )
+    with stage(f"fitting the kNN blend (cross-validating k and its weight on {rows})", progress):
+        blended_router = Router(
+            models, embedder=None, prompt_length=True, seed=seed, neighbours=NeighbourQuality()
+        ).fit(vectors[train], Q[train], C[train], tune=tune, seed=seed)
     router_points = _points(default, vectors[test], Qt, Ct)
     blended_points = _points(blended_router, vectors[test], Qt, Ct)
     plain_points = _points(plain, embeddings[test], Qt, Ct)
@@ -214,9 +209,10 @@ def run_bench(
     oracle_cost, oracle_quality = oracle(Qt, Ct)
 
     assert default.tuning_ is not None
-    budgets = _budget_protocol(
-        default, vectors, train, test, Q, C, models, router_points, significance
-    )
+    with stage("the paper's budget protocol (a p calibrated per budget)", progress):
+        budgets = _budget_protocol(
+            default, vectors, train, test, Q, C, models, router_points, significance
+        )
     neighbours = blended_router.bandit.neighbours
     assert neighbours is not None
 
@@ -246,8 +242,17 @@ def run_bench(
         ),
         chosen_features=repr(default.features).split(", centroids")[0],
         others=_others(
-            baselines, embeddings, train, test, Q, C, single, cost_range, default.cost_scale
-        ),
+            baselines,
+            embeddings,
+            train,
+            test,
+            Q,
+            C,
+            single,
+            cost_range,
+            default.cost_scale,
+            progress,
+        ),  # fmt: skip
         blended=OtherRouter(
             name="default + kNN blend",
             setting=f"k={neighbours.k}, weight={neighbours.weight:g}",
@@ -313,13 +318,17 @@ def _others(
     single: dict[str, tuple[float, float]],
     cost_range: tuple[float, float],
     scale: float,
+    progress: bool = True,
 ) -> list[OtherRouter]:
     """Other routers, each set by CV on the training rows, on the same test rows."""
     out = []
     for baseline in baselines:
-        setting, quality, cost = baseline.fitted(
-            embeddings[train], Q[train], C[train], embeddings[test], BENCH_COST_WEIGHTS
-        )
+        with stage(
+            f"fitting {baseline.name} (cross-validating its {baseline.setting_name})", progress
+        ):
+            setting, quality, cost = baseline.fitted(
+                embeddings[train], Q[train], C[train], embeddings[test], BENCH_COST_WEIGHTS
+            )
         points = frontier(quality, cost / scale, Q[test], C[test], BENCH_COST_WEIGHTS)
         out.append(
             OtherRouter(

@@ -13,13 +13,13 @@ in the reward: ``quality - p * cost / cost_scale - l * latency / latency_scale``
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from metallm.embedding import Embedder
 from metallm.evaluation._bench import embed_table, table_embedder
 from metallm.evaluation._datasets import load_routing_table
+from metallm.evaluation._progress import Bar
 from metallm.evaluation._reports import BudgetReport, Run, SimulationResult
 from metallm.learning import (
     EpsilonGreedy,
@@ -48,6 +48,10 @@ def _policies(alpha: float) -> dict[str, Policy]:
     }
 
 
+_BAR_STEP = 100
+"""Queries between two updates of the replay's bar."""
+
+
 def _replay(
     router: Router,
     embeddings: np.ndarray,
@@ -55,10 +59,11 @@ def _replay(
     cost: np.ndarray,
     reference_reward: np.ndarray,
     latency: np.ndarray | None = None,
+    bar: Bar | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
     """Each query in turn: select, then learn the chosen model's outcome.
 
-    A router with a budget moves its ``p`` as it learns each cost.
+    A router with a budget moves its ``p`` as it learns each cost; ``bar`` counts the queries.
     """
     n = len(embeddings)
     got_q, got_c, reward, weights = np.empty(n), np.empty(n), np.empty(n), np.empty(n)
@@ -77,6 +82,10 @@ def _replay(
             got_l[t] = seconds
         weights[t] = decision.cost_weight
         reward[t] = q - decision.cost_weight * c / scale - slow * (seconds or 0.0)
+        if bar is not None and (t + 1) % _BAR_STEP == 0:
+            bar.update(_BAR_STEP)
+    if bar is not None:
+        bar.update(n % _BAR_STEP)
     return got_q, got_c, np.cumsum(reference_reward - reward), weights, got_l
 
 
@@ -156,12 +165,10 @@ def run_simulation(
         for name, policy in _policies(alpha).items()
         for start, skip in starts
     ]
-    iterator: Any = jobs
-    if progress:
-        from tqdm.auto import tqdm
-
-        iterator = tqdm(jobs, desc="simulating", unit="run")
-    for name, policy, start, skip in iterator:
+    n_live = len(E) - n_warm
+    bar = Bar("simulating", total=len(jobs) * n_live, unit="query", enabled=progress)
+    for name, policy, start, skip in jobs:
+        bar.describe(f"simulating {name} ({start})")
         router = Router(
             models,
             embedder=None,
@@ -181,11 +188,16 @@ def run_simulation(
         # every run is scored on the same queries: those after the warm-start rows
         live = slice(n_warm, None)
         lat = None if L is None else L[live]
-        q, c, regret, _, got = _replay(router, E[live], Q[live], C[live], reference[live], lat)
+        q, c, regret, _, got = _replay(
+            router, E[live], Q[live], C[live], reference[live], lat, bar=bar
+        )
         result.runs.append(Run(f"{name} ({start})", q, c, regret, latency=got))
+    bar.close()
 
     if budget is not None:
-        result.budget = _budget_run(result, models, E, Q, C, n_warm, scale, budget, alpha, seed)
+        result.budget = _budget_run(
+            result, models, E, Q, C, n_warm, scale, budget, alpha, seed, progress
+        )
     return result
 
 
@@ -200,9 +212,14 @@ def _budget_run(
     budget: float,
     alpha: float,
     seed: int,
+    progress: bool = True,
 ) -> BudgetReport:
-    """UCB holding ``budget`` online, against the offline router with p calibrated to it."""
+    """UCB holding ``budget`` online, against the offline router with p calibrated to it.
+
+    Its bar counts the replayed queries: the budget's run, then the bisection's (about 14).
+    """
     live = slice(n_warm, None)
+    bar = Bar("holding the budget", total=15 * (len(E) - n_warm), unit="query", enabled=progress)
     offline = Router(
         models, embedder=None, prompt_length=True, cost_scale=scale, policy=LinUCB(alpha=0.0)
     ).fit(E, Q, C, tune=False)
@@ -223,7 +240,8 @@ def _budget_run(
     if n_warm:
         router.fit(E[:n_warm], Q[:n_warm], C[:n_warm], tune=False)
     zero = np.zeros(len(Q[live]))
-    q, c, _, weights, _ = _replay(router, E[live], Q[live], C[live], zero)
+    q, c, _, weights, _ = _replay(router, E[live], Q[live], C[live], zero, bar=bar)
+    bar.describe("finding the hindsight p")
     result.runs.append(Run(f"UCB holding ${budget:.6g}/query", q, c, np.zeros_like(q), weights))
 
     # The same online learner with a fixed p, calibrated in hindsight (bisection over replays)
@@ -240,7 +258,7 @@ def _budget_run(
         )
         if n_warm:
             router.fit(E[:n_warm], Q[:n_warm], C[:n_warm], tune=False)
-        fq, fc, _, fw, _ = _replay(router, E[live], Q[live], C[live], zero)
+        fq, fc, _, fw, _ = _replay(router, E[live], Q[live], C[live], zero, bar=bar)
         return fq, fc, fw
 
     low, high = 0.0, max(1.0, 4 * calibration.cost_weight)
@@ -254,6 +272,7 @@ def _budget_run(
             low = middle
         else:
             high, best = middle, attempt
+    bar.close()
     fq, fc, fw = best
     result.runs.append(Run(f"UCB at hindsight p={high:.3g}", fq, fc, np.zeros_like(fq), fw))
     return BudgetReport(

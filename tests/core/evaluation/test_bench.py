@@ -227,3 +227,17 @@ def test_the_budget_rows_script_counts_monotone_columns_over_splits(table, monke
     printed = capsys.readouterr().out
     assert "out of fold 2/2, curve 2/2" in printed
     assert "out of fold, fold seed 1:" in printed and "test rows:" in printed
+
+
+def test_long_commands_say_what_they_are_doing_on_stderr(table, capsys):
+    assert main(["bench", "--data", str(table)]) == 0
+    err = capsys.readouterr().err
+    for step in ("fitting the default router", "fitting the kNN blend", "the paper's budget"):
+        assert f"metallm: {step}" in err, step
+        assert any(
+            line.startswith(f"metallm: {step}") and line.endswith(" s") for line in err.splitlines()
+        )
+    assert main(["simulate", "--data", str(table), "--budget", "0.0005"]) == 0
+    err = capsys.readouterr().err
+    assert "simulating" in err and "query" in err  # a bar over the replayed queries
+    assert "holding the budget" in err and "finding the hindsight p" in err
