@@ -46,3 +46,15 @@ def test_the_shadow_example_estimates_each_shadow_close_to_its_true_value(tmp_pa
         assert truth and row, out
         assert abs(float(row.group(1)) - float(truth.group(1))) < 0.03, out
     assert (tmp_path / "shadows.png").stat().st_size > 1000
+
+
+def test_an_example_run_without_plot_writes_no_file(tmp_path):
+    images = {p: p.stat().st_mtime_ns for p in (ROOT / "docs" / "img").iterdir()}
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "docs" / "examples" / "shadow_live.py"), "--calls", "30"],
+        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert {p: p.stat().st_mtime_ns for p in (ROOT / "docs" / "img").iterdir()} == images
+    assert list(tmp_path.iterdir()) == []

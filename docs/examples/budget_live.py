@@ -9,7 +9,8 @@ it would get nearly every call). They share one SQLite store, and so one budget:
    steady rate; the cap allows about 40% of what unconstrained routing would spend, so spend is
    paced over the period and ends just under the cap.
 
-It prints the figures and writes a plot (``--plot``, default docs/img/budget_live.png).
+It prints the figures and, with ``--plot PATH``, writes a plot there (the docs' is
+``--plot docs/img/budget_live.png``).
 
 Run it: .venv/bin/python docs/examples/budget_live.py   (no keys: the models are scripted)
 """
@@ -96,9 +97,7 @@ def run(
 def main() -> None:
     """Both runs, their figures and the plot."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--plot", default=str(Path(__file__).parents[1] / "img" / "budget_live.png")
-    )
+    parser.add_argument("--plot", help="write the plot (PNG) here (default: no plot)")
     parser.add_argument("--calls", type=int, default=200, help="calls per worker in the first run")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -136,6 +135,8 @@ def main() -> None:
         f"   spent ${spent:.4g} ({spent / CAP:.1%} of the cap) by {paced[-1][0] - begin:.1f} s; largest move of p between calls {steps.max():.3g}"
     )
 
+    if args.plot is None:
+        return
     import matplotlib
 
     matplotlib.use("Agg")
@@ -143,28 +144,36 @@ def main() -> None:
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     n = np.arange(1, len(costs) + 1)
-    axes[0].plot(n, np.cumsum(costs) / n * 1e6, label="running mean cost")
+    axes[0].plot(n, np.cumsum(costs) / n * 1e6, color="tab:blue", label="running mean cost")
     window = np.convolve(costs, np.ones(50) / 50, mode="valid") * 1e6
-    axes[0].plot(n[49:], window, alpha=0.5, label="mean of the last 50 calls")
+    axes[0].plot(n[49:], window, color="tab:cyan", label="mean of the last 50 calls")
     axes[0].axhline(TARGET * 1e6, color="k", linestyle="--", label="target")
     axes[0].set(xlabel="calls (both workers)", ylabel="micro-USD per call",
                 title="usd_per_query: running mean cost")  # fmt: skip
     twin = axes[0].twinx()
     twin.plot(n, [r[3] for r in per_call], color="tab:orange", alpha=0.6, label="p")
     twin.set_ylabel("p")
-    axes[0].legend(loc="upper right")
+    _legend_below(axes[0], twin)
     t = np.array([r[0] - begin for r in paced])
-    axes[1].plot(t, np.cumsum([r[1] for r in paced]), label="spent")
-    axes[1].plot([0, PERIOD], [0, CAP], color="k", linestyle=":", label="even pace")
+    axes[1].plot(t, np.cumsum([r[1] for r in paced]), color="tab:blue", label="spent")
+    axes[1].plot([0, PERIOD], [0, CAP], color="tab:gray", linestyle=":", label="even pace")
     axes[1].axhline(CAP, color="k", linestyle="--", label="cap")
     axes[1].set(xlabel="seconds into the period", ylabel="USD", title="usd_per_period: paced spend")
     twin = axes[1].twinx()
-    twin.plot(t, [r[3] for r in paced], color="tab:orange", alpha=0.6)
+    twin.plot(t, [r[3] for r in paced], color="tab:orange", alpha=0.6, label="p")
     twin.set_ylabel("p")
-    axes[1].legend(loc="upper left")
+    _legend_below(axes[1], twin)
     fig.tight_layout()
-    fig.savefig(args.plot, dpi=110)
+    fig.savefig(args.plot, dpi=110, bbox_inches="tight")
     print(f"wrote {args.plot}")
+
+
+def _legend_below(ax, twin) -> None:  # noqa: ANN001
+    """One legend for a panel and its twin axis (every line), below the panel, off the data."""
+    handles, labels = ax.get_legend_handles_labels()
+    more, more_labels = twin.get_legend_handles_labels()
+    ax.legend(handles + more, labels + more_labels, loc="upper center",
+              bbox_to_anchor=(0.5, -0.18), ncol=2, fontsize=8)  # fmt: skip
 
 
 if __name__ == "__main__":

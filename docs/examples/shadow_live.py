@@ -43,7 +43,7 @@ def main() -> None:
     """Serve, shadow, then evaluate the log."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=400)
-    parser.add_argument("--plot", default=str(Path(__file__).parents[1] / "img" / "shadows.png"))
+    parser.add_argument("--plot", help="write the plot (PNG) here (default: no plot)")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -83,7 +83,8 @@ def main() -> None:
             c = sum(mean_cost.get(chosen[name], 0.0) for _, chosen in calls) / len(calls)
             print(f"true value of shadow {name!r} on these calls: quality {q:.4f}, $/query {c:.6f}")
         print()
-        metallm(["evaluate", "--log", log, "--models", ",".join(PRICES), "--plot", args.plot])
+        plot = [] if args.plot is None else ["--plot", args.plot]
+        metallm(["evaluate", "--log", log, "--models", ",".join(PRICES), *plot])
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ def figure(
     try:
         yield fig, axes
         fig.tight_layout()
-        fig.savefig(Path(path), dpi=dpi)
+        fig.savefig(Path(path), dpi=dpi, bbox_inches="tight")  # legends outside the axes too
     finally:
         plt.close(fig)
 
@@ -47,8 +47,9 @@ def plot_bench(result: BenchResult, path: str | Path) -> Path:
         ax.plot(
             hull[:, 0], hull[:, 1], "--", color="grey", label="zero router (mixtures of two models)"
         )
-        for name, v in singles:
-            ax.scatter(v.cost, v.quality, color="black", s=18, zorder=3)
+        for i, (name, v) in enumerate(singles):
+            label = "single models" if i == 0 else None
+            ax.scatter(v.cost, v.quality, color="black", s=18, zorder=3, label=label)
             ax.annotate(
                 name, (v.cost, v.quality), fontsize=7, xytext=(3, 3), textcoords="offset points"
             )
@@ -73,7 +74,7 @@ def plot_bench(result: BenchResult, path: str | Path) -> Path:
         ax.set_xlabel("mean cost per query (USD, log scale)")
         ax.set_ylabel("mean quality")
         ax.set_title(f"{result.dataset}: {result.n_test} test prompts")
-        ax.legend(loc="lower right", fontsize=8)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)  # beside the data
         ax.grid(alpha=0.3)
     return Path(path)
 
@@ -86,13 +87,15 @@ def plot_simulation(result: SimulationResult, path: str | Path) -> Path:
         path: The PNG to write.
     """
     with figure(path, ncols=3, size=(15, 4.5), dpi=110) as (fig, axes):
+        colours = _run_colours([run.label for run in result.runs])
         for run in result.runs:
             steps = np.arange(1, len(run.quality) + 1)
             style = "-" if "cold" in run.label else ("--" if "warm" in run.label else ":")
-            axes[0].plot(steps, np.cumsum(run.quality) / steps, style, label=run.label)
-            axes[1].plot(steps, np.cumsum(run.cost) / steps, style, label=run.label)
+            line = dict(color=colours[run.label], label=run.label)
+            axes[0].plot(steps, np.cumsum(run.quality) / steps, style, **line)
+            axes[1].plot(steps, np.cumsum(run.cost) / steps, style, **line)
             if run.cost_weight is None:
-                axes[2].plot(steps, run.regret, style, label=run.label)
+                axes[2].plot(steps, run.regret, style, **line)
         if result.budget is not None:
             axes[1].axhline(result.budget.target, color="black", lw=0.8, label="budget")
         titles = (
@@ -105,9 +108,29 @@ def plot_simulation(result: SimulationResult, path: str | Path) -> Path:
             ax.set_xlabel("queries")
             ax.grid(alpha=0.3)
         axes[1].set_yscale("log")
-        axes[2].legend(fontsize=7)
+        handles: dict[str, Any] = {}  # one entry per line, from every panel, below the panels
+        for ax in axes:
+            for handle, label in zip(*ax.get_legend_handles_labels()):
+                handles.setdefault(label, handle)
+        fig.legend(
+            list(handles.values()), list(handles), loc="upper center", fontsize=8,
+            bbox_to_anchor=(0.5, 0.0), ncol=min(4, len(handles)),
+        )  # fmt: skip
         fig.suptitle(f"{result.dataset}: online replay with bandit feedback")
     return Path(path)
+
+
+def _run_colours(labels: list[str]) -> dict[str, Any]:
+    """A colour per run: a hue per policy, dark for its cold start and light for its warm one."""
+    import matplotlib
+
+    palette = matplotlib.colormaps["tab20"]  # called with an int: that colour of its 20
+    policies = list(dict.fromkeys(label.split(" (")[0] for label in labels))
+    colours = {}
+    for label in labels:
+        i = policies.index(label.split(" (")[0])
+        colours[label] = palette((2 * i + ("warm" in label)) % palette.N)
+    return colours
 
 
 def plot_estimates(

@@ -241,3 +241,73 @@ def test_long_commands_say_what_they_are_doing_on_stderr(table, capsys):
     err = capsys.readouterr().err
     assert "simulating" in err and "query" in err  # a bar over the replayed queries
     assert "holding the budget" in err and "finding the hindsight p" in err
+
+
+def _kept_figures(monkeypatch) -> list:  # noqa: ANN001
+    """The figures the plots draw, kept instead of closed, to look at."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    kept: list = []
+    monkeypatch.setattr(plt, "close", kept.append)
+    return kept
+
+
+def _legible(fig) -> None:  # noqa: ANN001
+    """Every labelled line and point set has a legend entry, in its own colour, off the data."""
+    legends = [*fig.legends, *(ax.get_legend() for ax in fig.axes if ax.get_legend())]
+    entries = {text.get_text() for legend in legends for text in legend.get_texts()}
+    drawn = [
+        artist
+        for ax in fig.axes
+        for artist in (*ax.get_lines(), *ax.collections)
+        if artist.get_label() and not artist.get_label().startswith("_")
+    ]
+    assert drawn and {a.get_label() for a in drawn} <= entries
+    colours: dict[str, tuple] = {}
+    for artist in drawn:
+        colour = matplotlib_colour(artist)
+        colours.setdefault(artist.get_label(), colour)
+    by_colour = {}
+    for label, colour in colours.items():
+        assert by_colour.setdefault(colour, label) == label, f"{label} shares a colour"
+    fig.canvas.draw()
+    for legend in legends:
+        box = legend.get_window_extent()
+        assert not any(box.overlaps(ax.get_window_extent()) for ax in fig.axes), "legend on data"
+
+
+def matplotlib_colour(artist) -> tuple:  # noqa: ANN001
+    from matplotlib.colors import to_rgba
+
+    colour = artist.get_color() if hasattr(artist, "get_color") else artist.get_facecolor()
+    if not isinstance(colour, str) and len(colour) and not isinstance(colour[0], float):
+        colour = colour[0]
+    return tuple(round(c, 3) for c in to_rgba(colour))
+
+
+def test_the_plots_give_every_line_its_own_colour_and_a_legend_entry_off_the_data(
+    table, tmp_path, monkeypatch
+):
+    kept = _kept_figures(monkeypatch)
+    assert main(["bench", "--data", str(table), "--plot", str(tmp_path / "b.png")]) == 0
+    assert (
+        main(
+            [
+                "simulate",
+                "--data",
+                str(table),
+                "--budget",
+                "0.0005",
+                "--plot",
+                str(tmp_path / "s.png"),
+            ]
+        )
+        == 0
+    )
+    bench, simulation = kept
+    _legible(bench)
+    _legible(simulation)
+    assert len({line.get_label() for ax in simulation.axes for line in ax.get_lines()}) >= 13
