@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.embedding_speed import bench_load, bench_query_threads, bench_select_text
+from metallm.evaluation._progress import stage
 from metallm.exceptions import InvalidInputError, MetaLLMError
 from metallm.learning._features import EmbeddingFeatures, FeatureMap, ProjectedFeatures
 from metallm.learning._neighbours import NeighbourQuality
@@ -283,16 +284,22 @@ def run_speed(*, n: int = 5000, rounds: int = 5, static_model: str | None = None
     print(
         f"speed budget (python -m benchmarks.speed): python {sys.version.split()[0]}, numpy {np.__version__}, {os.cpu_count()} cores\n"
     )
-    for section in (
-        bench_routing(n, rounds),
-        bench_stores(min(n, 2000)),
-        bench_memory(),
-        bench_embedders(min(n, 2000), static_model),
-        bench_select_text(calls=max(20, min(n, 5000) // 25), rounds=rounds),
-        bench_query_threads(calls=max(20, min(n, 5000) // 50)),
-        bench_load(runs=3 if n >= 1000 else 1),
-        bench_adapters(min(n, 2000)),
-    ):
+    sections: list[tuple[str, Callable[[], list[str]]]] = [
+        (f"routing, {rounds} rounds of {n} calls", lambda: bench_routing(n, rounds)),
+        ("the stores", lambda: bench_stores(min(n, 2000))),
+        ("memory", bench_memory),
+        ("the embedders", lambda: bench_embedders(min(n, 2000), static_model)),
+        (
+            "select on text",
+            lambda: bench_select_text(calls=max(20, min(n, 5000) // 25), rounds=rounds),
+        ),
+        ("query threads", lambda: bench_query_threads(calls=max(20, min(n, 5000) // 50))),
+        ("loading", lambda: bench_load(runs=3 if n >= 1000 else 1)),
+        ("the adapters", lambda: bench_adapters(min(n, 2000))),
+    ]
+    for i, (what, measure) in enumerate(sections, 1):
+        with stage(f"[{i}/{len(sections)}] measuring {what}"):  # each printed as it is done
+            section = measure()
         print("\n".join(section) + "\n", flush=True)
     return 0
 

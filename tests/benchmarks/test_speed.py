@@ -40,6 +40,13 @@ def test_the_speed_budget_prints_each_measurement(capsys):
         assert expected in out, expected
 
 
+def test_the_speed_budget_says_each_section_as_it_starts_and_prints_it_when_done(capsys):
+    assert main(["--n", "60", "--rounds", "1"]) == 0
+    captured = capsys.readouterr()
+    starts = [line for line in captured.err.splitlines() if " ..." in line and "measuring" in line]
+    assert len(starts) == 8 and starts[0].startswith("metallm: [1/8] measuring routing")
+
+
 def test_the_speed_budget_refuses_zero_rounds(capsys):
     assert main(["--rounds", "0"]) == 2
     assert "--n and --rounds must be at least 1" in capsys.readouterr().err
