@@ -21,6 +21,7 @@ from metallm.serving._capabilities import (
 from metallm.serving._decisions import Decision, Prediction, explain
 from metallm.serving._failover import Cooldown, Fallbacks, is_provider_error
 from metallm.serving._feedback import Feedback, FeedbackSummary
+from metallm.serving._grading import Grade, Grader, GradingStats, Judge
 from metallm.serving._health import RouterHealth
 from metallm.serving._pool import PoolMembers, admit_member, check_pool, quiz_member, retire_member
 from metallm.serving._pricing import usage_cost
@@ -46,6 +47,10 @@ __all__ = [
     "Fallbacks",
     "Feedback",
     "FeedbackSummary",
+    "Grade",
+    "Grader",
+    "GradingStats",
+    "Judge",
     "Needs",
     "PoolMembers",
     "Prediction",

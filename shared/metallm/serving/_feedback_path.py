@@ -198,7 +198,11 @@ class FeedbackPath:
             self.bookkeeping_errors += 1
 
     def health(
-        self, store: dict[str, Any], embedder: str, budget: dict[str, Any] | None
+        self,
+        store: dict[str, Any],
+        embedder: str,
+        budget: dict[str, Any] | None,
+        grading: list[dict[str, Any]] | None = None,
     ) -> RouterHealth:
         """The router's health: this path's counts, the ledger, and the parts' own reports.
 
@@ -206,6 +210,7 @@ class FeedbackPath:
             store: The learning strategy's part (the store, the spool, the ledger backlog).
             embedder: The embedder, as text.
             budget: The budget's state (None: no budget).
+            grading: Each grader's counts (``Grader.stats``).
         """
         with self._lock:
             health: dict[str, Any] = dict(
@@ -217,6 +222,7 @@ class FeedbackPath:
                 n_updates=self._learner.bandit.n_updates,
                 embedder=embedder,
                 budget=budget,
+                grading=list(grading or []),
                 **store,
             )
         return cast(RouterHealth, health)

@@ -38,3 +38,5 @@ class RouterHealth(TypedDict):
     n_updates: int
     embedder: str
     budget: dict[str, Any] | None
+    grading: list[dict[str, Any]]
+    """Each grader's counts (``router.grade_with``): sampled, graded, dropped, failed, spend."""

@@ -33,6 +33,7 @@ from metallm.serving._embedding import QueryEmbedder
 from metallm.serving._failover import Cooldown, Fallbacks
 from metallm.serving._feedback import Feedback, FeedbackSummary, record_all
 from metallm.serving._feedback_path import FeedbackPath
+from metallm.serving._grading import Grade, Grader, Judge
 from metallm.serving._health import RouterHealth
 from metallm.serving._learner import Learner
 from metallm.serving._ledger import PendingDecisions
@@ -170,6 +171,7 @@ class Router:
             self._spending.spend, clock,
         )  # fmt: skip
         self._pool_changes = PoolChanges(self._learner, self._learning, self.embed)
+        self._graders: list[Grader] = []
 
     arms = _view("_learner.pool.names", "Every model, retired ones included, in joining order.")
     active_arms = _view("_learner.pool.active", "The models routed to (``arms`` less the retired).")
@@ -452,11 +454,51 @@ class Router:
         """What an operator watches: pending decisions, feedback outcomes, the store, the budget.
 
         Many ``feedback["expired"]`` means feedback arrives later than ``feedback_ttl``; many
-        ``unknown``, ids from elsewhere (another store, or evicted from memory).
+        ``unknown``, ids from elsewhere (another store, or evicted from memory). ``grading``
+        holds each grader's counts (see `Grader.stats`).
         """
         return self._feedback.health(
-            self._learning.health(), repr(self._embedding.embedder), self.budget_status()
+            self._learning.health(),
+            repr(self._embedding.embedder),
+            self.budget_status(),
+            [grader.stats() for grader in self._graders],
         )
+
+    def grade_with(
+        self,
+        judge: Judge | Callable[..., Grade | float],
+        *,
+        sample_rate: float = 0.1,
+        max_queue: int = 1_000,
+        budget_usd: float | None = None,
+    ) -> Grader:
+        """Grade a sampled share of answers with ``judge`` in the background, as feedback.
+
+        ``grader.submit(decision_id, prompt, answer)`` returns at once; the grade is recorded
+        like ``record(decision_id, quality=grade)`` (the call's measured cost) when the judge
+        has answered. The adapters' feedback handlers take a grader and submit every answer.
+
+        Args:
+            judge: Grades an answer in [0, 1] (see `Judge`).
+            sample_rate: The share of answers graded.
+            max_queue: The most answers waiting for the judge (more are dropped, counted).
+            budget_usd: The most the judge may spend (None: no cap).
+
+        Returns:
+            The grader (``stats()``, ``wait()``, ``close()``).
+
+        Raises:
+            ConfigurationError: A bad rate, queue size or budget.
+        """
+        grader = Grader(
+            lambda decision_id, quality: self.record(decision_id, quality=quality),
+            judge,
+            sample_rate=sample_rate,
+            max_queue=max_queue,
+            budget_usd=budget_usd,
+        )
+        self._graders.append(grader)
+        return grader
 
     def sync(self, *, wait: bool = True) -> int:
         """Fold the store's events not yet learned (from any process) into this router.
