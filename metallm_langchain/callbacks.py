@@ -13,6 +13,7 @@ from langchain_core.messages import BaseMessage
 from langchain_core.outputs import LLMResult
 
 from metallm import ConfigurationError, Router
+from metallm.serving import Grader
 
 __all__ = ["Evaluator", "MetaLLMFeedbackHandler"]
 
@@ -33,6 +34,17 @@ class MetaLLMFeedbackHandler(BaseCallbackHandler):
         )
         chain.invoke(question, config={"callbacks": [handler], "metadata": {"label": "Paris"}})
 
+    Where nobody labels answers, give a ``grader`` instead (``router.grade_with(judge,
+    sample_rate=...)``): each routed answer is handed to it without waiting, with the question,
+    and the run metadata's ``reference`` and ``context`` when present; the judge grades a
+    sample in the background::
+
+        from metallm_langchain.judges import ChatModelJudge
+
+        grader = llm.router.grade_with(ChatModelJudge(judge_model), sample_rate=0.1)
+        chain.invoke(question, config={"callbacks": [MetaLLMFeedbackHandler(grader=grader,
+                                                                            router=llm.router)]})
+
     Only the router's own run is scored (the chosen model's nested run is not). Nothing the
     handler does after the answer arrived can take it from the caller: an evaluator that raises,
     or feedback the router refuses, is logged (a WARNING, the first time) and kept in
@@ -41,17 +53,31 @@ class MetaLLMFeedbackHandler(BaseCallbackHandler):
     Args:
         evaluator: ``evaluator(output_text, run_metadata) -> quality in [0, 1]``.
         router: The router to record on (``llm.router``).
+        grader: Grade in the background with a judge instead of ``evaluator``.
         raise_errors: Let those errors propagate into the caller's call instead (for tests).
 
     Raises:
-        ConfigurationError: ``router`` is not a `Router`.
+        ConfigurationError: ``router`` is not a `Router`, or not exactly one of ``evaluator``
+            and ``grader`` is given.
     """
 
     MAX_ERRORS = 100
     """The latest errors kept in `errors` (the count in `failed` goes on)."""
 
-    def __init__(self, evaluator: Evaluator, *, router: Router, raise_errors: bool = False) -> None:
+    def __init__(
+        self,
+        evaluator: Evaluator | None = None,
+        *,
+        router: Router,
+        grader: Grader | None = None,
+        raise_errors: bool = False,
+    ) -> None:
         super().__init__()
+        if (evaluator is None) == (grader is None):
+            raise ConfigurationError(
+                "MetaLLMFeedbackHandler grades by evaluator= (a function of the answer) or by "
+                "grader= (router.grade_with(judge)): give exactly one"
+            )
         self.raise_error = raise_errors  # LangChain's switch: a handler's error propagates
         self.errors: list[Exception] = []
         """The latest evaluator and feedback errors (the answers were returned)."""
@@ -63,6 +89,7 @@ class MetaLLMFeedbackHandler(BaseCallbackHandler):
                 "(in a process that only records feedback: Router(models, embedder=None, store=...))"
             )
         self.evaluator = evaluator
+        self.grader = grader
         self.router = router
         self.recorded = 0
         """Feedback events this handler has recorded."""
@@ -80,8 +107,12 @@ class MetaLLMFeedbackHandler(BaseCallbackHandler):
     ) -> None:
         # on_llm_end carries no metadata: keep it by run id until the run ends.
         """Keep the run's metadata until it ends (``on_llm_end`` carries none)."""
+        kept = dict(metadata or {})
+        if self.grader is not None:  # the question, for the judge
+            asked = [m.text for m in (messages[0] if messages else []) if m.type == "human"]
+            kept["__metallm_prompt"] = asked[-1] if asked else ""
         with self._lock:
-            self._metadata[run_id] = dict(metadata or {})
+            self._metadata[run_id] = kept
 
     def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
         """Score the routed answer with the evaluator and record it on the router."""
@@ -94,6 +125,17 @@ class MetaLLMFeedbackHandler(BaseCallbackHandler):
                 if not info:
                     continue  # not a routed run (e.g. the chosen model's own nested run)
                 try:
+                    if self.grader is not None:  # graded later, off the request path
+                        context = metadata.get("context")
+                        self.grader.submit(
+                            info["decision_id"],
+                            metadata.get("__metallm_prompt", ""),
+                            generation.text,
+                            reference=metadata.get("reference"),
+                            context=[context] if isinstance(context, str) else context,
+                        )
+                        continue
+                    assert self.evaluator is not None
                     quality = self.evaluator(generation.text, metadata)
                     self.router.record(
                         info["decision_id"], quality=quality, cost=info.get("cost_usd") or 0.0

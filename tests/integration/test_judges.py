@@ -1,0 +1,138 @@
+"""Judges over real clients: a ChatOpenAI judge on the local server grades routed answers.
+
+The members and the judge talk HTTP to local OpenAI-compatible servers. The judge answers
+in openevals' schema; the user's calls never wait for it (held back, it grades nothing until
+every call has returned), never fail because
+of it, and its grades become the router's feedback, with its spend counted apart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+from langchain_core.prompts import ChatPromptTemplate
+from langchain_openai import ChatOpenAI
+
+from metallm import Router
+from metallm.testing import OpenAICompatibleServer, ScriptedModel
+from metallm_langchain import ChatMetaLLM, MetaLLMFeedbackHandler
+from metallm_langchain.judges import ChatModelJudge
+from tests.integration.conftest import PRICES, langchain_pool
+
+JUDGE_PRICE = (1.0, 4.0)  # USD per 1M input / output tokens
+JUDGE_WAIT = 0.2
+
+
+def _score(prompt: str) -> dict:
+    """The scripted judge: the mini member's answer is good, the other's poor."""
+    good = "Hello from mini" in prompt
+    return {"reasoning": "graded by the script", "score": 0.9 if good else 0.3}
+
+
+@pytest.fixture(scope="module")
+def judge_server():
+    scripts = {
+        "judge": ScriptedModel(tool_args=_score, latency=JUDGE_WAIT),
+        "broken-judge": ScriptedModel(fail_status=500),
+    }
+    with OpenAICompatibleServer(scripts) as server:
+        yield server
+
+
+def _judge(server, name: str = "judge") -> ChatModelJudge:
+    model = ChatOpenAI(model=name, base_url=server.base_url, api_key="k", max_retries=0)
+    return ChatModelJudge(model, price=JUDGE_PRICE)
+
+
+def _llm(server, embedder) -> ChatMetaLLM:
+    return ChatMetaLLM(
+        models=langchain_pool(server),
+        prices=PRICES,
+        router=Router(list(PRICES), embedder=embedder, seed=0),
+    )
+
+
+def test_every_call_path_is_graded_in_the_background_without_waiting(
+    server, judge_server, embedder
+):
+    llm = _llm(server, embedder)
+    judge, release = _judge(judge_server), threading.Event()
+
+    def held_back(prompt, answer, **kwargs):  # noqa: ANN001, ANN003, ANN202
+        release.wait(60)  # the judge cannot answer before every call has returned
+        return judge(prompt, answer, **kwargs)
+
+    grader = llm.router.grade_with(held_back, sample_rate=1.0)
+    handler = MetaLLMFeedbackHandler(grader=grader, router=llm.router)
+    chain = ChatPromptTemplate.from_messages([("user", "{q}")]) | llm
+    config = {"callbacks": [handler]}
+    answers = [chain.invoke({"q": "Say hello, please."}, config=config)]
+    answers.append(_joined(list(chain.stream({"q": "Say hello again."}, config=config))))
+    answers += chain.batch([{"q": "Hello?"}, {"q": "Hi there?"}], config=config)
+    answers.append(asyncio.run(chain.ainvoke({"q": "An async hello."}, config=config)))
+    assert all(a.content for a in answers)  # every call answered with the judge held back
+    assert grader.stats()["graded"] == 0 and llm.router.n_updates == 0
+    release.set()
+    assert grader.wait(60)
+    stats = grader.stats()
+    assert (stats["submitted"], stats["graded"], stats["failed"]) == (5, 5, 0)
+    assert llm.router.n_updates == 5
+    assert stats["spent_usd"] > 0  # the judge's spend, priced from its reported usage ...
+    routing = sum(a.response_metadata["metallm"]["cost_usd"] for a in answers)
+    assert stats["spent_usd"] != pytest.approx(routing)  # ... and apart from routing's
+    assert llm.router.health()["grading"] == [stats]
+    grader.close()
+
+
+def test_the_judges_grades_teach_the_router_which_member_answers_well(
+    server, judge_server, embedder
+):
+    llm = _llm(server, embedder)
+    grader = llm.router.grade_with(_judge(judge_server), sample_rate=1.0)
+    handler = MetaLLMFeedbackHandler(grader=grader, router=llm.router)
+    for model in PRICES:
+        for i in range(3):
+            llm.invoke(f"Say hello ({i}).", model=model, config={"callbacks": [handler]})
+    assert grader.wait(60)
+    predicted = llm.router.predict(["Say hello."], widths=False).quality[0]
+    by_model = dict(zip(llm.router.arms, predicted))
+    assert by_model["mini"] > by_model["together-pro"]  # 0.9 against 0.3, from the judge alone
+    grader.close()
+
+
+def test_a_failing_judge_never_reaches_the_users_call(server, judge_server, embedder):
+    llm = _llm(server, embedder)
+    grader = llm.router.grade_with(_judge(judge_server, "broken-judge"), sample_rate=1.0)
+    handler = MetaLLMFeedbackHandler(grader=grader, router=llm.router, raise_errors=True)
+    answer = llm.invoke("Say hello.", config={"callbacks": [handler]})
+    assert answer.content
+    assert grader.wait(60)
+    stats = grader.stats()
+    assert (stats["retried"], stats["failed"], stats["graded"]) == (1, 1, 0)
+    assert llm.router.n_updates == 0
+    grader.close()
+
+
+def test_a_reference_in_the_run_metadata_reaches_the_correctness_rubric(
+    server, judge_server, embedder
+):
+    llm = _llm(server, embedder)
+    judge = ChatModelJudge(
+        ChatOpenAI(model="judge", base_url=judge_server.base_url, api_key="k"), rubric="correctness"
+    )
+    grader = llm.router.grade_with(judge, sample_rate=1.0)
+    handler = MetaLLMFeedbackHandler(grader=grader, router=llm.router)
+    llm.invoke("Greet me.", config={"callbacks": [handler], "metadata": {"reference": "Hi!"}})
+    assert grader.wait(60)
+    sent = judge_server.requests[-1]["messages"][-1]["content"]
+    assert "<reference_outputs>\nHi!\n</reference_outputs>" in sent and "Greet me." in sent
+    grader.close()
+
+
+def _joined(chunks):  # noqa: ANN001, ANN202
+    full = chunks[0]
+    for chunk in chunks[1:]:
+        full += chunk
+    return full
