@@ -14,6 +14,7 @@ from llama_index.core.instrumentation.events import BaseEvent
 from llama_index.core.instrumentation.events.llm import LLMChatEndEvent, LLMCompletionEndEvent
 
 from metallm import ConfigurationError, Router
+from metallm.serving import Grader
 
 __all__ = ["Evaluator", "MetaLLMFeedbackEventHandler"]
 
@@ -40,25 +41,44 @@ class MetaLLMFeedbackEventHandler(BaseEventHandler):
         with instrument_tags({"label": "Paris"}):
             query_engine.query("What is the capital of France?")
 
+    Where nobody labels answers, give a ``grader`` (``router.grade_with(judge, ...)``, e.g. an
+    `metallm_llamaindex.judges.EvaluatorJudge`) instead of ``evaluator``: each routed answer is
+    handed to it without waiting, with the question and the tags' ``reference`` and
+    ``context`` (a passage or a list of them) when present.
+
     Only MetaLLM's own end events carry a decision, so the chosen model's nested events
     are not scored twice. LlamaIndex's dispatcher drops exceptions raised by handlers, so
     evaluator and feedback errors are logged and kept in `errors` instead.
     """
 
-    _evaluator: Evaluator = PrivateAttr()
+    _evaluator: Evaluator | None = PrivateAttr()
+    _grader: Grader | None = PrivateAttr()
     _router: Router = PrivateAttr()
     _lock: Any = PrivateAttr()
     _recorded: int = PrivateAttr(default=0)
     _errors: list[Exception] = PrivateAttr()
 
-    def __init__(self, evaluator: Evaluator, *, router: Router, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        evaluator: Evaluator | None = None,
+        *,
+        router: Router,
+        grader: Grader | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
+        if (evaluator is None) == (grader is None):
+            raise ConfigurationError(
+                "MetaLLMFeedbackEventHandler grades by evaluator= (a function of the answer) or "
+                "by grader= (router.grade_with(judge)): give exactly one"
+            )
         if not isinstance(router, Router):
             raise ConfigurationError(
                 "MetaLLMFeedbackEventHandler needs the router to record on: pass router=llm.router "
                 "(in a process that only records feedback: Router(models, embedder=None, store=...))"
             )
         self._evaluator = evaluator
+        self._grader = grader
         self._router = router
         self._lock = threading.Lock()
         self._errors = []
@@ -91,6 +111,17 @@ class MetaLLMFeedbackEventHandler(BaseEventHandler):
             return
         text = response.message.content if isinstance(response, ChatResponse) else response.text
         try:
+            if self._grader is not None:  # graded later, off the request path
+                context = event.tags.get("context")
+                self._grader.submit(
+                    meta["decision_id"],
+                    _question(event),
+                    str(text or ""),
+                    reference=event.tags.get("reference"),
+                    context=[context] if isinstance(context, str) else context,
+                )
+                return
+            assert self._evaluator is not None
             quality = self._evaluator(str(text or ""), dict(event.tags))
             self._router.record(
                 meta["decision_id"], quality=quality, cost=meta.get("cost_usd") or 0.0
@@ -102,3 +133,11 @@ class MetaLLMFeedbackEventHandler(BaseEventHandler):
             return
         with self._lock:
             self._recorded += 1
+
+
+def _question(event: LLMChatEndEvent | LLMCompletionEndEvent) -> str:
+    """What was asked: the completion's prompt, or the chat's last user message."""
+    if isinstance(event, LLMCompletionEndEvent):
+        return str(event.prompt)
+    asked = [m.content for m in event.messages if str(m.role.value) == "user"]
+    return str(asked[-1] or "") if asked else ""

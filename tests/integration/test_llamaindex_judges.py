@@ -1,0 +1,111 @@
+"""LlamaIndex's evaluators as judges, over OpenAILike members and an OpenAILike judge on HTTP.
+
+A RAG query engine answers through MetaLLM; the event handler hands each routed answer to a
+grader without waiting; LlamaIndex's own ``CorrectnessEvaluator`` (against a reference) and
+``FaithfulnessEvaluator`` (against the retrieved passages) grade it, and the grades become the
+router's feedback.
+"""
+
+from __future__ import annotations
+
+import pytest
+from llama_index.core import Document, Settings, VectorStoreIndex
+from llama_index.core.embeddings import MockEmbedding
+from llama_index.core.evaluation import CorrectnessEvaluator, FaithfulnessEvaluator
+from llama_index.core.instrumentation import get_dispatcher
+from llama_index.llms.openai_like import OpenAILike
+from llama_index_instrumentation.dispatcher import instrument_tags
+
+from metallm import ConfigurationError, Router
+from metallm.testing import OpenAICompatibleServer, ScriptedModel
+from metallm_llamaindex import MetaLLM, MetaLLMFeedbackEventHandler
+from metallm_llamaindex.judges import EvaluatorJudge
+from tests.integration.conftest import PRICES
+from tests.integration.test_llamaindex_providers import llamaindex_pool
+
+DOCS = [Document(text="The Eiffel Tower is in Paris and was finished in 1889.")]
+
+
+def _verdict(prompt: str) -> str:
+    """The scripted judge: a 1-5 score for correctness prompts, YES for faithfulness ones."""
+    return "4.0\nCorrect and complete." if "reference answer" in prompt.lower() else "YES"
+
+
+@pytest.fixture(scope="module")
+def judge_server():
+    with OpenAICompatibleServer({"judge": ScriptedModel(reply=_verdict)}) as server:
+        yield server
+
+
+@pytest.fixture(autouse=True)
+def clean_settings():
+    saved = (Settings._llm, Settings._embed_model, Settings._callback_manager)
+    yield
+    Settings._llm, Settings._embed_model, Settings._callback_manager = saved
+
+
+def _judge_llm(server) -> OpenAILike:
+    return OpenAILike(
+        model="judge", api_base=server.base_url, api_key="k", is_chat_model=True, max_retries=0
+    )
+
+
+@pytest.fixture
+def handler_for():
+    added = []
+
+    def attach(grader, router):  # noqa: ANN001, ANN202
+        handler = MetaLLMFeedbackEventHandler(grader=grader, router=router)
+        get_dispatcher().add_event_handler(handler)
+        added.append(handler)
+        return handler
+
+    yield attach
+    dispatcher = get_dispatcher()
+    for handler in added:
+        dispatcher.event_handlers.remove(handler)
+
+
+def test_a_rag_answer_is_graded_against_its_reference_by_correctness(
+    server, judge_server, embedder, handler_for
+):
+    llm = MetaLLM(llms=llamaindex_pool(server), prices=PRICES,
+                  router=Router(list(PRICES), embedder=embedder, seed=0))  # fmt: skip
+    judge = EvaluatorJudge(CorrectnessEvaluator(llm=_judge_llm(judge_server)))
+    grader = llm.router.grade_with(judge, sample_rate=1.0)
+    handler_for(grader, llm.router)
+    Settings.embed_model = MockEmbedding(embed_dim=8)
+    engine = VectorStoreIndex.from_documents(DOCS).as_query_engine(llm=llm)
+    with instrument_tags({"reference": "Paris, finished in 1889."}):
+        response = engine.query("Where is the Eiffel Tower?")
+    assert str(response)
+    assert grader.wait(60)
+    stats = grader.stats()
+    assert (stats["graded"], stats["failed"]) == (1, 0)
+    assert llm.router.n_updates == 1
+    sent = judge_server.requests[-1]["messages"]
+    assert "Paris, finished in 1889." in str(sent) and "Where is the Eiffel Tower?" in str(sent)
+    grader.close()
+
+
+def test_faithfulness_grades_the_answer_against_the_retrieved_passages(judge_server):
+    judge = EvaluatorJudge(FaithfulnessEvaluator(llm=_judge_llm(judge_server)))
+    grade = judge(
+        "When was the Eiffel Tower finished?",
+        "It was finished in 1889.",
+        context=["The Eiffel Tower is in Paris and was finished in 1889."],
+    )
+    assert grade.quality == 1.0
+    assert "finished in 1889" in str(judge_server.requests[-1]["messages"])
+
+
+def test_a_correctness_score_is_mapped_from_one_to_five_onto_zero_to_one(judge_server):
+    judge = EvaluatorJudge(CorrectnessEvaluator(llm=_judge_llm(judge_server)))
+    grade = judge("Where is it?", "Paris.", reference="In Paris.")
+    assert grade.quality == pytest.approx((4.0 - 1.0) / 4.0)
+    assert grade.comment == "Correct and complete."
+
+
+def test_what_is_not_an_evaluator_is_refused():
+    with pytest.raises(ConfigurationError, match="LlamaIndex evaluator"):
+        EvaluatorJudge(lambda **_: 1.0)  # type: ignore[arg-type]
