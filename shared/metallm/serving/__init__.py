@@ -35,6 +35,7 @@ from metallm.serving._requests import (
 )
 from metallm.serving._router import DEFAULT_FEEDBACK_TTL, Router
 from metallm.serving._shadows import parse_shadows
+from metallm.serving._telemetry import METRICS, OpenTelemetry, Telemetry, serve_prometheus
 
 __all__ = [
     "CONVERSATION",
@@ -47,6 +48,9 @@ __all__ = [
     "Fallbacks",
     "Feedback",
     "FeedbackSummary",
+    "METRICS",
+    "OpenTelemetry",
+    "Telemetry",
     "Grade",
     "Grader",
     "GradingStats",
@@ -71,5 +75,6 @@ __all__ = [
     "quiz_member",
     "retire_member",
     "routing_text",
+    "serve_prometheus",
     "usage_cost",
 ]

@@ -27,6 +27,7 @@ from metallm.serving._capabilities import Capabilities, Needs, exclusions
 from metallm.serving._decisions import Decision, explain
 from metallm.serving._failover import Fallbacks, is_provider_error
 from metallm.serving._pricing import Prices, usage_cost
+from metallm.serving._telemetry import NO_TELEMETRY, Telemetry
 
 __all__ = ["CallBook", "RoutedCall", "Routes"]
 
@@ -114,6 +115,7 @@ class RoutedCall:
         needs: See ``Router.route``.
         capabilities: See ``Router.route``.
         available: See ``Router.route``.
+        telemetry: Where the call, its attempts and its outcome are reported (the router's).
 
     >>> from metallm import Router
     >>> router = Router(["small", "large"], embedder=None)
@@ -140,7 +142,9 @@ class RoutedCall:
         needs: Needs | None = None,
         capabilities: Mapping[str, Capabilities] | None = None,
         available: Collection[str] | None = None,
+        telemetry: Telemetry = NO_TELEMETRY,
     ) -> None:
+        began = time.time()  # the routing span covers the choice too
         self.router = router
         self._book = book
         self.run_id = run_id
@@ -183,6 +187,7 @@ class RoutedCall:
             )
         )
         """The model to try now (the next one after each `failed`)."""
+        self._report = telemetry.call(self.decision, began)
         self._started = time.monotonic()  # after the choice: embedding is not the model's latency
 
     # -- the protocol -------------------------------------------------------------------
@@ -203,10 +208,12 @@ class RoutedCall:
             AllModelsFailedError: No next model after several attempts; lists each.
         """
         if not is_provider_error(error, self.fallbacks.provider_errors):
+            self._report.gave_up(error)
             raise error
         self._learn_failure(error)
         following = self._next()
         if following is None:
+            self._report.gave_up(error)
             if len(self.errors) <= 1:
                 raise error
             raise AllModelsFailedError(self.errors) from error
@@ -231,6 +238,7 @@ class RoutedCall:
         """
         if is_provider_error(error, self.fallbacks.provider_errors):
             self._learn_failure(error)
+        self._report.gave_up(error)
 
     def succeeded(
         self,
@@ -285,7 +293,9 @@ class RoutedCall:
         self._book.model_answered(decision.arm)
         if self.session is not None:
             self.router.stick(self.session, decision.arm)
-        return self.metadata(cost, seconds)
+        metadata = self.metadata(cost, seconds)
+        self._report.answered(metadata, (input_tokens, output_tokens))
+        return metadata
 
     def metadata(
         self, cost_usd: float | None = None, latency_s: float | None = None
@@ -327,7 +337,8 @@ class RoutedCall:
         """
         while True:
             try:
-                return attempt(self.decision)
+                with self._report.attempt(self.decision.arm):
+                    return attempt(self.decision)
             except Exception as error:
                 self.failed(error)
 
@@ -339,7 +350,8 @@ class RoutedCall:
         """
         while True:
             try:
-                return await attempt(self.decision)
+                with self._report.attempt(self.decision.arm):
+                    return await attempt(self.decision)
             except Exception as error:
                 self.failed(error)
 
@@ -354,8 +366,9 @@ class RoutedCall:
         """
         while True:
             try:
-                items = start(self.decision)
-                first = next(items, _END)
+                with self._report.attempt(self.decision.arm):
+                    items = start(self.decision)
+                    first = next(items, _END)
                 if first is _END:
                     raise _empty(self.decision.arm)
                 self.first_item_seconds = time.monotonic() - self._started
@@ -374,9 +387,12 @@ class RoutedCall:
         """
         while True:
             try:
-                opened = start(self.decision)
-                items: AsyncIterator[T] = await opened if inspect.isawaitable(opened) else opened
-                first = await anext(items, _END)
+                with self._report.attempt(self.decision.arm):
+                    opened = start(self.decision)
+                    items: AsyncIterator[T] = (
+                        await opened if inspect.isawaitable(opened) else opened
+                    )
+                    first = await anext(items, _END)
                 if first is _END:
                     raise _empty(self.decision.arm)
                 self.first_item_seconds = time.monotonic() - self._started
@@ -419,13 +435,11 @@ class RoutedCall:
     # -- internals ----------------------------------------------------------------------
     def _learn_failure(self, error: BaseException) -> None:
         decision = self.decision
+        seconds = time.monotonic() - self._started
         self.attempts.append(
-            {
-                "model": decision.arm,
-                "error": type(error).__name__,
-                "seconds": time.monotonic() - self._started,
-            }
+            {"model": decision.arm, "error": type(error).__name__, "seconds": seconds}
         )
+        self._report.attempt_failed(decision.arm, error, seconds)
         if self.record_errors:
             self._bookkeep("record the failure of", lambda: self._book.record_failure(decision.id))
         self._book.model_failed(decision.arm)

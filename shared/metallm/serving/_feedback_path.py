@@ -25,6 +25,7 @@ from metallm.serving._health import RouterHealth
 from metallm.serving._learner import Learner
 from metallm.serving._learning import Learning, Pending
 from metallm.serving._ledger import PendingDecisions
+from metallm.serving._telemetry import NO_TELEMETRY, Telemetry
 
 __all__ = ["FeedbackPath"]
 
@@ -54,8 +55,10 @@ class FeedbackPath:
         feedback_ttl: float,
         spend: Callable[[float], None],
         clock: Callable[[], float] = time.time,
+        telemetry: Telemetry = NO_TELEMETRY,
     ) -> None:
         self._learner = learner
+        self._telemetry = telemetry
         self._ledger = ledger
         self._learning = learning
         self._cooldown = cooldown
@@ -84,14 +87,15 @@ class FeedbackPath:
             check_id(decision_id, "decision")
             self._learn(decision_id, q, given, seconds, failure=False)
         except DuplicateFeedbackError:
-            self._count("duplicate")
+            self._count("duplicate", decision_id, q)
             raise
         except ExpiredDecisionError:
-            self._count("expired")
+            self._count("expired", decision_id, q)
             raise
         except UnknownDecisionError:
-            self._count("unknown")
+            self._count("unknown", decision_id, q)
             raise
+        self._telemetry.feedback(decision_id, "recorded", q)
 
     def decision_of_run(self, run_id: str) -> str:
         """The pending decision that answered a framework call.
@@ -227,6 +231,7 @@ class FeedbackPath:
             )
         return cast(RouterHealth, health)
 
-    def _count(self, outcome: str) -> None:
+    def _count(self, outcome: str, decision_id: str = "", quality: float | None = None) -> None:
         with self._lock:
             self.counts[outcome] += 1
+        self._telemetry.feedback(decision_id, outcome, quality)

@@ -44,6 +44,7 @@ from metallm.serving._sessions import StickySessions
 from metallm.serving._shadows import check_shadows
 from metallm.serving._shared_learning import learning_for
 from metallm.serving._spending import spending_for
+from metallm.serving._telemetry import Telemetry, telemetry_for
 from metallm.state import StateStore
 
 __all__ = ["DEFAULT_FEEDBACK_TTL", "Decision", "Prediction", "Router", "RouterHealth"]
@@ -97,6 +98,10 @@ class Router:
             prompts seen (``NeighbourQuality``). Off by default.
         clock: Seconds since the epoch: decisions' expiry, the store's retry backoff and due
             syncs (a test passes its own instead of sleeping).
+        telemetry: Where each routed call and feedback is reported: ``"auto"`` (OpenTelemetry
+            spans and metrics through the application's providers when ``opentelemetry-api``
+            is installed; nothing when it is not, or none is configured), None, or a
+            ``metallm.serving.OpenTelemetry(tracer_provider, meter_provider)``.
 
     Raises:
         ConfigurationError: An argument is invalid (the message says which and why), or this
@@ -134,8 +139,10 @@ class Router:
         latency_scale: float | None = None,
         neighbours: NeighbourQuality | None = None,
         clock: Callable[[], float] = time.time,
+        telemetry: Telemetry | str | None = "auto",
     ) -> None:
         self.feedback_ttl = check_ttl(feedback_ttl)
+        self._telemetry = telemetry_for(telemetry)
         """Seconds a decision waits for its feedback."""
         check_part(neighbours, NeighbourQuality, "neighbours", "NeighbourQuality()")
         check_part(budget, Budget, "budget", "Budget(usd_per_query=0.002)")
@@ -168,7 +175,7 @@ class Router:
         )  # fmt: skip
         self._feedback = FeedbackPath(
             self._learner, self._ledger, self._learning, self._cooldown, self.feedback_ttl,
-            self._spending.spend, clock,
+            self._spending.spend, clock, self._telemetry,
         )  # fmt: skip
         self._pool_changes = PoolChanges(self._learner, self._learning, self.embed)
         self._graders: list[Grader] = []
@@ -297,6 +304,7 @@ class Router:
             self, self._feedback, query, force=force, session=session, fallbacks=fallbacks,
             record_errors=record_errors, prices=prices, decision=decision, run_id=run_id,
             needs=needs, capabilities=capabilities, available=available,
+            telemetry=self._telemetry,
         )  # fmt: skip
 
     def select(
