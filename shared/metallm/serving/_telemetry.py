@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, Protocol
 
 __all__ = [
@@ -46,10 +46,9 @@ outcomes only, never prompts or ids, so their cardinality is the pool's size."""
 class CallTelemetry(Protocol):
     """What one routed call reports (a no-op when telemetry is off)."""
 
-    @contextmanager
-    def attempt(self, model: str) -> Iterator[None]:
+    def attempt(self, model: str) -> AbstractContextManager[None]:
         """The context in which ``model`` is called (its span is current inside)."""
-        yield
+        ...
 
     def attempt_failed(self, model: str, error: BaseException, seconds: float) -> None:
         """An attempt failed (the call may go on with another model)."""
@@ -75,9 +74,8 @@ class Telemetry(Protocol):
 class _Silent:
     """Telemetry that reports nothing (the default without OpenTelemetry)."""
 
-    @contextmanager
-    def attempt(self, model: str) -> Iterator[None]:
-        yield
+    def attempt(self, model: str) -> AbstractContextManager[None]:
+        return _NOTHING
 
     def attempt_failed(self, model: str, error: BaseException, seconds: float) -> None:
         pass
@@ -95,6 +93,7 @@ class _Silent:
         pass
 
 
+_NOTHING = nullcontext()
 NO_TELEMETRY = _Silent()
 """Telemetry that reports nothing."""
 
@@ -121,6 +120,8 @@ class OpenTelemetry:
         self._trace = trace
         self._metrics = metrics
         self._given = tracer_provider is not None or meter_provider is not None
+        self._seen_set = False
+        self._next_check = 0.0
         self.tracer = trace.get_tracer("metallm", tracer_provider=tracer_provider)
         meter = metrics.get_meter("metallm", meter_provider=meter_provider)
         self.decisions = meter.create_counter(
@@ -174,12 +175,21 @@ class OpenTelemetry:
 
 
     def _configured(self) -> bool:
-        """Whether the application set a tracer or meter provider (or gave one)."""
-        if self._given:
+        """Whether the application set a tracer or meter provider (or gave one).
+
+        Looked up at most once a second until one is set (spans start within a second of the
+        application's set-up), then never again.
+        """
+        if self._given or self._seen_set:
             return True
+        now = time.monotonic()
+        if now < self._next_check:  # looked less than a second ago: not yet
+            return False
+        self._next_check = now + 1.0
         tracer = type(self._trace.get_tracer_provider()).__name__
         meter = type(self._metrics.get_meter_provider()).__name__
-        return tracer not in _UNSET or meter not in _UNSET
+        self._seen_set = tracer not in _UNSET or meter not in _UNSET  # set once, set for good
+        return self._seen_set
 
 
 _UNSET = {"ProxyTracerProvider", "NoOpTracerProvider", "_ProxyMeterProvider", "NoOpMeterProvider"}
