@@ -173,7 +173,6 @@ class OpenTelemetry:
             if quality is not None:
                 span.set_attribute("metallm.feedback.quality", float(quality))
 
-
     def _configured(self) -> bool:
         """Whether the application set a tracer or meter provider (or gave one).
 
