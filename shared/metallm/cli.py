@@ -400,6 +400,44 @@ def _moved(name: str, module: str) -> Command:
     )
 
 
+def _configure_dashboard(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--store", required=True, help="the workers' store: a SQLite file or a redis:// URL"
+    )
+    parser.add_argument("--prefix", default="metallm", help="with a redis:// store: the key prefix")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback)")
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument(
+        "--token",
+        default=os.environ.get("METALLM_DASHBOARD_TOKEN"),
+        help="required on every request; needed beyond loopback (default: $METALLM_DASHBOARD_TOKEN)",
+    )
+    parser.add_argument("--refresh", type=float, default=5.0, help="seconds between updates")
+
+
+def _dashboard(args: argparse.Namespace) -> int:
+    from metallm.dashboard import Dashboard
+    from metallm.state import RedisStore, SQLiteStore
+
+    if args.store.startswith(("redis://", "rediss://", "unix://")):
+        store: Any = RedisStore(args.store, prefix=args.prefix)
+    elif os.path.isfile(args.store):
+        store = SQLiteStore(args.store)
+    else:
+        raise MetaLLMError(f"--store {args.store}: no such file (a SQLite file or a redis:// URL)")
+    dashboard = Dashboard(
+        store, host=args.host, port=args.port, token=args.token, refresh_s=args.refresh
+    )
+    print(f"metallm dashboard of {store} at {dashboard.url} (Ctrl-C stops it)", flush=True)
+    try:
+        dashboard.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        dashboard.stop()
+    return 0
+
+
 BUILT_IN: dict[str, Command] = {
     "bench": Command("savings and quality of routing on a routing table", bench_arguments, _bench),
     "simulate": Command(
@@ -412,6 +450,11 @@ BUILT_IN: dict[str, Command] = {
     ),
     "distill": Command(
         "make a fast static embedder from the Sentence-BERT model", _configure_distill, _distill
+    ),
+    "dashboard": Command(
+        "a local web page of spend, savings, shares and quality, from a store",
+        _configure_dashboard,
+        _dashboard,
     ),
     "onboard": _moved("onboard", "onboarding"),
     "speed": _moved("speed", "speed"),
