@@ -64,11 +64,22 @@ class Telemetry(Protocol):
     """A router's telemetry: starts each call's report, and reports feedback."""
 
     def call(self, decision: Any, started: float) -> CallTelemetry:
-        """The report of a call whose choice is ``decision``, started at ``started`` (epoch s)."""
+        """The report of one routed call.
+
+        Args:
+            decision: The first choice (a `metallm.Decision`).
+            started: When routing began (epoch seconds).
+        """
         ...
 
     def feedback(self, decision_id: str, outcome: str, quality: float | None) -> None:
-        """A feedback call and what became of it."""
+        """Report a feedback call and what became of it.
+
+        Args:
+            decision_id: The decision graded.
+            outcome: ``recorded``, ``duplicate``, ``expired`` or ``unknown``.
+            quality: The grade (None: not given).
+        """
 
 
 class _Silent:
