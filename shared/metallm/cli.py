@@ -413,6 +413,13 @@ def _configure_dashboard(parser: argparse.ArgumentParser) -> None:
         help="required on every request; needed beyond loopback (default: $METALLM_DASHBOARD_TOKEN)",
     )
     parser.add_argument("--refresh", type=float, default=5.0, help="seconds between updates")
+    parser.add_argument(
+        "--budget-per-day", type=float, help="the workers' Budget(usd_per_day=...): show its spend"
+    )
+    parser.add_argument(
+        "--budget-per-query", type=float, help="the workers' Budget(usd_per_query=...)"
+    )
+    parser.add_argument("--budget-name", default="default", help="the workers' Budget(name=...)")
 
 
 def _dashboard(args: argparse.Namespace) -> int:
@@ -425,8 +432,22 @@ def _dashboard(args: argparse.Namespace) -> int:
         store = SQLiteStore(args.store)
     else:
         raise MetaLLMError(f"--store {args.store}: no such file (a SQLite file or a redis:// URL)")
+    budget = None
+    if args.budget_per_day is not None or args.budget_per_query is not None:
+        from metallm.serving import Budget
+
+        budget = Budget(
+            usd_per_day=args.budget_per_day,
+            usd_per_query=args.budget_per_query,
+            name=args.budget_name,
+        )
     dashboard = Dashboard(
-        store, host=args.host, port=args.port, token=args.token, refresh_s=args.refresh
+        store,
+        host=args.host,
+        port=args.port,
+        token=args.token,
+        refresh_s=args.refresh,
+        budget=budget,
     )
     print(f"metallm dashboard of {store} at {dashboard.url} (Ctrl-C stops it)", flush=True)
     try:

@@ -20,7 +20,8 @@ from urllib.parse import parse_qs, urlencode, urlparse
 
 from metallm.dashboard._summary import LogSummary
 from metallm.exceptions import ConfigurationError
-from metallm.state import StateStore
+from metallm.serving import Budget
+from metallm.state import BudgetStore, StateStore
 
 __all__ = ["Dashboard"]
 
@@ -38,6 +39,8 @@ class Dashboard:
         port: The port (0: a free one; see ``port`` after construction).
         token: Required on every request (and required when ``host`` is not loopback).
         refresh_s: Seconds between the page's updates.
+        budget: The workers' `metallm.Budget` (its name, period and cap): the page then shows
+            the period's spend against the cap and the shared ``p``.
 
     Raises:
         ConfigurationError: Bound beyond loopback without a token.
@@ -51,6 +54,7 @@ class Dashboard:
         port: int = 8765,
         token: str | None = None,
         refresh_s: float = 5.0,
+        budget: Budget | None = None,
     ) -> None:
         if host not in _LOOPBACK and not token:
             raise ConfigurationError(
@@ -58,6 +62,7 @@ class Dashboard:
                 "$METALLM_DASHBOARD_TOKEN), which every request must carry"
             )
         self.summary = LogSummary(store)
+        self.budget = budget
         self.token = token
         self.refresh_s = refresh_s
         dashboard = self
@@ -113,8 +118,27 @@ class Dashboard:
                 body = {**self.summary.snapshot(), "error": f"{type(e).__name__}: {e}"}
             else:
                 body = {**self.summary.snapshot(), "error": None}
+            body["budget"] = self._budget()
             return _send(request, 200, json.dumps(body).encode("utf-8"), "application/json")
         return _send(request, 404, b"not found", "text/plain")
+
+    def _budget(self) -> dict[str, Any] | None:
+        """The budget's current period as the store holds it (None: no budget given)."""
+        budget, store = self.budget, self.summary.store
+        if budget is None or not isinstance(store, BudgetStore):
+            return None
+        try:
+            state = store.budget_state(budget.name, budget.period_index(budget.clock()))
+        except Exception as e:
+            return {"name": budget.name, "error": f"{type(e).__name__}: {e}"}
+        return {
+            "name": budget.name,
+            "spent_usd": state.spent,
+            "queries": state.queries,
+            "cost_weight": state.cost_weight,
+            "cap_usd": budget.cap,
+            "usd_per_query": budget.usd_per_query,
+        }
 
     def _authorised(self, request: BaseHTTPRequestHandler, query: str) -> bool:
         given = parse_qs(query).get("token", [""])[0]
@@ -160,6 +184,8 @@ _PAGE = """<!doctype html>
  <div>saved <b id="saved">-</b></div>
  <div>failures <b id="failures">-</b></div>
  <div>unreadable log entries <b id="unreadable">-</b></div>
+ <div>budget: spent this period / cap <b id="budget">-</b></div>
+ <div>budget's p <b id="budgetP">-</b></div>
 </div>
 <div class="grid">
  <div class="panel"><h3>Spend per day against always the best model</h3><canvas id="spendChart"></canvas></div>
@@ -190,7 +216,12 @@ async function refresh() {
   document.getElementById("unreadable").textContent = s.totals.unreadable;
   document.getElementById("store").textContent = s.store + (s.best_model ? "; best model: " + s.best_model : "");
   document.getElementById("updated").textContent = "updated " + new Date(s.updated * 1000).toLocaleTimeString();
-  document.getElementById("error").textContent = s.error || "";
+  document.getElementById("error").textContent = s.error || (s.budget && s.budget.error) || "";
+  if (s.budget && !s.budget.error) {
+    document.getElementById("budget").textContent = s.budget.spent_usd.toFixed(6) + " / " +
+      (s.budget.cap_usd === null ? "no cap" : s.budget.cap_usd.toFixed(2));
+    document.getElementById("budgetP").textContent = s.budget.cost_weight === null ? "-" : s.budget.cost_weight.toFixed(3);
+  }
   draw("spendChart", {type: "line", data: {labels: days, datasets: [
     {label: "spend (USD)", data: s.days.map(d => Object.values(d.spend_usd).reduce((a, b) => a + b, 0)), borderColor: palette[0]},
     {label: "always the best model, estimated", data: s.days.map(d => d.baseline_usd), borderColor: palette[3], borderDash: [6, 4]}]}});

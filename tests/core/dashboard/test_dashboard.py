@@ -101,3 +101,24 @@ def test_the_command_says_a_missing_store_file_is_missing(tmp_path, capsys):
     assert main(["dashboard", "--store", str(tmp_path / "typo.sqlite")]) == 2
     assert "no such file" in capsys.readouterr().err
     assert not (tmp_path / "typo.sqlite").exists()
+
+
+def test_a_budget_shows_the_periods_spend_against_its_cap_and_the_shared_p(tmp_path):
+    from metallm import Budget
+
+    budget = Budget(usd_per_day=1.0, name="team")
+    router = Router(list(PRICES), embedder=None, store=SQLiteStore(tmp_path / "s.sqlite"),
+                    budget=budget, seed=0)  # fmt: skip
+    for i in range(5):
+        call = router.route(np.random.default_rng(i).normal(size=6), prices=PRICES)
+        call.run(lambda decision: decision.arm)
+        call.succeeded(input_tokens=1000, output_tokens=400)
+    dashboard = Dashboard(SQLiteStore(tmp_path / "s.sqlite"), port=0, budget=budget).start()
+    try:
+        data = json.loads(_get(f"http://127.0.0.1:{dashboard.port}/api/summary").read())
+    finally:
+        dashboard.stop()
+    shown = data["budget"]
+    assert shown["name"] == "team" and shown["cap_usd"] == 1.0 and shown["queries"] == 5
+    assert shown["spent_usd"] == pytest.approx(router.budget_status()["spent_usd"])
+    assert shown["cost_weight"] == pytest.approx(router.budget_status()["cost_weight"])
