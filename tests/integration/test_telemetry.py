@@ -168,3 +168,29 @@ print(page)
     assert sum(counts) == 7, page[-3000:]
     assert 'model="mini"' in page or 'model="together-pro"' in page
     assert "metallm_latency_seconds_bucket" in page or "metallm_latency_bucket" in page
+
+
+def test_langchains_own_instrumentation_shows_the_member_under_the_router(server, embedder):
+    """Traceloop's LangChain instrumentation (callback-based): the member's run is the child of
+    the router's run; metallm's own span, with the decision, sits beside them in the same
+    process (that instrumentation parents by run id and does not set the current span)."""
+    from opentelemetry.instrumentation.langchain import LangchainInstrumentor
+
+    spans = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    instrumentor = LangchainInstrumentor()
+    instrumentor.instrument(tracer_provider=provider)
+    try:
+        router = Router(list(PRICES), embedder=embedder, seed=0, telemetry=OpenTelemetry(provider))
+        llm = ChatMetaLLM(models=langchain_pool(server), prices=PRICES, router=router)
+        model = llm.invoke("Say hello.").response_metadata["metallm"]["model"]
+    finally:
+        instrumentor.uninstrument()
+    finished = spans.get_finished_spans()
+    by_id = {s.context.span_id: s for s in finished}
+    member_class = type(llm.models[model]).__name__
+    (member,) = [s for s in finished if s.name == f"{member_class}.chat"]
+    assert by_id[member.parent.span_id].name == "ChatMetaLLM.chat"
+    (route,) = [s for s in finished if s.name == f"metallm.route {model}"]
+    assert route.attributes["gen_ai.request.model"] == model
