@@ -194,3 +194,28 @@ def test_langchains_own_instrumentation_shows_the_member_under_the_router(server
     assert by_id[member.parent.span_id].name == "ChatMetaLLM.chat"
     (route,) = [s for s in finished if s.name == f"metallm.route {model}"]
     assert route.attributes["gen_ai.request.model"] == model
+
+
+def test_the_routers_state_is_read_as_gauges_when_metrics_are_collected(otel):
+    import numpy as np
+
+    from metallm import Budget
+
+    telemetry, _, reader = otel
+    prices = {"a": (1.0, 2.0), "b": (3.0, 4.0)}
+    router = Router(list(prices), embedder=None, budget=Budget(usd_per_query=0.01, name="team"),
+                    telemetry=telemetry, seed=0)  # fmt: skip
+    ids = []
+    for i in range(3):
+        call = router.route(np.full(4, i + 1.0), prices=prices)
+        call.run(lambda decision: decision.arm)
+        ids.append(call.succeeded(input_tokens=100, output_tokens=50)["decision_id"])
+    router.record(ids[0], quality=1.0)
+    metrics = _metrics(reader)
+    assert [p.value for p in metrics["metallm.pending_decisions"]] == [2]
+    assert [p.value for p in metrics["metallm.quarantined_events"]] == [0]
+    (spent,) = metrics["metallm.budget.spent"]
+    assert spent.attributes == {"budget": "team"}
+    assert spent.value == pytest.approx(router.budget_status()["spent_usd"])
+    (weight,) = metrics["metallm.budget.cost_weight"]
+    assert weight.value == pytest.approx(router.budget_status()["cost_weight"])

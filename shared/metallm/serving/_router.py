@@ -179,6 +179,7 @@ class Router:
         )  # fmt: skip
         self._pool_changes = PoolChanges(self._learner, self._learning, self.embed)
         self._graders: list[Grader] = []
+        self._telemetry.watch(self)  # its pending, spooled, quarantined counts and budget
 
     arms = _view("_learner.pool.names", "Every model, retired ones included, in joining order.")
     active_arms = _view("_learner.pool.active", "The models routed to (``arms`` less the retired).")

@@ -16,7 +16,8 @@ no tracer and meter provider configured, every hook returns at once.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, Protocol
 
@@ -38,6 +39,11 @@ METRICS = {
     "metallm.latency": "Seconds of the answering attempt, by model.",
     "metallm.time_to_first_token": "Seconds to a stream's first item, by model.",
     "metallm.feedback": "Feedback calls by outcome (recorded, duplicate, expired, unknown).",
+    "metallm.pending_decisions": "Decisions waiting for feedback in this process (a gauge).",
+    "metallm.spooled_events": "Feedback spooled locally while the store is down (a gauge).",
+    "metallm.quarantined_events": "Store events not learned: bad values, unknown models (a gauge).",
+    "metallm.budget.spent": "USD spent in the budget's current period, by budget (a gauge).",
+    "metallm.budget.cost_weight": "The budget's p, the weight of cost, by budget (a gauge).",
 }
 """Every metric metallm emits (names and what they count); labels are model names, reasons and
 outcomes only, never prompts or ids, so their cardinality is the pool's size."""
@@ -81,6 +87,13 @@ class Telemetry(Protocol):
             quality: The grade (None: not given).
         """
 
+    def watch(self, router: Any) -> None:
+        """Report ``router``'s state as gauges, read when the metrics are collected.
+
+        Args:
+            router: A router (its ``health()``; held weakly).
+        """
+
 
 class _Silent:
     """Telemetry that reports nothing (the default without OpenTelemetry)."""
@@ -101,6 +114,9 @@ class _Silent:
         return self
 
     def feedback(self, decision_id: str, outcome: str, quality: float | None) -> None:
+        pass
+
+    def watch(self, router: Any) -> None:
         pass
 
 
@@ -150,6 +166,53 @@ class OpenTelemetry:
         self.feedbacks = meter.create_counter(
             "metallm.feedback", "{call}", METRICS["metallm.feedback"]
         )
+        self._routers: weakref.WeakSet[Any] = weakref.WeakSet()
+        gauges = (
+            ("metallm.pending_decisions", "{decision}", "pending_in_memory"),
+            ("metallm.spooled_events", "{event}", "spooled_events"),
+            ("metallm.quarantined_events", "{event}", "quarantined_events"),
+        )
+        for name, unit, key in gauges:
+            meter.create_observable_gauge(name, [self._summed(key)], unit, METRICS[name])
+        for name, key, unit in (
+            ("metallm.budget.spent", "spent_usd", "USD"),
+            ("metallm.budget.cost_weight", "cost_weight", "1"),
+        ):
+            meter.create_observable_gauge(name, [self._budgets(key)], unit, METRICS[name])
+
+    def watch(self, router: Any) -> None:
+        """Report ``router``'s pending, spooled and quarantined counts and budget as gauges.
+
+        Args:
+            router: A router (held weakly: a router that is gone stops being reported).
+        """
+        self._routers.add(router)
+
+    def _summed(self, key: str) -> Callable[[Any], Iterable[Any]]:
+        """A gauge's callback: ``health()[key]`` summed over this process's routers."""
+
+        def observe(options: Any) -> Iterable[Any]:
+            from opentelemetry.metrics import Observation
+
+            total = sum(int(router.health()[key] or 0) for router in list(self._routers))
+            return [Observation(total)]
+
+        return observe
+
+    def _budgets(self, key: str) -> Callable[[Any], Iterable[Any]]:
+        """A gauge's callback: each budget's ``key``, labelled by the budget's name."""
+
+        def observe(options: Any) -> Iterable[Any]:
+            from opentelemetry.metrics import Observation
+
+            seen: dict[str, float] = {}
+            for router in list(self._routers):
+                status = router.budget_status()
+                if status and status.get(key) is not None:
+                    seen[str(status.get("name", "default"))] = float(status[key])
+            return [Observation(value, {"budget": name}) for name, value in seen.items()]
+
+        return observe
 
     def call(self, decision: Any, started: float) -> CallTelemetry:
         """A call's span, opened at ``started`` with the decision's attributes.

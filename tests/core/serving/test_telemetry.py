@@ -31,5 +31,7 @@ def test_every_metric_is_named_and_described_and_labelled_by_bounded_values():
     assert set(METRICS) == {
         "metallm.decisions", "metallm.fallbacks", "metallm.cost", "metallm.tokens",
         "metallm.latency", "metallm.time_to_first_token", "metallm.feedback",
+        "metallm.pending_decisions", "metallm.spooled_events", "metallm.quarantined_events",
+        "metallm.budget.spent", "metallm.budget.cost_weight",
     }  # fmt: skip
     assert all(description.endswith(".") for description in METRICS.values())
