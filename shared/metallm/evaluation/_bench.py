@@ -384,6 +384,16 @@ def _budget_protocol(
         except InfeasibleBudgetError:
             out.append(BudgetRow(model, None, None, None, None, curve_p, curve_quality, budget))
             continue
+        if calibration.quality < float(Q[train, j].mean()):
+            # Out of fold the router does worse than this model at its own cost: sending every
+            # query to it meets the budget exactly, so that is the row (never below the model).
+            out.append(
+                BudgetRow(
+                    model, None, float(Q[test, j].mean()), float(C[test, j].mean()),
+                    float(Q[train, j].mean()), curve_p, curve_quality, budget, alone=True,
+                )
+            )  # fmt: skip
+            continue
         p = calibration.cost_weight
         chosen = np.argmax(prediction.quality - p * prediction.cost / router.cost_scale, axis=1)
         out.append(

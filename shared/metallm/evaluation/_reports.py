@@ -96,6 +96,9 @@ class BudgetRow:
     curve_quality: float | None = None
     budget: float | None = None
     """The budget, USD per query: that model's mean cost on the training rows."""
+    alone: bool = False
+    """The router could not beat that model out of fold at its budget, so the row sends every
+    query to it (``p`` None): a row is never below the model whose budget it spends."""
 
 
 @dataclass(frozen=True)
@@ -226,14 +229,14 @@ def render_bench(result: BenchResult) -> str:
         ["budget = cost of", "p", "quality", "$/query", "vs model quality", "out of fold", "curve"]
     ]
     for row in sorted(r.budgets, key=lambda b: (b.budget is None, b.budget or 0.0)):
-        if row.p is None or row.quality is None or row.cost is None:
+        if row.quality is None or row.cost is None or (row.p is None and not row.alone):
             budget_rows.append([row.budget_model, "infeasible"])
             continue
         ref = r.single[row.budget_model].quality
         budget_rows.append(
             [
                 row.budget_model,
-                f"{row.p:.4g}",
+                "all to it" if row.alone else f"{row.p:.4g}",
                 f"{row.quality:.4f}",
                 f"{row.cost:.6f}",
                 f"{row.quality - ref:+.4f}",

@@ -311,3 +311,29 @@ def test_the_plots_give_every_line_its_own_colour_and_a_legend_entry_off_the_dat
     _legible(bench)
     _legible(simulation)
     assert len({line.get_label() for ax in simulation.axes for line in ax.get_lines()}) >= 13
+
+
+def test_a_budget_row_is_never_below_the_model_whose_budget_it_spends(table, monkeypatch, capsys):
+    """Where the router cannot beat a model out of fold at that model's cost, the row sends
+    every query to the model: its test quality is then exactly that model's."""
+    import metallm.evaluation._bench as bench
+    from metallm.learning import Calibration
+
+    real = bench.calibrate_cost_weight
+
+    def worse_out_of_fold(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        found = real(*args, **kwargs)
+        return Calibration(cost_weight=found.cost_weight, quality=-1.0, cost=found.cost)
+
+    monkeypatch.setattr(bench, "calibrate_cost_weight", worse_out_of_fold)
+    result = bench.run_bench(table, progress=False)
+    for row in result.budgets:
+        assert row.alone and row.p is None
+        assert row.quality == pytest.approx(result.single[row.budget_model].quality)
+        assert row.cost == pytest.approx(result.single[row.budget_model].cost)
+    from metallm.evaluation._reports import render_bench
+
+    assert "all to it" in render_bench(result)
+    monkeypatch.setattr(bench, "calibrate_cost_weight", real)
+    honest = bench.run_bench(table, progress=False)
+    assert any(not row.alone and row.p is not None for row in honest.budgets)  # it can beat some
