@@ -479,6 +479,7 @@ class LinearBandit:
                     if nq.weight_setting is None
                     else (nq.weight_setting,),
                     seed=seed,
+                    max_rows=nq.max_rows,
                 )
                 nq.k, nq.weight = self.neighbour_tuning_.k, self.neighbour_tuning_.weight
             nq.fit(self._embedding_part(embeddings), quality)

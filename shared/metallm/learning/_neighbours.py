@@ -34,6 +34,7 @@ __all__ = [
     "NEIGHBOUR_WEIGHTS",
     "NeighbourQuality",
     "neighbour_quality",
+    "subsample",
     "unit_rows",
 ]
 
@@ -41,6 +42,22 @@ NEIGHBOUR_KS = (20, 50, 100)
 """The ``k`` values cross-validation chooses among when ``k`` is None."""
 NEIGHBOUR_WEIGHTS = (0.0, 0.25, 0.5, 0.75)
 """The blend weights cross-validation chooses among when ``weight`` is None."""
+
+
+def subsample(n: int, max_rows: int, seed: int = 0) -> np.ndarray:
+    """The rows a memory of ``max_rows`` keeps of ``n``: all, or a seeded uniform sample.
+
+    Args:
+        n: Rows offered.
+        max_rows: The memory's size.
+        seed: The sample's seed.
+
+    Returns:
+        Row indices, in order.
+    """
+    if n <= max_rows:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, size=max_rows, replace=False))
 
 
 def unit_rows(X: np.ndarray) -> np.ndarray:
@@ -168,13 +185,18 @@ class NeighbourQuality:
         self._size = self._next = 0
 
     def fit(self, embeddings: np.ndarray, quality: np.ndarray) -> None:
-        """Remember these rows (every model's outcome known), the last ``max_rows`` of them.
+        """Remember these rows (every model's outcome known): ``max_rows`` of them at most.
+
+        Past ``max_rows`` a uniform sample is kept (seeded, in the rows' order), not the last
+        rows: a table's order is not time (it is often grouped by source), and the last rows
+        of a grouped table would be some sources only. Cross-validation scores the blend with
+        the same cap (`subsample`).
 
         Args:
             embeddings: (n, d).
             quality: (n, k): every model's outcome of each row.
         """
-        keep = slice(max(0, embeddings.shape[0] - self.max_rows), None)
+        keep = subsample(embeddings.shape[0], self.max_rows)
         self._memory = unit_rows(embeddings[keep])
         self._outcomes = np.asarray(quality[keep], dtype=np.float32).copy()
         self._size = self._memory.shape[0]

@@ -26,6 +26,7 @@ from metallm.learning._neighbours import (
     NEIGHBOUR_KS,
     NEIGHBOUR_WEIGHTS,
     neighbour_quality,
+    subsample,
     unit_rows,
 )
 from metallm.learning._reward import cost_scale, default_cost_weight_grid
@@ -192,6 +193,7 @@ def tune_neighbours(
     ks: Sequence[int] = NEIGHBOUR_KS,
     weights: Sequence[float] = NEIGHBOUR_WEIGHTS,
     seed: int = 0,
+    max_rows: int | None = None,
 ) -> NeighbourChoice:
     """The ``k`` and blend weight with the best cross-validated AIQ on the same folds.
 
@@ -199,7 +201,9 @@ def tune_neighbours(
     neighbours' are made on the same folds (``embeddings`` without a prompt-length column), so
     every blend is scored on predictions no row made of itself. A blend whose p = 0 routing is
     more than half a point below the best single model is set aside, as in
-    `tune_features`; ties go to the smaller weight (0 is the linear learner).
+    `tune_features`; ties go to the smaller weight (0 is the linear learner). Each fold's
+    memory is capped at ``max_rows`` as the fitted memory is (`subsample`), so the weight is
+    chosen for the memory that will answer.
     """
     n, k_arms = quality.shape
     unit = unit_rows(embeddings)
@@ -215,6 +219,8 @@ def tune_neighbours(
     for k in ks:
         means, support = np.empty_like(linear), np.empty_like(linear)
         for rest, fold in splits:
+            if max_rows is not None:
+                rest = rest[subsample(len(rest), max_rows)]
             means[fold], support[fold] = neighbour_quality(
                 unit[rest], quality[rest].astype(np.float32), unit[fold], k
             )

@@ -190,3 +190,37 @@ def test_a_model_that_knows_few_of_the_nearest_prompts_is_still_exact() -> None:
             rows = np.flatnonzero(~np.isnan(outcomes[:, arm]))
             nearest = rows[np.argsort(-(memory[rows] @ q))[:10]]
             assert means[i, arm] == pytest.approx(outcomes[nearest, arm].mean(), abs=1e-5)
+
+
+def test_a_capped_memory_of_a_table_grouped_by_source_keeps_every_source() -> None:
+    """A table sorted by direction (as tables grouped by source are): the memory capped at a
+    third of it samples every direction, not the last third; CV scores the same cap."""
+    X, Q, C = _sectors(1500, seed=0)
+    order = np.argsort(np.arctan2(X[:, 1], X[:, 0]))  # grouped: one sector after another
+    X, Q, C = X[order], Q[order], C[order]
+    Xt, Qt, _ = _sectors(500, seed=1)
+    linear = [EmbeddingFeatures(1.0)]
+    capped = Router(
+        ["a", "b", "c"], embedder=None, seed=0, neighbours=NeighbourQuality(max_rows=500)
+    ).fit(X, Q, C, tune=linear)
+    memory = capped.bandit.neighbours
+    assert memory is not None
+    angles = np.arctan2(X[:, 1], X[:, 0])
+    sectors_offered = set(np.floor(angles / (np.pi / 4)).astype(int))
+    from metallm.learning._neighbours import subsample
+
+    kept = subsample(len(X), 500)
+    assert set(np.floor(angles[kept] / (np.pi / 4)).astype(int)) == sectors_offered
+    # the test prompts of the sectors the table's last third does not reach: the last rows
+    # would know nothing of them; a uniform sample knows them as well as the rest
+    last_third = set(np.floor(angles[-500:] / (np.pi / 4)).astype(int))
+    test_sectors = np.floor(np.arctan2(Xt[:, 1], Xt[:, 0]) / (np.pi / 4)).astype(int)
+    early = np.flatnonzero([s not in last_third for s in test_sectors])
+    assert len(early) > 200
+    plain = Router(["a", "b", "c"], embedder=None, seed=0).fit(X, Q, C, tune=linear)
+
+    def quality(router: Router) -> float:
+        chosen = np.argmax(router.predict(Xt[early], widths=False).quality, axis=1)
+        return float(Qt[early, chosen].mean())
+
+    assert quality(capped) > quality(plain) + 0.05
