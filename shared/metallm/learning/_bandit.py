@@ -548,14 +548,15 @@ class LinearBandit:
             "prior_counts": list(self.prior_counts),
         }
         arrays: dict[str, np.ndarray] = {f"features_{k}": v for k, v in feature_arrays.items()}
-        if self.stats is not None:
-            arrays.update(A=self.stats.A.copy(), B=self.stats.B.copy())
-        if self.cost_stats is not None:
-            arrays.update(cost_A=self.cost_stats.A.copy(), cost_B=self.cost_stats.B.copy())
-        if self.latency_stats is not None:
-            arrays.update(
-                latency_A=self.latency_stats.A.copy(), latency_B=self.latency_stats.B.copy()
-            )
+        for prefix, stats in (
+            ("", self.stats),
+            ("cost_", self.cost_stats),
+            ("latency_", self.latency_stats),
+        ):
+            if stats is not None:
+                arrays[f"{prefix}A"], arrays[f"{prefix}B"] = stats.A.copy(), stats.B.copy()
+                if stats.pending.any():  # forgetting not applied yet (a discounting policy)
+                    arrays[f"{prefix}pending"] = stats.pending.copy()
         if self.neighbours is not None:
             header["neighbours"], neighbour_arrays = self.neighbours.to_state()
             arrays.update(neighbour_arrays)
@@ -615,6 +616,12 @@ class LinearBandit:
             latency_stats = _restored(
                 arrays["latency_A"], arrays["latency_B"], k, full, penalties, targets=1
             )
+        for prefix, restored in (("", stats), ("cost_", cost_stats), ("latency_", latency_stats)):
+            pending = arrays.get(f"{prefix}pending")
+            if restored is not None and pending is not None:
+                if pending.shape != (k,) or (pending < 0).any():
+                    raise ValueError(f"the array {prefix}pending does not fit {k} models")
+                restored.pending[:] = pending
         self.features, self.stats, self.cost_stats = features, stats, cost_stats
         self.latency_stats = latency_stats
         self.embedding_dim, self.n_updates, self._quality_dim = int(dim), n_updates, d

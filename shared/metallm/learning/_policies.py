@@ -175,10 +175,12 @@ class LinUCB:
     zero every arm keeps a propensity of at least ``explore / k``, which off-policy evaluation of
     other policies needs (docs/benchmarks.md); zero is plain, deterministic UCB."""
     discount: float = 1.0
-    """Forget old outcomes: before each of a model's updates, what it learned before is multiplied
-    by ``discount`` (the prior is kept), so an outcome ``n`` updates old weighs ``discount**n`` and
-    the half-life is ``ln 0.5 / ln discount`` of that model's outcomes (0.99: 69; 0.999: 693).
-    1 (the default) never forgets. Each update then refactors the model's matrix (O(d^3))."""
+    """Forget old outcomes: at each update (of any model) what every model learned before is
+    multiplied by ``discount`` (the prior is kept), so an outcome ``n`` updates old weighs
+    ``discount**n`` and the half-life is ``ln 0.5 / ln discount`` updates (0.99: 69; 0.999:
+    693). A model not chosen for a while forgets too: its uncertainty grows back and it is tried
+    again, so a model that improved is found. 1 (the default) never forgets. Each update then
+    refactors about one model's matrix (O(d^3)), the others catching up every ``k`` updates."""
     name: ClassVar[str] = "LinUCB"
 
     def __post_init__(self) -> None:

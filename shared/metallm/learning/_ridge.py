@@ -47,8 +47,13 @@ class RidgeStatistics:
     ) -> None:
         self.n_arms = n_arms
         self.discount = discount
-        """Each update of an arm first multiplies what it learned before by this (1: no forgetting;
-        the prior, ``diag(penalties)``, is kept whole)."""
+        """Each update multiplies what every arm learned before by this (1: no forgetting; the
+        prior, ``diag(penalties)``, is kept whole): a model not chosen for a while forgets too,
+        so its uncertainty grows back and it is tried again."""
+        self.pending = np.zeros(n_arms, dtype=np.int64)
+        """Updates whose forgetting an arm has not applied yet (applied when it is next updated,
+        or when any arm has waited ``n_arms`` updates: every arm's statistics are then current
+        to within ``n_arms`` updates at a cost of about one refactoring per update)."""
         self.dim = dim
         self.targets = targets
         """Regressions per arm over the same features: 2 (quality, cost), or 1 (a cost model)."""
@@ -92,6 +97,7 @@ class RidgeStatistics:
                 [self._A_inv32, np.diag(1.0 / self.penalties).astype(np.float32)]
             )
         self.B = np.concatenate([self.B, np.zeros((1, d, self.targets))])
+        self.pending = np.concatenate([self.pending, np.zeros(1, dtype=np.int64)])
         theta = np.zeros((d, self.targets, self.n_arms + 1))
         theta[:, :, : self.n_arms] = self._theta
         self._theta = theta
@@ -129,11 +135,16 @@ class RidgeStatistics:
             x: (dim,) features.
             y: One value per target.
         """
-        if self.discount != 1.0:  # forget a little, keep the prior: refactor this arm (exact)
-            prior = np.diag(self.penalties)
-            self.A[arm] = prior + self.discount * (self.A[arm] - prior) + np.outer(x, x)
-            self.B[arm] = self.discount * self.B[arm] + np.outer(x, y)
+        if self.discount != 1.0:  # every arm forgets a little, keeping its prior
+            self.pending += 1
+            self._forget(arm)
+            self.A[arm] += np.outer(x, x)
+            self.B[arm] += np.outer(x, y)
             self.refresh(arm)
+            if self.pending.max() >= self.n_arms:  # the arms not chosen lately catch up
+                for waiting in np.flatnonzero(self.pending):
+                    self._forget(int(waiting))
+                    self.refresh(int(waiting))
             return
         a_inv = self.A_inv[arm]
         ax = a_inv @ x
@@ -148,6 +159,16 @@ class RidgeStatistics:
         # Recursive least squares: theta += A_new^-1 x (y - x^T theta_old).
         theta += np.outer(ax / denom, residual)
 
+    def _forget(self, arm: int) -> None:
+        """Apply the arm's pending forgetting: ``prior + discount**n (A - prior)``, ``B`` alike."""
+        n = int(self.pending[arm])
+        if n:
+            factor = self.discount**n
+            prior = np.diag(self.penalties)
+            self.A[arm] = prior + factor * (self.A[arm] - prior)
+            self.B[arm] = factor * self.B[arm]
+            self.pending[arm] = 0
+
     def add_batch(self, arm: int, X: np.ndarray, Y: np.ndarray) -> None:
         """Add many observations to one arm, refactoring its inverse once.
 
@@ -159,6 +180,7 @@ class RidgeStatistics:
         if X.shape[0] == 0:
             return
         if self.discount != 1.0:  # the i-th of n rows is worth discount^(n-1-i) at the end
+            self._forget(arm)
             n = X.shape[0]
             weights = self.discount ** np.arange(n - 1, -1, -1, dtype=np.float64)
             prior = np.diag(self.penalties)

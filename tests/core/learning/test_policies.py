@@ -65,3 +65,44 @@ def test_squarecb_keeps_every_allowed_arm_above_its_floor():
         SquareCB(floor=1.5)
     with pytest.raises(ConfigurationError, match="gamma_scale"):
         SquareCB(gamma_scale=0.0)
+
+
+def test_a_discounting_router_tries_again_a_model_it_has_not_chosen_for_a_while() -> None:
+    """A model tried early and wrong every time improves later (a silent model update).
+    Forgetting only the chosen model's statistics kept it predicted wrong with no uncertainty
+    left, never tried again; every model forgetting lets its uncertainty grow back."""
+    rng = np.random.default_rng(0)
+    router = Router(["steady", "late"], embedder=None, policy=LinUCB(alpha=1.0, discount=0.99))
+
+    def x() -> np.ndarray:
+        return np.array([1.0, 0.0, 0.0]) + 0.01 * rng.normal(size=3)
+
+    for _ in range(20):  # early on, "late" is wrong, and known to be
+        decision = router.select(x(), force="late")
+        router.record(decision.id, quality=0.0, cost=0.0)
+    chosen = []
+    for step in range(1800):
+        decision = router.select(x())
+        better = step >= 300  # after 300 calls "late" improves past "steady"
+        quality = {"steady": 0.5 if better else 0.9, "late": 1.0 if better else 0.0}
+        router.record(decision.id, quality=quality[decision.arm], cost=0.0)
+        chosen.append(decision.arm)
+    assert chosen[-500:].count("late") > 400
+
+
+def test_every_arm_forgets_at_the_discount_and_a_saved_router_keeps_what_is_pending(tmp_path):
+    from metallm import LinUCB, Router
+
+    router = Router(["a", "b", "c", "d"], embedder=None, policy=LinUCB(discount=0.9), seed=0)
+    for arm in ("a", "a", "b"):
+        decision = router.select(np.ones(3), force=arm)
+        router.record(decision.id, quality=1.0, cost=0.0)
+    stats = router.bandit.stats
+    assert stats is not None and list(stats.pending) == [1, 0, 3, 3]  # c, d never chosen yet
+    loaded = Router.load(router.save(tmp_path / "r.npz"), embedder=None)
+    assert list(loaded.bandit.stats.pending) == [1, 0, 3, 3]
+    probe = np.random.default_rng(1).normal(size=(4, 3))
+    np.testing.assert_allclose(loaded.predict(probe).quality, router.predict(probe).quality)
+    decision = router.select(np.ones(3), force="a")  # the fourth update: every arm catches up
+    router.record(decision.id, quality=1.0, cost=0.0)
+    assert list(router.bandit.stats.pending) == [0, 0, 0, 0]
