@@ -219,3 +219,32 @@ def test_the_routers_state_is_read_as_gauges_when_metrics_are_collected(otel):
     assert spent.value == pytest.approx(router.budget_status()["spent_usd"])
     (weight,) = metrics["metallm.budget.cost_weight"]
     assert weight.value == pytest.approx(router.budget_status()["cost_weight"])
+
+
+def test_llamaindexs_own_instrumentation_nests_the_routing_span_under_the_routers(server, embedder):
+    """OpenInference's LlamaIndex instrumentation sets the current span: metallm's routing span
+    is a child of ``MetaLLM.complete``, and so is the chosen member's own span."""
+    from openinference.instrumentation.llama_index import LlamaIndexInstrumentor
+
+    from metallm_llamaindex import MetaLLM
+    from tests.integration.test_llamaindex_providers import llamaindex_pool
+
+    spans = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    instrumentor = LlamaIndexInstrumentor()
+    instrumentor.instrument(tracer_provider=provider)
+    try:
+        router = Router(list(PRICES), embedder=embedder, seed=0, telemetry=OpenTelemetry(provider))
+        llm = MetaLLM(llms=llamaindex_pool(server), prices=PRICES, router=router)
+        model = llm.complete("Say hello.").additional_kwargs["metallm"]["model"]
+    finally:
+        instrumentor.uninstrument()
+    finished = spans.get_finished_spans()
+    by_id = {s.context.span_id: s for s in finished}
+    (routing,) = [s for s in finished if s.name == f"metallm.route {model}"]
+    assert by_id[routing.parent.span_id].name == "MetaLLM.complete"
+    member = type(llm.llms[model]).__name__ if hasattr(llm, "llms") else None
+    members = [s for s in finished if s.name.endswith(".complete") and s.name != "MetaLLM.complete"]
+    assert members and any(by_id[s.parent.span_id].name == "MetaLLM.complete" for s in members)
+    assert member is None or any(s.name.startswith(member) for s in members)
