@@ -38,6 +38,13 @@ DEFAULT_PROJECTION_DIMS = 128
 logger = logging.getLogger("metallm.serving._router")
 
 
+DEFAULT_POLICY = LinUCB(explore=0.03)
+"""A router's policy unless given: UCB that sends 3% of queries to a uniformly random capable
+model, so every model keeps a propensity of at least 0.03 / k and the default deployment's log
+supports off-policy evaluation of other routers (``metallm evaluate --log``); ``LinUCB()`` is
+plain, deterministic UCB."""
+
+
 class Learner:
     """A router's learned state: the pool, the bandit over it, the reward and the shadows.
 
@@ -84,7 +91,7 @@ class Learner:
         Args:
             arms: The models.
             reward: The reward setting.
-            policy: The policy (None: ``LinUCB()``).
+            policy: The policy (None: ``DEFAULT_POLICY``, UCB with a small exploration floor).
             features: The feature map (None: a 128-d projection, the policy's penalty).
             reads_length: Whether its models read the prompt's length too.
             seed: Seed of the policy's randomness.
@@ -95,7 +102,7 @@ class Learner:
             ConfigurationError: A model name is bad or repeated.
         """
         pool = ArmPool(arms)
-        policy = policy if policy is not None else LinUCB()
+        policy = policy if policy is not None else DEFAULT_POLICY
         if features is None:
             features = ProjectedFeatures(DEFAULT_PROJECTION_DIMS, l2=policy.l2)
         if reads_length:

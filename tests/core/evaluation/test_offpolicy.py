@@ -8,7 +8,12 @@ import numpy as np
 import pytest
 
 from metallm.cli import main
-from metallm.evaluation._offpolicy import DecisionLog, estimate
+from metallm.evaluation._offpolicy import (
+    DecisionLog,
+    estimate,
+    evaluate_log,
+    log_cost_scale,
+)
 from tests.core.evaluation.test_bench import table  # noqa: F401 - the fixture
 
 
@@ -290,3 +295,26 @@ def test_rows_with_every_outcome_teach_the_direct_method_what_the_log_rarely_sho
     error_alone = np.abs(log_only[:, 1] - quality[:1000, 1]).mean()
     error_helped = np.abs(helped[:, 1] - quality[:1000, 1]).mean()
     assert error_helped < 0.5 * error_alone
+
+
+def test_a_default_routers_log_supports_estimating_other_policies(tmp_path):
+    """No policy given: the default keeps a 3% exploration floor, so every logged decision's
+    propensity is exact and between 0.03 / k and 1 - 0.03 / k, and the log estimates routers
+    it never ran (here: always one model, always the other)."""
+    from metallm import Router, SQLiteStore
+    from metallm.evaluation._offpolicy import fixed_candidates, log_from_store
+
+    X, quality, cost = _world(n=3000, seed=5)
+    router = Router(["a", "b"], embedder=None, store=SQLiteStore(tmp_path / "live.sqlite"),
+                    sync_interval=None, seed=0)  # fmt: skip
+    for i in range(len(X)):
+        decision = router.select(X[i])
+        j = router.arms.index(decision.arm)
+        router.record(decision.id, quality=quality[i, j], cost=cost[i, j])
+    log = log_from_store(SQLiteStore(tmp_path / "live.sqlite"), ["a", "b"])
+    assert log.propensity.min() >= 0.03 / 2 - 1e-12 and log.propensity.max() <= 1 - 0.03 / 2
+    _, estimates = evaluate_log(log, fixed_candidates(["a", "b"]), cost_weight=0.1)
+    for j, name in enumerate(["always a", "always b"]):
+        truth = float((quality[:, j] - 0.1 * cost[:, j] / log_cost_scale(log)).mean())
+        dr = estimates[name]["DR"]
+        assert dr.reward_low <= truth <= dr.reward_high, (name, dr, truth)
