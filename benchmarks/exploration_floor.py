@@ -19,8 +19,6 @@ from metallm.evaluation._simulate import _replay
 from metallm.learning import LinUCB, with_prompt_length
 from metallm.serving._router import Router
 
-SETTINGS = {"UCB (explore 0)": 0.0, "UCB + 3% floor (default)": 0.03}
-
 
 def main(argv: list[str] | None = None) -> int:
     """Replay each order with both settings; print the figures."""
@@ -28,7 +26,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", required=True)
     parser.add_argument("--orders", type=int, default=3)
     parser.add_argument("--cost-weight", type=float, default=0.1)
+    parser.add_argument("--floors", default="0,0.01,0.03", help="explore shares to compare")
     args = parser.parse_args(argv)
+    SETTINGS = {  # noqa: N806
+        f"UCB, explore {f:g}" + (" (default)" if f == 0.03 else ""): f
+        for f in (float(v) for v in args.floors.split(","))
+    }
     table = load_routing_table(args.data)
     vectors = with_prompt_length(embed_table(table, table_embedder()), table.prompts)
     models, p = list(table.models), args.cost_weight
