@@ -80,6 +80,10 @@ class ChatModelJudge:
             ``{outputs}`` (the answer) and optionally ``{reference_outputs}``, ``{context}``.
         price: The judge's USD per 1M input and output tokens (its spend is counted apart from
             routing's, and held by the grader's own budget); None: its spend is unknown (0).
+        reference_model: Pairwise grading: when no reference answer is given, this model (a
+            stronger one, say) answers the prompt and the judge grades the routed answer
+            against its answer (the ``correctness`` rubric). Its calls are the judge's spend.
+        reference_price: The reference model's USD per 1M input and output tokens.
 
     Raises:
         ConfigurationError: openevals is not installed, or the rubric is unknown.
@@ -91,6 +95,8 @@ class ChatModelJudge:
         *,
         rubric: str = "helpfulness",
         price: tuple[float, ...] | None = None,
+        reference_model: BaseChatModel | None = None,
+        reference_price: tuple[float, ...] | None = None,
     ) -> None:
         try:
             from openevals.llm import create_llm_as_judge
@@ -99,6 +105,8 @@ class ChatModelJudge:
                 'ChatModelJudge needs openevals: pip install "metallm[judges]"'
             ) from e
         rubrics = _rubrics()
+        if reference_model is not None and rubric == "helpfulness":
+            rubric = "correctness"  # pairwise: graded against the reference model's answer
         if rubric not in rubrics and "{outputs}" not in rubric:
             raise ConfigurationError(
                 f"unknown rubric {rubric!r}: use one of {list(rubrics)} or a prompt with "
@@ -107,6 +115,8 @@ class ChatModelJudge:
         self.model = model
         self.rubric = rubric
         self.price = price
+        self.reference_model = reference_model
+        self.reference_price = reference_price
         self._evaluate: Any = create_llm_as_judge(
             prompt=rubrics.get(rubric, rubric), judge=model, continuous=True, feedback_key="quality"
         )
@@ -131,6 +141,11 @@ class ChatModelJudge:
             The grade in [0, 1], what the judge's call cost, and its reasoning.
         """
         extra: dict[str, Any] = {"context": "\n\n".join(context or [])}
+        reference_cost = None
+        if reference is None and self.reference_model is not None:
+            with get_usage_metadata_callback() as asked:
+                reference = self.reference_model.invoke(prompt).text
+            reference_cost = _priced(self.reference_price, asked.usage_metadata)
         with get_usage_metadata_callback() as usage:
             result = self._evaluate(
                 inputs=prompt,
@@ -139,25 +154,28 @@ class ChatModelJudge:
                 **extra,
             )
         score = float(result["score"])
+        judged = _priced(self.price, usage.usage_metadata)
+        costs = [c for c in (judged, reference_cost) if c is not None]
         return Grade(
             quality=min(1.0, max(0.0, score)),
-            cost_usd=self._cost(usage.usage_metadata),
+            cost_usd=sum(costs) if costs else None,
             comment=result.get("comment"),
         )
 
-    def _cost(self, by_model: dict[str, Any]) -> float | None:
-        """The judge's calls priced at ``price`` (None without a price or usage)."""
-        if self.price is None or not by_model:
-            return None
-        total = 0.0
-        for usage in by_model.values():
-            cached = (usage.get("input_token_details") or {}).get("cache_read") or 0
-            cost = usage_cost(
-                {"judge": self.price},
-                "judge",
-                usage.get("input_tokens", 0),
-                usage.get("output_tokens", 0),
-                cached,
-            )
-            total += cost or 0.0
-        return total
+
+def _priced(price: tuple[float, ...] | None, by_model: dict[str, Any]) -> float | None:
+    """Calls priced at ``price`` from their reported usage (None without a price or usage)."""
+    if price is None or not by_model:
+        return None
+    total = 0.0
+    for usage in by_model.values():
+        cached = (usage.get("input_token_details") or {}).get("cache_read") or 0
+        cost = usage_cost(
+            {"model": price},
+            "model",
+            usage.get("input_tokens", 0),
+            usage.get("output_tokens", 0),
+            cached,
+        )
+        total += cost or 0.0
+    return total

@@ -136,3 +136,27 @@ def _joined(chunks):  # noqa: ANN001, ANN202
     for chunk in chunks[1:]:
         full += chunk
     return full
+
+
+def test_pairwise_a_reference_model_answers_and_the_judge_grades_against_it(judge_server):
+    """No reference answer given: the reference model answers over HTTP, the judge compares the
+    routed answer with it (openevals' correctness rubric), and both calls are the judge's spend."""
+    from metallm.testing import count_tokens
+
+    scripts = {"strong": ScriptedModel(reply="Paris, on the Seine.")}
+    with OpenAICompatibleServer(scripts) as reference_server:
+        strong = ChatOpenAI(model="strong", base_url=reference_server.base_url, api_key="k")
+        judge = ChatModelJudge(
+            ChatOpenAI(model="judge", base_url=judge_server.base_url, api_key="k"),
+            price=JUDGE_PRICE,
+            reference_model=strong,
+            reference_price=(2.0, 8.0),
+        )
+        grade = judge("What is the capital of France?", "Hello from mini: Paris.")
+        assert reference_server.models["strong"].requests == 1
+    sent = judge_server.requests[-1]["messages"][-1]["content"]
+    assert "<reference_outputs>\nParis, on the Seine.\n</reference_outputs>" in sent
+    assert grade.quality == 0.9  # the scripted judge's score for mini's answer
+    prompt_tokens = count_tokens("What is the capital of France?")
+    reference = (prompt_tokens * 2.0 + count_tokens("Paris, on the Seine.") * 8.0) / 1e6
+    assert grade.cost_usd is not None and grade.cost_usd > reference  # both calls counted
