@@ -8,6 +8,7 @@ instrumentation shows each provider call, which must nest under metallm's attemp
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
@@ -170,24 +171,34 @@ print(page)
     assert "metallm_latency_seconds_bucket" in page or "metallm_latency_bucket" in page
 
 
+@contextlib.contextmanager
+def _instrumented(instrumentor, embedder):  # noqa: ANN001, ANN202
+    """A router reporting to an in-memory SDK that ``instrumentor`` (a framework's own
+    instrumentation) also writes to; the finished spans fill the yielded list at the end."""
+    spans = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    instrumentor.instrument(tracer_provider=provider)
+    finished: list = []
+    try:
+        yield (
+            Router(list(PRICES), embedder=embedder, seed=0, telemetry=OpenTelemetry(provider)),
+            finished,
+        )
+    finally:
+        instrumentor.uninstrument()
+        finished.extend(spans.get_finished_spans())
+
+
 def test_langchains_own_instrumentation_shows_the_member_under_the_router(server, embedder):
     """Traceloop's LangChain instrumentation (callback-based): the member's run is the child of
     the router's run; metallm's own span, with the decision, sits beside them in the same
     process (that instrumentation parents by run id and does not set the current span)."""
     from opentelemetry.instrumentation.langchain import LangchainInstrumentor
 
-    spans = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(spans))
-    instrumentor = LangchainInstrumentor()
-    instrumentor.instrument(tracer_provider=provider)
-    try:
-        router = Router(list(PRICES), embedder=embedder, seed=0, telemetry=OpenTelemetry(provider))
+    with _instrumented(LangchainInstrumentor(), embedder) as (router, finished):
         llm = ChatMetaLLM(models=langchain_pool(server), prices=PRICES, router=router)
         model = llm.invoke("Say hello.").response_metadata["metallm"]["model"]
-    finally:
-        instrumentor.uninstrument()
-    finished = spans.get_finished_spans()
     by_id = {s.context.span_id: s for s in finished}
     member_class = type(llm.models[model]).__name__
     (member,) = [s for s in finished if s.name == f"{member_class}.chat"]
@@ -229,18 +240,9 @@ def test_llamaindexs_own_instrumentation_nests_the_routing_span_under_the_router
     from metallm_llamaindex import MetaLLM
     from tests.integration.test_llamaindex_providers import llamaindex_pool
 
-    spans = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(spans))
-    instrumentor = LlamaIndexInstrumentor()
-    instrumentor.instrument(tracer_provider=provider)
-    try:
-        router = Router(list(PRICES), embedder=embedder, seed=0, telemetry=OpenTelemetry(provider))
+    with _instrumented(LlamaIndexInstrumentor(), embedder) as (router, finished):
         llm = MetaLLM(llms=llamaindex_pool(server), prices=PRICES, router=router)
         model = llm.complete("Say hello.").additional_kwargs["metallm"]["model"]
-    finally:
-        instrumentor.uninstrument()
-    finished = spans.get_finished_spans()
     by_id = {s.context.span_id: s for s in finished}
     (routing,) = [s for s in finished if s.name == f"metallm.route {model}"]
     assert by_id[routing.parent.span_id].name == "MetaLLM.complete"
