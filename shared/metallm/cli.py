@@ -142,6 +142,30 @@ def _configure_simulate(parser: argparse.ArgumentParser) -> None:
         default=0.0,
         help="l in the reward (needs '<model>|latency' columns): quality - p cost - l latency",
     )
+    parser.add_argument(
+        "--judge-noise",
+        help="learn from a simulated judge instead of labels: its error rates, comma-separated "
+        "(e.g. 0,0.1,0.2,0.3); the default router is replayed cold for each rate and share",
+    )
+    parser.add_argument(
+        "--judge-sample",
+        default="1,0.3,0.1",
+        help="with --judge-noise: the shares of answers the judge grades (default 1,0.3,0.1)",
+    )
+    parser.add_argument(
+        "--judge-sigma", type=float, default=0.0, help="with --judge-noise: Gaussian grade noise"
+    )
+    parser.add_argument(
+        "--seeds", default="0,1,2", help="with --judge-noise: the replay orders (default 0,1,2)"
+    )
+
+
+def _numbers(text: str, what: str, kind: type = float) -> list[Any]:
+    """A comma-separated list of numbers from the command line, or a `MetaLLMError` saying so."""
+    try:
+        return [kind(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise MetaLLMError(f"{what} must be comma-separated numbers, got {text!r}") from None
 
 
 def _configure_evaluate(parser: argparse.ArgumentParser) -> None:
@@ -353,6 +377,8 @@ def _simulate(args: argparse.Namespace) -> int:
 
     if not (args.latency_weight >= 0):
         raise MetaLLMError("--latency-weight must be a number >= 0")
+    if args.judge_noise is not None:
+        return _simulate_judge(args)
     if args.latency_weight and load_routing_table(args.data).latency is None:
         raise MetaLLMError(
             f"--latency-weight needs latency columns ('<model>|latency') in {args.data}"
@@ -373,6 +399,30 @@ def _simulate(args: argparse.Namespace) -> int:
     write_json(args.json_out, result.to_dict())
     if args.plot_out:
         print(f"wrote {plot_simulation(result, args.plot_out)}")
+    return 0
+
+
+def _simulate_judge(args: argparse.Namespace) -> int:
+    from metallm.evaluation import plot_judge_noise, run_judge_noise, table_embedder
+
+    try:
+        result = run_judge_noise(
+            args.data,
+            flips=_numbers(args.judge_noise, "--judge-noise"),
+            samples=_numbers(args.judge_sample, "--judge-sample"),
+            seeds=_numbers(args.seeds, "--seeds", int),
+            sigma=args.judge_sigma,
+            cost_weight=args.cost_weight,
+            embedder=table_embedder(
+                args.embedder, args.embedding_model, static_model=args.static_model
+            ),
+        )
+    except ValueError as e:
+        raise MetaLLMError(str(e)) from None
+    print(result.render())
+    write_json(args.json_out, result.to_dict())
+    if args.plot_out:
+        print(f"wrote {plot_judge_noise(result, args.plot_out)}")
     return 0
 
 

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from benchmarks.bench import main
-from tests.core.evaluation.test_bench import table  # noqa: F401 - the fixture
+from tests.core.evaluation.conftest import table  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.slow  # seconds each: left out by `pytest -m "not slow"`
 

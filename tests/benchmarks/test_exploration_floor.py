@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from benchmarks.exploration_floor import main
-from tests.core.evaluation.test_bench import table  # noqa: F401 - the fixture
+from tests.core.evaluation.conftest import table  # noqa: F401 - the fixture
 
 
 def test_it_prints_each_floor_per_order_and_the_spread(table, capsys):  # noqa: F811

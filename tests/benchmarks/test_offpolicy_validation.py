@@ -9,7 +9,7 @@ import pytest
 
 from benchmarks.offpolicy_validation import logged_replay, main, validate
 from metallm.evaluation._offpolicy import DecisionLog
-from tests.core.evaluation.test_bench import table  # noqa: F401 - the fixture
+from tests.core.evaluation.conftest import table  # noqa: F401 - the fixture
 from tests.core.evaluation.test_offpolicy import _world
 
 

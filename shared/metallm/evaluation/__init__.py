@@ -9,7 +9,8 @@ speed budget (`speed`), and the routing metrics re-exported from
 from metallm.evaluation import _offpolicy as offpolicy  # its estimators, by name
 from metallm.evaluation._bench import FEATURE_CHOICES, run_bench, table_embedder
 from metallm.evaluation._datasets import RoutingTable, load_routing_table
-from metallm.evaluation._plots import plot_bench, plot_estimates, plot_simulation
+from metallm.evaluation._judge_noise import JudgeNoise, JudgeNoiseResult, run_judge_noise
+from metallm.evaluation._plots import plot_bench, plot_estimates, plot_judge_noise, plot_simulation
 from metallm.evaluation._reports import render_bench, render_simulation, render_table
 from metallm.evaluation._simulate import DEFAULT_ALPHA, run_simulation
 from metallm.learning import (
@@ -25,6 +26,8 @@ from metallm.learning import (
 __all__ = [
     "DEFAULT_ALPHA",
     "FEATURE_CHOICES",
+    "JudgeNoise",
+    "JudgeNoiseResult",
     "RoutingTable",
     "aiq",
     "cheapest_cost_reaching",
@@ -34,12 +37,14 @@ __all__ = [
     "oracle",
     "plot_bench",
     "plot_estimates",
+    "plot_judge_noise",
     "plot_simulation",
     "quality_hull",
     "render_bench",
     "render_simulation",
     "render_table",
     "run_bench",
+    "run_judge_noise",
     "run_simulation",
     "savings_at_best",
     "table_embedder",

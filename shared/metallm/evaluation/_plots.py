@@ -10,11 +10,12 @@ from typing import Any
 
 import numpy as np
 
+from metallm.evaluation._judge_noise import JudgeNoiseResult
 from metallm.evaluation._offpolicy import Estimate
 from metallm.evaluation._reports import BenchResult, SimulationResult
 from metallm.learning import quality_hull
 
-__all__ = ["figure", "plot_bench", "plot_estimates", "plot_simulation"]
+__all__ = ["figure", "plot_bench", "plot_estimates", "plot_judge_noise", "plot_simulation"]
 
 
 @contextmanager
@@ -164,4 +165,47 @@ def plot_estimates(
         ax.set_xlabel("estimated mean reward (doubly robust, 95% interval)")
         ax.set_title(title, fontsize=10)
         ax.grid(axis="x", alpha=0.3)
+    return Path(path)
+
+
+def plot_judge_noise(result: JudgeNoiseResult, path: str | Path) -> Path:
+    """Regret, true quality and savings against the judge's error rate, one line per graded share.
+
+    Args:
+        result: What ``run_judge_noise`` returned.
+        path: The PNG to write.
+    """
+    with figure(path, ncols=3, size=(15, 4.5), dpi=120) as (fig, (left, middle, right)):
+        for sample in sorted({r.sample for r in result.rows}, reverse=True):
+            rows = sorted((r for r in result.rows if r.sample == sample), key=lambda r: r.flip)
+            flips = [r.flip for r in rows]
+            label = f"{sample:.0%} of answers graded"
+            left.errorbar(
+                flips,
+                [r.regret for r in rows],
+                yerr=[
+                    [r.regret - r.regret_low for r in rows],
+                    [r.regret_high - r.regret for r in rows],
+                ],
+                marker="o",
+                capsize=3,
+                label=label,
+            )
+            middle.plot(flips, [r.quality for r in rows], marker="o", label=label)
+            right.plot(flips, [100 * r.savings for r in rows], marker="o", label=label)
+        left.set_xlabel("judge's error rate f (grade flipped)")
+        left.set_ylabel(f"cumulative regret after {result.n_queries} queries")
+        left.set_title("regret (range over orders)")
+        middle.axhline(result.best_quality, color="grey", ls="--", label=result.best_model)
+        middle.set_ylabel("mean true quality")
+        middle.set_title("quality got (true outcomes)")
+        middle.legend(fontsize=8)
+        for ax in (middle, right):
+            ax.set_xlabel("judge's error rate f (grade flipped)")
+        right.set_ylabel(f"% saved against {result.best_model}")
+        right.set_title("savings against the best single model")
+        for ax in (left, middle, right):
+            ax.grid(alpha=0.3)
+        left.legend(fontsize=8)
+        fig.suptitle(f"{result.dataset}: learning from a noisy judge (default router, cold)")
     return Path(path)

@@ -32,7 +32,7 @@ from metallm.learning import (
 )
 from metallm.serving import Budget, Router
 
-__all__ = ["SimulationResult", "run_simulation"]
+__all__ = ["SimulationResult", "hindsight_reward", "run_simulation"]
 
 DEFAULT_ALPHA = LinUCB().alpha
 
@@ -89,6 +89,63 @@ def _replay(
     return got_q, got_c, np.cumsum(reference_reward - reward), weights, got_l
 
 
+def hindsight_reward(
+    models: list[str],
+    E: np.ndarray,
+    Q: np.ndarray,
+    C: np.ndarray,
+    *,
+    scale: float,
+    cost_weight: float,
+    seed: int = 0,
+    latency: np.ndarray | None = None,
+    latency_weight: float = 0.0,
+    latency_scale: float | None = None,
+) -> np.ndarray:
+    """Per row, the reward of the full-information offline router's choice: regret's reference.
+
+    The router is ridge fitted on every row with every model's outcome, the best a learner of
+    this family could do in hindsight; its choice is scored with the row's true outcome.
+
+    Args:
+        models: The pool.
+        E: The query vectors (n, d).
+        Q: Every model's quality (n, k).
+        C: Every model's cost (n, k).
+        scale: The reward's cost scale.
+        cost_weight: ``p`` in the reward.
+        seed: The router's seed.
+        latency: Every model's latency (n, k), when the table has it.
+        latency_weight: ``l`` in the reward.
+        latency_scale: The reward's latency scale.
+
+    Returns:
+        The reference reward of each row, (n,).
+    """
+    offline = Router(
+        models,
+        embedder=None,
+        prompt_length=True,
+        cost_scale=scale,
+        cost_weight=cost_weight,
+        policy=LinUCB(alpha=0.0),
+        seed=seed,
+        latency_weight=latency_weight,
+        latency_scale=latency_scale,
+    ).fit(E, Q, C, tune=False, latency=latency)
+    predicted = offline.predict(E, widths=False)
+    rows = np.arange(len(E))
+    slow = latency_weight / (latency_scale or 1.0)
+    value = predicted.quality - cost_weight * predicted.cost / scale
+    if latency is not None:
+        value = value - slow * offline.bandit.predict_latency(E)
+    best = np.argmax(value, axis=1)
+    reference: np.ndarray = Q[rows, best] - cost_weight * C[rows, best] / scale
+    if latency is not None:
+        reference = reference - slow * latency[rows, best]
+    return reference
+
+
 def run_simulation(
     data: str | Path,
     *,
@@ -132,29 +189,10 @@ def run_simulation(
     latency_scale = None if L is None else (float(L.mean(axis=0).max()) or 1.0)
     n_warm = int(round(warm_start * len(order)))
 
-    # The full-information offline router: every model's outcome on every row.
-    offline = Router(
-        models,
-        embedder=None,
-        prompt_length=True,
-        cost_scale=scale,
-        cost_weight=cost_weight,
-        policy=LinUCB(alpha=0.0),
-        seed=seed,
-        latency_weight=latency_weight,
-        latency_scale=latency_scale,
-    ).fit(E, Q, C, tune=False, latency=L)
-    predicted = offline.predict(E, widths=False)
-    rows = np.arange(len(E))
-    slow = latency_weight / (latency_scale or 1.0)
-    predicted_latency = offline.bandit.predict_latency(E) if L is not None else None
-    value = predicted.quality - cost_weight * predicted.cost / scale
-    if predicted_latency is not None:
-        value = value - slow * predicted_latency
-    best = np.argmax(value, axis=1)
-    reference = Q[rows, best] - cost_weight * C[rows, best] / scale
-    if L is not None:
-        reference = reference - slow * L[rows, best]
+    reference = hindsight_reward(
+        models, E, Q, C, scale=scale, cost_weight=cost_weight, seed=seed,
+        latency=L, latency_weight=latency_weight, latency_scale=latency_scale,
+    )  # fmt: skip
 
     result = SimulationResult(
         table.name, len(E) - n_warm, cost_weight, warm_start, latency_weight=latency_weight

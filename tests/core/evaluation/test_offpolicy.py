@@ -14,7 +14,6 @@ from metallm.evaluation._offpolicy import (
     evaluate_log,
     log_cost_scale,
 )
-from tests.core.evaluation.test_bench import table  # noqa: F401 - the fixture
 
 
 def _world(n=3000, seed=0):
