@@ -472,16 +472,21 @@ def _configure_dashboard(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--budget-name", default="default", help="the workers' Budget(name=...)")
 
 
-def _dashboard(args: argparse.Namespace) -> int:
-    from metallm.dashboard import Dashboard
+def _open_store(location: str, prefix: str) -> Any:
+    """The store at ``location`` (a SQLite file that exists, or a redis:// URL)."""
     from metallm.state import RedisStore, SQLiteStore
 
-    if args.store.startswith(("redis://", "rediss://", "unix://")):
-        store: Any = RedisStore(args.store, prefix=args.prefix)
-    elif os.path.isfile(args.store):
-        store = SQLiteStore(args.store)
-    else:
-        raise MetaLLMError(f"--store {args.store}: no such file (a SQLite file or a redis:// URL)")
+    if location.startswith(("redis://", "rediss://", "unix://")):
+        return RedisStore(location, prefix=prefix)
+    if os.path.isfile(location):
+        return SQLiteStore(location)
+    raise MetaLLMError(f"--store {location}: no such file (a SQLite file or a redis:// URL)")
+
+
+def _dashboard(args: argparse.Namespace) -> int:
+    from metallm.dashboard import Dashboard
+
+    store = _open_store(args.store, args.prefix)
     budget = None
     if args.budget_per_day is not None or args.budget_per_query is not None:
         from metallm.serving import Budget
@@ -509,6 +514,60 @@ def _dashboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def _configure_report(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--store", required=True, help="the workers' store: a SQLite file or a redis:// URL"
+    )
+    parser.add_argument("--prefix", default="metallm", help="with a redis:// store: the key prefix")
+    parser.add_argument(
+        "--since", help="the window's start: 7d, 36h, 90m ago, or a date 2026-12-01 (UTC)"
+    )
+    parser.add_argument(
+        "--baseline", help="the model to compare with (default: the best estimated quality)"
+    )
+    parser.add_argument("--models", help="the pool, comma-separated (default: the log's models)")
+    parser.add_argument(
+        "--cost-weight", type=float, default=0.1, help="p in the reward the verdicts compare"
+    )
+    parser.add_argument(
+        "--confidence", type=float, default=0.95, help="the verdicts' confidence (default 0.95)"
+    )
+    parser.add_argument("--json", dest="json_out", help="write the report as JSON here")
+    parser.add_argument("--plot", help="write spend per day and quality per model here (PNG)")
+    parser.add_argument("--html", dest="html_out", help="write the report as one HTML page here")
+
+
+def _report(args: argparse.Namespace) -> int:
+    _needs_matplotlib(args)
+    from metallm.evaluation import parse_since, savings_report
+
+    if not 0.0 < args.confidence < 1.0:
+        raise MetaLLMError(f"--confidence must be in (0, 1), got {args.confidence}")
+    store = _open_store(args.store, args.prefix)
+    try:
+        report = savings_report(
+            store,
+            baseline=args.baseline,
+            since=None if args.since is None else parse_since(args.since),
+            arms=None if not args.models else [m.strip() for m in args.models.split(",")],
+            cost_weight=args.cost_weight,
+            alpha=1.0 - args.confidence,
+        )
+    except ValueError as e:
+        raise MetaLLMError(str(e)) from None
+    finally:
+        store.close()
+    print(report.render())
+    write_json(args.json_out, report.to_dict())
+    if args.plot:
+        print(f"wrote {report.plot(args.plot)}")
+    if args.html_out:
+        with open(args.html_out, "w", encoding="utf-8") as handle:
+            handle.write(report.html())
+        print(f"wrote {args.html_out}")
+    return 0
+
+
 BUILT_IN: dict[str, Command] = {
     "bench": Command("savings and quality of routing on a routing table", bench_arguments, _bench),
     "simulate": Command(
@@ -526,6 +585,11 @@ BUILT_IN: dict[str, Command] = {
         "a local web page of spend, savings, shares and quality, from a store",
         _configure_dashboard,
         _dashboard,
+    ),
+    "report": Command(
+        "what routing saved against always one model, and the shadows' verdicts, from a store",
+        _configure_report,
+        _report,
     ),
     "onboard": _moved("onboard", "onboarding"),
     "speed": _moved("speed", "speed"),

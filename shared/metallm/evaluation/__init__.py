@@ -12,6 +12,12 @@ from metallm.evaluation._datasets import RoutingTable, load_routing_table
 from metallm.evaluation._judge_noise import JudgeNoise, JudgeNoiseResult, run_judge_noise
 from metallm.evaluation._plots import plot_bench, plot_estimates, plot_judge_noise, plot_simulation
 from metallm.evaluation._reports import render_bench, render_simulation, render_table
+from metallm.evaluation._savings import SavingsReport, parse_since, savings_report
+from metallm.evaluation._sequential import (
+    SequentialVerdict,
+    confidence_sequence,
+    sequential_verdict,
+)
 from metallm.evaluation._simulate import DEFAULT_ALPHA, run_simulation
 from metallm.learning import (
     aiq,
@@ -29,12 +35,16 @@ __all__ = [
     "JudgeNoise",
     "JudgeNoiseResult",
     "RoutingTable",
+    "SavingsReport",
+    "SequentialVerdict",
     "aiq",
     "cheapest_cost_reaching",
+    "confidence_sequence",
     "frontier",
     "load_routing_table",
     "offpolicy",
     "oracle",
+    "parse_since",
     "plot_bench",
     "plot_estimates",
     "plot_judge_noise",
@@ -47,6 +57,8 @@ __all__ = [
     "run_judge_noise",
     "run_simulation",
     "savings_at_best",
+    "savings_report",
+    "sequential_verdict",
     "table_embedder",
     "zero_router_aiq",
 ]

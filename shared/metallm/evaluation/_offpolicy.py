@@ -52,6 +52,7 @@ __all__ = [
     "ShadowReport",
     "fixed_candidates",
     "log_cost_scale",
+    "log_from_events",
     "log_from_store",
     "render_log_evaluation",
     "router_candidates",
@@ -346,18 +347,34 @@ def log_from_store(store: StateStore, arms: Sequence[str]) -> DecisionLog:
     Failures learned as quality 0 and events of models not in ``arms`` are left out;
     ValueError when no event carries a propensity (logs written before propensities were kept).
     """
+    events = [event for _, event in store.events_after(None) if isinstance(event, FeedbackEvent)]
+    return log_from_events(events, arms, source=str(store))
+
+
+def log_from_events(
+    events: Sequence[FeedbackEvent], arms: Sequence[str], *, source: str = "the log"
+) -> DecisionLog:
+    """The decision log of ``events`` (in logging order): those that carry their propensity.
+
+    Failures learned as quality 0 and events of models not in ``arms`` are left out.
+
+    Args:
+        events: Feedback events, oldest first.
+        arms: The pool, in the order the log's model indices follow.
+        source: What the events came from, for the error message.
+
+    Raises:
+        ValueError: No event carries a propensity, or the vectors differ in size.
+    """
     index = {arm: j for j, arm in enumerate(arms)}
     rows = [
         event
-        for _, event in store.events_after(None)
-        if isinstance(event, FeedbackEvent)
-        and event.propensity is not None
-        and not event.failure
-        and event.arm in index
+        for event in events
+        if event.propensity is not None and not event.failure and event.arm in index
     ]
     if not rows:
         raise ValueError(
-            f"{store} holds no feedback with a propensity for the models {list(arms)}: "
+            f"{source} holds no feedback with a propensity for the models {list(arms)}: "
             "logs written before metallm kept propensities cannot be reweighted"
         )
     dims = {len(e.embedding) for e in rows}
