@@ -46,7 +46,8 @@ class RunFigures:
     true_cost: float
     cost: tuple[float, float, float]
     truths: dict[str, float]
-    """Per compared policy, its true mean reward minus the live router's."""
+    """Per compared policy ("baseline", "shadow <name>"), its true mean reward minus the live
+    router's."""
     verdicts: dict[str, list[str]]
     """Per compared policy, the verdict at each look."""
 
@@ -112,12 +113,12 @@ def run_once(
         decision = live.select(E[i])
         j = models.index(decision.arm)
         live.record(decision.id, quality=float(Q[i, j]), cost=float(C[i, j]))
-    best = int(np.argmax(Q.mean(axis=0)))
+    best = int(np.argmax(table.quality.mean(axis=0)))  # the table's best model, in every order
     baseline = models[best]
     log = log_from_store(store, models)
     reward = Q - cost_weight * C / scale  # every model's true reward on every replayed row
     live_reward = reward[np.arange(len(E)), log.chosen].mean()
-    truths = {f"always {baseline}": float(reward[:, best].mean() - live_reward)}
+    truths = {"baseline": float(reward[:, best].mean() - live_reward)}
     for name, probabilities in log.shadows.items():
         truths[f"shadow {name}"] = float((probabilities * reward).sum(axis=1).mean() - live_reward)
     verdicts: dict[str, list[str]] = {name: [] for name in truths}
@@ -133,7 +134,8 @@ def run_once(
             report = None
             continue
         for name in truths:
-            verdicts[name].append(report.verdicts[name].verdict)
+            key = f"always {baseline}" if name == "baseline" else name
+            verdicts[name].append(report.verdicts[key].verdict)
     store.close()
     if report is None:
         raise ValueError(f"order {seed}: the router never chose {baseline}: replay more rows")

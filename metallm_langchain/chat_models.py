@@ -420,6 +420,7 @@ class ChatMetaLLM(BaseChatModel):
         quality: float,
         cost: float | None = None,
         run_id: str | uuid.UUID | None = None,
+        source: str = "human",
     ) -> None:
         """Learn from the quality (in [0, 1]) of a routed answer; cost defaults to the measured one.
 
@@ -428,25 +429,29 @@ class ChatMetaLLM(BaseChatModel):
         chain's, or the root run an app started with ``config={"run_id": ...}`` and LangSmith
         shows; for a root with several model calls, such as an agent's steps, the last one).
         With a store, decision ids and the model call's run id work from any process sharing it.
+        A person's grade (the default source) replaces a judge's or a check's grade of the same
+        answer (``Router.record``); a judge grading later never replaces it.
 
         Args:
             decision_id: The decision.
             quality: The answer's quality in [0, 1].
             cost: USD (None: the cost measured when the model answered).
             run_id: A run id instead of the decision id.
+            source: Who graded it: ``"human"`` (a user's thumbs: the default), ``"check"`` or
+                ``"judge"``.
 
         Raises:
             InvalidFeedbackError: Neither or both of ``decision_id`` and ``run_id``.
             UnknownDecisionError: No decision is known under that id.
-            DuplicateFeedbackError: Its feedback was already recorded.
+            DuplicateFeedbackError: Already graded by this source or one ranked above it.
         """
         if (decision_id is None) == (run_id is None):
             raise InvalidFeedbackError("name the answer by decision_id or by run_id (one of them)")
         if run_id is not None:
             own = self._run_aliases.get(str(run_id), str(run_id))
-            self._router.record_run(own, quality=quality, cost=cost)
+            self._router.record_run(own, quality=quality, cost=cost, source=source)
         else:
-            self._router.record(str(decision_id), quality=quality, cost=cost)
+            self._router.record(str(decision_id), quality=quality, cost=cost, source=source)
 
     def bind_tools(
         self,

@@ -286,10 +286,25 @@ class MetaLLM(FunctionCallingLLM):
         self._members.remove(name)
 
     def record_feedback(
-        self, decision_id: str, *, quality: float, cost: float | None = None
+        self,
+        decision_id: str,
+        *,
+        quality: float,
+        cost: float | None = None,
+        source: str = "human",
     ) -> None:
-        """Learn from the quality (in [0, 1]) of a routed answer; cost defaults to the measured one."""
-        self._router.record(decision_id, quality=quality, cost=cost)
+        """Learn from the quality (in [0, 1]) of a routed answer; cost defaults to the measured one.
+
+        A person's grade (the default source) replaces a judge's or a check's grade of the same
+        answer (``Router.record``).
+
+        Args:
+            decision_id: The decision (``response.additional_kwargs["metallm"]["decision_id"]``).
+            quality: The answer's quality in [0, 1].
+            cost: USD (None: the cost measured when the model answered).
+            source: Who graded it: ``"human"`` (the default), ``"check"`` or ``"judge"``.
+        """
+        self._router.record(decision_id, quality=quality, cost=cost, source=source)
 
     # -- routing ------------------------------------------------------------------------
     def _begin(

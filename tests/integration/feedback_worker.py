@@ -11,6 +11,8 @@ stats                    prints the statistics a fresh router folds from the sto
 decide WORKER N OUT      a router (no embedder) makes N decisions on seeded embeddings, writes "id arm".
 grade IDS_FILE SHARD     records a shard of the ids (every other one, shuffled), with a quality
                          and cost that depend on the id alone.
+regrade IDS_FILE SOURCE Q  a feedback-only process grades every id again as SOURCE with quality Q,
+                         writing "id outcome" lines (corrected, or the error's name) to stdout.
 """
 
 from __future__ import annotations
@@ -130,6 +132,16 @@ def main() -> None:
         for decision_id in mine:
             quality, cost = graded(decision_id)
             r.record(decision_id, quality=quality, cost=cost)
+    elif role == "regrade":
+        ids_file, source, quality = args[0], args[1], float(args[2])
+        r = Router(MODELS, embedder=None, store=open_store(kind, target), sync_interval=None)
+        for decision_id in [line.split()[0] for line in open(ids_file).read().splitlines()]:
+            try:
+                r.record(decision_id, quality=quality, source=source)
+                print(decision_id, "corrected")
+            except Exception as e:  # noqa: BLE001 - the parent test reads what became of each
+                print(decision_id, type(e).__name__)
+        r.close()
     else:
         raise SystemExit(f"unknown role {role!r}")
 

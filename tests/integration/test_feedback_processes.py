@@ -178,3 +178,46 @@ def _redis(where: str) -> RedisStore:
     store = open_store("redis", where)
     assert isinstance(store, RedisStore)
     return store
+
+
+def test_a_judge_a_check_and_a_person_grading_from_three_processes_end_on_the_persons_grade(
+    target, tmp_path
+):
+    """A routing worker's judge grades every answer; two feedback-only processes, at once, grade
+    each again: one as a task check (0.5), one as a person (0.0). Whatever the order they reach
+    the log, every router ends where one that learned only the person's grade would be."""
+    kind, where = target
+    worker = Router(MODELS, embedder=None, policy=LinUCB(alpha=1.0), sync_interval=None,
+                    store=SQLiteStore(where) if kind == "sqlite" else _redis(where))  # fmt: skip
+    embeddings = decide_embeddings(9, 200)
+    ids = tmp_path / "ids.txt"
+    with ids.open("w") as handle:
+        for i, x in enumerate(embeddings):
+            d = worker.select(x, force=MODELS[i % 2])
+            worker.record(d.id, quality=1.0, cost=0.001, source="judge")
+            handle.write(f"{d.id}\n")
+    regraders = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tests.integration.feedback_worker", "regrade", kind, where,
+             str(ids), source, quality],
+            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+            stdout=subprocess.PIPE, text=True,
+        )
+        for source, quality in (("check", "0.5"), ("human", "0.0"))
+    ]  # fmt: skip
+    outcomes = [p.communicate(timeout=300)[0] for p in regraders]
+    assert [p.returncode for p in regraders] == [0, 0]
+    assert outcomes[1].count(" corrected") == 200  # a person's grade is never refused here
+    # the check's is refused where the person's came first, otherwise it was superseded later
+    assert outcomes[0].count(" corrected") + outcomes[0].count(" DuplicateFeedbackError") == 200
+
+    expected = Router(MODELS, embedder=None, policy=LinUCB(alpha=1.0))
+    for i, x in enumerate(embeddings):  # the worker's own grades: its float64 vectors
+        expected.partial_fit(x[None, :], [MODELS[i % 2]], [0.0], [0.001])
+    worker.sync()
+    fresh = _stats(kind, where)
+    for stats in (worker.bandit.stats.B.tolist(), fresh["B"]):
+        np.testing.assert_allclose(stats, expected.bandit.stats.B, rtol=1e-9, atol=1e-9)
+    assert fresh["n_updates"] == worker.n_updates == 200
+    assert {worker.grade_in_force(line)[0] for line in ids.read_text().split()} == {"human"}
+    worker.close()

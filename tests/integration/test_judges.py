@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import uuid
 
 import pytest
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_openai import ChatOpenAI
 
 from metallm import Router
+from metallm.exceptions import DuplicateFeedbackError
 from metallm.testing import OpenAICompatibleServer, ScriptedModel
 from metallm_langchain import ChatMetaLLM, MetaLLMFeedbackHandler
 from metallm_langchain.judges import ChatModelJudge
@@ -23,6 +25,7 @@ from tests.integration.conftest import PRICES, langchain_pool
 
 JUDGE_PRICE = (1.0, 4.0)  # USD per 1M input / output tokens
 JUDGE_WAIT = 0.2
+RUN = uuid.uuid4()
 
 
 def _score(prompt: str) -> dict:
@@ -99,6 +102,21 @@ def test_the_judges_grades_teach_the_router_which_member_answers_well(
     predicted = llm.router.predict(["Say hello."], widths=False).quality[0]
     by_model = dict(zip(llm.router.arms, predicted))
     assert by_model["mini"] > by_model["together-pro"]  # 0.9 against 0.3, from the judge alone
+    grader.close()
+
+
+def test_a_users_thumbs_replace_the_judges_grade_of_the_same_answer(server, judge_server, embedder):
+    llm = _llm(server, embedder)
+    grader = llm.router.grade_with(_judge(judge_server), sample_rate=1.0)
+    handler = MetaLLMFeedbackHandler(grader=grader, router=llm.router)
+    answer = llm.invoke("Say hello.", model="mini", config={"callbacks": [handler], "run_id": RUN})
+    assert grader.wait(60)
+    decision_id = answer.response_metadata["metallm"]["decision_id"]
+    assert llm.router.grade_in_force(decision_id) == ("judge", 0.9)
+    llm.record_feedback(run_id=RUN, quality=0.0)  # the user's thumbs down, by the run id
+    assert llm.router.grade_in_force(decision_id) == ("human", 0.0)
+    with pytest.raises(DuplicateFeedbackError, match="graded by 'human'"):
+        llm.record_feedback(decision_id, quality=1.0, source="judge")
     grader.close()
 
 

@@ -88,6 +88,25 @@ def test_a_rag_answer_is_graded_against_its_reference_by_correctness(
     grader.close()
 
 
+def test_a_persons_grade_replaces_the_judges_and_a_late_judge_never_replaces_the_persons(
+    server, judge_server, embedder, handler_for
+):
+    llm = MetaLLM(llms=llamaindex_pool(server), prices=PRICES,
+                  router=Router(list(PRICES), embedder=embedder, seed=0))  # fmt: skip
+    judge = EvaluatorJudge(CorrectnessEvaluator(llm=_judge_llm(judge_server)))
+    grader = llm.router.grade_with(judge, sample_rate=1.0)
+    handler_for(grader, llm.router)
+    with instrument_tags({"reference": "Paris."}):
+        first = llm.complete("Where is the Eiffel Tower?")
+    assert grader.wait(60)
+    decision_id = first.additional_kwargs["metallm"]["decision_id"]
+    assert llm.router.grade_in_force(decision_id) == ("judge", 0.75)  # 4 of 5, onto [0, 1]
+    llm.record_feedback(decision_id, quality=0.0)  # the user's thumbs down
+    assert llm.router.grade_in_force(decision_id) == ("human", 0.0)
+    assert llm.router.health()["feedback"]["corrected"] == 1
+    grader.close()
+
+
 def test_faithfulness_grades_the_answer_against_the_retrieved_passages(judge_server):
     judge = EvaluatorJudge(FaithfulnessEvaluator(llm=_judge_llm(judge_server)))
     grade = judge(

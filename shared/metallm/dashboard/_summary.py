@@ -70,6 +70,9 @@ class LogSummary:
 
     def _fold(self, event: FeedbackEvent) -> None:
         arm = event.arm
+        if event.replaces is not None:  # a later grade replacing one in force: not a new call
+            self._quality[arm] += event.quality - event.replaces
+            return
         day = datetime.fromtimestamp(event.time, tz=timezone.utc).strftime("%Y-%m-%d")
         bucket = self._days.setdefault(
             day, {"calls": defaultdict(int), "spend": defaultdict(float), "failures": 0}

@@ -104,7 +104,19 @@ class JudgeNoiseRow:
 
 @dataclass
 class JudgeNoiseResult:
-    """What ``metallm simulate --judge-noise`` measured on one table."""
+    """What ``metallm simulate --judge-noise`` measured on one table.
+
+    Attributes:
+        dataset: The table's name.
+        n_queries: Queries per replay.
+        cost_weight: ``p`` in the reward.
+        sigma: Gaussian grade noise.
+        seeds: The replay orders.
+        best_model: The single model of highest mean quality (savings are against it).
+        best_quality: Its mean quality.
+        best_cost: Its mean cost per query.
+        rows: One per (flip, sample).
+    """
 
     dataset: str
     n_queries: int
@@ -117,7 +129,15 @@ class JudgeNoiseResult:
     rows: list[JudgeNoiseRow] = field(default_factory=list)
 
     def row(self, flip: float, sample: float) -> JudgeNoiseRow:
-        """The row of one setting (KeyError when it was not run)."""
+        """The row of one setting.
+
+        Args:
+            flip: The judge's error rate.
+            sample: The graded share.
+
+        Raises:
+            KeyError: The setting was not run.
+        """
         for r in self.rows:
             if r.flip == flip and r.sample == sample:
                 return r

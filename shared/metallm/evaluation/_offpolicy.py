@@ -31,12 +31,12 @@ routing table, where every model's outcome is known, so each candidate's true va
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from metallm.learning import LinearBandit, LinUCB, ProjectedFeatures, fold_splits
-from metallm.serving import Router, parse_shadows
+from metallm.serving import Router, base_id, parse_shadows, source_rank
 from metallm.state import (
     FeedbackEvent,
     StateStore,
@@ -367,10 +367,14 @@ def log_from_events(
         ValueError: No event carries a propensity, or the vectors differ in size.
     """
     index = {arm: j for j, arm in enumerate(arms)}
+    in_force = _grades_in_force(events)
     rows = [
-        event
+        replace(event, quality=in_force.get(event.decision_id, event.quality))
         for event in events
-        if event.propensity is not None and not event.failure and event.arm in index
+        if event.propensity is not None
+        and not event.failure
+        and event.replaces is None
+        and event.arm in index
     ]
     if not rows:
         raise ValueError(
@@ -404,6 +408,24 @@ def log_from_events(
         shadow_chosen,
         [e.prompt for e in rows],
     )
+
+
+def _grades_in_force(events: Sequence[FeedbackEvent]) -> dict[str, float]:
+    """Per decision a later grade replaced, the quality in force (corrections, in log order).
+
+    A correction counts only over a grade ranked below its own (``metallm.serving.GRADE_SOURCES``).
+    """
+    source: dict[str, str | None] = {}
+    out: dict[str, float] = {}
+    for event in events:
+        if event.replaces is None:
+            source[event.decision_id] = event.source
+            continue
+        base = base_id(event.decision_id)
+        if base in source and source_rank(event.source) > source_rank(source[base]):
+            source[base] = event.source
+            out[base] = event.quality
+    return out
 
 
 def log_cost_scale(log: DecisionLog) -> float:

@@ -409,6 +409,28 @@ class LinearBandit:
             self._latency_model().update(arm, features, np.array([latency]))
         self.n_updates += 1
 
+    def correct(
+        self, arm: int, embedding: np.ndarray, old: float, new: float, *, transformed: bool = False
+    ) -> None:
+        """Replace a quality already learned for an embedding: as if ``new`` had been learned.
+
+        The cost, latency and the count of updates are unchanged (the call happened once).
+        A kNN memory keeps the first grade (it is a sample of past outcomes, refreshed as
+        new ones come).
+
+        Args:
+            arm: The arm that answered.
+            embedding: (dim,) the query's vector.
+            old: The quality learned before.
+            new: The quality that replaces it.
+            transformed: Whether ``embedding`` is already the features (``update``'s input).
+        """
+        assert self.stats is not None
+        row = np.asarray(embedding, dtype=np.float64)[None, :]
+        features = row[0] if transformed else self.features.transform(row)[0]
+        quality_part = features if self.cost_stats is None else features[: self._quality_dim]
+        self.stats.correct(arm, quality_part, 0, new - old)
+
     def learn(
         self,
         arm: int,

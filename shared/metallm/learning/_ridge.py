@@ -159,6 +159,25 @@ class RidgeStatistics:
         # Recursive least squares: theta += A_new^-1 x (y - x^T theta_old).
         theta += np.outer(ax / denom, residual)
 
+    def correct(self, arm: int, x: np.ndarray, target: int, delta: float) -> None:
+        """Change one target of an observation already learned at ``x`` by ``delta``.
+
+        A grade replaced by a later one (a person overriding a judge) moves the regression as
+        if the new value had been learned instead: ``B += delta * x`` for that target, and the
+        coefficients by ``A^-1 delta x``; ``A`` (the features seen) does not change. With
+        discounting, the replaced value had been discounted since; the change is applied
+        whole (it moves the statistics towards the newer grade a little more than exactly).
+
+        Args:
+            arm: The arm that answered.
+            x: (dim,) the observation's features.
+            target: Which value (0: quality).
+            delta: New value minus old.
+        """
+        step = delta * np.asarray(x, dtype=np.float64)
+        self.B[arm][:, target] += step
+        self._theta[:, target, arm] += self.A_inv[arm] @ step
+
     def _forget(self, arm: int) -> None:
         """Apply the arm's pending forgetting: ``prior + discount**n (A - prior)``, ``B`` alike."""
         n = int(self.pending[arm])

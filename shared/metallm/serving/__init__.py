@@ -6,7 +6,8 @@ a ledger of pending decisions, sticky sessions, cooldowns and the store sync;
 drive; `_pricing` turns reported usage into dollars and
 `_requests` reads the routing text and the session off a call;
 `_capabilities` leaves out the members that cannot serve a request;
-`_budget` holds a `Budget` by moving the cost weight live.
+`_budget` holds a `Budget` by moving the cost weight live; `_grades` says which of
+several grades of one answer is in force, and `_grading` grades answers with a judge.
 """
 
 from metallm.serving._budget import Budget
@@ -21,6 +22,7 @@ from metallm.serving._capabilities import (
 from metallm.serving._decisions import Decision, Prediction, explain
 from metallm.serving._failover import Cooldown, Fallbacks, is_provider_error
 from metallm.serving._feedback import Feedback, FeedbackSummary
+from metallm.serving._grades import DEFAULT_SOURCE, GRADE_SOURCES, base_id, source_rank
 from metallm.serving._grading import Grade, Grader, GradingStats, Judge
 from metallm.serving._health import RouterHealth
 from metallm.serving._pool import PoolMembers, admit_member, check_pool, quiz_member, retire_member
@@ -41,6 +43,8 @@ __all__ = [
     "CONVERSATION",
     "DEFAULT_FEEDBACK_TTL",
     "DEFAULT_SESSION_KEY",
+    "DEFAULT_SOURCE",
+    "GRADE_SOURCES",
     "Budget",
     "Capabilities",
     "Cooldown",
@@ -62,6 +66,7 @@ __all__ = [
     "Router",
     "RouterHealth",
     "admit_member",
+    "base_id",
     "check_capabilities",
     "check_pool",
     "check_prompt",
@@ -76,5 +81,6 @@ __all__ = [
     "retire_member",
     "routing_text",
     "serve_prometheus",
+    "source_rank",
     "usage_cost",
 ]

@@ -20,10 +20,14 @@ __all__ = ["Feedback", "FeedbackSummary", "Records", "record_all"]
 class Records(Protocol):
     """Anything that records feedback by decision id or by a framework's run id (a router)."""
 
-    def record(self, decision_id: str, *, quality: float, cost: float | None = None) -> None:
+    def record(
+        self, decision_id: str, *, quality: float, cost: float | None = None, source: str = ...
+    ) -> None:
         """Learn the outcome of a decision."""
 
-    def record_run(self, run_id: str, *, quality: float, cost: float | None = None) -> None:
+    def record_run(
+        self, run_id: str, *, quality: float, cost: float | None = None, source: str = ...
+    ) -> None:
         """Learn the outcome of the decision that answered a framework call."""
 
 
@@ -38,12 +42,14 @@ class Feedback:
         quality: The answer's quality in [0, 1].
         cost: USD (None: the cost measured when the model answered).
         run_id: The framework's id of the call the decision answered.
+        source: Who graded it (``"judge"``, ``"check"``, ``"human"``; see ``Router.record``).
     """
 
     decision_id: str | None = None
     quality: float = 0.0
     cost: float | None = None
     run_id: str | None = None
+    source: str = "check"
 
 
 @dataclass
@@ -88,9 +94,13 @@ def record_all(router: Records, feedback: Iterable[Feedback]) -> FeedbackSummary
         key = item.decision_id if item.decision_id is not None else item.run_id
         try:
             if item.decision_id is not None:
-                router.record(item.decision_id, quality=item.quality, cost=item.cost)
+                router.record(
+                    item.decision_id, quality=item.quality, cost=item.cost, source=item.source
+                )
             elif item.run_id is not None:
-                router.record_run(item.run_id, quality=item.quality, cost=item.cost)
+                router.record_run(
+                    item.run_id, quality=item.quality, cost=item.cost, source=item.source
+                )
             else:
                 raise InvalidFeedbackError("feedback needs a decision_id or a run_id")
         except (DecisionError, InvalidFeedbackError) as e:

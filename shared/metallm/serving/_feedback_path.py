@@ -21,6 +21,7 @@ from metallm.exceptions import (
 )
 from metallm.serving._checks import check_cost, check_id, check_latency, check_quality
 from metallm.serving._failover import Cooldown
+from metallm.serving._grades import DEFAULT_SOURCE, GRADE_SOURCES, check_source, source_rank
 from metallm.serving._health import RouterHealth
 from metallm.serving._learner import Learner
 from metallm.serving._learning import Learning, Pending
@@ -66,7 +67,7 @@ class FeedbackPath:
         self._spend = spend
         self._clock = clock
         self._lock: threading.RLock = learner.lock
-        self.counts = {"recorded": 0, "unknown": 0, "expired": 0, "duplicate": 0}
+        self.counts = {"recorded": 0, "unknown": 0, "expired": 0, "duplicate": 0, "corrected": 0}
         """Feedback calls by outcome."""
         self.bookkeeping_errors = 0
         """Times metallm's own records failed after a provider answered (logged; the answer was kept)."""
@@ -78,14 +79,21 @@ class FeedbackPath:
         quality: float,
         cost: float | None,
         latency: float | None,
+        source: str = DEFAULT_SOURCE,
     ) -> None:
         """Check the caller's values and learn the outcome; counts what became of it (see ``Router.record``)."""
         q = check_quality(quality)
         given = None if cost is None else check_cost(cost)
         seconds = None if latency is None else check_latency(latency)
+        grader = check_source(source)
         try:
             check_id(decision_id, "decision")
-            self._learn(decision_id, q, given, seconds, failure=False)
+            try:
+                self._learn(decision_id, q, given, seconds, failure=False, source=grader)
+            except DuplicateFeedbackError as first:
+                self._correct(decision_id, q, grader, first)
+                self._count("corrected", decision_id, q)
+                return
         except DuplicateFeedbackError:
             self._count("duplicate", decision_id, q)
             raise
@@ -97,8 +105,13 @@ class FeedbackPath:
             raise
         self._telemetry.feedback(decision_id, "recorded", q)
 
-    def decision_of_run(self, run_id: str) -> str:
-        """The pending decision that answered a framework call.
+    def decision_of_run(self, run_id: str, source: str = DEFAULT_SOURCE) -> str:
+        """The decision that answered a framework call (a graded one, for a later grade).
+
+        Args:
+            run_id: The framework's id of the call.
+            source: Who grades it: a decision already graded in this process is returned when
+                ``source`` could replace its grade (``record`` then decides).
 
         Raises:
             UnknownDecisionError: No decision was made for this run id (or it was evicted).
@@ -112,6 +125,11 @@ class FeedbackPath:
         if decision_id is None:
             with self._lock:
                 settled = self._ledger.run_settled(run_id)
+                graded = self._ledger.settled_decision(run_id)
+                in_force = None if graded is None else self._learning.grades.get(graded)
+            if graded is not None and in_force is not None:
+                if source_rank(check_source(source)) > source_rank(in_force.source):
+                    return graded  # a later grade ranked above the one in force
             if settled:
                 self._count("duplicate")
                 raise DuplicateFeedbackError(f"feedback for run {run_id!r} was already recorded")
@@ -126,7 +144,7 @@ class FeedbackPath:
 
     def record_failure(self, decision_id: str) -> None:
         """Learn a provider's failure on this decision: quality 0, cost 0, counted apart."""
-        self._learn(decision_id, 0.0, 0.0, None, failure=True)
+        self._learn(decision_id, 0.0, 0.0, None, failure=True, source=DEFAULT_SOURCE)
 
     def _learn(
         self,
@@ -136,6 +154,7 @@ class FeedbackPath:
         latency: float | None,
         *,
         failure: bool,
+        source: str,
     ) -> None:
         now = self._clock()
         with self._lock:
@@ -164,7 +183,9 @@ class FeedbackPath:
                 f"no cost known for decision {decision_id}: pass cost= (USD)"
             )
         seconds = latency if latency is not None else pending.latency
-        in_the_log = self._learning.learn(decision_id, pending, quality, c, seconds, failure, now)
+        in_the_log = self._learning.learn(
+            decision_id, pending, quality, c, seconds, failure, now, source
+        )
         if not failure:
             with self._lock:
                 self.counts["recorded"] += 1
@@ -172,6 +193,43 @@ class FeedbackPath:
                 self._spend(c)  # a cost first known from the feedback
         if in_the_log:
             self._learning.sync()  # folds this event, and any from other processes, in log order
+
+    def _correct(
+        self, decision_id: str, quality: float, source: str, first: DuplicateFeedbackError
+    ) -> None:
+        """A later grade of a graded decision: it replaces the grade in force if ranked above it.
+
+        Raises:
+            DuplicateFeedbackError: The grade in force ranks at or above ``source``, or it is no
+                longer known here.
+            ExpiredDecisionError: Later than ``feedback_ttl`` after the decision.
+        """
+        self._learning.sync()  # the grade in force may come from another process
+        with self._lock:
+            in_force = self._learning.grades.get(decision_id)
+        if in_force is None:
+            raise DuplicateFeedbackError(
+                f"{first}; its grade is not among the last {self._learning.grades.size} graded "
+                "decisions this router remembers, so a later grade cannot replace it"
+            ) from first
+        if source_rank(source) <= source_rank(in_force.source):
+            order = " < ".join(GRADE_SOURCES)
+            raise DuplicateFeedbackError(
+                f"{first} (graded by {in_force.source!r}; a {source!r} grade replaces only a "
+                f"grade ranked below it: {order})"
+            ) from first
+        now = self._clock()
+        if now > in_force.time + self._ttl:
+            raise ExpiredDecisionError(decision_id, in_force.time, in_force.time + self._ttl)
+        if self._learning.correct(decision_id, in_force, quality, source, now):
+            self._learning.sync()
+
+    def grade_in_force(self, decision_id: str) -> tuple[str, float] | None:
+        """Who graded a decision and its quality in force (None: not graded, or forgotten)."""
+        self._learning.sync(wait=False)
+        with self._lock:
+            found = self._learning.grades.get(decision_id)
+        return None if found is None else (found.source, found.quality)
 
     # -- costs --------------------------------------------------------------------------
     def observe_cost(

@@ -15,7 +15,8 @@ class RouterHealth(TypedDict):
     evicted_from_memory: int
     """Decisions dropped from memory before their feedback arrived."""
     feedback: dict[str, int]
-    """This process's feedback calls by outcome: recorded, unknown, expired, duplicate."""
+    """This process's feedback calls by outcome: recorded, corrected (a later grade replaced
+    the one in force), unknown, expired, duplicate."""
     feedback_ttl_s: float
     ledger_errors: int
     """Decisions the store's ledger could not take when they were made."""
@@ -33,6 +34,8 @@ class RouterHealth(TypedDict):
     refused_pool_changes: int
     refused_snapshots: int
     refused_settings: int
+    superseded_grades: int
+    """Corrections in the log that came after a grade ranked at or above theirs (skipped)."""
     spooled_events: int
     spool: dict[str, Any] | None
     n_updates: int

@@ -211,6 +211,26 @@ class Learner:
                         latency=latency,
                     )
 
+    def correct(
+        self, arm: int, vector: np.ndarray, old: float, new: float, *, transformed: bool = False
+    ) -> None:
+        """Replace a grade already learned, here and in the shadows (caller holds the lock).
+
+        Args:
+            arm: The model that answered.
+            vector: The query's embedding, or its features when ``transformed``.
+            old: The quality learned before.
+            new: The quality that replaces it.
+            transformed: Whether ``vector`` is already the features.
+        """
+        self.bandit.correct(arm, vector, old, new, transformed=transformed)
+        if transformed:
+            return  # shadows learn on embeddings: a router that keeps features has none
+        name = self.pool.names[arm]
+        for shadow in self.shadows.values():
+            with shadow.lock:
+                shadow.bandit.correct(shadow.pool.index[name], vector, old, new)
+
     def update(
         self,
         arm: int,

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 import numpy as np
 
 from metallm.exceptions import DuplicateFeedbackError, UnknownDecisionError
+from metallm.serving._grades import GradeBook, GradeInForce
 from metallm.serving._learner import Learner
 from metallm.serving._ledger import PendingDecisions
 from metallm.state import (
@@ -50,6 +51,8 @@ class Learning(Protocol):
 
     ledger_errors: int
     """Decisions the store's ledger could not take when they were made."""
+    grades: GradeBook
+    """The latest graded decisions' grades in force (what a later grade may replace)."""
     before_sync: Callable[[], None]
     """Called at the start of each sync (a budget reads the shared spend there)."""
     snapshot_every: int | None
@@ -108,8 +111,14 @@ class Learning(Protocol):
         latency: float | None,
         failure: bool,
         now: float,
+        source: str,
     ) -> bool:
         """Settle the decision and learn its outcome; True when the log has new events to fold."""
+
+    def correct(
+        self, decision_id: str, in_force: GradeInForce, quality: float, source: str, now: float
+    ) -> bool:
+        """Replace a decision's grade in force by a later one; True when the log has it to fold."""
 
     def unknown(self, decision_id: str) -> UnknownDecisionError:
         """The error for a decision id this router cannot find, saying where it looked."""
@@ -157,6 +166,7 @@ class LocalLearning:
     def __init__(self, learner: Learner, ledger: PendingDecisions) -> None:
         self._learner = learner
         self._ledger = ledger
+        self.grades = GradeBook(ledger.max_pending)
         self._kept_embeddings = False
         self.before_sync: Callable[[], None] = lambda: None
         self.quarantine: list[tuple[str, str | None, str]] = []
@@ -219,6 +229,7 @@ class LocalLearning:
         latency: float | None,
         failure: bool,
         now: float,
+        source: str,
     ) -> bool:
         """Settle and learn in one step under the learner's lock (a second feedback is refused)."""
         learner = self._learner
@@ -231,6 +242,24 @@ class LocalLearning:
                 learner.learn(pending.arm, pending.vector, quality, cost, latency, failure)
             else:
                 learner.update(pending.arm, pending.vector, quality, cost, latency, failure)
+            if not failure:
+                self.grades.put(
+                    decision_id,
+                    GradeInForce(learner.pool.names[pending.arm], pending.vector, quality, source,
+                                 pending.time, pending.propensity, pending.shadows),
+                )  # fmt: skip
+        return False
+
+    def correct(
+        self, decision_id: str, in_force: GradeInForce, quality: float, source: str, now: float
+    ) -> bool:
+        """Move the statistics to the later grade at once (nothing to share)."""
+        learner = self._learner
+        with learner.lock:
+            arm = learner.pool.index[in_force.arm]
+            learner.correct(arm, in_force.vector, in_force.quality, quality,
+                            transformed=not self.learns_on_embeddings)  # fmt: skip
+            self.grades.put(decision_id, in_force._replace(quality=quality, source=source))
         return False
 
     def unknown(self, decision_id: str) -> UnknownDecisionError:
@@ -281,6 +310,7 @@ class LocalLearning:
             "refused_pool_changes": 0,
             "refused_snapshots": 0,
             "refused_settings": 0,
+            "superseded_grades": 0,
             "spooled_events": 0,
             "spool": None,
         }

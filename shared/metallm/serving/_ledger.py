@@ -56,7 +56,8 @@ class PendingDecisions:
         self._latencies: dict[str, float] = {}
         self._runs: dict[str, str] = {}
         self._settled: OrderedDict[str, None] = OrderedDict()
-        self._settled_runs: OrderedDict[str, None] = OrderedDict()
+        self._settled_runs: OrderedDict[str, str] = OrderedDict()
+        """Run ids whose decision had its feedback here, and that decision."""
 
     def __len__(self) -> int:
         return len(self._pending)
@@ -127,12 +128,16 @@ class PendingDecisions:
         """Whether the decision made for this run id already had its feedback here."""
         return run_id in self._settled_runs
 
+    def settled_decision(self, run_id: str) -> str | None:
+        """The decision made for this run id, when it already had its feedback here."""
+        return self._settled_runs.get(run_id)
+
     def settle(self, decision_id: str) -> None:
         """Its feedback was learned: forget it, and refuse a second feedback for it."""
         entry = self._pending.pop(decision_id, None)
         if entry is not None and entry.run_id is not None:
             self._runs.pop(entry.run_id, None)
-            self._settled_runs[entry.run_id] = None
+            self._settled_runs[entry.run_id] = decision_id
             if len(self._settled_runs) > self.max_pending:
                 self._settled_runs.popitem(last=False)
         if self._costs:

@@ -33,6 +33,7 @@ from metallm.serving._embedding import QueryEmbedder
 from metallm.serving._failover import Cooldown, Fallbacks
 from metallm.serving._feedback import Feedback, FeedbackSummary, record_all
 from metallm.serving._feedback_path import FeedbackPath
+from metallm.serving._grades import DEFAULT_SOURCE
 from metallm.serving._grading import Grade, Grader, Judge
 from metallm.serving._health import RouterHealth
 from metallm.serving._learner import Learner
@@ -401,24 +402,42 @@ class Router:
         quality: float,
         cost: float | None = None,
         latency: float | None = None,
+        source: str = DEFAULT_SOURCE,
     ) -> None:
         """Learn from the outcome of a decision: updates the chosen model only.
 
-        With a store this works in any process that shares it, and after a restart.
+        With a store this works in any process that shares it, and after a restart. A
+        decision graded already may be graded again by a source ranked above the grade in
+        force (``judge < check < human``): the later grade replaces it (see
+        `metallm.serving._grades`).
 
         Args:
             decision_id: The decision's id.
             quality: The answer's quality in [0, 1].
             cost: USD the call cost (None: the cost attached by ``observe_cost``).
             latency: Seconds (None: the latency attached by ``observe_cost``, if any).
+            source: Who graded it: ``"judge"``, ``"check"`` (a label, a test: the default) or
+                ``"human"``.
 
         Raises:
             UnknownDecisionError: Never issued, or evicted (the message says where it looked).
             ExpiredDecisionError: Later than ``feedback_ttl``.
-            DuplicateFeedbackError: Its feedback was already recorded.
-            InvalidFeedbackError: A bad value, or no cost known.
+            DuplicateFeedbackError: Already graded by this source or one ranked above it.
+            InvalidFeedbackError: A bad value, an unknown source, or no cost known.
         """
-        self._feedback.record(decision_id, quality, cost, latency)
+        self._feedback.record(decision_id, quality, cost, latency, source)
+
+    def grade_in_force(self, decision_id: str) -> tuple[str, float] | None:
+        """Who graded a decision, and the quality learned from it (a later grade may replace it).
+
+        Args:
+            decision_id: The decision's id.
+
+        Returns:
+            ``(source, quality)``, or None when it is not graded (or among the last
+            ``max_pending`` graded decisions no longer).
+        """
+        return self._feedback.grade_in_force(decision_id)
 
     def record_run(
         self,
@@ -427,6 +446,7 @@ class Router:
         quality: float,
         cost: float | None = None,
         latency: float | None = None,
+        source: str = DEFAULT_SOURCE,
     ) -> None:
         """``record`` for the decision that answered a framework call.
 
@@ -435,12 +455,13 @@ class Router:
             quality: The answer's quality in [0, 1].
             cost: USD (None: the cost attached when the model answered).
             latency: Seconds (None: the latency measured then).
+            source: Who graded it (see ``record``).
 
         Raises:
             UnknownDecisionError: No pending decision has this run id.
         """
-        decision_id = self._feedback.decision_of_run(str(run_id))
-        self.record(decision_id, quality=quality, cost=cost, latency=latency)
+        decision_id = self._feedback.decision_of_run(str(run_id), source)
+        self.record(decision_id, quality=quality, cost=cost, latency=latency, source=source)
 
     def record_many(self, feedback: Iterable[Feedback]) -> FeedbackSummary:
         """Record many outcomes (a grading job); what became of each, without stopping at errors.
@@ -500,7 +521,7 @@ class Router:
             ConfigurationError: A bad rate, queue size or budget.
         """
         grader = Grader(
-            lambda decision_id, quality: self.record(decision_id, quality=quality),
+            lambda decision_id, quality: self.record(decision_id, quality=quality, source="judge"),
             judge,
             sample_rate=sample_rate,
             max_queue=max_queue,

@@ -30,6 +30,7 @@ from metallm.exceptions import (
 )
 from metallm.learning import PromptLengthFeatures
 from metallm.serving import _persistence as persistence
+from metallm.serving._grades import GradeBook, GradeInForce, base_id, correction_id, source_rank
 from metallm.serving._learner import Learner
 from metallm.serving._learning import Learning, LocalLearning, Pending
 from metallm.serving._ledger import PendingDecisions
@@ -97,6 +98,8 @@ class SharedLearning:
         )
         self.spool = Spool(store.spool_dir, store.spool_name)
         """Feedback events waiting for the store (while it cannot be reached)."""
+        self.grades = GradeBook(ledger.max_pending)
+        """The latest graded decisions' grades in force, from every process's events."""
         self.ledger_errors = 0
         """Decisions the store's ledger could not take when they were made (written by a later sync)."""
         self.ledger_dropped = 0
@@ -182,6 +185,7 @@ class SharedLearning:
             "refused_pool_changes": sync.refused_pool_changes,
             "refused_snapshots": sync.refused_snapshots,
             "refused_settings": sync.refused_settings,
+            "superseded_grades": sync.superseded_grades,
             "spooled_events": spool["events"],
             "spool": spool,
         }
@@ -317,6 +321,7 @@ class SharedLearning:
         latency: float | None,
         failure: bool,
         now: float,
+        source: str,
     ) -> bool:
         """Append the outcome to the log (durable before this returns), or spool it.
 
@@ -339,19 +344,51 @@ class SharedLearning:
             pending.propensity,
             pending.shadows,
             latency,
+            source,
         )
-        stored = False
-        if self._sync.usable():
-            try:
-                self._sync.append(event)  # a second feedback is refused here
-                stored = True
-            except StoreError as e:
-                self._sync.failed(e)
-        if not stored:
-            self.spool.add(event)  # durable locally; replayed, in order, when the store is back
+        stored = self._write(event)
         with self._learner.lock:
             self._ledger.settle(decision_id)
         return stored
+
+    def correct(
+        self, decision_id: str, in_force: GradeInForce, quality: float, source: str, now: float
+    ) -> bool:
+        """Append a correction to the log (or spool it); every process applies it when folding.
+
+        Returns:
+            True when it is in the log (fold it now), False when spooled.
+
+        Raises:
+            DuplicateFeedbackError: The log already holds this source's grade of the decision.
+        """
+        event = FeedbackEvent(
+            correction_id(decision_id, source),
+            in_force.arm,
+            np.asarray(in_force.vector, dtype=np.float64),
+            quality,
+            0.0,  # the call's cost was learned with its first grade
+            now,
+            None,
+            False,
+            in_force.propensity,
+            None,
+            None,
+            source,
+            in_force.quality,
+        )
+        return self._write(event)
+
+    def _write(self, event: FeedbackEvent) -> bool:
+        """Append ``event`` durably, or spool it while the store cannot take it; whether stored."""
+        if self._sync.usable():
+            try:
+                self._sync.append(event)  # a second feedback is refused here
+                return True
+            except StoreError as e:
+                self._sync.failed(e)
+        self.spool.add(event)  # durable locally; replayed, in order, when the store is back
+        return False
 
     def write_pool_change(self, action: str, name: str) -> None:
         """Write a pool change to the store first, so every process sees it.
@@ -419,6 +456,7 @@ class SharedLearning:
         with self._learner.lock:
             self._learner.reset()
             self._sync.forget_folded()
+            self.grades.clear()
             self._sync.position, self._sync.restored = None, False
 
     def _reachable_at_start(self) -> bool:
@@ -613,14 +651,42 @@ class SharedLearning:
         if not self._sync.admit(position, event, learner.pool.index, learner.bandit.dimension):
             return
         assert isinstance(event, FeedbackEvent)
-        learner.learn(
-            learner.pool.index[event.arm],
-            event.embedding,
-            event.quality,
-            event.cost,
-            event.latency,
-            event.failure,
-        )
+        arm = learner.pool.index[event.arm]
+        if event.replaces is not None:
+            self._apply_correction(arm, event)
+            return
+        learner.learn(arm, event.embedding, event.quality, event.cost, event.latency, event.failure)
+        if not event.failure:
+            self.grades.put(
+                event.decision_id,
+                GradeInForce(event.arm, event.embedding, event.quality, event.source or "check",
+                             event.time, event.propensity, event.shadows),
+            )  # fmt: skip
+
+    def _apply_correction(self, arm: int, event: FeedbackEvent) -> None:
+        """Replace a decision's grade in force by a later one from the log, in log order.
+
+        The grade it replaces is the one this process folded (the correction's own
+        ``replaces`` only when that is older than what this process has seen, e.g. before its
+        snapshot); one ranked at or below the grade in force is skipped (counted).
+        """
+        base = base_id(event.decision_id)
+        folded = self._sync.in_force(base)
+        if folded is not None:
+            if source_rank(event.source) <= source_rank(folded[2]):
+                self._sync.superseded_grades += 1
+                return
+            old = folded[1]
+        else:
+            old = float(event.replaces or 0.0)
+        self._learner.correct(arm, event.embedding, old, event.quality)
+        self._sync.set_in_force(base, event.arm, event.quality, event.source or "check")
+        known = self.grades.get(base)
+        self.grades.put(
+            base,
+            GradeInForce(event.arm, event.embedding, event.quality, event.source or "check",
+                         known.time if known else event.time, event.propensity, None),
+        )  # fmt: skip
 
     def _adopt_snapshot(self, data: bytes, source: str) -> None:
         persistence.adopt_bytes(self._learner, data, source)

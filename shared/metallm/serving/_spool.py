@@ -106,6 +106,8 @@ class Spool:
                 "propensity": event.propensity,
                 "shadows": event.shadows,
                 "latency": event.latency,
+                "source": event.source,
+                "replaces": event.replaces,
             }
         )
         with self._lock:
@@ -270,4 +272,6 @@ def _event(line: str) -> FeedbackEvent:
         None if data.get("propensity") is None else float(data["propensity"]),
         data.get("shadows") if isinstance(data.get("shadows"), str) else None,
         None if data.get("latency") is None else float(data["latency"]),
+        data.get("source") if isinstance(data.get("source"), str) else None,
+        None if data.get("replaces") is None else float(data["replaces"]),
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Collection, Container
+from collections.abc import Callable, Collection, Container, Mapping
 
 from metallm.exceptions import DuplicateEventError, DuplicateFeedbackError, StateFileError
 from metallm.serving._checks import (
@@ -14,6 +14,7 @@ from metallm.serving._checks import (
     number_problem,
     vector_problem,
 )
+from metallm.serving._grades import GRADE_SOURCES, base_id, correction_id
 from metallm.state import (
     FeedbackEvent,
     MalformedEvent,
@@ -70,8 +71,13 @@ def event_problem(
     known_arms: Collection[str],
     dimension: int | None,
     folded: Container[str],
+    in_force: Mapping[str, tuple[str, float, str]] | None = None,
 ) -> str | None:
     """Why an event of the log cannot be learned, or None when it can.
+
+    A correction (a later grade replacing the one in force) must name a known source, carry
+    its id as ``"<decision>#<source>"``, replace a quality in [0, 1], and correct the model
+    that answered (when this process folded the decision).
 
     >>> import numpy as np
     >>> event_problem(FeedbackEvent("d1", "a", np.ones(3), 5.0, 0.0, 0.0), {"a"}, 3, set())
@@ -98,8 +104,33 @@ def event_problem(
     )
     if problem is not None:
         return problem
+    if event.source is not None and event.source not in GRADE_SOURCES:
+        return f"its grade source {event.source[:40]!r} is not one of {list(GRADE_SOURCES)}"
+    if event.replaces is not None:
+        problem = _correction_problem(event, in_force or {})
+        if problem is not None:
+            return problem
     if event.decision_id in folded:
         return "its decision already has feedback in the log (a duplicate)"
+    return None
+
+
+def _correction_problem(
+    event: FeedbackEvent, in_force: Mapping[str, tuple[str, float, str]]
+) -> str | None:
+    """Why a correction event cannot be applied, or None."""
+    assert event.replaces is not None
+    problem = number_problem("replaced quality", event.replaces, 1.0)
+    if problem is not None:
+        return problem
+    base = base_id(event.decision_id)
+    if event.source is None or event.decision_id != correction_id(base, event.source):
+        return f"a correction's id must be '<decision>#<source>', got {event.decision_id[:80]!r}"
+    if event.failure:
+        return "a correction cannot be a provider's failure"
+    known = in_force.get(base)
+    if known is not None and known[0] != event.arm:
+        return f"it corrects decision {base[:80]!r} as answered by {event.arm!r}, not {known[0]!r}"
     return None
 
 
@@ -137,6 +168,10 @@ class StoreSync:
         self.quarantine: list[tuple[str, str | None, str]] = []
         """The latest quarantined events: (position in the log, decision id, why)."""
         self._folded: OrderedDict[str, None] = OrderedDict()
+        self._in_force: OrderedDict[str, tuple[str, float, str]] = OrderedDict()
+        """Per decision folded, (model, quality, source) of its grade in force."""
+        self.superseded_grades = 0
+        """Corrections folded after a grade ranked at or above theirs (skipped, not learned)."""
         self.refused_snapshots = 0
         """Snapshots of the store that could not be adopted (corrupt, too large, foreign)."""
         self.last_error: str | None = None
@@ -159,7 +194,7 @@ class StoreSync:
         dimension: int | None,
     ) -> bool:
         """Whether to learn ``event``; a bad one is quarantined (counted, kept, logged once)."""
-        problem = event_problem(event, known_arms, dimension, self._folded)
+        problem = event_problem(event, known_arms, dimension, self._folded, self._in_force)
         if problem is not None:
             self.quarantined_events += 1
             self.quarantine.append((position, event.decision_id, problem))
@@ -176,7 +211,20 @@ class StoreSync:
         self._folded[event.decision_id] = None
         if len(self._folded) > FOLDED_IDS_KEPT:
             self._folded.popitem(last=False)
+        if event.replaces is None and not event.failure:
+            self.set_in_force(event.decision_id, event.arm, event.quality, event.source or "check")
         return True
+
+    def in_force(self, decision_id: str) -> tuple[str, float, str] | None:
+        """(model, quality, source) of a folded decision's grade in force (None: not known)."""
+        return self._in_force.get(decision_id)
+
+    def set_in_force(self, decision_id: str, arm: str, quality: float, source: str) -> None:
+        """Remember a folded decision's grade in force (a bounded memory, like the folded ids)."""
+        self._in_force[decision_id] = (arm, quality, source)
+        self._in_force.move_to_end(decision_id)
+        if len(self._in_force) > FOLDED_IDS_KEPT:
+            self._in_force.popitem(last=False)
 
     def refuse_pool_change(self, position: str, action: str, arm: str, problem: str) -> None:
         """Count and log a pool change of the store that cannot be applied (it is skipped)."""
@@ -203,6 +251,7 @@ class StoreSync:
     def forget_folded(self) -> None:
         """Forget which decisions were folded (the statistics start again from a snapshot)."""
         self._folded.clear()
+        self._in_force.clear()
 
     # -- reachability -------------------------------------------------------------------
     def usable(self) -> bool:

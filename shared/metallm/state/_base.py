@@ -57,6 +57,9 @@ class FeedbackEvent:
         propensity: The probability the policy chose the model.
         shadows: The shadows' choices (JSON).
         latency: Seconds, when known.
+        source: Who graded it (``"judge"``, ``"check"``, ``"human"``; None: an older log).
+        replaces: For a later grade that overrides the one in force: the quality it replaces
+            (its ``decision_id`` is then ``"<decision id>#<source>"``).
     """
 
     decision_id: str
@@ -75,6 +78,11 @@ class FeedbackEvent:
     """What each shadow router would have chosen, as JSON text the store keeps unread."""
     latency: float | None = None
     """Seconds the call took (None when not measured)."""
+    source: str | None = None
+    """Who graded the answer (None: a log written before grades named their source)."""
+    replaces: float | None = None
+    """Set on a correction: the quality of the grade in force it replaces (see
+    ``metallm.serving.GRADE_SOURCES``)."""
 
 
 @dataclass(frozen=True)

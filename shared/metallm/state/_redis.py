@@ -277,6 +277,10 @@ class RedisStore:
             fields["shadows"] = event.shadows
         if event.latency is not None:
             fields["latency"] = repr(event.latency)
+        if event.source is not None:
+            fields["source"] = event.source
+        if event.replaces is not None:
+            fields["replaces"] = repr(event.replaces)
         flat: list[Any] = []
         for key, value in fields.items():
             flat += [key, value]
@@ -648,6 +652,8 @@ def _parse_event(fields: dict[bytes, bytes]) -> FeedbackEvent | MalformedEvent:
             _propensity(entry.get("propensity")),
             entry["shadows"].decode() if "shadows" in entry else None,
             _seconds(entry.get("latency")),
+            entry["source"].decode() if "source" in entry else None,
+            float(entry["replaces"]) if "replaces" in entry else None,
         )
     except KeyError as e:
         return MalformedEvent(f"the field {e} is missing", decision_id)

@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -46,12 +47,61 @@ def _seconds(value: object) -> float | None:
     return None
 
 
+def _event_from_row(row: tuple[Any, ...]) -> FeedbackEvent | MalformedEvent:
+    """One row of `_EVENT_SELECT` as an event (a `MalformedEvent` when it cannot be read)."""
+    fields = {}
+    problem = None
+    for i, column in enumerate(_EVENT_COLUMNS):
+        value, size = row[1 + 2 * i], row[2 + 2 * i]
+        if value is None and size is not None:
+            limit = MAX_EMBEDDING_BYTES if column == "embedding" else MAX_FIELD_BYTES
+            problem = problem or oversize(column, size, limit)
+        fields[column] = value
+    quality, cost, stamp, failure, p, latency, replaces = row[1 + 2 * len(_EVENT_COLUMNS) :]
+    decision_id = fields["decision_id"]
+    shown = str(decision_id)[:80] if decision_id is not None else None
+    if problem is not None:
+        return MalformedEvent(problem, shown)
+    embedding = fields["embedding"]
+    if not all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in (quality, cost, stamp)
+    ):
+        return MalformedEvent(
+            f"quality, cost or time is not a number: {str(quality)[:40]!r}, {str(cost)[:40]!r}",
+            shown,
+        )
+    if not isinstance(embedding, bytes) or len(embedding) % 8:
+        return MalformedEvent("the embedding is not float64s", shown)
+    if replaces is not None and not (
+        isinstance(replaces, (int, float)) and not isinstance(replaces, bool)
+    ):
+        return MalformedEvent(
+            f"the grade it replaces is not a number: {str(replaces)[:40]!r}", shown
+        )
+    prompt, shadows, source = fields["prompt"], fields["shadows"], fields["source"]
+    return FeedbackEvent(
+        str(decision_id),
+        str(fields["arm"]),
+        vector(embedding),
+        float(quality),
+        float(cost),
+        float(stamp),
+        prompt if isinstance(prompt, str) else None,
+        bool(failure),
+        float(p) if isinstance(p, (int, float)) and 0 < p <= 1 else None,
+        shadows if isinstance(shadows, str) else None,
+        _seconds(latency),
+        None if source is None else str(source),
+        None if replaces is None else float(replaces),
+    )
+
+
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS events (
         seq INTEGER PRIMARY KEY AUTOINCREMENT, decision_id TEXT NOT NULL UNIQUE,
         arm TEXT NOT NULL, embedding BLOB NOT NULL, quality REAL NOT NULL,
         cost REAL NOT NULL, time REAL NOT NULL, prompt TEXT, failure INTEGER NOT NULL DEFAULT 0,
-        propensity REAL, shadows TEXT, latency REAL)""",
+        propensity REAL, shadows TEXT, latency REAL, source TEXT, replaces REAL)""",
     """CREATE TABLE IF NOT EXISTS snapshots (
         id INTEGER PRIMARY KEY AUTOINCREMENT, position TEXT NOT NULL, data BLOB NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS decisions (
@@ -83,14 +133,14 @@ def _corrupt(e: sqlite3.Error) -> bool:
     return "malformed" in text or "not a database" in text or "corrupt" in text
 
 
-_EVENT_COLUMNS = ("decision_id", "arm", "embedding", "prompt", "shadows")
+_EVENT_COLUMNS = ("decision_id", "arm", "embedding", "prompt", "shadows", "source")
 _EVENT_SELECT = (
     "SELECT seq, "
     + ", ".join(
         _capped(c, MAX_EMBEDDING_BYTES if c == "embedding" else MAX_FIELD_BYTES)
         for c in _EVENT_COLUMNS
     )
-    + ", quality, cost, time, failure, propensity, latency FROM events WHERE seq > ? ORDER BY seq"
+    + ", quality, cost, time, failure, propensity, latency, replaces FROM events"
 )
 _DECISION_SELECT = "SELECT " + ", ".join(
     _capped(c, MAX_EMBEDDING_BYTES if c == "embedding" else MAX_FIELD_BYTES)
@@ -194,6 +244,9 @@ class SQLiteStore:
             db.execute("ALTER TABLE events ADD COLUMN shadows TEXT")
         if "latency" not in columns:  # a file made before latency was learned
             db.execute("ALTER TABLE events ADD COLUMN latency REAL")
+        if "source" not in columns:  # a file made before grades named their source
+            db.execute("ALTER TABLE events ADD COLUMN source TEXT")
+            db.execute("ALTER TABLE events ADD COLUMN replaces REAL")
         ledger = {row[1] for row in db.execute("PRAGMA table_info(decisions)")}
         if "shadows" not in ledger:
             db.execute("ALTER TABLE decisions ADD COLUMN shadows TEXT")
@@ -287,7 +340,7 @@ class SQLiteStore:
     def append(self, event: FeedbackEvent) -> str:
         """Write the event durably in one transaction (settling its decision); its position."""
         insert = (
-            "INSERT INTO events (decision_id, arm, embedding, quality, cost, time, prompt, failure, propensity, shadows, latency) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO events (decision_id, arm, embedding, quality, cost, time, prompt, failure, propensity, shadows, latency, source, replaces) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 event.decision_id,
                 event.arm,
@@ -300,6 +353,8 @@ class SQLiteStore:
                 event.propensity,
                 event.shadows,
                 event.latency,
+                event.source,
+                event.replaces,
             ),
         )
         settle = ("DELETE FROM decisions WHERE decision_id = ?", (event.decision_id,))
@@ -324,57 +379,9 @@ class SQLiteStore:
         """
         start = _position(position, self)
         with self._reading("read its events"):
-            rows = self._db().execute(_EVENT_SELECT, (start,))
+            rows = self._db().execute(_EVENT_SELECT + " WHERE seq > ? ORDER BY seq", (start,))
             for row in rows:
-                seq = row[0]
-                fields = {}
-                problem = None
-                for i, column in enumerate(_EVENT_COLUMNS):
-                    value, size = row[1 + 2 * i], row[2 + 2 * i]
-                    if value is None and size is not None:
-                        limit = MAX_EMBEDDING_BYTES if column == "embedding" else MAX_FIELD_BYTES
-                        problem = problem or oversize(column, size, limit)
-                    fields[column] = value
-                quality, cost, stamp, failure, p, latency = row[1 + 2 * len(_EVENT_COLUMNS) :]
-                decision_id = fields["decision_id"]
-                shown = str(decision_id)[:80] if decision_id is not None else None
-                if problem is not None:
-                    yield str(seq), MalformedEvent(problem, shown)
-                    continue
-                embedding = fields["embedding"]
-                if not all(
-                    isinstance(v, (int, float)) and not isinstance(v, bool)
-                    for v in (quality, cost, stamp)
-                ):
-                    yield (
-                        str(seq),
-                        MalformedEvent(
-                            f"quality, cost or time is not a number: {str(quality)[:40]!r}, "
-                            f"{str(cost)[:40]!r}",
-                            shown,
-                        ),
-                    )
-                    continue
-                if not isinstance(embedding, bytes) or len(embedding) % 8:
-                    yield str(seq), MalformedEvent("the embedding is not float64s", shown)
-                    continue
-                prompt, shadows = fields["prompt"], fields["shadows"]
-                yield (
-                    str(seq),
-                    FeedbackEvent(
-                        str(decision_id),
-                        str(fields["arm"]),
-                        vector(embedding),
-                        float(quality),
-                        float(cost),
-                        float(stamp),
-                        prompt if isinstance(prompt, str) else None,
-                        bool(failure),
-                        float(p) if isinstance(p, (int, float)) and 0 < p <= 1 else None,
-                        shadows if isinstance(shadows, str) else None,
-                        _seconds(latency),
-                    ),
-                )
+                yield str(row[0]), _event_from_row(row)
 
     def has_event(self, decision_id: str) -> bool:
         """Whether feedback for this decision is already in the log."""

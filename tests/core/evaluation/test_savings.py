@@ -73,7 +73,9 @@ def test_the_baseline_estimate_covers_the_truth_in_at_least_90_percent_of_runs(t
         X, quality, cost = _deploy(path, n=800, seed=seed)
         with closing(SQLiteStore(path)) as store:
             report = savings_report(store, baseline="pro", bootstrap=50)
-        covered.append(report.baseline_quality_low <= quality[:, 2].mean() <= report.baseline_quality_high)
+        covered.append(
+            report.baseline_quality_low <= quality[:, 2].mean() <= report.baseline_quality_high
+        )
         widths.append(report.baseline_quality_high - report.baseline_quality_low)
     assert np.mean(covered) >= 0.9, covered
     assert np.mean(widths) < 0.5  # and says something

@@ -34,6 +34,7 @@ def test_feedback_by_run_id_finds_the_decision_that_answered():
         "unknown": 1,
         "expired": 0,
         "duplicate": 1,
+        "corrected": 0,
     }
 
 
@@ -80,7 +81,9 @@ def test_health_counts_feedback_that_came_too_late_or_from_nowhere():
     with pytest.raises(DuplicateFeedbackError):
         router.record(on_time.id, quality=1.0, cost=0.0)
     health = router.health()
-    assert health["feedback"] == {"recorded": 1, "unknown": 1, "expired": 1, "duplicate": 1}
+    assert health["feedback"] == {
+        "recorded": 1, "unknown": 1, "expired": 1, "duplicate": 1, "corrected": 0
+    }  # fmt: skip
     assert (
         health["pending_in_memory"] == 1 and health["store"] is None
     )  # the late one, until evicted
