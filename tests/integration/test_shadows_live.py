@@ -9,7 +9,12 @@ store's log carries each shadow's choice; ``metallm evaluate --log`` reports bot
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import time
 from collections import Counter
+from pathlib import Path
 
 from metallm import LinUCB, Router, SQLiteStore, SquareCB
 from metallm.cli import main
@@ -18,6 +23,7 @@ from metallm.state import FeedbackEvent
 from metallm_langchain import ChatMetaLLM
 from tests.integration.conftest import PRICES, langchain_pool
 
+ROOT = Path(__file__).resolve().parents[2]
 QUALITY = {"mini": 0.6, "together-pro": 1.0}
 QUESTIONS = [
     "How long should bread dough rise?", "Why does the Moon have phases?",
@@ -60,3 +66,39 @@ def test_shadows_are_logged_for_every_call_and_never_called(server, tmp_path, ca
     assert 0.0 < report["thrifty"]["agreement"] < 1.0
     printed = capsys.readouterr().out
     assert "thrifty" in printed
+
+
+def test_a_team_reading_the_report_while_a_worker_serves_gets_the_right_verdicts(server, tmp_path):
+    """Two processes: a worker serves over HTTP with two shadows and grades each answer; the
+    team runs ``metallm report`` against the same SQLite file every second meanwhile. The
+    thrifty shadow (mini's answers grade 0.2, against together-pro's 1.0) is truly worse: it is
+    declared "worse" before the worker ends, and no reading, of either shadow, ever names the
+    wrong side."""
+    path = tmp_path / "live.sqlite"
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "tests.integration.shadow_worker", server.base_url, str(path),
+         "800"],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    readings: list[dict] = []
+    out = tmp_path / "report.json"
+    while True:
+        done = worker.poll() is not None
+        if path.exists() and main(["report", "--store", str(path), "--json", str(out)]) == 0:
+            readings.append(json.loads(out.read_text())["verdicts"])
+        if done:
+            break
+        time.sleep(1.0)
+    assert worker.returncode == 0, worker.stderr.read()[-3000:] if worker.stderr else ""
+    assert len(readings) >= 3  # read while the worker served, and once after
+    final = readings[-1]
+    assert final["shadow thrifty"]["rows"] == 800
+    assert final["shadow thrifty"]["verdict"] == "worse"
+    assert final["shadow thrifty"]["high"] < 0
+    for reading in readings:  # lavish is the live router's own choice, nearly always
+        assert reading.get("shadow thrifty", {}).get("verdict") != "better"
+        lavish = reading.get("shadow lavish", {})
+        assert lavish.get("verdict") != "worse" or lavish["high"] < 0
+    events = [e for _, e in SQLiteStore(path).events_after(None) if isinstance(e, FeedbackEvent)]
+    chosen = Counter(e.arm for e in events)
+    assert chosen["together-pro"] > chosen["mini"]  # the live router learned the rule
