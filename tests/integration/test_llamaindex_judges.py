@@ -31,9 +31,15 @@ def _verdict(prompt: str) -> str:
     return "4.0\nCorrect and complete." if "reference answer" in prompt.lower() else "YES"
 
 
+def _by_member(prompt: str) -> str:
+    """A judge that finds mini's answers good (5 of 5) and together-pro's poor (2 of 5)."""
+    return "5.0\nRight." if "Hello from mini" in prompt else "2.0\nWrong."
+
+
 @pytest.fixture(scope="module")
 def judge_server():
-    with OpenAICompatibleServer({"judge": ScriptedModel(reply=_verdict)}) as server:
+    scripts = {"judge": ScriptedModel(reply=_verdict), "strict": ScriptedModel(reply=_by_member)}
+    with OpenAICompatibleServer(scripts) as server:
         yield server
 
 
@@ -44,9 +50,9 @@ def clean_settings():
     Settings._llm, Settings._embed_model, Settings._callback_manager = saved
 
 
-def _judge_llm(server) -> OpenAILike:
+def _judge_llm(server, name: str = "judge") -> OpenAILike:
     return OpenAILike(
-        model="judge", api_base=server.base_url, api_key="k", is_chat_model=True, max_retries=0
+        model=name, api_base=server.base_url, api_key="k", is_chat_model=True, max_retries=0
     )
 
 
@@ -104,6 +110,31 @@ def test_a_persons_grade_replaces_the_judges_and_a_late_judge_never_replaces_the
     llm.record_feedback(decision_id, quality=0.0)  # the user's thumbs down
     assert llm.router.grade_in_force(decision_id) == ("human", 0.0)
     assert llm.router.health()["feedback"]["corrected"] == 1
+    grader.close()
+
+
+async def test_judge_grades_alone_teach_the_router_sync_and_async(
+    server, judge_server, embedder, handler_for
+):
+    """No labels: the judge's grades of answers from both paths are all the router learns from,
+    and it learns that the cheaper member answers as well (here: better)."""
+    llm = MetaLLM(llms=llamaindex_pool(server), prices=PRICES,
+                  router=Router(list(PRICES), embedder=embedder, seed=0))  # fmt: skip
+    judge = EvaluatorJudge(CorrectnessEvaluator(llm=_judge_llm(judge_server, "strict")))
+    grader = llm.router.grade_with(judge, sample_rate=1.0)
+    handler_for(grader, llm.router)
+    with instrument_tags({"reference": "A greeting."}):
+        for i, model in enumerate(list(PRICES) * 3):
+            if i % 2:
+                await llm.acomplete(f"Say hello ({i}).", model=model)
+            else:
+                llm.complete(f"Say hello ({i}).", model=model)
+    assert grader.wait(60)
+    assert grader.stats()["graded"] == 6 and llm.router.n_updates == 6
+    predicted = llm.router.predict(["Say hello."], widths=False).quality[0]
+    by_model = dict(zip(llm.router.arms, predicted))
+    assert by_model["mini"] > by_model["together-pro"]  # 1.0 against 0.25, from the judge alone
+    assert llm.router.select("Say hello, please.").arm == "mini"  # and mini is the cheaper one
     grader.close()
 
 
