@@ -13,7 +13,7 @@ from langchain_core.messages import BaseMessage
 from langchain_core.outputs import LLMResult
 
 from metallm import ConfigurationError, Router
-from metallm.serving import Grader
+from metallm.serving import AnswerSink
 
 __all__ = ["Evaluator", "MetaLLMFeedbackHandler"]
 
@@ -53,7 +53,9 @@ class MetaLLMFeedbackHandler(BaseCallbackHandler):
     Args:
         evaluator: ``evaluator(output_text, run_metadata) -> quality in [0, 1]``.
         router: The router to record on (``llm.router``).
-        grader: Grade in the background with a judge instead of ``evaluator``.
+        grader: Grade in the background with a judge instead of ``evaluator``
+            (``router.grade_with(judge)``), or hand the answers to a grading process
+            elsewhere (``router.hand_off_grading()``).
         raise_errors: Let those errors propagate into the caller's call instead (for tests).
 
     Raises:
@@ -69,7 +71,7 @@ class MetaLLMFeedbackHandler(BaseCallbackHandler):
         evaluator: Evaluator | None = None,
         *,
         router: Router,
-        grader: Grader | None = None,
+        grader: AnswerSink | None = None,
         raise_errors: bool = False,
     ) -> None:
         super().__init__()

@@ -14,7 +14,7 @@ from llama_index.core.instrumentation.events import BaseEvent
 from llama_index.core.instrumentation.events.llm import LLMChatEndEvent, LLMCompletionEndEvent
 
 from metallm import ConfigurationError, Router
-from metallm.serving import Grader
+from metallm.serving import AnswerSink
 
 __all__ = ["Evaluator", "MetaLLMFeedbackEventHandler"]
 
@@ -52,7 +52,7 @@ class MetaLLMFeedbackEventHandler(BaseEventHandler):
     """
 
     _evaluator: Evaluator | None = PrivateAttr()
-    _grader: Grader | None = PrivateAttr()
+    _grader: AnswerSink | None = PrivateAttr()
     _router: Router = PrivateAttr()
     _lock: Any = PrivateAttr()
     _recorded: int = PrivateAttr(default=0)
@@ -63,7 +63,7 @@ class MetaLLMFeedbackEventHandler(BaseEventHandler):
         evaluator: Evaluator | None = None,
         *,
         router: Router,
-        grader: Grader | None = None,
+        grader: AnswerSink | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)

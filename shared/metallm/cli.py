@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
-from metallm.exceptions import MetaLLMError
+from metallm.exceptions import ConfigurationError, MetaLLMError
 
 __all__ = ["COMMAND_GROUP", "Command", "bench_arguments", "main", "table_arguments", "write_json"]
 
@@ -196,20 +196,20 @@ def _configure_evaluate(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _import_rule(spec: str) -> Any:
-    """``module:function`` (a rule text -> model name) imported from the current folder or path."""
+def _import_rule(spec: str, flag: str = "--candidate", what: str = "function text -> model") -> Any:
+    """``module:attribute`` (a callable) imported from the current folder or path."""
     import importlib
 
     module_name, _, attribute = spec.partition(":")
     sys.path.insert(0, os.getcwd())
     try:
         rule = getattr(importlib.import_module(module_name), attribute)
-    except (ImportError, AttributeError) as e:
-        raise MetaLLMError(f"--candidate {spec}: cannot import it ({e})") from None
+    except (ImportError, AttributeError, ValueError) as e:
+        raise MetaLLMError(f"{flag} {spec}: cannot import it ({e})") from None
     finally:
         sys.path.pop(0)
     if not callable(rule):
-        raise MetaLLMError(f"--candidate {spec} is not a function text -> model")
+        raise MetaLLMError(f"{flag} {spec} is not a {what}")
     return rule
 
 
@@ -472,14 +472,14 @@ def _configure_dashboard(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--budget-name", default="default", help="the workers' Budget(name=...)")
 
 
-def _open_store(location: str, prefix: str) -> Any:
+def _open_store(location: str, prefix: str, **options: Any) -> Any:
     """The store at ``location`` (a SQLite file that exists, or a redis:// URL)."""
     from metallm.state import RedisStore, SQLiteStore
 
     if location.startswith(("redis://", "rediss://", "unix://")):
-        return RedisStore(location, prefix=prefix)
+        return RedisStore(location, prefix=prefix, **options)
     if os.path.isfile(location):
-        return SQLiteStore(location)
+        return SQLiteStore(location, **options)
     raise MetaLLMError(f"--store {location}: no such file (a SQLite file or a redis:// URL)")
 
 
@@ -511,6 +511,61 @@ def _dashboard(args: argparse.Namespace) -> int:
         pass
     finally:
         dashboard.stop()
+    return 0
+
+
+def _configure_grade(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--store", required=True, help="the workers' store (kept with store_prompts=True)"
+    )
+    parser.add_argument("--prefix", default="metallm", help="with a redis:// store: the key prefix")
+    parser.add_argument("--models", required=True, help="the pool, comma-separated")
+    parser.add_argument(
+        "--judge",
+        required=True,
+        help="module:attribute of the judge, judge(prompt, answer, *, reference, context) -> "
+        "a grade in [0, 1] (e.g. a metallm_langchain.judges.ChatModelJudge)",
+    )
+    parser.add_argument("--poll", type=float, default=1.0, help="seconds between empty polls")
+    parser.add_argument("--budget-usd", type=float, help="the most the judge may spend")
+    parser.add_argument(
+        "--once", action="store_true", help="grade what the store holds now, then exit"
+    )
+
+
+def _grade(args: argparse.Namespace) -> int:
+    import threading
+
+    from metallm.serving import LedgerGrader, Router
+
+    judge = _import_rule(args.judge, "--judge", "judge(prompt, answer, ...) -> grade")
+    store = _open_store(args.store, args.prefix, store_prompts=True)
+    arms = [m.strip() for m in args.models.split(",") if m.strip()]
+    router = Router(arms, embedder=None, store=store)
+    try:
+        grader = LedgerGrader(router, judge, budget_usd=args.budget_usd)
+    except ConfigurationError as e:
+        router.close()
+        raise MetaLLMError(str(e)) from None
+    print(f"metallm grade: grading the answers handed to {store} (Ctrl-C stops it)", flush=True)
+    try:
+        if args.once:
+            while grader.poll():
+                pass
+            grader.wait()
+        else:
+            grader.run(poll_s=args.poll, stop=threading.Event())
+    except KeyboardInterrupt:
+        pass
+    finally:
+        grader.wait(30)
+        stats = grader.stats()
+        grader.close()
+        router.close()
+    print(
+        f"graded {stats['graded']}, failed {stats['failed']}, refused {stats['refused']}, "
+        f"dropped {stats['dropped']}; the judge spent ${stats['spent_usd']:.4f}"
+    )
     return 0
 
 
@@ -585,6 +640,11 @@ BUILT_IN: dict[str, Command] = {
         "a local web page of spend, savings, shares and quality, from a store",
         _configure_dashboard,
         _dashboard,
+    ),
+    "grade": Command(
+        "grade, with a judge, the answers workers handed to the store (a separate process)",
+        _configure_grade,
+        _grade,
     ),
     "report": Command(
         "what routing saved against always one model, and the shadows' verdicts, from a store",

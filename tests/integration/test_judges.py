@@ -9,14 +9,18 @@ of it, and its grades become the router's feedback, with its spend counted apart
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import threading
 import uuid
+from pathlib import Path
 
 import pytest
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_openai import ChatOpenAI
 
-from metallm import Router
+from metallm import Router, SQLiteStore
 from metallm.exceptions import DuplicateFeedbackError
 from metallm.testing import OpenAICompatibleServer, ScriptedModel
 from metallm_langchain import ChatMetaLLM, MetaLLMFeedbackHandler
@@ -24,6 +28,7 @@ from metallm_langchain.judges import ChatModelJudge
 from tests.integration.conftest import PRICES, langchain_pool
 
 JUDGE_PRICE = (1.0, 4.0)  # USD per 1M input / output tokens
+ROOT = Path(__file__).resolve().parents[2]
 JUDGE_WAIT = 0.2
 RUN = uuid.uuid4()
 
@@ -118,6 +123,46 @@ def test_a_users_thumbs_replace_the_judges_grade_of_the_same_answer(server, judg
     with pytest.raises(DuplicateFeedbackError, match="graded by 'human'"):
         llm.record_feedback(decision_id, quality=1.0, source="judge")
     grader.close()
+
+
+async def test_answers_handed_off_are_graded_by_a_separate_grading_process(
+    server, judge_server, embedder, tmp_path
+):
+    """Workers hand each answer (sync, streamed, batched and async calls) to the store; a
+    separate ``metallm grade`` process reads them, asks the judge over HTTP and records the
+    judge's grades; the worker learns them from the store."""
+    path = tmp_path / "state.sqlite"
+    llm = ChatMetaLLM(
+        models=langchain_pool(server),
+        prices=PRICES,
+        router=Router(list(PRICES), embedder=embedder, seed=0,
+                      store=SQLiteStore(path, store_prompts=True)),
+    )  # fmt: skip
+    handoff = llm.router.hand_off_grading(sample_rate=1.0)
+    handler = MetaLLMFeedbackHandler(grader=handoff, router=llm.router)
+    config = {"callbacks": [handler]}
+    answers = [llm.invoke("Say hello, please.", config=config)]
+    answers.append(_joined(list(llm.stream("Say hello again.", config=config))))
+    answers += llm.batch(["Hello?", "Hi there?"], config=config)
+    answers.append(await llm.ainvoke("An async hello.", config=config))
+    assert handoff.wait(30) and handoff.stats()["handed_off"] == 5
+    assert llm.router.n_updates == 0  # nothing graded in the worker
+    result = subprocess.run(
+        [sys.executable, "-m", "metallm", "grade", "--store", str(path), "--models",
+         ",".join(PRICES), "--judge", "tests.integration.grading_judge:judge", "--once"],
+        cwd=ROOT, capture_output=True, text=True, timeout=240,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "JUDGE_URL": judge_server.base_url},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "graded 5, failed 0" in result.stdout
+    llm.router.sync()
+    assert llm.router.n_updates == 5
+    for answer in answers:
+        decision_id = answer.response_metadata["metallm"]["decision_id"]
+        expected = 0.9 if "Hello from mini" in answer.content else 0.3
+        assert llm.router.grade_in_force(decision_id) == ("judge", expected)
+    handoff.close()
+    llm.router.close()
 
 
 def test_a_failing_judge_never_reaches_the_users_call(server, judge_server, embedder):

@@ -23,8 +23,9 @@ from metallm.serving._decisions import Decision, Prediction, explain
 from metallm.serving._failover import Cooldown, Fallbacks, is_provider_error
 from metallm.serving._feedback import Feedback, FeedbackSummary
 from metallm.serving._grades import DEFAULT_SOURCE, GRADE_SOURCES, base_id, source_rank
-from metallm.serving._grading import Grade, Grader, GradingStats, Judge
+from metallm.serving._grading import AnswerSink, Grade, Grader, GradingStats, Judge
 from metallm.serving._health import RouterHealth
+from metallm.serving._ledger_grading import GradingHandoff, LedgerGrader
 from metallm.serving._pool import PoolMembers, admit_member, check_pool, quiz_member, retire_member
 from metallm.serving._pricing import usage_cost
 from metallm.serving._requests import (
@@ -45,6 +46,7 @@ __all__ = [
     "DEFAULT_SESSION_KEY",
     "DEFAULT_SOURCE",
     "GRADE_SOURCES",
+    "AnswerSink",
     "Budget",
     "Capabilities",
     "Cooldown",
@@ -57,8 +59,10 @@ __all__ = [
     "Telemetry",
     "Grade",
     "Grader",
+    "GradingHandoff",
     "GradingStats",
     "Judge",
+    "LedgerGrader",
     "Needs",
     "PoolMembers",
     "Prediction",

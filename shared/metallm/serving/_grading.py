@@ -31,7 +31,7 @@ from metallm.exceptions import ConfigurationError, DecisionError, InvalidFeedbac
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Grade", "Grader", "GradingStats", "Judge"]
+__all__ = ["AnswerSink", "Grade", "Grader", "GradingStats", "Judge", "samples"]
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,35 @@ class Judge(Protocol):
             answer: What the chosen model answered.
             reference: A reference answer, when there is one.
             context: The retrieved passages the answer should rest on (RAG).
+        """
+        ...
+
+
+@runtime_checkable
+class AnswerSink(Protocol):
+    """Where the adapters' feedback handlers hand each routed answer.
+
+    A `Grader` (a judge in this process) or a `GradingHandoff` (the store, for a grading
+    process elsewhere).
+    """
+
+    def submit(
+        self,
+        decision_id: str,
+        prompt: str,
+        answer: str,
+        *,
+        reference: str | None = None,
+        context: Sequence[str] | None = None,
+    ) -> bool:
+        """Take an answer for grading without waiting; whether it was taken.
+
+        Args:
+            decision_id: The routed call's decision id.
+            prompt: What was asked.
+            answer: What the chosen model answered.
+            reference: A reference answer, if any.
+            context: Retrieved passages, if any.
         """
         ...
 
@@ -189,8 +218,7 @@ class Grader:
         Args:
             decision_id: The decision's id.
         """
-        digest = hashlib.blake2b(decision_id.encode("utf-8"), digest_size=8).digest()
-        return int.from_bytes(digest, "big") / 2**64 < self.sample_rate
+        return samples(decision_id, self.sample_rate)
 
     # -- what an operator reads ---------------------------------------------------------
     def stats(self) -> GradingStats:
@@ -285,6 +313,16 @@ class Grader:
             return
         with self._lock:
             self._counts["graded"] += 1
+
+
+def samples(decision_id: str, rate: float) -> bool:
+    """Whether ``decision_id`` is among a ``rate`` share of decisions (the same in every process).
+
+    >>> samples("d1", 1.0), samples("d1", 1e-12)
+    (True, False)
+    """
+    digest = hashlib.blake2b(decision_id.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64 < rate
 
 
 def _as_grade(value: Grade | float) -> Grade:

@@ -38,6 +38,7 @@ from metallm.serving._grading import Grade, Grader, Judge
 from metallm.serving._health import RouterHealth
 from metallm.serving._learner import Learner
 from metallm.serving._ledger import PendingDecisions
+from metallm.serving._ledger_grading import GradingHandoff
 from metallm.serving._pool_changes import PoolChanges
 from metallm.serving._pricing import Prices
 from metallm.serving._reward_setting import RewardSetting
@@ -529,6 +530,28 @@ class Router:
         )
         self._graders.append(grader)
         return grader
+
+    def hand_off_grading(
+        self, *, sample_rate: float = 0.1, max_queue: int = 1_000
+    ) -> GradingHandoff:
+        """Hand a sampled share of answers to the store, for a judge in a separate process.
+
+        The adapters' feedback handlers take what this returns as ``grader=``; a grading
+        process (`metallm.serving.LedgerGrader`, or ``metallm grade --store ...``) reads the
+        answers from the store and records the judge's grades. The store must keep prompts
+        (``store_prompts=True``): answers are kept only where prompts are.
+
+        Args:
+            sample_rate: The share of answers handed off (decided by the decision id).
+            max_queue: The most answers waiting for the store (more are dropped, counted).
+
+        Returns:
+            The handoff (``submit``, ``stats()``, ``wait()``, ``close()``).
+
+        Raises:
+            ConfigurationError: No store that keeps answers, or bad settings.
+        """
+        return GradingHandoff(self, sample_rate=sample_rate, max_queue=max_queue)
 
     def sync(self, *, wait: bool = True) -> int:
         """Fold the store's events not yet learned (from any process) into this router.

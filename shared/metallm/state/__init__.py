@@ -6,6 +6,7 @@ Stores know nothing of routing: they keep records and raise their own typed erro
 """
 
 from metallm.state._base import (
+    AnswerStore,
     BudgetState,
     BudgetStore,
     DecisionRecord,
@@ -24,6 +25,7 @@ from metallm.state._state_file import FORMAT_VERSION, read_state, write_state
 __all__ = [
     "FORMAT_VERSION",
     "BudgetState",
+    "AnswerStore",
     "BudgetStore",
     "DecisionRecord",
     "FeedbackEvent",

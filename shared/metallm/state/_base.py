@@ -28,6 +28,7 @@ import numpy as np
 from metallm.exceptions import CorruptStoreError, StoreError, UnknownDecisionError
 
 __all__ = [
+    "AnswerStore",
     "BudgetState",
     "BudgetStore",
     "DecisionRecord",
@@ -215,6 +216,37 @@ class BudgetStore(Protocol):
         Args:
             name: The budget's name.
             period: The period's index.
+        """
+        ...
+
+
+@runtime_checkable
+class AnswerStore(Protocol):
+    """A store that keeps routed answers for a grading process elsewhere (where prompts are kept).
+
+    A worker hands each sampled answer to the ledger entry of its decision; a grading process
+    reads the answered decisions, has a judge grade them, and records the grades. An answer
+    leaves with its decision: when it is graded, or when its feedback window ends.
+    """
+
+    store_prompts: bool
+
+    def keep_answer(self, decision_id: str, handoff: str) -> bool:
+        """Attach a routed answer (JSON: answer, reference, context) to a pending decision.
+
+        Returns:
+            False when the decision is no longer pending (graded or expired).
+
+        Raises:
+            StoreError: It cannot be written.
+        """
+        ...
+
+    def answered_decisions(self, limit: int = 100) -> list[tuple[DecisionRecord, str]]:
+        """The oldest pending decisions with an answer kept, and that answer's JSON.
+
+        Raises:
+            StoreError: They cannot be read.
         """
         ...
 

@@ -12,11 +12,13 @@ from typing import Any
 import numpy as np
 
 from metallm.exceptions import (
+    ConfigurationError,
     CorruptStoreError,
     DuplicateEventError,
     LogTrimmedError,
     StateFileError,
     StoreError,
+    UnknownDecisionError,
 )
 from metallm.state._base import (
     MAX_BATCH_BYTES,
@@ -54,6 +56,12 @@ _APPEND = (
 _SET_COST = (
     "if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'cost', ARGV[1]) "
     "if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], 'latency', ARGV[2]) end end return 0"
+)
+# Keep a routed answer on a pending decision (never on one already graded or expired) and
+# index it by time for the grading process. KEYS: the decision, the index; ARGV: answer, time, id.
+_KEEP_ANSWER = (
+    "if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'answer', ARGV[1]) "
+    "redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3]) return 1 end return 0"
 )
 # One round trip: add to a budget period's sums and move its shared cost weight within bounds.
 # KEYS: the period's hash, the weight, the previous period's hash;
@@ -201,6 +209,7 @@ class RedisStore:
             self._errors = ()
         self._append = client.register_script(_APPEND)
         self._set_cost = self._routing.register_script(_SET_COST)
+        self._keep_answer = self._routing.register_script(_KEEP_ANSWER)
         self._add_spend = self._routing.register_script(_ADD_SPEND)
         self._read_events = client.register_script(_READ_EVENTS)
         self._read_hash = client.register_script(_READ_HASH)
@@ -416,6 +425,56 @@ class RedisStore:
         seconds = "" if latency is None else repr(latency)
         with driver_errors(self, "update its decision ledger", self._errors):
             self._set_cost(keys=[self._decision_key(decision_id)], args=[repr(cost), seconds])
+
+    @property
+    def answered_key(self) -> str:
+        """The index of decisions with a routed answer kept for a grading process."""
+        return f"{self.prefix}:answered"
+
+    def keep_answer(self, decision_id: str, handoff: str) -> bool:
+        """Attach a routed answer (JSON) to a pending decision, for a grading process.
+
+        Returns:
+            False when the decision is no longer pending (graded or expired).
+
+        Raises:
+            ConfigurationError: The store does not keep prompts (``store_prompts=True``).
+        """
+        if not self.store_prompts:
+            raise ConfigurationError(
+                f"{self} does not keep prompts, so it keeps no answers either: open it with "
+                "store_prompts=True to grade answers in another process"
+            )
+        keys = [self._decision_key(decision_id), self.answered_key]
+        with driver_errors(self, "update its decision ledger", self._errors):
+            kept = self._keep_answer(keys=keys, args=[handoff, repr(time.time()), decision_id])
+        return bool(kept)
+
+    def answered_decisions(self, limit: int = 100) -> list[tuple[DecisionRecord, str]]:
+        """The oldest pending decisions with an answer kept, and the answer's JSON.
+
+        Entries whose decision is gone (graded, or expired) leave the index as they are met.
+        """
+        out: list[tuple[DecisionRecord, str]] = []
+        with driver_errors(self, "read its decision ledger", self._errors):
+            members = self.client.zrange(self.answered_key, 0, max(int(limit) * 2, 1) - 1)
+        for raw in members:
+            decision_id = raw.decode(errors="replace")
+            try:
+                record = self.get_decision(decision_id)
+            except UnknownDecisionError:
+                record = None  # written badly by another client: never graded
+            key = self._decision_key(decision_id)
+            with driver_errors(self, "read its decision ledger", self._errors):
+                size = self.client.hstrlen(key, "answer")
+                answer = self.client.hget(key, "answer") if 0 < size <= MAX_FIELD_BYTES else None
+                if record is None or answer is None:
+                    self.client.zrem(self.answered_key, raw)
+                    continue
+            out.append((record, answer.decode(errors="replace")))
+            if len(out) >= limit:
+                break
+        return out
 
     # -- the pool -----------------------------------------------------------------------
     def add_pool_change(self, action: str, arm: str) -> str:

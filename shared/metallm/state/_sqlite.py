@@ -107,7 +107,8 @@ _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS decisions (
         decision_id TEXT PRIMARY KEY, arm TEXT NOT NULL, embedding BLOB NOT NULL,
         cost_weight REAL NOT NULL, time REAL NOT NULL, expires REAL NOT NULL, session TEXT,
-        run_id TEXT, propensity REAL, cost REAL, prompt TEXT, shadows TEXT, latency REAL)""",
+        run_id TEXT, propensity REAL, cost REAL, prompt TEXT, shadows TEXT, latency REAL,
+        answer TEXT)""",
     "CREATE INDEX IF NOT EXISTS decisions_by_run ON decisions(run_id) WHERE run_id IS NOT NULL",
     """CREATE TABLE IF NOT EXISTS budget_spend (
         name TEXT NOT NULL, period INTEGER NOT NULL, spent REAL NOT NULL, queries INTEGER NOT NULL,
@@ -252,6 +253,8 @@ class SQLiteStore:
             db.execute("ALTER TABLE decisions ADD COLUMN shadows TEXT")
         if "latency" not in ledger:
             db.execute("ALTER TABLE decisions ADD COLUMN latency REAL")
+        if "answer" not in ledger:  # a file made before answers were handed to graders
+            db.execute("ALTER TABLE decisions ADD COLUMN answer TEXT")
 
     def _db(self, *, routing: bool = False) -> sqlite3.Connection:
         """This thread's connection; ``routing``: the one whose writes wait only ``routing_timeout``."""
@@ -469,6 +472,51 @@ class SQLiteStore:
                 "UPDATE decisions SET cost = ?, latency = ? WHERE decision_id = ?",
                 (cost, latency, decision_id),
             )
+
+    def keep_answer(self, decision_id: str, handoff: str) -> bool:
+        """Attach a routed answer (JSON) to a pending decision, for a grading process.
+
+        Returns:
+            False when the decision is no longer pending (graded or expired).
+
+        Raises:
+            ConfigurationError: The store does not keep prompts (answers are kept only where
+                prompts are: ``store_prompts=True``).
+        """
+        if not self.store_prompts:
+            raise ConfigurationError(
+                f"{self} does not keep prompts, so it keeps no answers either: open it with "
+                "store_prompts=True to grade answers in another process"
+            )
+        with self._reading("update its decision ledger"):
+            changed = self._db(routing=True).execute(
+                "UPDATE decisions SET answer = ? WHERE decision_id = ? AND expires >= ?",
+                (handoff, decision_id, time.time()),
+            )
+        return changed.rowcount > 0
+
+    def answered_decisions(self, limit: int = 100) -> list[tuple[DecisionRecord, str]]:
+        """The oldest pending decisions with an answer kept, and the answer's JSON."""
+        with self._reading("read its decision ledger"):
+            rows = (
+                self._db()
+                .execute(
+                    "SELECT decision_id, "
+                    + _capped("answer", MAX_FIELD_BYTES)
+                    + " FROM decisions WHERE answer IS NOT NULL AND expires >= ? ORDER BY time "
+                    "LIMIT ?",
+                    (time.time(), int(limit)),
+                )
+                .fetchall()
+            )
+        out = []
+        for decision_id, answer, _ in rows:
+            if answer is None or not isinstance(decision_id, str):
+                continue  # over the size limit, or not metallm's: never read
+            record = self.get_decision(decision_id)
+            if record is not None:
+                out.append((record, str(answer)))
+        return out
 
     def pending_count(self) -> int:
         """Decisions in the ledger (expired ones not yet purged included)."""
