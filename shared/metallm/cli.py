@@ -524,7 +524,7 @@ def _configure_grade(parser: argparse.ArgumentParser) -> None:
         "--judge",
         required=True,
         help="module:attribute of the judge, judge(prompt, answer, *, reference, context) -> "
-        "a grade in [0, 1] (e.g. a metallm_langchain.judges.ChatModelJudge)",
+        "a grade in [0, 1] (e.g. an adapter's chat-model judge)",
     )
     parser.add_argument("--poll", type=float, default=1.0, help="seconds between empty polls")
     parser.add_argument("--budget-usd", type=float, help="the most the judge may spend")

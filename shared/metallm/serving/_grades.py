@@ -52,6 +52,9 @@ _SEPARATOR = "#"
 def check_source(source: object) -> str:
     """``source`` when it is a known grade source.
 
+    Args:
+        source: What the caller named.
+
     Raises:
         InvalidFeedbackError: Anything else (the message lists the sources).
     """
@@ -64,12 +67,23 @@ def check_source(source: object) -> str:
 
 
 def source_rank(source: str | None) -> int:
-    """The rank of a grade's source (None, in logs older than sources: a check's)."""
+    """The rank of a grade's source (None, in logs older than sources: a check's).
+
+    Args:
+        source: The source's name.
+
+    >>> source_rank("human") > source_rank("judge")
+    True
+    """
     return GRADE_SOURCES.get(source or DEFAULT_SOURCE, 0)
 
 
 def correction_id(decision_id: str, source: str) -> str:
     """The log id of a correction: ``"<decision id>#<source>"`` (one per decision and source).
+
+    Args:
+        decision_id: The decision corrected.
+        source: Who graded it again.
 
     >>> correction_id("d1", "human")
     'd1#human'
@@ -79,6 +93,9 @@ def correction_id(decision_id: str, source: str) -> str:
 
 def base_id(event_id: str) -> str:
     """The decision a log id grades (its own id, or what a correction id names).
+
+    Args:
+        event_id: An event's decision id in the log.
 
     >>> base_id("d1#human"), base_id("d1")
     ('d1', 'd1')

@@ -234,6 +234,10 @@ class AnswerStore(Protocol):
     def keep_answer(self, decision_id: str, handoff: str) -> bool:
         """Attach a routed answer (JSON: answer, reference, context) to a pending decision.
 
+        Args:
+            decision_id: The decision.
+            handoff: The answer, as JSON text.
+
         Returns:
             False when the decision is no longer pending (graded or expired).
 
@@ -244,6 +248,9 @@ class AnswerStore(Protocol):
 
     def answered_decisions(self, limit: int = 100) -> list[tuple[DecisionRecord, str]]:
         """The oldest pending decisions with an answer kept, and that answer's JSON.
+
+        Args:
+            limit: The most returned.
 
         Raises:
             StoreError: They cannot be read.

@@ -434,6 +434,10 @@ class RedisStore:
     def keep_answer(self, decision_id: str, handoff: str) -> bool:
         """Attach a routed answer (JSON) to a pending decision, for a grading process.
 
+        Args:
+            decision_id: The decision.
+            handoff: The answer, as JSON text.
+
         Returns:
             False when the decision is no longer pending (graded or expired).
 
@@ -454,6 +458,9 @@ class RedisStore:
         """The oldest pending decisions with an answer kept, and the answer's JSON.
 
         Entries whose decision is gone (graded, or expired) leave the index as they are met.
+
+        Args:
+            limit: The most returned.
         """
         out: list[tuple[DecisionRecord, str]] = []
         with driver_errors(self, "read its decision ledger", self._errors):

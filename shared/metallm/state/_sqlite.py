@@ -476,6 +476,10 @@ class SQLiteStore:
     def keep_answer(self, decision_id: str, handoff: str) -> bool:
         """Attach a routed answer (JSON) to a pending decision, for a grading process.
 
+        Args:
+            decision_id: The decision.
+            handoff: The answer, as JSON text.
+
         Returns:
             False when the decision is no longer pending (graded or expired).
 
@@ -496,7 +500,11 @@ class SQLiteStore:
         return changed.rowcount > 0
 
     def answered_decisions(self, limit: int = 100) -> list[tuple[DecisionRecord, str]]:
-        """The oldest pending decisions with an answer kept, and the answer's JSON."""
+        """The oldest pending decisions with an answer kept, and the answer's JSON.
+
+        Args:
+            limit: The most returned.
+        """
         with self._reading("read its decision ledger"):
             rows = (
                 self._db()
