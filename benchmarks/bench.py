@@ -10,7 +10,7 @@ import argparse
 from collections.abc import Sequence
 
 from benchmarks.baselines import BASELINES
-from metallm.cli import bench_arguments, write_json
+from metallm.cli import bench_arguments, bench_seeds, write_json
 from metallm.evaluation._bench import FEATURE_CHOICES, run_bench, table_embedder
 from metallm.evaluation._plots import plot_bench
 from metallm.evaluation._reports import render_bench
@@ -26,6 +26,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     bench_arguments(parser)
     args = parser.parse_args(argv)
+    if args.seeds:
+        embedder = table_embedder(
+            args.embedder, args.embedding_model, static_model=args.static_model
+        )
+        return bench_seeds(args, embedder, BASELINES)
     result = run_bench(
         args.data,
         seed=args.seed,

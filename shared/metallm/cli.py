@@ -121,6 +121,11 @@ def bench_arguments(parser: argparse.ArgumentParser) -> None:
         help="budget calibration: standard errors of out-of-fold gain a larger spend must show "
         "(default 1; 0: the best out-of-fold quality within each budget)",
     )
+    parser.add_argument(
+        "--seeds",
+        help="run once per seed ('0-9' or '0,3,7'), each its own split, and report each "
+        "method's mean, spread and paired difference to the default (instead of --seed)",
+    )
 
 
 def _configure_simulate(parser: argparse.ArgumentParser) -> None:
@@ -347,13 +352,14 @@ def _bench(args: argparse.Namespace) -> int:
         table_embedder,
     )
 
+    embedder = table_embedder(args.embedder, args.embedding_model, static_model=args.static_model)
+    if args.seeds:
+        return bench_seeds(args, embedder)
     result = run_bench(
         args.data,
         seed=args.seed,
         test_size=args.test_size,
-        embedder=table_embedder(
-            args.embedder, args.embedding_model, static_model=args.static_model
-        ),
+        embedder=embedder,
         candidates=FEATURE_CHOICES[args.features],
         significance=args.significance,
     )
@@ -361,6 +367,45 @@ def _bench(args: argparse.Namespace) -> int:
     write_json(args.json_out, result.to_dict())
     if args.plot_out:
         print(f"wrote {plot_bench(result, args.plot_out)}")
+    return 0
+
+
+def bench_seeds(args: argparse.Namespace, embedder: Any, baselines: Sequence[Any] = ()) -> int:
+    """``--seeds``: the bench once per seed, then each method's spread.
+
+    The repository's ``python -m benchmarks.bench`` passes its baselines.
+
+    Args:
+        args: The parsed arguments.
+        embedder: What embeds the prompts.
+        baselines: Other routers measured on each split.
+    """
+    from metallm.evaluation import (
+        FEATURE_CHOICES,
+        parse_seeds,
+        plot_seeds,
+        run_bench,
+        seeds_result,
+    )
+
+    try:
+        seeds = parse_seeds(args.seeds)
+    except ValueError as e:
+        raise MetaLLMError(str(e)) from None
+
+    def run(seed: int) -> Any:
+        return run_bench(
+            args.data, seed=seed, test_size=args.test_size, embedder=embedder,
+            candidates=FEATURE_CHOICES[args.features], significance=args.significance,
+            baselines=baselines, progress=False,
+        )  # fmt: skip
+
+    result = seeds_result(seeds, run, progress=lambda line: print(line, flush=True))
+    print()
+    print(result.render())
+    write_json(args.json_out, result.to_dict())
+    if args.plot_out:
+        print(f"wrote {plot_seeds(result, args.plot_out)}")
     return 0
 
 

@@ -10,9 +10,16 @@ from metallm.evaluation import _offpolicy as offpolicy  # its estimators, by nam
 from metallm.evaluation._bench import FEATURE_CHOICES, run_bench, table_embedder
 from metallm.evaluation._datasets import RoutingTable, load_routing_table
 from metallm.evaluation._judge_noise import JudgeNoise, JudgeNoiseResult, run_judge_noise
-from metallm.evaluation._plots import plot_bench, plot_estimates, plot_judge_noise, plot_simulation
+from metallm.evaluation._plots import (
+    plot_bench,
+    plot_estimates,
+    plot_judge_noise,
+    plot_seeds,
+    plot_simulation,
+)
 from metallm.evaluation._reports import render_bench, render_simulation, render_table
 from metallm.evaluation._savings import SavingsReport, parse_since, savings_report
+from metallm.evaluation._seeds import SeedsResult, parse_seeds, seeds_result
 from metallm.evaluation._sequential import (
     SequentialVerdict,
     confidence_sequence,
@@ -36,6 +43,7 @@ __all__ = [
     "JudgeNoiseResult",
     "RoutingTable",
     "SavingsReport",
+    "SeedsResult",
     "SequentialVerdict",
     "aiq",
     "cheapest_cost_reaching",
@@ -44,10 +52,12 @@ __all__ = [
     "load_routing_table",
     "offpolicy",
     "oracle",
+    "parse_seeds",
     "parse_since",
     "plot_bench",
     "plot_estimates",
     "plot_judge_noise",
+    "plot_seeds",
     "plot_simulation",
     "quality_hull",
     "render_bench",
@@ -58,6 +68,7 @@ __all__ = [
     "run_simulation",
     "savings_at_best",
     "savings_report",
+    "seeds_result",
     "sequential_verdict",
     "table_embedder",
     "zero_router_aiq",

@@ -13,9 +13,17 @@ import numpy as np
 from metallm.evaluation._judge_noise import JudgeNoiseResult
 from metallm.evaluation._offpolicy import Estimate
 from metallm.evaluation._reports import BenchResult, SimulationResult
+from metallm.evaluation._seeds import SeedsResult
 from metallm.learning import quality_hull
 
-__all__ = ["figure", "plot_bench", "plot_estimates", "plot_judge_noise", "plot_simulation"]
+__all__ = [
+    "figure",
+    "plot_bench",
+    "plot_estimates",
+    "plot_judge_noise",
+    "plot_seeds",
+    "plot_simulation",
+]
 
 
 @contextmanager
@@ -208,4 +216,26 @@ def plot_judge_noise(result: JudgeNoiseResult, path: str | Path) -> Path:
             ax.grid(alpha=0.3)
         left.legend(fontsize=8)
         fig.suptitle(f"{result.dataset}: learning from a noisy judge (default router, cold)")
+    return Path(path)
+
+
+def plot_seeds(result: SeedsResult, path: str | Path) -> Path:
+    """Each method's AIQ over the seeds: every seed's point, the mean and its spread.
+
+    Args:
+        result: What ``seeds_result`` returned.
+        path: The PNG to write.
+    """
+    with figure(path, ncols=1, size=(9, 0.6 * len(result.methods) + 1.8), dpi=120) as (_, ax):
+        names = list(result.methods)
+        for i, name in enumerate(names):
+            values = np.asarray(result.methods[name].aiq)
+            ax.scatter(values, np.full(len(values), i), color="grey", s=12, alpha=0.6)
+            mean, sd, _ = result.methods[name].aiq_stats()
+            ax.errorbar(mean, i, xerr=sd, fmt="o", color="tab:blue", capsize=4)
+        ax.set_yticks(range(len(names)), names)
+        ax.invert_yaxis()
+        ax.set_xlabel("AIQ on the test rows (higher is better): each seed, and mean ± sd")
+        ax.set_title(f"{result.dataset}: {len(result.seeds)} seeds")
+        ax.grid(alpha=0.3, axis="x")
     return Path(path)

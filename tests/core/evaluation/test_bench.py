@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 
+import numpy as np
 import pytest
 
 from metallm.cli import main
@@ -321,3 +322,41 @@ def test_a_budget_row_is_never_below_the_model_whose_budget_it_spends(table, mon
     monkeypatch.setattr(bench, "calibrate_cost_weight", real)
     honest = bench.run_bench(table, progress=False)
     assert any(not row.alone and row.p is not None for row in honest.budgets)  # it can beat some
+
+
+def test_bench_over_several_seeds_reports_each_methods_spread_and_paired_difference(
+    table, tmp_path, capsys
+):
+    out, plot = tmp_path / "seeds.json", tmp_path / "seeds.png"
+    argv = [
+        "bench",
+        "--data",
+        str(table),
+        "--seeds",
+        "0-2",
+        "--json",
+        str(out),
+        "--plot",
+        str(plot),
+    ]
+    assert main(argv) == 0
+    report = json.loads(out.read_text())
+    assert report["seeds"] == [0, 1, 2]
+    methods = report["methods"]
+    assert {"metallm default", "plain paper (linear)", "default + kNN blend"} <= set(methods)
+    assert all(len(m["aiq"]) == 3 for m in methods.values())
+    mean, sd, se = report["summary"]["metallm default"]["aiq"]
+    assert mean == pytest.approx(np.mean(methods["metallm default"]["aiq"]))
+    assert se == pytest.approx(sd / np.sqrt(3))
+    diff, diff_se, verdict = report["summary"]["plain paper (linear)"]["vs_default_aiq"]
+    paired = np.subtract(methods["plain paper (linear)"]["aiq"], methods["metallm default"]["aiq"])
+    assert diff == pytest.approx(paired.mean())
+    assert verdict in {"ahead", "behind", "within noise"}
+    assert plot.read_bytes()[:4] == b"\x89PNG"
+    printed = capsys.readouterr().out
+    assert printed.count("seed ") >= 3 and "AIQ vs default" in printed
+
+
+def test_bench_seeds_must_be_integers(table, capsys):
+    assert main(["bench", "--data", str(table), "--seeds", "zero-nine"]) == 2
+    assert "--seeds takes 'A-B' or 'A,B,C'" in capsys.readouterr().err
