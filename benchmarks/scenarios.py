@@ -2,7 +2,9 @@
 
 ``drift:NAME@FRACTION``: from that fraction of the replay on, model NAME answers half the
 prompts (a seeded random half) with quality 0, as a provider that silently updated a model
-might. Each method (UCB, and UCB forgetting old outcomes at each ``discount``) replays the same
+might. ``drift:NAME=OTHER@FRACTION``: from then on NAME's answers are graded as OTHER's were
+(the quality column of another model of the table; NAME's price stays), as a real snapshot
+change does. Each method (UCB, and UCB forgetting old outcomes at each ``discount``) replays the same
 order; reported: NAME's share of the traffic before the drift, the queries until its share (over
 a sliding window) falls under half of that, the regret against the full-information router on
 the outcomes as they were, and, as the price of forgetting, the same method's regret on the
@@ -184,8 +186,14 @@ def run_drift(
     passes: int = 1,
     embedder: Embedder | None = None,
     progress: bool = True,
+    switch_to: str | None = None,
+    with_default: bool = True,
 ) -> DriftResult:
     """Replay ``data`` with ``model`` drifting at ``fraction``; see the module docstring.
+
+    ``switch_to``: the model whose quality column ``model``'s answers take from the drift on
+    (None: half its answers get quality 0). ``with_default``: measure the library's default
+    router too, before plain UCB.
 
     ``warm_start``: the share of the order each router is fitted on offline first (full
     information, as a router deployed from a routing table), before it routes the rest online;
@@ -202,14 +210,21 @@ def run_drift(
             f"the warm start ({warm_start:g} of the replay) must end before the drift ({fraction:g})"
         )
     drifted = Q.copy()
-    hit = np.zeros(n, dtype=bool)
-    hit[at:] = rng.random(n - at) < 0.5
-    drifted[hit, j] = 0.0
+    if switch_to is None:
+        hit = np.zeros(n, dtype=bool)
+        hit[at:] = rng.random(n - at) < 0.5
+        drifted[hit, j] = 0.0
+    else:
+        if switch_to not in table.models:
+            raise ValueError(f"{switch_to!r} is not a model of {table.name}: {list(table.models)}")
+        drifted[at:, j] = Q[at:, table.models.index(switch_to)]
     scale = float(C.mean(axis=0).max())
     models = list(table.models)
     _, ref_drift = _best_in_hindsight(E, drifted, C, models, scale, cost_weight, seed)
     _, ref_still = _best_in_hindsight(E, Q, C, models, scale, cost_weight, seed)
-    methods = [("UCB", 1.0)] + [(f"UCB, discount {d:g}", d) for d in discounts]
+    methods: list[tuple[str, float | None]] = [("the default (UCB, 3% floor)", None)] * with_default
+    methods += [("UCB", 1.0)]
+    methods += [(f"UCB, discount {d:g}", d) for d in discounts]
     result = DriftResult(table.name, model, at, n, n_warm)
     iterator: Any = methods
     if progress:
@@ -219,8 +234,9 @@ def run_drift(
     for name, discount in iterator:
         runs = []
         for quality, ref in ((drifted, ref_drift), (Q, ref_still)):
+            policy = {} if discount is None else {"policy": LinUCB(discount=discount)}
             router = Router(models, embedder=None, prompt_length=True, cost_scale=scale,
-                            cost_weight=cost_weight, policy=LinUCB(discount=discount), seed=seed)  # fmt: skip
+                            cost_weight=cost_weight, seed=seed, **policy)  # fmt: skip
             if n_warm:
                 router.fit(E[:n_warm], quality[:n_warm], C[:n_warm], tune=False)
             runs.append(_replay(router, E, quality, C, ref, scale, cost_weight, n_warm))
@@ -295,7 +311,7 @@ def drift_by_history(
         passes = -(-(history + after) // n)
         result = run_drift(data, model, history / (passes * n), discounts=(discount,), seed=seed,
                            cost_weight=cost_weight, passes=passes, embedder=embedder,
-                           progress=False)  # fmt: skip
+                           progress=False, with_default=False)  # fmt: skip
         for run in result.runs:
             points.append(
                 HistoryPoint(
@@ -592,7 +608,8 @@ def main(argv: list[str] | None = None) -> int:
         "--scenario",
         required=True,
         help="drift:MODEL@FRACTION (MODEL answers half the prompts with quality 0 from that "
-        "fraction of the replay on; UCB against discounted UCB) or new-model:MODEL@FRACTION "
+        "fraction of the replay on; UCB against discounted UCB), drift:MODEL=OTHER@FRACTION "
+        "(MODEL's answers graded as OTHER's from then on) or new-model:MODEL@FRACTION "
         "(MODEL joins then; no warm start against quizzes of 10, 30, 50)",
     )
     parser.add_argument("--warm-start", type=float, default=0.0, help="rows learned offline first")
@@ -608,7 +625,9 @@ def main(argv: list[str] | None = None) -> int:
         kind, model, fraction = parse_scenario(args.scenario)
         result: DriftResult | NewModelResult
         if kind == "drift":
-            result = run_drift(args.data, model, fraction, warm_start=args.warm_start, **options)
+            model, _, switch = model.partition("=")
+            result = run_drift(args.data, model, fraction, warm_start=args.warm_start,
+                               switch_to=switch or None, **options)  # fmt: skip
             print(render_drift(result))
         else:
             result = run_new_model(args.data, model, fraction, **options)

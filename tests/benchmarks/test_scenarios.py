@@ -77,6 +77,29 @@ def test_the_drift_scenario_reports_how_fast_each_method_reacts(drifting_table, 
     assert main(["--data", str(drifting_table), "--scenario", "drift:nobody@0.5"]) == 2
 
 
+def test_a_snapshot_change_switches_a_models_answers_to_another_models_column(tmp_path):
+    """'good' starts answering as 'weak' (right on cooking only) halfway: the model's price
+    stays, its quality column changes; every method, the default included, is measured."""
+    prompts = COOKING * 6 + ASTRONOMY * 6 + [q for q, _ in arithmetic_questions(300, seed=4)]
+    path = tmp_path / "switch.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["prompt", "good", "backup", "weak",
+                         "good|total_cost", "backup|total_cost", "weak|total_cost"])  # fmt: skip
+        for prompt in prompts:
+            weak = 1.0 if prompt in COOKING else 0.0
+            writer.writerow([prompt, 1.0, 0.9, weak, 0.0001, 0.0005, 0.01])
+    out = tmp_path / "switch.json"
+    args = ["--data", str(path), "--scenario", "drift:good=weak@0.5", "--json", str(out)]
+    assert main(args) == 0
+    runs = {r["method"]: r for r in json.loads(out.read_text())["runs"]}
+    assert list(runs)[0] == "the default (UCB, 3% floor)"
+    forgetting = runs["UCB, discount 0.99"]
+    assert forgetting["share_before"] > 0.3 and forgetting["queries_to_switch"] is not None
+    assert {"UCB", "UCB, discount 0.95", "UCB, discount 0.999"} <= set(runs)
+    assert main(["--data", str(path), "--scenario", "drift:good=nobody@0.5"]) == 2
+
+
 def test_the_new_model_scenario_reports_how_fast_each_onboarding_reaches_its_share(
     drifting_table, tmp_path, capsys
 ):
