@@ -107,6 +107,8 @@ class DriftResult:
     n_warm: int = 0
     """Queries each router was fitted on offline before routing online (the first of the order)."""
     runs: list[DriftRun] = field(default_factory=list)
+    switch_to: str | None = None
+    """The model whose quality column the drifted model's answers took (None: half set to 0)."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able, without the per-query shares."""
@@ -116,6 +118,7 @@ class DriftResult:
             "at": self.at,
             "n_queries": self.n_queries,
             "n_warm": self.n_warm,
+            "switch_to": self.switch_to,
             "runs": [{k: v for k, v in asdict(r).items() if k != "share"} for r in self.runs],
         }
 
@@ -225,7 +228,7 @@ def run_drift(
     methods: list[tuple[str, float | None]] = [("the default (UCB, 3% floor)", None)] * with_default
     methods += [("UCB", 1.0)]
     methods += [(f"UCB, discount {d:g}", d) for d in discounts]
-    result = DriftResult(table.name, model, at, n, n_warm)
+    result = DriftResult(table.name, model, at, n, n_warm, switch_to=switch_to)
     iterator: Any = methods
     if progress:
         from tqdm.auto import tqdm
@@ -415,8 +418,13 @@ def render_drift(result: DriftResult) -> str:
                      f"{r.regret:.1f}", f"{r.stationary_regret:.1f}"])  # fmt: skip
     return "\n".join(
         [
-            f"python -m benchmarks.scenarios --scenario drift: {result.dataset}, {result.model} answers half the "
-            f"prompts with quality 0 from query {result.at} of {result.n_queries} on"
+            f"python -m benchmarks.scenarios --scenario drift: {result.dataset}, {result.model} "
+            + (
+                f"answers as {result.switch_to} did"
+                if result.switch_to
+                else "answers half the prompts with quality 0"
+            )
+            + f" from query {result.at} of {result.n_queries} on"
             + (
                 f" (each router first fitted offline on the {result.n_warm} before those it routes)"
                 if result.n_warm
@@ -613,6 +621,11 @@ def main(argv: list[str] | None = None) -> int:
         "(MODEL joins then; no warm start against quizzes of 10, 30, 50)",
     )
     parser.add_argument("--warm-start", type=float, default=0.0, help="rows learned offline first")
+    parser.add_argument(
+        "--discounts",
+        default="0.95,0.99,0.995,0.999",
+        help="with drift: the discounts of the forgetting UCBs measured (comma-separated)",
+    )
     parser.add_argument("--cost-weight", type=float, default=0.1, help="p in the reward")
     args = parser.parse_args(argv)
     embedder = table_embedder(args.embedder, args.embedding_model, static_model=args.static_model)
@@ -626,8 +639,10 @@ def main(argv: list[str] | None = None) -> int:
         result: DriftResult | NewModelResult
         if kind == "drift":
             model, _, switch = model.partition("=")
+            discounts = tuple(float(d) for d in args.discounts.split(",") if d.strip())
             result = run_drift(args.data, model, fraction, warm_start=args.warm_start,
-                               switch_to=switch or None, **options)  # fmt: skip
+                               switch_to=switch or None, discounts=discounts,
+                               **options)  # fmt: skip
             print(render_drift(result))
         else:
             result = run_new_model(args.data, model, fraction, **options)
