@@ -366,7 +366,7 @@ def _always(log: DecisionLog, j: int, direct: np.ndarray, top: float, mu: np.nda
     return _Value(float(np.clip(point, 0.0, top)), low, high)
 
 
-def _quality_log(log: DecisionLog) -> DecisionLog:
+def _cost_as_outcome(log: DecisionLog) -> DecisionLog:
     """``log`` with cost as its outcome: estimating ``reward`` at p = 0 then estimates cost."""
     return replace(log, quality=log.cost, cost=np.zeros_like(log.cost))
 
@@ -417,14 +417,11 @@ def savings_report(
     folds = max(2, min(5, graded // 4))
     mu = logging_distribution(log.chosen, log.propensity, k)
     direct = np.clip(cross_fitted(log, folds, seed)[0], 0.0, 1.0)
-    cost_log = _quality_log(log)
+    cost_log = _cost_as_outcome(log)
     cost_direct = np.clip(cross_fitted(cost_log, folds, seed)[0], 0.0, None)
 
-    def value(which: DecisionLog, j: int, fitted: np.ndarray, top: float) -> _Value:
-        return _always(which, j, fitted, top, mu)
-
     chosen_counts = np.bincount(log.chosen, minlength=k)
-    qualities = {j: value(log, j, direct, 1.0) for j in range(k) if chosen_counts[j] > 0}
+    qualities = {j: _always(log, j, direct, 1.0, mu) for j in range(k) if chosen_counts[j] > 0}
     if baseline is None:
         baseline = pool[max(qualities, key=lambda j: qualities[j].point)]
     if baseline not in pool:
@@ -435,7 +432,7 @@ def savings_report(
             f"the router never chose {baseline!r} in this window, so nothing estimates it: "
             "keep the default exploration floor (LinUCB(explore=0.03)) or widen --since"
         )
-    base_q, base_c = qualities[b], value(cost_log, b, cost_direct, np.inf)
+    base_q, base_c = qualities[b], _always(cost_log, b, cost_direct, np.inf, mu)
     mine = on_policy(replace(log, cost=np.zeros_like(log.cost)), cost_weight=0.0, scale=1.0,
                      seed=seed, bootstrap=bootstrap)[PRIMARY]  # fmt: skip
     mine_q = _Value(mine.quality, mine.reward_low, mine.reward_high)

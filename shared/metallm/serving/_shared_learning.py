@@ -30,7 +30,14 @@ from metallm.exceptions import (
 )
 from metallm.learning import PromptLengthFeatures
 from metallm.serving import _persistence as persistence
-from metallm.serving._grades import GradeBook, GradeInForce, base_id, correction_id, source_rank
+from metallm.serving._grades import (
+    DEFAULT_SOURCE,
+    GradeBook,
+    GradeInForce,
+    base_id,
+    correction_id,
+    source_rank,
+)
 from metallm.serving._learner import Learner
 from metallm.serving._learning import Learning, LocalLearning, Pending
 from metallm.serving._ledger import PendingDecisions
@@ -659,7 +666,7 @@ class SharedLearning:
         if not event.failure:
             self.grades.put(
                 event.decision_id,
-                GradeInForce(event.arm, event.embedding, event.quality, event.source or "check",
+                GradeInForce(event.arm, event.embedding, event.quality, event.source or DEFAULT_SOURCE,
                              event.time, event.propensity, event.shadows),
             )  # fmt: skip
 
@@ -680,11 +687,11 @@ class SharedLearning:
         else:
             old = float(event.replaces or 0.0)
         self._learner.correct(arm, event.embedding, old, event.quality)
-        self._sync.set_in_force(base, event.arm, event.quality, event.source or "check")
+        self._sync.set_in_force(base, event.arm, event.quality, event.source or DEFAULT_SOURCE)
         known = self.grades.get(base)
         self.grades.put(
             base,
-            GradeInForce(event.arm, event.embedding, event.quality, event.source or "check",
+            GradeInForce(event.arm, event.embedding, event.quality, event.source or DEFAULT_SOURCE,
                          known.time if known else event.time, event.propensity, None),
         )  # fmt: skip
 

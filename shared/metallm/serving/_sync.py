@@ -14,7 +14,7 @@ from metallm.serving._checks import (
     number_problem,
     vector_problem,
 )
-from metallm.serving._grades import GRADE_SOURCES, base_id, correction_id
+from metallm.serving._grades import DEFAULT_SOURCE, GRADE_SOURCES, base_id, correction_id
 from metallm.state import (
     FeedbackEvent,
     MalformedEvent,
@@ -212,7 +212,9 @@ class StoreSync:
         if len(self._folded) > FOLDED_IDS_KEPT:
             self._folded.popitem(last=False)
         if event.replaces is None and not event.failure:
-            self.set_in_force(event.decision_id, event.arm, event.quality, event.source or "check")
+            self.set_in_force(
+                event.decision_id, event.arm, event.quality, event.source or DEFAULT_SOURCE
+            )
         return True
 
     def in_force(self, decision_id: str) -> tuple[str, float, str] | None:
