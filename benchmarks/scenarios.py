@@ -225,21 +225,27 @@ def run_drift(
     models = list(table.models)
     _, ref_drift = _best_in_hindsight(E, drifted, C, models, scale, cost_weight, seed)
     _, ref_still = _best_in_hindsight(E, Q, C, models, scale, cost_weight, seed)
-    methods: list[tuple[str, float | None]] = [("the default (UCB, 3% floor)", None)] * with_default
-    methods += [("UCB", 1.0)]
-    methods += [(f"UCB, discount {d:g}", d) for d in discounts]
+    methods: list[tuple[str, dict[str, Any]]] = []
+    if with_default:
+        methods += [
+            ("the default (UCB, 3% floor, drift detector)", {}),
+            ("the default without its drift detector", {"drift": None}),
+        ]
+    methods += [("UCB", {"policy": LinUCB(), "drift": None})]
+    methods += [
+        (f"UCB, discount {d:g}", {"policy": LinUCB(discount=d), "drift": None}) for d in discounts
+    ]
     result = DriftResult(table.name, model, at, n, n_warm, switch_to=switch_to)
     iterator: Any = methods
     if progress:
         from tqdm.auto import tqdm
 
         iterator = tqdm(methods, desc="drift scenario", unit="method")
-    for name, discount in iterator:
+    for name, options in iterator:
         runs = []
         for quality, ref in ((drifted, ref_drift), (Q, ref_still)):
-            policy = {} if discount is None else {"policy": LinUCB(discount=discount)}
             router = Router(models, embedder=None, prompt_length=True, cost_scale=scale,
-                            cost_weight=cost_weight, seed=seed, **policy)  # fmt: skip
+                            cost_weight=cost_weight, seed=seed, **options)  # fmt: skip
             if n_warm:
                 router.fit(E[:n_warm], quality[:n_warm], C[:n_warm], tune=False)
             runs.append(_replay(router, E, quality, C, ref, scale, cost_weight, n_warm))

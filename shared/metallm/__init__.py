@@ -28,6 +28,7 @@ from metallm.exceptions import (
 )
 from metallm.learning import (
     ClusterFeatures,
+    DriftDetector,
     EmbeddingFeatures,
     EpsilonGreedy,
     LinUCB,
@@ -63,6 +64,7 @@ __all__ = [
     "Decision",
     "DecisionError",
     "EmbeddingFeatures",
+    "DriftDetector",
     "EpsilonGreedy",
     "Fallbacks",
     "Feedback",

@@ -93,7 +93,10 @@ def test_a_snapshot_change_switches_a_models_answers_to_another_models_column(tm
     args = ["--data", str(path), "--scenario", "drift:good=weak@0.5", "--json", str(out)]
     assert main(args) == 0
     runs = {r["method"]: r for r in json.loads(out.read_text())["runs"]}
-    assert list(runs)[0] == "the default (UCB, 3% floor)"
+    assert list(runs)[:2] == [
+        "the default (UCB, 3% floor, drift detector)",
+        "the default without its drift detector",
+    ]
     forgetting = runs["UCB, discount 0.99"]
     assert forgetting["share_before"] > 0.3 and forgetting["queries_to_switch"] is not None
     assert {"UCB", "UCB, discount 0.95", "UCB, discount 0.999"} <= set(runs)

@@ -12,6 +12,7 @@ in the reward: ``quality - p * cost / cost_scale - l * latency / latency_scale``
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,7 @@ from metallm.evaluation._datasets import load_routing_table
 from metallm.evaluation._progress import Bar
 from metallm.evaluation._reports import BudgetReport, Run, SimulationResult
 from metallm.learning import (
+    DriftDetector,
     EpsilonGreedy,
     LinUCB,
     Policy,
@@ -157,6 +159,7 @@ def run_simulation(
     embedder: Embedder | None = None,
     progress: bool = True,
     latency_weight: float = 0.0,
+    drift: DriftDetector | None | str = "default",
 ) -> SimulationResult:
     """Replay ``data`` online for each policy, cold and warm; see the module docstring.
 
@@ -170,6 +173,7 @@ def run_simulation(
         embedder: What embeds the prompts (None: ``table_embedder()``).
         progress: Show progress bars.
         latency_weight: ``l`` in the reward.
+        drift: Each router's drift detector (``Router``'s ``drift``; None: off).
     """
     if not 0.0 <= warm_start < 1.0:
         raise ValueError(f"warm_start must be in [0, 1), got {warm_start}")
@@ -217,6 +221,7 @@ def run_simulation(
             seed=seed,
             latency_weight=latency_weight,
             latency_scale=latency_scale,
+            drift=copy.deepcopy(drift),  # each router watches its own models
         )
         if skip:
             router.fit(

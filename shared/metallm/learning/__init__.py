@@ -1,13 +1,14 @@
 """Learning: what a router knows and how it turns that into a choice.
 
 Ridge statistics with rank-1 updates (`_ridge`), feature maps
-(`_features`), policies (`_policies`), the reward
+(`_features`), policies (`_policies`), drift detection (`_drift`), the reward
 and its cost weight (`_reward`), cross-validated tuning
 (`_tuning`) and routing metrics (`_metrics`).
 Nothing here knows about ids, locks, clocks, stores or frameworks.
 """
 
 from metallm.learning._bandit import LinearBandit, OneScore, Scores
+from metallm.learning._drift import DriftDetector
 from metallm.learning._features import (
     ClusterFeatures,
     EmbeddingFeatures,
@@ -53,6 +54,7 @@ __all__ = [
     "SIGNIFICANCE",
     "Calibration",
     "ClusterFeatures",
+    "DriftDetector",
     "EmbeddingFeatures",
     "EpsilonGreedy",
     "FeatureMap",

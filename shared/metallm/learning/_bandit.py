@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from metallm.exceptions import ConfigurationError, DimensionMismatchError
+from metallm.learning._drift import DriftDetector
 from metallm.learning._features import (
     FeatureMap,
     feature_map_from_state,
@@ -55,6 +56,9 @@ class LinearBandit:
         policy: Turns predictions and their uncertainty into a choice.
         features: What the linear models see of an embedding.
         seed: Seed of the policy's randomness (tie-breaking, exploration).
+        neighbours: The kNN second opinion on quality, if any.
+        drift: Watches each arm's prediction errors and forgets an arm's past when they show
+            it changed (None: an arm's whole past weighs alike, unless the policy discounts).
 
     >>> import numpy as np
     >>> from metallm import EmbeddingFeatures, LinUCB
@@ -73,10 +77,15 @@ class LinearBandit:
         features: FeatureMap,
         seed: int | None = None,
         neighbours: NeighbourQuality | None = None,
+        drift: DriftDetector | None = None,
     ) -> None:
         self.n_arms = n_arms
         self.policy = policy
         self.features = features
+        self.drift = drift
+        """What notices that an arm changed and forgets its past (`_drift`), if anything."""
+        if drift is not None:
+            drift.start(n_arms)
         self.neighbours = neighbours
         """The second opinion on quality blended with the linear models, if any
         (`_neighbours`); it learns on embeddings, so `update`
@@ -166,15 +175,22 @@ class LinearBandit:
                 stats.add_arm()
         if self.neighbours is not None:
             self.neighbours.add_arms(1)
+        if self.drift is not None:
+            self.drift.add_arm()
         self.n_arms += 1
         self.prior_counts.append(0.0)
         return self.n_arms - 1
 
     def counts(self) -> np.ndarray:
-        """Outcomes learned per arm (a warm start's pseudo-outcomes not counted)."""
+        """Outcomes learned per arm (a warm start's pseudo-outcomes not counted).
+
+        What an arm forgot after a drift alarm still counts: the calls happened.
+        """
         if self.stats is None:
             return np.zeros(self.n_arms)
         counts: np.ndarray = self.stats.counts() - np.asarray(self.prior_counts)
+        if self.drift is not None:
+            counts = counts + np.rint(self.drift.forgotten)
         return counts
 
     def observed_cost_scale(self) -> float:
@@ -386,6 +402,8 @@ class LinearBandit:
         quality: float,
         cost: float,
         latency: float | None = None,
+        *,
+        watch: bool = True,
     ) -> None:
         """Learn one outcome of ``arm`` at already-computed ``features`` (rank-1).
 
@@ -397,17 +415,26 @@ class LinearBandit:
             quality: The outcome.
             cost: USD.
             latency: Seconds, when known.
+            watch: Show the outcome to the drift detector (False for a provider's failure:
+                an outage is the cooldown's business, not a change of the model).
         """
-        assert self.stats is not None
+        stats = self.stats
+        assert stats is not None
         self._follow_discount()
-        if self.cost_stats is None:
-            self.stats.update(arm, features, np.array([quality, cost]))
-        else:
-            self.stats.update(arm, features[: self._quality_dim], np.array([quality, cost]))
+        quality_part = features if self.cost_stats is None else features[: self._quality_dim]
+        drift = self.drift if watch else None
+        error = 0.0 if drift is None else quality - stats.mean_of(arm, quality_part)
+        stats.update(arm, quality_part, np.array([quality, cost]))
+        if self.cost_stats is not None:
             self.cost_stats.update(arm, features, np.array([cost]))
         if latency is not None:
             self._latency_model().update(arm, features, np.array([latency]))
         self.n_updates += 1
+        if drift is not None:
+            change = drift.observe(arm, error)
+            if change is not None:  # re-read its past at the new level, then let it weigh little
+                stats.shift(arm, change)
+                drift.forgotten[arm] += stats.shrink(arm, drift.keep)
 
     def correct(
         self, arm: int, embedding: np.ndarray, old: float, new: float, *, transformed: bool = False
@@ -439,6 +466,7 @@ class LinearBandit:
         quality: float,
         cost: float,
         latency: float | None = None,
+        watch: bool = True,
     ) -> None:
         """Learn one outcome of ``arm`` for an embedding (dim,).
 
@@ -448,10 +476,11 @@ class LinearBandit:
             quality: The outcome.
             cost: USD.
             latency: Seconds, when known.
+            watch: Show the outcome to the drift detector (see `update`).
         """
         row = np.asarray(embedding, dtype=np.float64)[None, :]
         self.ensure(row.shape[1])
-        self.update(arm, self.features.transform(row)[0], quality, cost, latency)
+        self.update(arm, self.features.transform(row)[0], quality, cost, latency, watch=watch)
         if self.neighbours is not None:
             self.neighbours.add(
                 self._embedding_part(row), np.array([arm]), np.array([quality]), self.n_arms
@@ -510,6 +539,8 @@ class LinearBandit:
             self.features = self.features.fit(embeddings, seed=seed)
         self.stats = self.cost_stats = self.latency_stats = None
         self.prior_counts = [0.0] * self.n_arms
+        if self.drift is not None:
+            self.drift.start(self.n_arms)
         stats = self.ensure(embeddings.shape[1])
         X = self.features.transform(embeddings)
         Xq = X[:, : self._quality_dim]
@@ -582,6 +613,9 @@ class LinearBandit:
         if self.neighbours is not None:
             header["neighbours"], neighbour_arrays = self.neighbours.to_state()
             arrays.update(neighbour_arrays)
+        if self.drift is not None:
+            header["drift"], drift_arrays = self.drift.to_state()
+            arrays.update(drift_arrays)
         return header, arrays
 
     def adopt(self, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
@@ -611,6 +645,10 @@ class LinearBandit:
             self.neighbours = NeighbourQuality.from_state(header["neighbours"], arrays, self.n_arms)
         elif self.neighbours is not None:  # saved without one: this one starts remembering now
             self.neighbours.clear(self.n_arms)
+        if header.get("drift") is not None:
+            self.drift = DriftDetector.from_state(header["drift"], arrays, self.n_arms)
+        elif self.drift is not None:  # saved without one: this one starts watching now
+            self.drift.start(self.n_arms)
         self.prior_counts = prior_counts
         if dim is None:
             self.features, self.stats, self.cost_stats = features, None, None
@@ -654,6 +692,8 @@ class LinearBandit:
         self.prior_counts = [0.0] * self.n_arms
         if self.neighbours is not None:
             self.neighbours.clear(self.n_arms)
+        if self.drift is not None:
+            self.drift.start(self.n_arms)
 
 
 def _restored(

@@ -178,6 +178,55 @@ class RidgeStatistics:
         self.B[arm][:, target] += step
         self._theta[:, target, arm] += self.A_inv[arm] @ step
 
+    def mean_of(self, arm: int, x: np.ndarray, target: int = 0) -> float:
+        """One arm's prediction of one target at ``x`` (quality: 0).
+
+        Args:
+            arm: The arm.
+            x: (dim,) features.
+            target: Which value.
+        """
+        return float(np.dot(x, self._theta[:, target, arm]))
+
+    def shift(self, arm: int, delta: float, target: int = 0) -> None:
+        """Move one target of everything ``arm`` learned by ``delta``, as if each value had been so.
+
+        ``sum x`` over the arm's observations is the bias feature's column of ``A`` (less the
+        prior), so this is exact: ``B += delta * sum x``, and the coefficients move by the
+        change to the intercept it implies.
+
+        Args:
+            arm: The arm.
+            delta: Added to every value learned.
+            target: Which value (0: quality).
+        """
+        self._forget(arm)
+        column = self.A[arm][:, -1].copy()
+        column[-1] -= self.penalties[-1]
+        self.B[arm][:, target] += delta * column
+        self._theta[:, target, arm] = self.A_inv[arm] @ self.B[arm][:, target]
+
+    def shrink(self, arm: int, keep: float) -> float:
+        """Shrink what ``arm`` learned to about ``keep`` observations' worth; how much went.
+
+        ``A - prior`` and ``B`` are scaled alike, so the arm's predictions stay about where
+        they were while their weight (and so its confidence) falls: new observations decide.
+
+        Args:
+            arm: The arm.
+            keep: Observations' worth to keep (nothing is shrunk if it has fewer).
+        """
+        self._forget(arm)
+        seen = float(self.A[arm, -1, -1] - self.penalties[-1])
+        if seen <= keep:
+            return 0.0
+        factor = keep / seen
+        prior = np.diag(self.penalties)
+        self.A[arm] = prior + factor * (self.A[arm] - prior)
+        self.B[arm] = factor * self.B[arm]
+        self.refresh(arm)
+        return seen - keep
+
     def _forget(self, arm: int) -> None:
         """Apply the arm's pending forgetting: ``prior + discount**n (A - prior)``, ``B`` alike."""
         n = int(self.pending[arm])

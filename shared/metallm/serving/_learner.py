@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from metallm.learning import (
+    DriftDetector,
     FeatureMap,
     LinearBandit,
     LinUCB,
@@ -85,6 +86,7 @@ class Learner:
         seed: int | None,
         neighbours: NeighbourQuality | None,
         embedding_model: str | None,
+        drift: DriftDetector | None = None,
     ) -> Learner:
         """A learner that knows nothing yet, with a router's defaults.
 
@@ -97,6 +99,7 @@ class Learner:
             seed: Seed of the policy's randomness.
             neighbours: The neighbours' second opinion on quality (None: off).
             embedding_model: The embedding model's name, written into saved state.
+            drift: What notices a model changed and forgets its past (None: nothing).
 
         Raises:
             ConfigurationError: A model name is bad or repeated.
@@ -108,7 +111,12 @@ class Learner:
         if reads_length:
             features = reading_prompt_length(features)
         bandit = LinearBandit(
-            len(pool.names), policy=policy, features=features, seed=seed, neighbours=neighbours
+            len(pool.names),
+            policy=policy,
+            features=features,
+            seed=seed,
+            neighbours=neighbours,
+            drift=drift,
         )
         return cls(pool, bandit, reward, embedding_model)
 
@@ -196,7 +204,9 @@ class Learner:
         failure: bool = False,
     ) -> None:
         """Learn one outcome for an embedding; the shadows learn it too (caller holds the lock)."""
-        self.bandit.learn(arm, embedding, quality=quality, cost=cost, latency=latency)
+        self.bandit.learn(
+            arm, embedding, quality=quality, cost=cost, latency=latency, watch=not failure
+        )
         if failure:
             self.pool.failures[arm] += 1
         if self.shadows:
@@ -209,6 +219,7 @@ class Learner:
                         quality=quality,
                         cost=cost,
                         latency=latency,
+                        watch=not failure,
                     )
 
     def correct(
@@ -241,7 +252,7 @@ class Learner:
         failure: bool = False,
     ) -> None:
         """Learn one outcome at features already computed (caller holds the lock)."""
-        self.bandit.update(arm, features, quality, cost, latency)
+        self.bandit.update(arm, features, quality, cost, latency, watch=not failure)
         if failure:
             self.pool.failures[arm] += 1
 

@@ -64,6 +64,7 @@ def save(learner: Learner, path: str | Path) -> Path:
             "n_updates": learned["n_updates"],
             "prior_counts": learned["prior_counts"],
             "neighbours": learned.get("neighbours"),
+            "drift": learned.get("drift"),
             "failures": list(learner.pool.failures),
             "retired": sorted(learner.pool.retired),
             "embedding_model": learner.embedding_model,

@@ -19,7 +19,7 @@ import numpy as np
 
 from metallm.embedding import Embedder, default_embedder
 from metallm.exceptions import ConfigurationError
-from metallm.learning import FeatureMap, NeighbourQuality, Policy
+from metallm.learning import DriftDetector, FeatureMap, NeighbourQuality, Policy
 from metallm.serving import _offline as offline
 from metallm.serving import _persistence as persistence
 from metallm.serving import _pickling as pickling
@@ -98,6 +98,9 @@ class Router:
         latency_scale: A fixed latency normaliser (seconds); default the slowest model's mean.
         neighbours: Blend the linear quality predictions with the outcomes of the most similar
             prompts seen (``NeighbourQuality``). Off by default.
+        drift: What notices that a model changed (a silent snapshot update) and forgets its
+            past so new outcomes decide: default ``DriftDetector()``, a CUSUM on each model's
+            prediction errors; None: a model's whole past weighs alike.
         clock: Seconds since the epoch: decisions' expiry, the store's retry backoff and due
             syncs (a test passes its own instead of sleeping).
         telemetry: Where each routed call and feedback is reported: ``"auto"`` (OpenTelemetry
@@ -140,6 +143,7 @@ class Router:
         latency_weight: float = 0.0,
         latency_scale: float | None = None,
         neighbours: NeighbourQuality | None = None,
+        drift: DriftDetector | None | str = "default",
         clock: Callable[[], float] = time.time,
         telemetry: Telemetry | str | None = "auto",
     ) -> None:
@@ -147,6 +151,8 @@ class Router:
         self._telemetry = telemetry_for(telemetry)
         """Seconds a decision waits for its feedback."""
         check_part(neighbours, NeighbourQuality, "neighbours", "NeighbourQuality()")
+        drift = DriftDetector() if drift == "default" else drift
+        check_part(drift, DriftDetector, "drift", "DriftDetector(threshold=12.0)")
         check_part(budget, Budget, "budget", "Budget(usd_per_query=0.002)")
         self._embedder_given = "default" if embedder == "default" else embedder
         if embedder == "default":
@@ -154,6 +160,7 @@ class Router:
         self._learner = Learner.build(
             arms, RewardSetting(cost_weight, latency_weight, cost_scale, latency_scale),
             policy=policy, features=features, seed=seed, neighbours=neighbours,
+            drift=drift,  # type: ignore[arg-type]
             reads_length=embedder is not None if prompt_length is None else prompt_length,
             embedding_model=getattr(embedder, "model_name", None),
         )  # fmt: skip
