@@ -28,7 +28,13 @@ import numpy as np
 from benchmarks.embedding_speed import bench_load, bench_query_threads, bench_select_text
 from metallm.evaluation._progress import stage
 from metallm.exceptions import InvalidInputError, MetaLLMError
-from metallm.learning._features import EmbeddingFeatures, FeatureMap, ProjectedFeatures
+from metallm.learning._features import (
+    ClusterFeatures,
+    EmbeddingFeatures,
+    FeatureMap,
+    ProjectedFeatures,
+    RandomFeatures,
+)
 from metallm.learning._neighbours import NeighbourQuality
 from metallm.serving._router import Router
 from metallm.state import RedisStore, SQLiteStore
@@ -244,6 +250,80 @@ def bench_embedders(n: int, static_model: str | None) -> list[str]:
     return lines
 
 
+CAPACITY_ARMS = [f"model-{i}" for i in range(12)]
+
+
+def capacity_candidates() -> dict[str, tuple[FeatureMap, NeighbourQuality | None]]:
+    """What cross-validation chooses among, as a text router of 12 models runs each."""
+    return {
+        "linear, full embedding (385 + length)": (EmbeddingFeatures(), None),
+        "cold default, ProjectedFeatures 128": (ProjectedFeatures(128), None),
+        "clusters 32 + embedding (417 + length)": (ClusterFeatures(32, 0.05, 3.0, 10.0), None),
+        "random ReLU 64 + 192 (257 + length)": (RandomFeatures(64, 192), None),
+        "projection 128 + kNN blend (10,000 rows)": (
+            ProjectedFeatures(128),
+            NeighbourQuality(k=50, weight=0.5),
+        ),
+    }
+
+
+def bench_capacity(n: int, rounds: int = 3) -> list[str]:
+    """Each capacity candidate: select (embedding given) and record time, and its state's size.
+
+    Twelve models, 384-d embeddings with the prompt's length, fitted on 3,000 rows (10,000 for
+    the kNN blend's memory), the default policy and drift detector; select and record measured
+    in interleaved rounds; the state is the saved file's size (statistics, feature map, memory).
+    """
+    lines = [
+        f"capacity candidates (12 models, 384-d + length; {rounds} interleaved rounds of {n} calls):"
+    ]
+    rng = np.random.default_rng(4)
+    routers = {}
+    for label, (features, neighbours) in capacity_candidates().items():
+        rows = 10_000 if neighbours is not None else 3_000
+        X = _with_length(_data(rows)[0])
+        Q, C = rng.random((rows, 12)), rng.random((rows, 12)) / 1000
+        routers[label] = Router(CAPACITY_ARMS, embedder=None, features=features, seed=0,
+                                prompt_length=True, neighbours=neighbours).fit(
+            X, Q, C, tune=False
+        )  # fmt: skip
+    V = _with_length(_data(20_000, seed=1)[0])
+    select: dict[str, list[np.ndarray]] = {label: [] for label in routers}
+    record: dict[str, list[np.ndarray]] = {label: [] for label in routers}
+    for _ in range(rounds):
+        for label, router in routers.items():
+            select[label].append(_timings(lambda i: router.select(V[i % len(V)]), n))  # noqa: B023
+            decisions = router.select_batch(np.repeat(V[:1], n + 200, axis=0))
+            record[label].append(
+                _timings(lambda i: router.record(decisions[i].id, quality=1.0, cost=0.001), n)  # noqa: B023
+            )
+    with tempfile.TemporaryDirectory() as folder:
+        for label, router in routers.items():
+            size = router.save(Path(folder) / "state.npz").stat().st_size / 1e6
+            lines.append(
+                _rounds_line(
+                    f"select, {label}",
+                    [float(np.median(t)) for t in select[label]],
+                    [float(np.percentile(t, 99)) for t in select[label]],
+                    "target <= 200 us",
+                )
+            )
+            lines.append(
+                _rounds_line(
+                    f"record, {label}",
+                    [float(np.median(t)) for t in record[label]],
+                    [float(np.percentile(t, 99)) for t in record[label]],
+                    "target <= 500 us",
+                )
+            )
+            per_model = size / len(CAPACITY_ARMS)
+            lines.append(
+                f"  {'state, ' + label:<46} {size:>9.1f} MB ({per_model:.2f} MB per model)   "
+                "target < 100 MB"
+            )
+    return lines
+
+
 def bench_memory() -> list[str]:
     """The router's memory beyond the embedding model, full and compact features."""
     lines = ["router memory beyond the embedding model (10 arms, trained):"]
@@ -286,6 +366,7 @@ def run_speed(*, n: int = 5000, rounds: int = 5, static_model: str | None = None
     )
     sections: list[tuple[str, Callable[[], list[str]]]] = [
         (f"routing, {rounds} rounds of {n} calls", lambda: bench_routing(n, rounds)),
+        ("capacity candidates", lambda: bench_capacity(min(n, 2000), rounds)),
         ("the stores", lambda: bench_stores(min(n, 2000))),
         ("memory", bench_memory),
         ("the embedders", lambda: bench_embedders(min(n, 2000), static_model)),

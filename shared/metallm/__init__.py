@@ -34,6 +34,7 @@ from metallm.learning import (
     LinUCB,
     NeighbourQuality,
     ProjectedFeatures,
+    RandomFeatures,
     SquareCB,
 )
 from metallm.serving import (
@@ -77,6 +78,7 @@ __all__ = [
     "OnnxEmbedder",
     "Prediction",
     "ProjectedFeatures",
+    "RandomFeatures",
     "RedisStore",
     "RoutedCall",
     "Router",

@@ -285,6 +285,111 @@ _RANDOM_PROJECTIONS: dict[tuple[int, int, int], tuple[np.ndarray, np.ndarray]] =
 
 
 @dataclass(frozen=True, eq=False)
+class RandomFeatures:
+    """``[PCA of the embedding, random ReLU features of it, 1]``: a nonlinear model, still ridge.
+
+    The ridge statistics, rank-1 updates, confidence widths, exact propensities, saving and
+    store sync all work unchanged: only the features are nonlinear in the embedding. Each of
+    the ``random`` features is ``max(0, w . u + b)`` of the standardised projection ``u``
+    (``w`` Gaussian, ``b`` uniform in [-1, 1], seeded), so the models can bend where a linear
+    one cannot (Rahimi and Recht's random features, with ReLUs). `fit` finds the projection
+    (PCA on training embeddings) and draws the random weights; a cold map is not usable.
+
+    Args:
+        dims: The projection's size.
+        random: How many random ReLU features.
+        l2: The ridge penalty on the projection.
+        random_l2: The ridge penalty on the random features.
+        seed: Seed of the random weights.
+        projection: The fitted projection (None: ``fit`` makes it).
+        mean: The training embeddings' mean.
+        weights: The random weights, already divided by the projection's scale.
+        offsets: The random offsets.
+    """
+
+    dims: int = 64
+    random: int = 192
+    l2: float = 1.0
+    random_l2: float = 3.0
+    seed: int = 0
+    projection: np.ndarray | None = field(default=None, repr=False)
+    mean: np.ndarray | None = field(default=None, repr=False)
+    weights: np.ndarray | None = field(default=None, repr=False)
+    offsets: np.ndarray | None = field(default=None, repr=False)
+    name: ClassVar[str] = "RandomFeatures"
+
+    def __post_init__(self) -> None:
+        if self.dims < 1 or self.random < 1:
+            raise ConfigurationError("dims and random must be at least 1")
+        _check_positive("l2", self.l2)
+        _check_positive("random_l2", self.random_l2)
+
+    @property
+    def fitted(self) -> bool:
+        """False until `fit` drew the projection and the random weights."""
+        return self.projection is not None and self.weights is not None
+
+    def fit(self, embeddings: np.ndarray, seed: int = 0) -> RandomFeatures:
+        """A map fitted on these (training) embeddings: PCA, then the seeded random weights."""
+        pca = ProjectedFeatures(self.dims, self.l2).fit(embeddings)
+        assert pca.projection is not None and pca.mean is not None
+        projected = (embeddings - pca.mean) @ pca.projection
+        scale = float(np.sqrt((projected**2).sum(axis=1).mean())) or 1.0
+        rng = np.random.default_rng(self.seed)
+        weights = rng.normal(size=(projected.shape[1], self.random)) / scale
+        offsets = rng.uniform(-1.0, 1.0, size=self.random)
+        return RandomFeatures(self.dims, self.random, self.l2, self.random_l2, self.seed,
+                              pca.projection, pca.mean, weights, offsets)  # fmt: skip
+
+    def dimension(self, embedding_dim: int) -> int:
+        """Number of features for embeddings of this size."""
+        dims = self.projection.shape[1] if self.projection is not None else self.dims
+        return min(dims, embedding_dim) + self.random + 1
+
+    def _parts(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        if not self.fitted:
+            raise ConfigurationError("RandomFeatures must be fitted first: router.fit(...)")
+        assert self.projection is not None and self.mean is not None
+        assert self.weights is not None and self.offsets is not None
+        return self.projection, self.mean, self.weights, self.offsets
+
+    def transform(self, embeddings: np.ndarray) -> np.ndarray:
+        """Features (n, m) of embeddings (n, d)."""
+        projection, mean, weights, offsets = self._parts()
+        if embeddings.shape[-1] != projection.shape[0]:
+            raise DimensionMismatchError(
+                f"embedding has {embeddings.shape[-1]} dimensions, the projection "
+                f"{projection.shape[0]}"
+            )
+        z = np.dot(embeddings - mean, projection)
+        relu = np.maximum(np.dot(z, weights) + offsets, 0.0)
+        ones = np.ones((*z.shape[:-1], 1))
+        return np.concatenate([z, relu, ones], axis=-1)
+
+    def transform_one(self, embedding: np.ndarray) -> np.ndarray:
+        """Features (m,) of one embedding (d,)."""
+        return self.transform(embedding)
+
+    def penalties(self, embedding_dim: int) -> np.ndarray:
+        """The ridge penalty of each feature (the prior precision)."""
+        dims = self.dimension(embedding_dim) - self.random - 1
+        return np.concatenate(
+            [np.full(dims, self.l2), np.full(self.random, self.random_l2), [BIAS_L2]]
+        )
+
+    def to_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """Header and arrays to save the map with (see `feature_map_from_state`)."""
+        header = {"name": self.name, "dims": self.dims, "random": self.random, "l2": self.l2,
+                  "random_l2": self.random_l2, "seed": self.seed}  # fmt: skip
+        arrays = {}
+        if self.fitted:
+            projection, mean, weights, offsets = self._parts()
+            arrays = {"projection": projection, "mean": mean, "rf_weights": weights,
+                      "rf_offsets": offsets}  # fmt: skip
+        return header, arrays
+
+
+@dataclass(frozen=True, eq=False)
 class ClusterFeatures:
     """``[soft cluster memberships, embedding, 1]``.
 
@@ -511,6 +616,10 @@ def feature_map_from_state(header: dict[str, Any], arrays: dict[str, np.ndarray]
         return ProjectedFeatures(
             **params, projection=arrays.get("projection"), mean=arrays.get("mean")
         )
+    if name == RandomFeatures.name:
+        return RandomFeatures(**params, projection=arrays.get("projection"),
+                              mean=arrays.get("mean"), weights=arrays.get("rf_weights"),
+                              offsets=arrays.get("rf_offsets"))  # fmt: skip
     raise ConfigurationError(f"unknown feature map {name!r}")
 
 

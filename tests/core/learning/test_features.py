@@ -10,6 +10,7 @@ from metallm import (
     ConfigurationError,
     EmbeddingFeatures,
     ProjectedFeatures,
+    RandomFeatures,
     Router,
 )
 from metallm.learning._features import spherical_kmeans
@@ -68,7 +69,13 @@ def test_projected_features_cold_are_orthonormal_and_fitted_are_pca():
 
 
 @pytest.mark.parametrize(
-    "features", [ClusterFeatures(clusters=6), ProjectedFeatures(dims=5), EmbeddingFeatures(3.0)]
+    "features",
+    [
+        ClusterFeatures(clusters=6),
+        ProjectedFeatures(dims=5),
+        EmbeddingFeatures(3.0),
+        RandomFeatures(dims=5, random=20),
+    ],
 )
 def test_fitted_feature_maps_survive_save_and_load(tmp_path, features):
     X = _unit(200, 12)
@@ -103,7 +110,13 @@ def test_tuning_picks_clusters_when_strengths_follow_topics_and_does_no_harm():
 
 
 @pytest.mark.parametrize(
-    "features", [ClusterFeatures(clusters=3), ProjectedFeatures(dims=4), EmbeddingFeatures()]
+    "features",
+    [
+        ClusterFeatures(clusters=3),
+        ProjectedFeatures(dims=4),
+        EmbeddingFeatures(),
+        RandomFeatures(dims=4, random=8),
+    ],
 )
 def test_transform_one_equals_a_row_of_transform(features):
     X = _unit(50, 6)
@@ -111,3 +124,33 @@ def test_transform_one_equals_a_row_of_transform(features):
     for x, row in zip(X[:5], fitted.transform(X[:5]), strict=True):
         np.testing.assert_allclose(fitted.transform_one(x), row, atol=1e-12)
         assert fitted.transform_one(x).shape == (fitted.dimension(6),)
+
+
+def test_random_features_bend_where_a_linear_model_cannot_and_keep_the_bandit_whole(tmp_path):
+    """One model is right inside a ball around the mean prompt, the other outside it: no linear
+    function of the embedding tells them apart; random ReLU features of its projection do."""
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(1_500, 6))
+    inside = (np.linalg.norm(X, axis=1) < 2.3).astype(float)
+    Q = np.stack([inside, 1.0 - inside], axis=1)
+    C = np.tile([0.001, 0.002], (1_500, 1))
+    train, test = slice(0, 1_200), slice(1_200, None)
+    accuracy = {}
+    for name, features in (("linear", EmbeddingFeatures()), ("random", RandomFeatures(6, 200))):
+        router = Router(["in", "out"], embedder=None, features=features, cost_weight=0.0)
+        router.fit(X[train], Q[train], C[train], tune=False)
+        picked = router.predict(X[test]).quality.argmax(axis=1)
+        accuracy[name] = float((picked == (1 - inside[test])).mean())
+        if name == "random":  # online: a rank-1 update, widths, exact propensities
+            decision = router.select(X[0])
+            assert decision.propensity == pytest.approx(1 - 0.03 / 2)  # the default 3% floor
+            assert router.bandit.stats is not None
+            router.record(decision.id, quality=1.0, cost=0.001)
+            assert router.bandit.stats.dim == 6 + 200 + 1
+    assert accuracy["random"] > 0.8 > accuracy["linear"] + 0.1
+    with pytest.raises(ConfigurationError, match="fitted first"):
+        Router(["a", "b"], embedder=None, features=RandomFeatures()).select(X[0])
+    tuning = tune_features(
+        X[train], Q[train], C[train], candidates=[EmbeddingFeatures(), RandomFeatures(6, 200)]
+    )
+    assert isinstance(tuning.chosen, RandomFeatures)  # cross-validation sees the difference
