@@ -28,13 +28,11 @@ from metallm.exceptions import (
 )
 from metallm.learning import (
     ClusterFeatures,
-    DriftDetector,
     EmbeddingFeatures,
     EpsilonGreedy,
     LinUCB,
     NeighbourQuality,
     ProjectedFeatures,
-    RandomFeatures,
     SquareCB,
 )
 from metallm.serving import (
@@ -65,7 +63,6 @@ __all__ = [
     "Decision",
     "DecisionError",
     "EmbeddingFeatures",
-    "DriftDetector",
     "EpsilonGreedy",
     "Fallbacks",
     "Feedback",
@@ -78,7 +75,6 @@ __all__ = [
     "OnnxEmbedder",
     "Prediction",
     "ProjectedFeatures",
-    "RandomFeatures",
     "RedisStore",
     "RoutedCall",
     "Router",

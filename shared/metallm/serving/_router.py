@@ -152,7 +152,7 @@ class Router:
         """Seconds a decision waits for its feedback."""
         check_part(neighbours, NeighbourQuality, "neighbours", "NeighbourQuality()")
         drift = DriftDetector() if drift == "default" else drift
-        check_part(drift, DriftDetector, "drift", "DriftDetector(threshold=12.0)")
+        check_part(drift, DriftDetector, "drift", "metallm.learning.DriftDetector(threshold=12.0)")
         check_part(budget, Budget, "budget", "Budget(usd_per_query=0.002)")
         self._embedder_given = "default" if embedder == "default" else embedder
         if embedder == "default":

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from metallm import DriftDetector, LinUCB, Router
+from metallm import LinUCB, Router
 from metallm.exceptions import ConfigurationError
-from metallm.learning import RidgeStatistics
+from metallm.learning import DriftDetector, RidgeStatistics
 from metallm.state import SQLiteStore
 
 

@@ -10,9 +10,9 @@ from metallm import (
     ConfigurationError,
     EmbeddingFeatures,
     ProjectedFeatures,
-    RandomFeatures,
     Router,
 )
+from metallm.learning import RandomFeatures
 from metallm.learning._features import spherical_kmeans
 from metallm.learning._tuning import HARM_TOLERANCE, tune_features
 
