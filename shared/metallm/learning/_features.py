@@ -391,11 +391,14 @@ class RandomFeatures:
 
 @dataclass(frozen=True, eq=False)
 class ClusterFeatures:
-    """``[soft cluster memberships, embedding, 1]``.
+    """``[soft cluster memberships, embedding (or its projection), 1]``.
 
     Memberships are a softmax of cosine similarities to ``clusters`` centroids at
     ``temperature``; ``cluster_l2`` and ``embedding_l2`` penalise the two blocks.
-    The centroids come from `fit` (spherical k-means on training embeddings).
+    The centroids come from `fit` (spherical k-means on training embeddings). With ``dims``
+    the embedding block is its top ``dims`` principal directions (PCA, also from `fit`): the
+    per-model matrices shrink from ``(clusters + 385)^2`` to ``(clusters + dims + 1)^2``, which
+    keeps a 12-model router's select and record inside their time budgets.
 
     Args:
         clusters: How many centroids.
@@ -403,6 +406,9 @@ class ClusterFeatures:
         cluster_l2: The ridge penalty on the memberships.
         embedding_l2: The ridge penalty on the embedding.
         centroids: Centroids already fitted (None: ``fit`` makes them).
+        dims: Project the embedding block to this many principal directions (None: keep it).
+        projection: The fitted projection (with ``dims``).
+        mean: The training embeddings' mean (with ``dims``).
     """
 
     clusters: int = 32
@@ -410,6 +416,9 @@ class ClusterFeatures:
     cluster_l2: float = 3.0
     embedding_l2: float = 30.0
     centroids: np.ndarray | None = field(default=None, repr=False)
+    dims: int | None = None
+    projection: np.ndarray | None = field(default=None, repr=False)
+    mean: np.ndarray | None = field(default=None, repr=False)
     name: ClassVar[str] = "ClusterFeatures"
 
     def __post_init__(self) -> None:
@@ -421,22 +430,33 @@ class ClusterFeatures:
             raise ConfigurationError(
                 f"{self.centroids.shape[0]} centroids for {self.clusters} clusters"
             )
+        if self.dims is not None and self.dims < 1:
+            raise ConfigurationError("dims must be at least 1 (or None: the whole embedding)")
 
     @property
     def fitted(self) -> bool:
         """False while the map still needs `fit`."""
-        return self.centroids is not None
+        return self.centroids is not None and (self.dims is None or self.projection is not None)
 
     def fit(self, embeddings: np.ndarray, seed: int = 0) -> ClusterFeatures:
         """A map fitted on these (training) embeddings."""
         centroids = spherical_kmeans(embeddings, self.clusters, seed=seed)
-        return ClusterFeatures(
-            self.clusters, self.temperature, self.cluster_l2, self.embedding_l2, centroids
-        )
+        projection = mean = None
+        if self.dims is not None:
+            pca = ProjectedFeatures(self.dims).fit(embeddings)
+            projection, mean = pca.projection, pca.mean
+        return ClusterFeatures(self.clusters, self.temperature, self.cluster_l2,
+                               self.embedding_l2, centroids, self.dims, projection, mean)  # fmt: skip
+
+    def _block(self, embedding_dim: int) -> int:
+        """The embedding block's size."""
+        if self.projection is not None:
+            return int(self.projection.shape[1])
+        return embedding_dim if self.dims is None else min(self.dims, embedding_dim)
 
     def dimension(self, embedding_dim: int) -> int:
         """Number of features for embeddings of this size."""
-        return self.clusters + embedding_dim + 1
+        return self.clusters + self._block(embedding_dim) + 1
 
     def transform(self, embeddings: np.ndarray) -> np.ndarray:
         """Features (n, m) of embeddings (n, d)."""
@@ -451,7 +471,12 @@ class ClusterFeatures:
         logits -= logits.max(axis=1, keepdims=True)
         member = np.exp(logits)
         member /= member.sum(axis=1, keepdims=True)
-        return np.hstack([member, embeddings, np.ones((embeddings.shape[0], 1))])
+        block = embeddings
+        if self.dims is not None:
+            if self.projection is None or self.mean is None:
+                raise ConfigurationError("ClusterFeatures needs fit() on training embeddings first")
+            block = np.dot(embeddings - self.mean, self.projection)
+        return np.hstack([member, block, np.ones((embeddings.shape[0], 1))])
 
     def transform_one(self, embedding: np.ndarray) -> np.ndarray:
         """Features (m,) of one embedding (d,)."""
@@ -463,7 +488,7 @@ class ClusterFeatures:
         return np.concatenate(
             [
                 np.full(self.clusters, self.cluster_l2),
-                np.full(embedding_dim, self.embedding_l2),
+                np.full(self._block(embedding_dim), self.embedding_l2),
                 [BIAS_L2],
             ]
         )
@@ -478,6 +503,10 @@ class ClusterFeatures:
             "embedding_l2": self.embedding_l2,
         }
         arrays = {} if self.centroids is None else {"centroids": self.centroids}
+        if self.dims is not None:  # absent otherwise: files written before it stay alike
+            header["dims"] = self.dims
+            if self.projection is not None and self.mean is not None:
+                arrays.update(projection=self.projection, mean=self.mean)
         return header, arrays
 
 
@@ -611,7 +640,12 @@ def feature_map_from_state(header: dict[str, Any], arrays: dict[str, np.ndarray]
     if name == EmbeddingFeatures.name:
         return EmbeddingFeatures(**params)
     if name == ClusterFeatures.name:
-        return ClusterFeatures(**params, centroids=arrays.get("centroids"))
+        return ClusterFeatures(
+            **params,
+            centroids=arrays.get("centroids"),
+            projection=arrays.get("projection") if params.get("dims") is not None else None,
+            mean=arrays.get("mean") if params.get("dims") is not None else None,
+        )
     if name == ProjectedFeatures.name:
         return ProjectedFeatures(
             **params, projection=arrays.get("projection"), mean=arrays.get("mean")

@@ -17,8 +17,8 @@ import numpy as np
 
 from metallm.learning._features import (
     ClusterFeatures,
-    EmbeddingFeatures,
     FeatureMap,
+    ProjectedFeatures,
     quality_dimension,
 )
 from metallm.learning._metrics import aiq, frontier
@@ -46,14 +46,22 @@ __all__ = [
 AUTO_TUNE_ROWS = 300
 HARM_TOLERANCE = 0.005
 
+CANDIDATE_DIMS = 128
+"""The principal directions of the embedding the default candidates read: a 12-model router on
+them stays inside the select (0.2 ms) and record (0.5 ms) budgets; on the full 384-d MiniLM
+embedding it did not (0.38 ms and 1.5 ms with the cluster map), for the same held-out AIQ
+within 0.002 on the shared tables (docs/benchmarks.md)."""
+
 DEFAULT_CANDIDATES: tuple[FeatureMap, ...] = (
-    *(EmbeddingFeatures(l2) for l2 in (1.0, 3.0, 10.0, 30.0)),
+    *(ProjectedFeatures(CANDIDATE_DIMS, l2) for l2 in (1.0, 3.0, 10.0, 30.0)),
     *(
-        ClusterFeatures(32, 0.05, cluster_l2, embedding_l2)
+        ClusterFeatures(32, 0.05, cluster_l2, embedding_l2, dims=CANDIDATE_DIMS)
         for cluster_l2 in (1.0, 3.0, 10.0)
         for embedding_l2 in (10.0, 30.0)
     ),
 )
+"""What `fit` chooses among: a linear model of the embedding's principal directions at four
+penalties, and soft cluster memberships plus those directions (a nonlinear map) at six."""
 
 
 @dataclass(frozen=True)

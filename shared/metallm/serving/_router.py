@@ -67,12 +67,14 @@ class Router:
     """Route each query to the model with the best expected quality for the money.
 
     A query goes to the model with the highest upper confidence bound on ``quality - p * cost
-    / cost_scale - l * latency / latency_scale``; feedback updates only the chosen model.
+    / cost_scale - l * latency / latency_scale`` (3% of queries, by default, to a random model,
+    so the log supports off-policy evaluation); feedback updates only the chosen model.
 
     Args:
         arms: Names of the models in the pool (unique, at least one).
         cost_weight: ``p``, the weight of cost. 0 ignores cost.
-        policy: How predictions become a choice; default ``LinUCB(alpha=1.0, l2=1.0)``.
+        policy: How predictions become a choice; default ``LinUCB(explore=0.03)`` (UCB with a
+            3% exploration floor; ``LinUCB()`` is deterministic UCB).
         embedder: Turns query text into a vector; default a lazily loaded Sentence-BERT
             (None: the caller passes vectors).
         cost_scale: A fixed cost normaliser (USD); default the priciest model's mean observed cost.

@@ -72,6 +72,7 @@ def test_projected_features_cold_are_orthonormal_and_fitted_are_pca():
     "features",
     [
         ClusterFeatures(clusters=6),
+        ClusterFeatures(clusters=6, dims=4),
         ProjectedFeatures(dims=5),
         EmbeddingFeatures(3.0),
         RandomFeatures(dims=5, random=20),
@@ -113,6 +114,7 @@ def test_tuning_picks_clusters_when_strengths_follow_topics_and_does_no_harm():
     "features",
     [
         ClusterFeatures(clusters=3),
+        ClusterFeatures(clusters=3, dims=2),
         ProjectedFeatures(dims=4),
         EmbeddingFeatures(),
         RandomFeatures(dims=4, random=8),
@@ -154,3 +156,17 @@ def test_random_features_bend_where_a_linear_model_cannot_and_keep_the_bandit_wh
         X[train], Q[train], C[train], candidates=[EmbeddingFeatures(), RandomFeatures(6, 200)]
     )
     assert isinstance(tuning.chosen, RandomFeatures)  # cross-validation sees the difference
+
+
+def test_a_projected_cluster_map_keeps_the_memberships_and_shrinks_the_embedding_block():
+    X = _unit(300, 12)
+    whole = ClusterFeatures(clusters=4).fit(X)
+    projected = ClusterFeatures(clusters=4, dims=3).fit(X)
+    assert projected.dimension(12) == 4 + 3 + 1 and whole.dimension(12) == 4 + 12 + 1
+    np.testing.assert_allclose(projected.transform(X)[:, :4], whole.transform(X)[:, :4])
+    pca = ProjectedFeatures(dims=3).fit(X)
+    np.testing.assert_allclose(projected.transform(X)[:, 4:], pca.transform(X), atol=1e-12)
+    assert list(projected.penalties(12)) == [3.0] * 4 + [30.0] * 3 + [1.0]
+    with pytest.raises(ConfigurationError, match="dims"):
+        ClusterFeatures(dims=0)
+    assert not ClusterFeatures(dims=3).fitted
