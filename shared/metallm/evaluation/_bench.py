@@ -28,6 +28,7 @@ from metallm.evaluation._reports import (
     BenchResult,
     BenchSummary,
     BudgetRow,
+    CapacityScore,
     FrontierPoint,
     LatencyRow,
     ModelPoint,
@@ -241,6 +242,12 @@ def run_bench(
             savings_at_best=savings_at_best(plain_points, single),
         ),
         chosen_features=repr(default.features).split(", centroids")[0],
+        capacity=[
+            CapacityScore(
+                c.label, c.aiq, c.quality_at_zero, c.eligible, c.features is default.tuning_.chosen
+            )  # fmt: skip
+            for c in sorted(default.tuning_.scores, key=lambda c: -c.aiq)
+        ],
         others=_others(
             baselines,
             embeddings,

@@ -144,6 +144,17 @@ class LatencyRow:
 
 
 @dataclass(frozen=True)
+class CapacityScore:
+    """One capacity candidate's cross-validated figures on the training rows."""
+
+    features: str
+    cv_aiq: float
+    cv_quality_at_zero: float
+    eligible: bool
+    chosen: bool
+
+
+@dataclass(frozen=True)
 class BenchResult:
     """What ``metallm bench`` measured on one routing table."""
 
@@ -166,6 +177,8 @@ class BenchResult:
     blended: OtherRouter | None = None
     """The default router with the neighbours' second opinion (``Router(neighbours=...)``),
     its ``k`` and weight chosen by cross-validation on the training rows."""
+    capacity: list[CapacityScore] = field(default_factory=list)
+    """Every feature map cross-validation weighed on the training rows, best first."""
 
     def to_dict(self) -> dict[str, Any]:
         """The report with exactly the documented JSON keys."""
@@ -182,7 +195,22 @@ class BenchResult:
             "others": [asdict(o) for o in self.others],
             "latency": [asdict(row) for row in self.latency],
             "blended": None if self.blended is None else asdict(self.blended),
+            "capacity": [asdict(c) for c in self.capacity],
         }
+
+
+def _capacity_lines(scores: list[CapacityScore]) -> list[str]:
+    """The cross-validated AIQ of each candidate, best first (the chosen one marked)."""
+    if not scores:
+        return []
+    return [
+        "capacity by cross-validation (CV AIQ, quality at p = 0, candidate):",
+        *(
+            f"  {c.cv_aiq:.4f}  {c.cv_quality_at_zero:.4f}  "
+            f"{'chosen' if c.chosen else ('' if c.eligible else 'harm'):<6}  {c.features}"
+            for c in scores
+        ),
+    ]
 
 
 def _num(x: float | None, spec: str = ".4f") -> str:
@@ -255,6 +283,7 @@ def render_bench(result: BenchResult) -> str:
             "predictions, fitted on the same training rows)",
             "",
             f"router features (chosen by 5-fold CV on the training rows): {r.chosen_features}",
+            *_capacity_lines(r.capacity),
             "",
             "budgets (p calibrated on out-of-fold predictions of the training rows; 'out of "
             "fold': its quality there; 'curve': the best test quality of any p within the budget):",

@@ -41,6 +41,7 @@ __all__ = [
     "out_of_fold",
     "tune_features",
     "tune_neighbours",
+    "describe",
 ]
 
 AUTO_TUNE_ROWS = 300
@@ -66,10 +67,28 @@ penalties, and soft cluster memberships plus those directions (a nonlinear map) 
 
 @dataclass(frozen=True)
 class CandidateScore:
+    """One candidate's cross-validated figures."""
+
     features: FeatureMap
     aiq: float
     quality_at_zero: float
     eligible: bool
+    """Whether its p = 0 routing was within half a point of the best single model ("no harm")."""
+
+    @property
+    def label(self) -> str:
+        """The candidate's settings, without its fitted arrays (its dataclass repr)."""
+        return describe(self.features)
+
+
+def describe(features: FeatureMap) -> str:
+    """A feature map's settings as one line: the inner map of a prompt-length reader.
+
+    Args:
+        features: A feature map.
+    """
+    inner = getattr(features, "inner", None)
+    return repr(inner if inner is not None else features)
 
 
 @dataclass(frozen=True)
@@ -81,6 +100,29 @@ class Tuning:
     predicted_quality: np.ndarray
     predicted_cost: np.ndarray
     folds: int
+
+    def report(self) -> str:
+        """Every candidate's cross-validated AIQ, best first, the chosen one marked.
+
+        >>> import numpy as np
+        >>> from metallm.learning import ProjectedFeatures
+        >>> rng = np.random.default_rng(0)
+        >>> X, Q, C = rng.normal(size=(60, 4)), rng.random((60, 2)), rng.random((60, 2))
+        >>> tuning = tune_features(X, Q, C, candidates=[ProjectedFeatures(2), ProjectedFeatures(3)])
+        >>> tuning.report().splitlines()[0]
+        '5-fold cross-validation on 60 rows (AIQ of the out-of-fold routing; "harm": quality at p = 0 below the best single model):'
+        """
+        rows = len(self.predicted_quality)
+        lines = [
+            f"{self.folds}-fold cross-validation on {rows} rows (AIQ of the out-of-fold routing; "
+            '"harm": quality at p = 0 below the best single model):'
+        ]
+        for score in sorted(self.scores, key=lambda c: -c.aiq):
+            mark = "chosen" if score.features is self.chosen else ("" if score.eligible else "harm")
+            lines.append(
+                f"  {score.aiq:.4f}  (p = 0: {score.quality_at_zero:.4f})  {mark:<6}  {score.label}"
+            )
+        return "\n".join(lines)
 
 
 def _ridge_predict(

@@ -6,6 +6,7 @@ functions, which check the caller's arrays and hand them to the router's learner
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
     from metallm.serving._learner import Learner
 
 __all__ = ["calibrate", "fit", "partial_fit"]
+
+logger = logging.getLogger(__name__)
 
 
 def fit(
@@ -77,6 +80,22 @@ def fit(
         )
     with learner.lock:
         learner.bandit.fit(embeddings, Q, C, tune=tune, candidates=candidates, seed=seed, latency=L)
+        tuning, blend = learner.bandit.tuning_, learner.bandit.neighbour_tuning_
+    if tune and tuning is not None:
+        chosen = next(c for c in tuning.scores if c.features is tuning.chosen)
+        logger.info(
+            "metallm: fit chose %s by %d-fold cross-validation on %d rows (CV AIQ %.4f, best of "
+            "%d candidates%s; router.tuning_.report() lists them)",
+            chosen.label,
+            tuning.folds,
+            embeddings.shape[0],
+            chosen.aiq,
+            len(tuning.scores),
+            ""
+            if blend is None
+            else f"; kNN blend k={blend.k}, weight {blend.weight:g}: CV AIQ "
+            f"{blend.scores[(blend.k, blend.weight)]:.4f}",
+        )
 
 
 def partial_fit(

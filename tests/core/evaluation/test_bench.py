@@ -12,10 +12,10 @@ from metallm.cli import main
 from metallm.testing.prompts import ASTRONOMY, COOKING, arithmetic_questions
 from tests.core.evaluation.conftest import MODELS
 
-
 def test_bench_writes_the_exact_report_and_a_plot(table, tmp_path, capsys):
     out, plot = tmp_path / "report.json", tmp_path / "plot.png"
     assert main(["bench", "--data", str(table), "--json", str(out), "--plot", str(plot)]) == 0
+    printed = capsys.readouterr().out
     report = json.loads(out.read_text())
     assert list(report) == [
         "dataset",
@@ -30,6 +30,7 @@ def test_bench_writes_the_exact_report_and_a_plot(table, tmp_path, capsys):
         "others",
         "latency",
         "blended",
+        "capacity",
     ]
     assert report["latency"] == []  # the table has no latency columns
     assert set(report["summary"]) == {"aiq", "aiq_zero", "max_quality", "savings_at_best"}
@@ -51,8 +52,16 @@ def test_bench_writes_the_exact_report_and_a_plot(table, tmp_path, capsys):
     assert summary["savings_at_best"] > 0.5
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert report["others"] == []  # the literature's routers are the research harness's
-    printed = capsys.readouterr().out
+    capacity = report["capacity"]  # every candidate cross-validation weighed, best first
+    assert len(capacity) == 10 and sum(c["chosen"] for c in capacity) == 1
+    assert [c["cv_aiq"] for c in capacity] == sorted((c["cv_aiq"] for c in capacity), reverse=True)
+    chosen = next(c for c in capacity if c["chosen"])
+    assert chosen["eligible"] and chosen["cv_aiq"] == max(
+        c["cv_aiq"] for c in capacity if c["eligible"]
+    )
+    assert chosen["features"] in printed
     assert "aiq" in printed and "plain paper" in printed and "budgets" in printed
+    assert "capacity by cross-validation" in printed
     assert "kNN blend" in printed and "out of fold" in printed
 
 

@@ -91,7 +91,7 @@ def test_fitted_feature_maps_survive_save_and_load(tmp_path, features):
     )
 
 
-def test_tuning_picks_clusters_when_strengths_follow_topics_and_does_no_harm():
+def test_tuning_picks_clusters_when_strengths_follow_topics_and_does_no_harm(caplog):
     # model 0 is right on the first half of 8 topic directions, model 1 on the other half
     topics = _unit(8, 16, seed=3)
     rng = np.random.default_rng(4)
@@ -105,9 +105,15 @@ def test_tuning_picks_clusters_when_strengths_follow_topics_and_does_no_harm():
     assert chosen.eligible and chosen.quality_at_zero >= best_single - HARM_TOLERANCE
     assert chosen.aiq == max(s.aiq for s in tuning.scores if s.eligible)
     assert tuning.predicted_quality.shape == (600, 2)
-    router = Router(["a", "b"], embedder=None).fit(X, Q, C)  # tune="auto": 600 rows >= 300
+    with caplog.at_level("INFO", logger="metallm"):
+        router = Router(["a", "b"], embedder=None).fit(X, Q, C)  # tune="auto": 600 rows >= 300
     assert router.tuning_ is not None
     assert router.features is not None and router.features.fitted
+    chosen_line = next(r.getMessage() for r in caplog.records if "fit chose" in r.getMessage())
+    assert "5-fold cross-validation on 600 rows" in chosen_line and "ClusterFeatures" in chosen_line
+    report = router.tuning_.report().splitlines()
+    assert len(report) == 1 + 10 and sum(" chosen " in line for line in report) == 1
+    assert " chosen " in report[1]  # the best eligible candidate heads the list here
 
 
 @pytest.mark.parametrize(
