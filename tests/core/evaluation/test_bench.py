@@ -12,6 +12,7 @@ from metallm.cli import main
 from metallm.testing.prompts import ASTRONOMY, COOKING, arithmetic_questions
 from tests.core.evaluation.conftest import MODELS
 
+
 def test_bench_writes_the_exact_report_and_a_plot(table, tmp_path, capsys):
     out, plot = tmp_path / "report.json", tmp_path / "plot.png"
     assert main(["bench", "--data", str(table), "--json", str(out), "--plot", str(plot)]) == 0
