@@ -259,6 +259,11 @@ def capacity_candidates() -> dict[str, tuple[FeatureMap, NeighbourQuality | None
         "linear, full embedding (385 + length)": (EmbeddingFeatures(), None),
         "cold default, ProjectedFeatures 128": (ProjectedFeatures(128), None),
         "clusters 32 + embedding (417 + length)": (ClusterFeatures(32, 0.05, 3.0, 10.0), None),
+        "clusters 32 + PCA 128 (161 + length), default": (
+            ClusterFeatures(32, 0.05, 3.0, 10.0, dims=128),
+            None,
+        ),
+        "linear, PCA 128 (129 + length), default": (ProjectedFeatures(128, 3.0), None),
         "random ReLU 64 + 192 (257 + length)": (RandomFeatures(64, 192), None),
         "projection 128 + kNN blend (10,000 rows)": (
             ProjectedFeatures(128),
