@@ -20,6 +20,7 @@ from metallm.learning._features import (
     reads_prompt_length,
     with_prompt_length,
 )
+from metallm.learning._growth import GROWTH_CANDIDATES, CapacityGrowth, Growth
 from metallm.learning._metrics import (
     aiq,
     cheapest_cost_reaching,
@@ -52,13 +53,16 @@ from metallm.learning._tuning import AUTO_TUNE_ROWS, DEFAULT_CANDIDATES, fold_sp
 __all__ = [
     "AUTO_TUNE_ROWS",
     "DEFAULT_CANDIDATES",
+    "GROWTH_CANDIDATES",
     "SIGNIFICANCE",
     "Calibration",
+    "CapacityGrowth",
     "ClusterFeatures",
     "DriftDetector",
     "EmbeddingFeatures",
     "EpsilonGreedy",
     "FeatureMap",
+    "Growth",
     "LinUCB",
     "LinearBandit",
     "NeighbourQuality",

@@ -22,6 +22,7 @@ from metallm.learning._features import (
     quality_dimension,
     reads_prompt_length,
 )
+from metallm.learning._growth import CapacityGrowth
 from metallm.learning._neighbours import NEIGHBOUR_KS, NEIGHBOUR_WEIGHTS, NeighbourQuality
 from metallm.learning._policies import Policy, round_policy
 from metallm.learning._reward import cost_scale
@@ -59,6 +60,8 @@ class LinearBandit:
         neighbours: The kNN second opinion on quality, if any.
         drift: Watches each arm's prediction errors and forgets an arm's past when they show
             it changed (None: an arm's whole past weighs alike, unless the policy discounts).
+        growth: Keeps a cold bandit's first outcomes and switches to a richer feature map when
+            they support it (None: the map stays until a ``fit``).
 
     >>> import numpy as np
     >>> from metallm import EmbeddingFeatures, LinUCB
@@ -78,8 +81,12 @@ class LinearBandit:
         seed: int | None = None,
         neighbours: NeighbourQuality | None = None,
         drift: DriftDetector | None = None,
+        growth: CapacityGrowth | None = None,
     ) -> None:
         self.n_arms = n_arms
+        self.growth = growth
+        """What grows a cold bandit's capacity online (`_growth`), if anything."""
+        self._growing = False
         self.policy = policy
         self.features = features
         self.drift = drift
@@ -421,6 +428,8 @@ class LinearBandit:
         stats = self.stats
         assert stats is not None
         self._follow_discount()
+        if self.growth is not None and self.growth.active and not self._growing:
+            self.growth.stop("learning from features, not embeddings")
         quality_part = features if self.cost_stats is None else features[: self._quality_dim]
         drift = self.drift if watch else None
         error = 0.0 if drift is None else quality - stats.mean_of(arm, quality_part)
@@ -435,6 +444,8 @@ class LinearBandit:
             if change is not None:  # re-read its past at the new level, then let it weigh little
                 stats.shift(arm, change)
                 drift.forgotten[arm] += stats.shrink(arm, drift.keep)
+                if self.growth is not None:
+                    self.growth.stop("a drift alarm reshaped the statistics")
 
     def correct(
         self, arm: int, embedding: np.ndarray, old: float, new: float, *, transformed: bool = False
@@ -457,6 +468,8 @@ class LinearBandit:
         features = row[0] if transformed else self.features.transform(row)[0]
         quality_part = features if self.cost_stats is None else features[: self._quality_dim]
         self.stats.correct(arm, quality_part, 0, new - old)
+        if self.growth is not None and not transformed:
+            self.growth.regrade(arm, row[0], old, new)
 
     def learn(
         self,
@@ -480,11 +493,48 @@ class LinearBandit:
         """
         row = np.asarray(embedding, dtype=np.float64)[None, :]
         self.ensure(row.shape[1])
-        self.update(arm, self.features.transform(row)[0], quality, cost, latency, watch=watch)
+        self._growing = True  # this outcome is kept below: update must not stop the growth
+        try:
+            self.update(arm, self.features.transform(row)[0], quality, cost, latency, watch=watch)
+        finally:
+            self._growing = False
+        self._grow(arm, row[0], quality, cost, latency)
         if self.neighbours is not None:
             self.neighbours.add(
                 self._embedding_part(row), np.array([arm]), np.array([quality]), self.n_arms
             )
+
+    def _grow(
+        self, arm: int, embedding: np.ndarray, quality: float, cost: float, latency: float | None
+    ) -> None:
+        """Keep the outcome for the capacity growth; at a check, switch maps if it says so."""
+        growth = self.growth
+        if growth is None or not growth.active:
+            return
+        if self.discount != 1.0 or any(self.prior_counts):
+            growth.stop("a discount or a warm start shaped the statistics")
+            return
+        growth.keep(embedding, arm, quality, cost, latency)
+        if not growth.due:
+            return
+        chosen = growth.check(self.features, self.n_arms)
+        if chosen is None:
+            return
+        X, arms, Y = growth.kept()
+        self.features = chosen
+        self.stats = self.cost_stats = self.latency_stats = None
+        stats = self.ensure(X.shape[1])
+        F = chosen.transform(X)
+        known = ~np.isnan(Y[:, 2])
+        for k in np.unique(arms):
+            rows = arms == k
+            stats.add_batch(int(k), F[rows, : self._quality_dim], Y[rows, :2])
+            if self.cost_stats is not None:
+                self.cost_stats.add_batch(int(k), F[rows], Y[rows, 1:2])
+            if (rows & known).any():
+                self._latency_model().add_batch(int(k), F[rows & known], Y[rows & known, 2:3])
+        if self.drift is not None:  # the sums watched the old map's errors
+            self.drift.start(self.n_arms)
 
     def fit(
         self,
@@ -541,6 +591,8 @@ class LinearBandit:
         self.prior_counts = [0.0] * self.n_arms
         if self.drift is not None:
             self.drift.start(self.n_arms)
+        if self.growth is not None:  # cross-validation chose the map on the table's rows
+            self.growth.stop("fitted on a routing table")
         stats = self.ensure(embeddings.shape[1])
         X = self.features.transform(embeddings)
         Xq = X[:, : self._quality_dim]
@@ -577,6 +629,8 @@ class LinearBandit:
         """
         stats = self.ensure(embeddings.shape[1])
         self._follow_discount()
+        if self.growth is not None:
+            self.growth.stop("learned a logged batch")
         X = self.features.transform(embeddings)
         Y = np.stack([quality, cost], axis=1)
         for k in np.unique(arms):
@@ -616,6 +670,9 @@ class LinearBandit:
         if self.drift is not None:
             header["drift"], drift_arrays = self.drift.to_state()
             arrays.update(drift_arrays)
+        if self.growth is not None:
+            header["growth"], growth_arrays = self.growth.to_state()
+            arrays.update(growth_arrays)
         return header, arrays
 
     def adopt(self, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
@@ -649,6 +706,10 @@ class LinearBandit:
             self.drift = DriftDetector.from_state(header["drift"], arrays, self.n_arms)
         elif self.drift is not None:  # saved without one: this one starts watching now
             self.drift.start(self.n_arms)
+        if header.get("growth") is not None:
+            self.growth = CapacityGrowth.from_state(header["growth"], arrays)
+        elif self.growth is not None:  # saved without one: what was learned is not kept
+            self.growth.stop("restored from a state that kept no outcomes")
         self.prior_counts = prior_counts
         if dim is None:
             self.features, self.stats, self.cost_stats = features, None, None
@@ -694,6 +755,8 @@ class LinearBandit:
             self.neighbours.clear(self.n_arms)
         if self.drift is not None:
             self.drift.start(self.n_arms)
+        if self.growth is not None:
+            self.growth.restart()
 
 
 def _restored(

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from metallm.learning import (
+    CapacityGrowth,
     DriftDetector,
     FeatureMap,
     LinearBandit,
@@ -87,6 +88,7 @@ class Learner:
         neighbours: NeighbourQuality | None,
         embedding_model: str | None,
         drift: DriftDetector | None = None,
+        growth: CapacityGrowth | None = None,
     ) -> Learner:
         """A learner that knows nothing yet, with a router's defaults.
 
@@ -100,6 +102,7 @@ class Learner:
             neighbours: The neighbours' second opinion on quality (None: off).
             embedding_model: The embedding model's name, written into saved state.
             drift: What notices a model changed and forgets its past (None: nothing).
+            growth: What grows a cold router's feature map online (None: it stays).
 
         Raises:
             ConfigurationError: A model name is bad or repeated.
@@ -117,6 +120,7 @@ class Learner:
             seed=seed,
             neighbours=neighbours,
             drift=drift,
+            growth=growth,
         )
         return cls(pool, bandit, reward, embedding_model)
 

@@ -183,9 +183,11 @@ class LocalLearning:
 
     @property
     def learns_on_embeddings(self) -> bool:
-        """Shadows and the neighbours' memory learn on embeddings; the bandit alone on features."""
+        """Shadows, the neighbours' memory and capacity growth learn on embeddings; the bandit
+        alone on features.
+        """
         learner = self._learner
-        if learner.shadows:
+        if learner.shadows or learner.bandit.growth is not None:
             self._kept_embeddings = True  # once kept, always: pending entries hold embeddings
         return self._kept_embeddings or learner.bandit.neighbours is not None
 

@@ -65,6 +65,7 @@ def save(learner: Learner, path: str | Path) -> Path:
             "prior_counts": learned["prior_counts"],
             "neighbours": learned.get("neighbours"),
             "drift": learned.get("drift"),
+            "growth": learned.get("growth"),
             "failures": list(learner.pool.failures),
             "retired": sorted(learner.pool.retired),
             "embedding_model": learner.embedding_model,

@@ -19,7 +19,7 @@ import numpy as np
 
 from metallm.embedding import Embedder, default_embedder
 from metallm.exceptions import ConfigurationError
-from metallm.learning import DriftDetector, FeatureMap, NeighbourQuality, Policy
+from metallm.learning import CapacityGrowth, DriftDetector, FeatureMap, NeighbourQuality, Policy
 from metallm.serving import _offline as offline
 from metallm.serving import _persistence as persistence
 from metallm.serving import _pickling as pickling
@@ -103,6 +103,9 @@ class Router:
         drift: What notices that a model changed (a silent snapshot update) and forgets its
             past so new outcomes decide: default ``DriftDetector()``, a CUSUM on each model's
             prediction errors; None: a model's whole past weighs alike.
+        growth: What grows a cold router's capacity online: default ``CapacityGrowth()`` (its
+            first 4,000 outcomes kept; every 500, a richer feature map taken when held-out
+            errors support it; a ``fit`` stops it); None: the map stays until ``fit``.
         clock: Seconds since the epoch: decisions' expiry, the store's retry backoff and due
             syncs (a test passes its own instead of sleeping).
         telemetry: Where each routed call and feedback is reported: ``"auto"`` (OpenTelemetry
@@ -146,6 +149,7 @@ class Router:
         latency_scale: float | None = None,
         neighbours: NeighbourQuality | None = None,
         drift: DriftDetector | None | str = "default",
+        growth: CapacityGrowth | None | str = "default",
         clock: Callable[[], float] = time.time,
         telemetry: Telemetry | str | None = "auto",
     ) -> None:
@@ -155,6 +159,8 @@ class Router:
         check_part(neighbours, NeighbourQuality, "neighbours", "NeighbourQuality()")
         drift = DriftDetector() if drift == "default" else drift
         check_part(drift, DriftDetector, "drift", "metallm.learning.DriftDetector(threshold=12.0)")
+        growth = CapacityGrowth() if growth == "default" else growth
+        check_part(growth, CapacityGrowth, "growth", "metallm.learning.CapacityGrowth()")
         check_part(budget, Budget, "budget", "Budget(usd_per_query=0.002)")
         self._embedder_given = "default" if embedder == "default" else embedder
         if embedder == "default":
@@ -163,6 +169,7 @@ class Router:
             arms, RewardSetting(cost_weight, latency_weight, cost_scale, latency_scale),
             policy=policy, features=features, seed=seed, neighbours=neighbours,
             drift=drift,  # type: ignore[arg-type]
+            growth=growth,  # type: ignore[arg-type]
             reads_length=embedder is not None if prompt_length is None else prompt_length,
             embedding_model=getattr(embedder, "model_name", None),
         )  # fmt: skip

@@ -99,10 +99,15 @@ def test_a_batch_logs_the_shadows_row_by_row():
 
 
 def test_shadows_can_be_set_before_routing_but_not_after_without_a_store():
-    live = Router(ARMS, embedder=None)
+    live = Router(ARMS, embedder=None, growth=None)  # its pending decisions keep features only
     live.select(_queries(1)[0])
     with pytest.raises(ConfigurationError, match="before routing"):
         live.set_shadows({"s": Router(ARMS, embedder=None)})
+    growing = Router(ARMS, embedder=None)  # capacity growth keeps embeddings: shadows can learn
+    decision = growing.select(_queries(1)[0])
+    growing.set_shadows({"s": Router(ARMS, embedder=None)})
+    growing.record(decision.id, quality=1.0, cost=0.001)
+    assert growing.shadows["s"].n_updates == 1
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "redis"])
