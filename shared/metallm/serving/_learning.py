@@ -183,9 +183,7 @@ class LocalLearning:
 
     @property
     def learns_on_embeddings(self) -> bool:
-        """Shadows, the neighbours' memory and capacity growth learn on embeddings; the bandit
-        alone on features.
-        """
+        """Shadows, the neighbours' memory and capacity growth learn on embeddings, else features."""
         learner = self._learner
         if learner.shadows or learner.bandit.growth is not None:
             self._kept_embeddings = True  # once kept, always: pending entries hold embeddings
