@@ -7,7 +7,7 @@ latency). Every ``every`` outcomes it fits each candidate map on the embeddings 
 cluster map) and scores it, and the map in use, by the cross-validated squared error of each
 model's quality predictions on the outcomes seen (bandit feedback: each row teaches only the
 model that answered it). When a candidate's error is below the current map's by ``margin``
-(relative), the router switches: its statistics are rebuilt from the same outcomes under the new
+(relative) and by ``z`` standard errors of the per-outcome differences, the router switches: its statistics are rebuilt from the same outcomes under the new
 map, so nothing learned is lost and the predictions move only where the richer map fits better.
 
 The outcomes are kept and checked in the order they are learned, and the choice is a function
@@ -83,8 +83,8 @@ class CapacityGrowth:
 
     every: int = 500
     rows: int = 4_000
-    margin: float = 0.01
-    z: float = 2.0
+    margin: float = 0.005
+    z: float = 1.0
     candidates: Sequence[FeatureMap] = GROWTH_CANDIDATES
     folds: int = 5
     seed: int = 0
@@ -262,7 +262,7 @@ class CapacityGrowth:
                 every=int(header["every"]),
                 rows=int(header["rows"]),
                 margin=float(header["margin"]),
-                z=float(header.get("z", 2.0)),
+                z=float(header.get("z", 1.0)),
                 candidates=tuple(feature_map_from_state(c, {}) for c in header["candidates"]),
                 folds=int(header["folds"]),
                 seed=int(header["seed"]),

@@ -104,8 +104,8 @@ class Router:
             past so new outcomes decide: default ``DriftDetector()``, a CUSUM on each model's
             prediction errors; None: a model's whole past weighs alike.
         growth: What grows a cold router's capacity online: default ``CapacityGrowth()`` (its
-            first 4,000 outcomes kept; every 500, a richer feature map taken when held-out
-            errors support it; a ``fit`` stops it); None: the map stays until ``fit``.
+            first 4,000 outcomes kept; every 500, a richer feature map taken when its held-out
+            error of quality is lower; a ``fit`` stops it); None: the map stays until ``fit``.
         clock: Seconds since the epoch: decisions' expiry, the store's retry backoff and due
             syncs (a test passes its own instead of sleeping).
         telemetry: Where each routed call and feedback is reported: ``"auto"`` (OpenTelemetry

@@ -64,7 +64,7 @@ def _train(router, worker=0, n=120):
 
 def _sequential_fold(store) -> Router:
     """A store-less router fed the store's events one by one, in the store's order."""
-    fold = Router(ARMS, embedder=None, policy=LinUCB(alpha=0.25))
+    fold = Router(ARMS, embedder=None, policy=LinUCB(alpha=0.25), growth=None)
     for _, event in store.events_after(None):
         fold.partial_fit(event.embedding[None, :], [event.arm], [event.quality], [event.cost])
     return fold
@@ -166,11 +166,12 @@ def test_a_duplicate_event_is_refused(target):
         router.record(d.id, quality=1.0, cost=0.0)
 
 
-def _worker(kind, where, worker, n, ids_file=None):
+def _worker(kind, where, worker, n, ids_file=None, growth="default"):
     args = [sys.executable, "-m", "tests.core.state.store_worker", kind, where, str(worker), str(n)]
     if ids_file:
         args.append(str(ids_file))
-    return subprocess.Popen(args, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "METALLM_TEST_GROWTH": growth}
+    return subprocess.Popen(args, cwd=ROOT, env=env)
 
 
 def test_sigkill_mid_recording_loses_and_doubles_nothing(target, tmp_path):
@@ -197,11 +198,11 @@ def test_sigkill_mid_recording_loses_and_doubles_nothing(target, tmp_path):
 
 def test_four_processes_fold_to_the_sequential_statistics(target):
     kind, where = target
-    procs = [_worker(kind, where, w, 500) for w in range(4)]
+    procs = [_worker(kind, where, w, 500, growth="off") for w in range(4)]
     assert [p.wait(timeout=300) for p in procs] == [0, 0, 0, 0]
     store = _open(kind, where)
     assert sum(1 for _ in store.events_after(None)) == 2000
-    restored = _router(kind, where)
+    restored = _router(kind, where, growth=None)
     fold = _sequential_fold(store)
     np.testing.assert_array_equal(
         restored.bandit.stats.A, fold.bandit.stats.A
@@ -209,7 +210,7 @@ def test_four_processes_fold_to_the_sequential_statistics(target):
     np.testing.assert_array_equal(restored.bandit.stats.B, fold.bandit.stats.B)
     # and equal, up to rounding, to the four workers' events folded in any order (a store's
     # ledger keeps the embedding a decision routed on as float32: that is what is learned)
-    any_order = Router(ARMS, embedder=None, policy=LinUCB(alpha=0.25))
+    any_order = Router(ARMS, embedder=None, policy=LinUCB(alpha=0.25), growth=None)
     for w in range(4):
         for x, arm, quality, cost in events(w, 500):
             logged = x.astype(np.float32).astype(np.float64)
