@@ -231,9 +231,10 @@ def run_drift(
             ("the default (UCB, 3% floor, drift detector)", {}),
             ("the default without its drift detector", {"drift": None}),
         ]
-    methods += [("UCB", {"policy": LinUCB(), "drift": None})]
+    fixed = {"drift": None, "growth": None}  # the policies alone, as measured before either
+    methods += [("UCB", {"policy": LinUCB(), **fixed})]
     methods += [
-        (f"UCB, discount {d:g}", {"policy": LinUCB(discount=d), "drift": None}) for d in discounts
+        (f"UCB, discount {d:g}", {"policy": LinUCB(discount=d), **fixed}) for d in discounts
     ]
     result = DriftResult(table.name, model, at, n, n_warm, switch_to=switch_to)
     iterator: Any = methods

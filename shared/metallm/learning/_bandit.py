@@ -515,12 +515,14 @@ class LinearBandit:
             growth.stop("a discount or a warm start shaped the statistics")
             return
         growth.keep(embedding, arm, quality, cost, latency)
-        if not growth.due:
-            return
-        chosen = growth.check(self.features, self.n_arms)
-        if chosen is None:
-            return
-        X, arms, Y = growth.kept()
+        chosen = growth.check(self.features, self.n_arms) if growth.due else None
+        if chosen is not None:
+            self._rebuild(chosen, *growth.kept())
+        if growth.n >= growth.rows:
+            growth.stop("the rows are in")
+
+    def _rebuild(self, chosen: FeatureMap, X: np.ndarray, arms: np.ndarray, Y: np.ndarray) -> None:
+        """Take a grown feature map: the statistics learned again from the kept outcomes."""
         self.features = chosen
         self.stats = self.cost_stats = self.latency_stats = None
         stats = self.ensure(X.shape[1])

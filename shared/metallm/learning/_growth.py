@@ -225,8 +225,6 @@ class CapacityGrowth:
                 None if chosen is None else describe(chosen),
             )
         )
-        if self.n >= self.rows:
-            self.stop("the rows are in")
         return chosen
 
     # -- saving ---------------------------------------------------------------------------

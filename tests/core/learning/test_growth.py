@@ -118,3 +118,15 @@ def test_a_later_grade_replaces_the_kept_one_and_a_drift_alarm_stops_the_growth(
         router.record(d.id, quality=1.0 if i < 300 else 0.0, cost=0.001)
     assert router.bandit.drift is not None and router.bandit.drift.alarms[0] >= 1
     assert growth.stopped == "a drift alarm reshaped the statistics"
+
+
+def test_a_switch_at_the_last_check_rebuilds_before_the_kept_rows_are_dropped() -> None:
+    X, quality = _world(700, seed=5)
+    router = Router(["even", "odd"], embedder=None, policy=LinUCB(), seed=0,
+                    growth=CapacityGrowth(every=500, rows=500))  # fmt: skip
+    _replay(router, X, quality)
+    growth = router.bandit.growth
+    assert growth is not None and growth.stopped == "the rows are in"
+    assert [c.at for c in growth.checks] == [500] and growth.checks[0].chosen is not None
+    assert isinstance(getattr(router.features, "inner", router.features), ClusterFeatures)
+    assert sum(router.counts.values()) == 700
