@@ -19,7 +19,7 @@ def test_the_detector_switches_sooner_and_costs_nothing_without_a_change(
 ):
     """'good' (right everywhere, cheapest) starts answering as 'weak' (right on cooking only)
     halfway through a long replay; without a change the detector raises no alarm."""
-    prompts = (COOKING * 6 + ASTRONOMY * 6 + [q for q, _ in arithmetic_questions(300, seed=4)]) * 2
+    prompts = (COOKING * 6 + ASTRONOMY * 6 + [q for q, _ in arithmetic_questions(300, seed=4)])
     with (tmp_path / "switch.csv").open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["prompt", "good", "backup", "weak",
@@ -37,6 +37,6 @@ def test_the_detector_switches_sooner_and_costs_nothing_without_a_change(
     (change,) = figures["snapshot_change"]
     with_it, without = change["queries_to_switch"]
     assert change["share_before"][0] > 0.5 and with_it is not None
-    assert without is None or with_it < without
-    assert change["regret"][0] < change["regret"][1]
+    assert without is None or with_it <= without  # as soon or sooner (the centred measure)
+    assert change["regret"][0] < change["regret"][1]  # and it stays away: less regret
     assert "a snapshot change: switch:good=weak" in capsys.readouterr().out
