@@ -19,7 +19,7 @@ def test_the_detector_switches_sooner_and_costs_nothing_without_a_change(
 ):
     """'good' (right everywhere, cheapest) starts answering as 'weak' (right on cooking only)
     halfway through a long replay; without a change the detector raises no alarm."""
-    prompts = (COOKING * 6 + ASTRONOMY * 6 + [q for q, _ in arithmetic_questions(300, seed=4)])
+    prompts = COOKING * 6 + ASTRONOMY * 6 + [q for q, _ in arithmetic_questions(300, seed=4)]
     with (tmp_path / "switch.csv").open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["prompt", "good", "backup", "weak",
