@@ -91,6 +91,16 @@ def _rounds_line(label: str, medians: list[float], p99s: list[float], target: st
     ).rstrip()
 
 
+def _timed_line(label: str, rounds: list[np.ndarray], target: str) -> str:
+    """`_rounds_line` of timings (microseconds) measured in rounds."""
+    return _rounds_line(
+        label,
+        [float(np.median(t)) for t in rounds],
+        [float(np.percentile(t, 99)) for t in rounds],
+        target,
+    )
+
+
 def bench_routing(n: int, rounds: int = 5) -> list[str]:
     """Routing latency and throughput per configuration, measured in interleaved rounds.
 
@@ -131,27 +141,13 @@ def bench_routing(n: int, rounds: int = 5) -> list[str]:
                 _timings(lambda i: router.record(decisions[i].id, quality=1.0, cost=0.001), n)  # noqa: B023
             )
     for label in configurations:
-        lines.append(
-            _rounds_line(
-                f"select, {label}",
-                [float(np.median(t)) for t in select[label]],
-                [float(np.percentile(t, 99)) for t in select[label]],
-                "target <= 50 us",
-            )
-        )
+        lines.append(_timed_line(f"select, {label}", select[label], "target <= 50 us"))
         spread = f"(rounds {min(rates[label]):,.0f}-{max(rates[label]):,.0f})" if rounds > 1 else ""
         lines.append(
             f"  {'select_batch, ' + label:<46} {np.median(rates[label]):>12,.0f} decisions/s   "
             f"target >= 100,000 {spread}".rstrip()
         )
-        lines.append(
-            _rounds_line(
-                f"record, {label}",
-                [float(np.median(t)) for t in record[label]],
-                [float(np.percentile(t, 99)) for t in record[label]],
-                "target <= 50 us",
-            )
-        )
+        lines.append(_timed_line(f"record, {label}", record[label], "target <= 50 us"))
     return lines
 
 
@@ -305,22 +301,8 @@ def bench_capacity(n: int, rounds: int = 3) -> list[str]:
     with tempfile.TemporaryDirectory() as folder:
         for label, router in routers.items():
             size = router.save(Path(folder) / "state.npz").stat().st_size / 1e6
-            lines.append(
-                _rounds_line(
-                    f"select, {label}",
-                    [float(np.median(t)) for t in select[label]],
-                    [float(np.percentile(t, 99)) for t in select[label]],
-                    "target <= 200 us",
-                )
-            )
-            lines.append(
-                _rounds_line(
-                    f"record, {label}",
-                    [float(np.median(t)) for t in record[label]],
-                    [float(np.percentile(t, 99)) for t in record[label]],
-                    "target <= 500 us",
-                )
-            )
+            lines.append(_timed_line(f"select, {label}", select[label], "target <= 200 us"))
+            lines.append(_timed_line(f"record, {label}", record[label], "target <= 500 us"))
             per_model = size / len(CAPACITY_ARMS)
             lines.append(
                 f"  {'state, ' + label:<46} {size:>9.1f} MB ({per_model:.2f} MB per model)   "

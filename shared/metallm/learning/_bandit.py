@@ -86,7 +86,6 @@ class LinearBandit:
         self.n_arms = n_arms
         self.growth = growth
         """What grows a cold bandit's capacity online (`_growth`), if anything."""
-        self._growing = False
         self.policy = policy
         self.features = features
         self.drift = drift
@@ -425,11 +424,23 @@ class LinearBandit:
             watch: Show the outcome to the drift detector (False for a provider's failure:
                 an outage is the cooldown's business, not a change of the model).
         """
+        if self.growth is not None:  # it keeps embeddings, which features cannot give back
+            self.growth.stop("learning from features, not embeddings")
+        self._learn_one(arm, features, quality, cost, latency, watch)
+
+    def _learn_one(
+        self,
+        arm: int,
+        features: np.ndarray,
+        quality: float,
+        cost: float,
+        latency: float | None,
+        watch: bool,
+    ) -> None:
+        """One rank-1 update of every model ``arm`` has, watched by the drift detector."""
         stats = self.stats
         assert stats is not None
         self._follow_discount()
-        if self.growth is not None and self.growth.active and not self._growing:
-            self.growth.stop("learning from features, not embeddings")
         quality_part = features if self.cost_stats is None else features[: self._quality_dim]
         drift = self.drift if watch else None
         error = 0.0 if drift is None else quality - stats.mean_of(arm, quality_part)
@@ -493,11 +504,7 @@ class LinearBandit:
         """
         row = np.asarray(embedding, dtype=np.float64)[None, :]
         self.ensure(row.shape[1])
-        self._growing = True  # this outcome is kept below: update must not stop the growth
-        try:
-            self.update(arm, self.features.transform(row)[0], quality, cost, latency, watch=watch)
-        finally:
-            self._growing = False
+        self._learn_one(arm, self.features.transform(row)[0], quality, cost, latency, watch)
         self._grow(arm, row[0], quality, cost, latency)
         if self.neighbours is not None:
             self.neighbours.add(
@@ -526,15 +533,7 @@ class LinearBandit:
         self.features = chosen
         self.stats = self.cost_stats = self.latency_stats = None
         stats = self.ensure(X.shape[1])
-        F = chosen.transform(X)
-        known = ~np.isnan(Y[:, 2])
-        for k in np.unique(arms):
-            rows = arms == k
-            stats.add_batch(int(k), F[rows, : self._quality_dim], Y[rows, :2])
-            if self.cost_stats is not None:
-                self.cost_stats.add_batch(int(k), F[rows], Y[rows, 1:2])
-            if (rows & known).any():
-                self._latency_model().add_batch(int(k), F[rows & known], Y[rows & known, 2:3])
+        self._add_rows(stats, chosen.transform(X), arms, Y[:, :2], Y[:, 2])
         if self.drift is not None:  # the sums watched the old map's errors
             self.drift.start(self.n_arms)
 
@@ -635,16 +634,29 @@ class LinearBandit:
             self.growth.stop("learned a logged batch")
         X = self.features.transform(embeddings)
         Y = np.stack([quality, cost], axis=1)
+        self._add_rows(stats, X, arms, Y, None if latency is None else np.asarray(latency))
+        if self.neighbours is not None:
+            self.neighbours.add(self._embedding_part(embeddings), arms, quality, self.n_arms)
+        self.n_updates += embeddings.shape[0]
+
+    def _add_rows(
+        self,
+        stats: RidgeStatistics,
+        X: np.ndarray,
+        arms: np.ndarray,
+        Y: np.ndarray,
+        latency: np.ndarray | None,
+    ) -> None:
+        """Add feature rows to each arm's models, one refactoring per arm (NaN latency: unknown)."""
+        known = None if latency is None else ~np.isnan(latency)
         for k in np.unique(arms):
             rows = arms == k
             stats.add_batch(int(k), X[rows, : self._quality_dim], Y[rows])
             if self.cost_stats is not None:
                 self.cost_stats.add_batch(int(k), X[rows], Y[rows, 1:])
-            if latency is not None:
-                self._latency_model().add_batch(int(k), X[rows], np.asarray(latency)[rows, None])
-        if self.neighbours is not None:
-            self.neighbours.add(self._embedding_part(embeddings), arms, quality, self.n_arms)
-        self.n_updates += embeddings.shape[0]
+            if latency is not None and known is not None and (rows & known).any():
+                timed = rows & known
+                self._latency_model().add_batch(int(k), X[timed], latency[timed, None])
 
     # -- state ---------------------------------------------------------------------------
     def to_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:

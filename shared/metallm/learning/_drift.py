@@ -74,11 +74,6 @@ class DriftDetector:
         if self.warmup < 0:
             raise ConfigurationError(f"DriftDetector warmup must be >= 0, got {self.warmup!r}")
 
-    @property
-    def name(self) -> str:
-        """A short description for reports."""
-        return f"cusum(shift={self.shift:g}, threshold={self.threshold:g}, keep={self.keep:g})"
-
     def start(self, n_arms: int) -> None:
         """Watch ``n_arms`` models from scratch (a fit, a reset).
 

@@ -30,6 +30,7 @@ from metallm.learning import (
     reads_prompt_length,
 )
 from metallm.serving._arms import ArmPool
+from metallm.serving._checks import check_part
 from metallm.serving._reward_setting import RewardSetting
 
 __all__ = ["DEFAULT_PROJECTION_DIMS", "Learner"]
@@ -87,8 +88,8 @@ class Learner:
         seed: int | None,
         neighbours: NeighbourQuality | None,
         embedding_model: str | None,
-        drift: DriftDetector | None = None,
-        growth: CapacityGrowth | None = None,
+        drift: DriftDetector | None | str = None,
+        growth: CapacityGrowth | None | str = None,
     ) -> Learner:
         """A learner that knows nothing yet, with a router's defaults.
 
@@ -101,12 +102,19 @@ class Learner:
             seed: Seed of the policy's randomness.
             neighbours: The neighbours' second opinion on quality (None: off).
             embedding_model: The embedding model's name, written into saved state.
-            drift: What notices a model changed and forgets its past (None: nothing).
-            growth: What grows a cold router's feature map online (None: it stays).
+            drift: What notices a model changed and forgets its past (``"default"``:
+                ``DriftDetector()``; None: nothing).
+            growth: What grows a cold router's feature map online (``"default"``:
+                ``CapacityGrowth()``; None: the map stays).
 
         Raises:
             ConfigurationError: A model name is bad or repeated.
         """
+        drift = DriftDetector() if drift == "default" else drift
+        check_part(drift, DriftDetector, "drift", "metallm.learning.DriftDetector(threshold=12.0)")
+        growth = CapacityGrowth() if growth == "default" else growth
+        check_part(growth, CapacityGrowth, "growth", "metallm.learning.CapacityGrowth()")
+        assert not isinstance(drift, str) and not isinstance(growth, str)  # checked above
         pool = ArmPool(arms)
         policy = policy if policy is not None else DEFAULT_POLICY
         if features is None:

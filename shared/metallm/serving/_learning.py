@@ -185,7 +185,8 @@ class LocalLearning:
     def learns_on_embeddings(self) -> bool:
         """Shadows, the neighbours' memory and capacity growth learn on embeddings, else features."""
         learner = self._learner
-        if learner.shadows or learner.bandit.growth is not None:
+        growth = learner.bandit.growth
+        if learner.shadows or (growth is not None and growth.active):
             self._kept_embeddings = True  # once kept, always: pending entries hold embeddings
         return self._kept_embeddings or learner.bandit.neighbours is not None
 

@@ -157,10 +157,6 @@ class Router:
         self._telemetry = telemetry_for(telemetry)
         """Seconds a decision waits for its feedback."""
         check_part(neighbours, NeighbourQuality, "neighbours", "NeighbourQuality()")
-        drift = DriftDetector() if drift == "default" else drift
-        check_part(drift, DriftDetector, "drift", "metallm.learning.DriftDetector(threshold=12.0)")
-        growth = CapacityGrowth() if growth == "default" else growth
-        check_part(growth, CapacityGrowth, "growth", "metallm.learning.CapacityGrowth()")
         check_part(budget, Budget, "budget", "Budget(usd_per_query=0.002)")
         self._embedder_given = "default" if embedder == "default" else embedder
         if embedder == "default":
@@ -168,8 +164,7 @@ class Router:
         self._learner = Learner.build(
             arms, RewardSetting(cost_weight, latency_weight, cost_scale, latency_scale),
             policy=policy, features=features, seed=seed, neighbours=neighbours,
-            drift=drift,  # type: ignore[arg-type]
-            growth=growth,  # type: ignore[arg-type]
+            drift=drift, growth=growth,
             reads_length=embedder is not None if prompt_length is None else prompt_length,
             embedding_model=getattr(embedder, "model_name", None),
         )  # fmt: skip
