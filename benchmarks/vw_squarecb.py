@@ -2,7 +2,9 @@ r"""The library's default router beside Vowpal Wabbit's SquareCB, on `metallm si
 
 The same table, the same seeded order, the same warm-start rows and the same full-information
 reference as `metallm simulate` (regret of ``quality - p * cost / scale`` with p = 0.1): the
-default `Router` (UCB with a 3% floor and its drift detector, the 128-d projection) against
+default `Router` (UCB with a 3% floor, its drift detector and capacity growth; warm, fitted as
+a user fits it, ``router.fit(rows)``: tuned by cross-validation from 300 rows, below that the
+rows kept and grown from) against
 Vowpal Wabbit's contextual bandit ``--cb_explore_adf --squarecb`` with a linear model per model
 (``-q sa``: the query's features crossed with the model's name) over the same vectors (the MiniLM
 embedding and the prompt's length). VW is given each outcome's cost as ``-reward``; warm, it
@@ -10,7 +12,8 @@ learns each warm row once per model with that model's outcome (full information,
 router's ``fit`` does). VW's choice is drawn from the distribution it returns, with the
 order's seed.
 
-Run it (the ``bench`` extra installs ``vowpalwabbit``; a minute or two per table and order):
+Run it (the ``bench`` extra installs ``vowpalwabbit``; a minute or two per table and order;
+``--models`` keeps some of a table's models, e.g. two for a 2-model pool):
 
     .venv/bin/python -m benchmarks.vw_squarecb --data ../shared/data/overruling.csv --seeds 0,1,2
 """
@@ -50,11 +53,19 @@ class Replay:
     cost: float
 
 
-def _ordered(data: str | Path, seed: int) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+def _ordered(
+    data: str | Path, seed: int, models: list[str] | None = None
+) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
     table = load_routing_table(data)
     E = with_prompt_length(embed_table(table, table_embedder(), progress=False), table.prompts)
     order = np.random.default_rng(seed).permutation(len(table))
-    return list(table.models), E[order], table.quality[order], table.cost[order]
+    names = list(table.models)
+    unknown = sorted(set(models or ()) - set(names))
+    if unknown:
+        raise SystemExit(f"{unknown} not in {data}'s models: {names}")
+    keep = [names.index(m) for m in models] if models else list(range(len(names)))
+    Q, C = table.quality[order][:, keep], table.cost[order][:, keep]
+    return [names[j] for j in keep], E[order], Q, C
 
 
 def replay_router(
@@ -64,8 +75,8 @@ def replay_router(
     """The library's default router, cold (``n_warm`` 0) or fitted on the first rows."""
     router = Router(models, embedder=None, prompt_length=True, cost_weight=COST_WEIGHT,
                     cost_scale=scale, seed=seed)  # fmt: skip
-    if n_warm:
-        router.fit(E[:n_warm], Q[:n_warm], C[:n_warm], tune=False)
+    if n_warm:  # as a user fits it: tuned from 300 rows, below that kept and grown from
+        router.fit(E[:n_warm], Q[:n_warm], C[:n_warm], seed=seed)
     index = {m: j for j, m in enumerate(router.arms)}
     got = np.empty((len(E) - n_warm, 2))
     regret = 0.0
@@ -114,11 +125,11 @@ def replay_vw(
     return regret, float(got[:, 0].mean()), float(got[:, 1].mean())
 
 
-def compare(data: str | Path, seeds: list[int]) -> list[Replay]:
-    """Both learners, cold and warm, on each order."""
+def compare(data: str | Path, seeds: list[int], keep: list[str] | None = None) -> list[Replay]:
+    """Both learners, cold and warm, on each order (``keep``: some of the table's models)."""
     out = []
     for seed in seeds:
-        models, E, Q, C = _ordered(data, seed)
+        models, E, Q, C = _ordered(data, seed, keep)
         scale = float(C.mean(axis=0).max())
         ref = hindsight_reward(models, E, Q, C, scale=scale, cost_weight=COST_WEIGHT, seed=seed)
         n_warm = int(round(WARM * len(E)))
@@ -157,13 +168,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, action="append", help="a routing table (repeat)")
     parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--models", help="comma-separated: keep these of each table's models")
     parser.add_argument("--json", help="write every replay here")
     args = parser.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",")]
     figures: dict[str, Any] = {}
+    keep = args.models.split(",") if args.models else None
     for data in args.data:
-        replays = compare(data, seeds)
-        name = Path(data).stem
+        replays = compare(data, seeds, keep)
+        name = Path(data).stem + (f" ({len(keep)} models)" if keep else "")
         figures[name] = [asdict(r) for r in replays]
         print(render(name, replays))
     if args.json:

@@ -20,13 +20,18 @@ def test_both_learners_replay_the_same_rows_cold_and_warm_and_learn(tmp_path, ca
     path = tmp_path / "topics.csv"
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["prompt", "cook", "star", "cook|total_cost", "star|total_cost"])
+        writer.writerow(["prompt", "cook", "star", "mute", "cook|total_cost", "star|total_cost",
+                         "mute|total_cost"])  # fmt: skip
         for prompt in prompts:
             cooking = prompt in COOKING
-            writer.writerow([prompt, float(cooking), float(not cooking), 0.001, 0.001])
+            writer.writerow([prompt, float(cooking), float(not cooking), 0.0, 0.001, 0.001, 0.0])
     out = tmp_path / "vw.json"
-    assert main(["--data", str(path), "--seeds", "0", "--json", str(out)]) == 0
-    replays = json.loads(out.read_text())["topics"]
+    with pytest.raises(SystemExit, match="not in"):
+        main(["--data", str(path), "--models", "cook,chef"])
+    # the free model that is always wrong is left out: a 2-model pool
+    assert main(["--data", str(path), "--seeds", "0", "--models", "cook,star",
+                 "--json", str(out)]) == 0  # fmt: skip
+    replays = json.loads(out.read_text())["topics (2 models)"]
     assert {(r["method"], r["start"]) for r in replays} == {
         (m, s) for m in ("metallm default", "VW SquareCB") for s in ("cold", "warm")
     }

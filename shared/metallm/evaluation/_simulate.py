@@ -223,9 +223,9 @@ def run_simulation(
             latency_scale=latency_scale,
             drift=copy.deepcopy(drift),  # each router watches its own models
         )
-        if skip:
+        if skip:  # as a user fits it: tuned from 300 rows, below that kept and grown from
             router.fit(
-                E[:n_warm], Q[:n_warm], C[:n_warm], tune=False,
+                E[:n_warm], Q[:n_warm], C[:n_warm], seed=seed,
                 latency=None if L is None else L[:n_warm],
             )  # fmt: skip
         # every run is scored on the same queries: those after the warm-start rows

@@ -525,7 +525,7 @@ class LinearBandit:
         chosen = growth.check(self.features, self.n_arms) if growth.due else None
         if chosen is not None:
             self._rebuild(chosen, *growth.kept())
-        if growth.n >= growth.rows:
+        if growth.full:
             growth.stop("the rows are in")
 
     def _rebuild(self, chosen: FeatureMap, X: np.ndarray, arms: np.ndarray, Y: np.ndarray) -> None:
@@ -547,6 +547,7 @@ class LinearBandit:
         candidates: Sequence[FeatureMap] = DEFAULT_CANDIDATES,
         seed: int = 0,
         latency: np.ndarray | None = None,
+        grow: bool = False,
     ) -> None:
         """Learn from scratch from full-information rows (every arm's outcome known).
 
@@ -560,6 +561,9 @@ class LinearBandit:
             candidates: The feature maps to choose among.
             seed: The folds' seed.
             latency: (n, k) seconds, when known.
+            grow: Keep these rows for the capacity growth and go on growing from them (rows
+                too few to tune); otherwise a fit stops the growth (the map was chosen, by
+                cross-validation or by the caller).
         """
         if tune:
             self.tuning_ = tune_features(
@@ -592,8 +596,16 @@ class LinearBandit:
         self.prior_counts = [0.0] * self.n_arms
         if self.drift is not None:
             self.drift.start(self.n_arms)
-        if self.growth is not None:  # cross-validation chose the map on the table's rows
-            self.growth.stop("fitted on a routing table")
+        growth = self.growth
+        if growth is not None:
+            if tune:
+                growth.stop("the map was chosen by cross-validation on a routing table")
+            elif not grow:
+                growth.stop("fitted with tune=False: the map stays")
+            elif self.discount != 1.0:
+                growth.stop("a discount or a warm start shaped the statistics")
+            else:  # too few rows to tune: keep them and grow from them online
+                growth.start_from(embeddings, quality, cost, latency)
         stats = self.ensure(embeddings.shape[1])
         X = self.features.transform(embeddings)
         Xq = X[:, : self._quality_dim]
@@ -610,6 +622,10 @@ class LinearBandit:
             model.B[:] = np.einsum("nd,nk->kd", X, latency)[:, :, None]
             model.refresh()
         self.n_updates = X.shape[0] * self.n_arms
+        if growth is not None and growth.active and growth.n >= growth.every:  # as online
+            chosen = growth.check(self.features, self.n_arms)
+            if chosen is not None:
+                self._rebuild(chosen, *growth.kept())
 
     def partial_fit(
         self,

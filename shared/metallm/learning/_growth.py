@@ -1,9 +1,10 @@
 """Growing a cold router's capacity online, when held-out errors say the data supports it.
 
-A router fitted on a routing table chose its feature map by cross-validation (`_tuning`). A
-router with no offline data starts with the simplest map (a seeded random projection) and
-`CapacityGrowth` keeps its first outcomes (``rows`` of them: embedding, model, quality, cost,
-latency). Every ``every`` outcomes it fits each candidate map on the embeddings seen (PCA, a
+A router fitted on a routing table large enough to tune chose its feature map by
+cross-validation (`_tuning`). A router with no offline data starts with the simplest map (a
+seeded random projection) and `CapacityGrowth` keeps its first outcomes (``rows`` of them:
+embedding, model, quality, cost, latency); a router fitted on a few rows without tuning keeps
+those rows' outcomes (every model's, full information) and goes on growing from them. Every ``every`` outcomes it fits each candidate map on the embeddings seen (PCA, a
 cluster map) and scores it, and the map in use, by the cross-validated squared error of each
 model's quality predictions on the outcomes seen (bandit feedback: each row teaches only the
 model that answered it). When a candidate's error is below the current map's by ``margin``
@@ -90,6 +91,9 @@ class CapacityGrowth:
     seed: int = 0
     n: int = 0
     """Outcomes kept."""
+    room: int = 0
+    """Outcomes it keeps in all: ``rows``, plus a fit's outcomes when it grows on from one
+    (set by `restart` and `start_from`)."""
     stopped: str | None = None
     """Why the checks stopped (None: still growing): the rows are in, or something else shaped
     the statistics (a fit, a warm start, a drift alarm, a discount) that the kept rows cannot
@@ -111,6 +115,7 @@ class CapacityGrowth:
         if self.folds < 2:
             raise ConfigurationError(f"CapacityGrowth folds must be >= 2, got {self.folds}")
         self.candidates = tuple(self.candidates)
+        self.room = max(self.room, self.rows)
 
     # -- what is kept -------------------------------------------------------------------
     @property
@@ -133,10 +138,54 @@ class CapacityGrowth:
             self.stopped = why
         self._X, self._arms, self._Y = None, np.zeros(0, np.int64), np.zeros((0, 3))
 
+    @property
+    def full(self) -> bool:
+        """Whether every outcome it has room for is in (the checks stop)."""
+        return self.n >= self.room
+
     def restart(self) -> None:
         """Start again from nothing (the router forgot what it learned)."""
-        self.n, self.stopped, self.checks = 0, None, []
+        self.n, self.stopped, self.checks, self.room = 0, None, [], self.rows
         self._X, self._arms, self._Y = None, np.zeros(0, np.int64), np.zeros((0, 3))
+
+    def start_from(
+        self,
+        embeddings: np.ndarray,
+        quality: np.ndarray,
+        cost: np.ndarray,
+        latency: np.ndarray | None = None,
+    ) -> bool:
+        """Start again from a fit's rows (every model's outcome), if there are few enough.
+
+        A fit on a few hundred rows is too small to choose a map by cross-validation, so the
+        router goes on growing: it keeps those outcomes (one per row and model) and ``rows``
+        more online. A fit with more than ``2 * rows`` outcomes stops it instead (the rows are
+        better used to tune: ``Router.fit(tune=True)``).
+
+        Args:
+            embeddings: (n, dim) the rows' vectors, as the router reads them.
+            quality: (n, k) every model's quality.
+            cost: (n, k) USD.
+            latency: (n, k) seconds, when known.
+
+        Returns:
+            Whether it goes on growing.
+        """
+        self.restart()
+        n, k = quality.shape
+        if n * k > 2 * self.rows:
+            self.stop(f"fitted on {n * k:,} outcomes, more than it keeps (tune to choose the map)")
+            return False
+        self.room = n * k + self.rows
+        self._X = np.empty((self.room, embeddings.shape[1]))
+        self._arms = np.empty(self.room, np.int64)
+        self._Y = np.empty((self.room, 3))
+        self._X[: n * k] = np.repeat(embeddings, k, axis=0)
+        self._arms[: n * k] = np.tile(np.arange(k), n)
+        self._Y[: n * k, 0], self._Y[: n * k, 1] = quality.ravel(), cost.ravel()
+        self._Y[: n * k, 2] = np.nan if latency is None else np.asarray(latency).ravel()
+        self.n = n * k
+        return True
 
     def keep(
         self, embedding: np.ndarray, arm: int, quality: float, cost: float, latency: float | None
@@ -150,12 +199,12 @@ class CapacityGrowth:
             cost: USD.
             latency: Seconds (None: unknown).
         """
-        if not self.active:
+        if not self.active or self.full:
             return
         if self._X is None:
-            self._X = np.empty((self.rows, embedding.shape[0]))
-            self._arms = np.empty(self.rows, np.int64)
-            self._Y = np.empty((self.rows, 3))
+            self._X = np.empty((self.room, embedding.shape[0]))
+            self._arms = np.empty(self.room, np.int64)
+            self._Y = np.empty((self.room, 3))
         self._X[self.n] = embedding
         self._arms[self.n] = arm
         self._Y[self.n] = quality, cost, np.nan if latency is None else latency
@@ -200,10 +249,16 @@ class CapacityGrowth:
         """
         X, arms, Y = self.kept()
         wrap = reads_prompt_length(current)
-        fitted: list[FeatureMap] = [
-            (reading_prompt_length(c) if wrap else c).fit(X, seed=self.seed)
-            for c in self.candidates
-        ]
+        fitted: list[FeatureMap] = []
+        for candidate in self.candidates:
+            try:
+                fitted.append(
+                    (reading_prompt_length(candidate) if wrap else candidate).fit(X, seed=self.seed)
+                )
+            except ConfigurationError:  # e.g. fewer distinct prompts than the map's clusters
+                continue
+        if not fitted:
+            return None
         maps = [current, *fitted]
         squared = [
             _held_out_errors(m, X, arms, Y[:, 0], n_arms, self.folds, self.seed) for m in maps
@@ -239,6 +294,7 @@ class CapacityGrowth:
             "folds": self.folds,
             "seed": self.seed,
             "n": self.n,
+            "room": self.room,
             "stopped": self.stopped,
             "candidates": candidates,
             "checks": [{"at": c.at, "errors": c.errors, "chosen": c.chosen} for c in self.checks],
@@ -266,6 +322,7 @@ class CapacityGrowth:
                 seed=int(header["seed"]),
             )
             n, stopped = int(header["n"]), header["stopped"]
+            growth.room = max(int(header.get("room", growth.rows)), n)
             checks = [
                 Growth(int(c["at"]), dict(c["errors"]), c["chosen"]) for c in header["checks"]
             ]
@@ -282,9 +339,9 @@ class CapacityGrowth:
                 raise ValueError("the capacity growth's kept outcomes are missing")
             if X.ndim != 2 or len(X) != n or arms.shape != (n,) or Y.shape != (n, 3):
                 raise ValueError(f"the capacity growth's arrays do not hold {n} outcomes")
-            growth._X = np.empty((growth.rows, X.shape[1]))
-            growth._arms = np.empty(growth.rows, np.int64)
-            growth._Y = np.empty((growth.rows, 3))
+            growth._X = np.empty((growth.room, X.shape[1]))
+            growth._arms = np.empty(growth.room, np.int64)
+            growth._Y = np.empty((growth.room, 3))
             growth._X[:n], growth._arms[:n], growth._Y[:n] = X, arms, Y
             growth.n = n
         return growth

@@ -93,6 +93,29 @@ def neighbour_quality(
     if m == 0 or n == 0:
         return means, support
     known = ~np.isnan(outcomes)
+    kk = np.minimum(k, known.sum(axis=0))  # per model: how many neighbours it averages
+    values = np.where(known, outcomes, 0.0)
+    shortlist = min(m, 8 * k)
+    for start in range(0, n, 256):  # bounded memory: 256 x m similarities at a time
+        similarity = queries[start : start + 256] @ memory.T
+        stop = start + similarity.shape[0]
+        if shortlist < m:
+            candidates = np.argpartition(-similarity, shortlist - 1, axis=1)[:, :shortlist]
+        else:
+            candidates = np.broadcast_to(np.arange(m), similarity.shape)
+        order = np.argsort(-np.take_along_axis(similarity, candidates, axis=1), axis=1)
+        candidates = np.take_along_axis(candidates, order, axis=1)  # most similar first
+        is_known = known[candidates]  # (queries, shortlist, models): every model at once
+        taken = is_known & (np.cumsum(is_known, axis=1) <= kk)
+        means[start:stop] = (values[candidates] * taken).sum(axis=1) / np.maximum(kk, 1)
+        support[start:stop] = kk / k
+        # too few known among the shortlist: search that model's rows for that query
+        for query, arm in zip(*np.nonzero(taken.sum(axis=1) < kk), strict=True):
+            rows = np.flatnonzero(known[:, arm])
+            nearest = np.argpartition(-similarity[query, rows], kk[arm] - 1)[: kk[arm]]
+            means[start + query, arm] = outcomes[rows, arm][nearest].mean()
+    return means, support
+    known = ~np.isnan(outcomes)
     known_count = known.sum(axis=0)
     values = np.where(known, outcomes, 0.0)
     shortlist = min(m, 8 * k)

@@ -63,12 +63,14 @@ def fit(
         L = check_matrix(latency, "latency", embeddings.shape[0], n_arms)
         check_latency_array(L)
     candidates: tuple[FeatureMap, ...] = DEFAULT_CANDIDATES
+    grow = False
     if isinstance(tune, str):
         if tune != "auto":
             raise ConfigurationError(
                 f'tune must be "auto", True, False or a list of feature maps, got {tune!r}'
             )
         tune = bool(embeddings.shape[0] >= AUTO_TUNE_ROWS)
+        grow = not tune  # too few rows to choose a map: keep them and grow from them online
     elif not isinstance(tune, bool):
         candidates = tuple(tune)
         if not candidates:
@@ -79,7 +81,9 @@ def fit(
             c if reads_prompt_length(c) else PromptLengthFeatures(c) for c in candidates
         )
     with learner.lock:
-        learner.bandit.fit(embeddings, Q, C, tune=tune, candidates=candidates, seed=seed, latency=L)
+        learner.bandit.fit(
+            embeddings, Q, C, tune=tune, candidates=candidates, seed=seed, latency=L, grow=grow
+        )
         tuning, blend = learner.bandit.tuning_, learner.bandit.neighbour_tuning_
     if tune and tuning is not None:
         chosen = next(c for c in tuning.scores if c.features is tuning.chosen)

@@ -62,15 +62,50 @@ def test_a_cold_router_grows_into_clusters_routes_better_and_does_not_dip_at_the
     assert sum(grown.counts.values()) == 3_000  # the rebuilt statistics hold every outcome
 
 
-def test_settings_are_checked_and_a_fit_stops_the_growth() -> None:
+def test_settings_are_checked_and_a_tuned_or_large_fit_stops_the_growth() -> None:
     for bad in ({"every": 0}, {"every": 500, "rows": 100}, {"margin": 1.0}, {"folds": 1}):
         with pytest.raises(ConfigurationError, match="CapacityGrowth"):
             CapacityGrowth(**bad)  # type: ignore[arg-type]
     X, quality = _world(400, seed=1)
-    router = Router(["even", "odd"], embedder=None)
-    router.fit(X, quality, np.full((400, 2), 0.001), tune=False)
-    assert router.bandit.growth is not None
-    assert router.bandit.growth.stopped == "fitted on a routing table"
+    cost = np.tile([0.001, 0.002], (400, 1))
+    tuned = Router(["even", "odd"], embedder=None).fit(X, quality, cost)
+    assert tuned.bandit.growth is not None  # 400 rows: "auto" tunes, cross-validation chose
+    assert (
+        tuned.bandit.growth.stopped == "the map was chosen by cross-validation on a routing table"
+    )
+    kept = Router(["even", "odd"], embedder=None).fit(X, quality, cost, tune=False)
+    assert kept.bandit.growth is not None  # the caller keeps the map
+    assert kept.bandit.growth.stopped == "fitted with tune=False: the map stays"
+    large = Router(["even", "odd"], embedder=None, growth=CapacityGrowth(every=100, rows=100))
+    large.fit(X[:250], quality[:250], cost[:250])  # too few to tune, but 500 outcomes > 2 * 100
+    assert large.bandit.growth is not None
+    assert large.bandit.growth.stopped is not None and "500 outcomes" in large.bandit.growth.stopped
+
+
+def test_a_fit_on_a_few_rows_keeps_them_and_goes_on_growing(tmp_path) -> None:
+    X, quality = _world(1_400, seed=4)
+    cost = np.full((len(X), 2), 0.001)
+    router = Router(["even", "odd"], embedder=None, policy=LinUCB(), seed=0,
+                    growth=CapacityGrowth(every=100, rows=1_000))  # fmt: skip
+    router.fit(X[:150], quality[:150], cost[:150])  # 150 rows: too few for "auto" to tune
+    growth = router.bandit.growth
+    assert growth is not None and growth.active and growth.n == 300 and growth.room == 1_300
+    assert len(growth.checks) == 1  # checked at the fit: 300 outcomes, every model's
+    # Statistics rebuilt from the kept outcomes equal the fit's (nothing learned twice or lost).
+    probe = _world(50, seed=9)[0]
+    before = router.predict(probe).quality
+    router.bandit._rebuild(router.bandit.features, *growth.kept())
+    np.testing.assert_allclose(router.predict(probe).quality, before, atol=1e-9)
+    saved = router.save(tmp_path / "fitted.npz")  # the fit's outcomes travel with the router
+    loaded = Router.load(saved, embedder=None)
+    assert loaded.bandit.growth is not None and loaded.bandit.growth.room == 1_300
+    got = _replay(router, X[150:], quality[150:])
+    assert isinstance(getattr(router.features, "inner", router.features), ClusterFeatures)
+    assert growth.stopped == "the rows are in" and growth.n == growth.room
+    assert got[-300:].mean() > 0.9  # a linear map stays near chance on this world
+    _replay(loaded, X[150:], quality[150:], picks=CHOSEN[-len(got) :])
+    np.testing.assert_allclose(loaded.predict(probe).quality, router.predict(probe).quality,
+                               atol=1e-9)  # fmt: skip
 
 
 def test_a_saved_router_and_one_folding_the_store_grow_at_the_same_outcome(tmp_path) -> None:
