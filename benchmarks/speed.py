@@ -35,7 +35,7 @@ from metallm.learning._features import (
     ProjectedFeatures,
     RandomFeatures,
 )
-from metallm.learning._neighbours import NeighbourQuality
+from metallm.learning._neighbours import BLEND_DIMS, BLEND_ROWS, NeighbourQuality
 from metallm.serving._router import Router
 from metallm.state import RedisStore, SQLiteStore
 
@@ -264,6 +264,15 @@ def capacity_candidates() -> dict[str, tuple[FeatureMap, NeighbourQuality | None
         "projection 128 + kNN blend (10,000 rows)": (
             ProjectedFeatures(128),
             NeighbourQuality(k=50, weight=0.5),
+        ),
+        # what a tuned fit keeps where cross-validation gives an offered table blend a weight
+        "clusters + PCA 128 + table blend (2,000 x 64)": (
+            ClusterFeatures(32, 0.05, 3.0, 10.0, dims=128),
+            NeighbourQuality(k=100, weight=0.5, max_rows=BLEND_ROWS, dims=BLEND_DIMS, online=False),
+        ),
+        "linear PCA 128 + table blend (2,000 x 64)": (
+            ProjectedFeatures(128, 3.0),
+            NeighbourQuality(k=100, weight=0.5, max_rows=BLEND_ROWS, dims=BLEND_DIMS, online=False),
         ),
     }
 

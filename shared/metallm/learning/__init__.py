@@ -30,7 +30,7 @@ from metallm.learning._metrics import (
     savings_at_best,
     zero_router_aiq,
 )
-from metallm.learning._neighbours import NeighbourQuality
+from metallm.learning._neighbours import NeighbourQuality, default_blend
 from metallm.learning._onboarding import prior_start, quiz_rows, warm_start
 from metallm.learning._policies import (
     EpsilonGreedy,
@@ -66,6 +66,7 @@ __all__ = [
     "LinUCB",
     "LinearBandit",
     "NeighbourQuality",
+    "default_blend",
     "OneScore",
     "Policy",
     "ProjectedFeatures",

@@ -62,6 +62,9 @@ class LinearBandit:
             it changed (None: an arm's whole past weighs alike, unless the policy discounts).
         growth: Keeps a cold bandit's first outcomes and switches to a richer feature map when
             they support it (None: the map stays until a ``fit``).
+        blend: A kNN second opinion a tuned ``fit`` weighs beside the linear model and keeps
+            only when cross-validation gives it a weight above 0 (None: not offered; ignored
+            when ``neighbours`` is given).
 
     >>> import numpy as np
     >>> from metallm import EmbeddingFeatures, LinUCB
@@ -82,8 +85,11 @@ class LinearBandit:
         neighbours: NeighbourQuality | None = None,
         drift: DriftDetector | None = None,
         growth: CapacityGrowth | None = None,
+        blend: NeighbourQuality | None = None,
     ) -> None:
         self.n_arms = n_arms
+        self.blend = blend
+        """The kNN blend a tuned `fit` offers to cross-validation when ``neighbours`` is None."""
         self.growth = growth
         """What grows a cold bandit's capacity online (`_growth`), if anything."""
         self.policy = policy
@@ -548,6 +554,7 @@ class LinearBandit:
         seed: int = 0,
         latency: np.ndarray | None = None,
         grow: bool = False,
+        offer_blend: bool = True,
     ) -> None:
         """Learn from scratch from full-information rows (every arm's outcome known).
 
@@ -564,6 +571,8 @@ class LinearBandit:
             grow: Keep these rows for the capacity growth and go on growing from them (rows
                 too few to tune); otherwise a fit stops the growth (the map was chosen, by
                 cross-validation or by the caller).
+            offer_blend: Let a tuned fit weigh ``blend`` (False where decisions pending
+                elsewhere hold features a memory of embeddings could not learn from).
         """
         if tune:
             self.tuning_ = tune_features(
@@ -571,12 +580,19 @@ class LinearBandit:
             )
             self.features = self.tuning_.chosen
         self.neighbour_tuning_ = None
-        if self.neighbours is not None:
-            nq = self.neighbours
+        offered = (
+            tune
+            and offer_blend
+            and self.blend is not None
+            and (self.neighbours is None or self.neighbours.offered)
+        )
+        nq = self.blend.fresh() if offered and self.blend is not None else self.neighbours
+        if nq is not None:
+            nq.fit_projection(self._embedding_part(embeddings))
             if tune and (nq.k_setting is None or nq.weight_setting is None):
                 assert self.tuning_ is not None
                 self.neighbour_tuning_ = tune_neighbours(
-                    self._embedding_part(embeddings),
+                    nq.vectors(self._embedding_part(embeddings)),
                     quality,
                     cost,
                     self.tuning_,
@@ -589,6 +605,8 @@ class LinearBandit:
                 )
                 nq.k, nq.weight = self.neighbour_tuning_.k, self.neighbour_tuning_.weight
             nq.fit(self._embedding_part(embeddings), quality)
+            if offered:  # kept only where cross-validation gave it a say
+                self.neighbours = nq if nq.weight > 0.0 else None
         if tune or not self.features.fitted or not getattr(self.features, "learned", True):
             # a cold projection is random until fitted: fit() finds its principal directions
             self.features = self.features.fit(embeddings, seed=seed)

@@ -30,9 +30,12 @@ import numpy as np
 from metallm.exceptions import ConfigurationError
 
 __all__ = [
+    "BLEND_DIMS",
+    "BLEND_ROWS",
     "NEIGHBOUR_KS",
     "NEIGHBOUR_WEIGHTS",
     "NeighbourQuality",
+    "default_blend",
     "neighbour_quality",
     "subsample",
     "unit_rows",
@@ -42,6 +45,22 @@ NEIGHBOUR_KS = (20, 50, 100)
 """The ``k`` values cross-validation chooses among when ``k`` is None."""
 NEIGHBOUR_WEIGHTS = (0.0, 0.25, 0.5, 0.75)
 """The blend weights cross-validation chooses among when ``weight`` is None."""
+BLEND_ROWS = 2_000
+"""The memory of the blend `default_blend` makes: the routing table's rows, sampled."""
+BLEND_DIMS = 64
+"""Its principal directions: 2,000 x 64 float32 is 0.5 MB read per query. With the table's
+rows only (every outcome known) a query is one scan and one partial sort: about 45 us alone,
+100-130 us inside a 12-model select (``python -m benchmarks.speed``), half the cluster map's
+select, which is why no fit offers it unless asked (``Router(blend="default")``)."""
+
+
+def default_blend() -> NeighbourQuality:
+    """A kNN blend for `Router(blend=...)`: k and weight by a tuned fit's cross-validation.
+
+    >>> default_blend()
+    NeighbourQuality(k=50, weight=0.5, max_rows=2000, dims=64, online=False, remembered=0)
+    """
+    return NeighbourQuality(max_rows=BLEND_ROWS, dims=BLEND_DIMS, online=False)
 
 
 def subsample(n: int, max_rows: int, seed: int = 0) -> np.ndarray:
@@ -68,7 +87,12 @@ def unit_rows(X: np.ndarray) -> np.ndarray:
 
 
 def neighbour_quality(
-    memory: np.ndarray, outcomes: np.ndarray, queries: np.ndarray, k: int
+    memory: np.ndarray,
+    outcomes: np.ndarray,
+    queries: np.ndarray,
+    k: int,
+    *,
+    complete: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Mean outcome per model of the ``k`` remembered prompts most similar to each query.
 
@@ -79,6 +103,8 @@ def neighbour_quality(
     Exact, and fast when models know few of the remembered prompts: the ``8 k`` most similar
     prompts are found once per query and each model takes its ``k`` nearest known among them;
     only a query where a model knows fewer than ``k`` of those is searched again for that model.
+    With ``complete`` (no NaN: every model's outcome of every remembered prompt, as a fitted
+    table gives) the ``k`` nearest are one partial sort per query, shared by every model.
 
     >>> memory = np.eye(3, dtype=np.float32)
     >>> outcomes = np.array([[1.0, np.nan], [0.0, 1.0], [0.0, 0.0]])
@@ -91,6 +117,17 @@ def neighbour_quality(
     means = np.zeros((n, arms))
     support = np.zeros((n, arms))
     if m == 0 or n == 0:
+        return means, support
+    if complete:  # every outcome known (a fitted table): one partial sort serves every model
+        kk_all = min(k, m)
+        for start in range(0, n, 256):
+            similarity = queries[start : start + 256] @ memory.T
+            if kk_all < m:
+                nearest = np.argpartition(-similarity, kk_all - 1, axis=1)[:, :kk_all]
+            else:
+                nearest = np.broadcast_to(np.arange(m), similarity.shape)
+            means[start : start + similarity.shape[0]] = outcomes[nearest].mean(axis=1)
+        support[:] = kk_all / k
         return means, support
     known = ~np.isnan(outcomes)
     kk = np.minimum(k, known.sum(axis=0))  # per model: how many neighbours it averages
@@ -151,6 +188,12 @@ class NeighbourQuality:
         weight: The blend weight ``w`` in [0, 1] (None: chosen by cross-validation among
             `NEIGHBOUR_WEIGHTS`; 0.5 until then).
         max_rows: Prompts remembered; past it the oldest is dropped for each new one.
+        dims: Remember and compare prompts in their top ``dims`` principal directions, found by
+            `fit` (None: the whole embedding). A 384-d memory of 2,000 prompts is 3 MB read
+            per query; 64 directions read a sixth of it.
+        online: Remember each outcome learned online too (False: the memory is the fitted
+            table's rows, every model's outcome known, so a query is one scan and one
+            partial sort, about 40 us for 2,000 x 64; online outcomes teach the linear model).
 
     >>> from metallm import Router
     >>> second_opinion = NeighbourQuality(k=1, weight=1.0)
@@ -164,7 +207,13 @@ class NeighbourQuality:
     """
 
     def __init__(
-        self, k: int | None = None, weight: float | None = None, *, max_rows: int = 10_000
+        self,
+        k: int | None = None,
+        weight: float | None = None,
+        *,
+        max_rows: int = 10_000,
+        dims: int | None = None,
+        online: bool = True,
     ) -> None:
         if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
             raise ConfigurationError(f"k must be a positive integer or None, got {k!r}")
@@ -172,6 +221,16 @@ class NeighbourQuality:
             raise ConfigurationError(f"weight must be in [0, 1] or None, got {weight!r}")
         if isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 1:
             raise ConfigurationError(f"max_rows must be a positive integer, got {max_rows!r}")
+        if dims is not None and (isinstance(dims, bool) or not isinstance(dims, int) or dims < 1):
+            raise ConfigurationError(f"dims must be a positive integer or None, got {dims!r}")
+        self.dims = dims
+        self.online = bool(online)
+        self._complete = True
+        """No outcome unknown in the memory (the fast path of `neighbour_quality`)."""
+        self.offered = False
+        """Whether a fit offered it (`fresh`): the next tuned fit weighs it again, may drop it."""
+        self._projection: np.ndarray | None = None  # (embedding, dims), set by fit
+        self._mean: np.ndarray | None = None
         self.k_setting, self.weight_setting = k, weight
         self.k = k if k is not None else 50
         self.weight = float(weight) if weight is not None else 0.5
@@ -182,13 +241,27 @@ class NeighbourQuality:
         self._next = 0  # where the next row goes once the memory is full (the oldest)
 
     def __repr__(self) -> str:
+        dims = "" if self.dims is None else f", dims={self.dims}"
+        online = "" if self.online else ", online=False"
         return (
-            f"NeighbourQuality(k={self.k}, weight={self.weight}, max_rows={self.max_rows}, "
-            f"remembered={self._size})"
+            f"NeighbourQuality(k={self.k}, weight={self.weight}, max_rows={self.max_rows}"
+            f"{dims}{online}, remembered={self._size})"
         )
 
     def __len__(self) -> int:
         return self._size
+
+    def fresh(self) -> NeighbourQuality:
+        """An empty memory with the same settings (what a fit that offers the blend starts from)."""
+        made = NeighbourQuality(
+            self.k_setting,
+            self.weight_setting,
+            max_rows=self.max_rows,
+            dims=self.dims,
+            online=self.online,
+        )
+        made.offered = True
+        return made
 
     @property
     def active(self) -> bool:
@@ -206,6 +279,34 @@ class NeighbourQuality:
         self._memory = np.empty((0, self._memory.shape[1]), dtype=np.float32)
         self._outcomes = np.empty((0, arms), dtype=np.float32)
         self._size = self._next = 0
+        self._complete = True
+
+    def vectors(self, embeddings: np.ndarray) -> np.ndarray:
+        """What the memory holds of ``embeddings`` (n, d): unit rows, projected once fitted.
+
+        Args:
+            embeddings: (n, d) prompt embeddings.
+        """
+        if self._projection is None or self._mean is None:
+            return unit_rows(embeddings)
+        X = np.asarray(embeddings, dtype=np.float32)
+        return unit_rows((X - self._mean) @ self._projection)
+
+    def fit_projection(self, embeddings: np.ndarray) -> None:
+        """Find the ``dims`` principal directions of these embeddings (no-op without ``dims``).
+
+        Unsupervised: cross-validation may call it on every training row before scoring folds.
+
+        Args:
+            embeddings: (n, d) training embeddings.
+        """
+        if self.dims is None:
+            return
+        X = np.asarray(embeddings, dtype=np.float64)
+        mean = X.mean(axis=0)
+        _, _, vt = np.linalg.svd(X - mean, full_matrices=False)
+        self._mean = mean.astype(np.float32)
+        self._projection = np.ascontiguousarray(vt[: self.dims].T, dtype=np.float32)
 
     def fit(self, embeddings: np.ndarray, quality: np.ndarray) -> None:
         """Remember these rows (every model's outcome known): ``max_rows`` of them at most.
@@ -220,8 +321,10 @@ class NeighbourQuality:
             quality: (n, k): every model's outcome of each row.
         """
         keep = subsample(embeddings.shape[0], self.max_rows)
-        self._memory = unit_rows(embeddings[keep])
+        self.fit_projection(embeddings)
+        self._memory = self.vectors(embeddings[keep])
         self._outcomes = np.asarray(quality[keep], dtype=np.float32).copy()
+        self._complete = not bool(np.isnan(self._outcomes).any())
         self._size = self._memory.shape[0]
         self._next = 0
 
@@ -230,13 +333,19 @@ class NeighbourQuality:
     ) -> None:
         """Remember rows where one model's outcome each is known (``arms``, ``quality``: (n,)).
 
+        Nothing when it does not learn online (``online=False``).
+
         Args:
             embeddings: (n, d).
             arms: The model of each row.
             quality: Its outcome.
             n_arms: The models in the pool.
         """
-        unit = unit_rows(np.atleast_2d(embeddings))
+        if not self.online:
+            if self._outcomes.shape[1] < n_arms:
+                self.add_arms(n_arms - self._outcomes.shape[1])
+            return
+        unit = self.vectors(np.atleast_2d(embeddings))
         if self._outcomes.shape[1] < n_arms:
             self.add_arms(n_arms - self._outcomes.shape[1])
         if self._memory.shape[1] != unit.shape[1]:
@@ -250,6 +359,7 @@ class NeighbourQuality:
         rows[np.arange(unit.shape[0]), np.asarray(arms, dtype=int)] = quality
         for vector, outcome in zip(unit, rows):
             self._append(vector, outcome)
+        self._complete = self._complete and n_arms == 1
 
     def _append(self, vector: np.ndarray, outcome: np.ndarray) -> None:
         if self._size < self.max_rows:
@@ -274,6 +384,7 @@ class NeighbourQuality:
         """
         extra = np.full((self._outcomes.shape[0], count), np.nan, dtype=np.float32)
         self._outcomes = np.hstack([self._outcomes, extra])
+        self._complete = self._complete and not (count and self._size)
 
     # -- predicting ----------------------------------------------------------------------
     def blend(self, linear_quality: np.ndarray, embeddings: np.ndarray) -> np.ndarray:
@@ -285,13 +396,31 @@ class NeighbourQuality:
         """
         if not self.active:
             return linear_quality
+        if self._complete and embeddings.shape[0] == 1:
+            return self._blend_one(linear_quality, embeddings[0])
         means, support = neighbour_quality(
             self._memory[: self._size],
             self._outcomes[: self._size, : linear_quality.shape[1]],
-            unit_rows(embeddings),
+            self.vectors(embeddings),
             self.k,
+            complete=self._complete,
         )
         share = self.weight * support
+        blended: np.ndarray = (1.0 - share) * linear_quality + share * means
+        return blended
+
+    def _blend_one(self, linear_quality: np.ndarray, embedding: np.ndarray) -> np.ndarray:
+        """`blend` of one query over a complete memory: one scan, one partial sort (a select)."""
+        v = embedding.astype(np.float32)
+        if self._projection is not None and self._mean is not None:
+            v = (v - self._mean) @ self._projection
+        v = v / max(float(np.sqrt(v @ v)), 1e-12)
+        size, arms = self._size, linear_quality.shape[1]
+        similarity = self._memory[:size] @ v
+        kk = min(self.k, size)
+        nearest = np.argpartition(similarity, size - kk)[size - kk :] if kk < size else slice(None)
+        means = self._outcomes[nearest, :arms].mean(axis=0)
+        share = self.weight * kk / self.k
         blended: np.ndarray = (1.0 - share) * linear_quality + share * means
         return blended
 
@@ -310,6 +439,14 @@ class NeighbourQuality:
             "neighbours_memory": self._memory[order].astype(np.float16),
             "neighbours_outcomes": self._outcomes[order].copy(),
         }
+        if self.offered:  # absent otherwise: files written before it stay alike
+            header["offered"] = True
+        if not self.online:
+            header["online"] = False
+        if self.dims is not None:
+            header["dims"] = self.dims
+            if self._projection is not None and self._mean is not None:
+                arrays.update(neighbours_projection=self._projection, neighbours_mean=self._mean)
         return header, arrays
 
     @classmethod
@@ -318,9 +455,18 @@ class NeighbourQuality:
     ) -> NeighbourQuality:
         """The memory `to_state` wrote; ValueError says what is wrong with it."""
         try:
+            dims = header.get("dims")
             made = cls(
-                header["k_setting"], header["weight_setting"], max_rows=int(header["max_rows"])
+                header["k_setting"],
+                header["weight_setting"],
+                max_rows=int(header["max_rows"]),
+                dims=None if dims is None else int(dims),
+                online=bool(header.get("online", True)),
             )
+            made.offered = bool(header.get("offered", False))
+            if "neighbours_projection" in arrays:
+                made._projection = np.asarray(arrays["neighbours_projection"], dtype=np.float32)
+                made._mean = np.asarray(arrays["neighbours_mean"], dtype=np.float32)
             made.k, made.weight = int(header["k"]), float(header["weight"])
             memory = np.asarray(arrays["neighbours_memory"], dtype=np.float32)
             outcomes = np.asarray(arrays["neighbours_outcomes"], dtype=np.float32)
@@ -339,6 +485,16 @@ class NeighbourQuality:
             raise ValueError(
                 f"{memory.shape[0]} rows remembered, more than max_rows {made.max_rows}"
             )
+        projection, mean = made._projection, made._mean
+        if projection is not None and (
+            mean is None
+            or projection.ndim != 2
+            or mean.shape != (projection.shape[0],)
+            or (memory.shape[0] and memory.shape[1] != projection.shape[1])
+            or not (np.isfinite(projection).all() and np.isfinite(mean).all())
+        ):
+            raise ValueError("the neighbours' projection does not fit its memory")
         made._memory, made._outcomes, made._size = memory, outcomes, memory.shape[0]
+        made._complete = not bool(np.isnan(outcomes).any())
         made._next = 0  # rows are oldest first: a full memory overwrites row 0 next
         return made

@@ -26,6 +26,7 @@ from metallm.learning import (
     Policy,
     ProjectedFeatures,
     Scores,
+    default_blend,
     reading_prompt_length,
     reads_prompt_length,
 )
@@ -90,6 +91,7 @@ class Learner:
         embedding_model: str | None,
         drift: DriftDetector | None | str = None,
         growth: CapacityGrowth | None | str = None,
+        blend: NeighbourQuality | None | str = None,
     ) -> Learner:
         """A learner that knows nothing yet, with a router's defaults.
 
@@ -106,6 +108,8 @@ class Learner:
                 ``DriftDetector()``; None: nothing).
             growth: What grows a cold router's feature map online (``"default"``:
                 ``CapacityGrowth()``; None: the map stays).
+            blend: The kNN blend a tuned fit weighs and keeps where cross-validation gives it
+                a weight (``"default"``: `default_blend()`; None: not offered).
 
         Raises:
             ConfigurationError: A model name is bad or repeated.
@@ -114,7 +118,10 @@ class Learner:
         check_part(drift, DriftDetector, "drift", "metallm.learning.DriftDetector(threshold=12.0)")
         growth = CapacityGrowth() if growth == "default" else growth
         check_part(growth, CapacityGrowth, "growth", "metallm.learning.CapacityGrowth()")
+        blend = default_blend() if blend == "default" else blend
+        check_part(blend, NeighbourQuality, "blend", "metallm.NeighbourQuality(dims=64)")
         assert not isinstance(drift, str) and not isinstance(growth, str)  # checked above
+        assert not isinstance(blend, str)
         pool = ArmPool(arms)
         policy = policy if policy is not None else DEFAULT_POLICY
         if features is None:
@@ -129,6 +136,7 @@ class Learner:
             neighbours=neighbours,
             drift=drift,
             growth=growth,
+            blend=blend,
         )
         return cls(pool, bandit, reward, embedding_model)
 

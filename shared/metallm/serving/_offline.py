@@ -46,8 +46,11 @@ def fit(
     tune: bool | str | Sequence[FeatureMap] = "auto",
     seed: int = 0,
     latency: np.ndarray | Sequence[Sequence[float]] | None = None,
+    offer_blend: bool = True,
 ) -> None:
     """Train from scratch on rows where every model's outcome is known (see ``Router.fit``).
+
+    ``offer_blend``: let a tuned fit weigh the learner's kNN blend.
 
     Raises:
         InvalidInputError: The arrays do not fit the embeddings and the models.
@@ -82,8 +85,9 @@ def fit(
         )
     with learner.lock:
         learner.bandit.fit(
-            embeddings, Q, C, tune=tune, candidates=candidates, seed=seed, latency=L, grow=grow
-        )
+            embeddings, Q, C, tune=tune, candidates=candidates, seed=seed, latency=L,
+            grow=grow, offer_blend=offer_blend,
+        )  # fmt: skip
         tuning, blend = learner.bandit.tuning_, learner.bandit.neighbour_tuning_
     if tune and tuning is not None:
         chosen = next(c for c in tuning.scores if c.features is tuning.chosen)

@@ -99,13 +99,19 @@ class Router:
         latency_weight: ``l``, the weight of latency. 0 (default) ignores it (still learned).
         latency_scale: A fixed latency normaliser (seconds); default the slowest model's mean.
         neighbours: Blend the linear quality predictions with the outcomes of the most similar
-            prompts seen (``NeighbourQuality``). Off by default.
+            prompts seen (``NeighbourQuality``), always. Off by default.
+        blend: A kNN blend a tuned ``fit`` weighs beside its feature maps and keeps only
+            where cross-validation gives it a weight above 0 (``"default"``:
+            ``metallm.learning.default_blend()``, the table's 2,000 prompts in 64 principal
+            directions; it adds about half the cluster map's select time, so it is not on by
+            default). None (the default): a fit weighs feature maps only.
         drift: What notices that a model changed (a silent snapshot update) and forgets its
             past so new outcomes decide: default ``DriftDetector()``, a CUSUM on each model's
             prediction errors; None: a model's whole past weighs alike.
         growth: What grows a cold router's capacity online: default ``CapacityGrowth()`` (its
             first 4,000 outcomes kept; every 500, a richer feature map taken when its held-out
-            error of quality is lower; a ``fit`` stops it); None: the map stays until ``fit``.
+            error of quality is lower; a tuned ``fit`` stops it, a fit on fewer than 300 rows
+            keeps them and grows from them); None: the map stays until ``fit``.
         clock: Seconds since the epoch: decisions' expiry, the store's retry backoff and due
             syncs (a test passes its own instead of sleeping).
         telemetry: Where each routed call and feedback is reported: ``"auto"`` (OpenTelemetry
@@ -150,6 +156,7 @@ class Router:
         neighbours: NeighbourQuality | None = None,
         drift: DriftDetector | None | str = "default",
         growth: CapacityGrowth | None | str = "default",
+        blend: NeighbourQuality | None | str = None,
         clock: Callable[[], float] = time.time,
         telemetry: Telemetry | str | None = "auto",
     ) -> None:
@@ -164,7 +171,7 @@ class Router:
         self._learner = Learner.build(
             arms, RewardSetting(cost_weight, latency_weight, cost_scale, latency_scale),
             policy=policy, features=features, seed=seed, neighbours=neighbours,
-            drift=drift, growth=growth,
+            drift=drift, growth=growth, blend=blend,
             reads_length=embedder is not None if prompt_length is None else prompt_length,
             embedding_model=getattr(embedder, "model_name", None),
         )  # fmt: skip
@@ -664,6 +671,8 @@ class Router:
             tune=tune,
             seed=seed,
             latency=latency,
+            # decisions pending here may hold features, which a memory of embeddings cannot take
+            offer_blend=self._learning.learns_on_embeddings or not len(self._ledger),
         )
         return self
 

@@ -9,7 +9,7 @@ import pytest
 
 from metallm import ConfigurationError, EmbeddingFeatures, NeighbourQuality, Router, SQLiteStore
 from metallm.exceptions import StateFileError
-from metallm.learning._neighbours import neighbour_quality
+from metallm.learning._neighbours import neighbour_quality, unit_rows
 
 
 def _unit(X: np.ndarray) -> np.ndarray:
@@ -96,7 +96,7 @@ def test_cross_validation_blends_where_neighbours_know_more_and_it_routes_better
     X, Q, C = _sectors(1500, seed=0)
     Xt, Qt, _ = _sectors(500, seed=1)
     linear = [EmbeddingFeatures(1.0)]  # the linear map alone: what the blend adds is seen
-    plain = Router(["a", "b", "c"], embedder=None, seed=0).fit(X, Q, C, tune=linear)
+    plain = Router(["a", "b", "c"], embedder=None, seed=0, blend=None).fit(X, Q, C, tune=linear)
     blended = Router(["a", "b", "c"], embedder=None, seed=0, neighbours=NeighbourQuality()).fit(
         X, Q, C, tune=linear
     )
@@ -112,6 +112,47 @@ def test_cross_validation_blends_where_neighbours_know_more_and_it_routes_better
         return float(Qt[rows, chosen].mean())
 
     assert quality_at_zero(blended) > quality_at_zero(plain) + 0.05
+
+
+def test_a_tuned_fit_keeps_the_offered_blend_only_where_cross_validation_gives_it_a_say(
+    tmp_path,
+) -> None:
+    X, Q, C = _sectors(1500, seed=0)
+    Xt, Qt, _ = _sectors(500, seed=1)
+    linear = [EmbeddingFeatures(1.0)]
+    local = Router(["a", "b", "c"], embedder=None, seed=0, blend="default").fit(
+        X, Q, C, tune=linear
+    )
+    kept = local.bandit.neighbours
+    assert kept is not None and kept.offered and kept.weight > 0  # the sectors need neighbours
+    assert kept.dims == 64 and kept.max_rows == 2_000 and len(kept) == 1_500 and not kept.online
+    plain = Router(["a", "b", "c"], embedder=None, seed=0, blend=None).fit(X, Q, C, tune=linear)
+    assert plain.bandit.neighbours is None and plain.bandit.neighbour_tuning_ is None
+    rows = np.arange(len(Xt))
+    got = [
+        float(Qt[rows, np.argmax(r.predict(Xt, widths=False).quality, axis=1)].mean())
+        for r in (local, plain)
+    ]
+    assert got[0] > got[1] + 0.05
+    saved = Router.load(local.save(tmp_path / "blend.npz"), embedder=None)
+    assert saved.bandit.neighbours is not None and saved.bandit.neighbours.offered
+    # the memory is saved as float16: near-ties among neighbours may reorder, nothing more
+    after, before = saved.predict(Xt).quality, local.predict(Xt).quality
+    assert np.abs(after - before).mean() < 0.01
+    assert (after.argmax(axis=1) == before.argmax(axis=1)).mean() > 0.97
+    # a linear world (each answer right with a probability linear in the vector): the linear
+    # model is right, the neighbours only add noise; cross-validation gives the blend no weight
+    rng = np.random.default_rng(3)
+    Y = rng.normal(size=(1500, 3))
+    Y /= np.linalg.norm(Y, axis=1, keepdims=True)
+    p_a = 0.5 + 0.45 * Y[:, 0]
+    smooth = np.stack([rng.random(1500) < p_a, rng.random(1500) < 1 - p_a], axis=1).astype(float)
+    smooth_router = Router(["a", "b"], embedder=None, seed=0, blend="default").fit(
+        Y, smooth, np.tile([0.001, 0.002], (1500, 1)), tune=linear
+    )
+    choice = smooth_router.bandit.neighbour_tuning_
+    assert choice is not None and choice.weight == 0.0  # weighed, and left out
+    assert smooth_router.bandit.neighbours is None
 
 
 def test_fixed_settings_skip_cross_validation() -> None:
@@ -217,10 +258,51 @@ def test_a_capped_memory_of_a_table_grouped_by_source_keeps_every_source() -> No
     test_sectors = np.floor(np.arctan2(Xt[:, 1], Xt[:, 0]) / (np.pi / 4)).astype(int)
     early = np.flatnonzero([s not in last_third for s in test_sectors])
     assert len(early) > 200
-    plain = Router(["a", "b", "c"], embedder=None, seed=0).fit(X, Q, C, tune=linear)
+    plain = Router(["a", "b", "c"], embedder=None, seed=0, blend=None).fit(X, Q, C, tune=linear)
 
     def quality(router: Router) -> float:
         chosen = np.argmax(router.predict(Xt[early], widths=False).quality, axis=1)
         return float(Qt[early, chosen].mean())
 
     assert quality(capped) > quality(plain) + 0.05
+
+
+def test_the_complete_memory_path_gives_the_general_paths_means() -> None:
+    rng = np.random.default_rng(5)
+    memory = unit_rows(rng.normal(size=(600, 16)))
+    outcomes = (rng.random((600, 4)) < 0.5).astype(np.float32)
+    queries = unit_rows(rng.normal(size=(300, 16)))
+    for k in (1, 20, 700):  # more than remembered: every row, support below 1
+        fast = neighbour_quality(memory, outcomes, queries, k, complete=True)
+        general = neighbour_quality(memory, outcomes, queries, k)
+        np.testing.assert_allclose(fast[0], general[0], atol=1e-6)
+        np.testing.assert_allclose(fast[1], general[1])
+
+
+def test_a_table_only_memory_ignores_online_outcomes_and_keeps_the_fast_path(tmp_path) -> None:
+    X, Q, C = _sectors(400, seed=2)
+    router = Router(["a", "b", "c"], embedder=None, seed=0,
+                    neighbours=NeighbourQuality(k=10, weight=0.5, dims=2, online=False))  # fmt: skip
+    router.fit(X, Q, C, tune=False)
+    memory = router.bandit.neighbours
+    assert memory is not None and len(memory) == 400 and memory.active
+    before = router.predict(X[:20], widths=False).quality
+    decision = router.select(X[0], force="a")
+    router.record(decision.id, quality=0.0, cost=0.001)
+    assert len(memory) == 400  # online outcomes teach the linear model only
+    restored = Router.load(router.save(tmp_path / "t.npz"), embedder=None)
+    kept = restored.bandit.neighbours
+    assert kept is not None and not kept.online and kept.dims == 2
+    assert np.abs(restored.predict(X[:20], widths=False).quality - before).max() < 0.1
+
+
+def test_one_query_over_a_complete_memory_blends_as_a_batch_does() -> None:
+    X, Q, C = _sectors(500, seed=3)
+    for dims in (None, 2):
+        memory = NeighbourQuality(k=15, weight=0.5, dims=dims, online=False)
+        memory.fit(X, Q)
+        linear = np.random.default_rng(dims or 0).random((40, 3))
+        queries = _sectors(40, seed=4)[0]
+        batch = memory.blend(linear, queries)
+        one = np.vstack([memory.blend(linear[i : i + 1], queries[i : i + 1]) for i in range(40)])
+        np.testing.assert_allclose(one, batch, atol=1e-6)
