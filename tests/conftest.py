@@ -59,3 +59,24 @@ def static_model_dir(tmp_path_factory):
     folder = tmp_path_factory.mktemp("static")
     StaticModel(vectors=vectors, tokenizer=tokenizer, normalize=True).save_pretrained(str(folder))
     return str(folder)
+
+
+SERIAL = (
+    "tests/faults/",  # routing bounded by its timeout under kill -9, SIGSTOP, locks, a full disk
+    "tests/integration/test_store_outage.py",  # latencies under a stalled Redis
+    "tests/core/state/test_quarantine.py",  # routing while another process holds the lock
+    "tests/core/serving/test_grading.py",  # a caller that does not wait for the judge
+    "tests/core/embedding/",  # a huge prompt cut in under a second; offline fails fast
+    "tests/core/testing/test_server.py",  # the server's injected delays
+    "tests/benchmarks/test_speed.py",  # the speed harness measures (alone, it means something)
+)
+"""Files whose tests assert on wall-clock time: marked ``serial``, so that ``scripts/test.sh``
+runs them alone after the rest has run on two workers (a second worker's load would stretch
+the times they bound)."""
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        path = str(item.fspath).replace("\\", "/")
+        if any(f"/{part}" in path for part in SERIAL):
+            item.add_marker(pytest.mark.serial)

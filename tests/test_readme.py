@@ -21,7 +21,11 @@ def _block(tag: str) -> str:
 def test_the_readme_opens_with_the_demo_and_the_test_commands():
     first_block = re.search(r"```bash\n(.*?)```", README.read_text(), re.S).group(1).splitlines()
     assert "metallm demo" in first_block[0]
-    assert "pytest" in first_block[1]
+    assert "bash scripts/test.sh" in first_block[1]
+    ci = (README.parent / ".ci" / "run").read_text()
+    assert "bash scripts/test.sh" in ci  # CI runs the README's test command
+    script = (README.parent / "scripts" / "test.sh").read_text()
+    assert '-n 2 -m "not serial"' in script and "-m serial" in script  # every test, two parts
 
 
 def test_the_quickstart_runs_and_records_feedback():
