@@ -588,11 +588,12 @@ class LinearBandit:
         )
         nq = self.blend.fresh() if offered and self.blend is not None else self.neighbours
         if nq is not None:
-            nq.fit_projection(self._embedding_part(embeddings))
+            part = self._embedding_part(embeddings)
+            nq.fit(part, quality)  # its memory (and projection) do not depend on k or weight
             if tune and (nq.k_setting is None or nq.weight_setting is None):
                 assert self.tuning_ is not None
                 self.neighbour_tuning_ = tune_neighbours(
-                    nq.vectors(self._embedding_part(embeddings)),
+                    nq.vectors(part),
                     quality,
                     cost,
                     self.tuning_,
@@ -604,7 +605,6 @@ class LinearBandit:
                     max_rows=nq.max_rows,
                 )
                 nq.k, nq.weight = self.neighbour_tuning_.k, self.neighbour_tuning_.weight
-            nq.fit(self._embedding_part(embeddings), quality)
             if offered:  # kept only where cross-validation gave it a say
                 self.neighbours = nq if nq.weight > 0.0 else None
         if tune or not self.features.fitted or not getattr(self.features, "learned", True):

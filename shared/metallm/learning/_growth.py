@@ -154,7 +154,7 @@ class CapacityGrowth:
         quality: np.ndarray,
         cost: np.ndarray,
         latency: np.ndarray | None = None,
-    ) -> bool:
+    ) -> None:
         """Start again from a fit's rows (every model's outcome), if there are few enough.
 
         A fit on a few hundred rows is too small to choose a map by cross-validation, so the
@@ -167,15 +167,12 @@ class CapacityGrowth:
             quality: (n, k) every model's quality.
             cost: (n, k) USD.
             latency: (n, k) seconds, when known.
-
-        Returns:
-            Whether it goes on growing.
         """
         self.restart()
         n, k = quality.shape
         if n * k > 2 * self.rows:
             self.stop(f"fitted on {n * k:,} outcomes, more than it keeps (tune to choose the map)")
-            return False
+            return
         self.room = n * k + self.rows
         self._X = np.empty((self.room, embeddings.shape[1]))
         self._arms = np.empty(self.room, np.int64)
@@ -185,7 +182,6 @@ class CapacityGrowth:
         self._Y[: n * k, 0], self._Y[: n * k, 1] = quality.ravel(), cost.ravel()
         self._Y[: n * k, 2] = np.nan if latency is None else np.asarray(latency).ravel()
         self.n = n * k
-        return True
 
     def keep(
         self, embedding: np.ndarray, arm: int, quality: float, cost: float, latency: float | None

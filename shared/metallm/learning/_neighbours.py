@@ -86,6 +86,14 @@ def unit_rows(X: np.ndarray) -> np.ndarray:
     return unit
 
 
+def _most_similar(similarity: np.ndarray, count: int) -> np.ndarray:
+    """Column indices of the ``count`` largest similarities of each row (in no order)."""
+    m = similarity.shape[1]
+    if count < m:
+        return np.argpartition(-similarity, count - 1, axis=1)[:, :count]
+    return np.broadcast_to(np.arange(m), similarity.shape)
+
+
 def neighbour_quality(
     memory: np.ndarray,
     outcomes: np.ndarray,
@@ -122,10 +130,7 @@ def neighbour_quality(
         kk_all = min(k, m)
         for start in range(0, n, 256):
             similarity = queries[start : start + 256] @ memory.T
-            if kk_all < m:
-                nearest = np.argpartition(-similarity, kk_all - 1, axis=1)[:, :kk_all]
-            else:
-                nearest = np.broadcast_to(np.arange(m), similarity.shape)
+            nearest = _most_similar(similarity, kk_all)
             means[start : start + similarity.shape[0]] = outcomes[nearest].mean(axis=1)
         support[:] = kk_all / k
         return means, support
@@ -136,10 +141,7 @@ def neighbour_quality(
     for start in range(0, n, 256):  # bounded memory: 256 x m similarities at a time
         similarity = queries[start : start + 256] @ memory.T
         stop = start + similarity.shape[0]
-        if shortlist < m:
-            candidates = np.argpartition(-similarity, shortlist - 1, axis=1)[:, :shortlist]
-        else:
-            candidates = np.broadcast_to(np.arange(m), similarity.shape)
+        candidates = _most_similar(similarity, shortlist)
         order = np.argsort(-np.take_along_axis(similarity, candidates, axis=1), axis=1)
         candidates = np.take_along_axis(candidates, order, axis=1)  # most similar first
         is_known = known[candidates]  # (queries, shortlist, models): every model at once
@@ -159,10 +161,7 @@ def neighbour_quality(
     for start in range(0, n, 1024):  # bounded memory: 1024 x m similarities at a time
         similarity = queries[start : start + 1024] @ memory.T
         stop = start + similarity.shape[0]
-        if shortlist < m:
-            candidates = np.argpartition(-similarity, shortlist - 1, axis=1)[:, :shortlist]
-        else:
-            candidates = np.broadcast_to(np.arange(m), similarity.shape)
+        candidates = _most_similar(similarity, shortlist)
         order = np.argsort(-np.take_along_axis(similarity, candidates, axis=1), axis=1)
         candidates = np.take_along_axis(candidates, order, axis=1)  # most similar first
         for arm in np.flatnonzero(known_count):
@@ -292,10 +291,8 @@ class NeighbourQuality:
         X = np.asarray(embeddings, dtype=np.float32)
         return unit_rows((X - self._mean) @ self._projection)
 
-    def fit_projection(self, embeddings: np.ndarray) -> None:
+    def _fit_projection(self, embeddings: np.ndarray) -> None:
         """Find the ``dims`` principal directions of these embeddings (no-op without ``dims``).
-
-        Unsupervised: cross-validation may call it on every training row before scoring folds.
 
         Args:
             embeddings: (n, d) training embeddings.
@@ -321,7 +318,7 @@ class NeighbourQuality:
             quality: (n, k): every model's outcome of each row.
         """
         keep = subsample(embeddings.shape[0], self.max_rows)
-        self.fit_projection(embeddings)
+        self._fit_projection(embeddings)
         self._memory = self.vectors(embeddings[keep])
         self._outcomes = np.asarray(quality[keep], dtype=np.float32).copy()
         self._complete = not bool(np.isnan(self._outcomes).any())
@@ -396,8 +393,6 @@ class NeighbourQuality:
         """
         if not self.active:
             return linear_quality
-        if self._complete and embeddings.shape[0] == 1:
-            return self._blend_one(linear_quality, embeddings[0])
         means, support = neighbour_quality(
             self._memory[: self._size],
             self._outcomes[: self._size, : linear_quality.shape[1]],
@@ -406,21 +401,6 @@ class NeighbourQuality:
             complete=self._complete,
         )
         share = self.weight * support
-        blended: np.ndarray = (1.0 - share) * linear_quality + share * means
-        return blended
-
-    def _blend_one(self, linear_quality: np.ndarray, embedding: np.ndarray) -> np.ndarray:
-        """`blend` of one query over a complete memory: one scan, one partial sort (a select)."""
-        v = embedding.astype(np.float32)
-        if self._projection is not None and self._mean is not None:
-            v = (v - self._mean) @ self._projection
-        v = v / max(float(np.sqrt(v @ v)), 1e-12)
-        size, arms = self._size, linear_quality.shape[1]
-        similarity = self._memory[:size] @ v
-        kk = min(self.k, size)
-        nearest = np.argpartition(similarity, size - kk)[size - kk :] if kk < size else slice(None)
-        means = self._outcomes[nearest, :arms].mean(axis=0)
-        share = self.weight * kk / self.k
         blended: np.ndarray = (1.0 - share) * linear_quality + share * means
         return blended
 
