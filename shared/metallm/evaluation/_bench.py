@@ -241,13 +241,8 @@ def run_bench(
             max_quality=max(q for _, q in plain_points),
             savings_at_best=savings_at_best(plain_points, single),
         ),
-        chosen_features=repr(default.features).split(", centroids")[0],
-        capacity=[
-            CapacityScore(
-                c.label, c.aiq, c.quality_at_zero, c.eligible, c.features is default.tuning_.chosen
-            )  # fmt: skip
-            for c in sorted(default.tuning_.scores, key=lambda c: -c.aiq)
-        ],
+        chosen_features=_served(default),
+        capacity=_capacity(default),
         others=_others(
             baselines,
             embeddings,
@@ -261,7 +256,7 @@ def run_bench(
             progress,
         ),  # fmt: skip
         blended=OtherRouter(
-            name="default + kNN blend",
+            name="map + kNN blend, always",
             setting=f"k={neighbours.k}, weight={neighbours.weight:g}",
             aiq=aiq(blended_points, cost_range),
             max_quality=max(q for _, q in blended_points),
@@ -271,6 +266,31 @@ def run_bench(
         if table.latency is None
         else _latency_rows(default, vectors, train, test, table.latency, Q, C, seed),
     )
+
+
+def _served(router: Router) -> str:
+    """The fitted map's settings, and the kNN blend's where the fit kept one."""
+    served = repr(router.features).split(", centroids")[0]
+    blend = router.bandit.neighbours
+    if blend is not None:
+        served += f" + kNN blend (k={blend.k}, weight={blend.weight:g})"
+    return served
+
+
+def _capacity(router: Router) -> list[CapacityScore]:
+    """Every candidate a tuned fit weighed, the offered kNN blend among them, best first."""
+    tuning, blend = router.tuning_, router.bandit.neighbour_tuning_
+    assert tuning is not None
+    kept = blend is not None and blend.kept
+    rows = [
+        CapacityScore(c.label, c.aiq, c.quality_at_zero, c.eligible,
+                      c.features is tuning.chosen and not kept)  # fmt: skip
+        for c in tuning.scores
+    ]
+    if blend is not None:
+        label = f"{blend.over} + kNN blend (k={blend.k}, weight={blend.weight:g})"
+        rows.append(CapacityScore(label, blend.aiq, blend.quality_at_zero, True, kept))
+    return sorted(rows, key=lambda c: -c.cv_aiq)
 
 
 LATENCY_WEIGHTS = (0.0, 0.1, 0.3, 1.0)

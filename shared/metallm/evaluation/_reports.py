@@ -175,10 +175,12 @@ class BenchResult:
     latency: list[LatencyRow] = field(default_factory=list)
     """With latency columns: the router at several latency weights (``p`` = 0.1)."""
     blended: OtherRouter | None = None
-    """The default router with the neighbours' second opinion (``Router(neighbours=...)``),
-    its ``k`` and weight chosen by cross-validation on the training rows."""
+    """The chosen map with the neighbours' second opinion always on (``Router(neighbours=
+    NeighbourQuality())``: 10,000 rows, the full embedding, online rows too), its ``k`` and
+    weight chosen by cross-validation on the training rows."""
     capacity: list[CapacityScore] = field(default_factory=list)
-    """Every feature map cross-validation weighed on the training rows, best first."""
+    """Every feature map cross-validation weighed on the training rows, and the kNN blend
+    weighed over the best linear one, best first."""
 
     def to_dict(self) -> dict[str, Any]:
         """The report with exactly the documented JSON keys."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -31,6 +32,7 @@ from metallm.learning._tuning import (
     DEFAULT_CANDIDATES,
     NeighbourChoice,
     Tuning,
+    is_linear,
     tune_features,
     tune_neighbours,
 )
@@ -301,7 +303,8 @@ class LinearBandit:
             means, quad = stats.predict_one(features[: self._quality_dim])
             np.maximum(self.cost_stats.means_one(features)[0], 0.0, out=means[1])
         if self.neighbours is not None and self.neighbours.active:
-            means[0] = self._blended(means[:1], embedding[None])[0]
+            part = embedding[:-1] if reads_prompt_length(self.features) else embedding
+            means[0] = self.neighbours.blend_one(means[0], part)
         policy = self.choosing_policy()
         bonus = policy.bonus(np.sqrt(np.maximum(quad, 0.0, out=quad), out=quad)).tolist()
         quality, cost = means.tolist()
@@ -543,6 +546,60 @@ class LinearBandit:
         if self.drift is not None:  # the sums watched the old map's errors
             self.drift.start(self.n_arms)
 
+    @staticmethod
+    def _tune_blend(
+        nq: NeighbourQuality,
+        part: np.ndarray,
+        quality: np.ndarray,
+        cost: np.ndarray,
+        over: Tuning,
+        seed: int,
+    ) -> NeighbourChoice:
+        """The blend's ``k`` and weight by cross-validation over ``over``'s chosen map."""
+        return tune_neighbours(
+            nq.vectors(part),
+            quality,
+            cost,
+            over,
+            ks=NEIGHBOUR_KS if nq.k_setting is None else (nq.k_setting,),
+            weights=NEIGHBOUR_WEIGHTS if nq.weight_setting is None else (nq.weight_setting,),
+            seed=seed,
+            max_rows=nq.max_rows,
+        )
+
+    def _weigh_blend(
+        self,
+        nq: NeighbourQuality,
+        embeddings: np.ndarray,
+        quality: np.ndarray,
+        cost: np.ndarray,
+        seed: int,
+    ) -> None:
+        """Weigh the offered blend over the best linear candidate against the chosen map.
+
+        The blend and a nonlinear map both add local detail; running both would double a
+        select's time for gains within the seeds' noise (docs/benchmarks.md), so the blend
+        competes over the best linear map and is kept, with that map, only where its
+        cross-validated AIQ is above the chosen map's (ties: the map alone, the cheaper).
+        """
+        tuning = self.tuning_
+        assert tuning is not None
+        self.neighbours = None
+        base = tuning.best(is_linear)
+        if base is None:  # no linear candidate: nothing to blend over
+            return
+        part = self._embedding_part(embeddings)
+        nq.fit(part, quality)  # its memory (and projection) do not depend on k or weight
+        over = tuning.choose(base.features)
+        choice = self._tune_blend(nq, part, quality, cost, over, seed)
+        kept = choice.weight > 0.0 and choice.aiq > tuning.chosen_score.aiq
+        self.neighbour_tuning_ = replace(choice, kept=kept)
+        if kept:
+            nq.k, nq.weight = choice.k, choice.weight
+            self.neighbours = nq
+            self.features = base.features
+            self.tuning_ = over.choose(base.features, choice.predicted_quality)
+
     def fit(
         self,
         embeddings: np.ndarray,
@@ -580,33 +637,23 @@ class LinearBandit:
             )
             self.features = self.tuning_.chosen
         self.neighbour_tuning_ = None
-        offered = (
+        if (
             tune
             and offer_blend
             and self.blend is not None
             and (self.neighbours is None or self.neighbours.offered)
-        )
-        nq = self.blend.fresh() if offered and self.blend is not None else self.neighbours
-        if nq is not None:
+        ):
+            self._weigh_blend(self.blend.fresh(), embeddings, quality, cost, seed)
+        elif self.neighbours is not None:  # the caller's: over the chosen map, always
+            nq = self.neighbours
             part = self._embedding_part(embeddings)
             nq.fit(part, quality)  # its memory (and projection) do not depend on k or weight
             if tune and (nq.k_setting is None or nq.weight_setting is None):
                 assert self.tuning_ is not None
-                self.neighbour_tuning_ = tune_neighbours(
-                    nq.vectors(part),
-                    quality,
-                    cost,
-                    self.tuning_,
-                    ks=NEIGHBOUR_KS if nq.k_setting is None else (nq.k_setting,),
-                    weights=NEIGHBOUR_WEIGHTS
-                    if nq.weight_setting is None
-                    else (nq.weight_setting,),
-                    seed=seed,
-                    max_rows=nq.max_rows,
-                )
+                self.neighbour_tuning_ = self._tune_blend(nq, part, quality, cost, self.tuning_, seed)
                 nq.k, nq.weight = self.neighbour_tuning_.k, self.neighbour_tuning_.weight
-            if offered:  # kept only where cross-validation gave it a say
-                self.neighbours = nq if nq.weight > 0.0 else None
+        if self.tuning_ is not None:
+            self.tuning_ = self.tuning_.done()
         if tune or not self.features.fitted or not getattr(self.features, "learned", True):
             # a cold projection is random until fitted: fit() finds its principal directions
             self.features = self.features.fit(embeddings, seed=seed)

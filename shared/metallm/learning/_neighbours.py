@@ -154,28 +154,6 @@ def neighbour_quality(
             nearest = np.argpartition(-similarity[query, rows], kk[arm] - 1)[: kk[arm]]
             means[start + query, arm] = outcomes[rows, arm][nearest].mean()
     return means, support
-    known = ~np.isnan(outcomes)
-    known_count = known.sum(axis=0)
-    values = np.where(known, outcomes, 0.0)
-    shortlist = min(m, 8 * k)
-    for start in range(0, n, 1024):  # bounded memory: 1024 x m similarities at a time
-        similarity = queries[start : start + 1024] @ memory.T
-        stop = start + similarity.shape[0]
-        candidates = _most_similar(similarity, shortlist)
-        order = np.argsort(-np.take_along_axis(similarity, candidates, axis=1), axis=1)
-        candidates = np.take_along_axis(candidates, order, axis=1)  # most similar first
-        for arm in np.flatnonzero(known_count):
-            kk = int(min(k, known_count[arm]))
-            is_known = known[candidates, arm]
-            taken = is_known & (np.cumsum(is_known, axis=1) <= kk)
-            means[start:stop, arm] = (values[candidates, arm] * taken).sum(axis=1) / kk
-            support[start:stop, arm] = kk / k
-            short = np.flatnonzero(taken.sum(axis=1) < kk)
-            if short.size:  # too few known among the shortlist: search this model's rows
-                rows = np.flatnonzero(known[:, arm])
-                nearest = np.argpartition(-similarity[np.ix_(short, rows)], kk - 1, axis=1)[:, :kk]
-                means[start + short, arm] = outcomes[rows, arm][nearest].mean(axis=1)
-    return means, support
 
 
 class NeighbourQuality:
@@ -230,6 +208,7 @@ class NeighbourQuality:
         """Whether a fit offered it (`fresh`): the next tuned fit weighs it again, may drop it."""
         self._projection: np.ndarray | None = None  # (embedding, dims), set by fit
         self._mean: np.ndarray | None = None
+        self._offset: np.ndarray | None = None  # mean @ projection: one query's shift
         self.k_setting, self.weight_setting = k, weight
         self.k = k if k is not None else 50
         self.weight = float(weight) if weight is not None else 0.5
@@ -302,8 +281,12 @@ class NeighbourQuality:
         X = np.asarray(embeddings, dtype=np.float64)
         mean = X.mean(axis=0)
         _, _, vt = np.linalg.svd(X - mean, full_matrices=False)
-        self._mean = mean.astype(np.float32)
-        self._projection = np.ascontiguousarray(vt[: self.dims].T, dtype=np.float32)
+        self._use_projection(mean, vt[: self.dims].T)
+
+    def _use_projection(self, mean: np.ndarray, projection: np.ndarray) -> None:
+        self._mean = np.asarray(mean, dtype=np.float32)
+        self._projection = np.ascontiguousarray(projection, dtype=np.float32)
+        self._offset = self._mean @ self._projection
 
     def fit(self, embeddings: np.ndarray, quality: np.ndarray) -> None:
         """Remember these rows (every model's outcome known): ``max_rows`` of them at most.
@@ -404,6 +387,41 @@ class NeighbourQuality:
         blended: np.ndarray = (1.0 - share) * linear_quality + share * means
         return blended
 
+    def blend_one(self, linear_quality: np.ndarray, embedding: np.ndarray) -> np.ndarray:
+        """`blend` for one query, in as few numpy calls as a select can afford.
+
+        With every outcome of the memory known (a fitted table's rows) the query is one
+        matrix-vector product and one partial sort: it is projected but not scaled to unit
+        length, which changes no similarity's rank. Otherwise it is `blend` on a batch of one.
+
+        Args:
+            linear_quality: (a,) the linear models' predictions.
+            embedding: (d,) the query's embedding.
+
+        Returns:
+            (a,) the blended predictions.
+
+        >>> memory = NeighbourQuality(k=1, weight=1.0)
+        >>> memory.fit(np.eye(2), np.array([[1.0, 0.0], [0.0, 1.0]]))
+        >>> memory.blend_one(np.array([0.5, 0.5]), np.array([0.2, 0.9])).tolist()
+        [0.0, 1.0]
+        """
+        if not self.active:
+            return linear_quality
+        if not self._complete:
+            return self.blend(linear_quality[None], embedding[None])[0]
+        m, arms = self._size, linear_quality.shape[0]
+        query = np.asarray(embedding, dtype=np.float32)
+        if self._projection is not None and self._offset is not None:
+            query = query @ self._projection - self._offset
+        kk = min(self.k, m)
+        outcomes = self._outcomes[:m, :arms]
+        if kk < m:
+            outcomes = outcomes[np.argpartition(self._memory[:m] @ query, m - kk)[m - kk :]]
+        share = self.weight * kk / self.k
+        blended: np.ndarray = (1.0 - share) * linear_quality + (share / kk) * outcomes.sum(axis=0)
+        return blended
+
     # -- state ---------------------------------------------------------------------------
     def to_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """Header and arrays (oldest row first; vectors as float16) to save."""
@@ -445,8 +463,7 @@ class NeighbourQuality:
             )
             made.offered = bool(header.get("offered", False))
             if "neighbours_projection" in arrays:
-                made._projection = np.asarray(arrays["neighbours_projection"], dtype=np.float32)
-                made._mean = np.asarray(arrays["neighbours_mean"], dtype=np.float32)
+                made._use_projection(arrays["neighbours_mean"], arrays["neighbours_projection"])
             made.k, made.weight = int(header["k"]), float(header["weight"])
             memory = np.asarray(arrays["neighbours_memory"], dtype=np.float32)
             outcomes = np.asarray(arrays["neighbours_outcomes"], dtype=np.float32)

@@ -10,13 +10,15 @@ left ("do no harm"). The out-of-fold predictions of the winner are kept: they ca
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from metallm.learning._features import (
     ClusterFeatures,
+    EmbeddingFeatures,
     FeatureMap,
     ProjectedFeatures,
     PromptLengthFeatures,
@@ -43,6 +45,7 @@ __all__ = [
     "tune_features",
     "tune_neighbours",
     "describe",
+    "is_linear",
 ]
 
 AUTO_TUNE_ROWS = 300
@@ -82,6 +85,24 @@ class CandidateScore:
         return describe(self.features)
 
 
+def is_linear(features: FeatureMap) -> bool:
+    """Whether a map is linear in the embedding (the kNN blend's partner in a default fit).
+
+    The blend and the nonlinear maps both add the local detail a linear model smooths away;
+    a fit weighs the blend over the best linear candidate, against the nonlinear ones, so a
+    select runs one of them, never both (docs/benchmarks.md, Capacity).
+
+    Args:
+        features: A feature map (a prompt-length reader is judged by its inner map).
+
+    >>> from metallm.learning import ClusterFeatures, ProjectedFeatures
+    >>> is_linear(ProjectedFeatures(128)), is_linear(ClusterFeatures(32))
+    (True, False)
+    """
+    inner = getattr(features, "inner", features)
+    return isinstance(inner, (EmbeddingFeatures, ProjectedFeatures))
+
+
 def describe(features: FeatureMap) -> str:
     """A feature map's settings as one line: the inner map of a prompt-length reader.
 
@@ -101,6 +122,51 @@ class Tuning:
     predicted_quality: np.ndarray
     predicted_cost: np.ndarray
     folds: int
+    predictions: tuple[tuple[np.ndarray, np.ndarray], ...] = field(
+        default=(), repr=False, compare=False
+    )
+    """Every candidate's out-of-fold (quality, cost), as ``scores`` (empty once a fit is done)."""
+
+    @property
+    def chosen_score(self) -> CandidateScore:
+        """The chosen candidate's figures."""
+        return next(c for c in self.scores if c.features is self.chosen)
+
+    def best(self, among: Callable[[FeatureMap], bool]) -> CandidateScore | None:
+        """The best-scoring candidate among those ``among`` accepts, if any.
+
+        Harmful or not: what is built over it (a blend) is judged for harm itself.
+
+        Args:
+            among: Which candidates compete (e.g. `is_linear`).
+        """
+        fits = [c for c in self.scores if among(c.features)]
+        return max(fits, key=lambda c: c.aiq) if fits else None
+
+    def choose(
+        self, features: FeatureMap, predicted_quality: np.ndarray | None = None
+    ) -> Tuning:
+        """The same cross-validation with another candidate chosen (and its predictions).
+
+        Args:
+            features: One of the candidates (``scores``); its predictions must be kept.
+            predicted_quality: Its out-of-fold quality as served, e.g. blended with the kNN
+                opinion (None: the candidate's own).
+
+        Raises:
+            ValueError: ``features`` is not a candidate whose predictions were kept.
+        """
+        index = next((i for i, c in enumerate(self.scores) if c.features is features), None)
+        if index is None or index >= len(self.predictions):
+            raise ValueError(f"{describe(features)} is not a candidate with kept predictions")
+        quality, cost = self.predictions[index]
+        if predicted_quality is not None:
+            quality = predicted_quality
+        return replace(self, chosen=features, predicted_quality=quality, predicted_cost=cost)
+
+    def done(self) -> Tuning:
+        """What a fitted router keeps: every candidate's predictions dropped (megabytes)."""
+        return replace(self, predictions=())
 
     def report(self) -> str:
         """Every candidate's cross-validated AIQ, best first, the chosen one marked.
@@ -293,7 +359,12 @@ def tune_features(
     else:
         best = max(range(len(scores)), key=lambda i: scores[i].quality_at_zero)
     return Tuning(
-        scores[best].features, tuple(scores), predictions[best][0], predictions[best][1], folds
+        scores[best].features,
+        tuple(scores),
+        predictions[best][0],
+        predictions[best][1],
+        folds,
+        tuple(predictions),
     )
 
 
@@ -306,6 +377,23 @@ class NeighbourChoice:
     scores: dict[tuple[int, float], float]
     predicted_quality: np.ndarray
     """The blend's out-of-fold predicted quality (the linear part's is `Tuning`'s)."""
+    over: str = ""
+    """The map it was weighed over (`describe`)."""
+    quality_at_zero: float = math.nan
+    """The chosen pair's out-of-fold quality at p = 0."""
+    kept: bool = True
+    """Whether the fit kept it (an offered blend: its CV AIQ above the chosen map's)."""
+
+    @property
+    def aiq(self) -> float:
+        """The cross-validated AIQ of the chosen ``k`` and weight."""
+        return self.scores[(self.k, self.weight)]
+
+    def summary(self) -> str:
+        """One line for a log: the blend's settings, its CV AIQ and whether it was kept."""
+        over = f" over {self.over}" if self.over else ""
+        kept = "kept" if self.kept else "not kept: the chosen map alone scored as well"
+        return f"kNN blend k={self.k}, weight {self.weight:g}{over}: CV AIQ {self.aiq:.4f} ({kept})"
 
 
 def tune_neighbours(
@@ -339,6 +427,7 @@ def tune_neighbours(
     grid = default_cost_weight_grid()
     linear, predicted_cost = tuning.predicted_quality, tuning.predicted_cost
     scores: dict[tuple[int, float], float] = {}
+    at_zero: dict[tuple[int, float], float] = {}
     blends: dict[tuple[int, float], np.ndarray] = {}
     for k in ks:
         means, support = np.empty_like(linear), np.empty_like(linear)
@@ -356,6 +445,9 @@ def tune_neighbours(
             if weight > 0 and harmful and 0.0 in weights:  # 0 stays: set the harmful aside
                 continue
             scores[(k, float(weight))] = aiq(points, cost_range) if k_arms > 1 else points[0][1]
+            at_zero[(k, float(weight))] = points[0][1]
             blends[(k, float(weight))] = blended
     best = max(scores, key=lambda key: (scores[key], -key[1]))
-    return NeighbourChoice(best[0], best[1], scores, blends[best])
+    return NeighbourChoice(
+        best[0], best[1], scores, blends[best], describe(tuning.chosen), at_zero[best]
+    )

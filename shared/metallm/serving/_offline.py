@@ -90,7 +90,7 @@ def fit(
         )  # fmt: skip
         tuning, blend = learner.bandit.tuning_, learner.bandit.neighbour_tuning_
     if tune and tuning is not None:
-        chosen = next(c for c in tuning.scores if c.features is tuning.chosen)
+        chosen = tuning.chosen_score
         logger.info(
             "metallm: fit chose %s by %d-fold cross-validation on %d rows (CV AIQ %.4f, best of "
             "%d candidates%s; router.tuning_.report() lists them)",
@@ -99,10 +99,7 @@ def fit(
             embeddings.shape[0],
             chosen.aiq,
             len(tuning.scores),
-            ""
-            if blend is None
-            else f"; kNN blend k={blend.k}, weight {blend.weight:g}: CV AIQ "
-            f"{blend.scores[(blend.k, blend.weight)]:.4f}",
+            "" if blend is None else "; " + blend.summary(),
         )
 
 

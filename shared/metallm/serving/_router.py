@@ -100,11 +100,11 @@ class Router:
         latency_scale: A fixed latency normaliser (seconds); default the slowest model's mean.
         neighbours: Blend the linear quality predictions with the outcomes of the most similar
             prompts seen (``NeighbourQuality``), always. Off by default.
-        blend: A kNN blend a tuned ``fit`` weighs beside its feature maps and keeps only
-            where cross-validation gives it a weight above 0 (``"default"``:
-            ``metallm.learning.default_blend()``, the table's 2,000 prompts in 64 principal
-            directions; it adds about half the cluster map's select time, so it is not on by
-            default). None (the default): a fit weighs feature maps only.
+        blend: A kNN blend a tuned ``fit`` weighs over the best linear map, against the
+            nonlinear maps, and keeps only where its cross-validated AIQ is the best
+            (``"default"``: ``metallm.learning.default_blend()``, the table's 2,000 prompts in
+            64 principal directions, chosen ``k`` and weight; a select then runs the linear map
+            and the blend, never the cluster map too). None: a fit weighs feature maps only.
         drift: What notices that a model changed (a silent snapshot update) and forgets its
             past so new outcomes decide: default ``DriftDetector()``, a CUSUM on each model's
             prediction errors; None: a model's whole past weighs alike.
@@ -156,7 +156,7 @@ class Router:
         neighbours: NeighbourQuality | None = None,
         drift: DriftDetector | None | str = "default",
         growth: CapacityGrowth | None | str = "default",
-        blend: NeighbourQuality | None | str = None,
+        blend: NeighbourQuality | None | str = "default",
         clock: Callable[[], float] = time.time,
         telemetry: Telemetry | str | None = "auto",
     ) -> None:

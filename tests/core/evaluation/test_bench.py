@@ -43,7 +43,7 @@ def test_bench_writes_the_exact_report_and_a_plot(table, tmp_path, capsys):
     for column in ("oof_quality", "curve_quality"):  # monotone where each is chosen
         values = [b[column] for b in by_budget if b[column] is not None]
         assert values == sorted(values), (column, values)
-    assert report["blended"]["name"] == "default + kNN blend"
+    assert report["blended"]["name"] == "map + kNN blend, always"
     assert report["blended"]["setting"].startswith("k=")
     assert 0.5 < report["blended"]["max_quality"] <= 1.0
     summary = report["summary"]
@@ -54,7 +54,9 @@ def test_bench_writes_the_exact_report_and_a_plot(table, tmp_path, capsys):
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert report["others"] == []  # the literature's routers are the research harness's
     capacity = report["capacity"]  # every candidate cross-validation weighed, best first
-    assert len(capacity) == 10 and sum(c["chosen"] for c in capacity) == 1
+    assert len(capacity) == 11 and sum(c["chosen"] for c in capacity) == 1
+    # the ten maps and the kNN blend weighed over the best linear one
+    assert sum("kNN blend" in c["features"] for c in capacity) == 1
     assert [c["cv_aiq"] for c in capacity] == sorted((c["cv_aiq"] for c in capacity), reverse=True)
     chosen = next(c for c in capacity if c["chosen"])
     assert chosen["eligible"] and chosen["cv_aiq"] == max(
@@ -353,7 +355,7 @@ def test_bench_over_several_seeds_reports_each_methods_spread_and_paired_differe
     report = json.loads(out.read_text())
     assert report["seeds"] == [0, 1, 2]
     methods = report["methods"]
-    assert {"metallm default", "plain paper (linear)", "default + kNN blend"} <= set(methods)
+    assert {"metallm default", "plain paper (linear)", "map + kNN blend, always"} <= set(methods)
     assert all(len(m["aiq"]) == 3 for m in methods.values())
     mean, sd, se = report["summary"]["metallm default"]["aiq"]
     assert mean == pytest.approx(np.mean(methods["metallm default"]["aiq"]))

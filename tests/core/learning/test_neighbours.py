@@ -7,7 +7,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from metallm import ConfigurationError, EmbeddingFeatures, NeighbourQuality, Router, SQLiteStore
+from metallm import (
+    ClusterFeatures,
+    ConfigurationError,
+    EmbeddingFeatures,
+    NeighbourQuality,
+    Router,
+    SQLiteStore,
+)
 from metallm.exceptions import StateFileError
 from metallm.learning._neighbours import neighbour_quality, unit_rows
 
@@ -304,5 +311,65 @@ def test_one_query_over_a_complete_memory_blends_as_a_batch_does() -> None:
         linear = np.random.default_rng(dims or 0).random((40, 3))
         queries = _sectors(40, seed=4)[0]
         batch = memory.blend(linear, queries)
-        one = np.vstack([memory.blend(linear[i : i + 1], queries[i : i + 1]) for i in range(40)])
+        one = np.vstack([memory.blend_one(linear[i], queries[i]) for i in range(40)])
         np.testing.assert_allclose(one, batch, atol=1e-6)
+    # a memory with unknown outcomes (online rows) takes the general path, one query or many
+    online = NeighbourQuality(k=5, weight=0.5)
+    online.add(X[:60], np.arange(60) % 3, Q[np.arange(60), np.arange(60) % 3], 3)
+    batch = online.blend(linear, queries)
+    one = np.vstack([online.blend_one(linear[i], queries[i]) for i in range(40)])
+    np.testing.assert_allclose(one, batch, atol=1e-6)
+
+
+def test_a_select_blends_as_predict_does_with_the_prompts_length_in_the_vector() -> None:
+    X, Q, C = _sectors(400, seed=5)
+    blend = NeighbourQuality(k=10, weight=0.75, dims=2, online=False)
+    router = Router(["a", "b", "c"], embedder=None, seed=0, neighbours=blend, prompt_length=True)
+    X = np.hstack([X, np.full((400, 1), 120.0)])  # the prompt's length: read by the cost model
+    router.fit(X, Q, C, tune=False)
+    blended = router.predict(X[:30], widths=False).quality
+    plain = Router(["a", "b", "c"], embedder=None, seed=0, prompt_length=True).fit(
+        X, Q, C, tune=False
+    )
+    assert np.abs(plain.predict(X[:30], widths=False).quality - blended).max() > 0.1
+    for i in range(30):
+        chosen = router.select(X[i]).predicted_quality
+        np.testing.assert_allclose([chosen[m] for m in "abc"], blended[i], atol=1e-6)
+
+
+def test_a_default_fit_weighs_the_blend_over_the_linear_map_against_the_cluster_map() -> None:
+    X, Q, C = _sectors(1500, seed=0)
+    linear, coarse = EmbeddingFeatures(1.0), ClusterFeatures(2, dims=None)
+    # two clusters cannot draw eight sectors: the blend over the linear map is kept
+    router = Router(["a", "b", "c"], embedder=None, seed=0).fit(X, Q, C, tune=[linear, coarse])
+    choice, tuning = router.bandit.neighbour_tuning_, router.tuning_
+    assert choice is not None and choice.kept and choice.weight > 0
+    assert router.bandit.neighbours is not None and router.bandit.neighbours.offered
+    assert tuning is not None and tuning.chosen is linear and router.features.fitted
+    assert choice.aiq > max(c.aiq for c in tuning.scores)  # better than every map alone
+    np.testing.assert_array_equal(tuning.predicted_quality, choice.predicted_quality)
+    assert tuning.predictions == ()  # the candidates' predictions are not kept after a fit
+    assert "(kept)" in choice.summary() and "EmbeddingFeatures" in choice.summary()
+    # a blurred blend (a third of the table averaged) against 32 clusters: the map alone wins
+    fine = ClusterFeatures(32, dims=None)
+    blurred = NeighbourQuality(k=500, weight=1.0, max_rows=2_000, online=False)
+    alone = Router(["a", "b", "c"], embedder=None, seed=0, blend=blurred)
+    alone.fit(X, Q, C, tune=[linear, fine])
+    choice, tuning = alone.bandit.neighbour_tuning_, alone.tuning_
+    assert choice is not None and not choice.kept and "not kept" in choice.summary()
+    assert alone.bandit.neighbours is None and tuning is not None and tuning.chosen is fine
+    assert choice.aiq <= tuning.chosen_score.aiq
+    # no linear candidate: nothing to blend over
+    only = Router(["a", "b", "c"], embedder=None, seed=0).fit(X, Q, C, tune=[fine])
+    assert only.bandit.neighbours is None and only.bandit.neighbour_tuning_ is None
+
+
+def test_a_fit_never_serves_a_nonlinear_map_and_the_blend_together() -> None:
+    from metallm.learning._tuning import is_linear
+
+    for seed in range(3):
+        X, Q, C = _sectors(900, seed=seed)
+        router = Router(["a", "b", "c"], embedder=None, seed=seed).fit(X, Q, C, tune=True)
+        if router.bandit.neighbours is not None:
+            assert is_linear(router.features)
+        assert router.bandit.neighbour_tuning_ is not None  # the default offers it every time
