@@ -265,13 +265,14 @@ def capacity_candidates() -> dict[str, tuple[FeatureMap, NeighbourQuality | None
             ProjectedFeatures(128),
             NeighbourQuality(k=50, weight=0.5),
         ),
-        # what a tuned fit keeps where cross-validation gives an offered table blend a weight
-        "clusters + PCA 128 + table blend (2,000 x 64)": (
-            ClusterFeatures(32, 0.05, 3.0, 10.0, dims=128),
+        # what a default fit serves where the table blend over the linear map scores best
+        "linear PCA 128 + table blend (2,000 x 64), default": (
+            ProjectedFeatures(128, 3.0),
             NeighbourQuality(k=100, weight=0.5, max_rows=BLEND_ROWS, dims=BLEND_DIMS, online=False),
         ),
-        "linear PCA 128 + table blend (2,000 x 64)": (
-            ProjectedFeatures(128, 3.0),
+        # never a default fit's (the blend competes with the cluster map): Router(neighbours=...)
+        "clusters + PCA 128 + table blend, not default": (
+            ClusterFeatures(32, 0.05, 3.0, 10.0, dims=128),
             NeighbourQuality(k=100, weight=0.5, max_rows=BLEND_ROWS, dims=BLEND_DIMS, online=False),
         ),
     }

@@ -27,7 +27,8 @@ def test_the_speed_budget_prints_each_measurement_and_says_each_section_as_it_st
         # each capacity candidate, 12 models: select, record and the state's size
         "select, clusters 32 + PCA 128 (161 + length), default",
         "record, random ReLU 64 + 192 (257 + length)",
-        "select, clusters + PCA 128 + table blend (2,000 x 64)",
+        "select, linear PCA 128 + table blend (2,000 x 64), default",
+        "select, clusters + PCA 128 + table blend, not default",
         "state, linear, full embedding (385 + length)",
         "record -> SQLiteStore",
         "record -> RedisStore",

@@ -40,6 +40,7 @@ __all__ = [
     "HARM_TOLERANCE",
     "Tuning",
     "NeighbourChoice",
+    "fold_gain",
     "fold_splits",
     "out_of_fold",
     "tune_features",
@@ -382,7 +383,10 @@ class NeighbourChoice:
     quality_at_zero: float = math.nan
     """The chosen pair's out-of-fold quality at p = 0."""
     kept: bool = True
-    """Whether the fit kept it (an offered blend: its CV AIQ above the chosen map's)."""
+    """Whether the fit kept it (an offered blend: ahead of the chosen map on the folds, by
+    more than the folds' noise)."""
+    gain: tuple[float, float] | None = None
+    """An offered blend's AIQ minus the chosen map's: mean and standard error over folds."""
 
     @property
     def aiq(self) -> float:
@@ -392,8 +396,58 @@ class NeighbourChoice:
     def summary(self) -> str:
         """One line for a log: the blend's settings, its CV AIQ and whether it was kept."""
         over = f" over {self.over}" if self.over else ""
-        kept = "kept" if self.kept else "not kept: the chosen map alone scored as well"
-        return f"kNN blend k={self.k}, weight {self.weight:g}{over}: CV AIQ {self.aiq:.4f} ({kept})"
+        gain = "" if self.gain is None else (
+            f", {self.gain[0]:+.4f} ± {self.gain[1]:.4f} against the chosen map over the folds"
+        )
+        kept = "kept" if self.kept else "not kept: not ahead of the chosen map by more than noise"
+        return (
+            f"kNN blend k={self.k}, weight {self.weight:g}{over}: CV AIQ {self.aiq:.4f}{gain} "
+            f"({kept})"
+        )
+
+
+def fold_gain(
+    first: tuple[np.ndarray, np.ndarray],
+    second: tuple[np.ndarray, np.ndarray],
+    quality: np.ndarray,
+    cost: np.ndarray,
+    *,
+    folds: int,
+    seed: int,
+) -> tuple[float, float]:
+    """How much ``first``'s routing beats ``second``'s: the AIQ difference fold by fold.
+
+    Two out-of-fold predictions (quality, cost) of the same rows, scored on each held-out
+    fold as `tune_features` scores a candidate on all of them. The mean difference and its
+    standard error tell a real lead from the luck of picking the best of many settings on
+    the same rows (a blend one point ahead over all folds can be behind on half of them).
+
+    Args:
+        first: (quality, cost) out-of-fold predictions, (n, k) each.
+        second: The other's.
+        quality: (n, k) the rows' outcomes.
+        cost: (n, k) USD.
+        folds: The cross-validation's folds.
+        seed: Its seed (the same folds).
+
+    Returns:
+        (mean, standard error) of the per-fold differences.
+    """
+    n, k_arms = quality.shape
+    scale = cost_scale(np.full(k_arms, n), cost.sum(axis=0))
+    single_costs = cost.mean(axis=0)
+    cost_range = (float(single_costs.min()), float(single_costs.max()))
+    grid = default_cost_weight_grid()
+
+    def score(predicted: tuple[np.ndarray, np.ndarray], rows: np.ndarray) -> float:
+        points = frontier(predicted[0][rows], predicted[1][rows] / scale, quality[rows],
+                          cost[rows], grid)  # fmt: skip
+        return aiq(points, cost_range) if k_arms > 1 else points[0][1]
+
+    gaps = np.array(
+        [score(first, fold) - score(second, fold) for _, fold in fold_splits(n, folds, seed)]
+    )
+    return float(gaps.mean()), float(gaps.std(ddof=1) / math.sqrt(len(gaps)))
 
 
 def tune_neighbours(

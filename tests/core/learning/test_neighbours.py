@@ -347,6 +347,7 @@ def test_a_default_fit_weighs_the_blend_over_the_linear_map_against_the_cluster_
     assert router.bandit.neighbours is not None and router.bandit.neighbours.offered
     assert tuning is not None and tuning.chosen is linear and router.features.fitted
     assert choice.aiq > max(c.aiq for c in tuning.scores)  # better than every map alone
+    assert choice.gain is not None and choice.gain[0] > choice.gain[1] > 0  # beyond the noise
     np.testing.assert_array_equal(tuning.predicted_quality, choice.predicted_quality)
     assert tuning.predictions == ()  # the candidates' predictions are not kept after a fit
     assert "(kept)" in choice.summary() and "EmbeddingFeatures" in choice.summary()
