@@ -14,6 +14,8 @@ difference over the seeds is larger than their noise (a paired t-test at 95%).
 from __future__ import annotations
 
 import math
+import re
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -98,12 +100,15 @@ class SeedsResult:
         seeds: The seeds run.
         methods: Per method, its figures per seed.
         best_single: The best single model's top quality per seed.
+        served: What the default's tuned fit served per seed (its map, and the kNN blend
+            where the fit kept one).
     """
 
     dataset: str
     seeds: list[int]
     methods: dict[str, MethodSpread] = field(default_factory=dict)
     best_single: list[float] = field(default_factory=list)
+    served: list[str] = field(default_factory=list)
 
     def paired(self, name: str, metric: str = "aiq") -> tuple[float, float, str]:
         """``name`` minus the default over the seeds: mean, standard error, and the verdict.
@@ -170,7 +175,23 @@ class SeedsResult:
             "(vs default: the mean paired difference ± its standard error, and whether it is "
             "larger than the seeds' noise, a paired t-test at 95%)\n"
         )
-        return head + render_table(rows)
+        return head + render_table(rows) + self._served_lines()
+
+    def _served_lines(self) -> str:
+        """How often the default's fit served each map (a blend shows as ``+ kNN blend``)."""
+        if not self.served:
+            return ""
+        kinds = Counter(_map_kind(served) for served in self.served)
+        counts = ", ".join(f"{kind} {count}/{len(self.served)}" for kind, count in kinds.items())
+        return f"\nthe default's fit served: {counts}"
+
+
+
+def _map_kind(served: str) -> str:
+    """``ClusterFeatures`` of ``PromptLengthFeatures(inner=ClusterFeatures(...))``, blend added."""
+    names = [n for n in re.findall(r"(\w+)\(", served) if n != "PromptLengthFeatures"]
+    kind = names[0] if names else served
+    return kind + (" + kNN blend" if "kNN blend" in served else "")
 
 
 def seeds_result(
@@ -206,6 +227,7 @@ def seeds_result(
             spread.max_quality.append(quality)
             spread.savings_at_best.append(savings)
         result.best_single.append(max(p.quality for p in bench.single.values()))
+        result.served.append(bench.chosen_features)
         progress(
             f"seed {seed}: default AIQ {bench.summary.aiq:.4f}, top quality "
             f"{bench.summary.max_quality:.4f}"

@@ -49,13 +49,17 @@ BLEND_ROWS = 2_000
 """The memory of the blend `default_blend` makes: the routing table's rows, sampled."""
 BLEND_DIMS = 64
 """Its principal directions: 2,000 x 64 float32 is 0.5 MB read per query. With the table's
-rows only (every outcome known) a query is one scan and one partial sort: about 45 us alone,
-100-130 us inside a 12-model select (``python -m benchmarks.speed``), half the cluster map's
-select, which is why no fit offers it unless asked (``Router(blend="default")``)."""
+rows only (every outcome known) a query is one projection, one scan and one partial sort:
+about 25 us alone, 100-130 us inside a 12-model select (the select's other reads leave it
+little cache; ``python -m benchmarks.speed``), as much as the cluster map adds over the linear
+one. A default fit serves the blend or the cluster map, never both."""
 
 
 def default_blend() -> NeighbourQuality:
-    """A kNN blend for `Router(blend=...)`: k and weight by a tuned fit's cross-validation.
+    """The kNN blend a router's tuned fit weighs by default (`Router(blend="default")`).
+
+    ``k`` and weight are chosen by cross-validation over the best linear map; the fit keeps it
+    only where it is ahead of the chosen map beyond the folds' noise.
 
     >>> default_blend()
     NeighbourQuality(k=50, weight=0.5, max_rows=2000, dims=64, online=False, remembered=0)
@@ -170,7 +174,7 @@ class NeighbourQuality:
             per query; 64 directions read a sixth of it.
         online: Remember each outcome learned online too (False: the memory is the fitted
             table's rows, every model's outcome known, so a query is one scan and one
-            partial sort, about 40 us for 2,000 x 64; online outcomes teach the linear model).
+            partial sort, about 25 us for 2,000 x 64; online outcomes teach the linear model).
 
     >>> from metallm import Router
     >>> second_opinion = NeighbourQuality(k=1, weight=1.0)

@@ -367,6 +367,8 @@ def test_bench_over_several_seeds_reports_each_methods_spread_and_paired_differe
     assert plot.read_bytes()[:4] == b"\x89PNG"
     printed = capsys.readouterr().out
     assert printed.count("seed ") >= 3 and "AIQ vs default" in printed
+    assert len(report["served"]) == 3 and all("Features(" in s for s in report["served"])
+    assert "the default's fit served: " in printed and "/3" in printed
 
 
 def test_bench_seeds_must_be_integers(table, capsys):
