@@ -283,8 +283,9 @@ def _capacity(router: Router) -> list[CapacityScore]:
     assert tuning is not None
     kept = blend is not None and blend.kept
     rows = [
-        CapacityScore(c.label, c.aiq, c.quality_at_zero, c.eligible,
-                      c.features is tuning.chosen and not kept)  # fmt: skip
+        CapacityScore(
+            c.label, c.aiq, c.quality_at_zero, c.eligible, c.features is tuning.chosen and not kept
+        )  # fmt: skip
         for c in tuning.scores
     ]
     if blend is not None:

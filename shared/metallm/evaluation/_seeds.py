@@ -186,7 +186,6 @@ class SeedsResult:
         return f"\nthe default's fit served: {counts}"
 
 
-
 def _map_kind(served: str) -> str:
     """``ClusterFeatures`` of ``PromptLengthFeatures(inner=ClusterFeatures(...))``, blend added."""
     names = [n for n in re.findall(r"(\w+)\(", served) if n != "PromptLengthFeatures"]

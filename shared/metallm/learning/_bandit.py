@@ -661,7 +661,9 @@ class LinearBandit:
             nq.fit(part, quality)  # its memory (and projection) do not depend on k or weight
             if tune and (nq.k_setting is None or nq.weight_setting is None):
                 assert self.tuning_ is not None
-                self.neighbour_tuning_ = self._tune_blend(nq, part, quality, cost, self.tuning_, seed)
+                self.neighbour_tuning_ = self._tune_blend(
+                    nq, part, quality, cost, self.tuning_, seed
+                )
                 nq.k, nq.weight = self.neighbour_tuning_.k, self.neighbour_tuning_.weight
         if self.tuning_ is not None:
             self.tuning_ = self.tuning_.done()

@@ -413,7 +413,8 @@ class NeighbourQuality:
         if not self.active:
             return linear_quality
         if not self._complete:
-            return self.blend(linear_quality[None], embedding[None])[0]
+            one: np.ndarray = self.blend(linear_quality[None], embedding[None])[0]
+            return one
         m, arms = self._size, linear_quality.shape[0]
         query = np.asarray(embedding, dtype=np.float32)
         if self._projection is not None and self._offset is not None:

@@ -144,9 +144,7 @@ class Tuning:
         fits = [c for c in self.scores if among(c.features)]
         return max(fits, key=lambda c: c.aiq) if fits else None
 
-    def choose(
-        self, features: FeatureMap, predicted_quality: np.ndarray | None = None
-    ) -> Tuning:
+    def choose(self, features: FeatureMap, predicted_quality: np.ndarray | None = None) -> Tuning:
         """The same cross-validation with another candidate chosen (and its predictions).
 
         Args:
@@ -396,8 +394,12 @@ class NeighbourChoice:
     def summary(self) -> str:
         """One line for a log: the blend's settings, its CV AIQ and whether it was kept."""
         over = f" over {self.over}" if self.over else ""
-        gain = "" if self.gain is None else (
-            f", {self.gain[0]:+.4f} ± {self.gain[1]:.4f} against the chosen map over the folds"
+        gain = (
+            ""
+            if self.gain is None
+            else (
+                f", {self.gain[0]:+.4f} ± {self.gain[1]:.4f} against the chosen map over the folds"
+            )
         )
         kept = "kept" if self.kept else "not kept: not ahead of the chosen map by more than noise"
         return (
