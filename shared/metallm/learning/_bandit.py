@@ -603,7 +603,8 @@ class LinearBandit:
             folds=tuning.folds,
             seed=seed,
         )
-        kept = choice.weight > 0.0 and gain[0] > max(gain[1], 0.0)  # ahead beyond the noise
+        # ahead beyond the noise; a difference of float rounding (both route every row alike) is a tie
+        kept = choice.weight > 0.0 and gain[0] > max(gain[1], 1e-9)
         self.neighbour_tuning_ = replace(choice, kept=kept, gain=gain)
         if kept:
             nq.k, nq.weight = choice.k, choice.weight
