@@ -465,6 +465,8 @@ class LinearBandit:
             if change is not None:  # re-read its past at the new level, then let it weigh little
                 stats.shift(arm, change)
                 drift.forgotten[arm] += stats.shrink(arm, drift.keep)
+                if self.neighbours is not None:  # its remembered outcomes predate the change
+                    self.neighbours.forget(arm)
                 if self.growth is not None:
                     self.growth.stop("a drift alarm reshaped the statistics")
 

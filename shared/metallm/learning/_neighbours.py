@@ -115,8 +115,9 @@ def neighbour_quality(
     Exact, and fast when models know few of the remembered prompts: the ``8 k`` most similar
     prompts are found once per query and each model takes its ``k`` nearest known among them;
     only a query where a model knows fewer than ``k`` of those is searched again for that model.
-    With ``complete`` (no NaN: every model's outcome of every remembered prompt, as a fitted
-    table gives) the ``k`` nearest are one partial sort per query, shared by every model.
+    With ``complete`` (each model's outcome known for every remembered prompt, as a fitted
+    table gives, or for none, as for a model that joined or drifted since) the ``k`` nearest
+    are one partial sort per query, shared by every model.
 
     >>> memory = np.eye(3, dtype=np.float32)
     >>> outcomes = np.array([[1.0, np.nan], [0.0, 1.0], [0.0, 0.0]])
@@ -132,11 +133,13 @@ def neighbour_quality(
         return means, support
     if complete:  # every outcome known (a fitted table): one partial sort serves every model
         kk_all = min(k, m)
+        known = ~np.isnan(outcomes[0])  # a column is known for every row or for none
+        values = np.where(known, outcomes, 0.0)
         for start in range(0, n, 256):
             similarity = queries[start : start + 256] @ memory.T
             nearest = _most_similar(similarity, kk_all)
-            means[start : start + similarity.shape[0]] = outcomes[nearest].mean(axis=1)
-        support[:] = kk_all / k
+            means[start : start + similarity.shape[0]] = values[nearest].mean(axis=1)
+        support[:] = np.where(known, kk_all / k, 0.0)
         return means, support
     known = ~np.isnan(outcomes)
     kk = np.minimum(k, known.sum(axis=0))  # per model: how many neighbours it averages
@@ -207,7 +210,10 @@ class NeighbourQuality:
         self.dims = dims
         self.online = bool(online)
         self._complete = True
-        """No outcome unknown in the memory (the fast path of `neighbour_quality`)."""
+        """Each model's outcome known for every remembered prompt or for none (the fast path
+        of `neighbour_quality`)."""
+        self._known = np.ones(0, dtype=bool)
+        """Per model, on the fast path: whether its outcomes are known (False: none are)."""
         self.offered = False
         """Whether a fit offered it (`fresh`): the next tuned fit weighs it again, may drop it."""
         self._projection: np.ndarray | None = None  # (embedding, dims), set by fit
@@ -261,7 +267,7 @@ class NeighbourQuality:
         self._memory = np.empty((0, self._memory.shape[1]), dtype=np.float32)
         self._outcomes = np.empty((0, arms), dtype=np.float32)
         self._size = self._next = 0
-        self._complete = True
+        self._check_complete()
 
     def vectors(self, embeddings: np.ndarray) -> np.ndarray:
         """What the memory holds of ``embeddings`` (n, d): unit rows, projected once fitted.
@@ -308,9 +314,15 @@ class NeighbourQuality:
         self._fit_projection(embeddings)
         self._memory = self.vectors(embeddings[keep])
         self._outcomes = np.asarray(quality[keep], dtype=np.float32).copy()
-        self._complete = not bool(np.isnan(self._outcomes).any())
         self._size = self._memory.shape[0]
         self._next = 0
+        self._check_complete()
+
+    def _check_complete(self) -> None:
+        """Whether each model's outcomes are known for every remembered prompt or for none."""
+        known = ~np.isnan(self._outcomes[: self._size])
+        self._known = known.all(axis=0)
+        self._complete = bool((self._known | ~known.any(axis=0)).all())
 
     def add(
         self, embeddings: np.ndarray, arms: np.ndarray, quality: np.ndarray, n_arms: int
@@ -343,7 +355,7 @@ class NeighbourQuality:
         rows[np.arange(unit.shape[0]), np.asarray(arms, dtype=int)] = quality
         for vector, outcome in zip(unit, rows):
             self._append(vector, outcome)
-        self._complete = self._complete and n_arms == 1
+        self._complete = self._complete and n_arms == 1 and bool(self._known[:1].all())
 
     def _append(self, vector: np.ndarray, outcome: np.ndarray) -> None:
         if self._size < self.max_rows:
@@ -368,7 +380,21 @@ class NeighbourQuality:
         """
         extra = np.full((self._outcomes.shape[0], count), np.nan, dtype=np.float32)
         self._outcomes = np.hstack([self._outcomes, extra])
-        self._complete = self._complete and not (count and self._size)
+        if self._complete:  # a column known for none keeps the fast path
+            self._known = np.concatenate([self._known, np.zeros(count, dtype=bool)])
+
+    def forget(self, arm: int) -> None:
+        """Forget every remembered outcome of one model (a drift alarm: they predate a change).
+
+        Its predictions lean on the linear model alone until the memory learns it again (an
+        online memory) or the next fit (a table's rows).
+
+        Args:
+            arm: The model's index.
+        """
+        if arm < self._outcomes.shape[1]:
+            self._outcomes[:, arm] = np.nan
+            self._check_complete()
 
     # -- predicting ----------------------------------------------------------------------
     def blend(self, linear_quality: np.ndarray, embeddings: np.ndarray) -> np.ndarray:
@@ -424,7 +450,11 @@ class NeighbourQuality:
         if kk < m:
             outcomes = outcomes[np.argpartition(self._memory[:m] @ query, m - kk)[m - kk :]]
         share = self.weight * kk / self.k
-        blended: np.ndarray = (1.0 - share) * linear_quality + (share / kk) * outcomes.sum(axis=0)
+        sums = outcomes.sum(axis=0)
+        if not self._known[:arms].all():  # a model known for none: the linear model alone
+            share = np.where(self._known[:arms], share, 0.0)
+            sums = np.where(self._known[:arms], sums, 0.0)
+        blended: np.ndarray = (1.0 - share) * linear_quality + (share / kk) * sums
         return blended
 
     # -- state ---------------------------------------------------------------------------
@@ -497,6 +527,6 @@ class NeighbourQuality:
         ):
             raise ValueError("the neighbours' projection does not fit its memory")
         made._memory, made._outcomes, made._size = memory, outcomes, memory.shape[0]
-        made._complete = not bool(np.isnan(outcomes).any())
+        made._check_complete()
         made._next = 0  # rows are oldest first: a full memory overwrites row 0 next
         return made

@@ -284,6 +284,12 @@ def test_the_complete_memory_path_gives_the_general_paths_means() -> None:
         general = neighbour_quality(memory, outcomes, queries, k)
         np.testing.assert_allclose(fast[0], general[0], atol=1e-6)
         np.testing.assert_allclose(fast[1], general[1])
+    outcomes[:, 2] = np.nan  # a model known for none of them (joined, or drifted) stays fast
+    fast = neighbour_quality(memory, outcomes, queries, 20, complete=True)
+    general = neighbour_quality(memory, outcomes, queries, 20)
+    np.testing.assert_allclose(fast[0], general[0], atol=1e-6)
+    np.testing.assert_allclose(fast[1], general[1])
+    assert (fast[0][:, 2] == 0).all() and (fast[1][:, 2] == 0).all()
 
 
 def test_a_table_only_memory_ignores_online_outcomes_and_keeps_the_fast_path(tmp_path) -> None:
@@ -374,3 +380,45 @@ def test_a_fit_never_serves_a_nonlinear_map_and_the_blend_together() -> None:
         if router.bandit.neighbours is not None:
             assert is_linear(router.features)
         assert router.bandit.neighbour_tuning_ is not None  # the default offers it every time
+
+
+def test_a_forgotten_model_leans_on_the_linear_model_and_the_memory_stays_fast() -> None:
+    X, Q, _ = _sectors(500, seed=6)
+    memory = NeighbourQuality(k=15, weight=0.75, dims=2, online=False)
+    memory.fit(X, Q)
+    linear = np.random.default_rng(0).random((30, 3))
+    queries = _sectors(30, seed=7)[0]
+    before = memory.blend(linear, queries)
+    memory.forget(0)
+    after = memory.blend(linear, queries)
+    np.testing.assert_allclose(after[:, 0], linear[:, 0])  # model 0: the linear model alone
+    np.testing.assert_allclose(after[:, 1:], before[:, 1:])  # the others as before
+    assert memory._complete  # a column known for none keeps the one-partial-sort path
+    one = np.vstack([memory.blend_one(linear[i], queries[i]) for i in range(30)])
+    np.testing.assert_allclose(one, after, atol=1e-6)
+    memory.add_arms(1)  # a model joins: known for none, still fast
+    wider = np.hstack([linear, np.full((30, 1), 0.3)])
+    np.testing.assert_allclose(memory.blend(wider, queries)[:, 3], 0.3)
+    assert memory._complete
+
+
+def test_a_drift_alarm_drops_the_drifted_model_from_the_table_blend() -> None:
+    X, Q, C = _sectors(900, seed=8)
+    blend = NeighbourQuality(k=10, weight=0.75, dims=3, online=False)
+    router = Router(["a", "b", "c"], embedder=None, seed=0, blend=None, neighbours=blend)
+    router.fit(X, Q, C, tune=False)
+    good_for_a = X[Q[:, 0] == 1.0][:300]
+    before = router.predict(good_for_a, widths=False).quality[:, 0].mean()
+    assert before > 0.7  # the table says a is right there (the linear part: about half)
+    drift = router.bandit.drift
+    assert drift is not None
+    for x in good_for_a:  # a silent update: a is now wrong where it was right
+        router.record(router.select(x, force="a").id, quality=0.0, cost=0.001)
+        if drift.forgotten[0] > 0:
+            break
+    assert drift.forgotten[0] > 0, "the detector raised no alarm"
+    memory = router.bandit.neighbours
+    assert memory is not None and np.isnan(memory._outcomes[:, 0]).all()
+    assert not np.isnan(memory._outcomes[:, 1:]).any()
+    after = router.predict(good_for_a, widths=False).quality[:, 0].mean()
+    assert after < before - 0.3  # the blend no longer props up a's old quality
