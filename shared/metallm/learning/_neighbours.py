@@ -321,7 +321,7 @@ class NeighbourQuality:
     def _check_complete(self) -> None:
         """Whether each model's outcomes are known for every remembered prompt or for none."""
         known = ~np.isnan(self._outcomes[: self._size])
-        self._known = known.all(axis=0)
+        self._known = np.asarray(known.all(axis=0))
         self._complete = bool((self._known | ~known.any(axis=0)).all())
 
     def add(
@@ -449,7 +449,7 @@ class NeighbourQuality:
         outcomes = self._outcomes[:m, :arms]
         if kk < m:
             outcomes = outcomes[np.argpartition(self._memory[:m] @ query, m - kk)[m - kk :]]
-        share = self.weight * kk / self.k
+        share: float | np.ndarray = self.weight * kk / self.k
         sums = outcomes.sum(axis=0)
         if not self._known[:arms].all():  # a model known for none: the linear model alone
             share = np.where(self._known[:arms], share, 0.0)
