@@ -145,12 +145,12 @@ def test_random_features_bend_where_a_linear_model_cannot_and_keep_the_bandit_wh
     train, test = slice(0, 1_200), slice(1_200, None)
     accuracy = {}
     for name, features in (("linear", EmbeddingFeatures()), ("random", RandomFeatures(6, 200))):
-        router = Router(["in", "out"], embedder=None, features=features, cost_weight=0.0)
+        router = Router(["in", "out"], embedder=None, features=features, cost_weight=0.0, seed=0)
         router.fit(X[train], Q[train], C[train], tune=False)
         picked = router.predict(X[test]).quality.argmax(axis=1)
         accuracy[name] = float((picked == (1 - inside[test])).mean())
         if name == "random":  # online: a rank-1 update, widths, exact propensities
-            decision = router.select(X[0])
+            decision = router.select(X[0])  # seeded: unseeded, 1.5% of runs explored here
             assert decision.propensity == pytest.approx(1 - 0.03 / 2)  # the default 3% floor
             assert router.bandit.stats is not None
             router.record(decision.id, quality=1.0, cost=0.001)
