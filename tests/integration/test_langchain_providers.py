@@ -130,7 +130,7 @@ def test_a_failing_arm_falls_back_to_the_next_best(fault, embedder):
     with OpenAICompatibleServer(
         {"broken": fault, "healthy": ScriptedModel(reply="fine")}
     ) as server:
-        router = Router(["broken", "healthy"], embedder=embedder)
+        router = Router(["broken", "healthy"], embedder=embedder, seed=0)
         llm = ChatMetaLLM(models=_pool(server, timeout=0.5), router=router)
         # make the broken arm the router's first choice, then watch it fall back
         router.fit(["warm up"], [[1.0, 0.0]], [[0.0, 0.0]])
@@ -149,7 +149,7 @@ def test_connection_refused_falls_back(embedder):
         dead = ChatOpenAI(
             model="dead", base_url="http://127.0.0.1:9/v1", api_key="k", max_retries=0
         )
-        router = Router(["dead", "healthy"], embedder=embedder)
+        router = Router(["dead", "healthy"], embedder=embedder, seed=0)
         router.fit(["warm up"], [[1.0, 0.0]], [[0.0, 0.0]])
         llm = ChatMetaLLM(models={"dead": dead, **_pool(server)}, router=router)
         assert llm.invoke(QUESTION).content == "fine"
@@ -198,7 +198,7 @@ def test_a_stream_failing_before_its_first_token_falls_back(embedder):
     with OpenAICompatibleServer(
         {"broken": ScriptedModel(fail_status=503), "healthy": ScriptedModel(reply="all good")}
     ) as server:
-        router = Router(["broken", "healthy"], embedder=embedder)
+        router = Router(["broken", "healthy"], embedder=embedder, seed=0)
         router.fit(["warm up"], [[1.0, 0.0]], [[0.0, 0.0]])
         llm = ChatMetaLLM(models=_pool(server), router=router)
         full = _joined(list(llm.stream(QUESTION)))
@@ -209,7 +209,9 @@ def test_a_stream_failing_before_its_first_token_falls_back(embedder):
 def test_a_stream_failing_mid_way_raises(embedder):
     flaky = ScriptedModel(reply="one two three four five", stream_fail_after=3)
     with OpenAICompatibleServer({"flaky": flaky, "healthy": ScriptedModel(reply="fine")}) as server:
-        router = Router(["flaky", "healthy"], embedder=embedder)
+        router = Router(
+            ["flaky", "healthy"], embedder=embedder, seed=0
+        )  # seeded: it must pick flaky
         router.fit(["warm up"], [[1.0, 0.0]], [[0.0, 0.0]])
         llm = ChatMetaLLM(models=_pool(server), router=router)
         received = []

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
 from metallm.exceptions import ConfigurationError, DimensionMismatchError
+from metallm.learning._capacity import choose_capacity
 from metallm.learning._drift import DriftDetector
 from metallm.learning._features import (
     FeatureMap,
@@ -24,19 +24,11 @@ from metallm.learning._features import (
     reads_prompt_length,
 )
 from metallm.learning._growth import CapacityGrowth
-from metallm.learning._neighbours import NEIGHBOUR_KS, NEIGHBOUR_WEIGHTS, NeighbourQuality
+from metallm.learning._neighbours import NeighbourQuality
 from metallm.learning._policies import Policy, round_policy
 from metallm.learning._reward import cost_scale
 from metallm.learning._ridge import RidgeStatistics
-from metallm.learning._tuning import (
-    DEFAULT_CANDIDATES,
-    NeighbourChoice,
-    Tuning,
-    fold_gain,
-    is_linear,
-    tune_features,
-    tune_neighbours,
-)
+from metallm.learning._tuning import DEFAULT_CANDIDATES, NeighbourChoice, Tuning
 
 __all__ = ["LinearBandit", "OneScore", "Scores"]
 
@@ -549,71 +541,6 @@ class LinearBandit:
         if self.drift is not None:  # the sums watched the old map's errors
             self.drift.start(self.n_arms)
 
-    @staticmethod
-    def _tune_blend(
-        nq: NeighbourQuality,
-        part: np.ndarray,
-        quality: np.ndarray,
-        cost: np.ndarray,
-        over: Tuning,
-        seed: int,
-    ) -> NeighbourChoice:
-        """The blend's ``k`` and weight by cross-validation over ``over``'s chosen map."""
-        return tune_neighbours(
-            nq.vectors(part),
-            quality,
-            cost,
-            over,
-            ks=NEIGHBOUR_KS if nq.k_setting is None else (nq.k_setting,),
-            weights=NEIGHBOUR_WEIGHTS if nq.weight_setting is None else (nq.weight_setting,),
-            seed=seed,
-            max_rows=nq.max_rows,
-        )
-
-    def _weigh_blend(
-        self,
-        nq: NeighbourQuality,
-        embeddings: np.ndarray,
-        quality: np.ndarray,
-        cost: np.ndarray,
-        seed: int,
-    ) -> None:
-        """Weigh the offered blend over the best linear candidate against the chosen map.
-
-        The blend and a nonlinear map both add local detail; running both would double a
-        select's time for gains within the seeds' noise (docs/benchmarks.md), so the blend
-        competes over the best linear map and is kept, with that map, only where it is ahead
-        of the chosen map fold by fold by more than one standard error (`fold_gain`): on the
-        shared tables a blend ahead by a tenth of a point over all folds, within that noise,
-        was behind on the test rows every time.
-        """
-        tuning = self.tuning_
-        assert tuning is not None
-        self.neighbours = None
-        base = tuning.best(is_linear)
-        if base is None:  # no linear candidate: nothing to blend over
-            return
-        part = self._embedding_part(embeddings)
-        nq.fit(part, quality)  # its memory (and projection) do not depend on k or weight
-        over = tuning.choose(base.features)
-        choice = self._tune_blend(nq, part, quality, cost, over, seed)
-        gain = fold_gain(
-            (choice.predicted_quality, over.predicted_cost),
-            (tuning.predicted_quality, tuning.predicted_cost),
-            quality,
-            cost,
-            folds=tuning.folds,
-            seed=seed,
-        )
-        # ahead beyond the noise; a difference of float rounding (both route every row alike) is a tie
-        kept = choice.weight > 0.0 and gain[0] > max(gain[1], 1e-9)
-        self.neighbour_tuning_ = replace(choice, kept=kept, gain=gain)
-        if kept:
-            nq.k, nq.weight = choice.k, choice.weight
-            self.neighbours = nq
-            self.features = base.features
-            self.tuning_ = over.choose(base.features, choice.predicted_quality)
-
     def fit(
         self,
         embeddings: np.ndarray,
@@ -645,34 +572,28 @@ class LinearBandit:
             offer_blend: Let a tuned fit weigh ``blend`` (False where decisions pending
                 elsewhere hold features a memory of embeddings could not learn from).
         """
-        if tune:
-            self.tuning_ = tune_features(
-                embeddings, quality, cost, candidates=tuple(candidates), seed=seed
-            )
-            self.features = self.tuning_.chosen
-        self.neighbour_tuning_ = None
-        if (
+        offered = (
             tune
             and offer_blend
             and self.blend is not None
             and (self.neighbours is None or self.neighbours.offered)
-        ):
-            self._weigh_blend(self.blend.fresh(), embeddings, quality, cost, seed)
-        elif self.neighbours is not None:  # the caller's: over the chosen map, always
-            nq = self.neighbours
-            part = self._embedding_part(embeddings)
-            nq.fit(part, quality)  # its memory (and projection) do not depend on k or weight
-            if tune and (nq.k_setting is None or nq.weight_setting is None):
-                assert self.tuning_ is not None
-                self.neighbour_tuning_ = self._tune_blend(
-                    nq, part, quality, cost, self.tuning_, seed
-                )
-                nq.k, nq.weight = self.neighbour_tuning_.k, self.neighbour_tuning_.weight
-        if self.tuning_ is not None:
-            self.tuning_ = self.tuning_.done()
-        if tune or not self.features.fitted or not getattr(self.features, "learned", True):
-            # a cold projection is random until fitted: fit() finds its principal directions
-            self.features = self.features.fit(embeddings, seed=seed)
+        )
+        capacity = choose_capacity(
+            embeddings,
+            self._embedding_part(embeddings),
+            quality,
+            cost,
+            features=self.features,
+            tune=tune,
+            neighbours=self.neighbours,
+            blend=self.blend if offered else None,
+            candidates=candidates,
+            seed=seed,
+        )
+        self.features, self.neighbours = capacity.features, capacity.neighbours
+        self.neighbour_tuning_ = capacity.blend_choice
+        if capacity.tuning is not None:
+            self.tuning_ = capacity.tuning
         self.stats = self.cost_stats = self.latency_stats = None
         self.prior_counts = [0.0] * self.n_arms
         if self.drift is not None:
