@@ -28,6 +28,7 @@ from metallm.learning._neighbours import NeighbourQuality
 from metallm.learning._policies import Policy, round_policy
 from metallm.learning._reward import cost_scale
 from metallm.learning._ridge import RidgeStatistics
+from metallm.learning._statistics_state import restore_statistics, statistics_arrays
 from metallm.learning._tuning import DEFAULT_CANDIDATES, NeighbourChoice, Tuning
 
 __all__ = ["LinearBandit", "OneScore", "Scores"]
@@ -687,15 +688,7 @@ class LinearBandit:
             "prior_counts": list(self.prior_counts),
         }
         arrays: dict[str, np.ndarray] = {f"features_{k}": v for k, v in feature_arrays.items()}
-        for prefix, stats in (
-            ("", self.stats),
-            ("cost_", self.cost_stats),
-            ("latency_", self.latency_stats),
-        ):
-            if stats is not None:
-                arrays[f"{prefix}A"], arrays[f"{prefix}B"] = stats.A.copy(), stats.B.copy()
-                if stats.pending.any():  # forgetting not applied yet (a discounting policy)
-                    arrays[f"{prefix}pending"] = stats.pending.copy()
+        arrays.update(statistics_arrays(self.stats, self.cost_stats, self.latency_stats))
         if self.neighbours is not None:
             header["neighbours"], neighbour_arrays = self.neighbours.to_state()
             arrays.update(neighbour_arrays)
@@ -747,37 +740,11 @@ class LinearBandit:
             self.features, self.stats, self.cost_stats = features, None, None
             self.latency_stats, self.n_updates = None, n_updates
             return
-        if "A" not in arrays or "B" not in arrays:
-            raise ValueError("the arrays A and B are missing")
-        k, full = self.n_arms, features.dimension(int(dim))
-        d = quality_dimension(features, int(dim))
-        penalties = features.penalties(int(dim))
-        stats = _restored(arrays["A"], arrays["B"], k, d, penalties[:d], targets=2)
-        cost_stats = None
-        if full > d:
-            if "cost_A" not in arrays or "cost_B" not in arrays:
-                raise ValueError("the cost model's arrays cost_A and cost_B are missing")
-            cost_stats = _restored(
-                arrays["cost_A"], arrays["cost_B"], k, full, penalties, targets=1
-            )
-        latency_stats = None
-        if "latency_A" in arrays or "latency_B" in arrays:
-            if "latency_A" not in arrays or "latency_B" not in arrays:
-                raise ValueError(
-                    "one of the latency model's arrays latency_A, latency_B is missing"
-                )
-            latency_stats = _restored(
-                arrays["latency_A"], arrays["latency_B"], k, full, penalties, targets=1
-            )
-        for prefix, restored in (("", stats), ("cost_", cost_stats), ("latency_", latency_stats)):
-            pending = arrays.get(f"{prefix}pending")
-            if restored is not None and pending is not None:
-                if pending.shape != (k,) or (pending < 0).any():
-                    raise ValueError(f"the array {prefix}pending does not fit {k} models")
-                restored.pending[:] = pending
-        self.features, self.stats, self.cost_stats = features, stats, cost_stats
-        self.latency_stats = latency_stats
-        self.embedding_dim, self.n_updates, self._quality_dim = int(dim), n_updates, d
+        models = restore_statistics(arrays, features, int(dim), self.n_arms)
+        self.features, self.stats, self.cost_stats = features, models.quality, models.cost
+        self.latency_stats = models.latency
+        self.embedding_dim, self.n_updates = int(dim), n_updates
+        self._quality_dim = models.quality_dim
 
     def reset(self) -> None:
         """Forget what was learned (keeps the feature map and policy)."""
@@ -789,23 +756,3 @@ class LinearBandit:
             self.drift.start(self.n_arms)
         if self.growth is not None:
             self.growth.restart()
-
-
-def _restored(
-    A: np.ndarray, B: np.ndarray, k: int, d: int, penalties: np.ndarray, *, targets: int
-) -> RidgeStatistics:
-    """Statistics from saved ``A`` and ``B``; ValueError says what is wrong with them."""
-    if A.shape != (k, d, d) or B.shape != (k, d, targets):
-        raise ValueError(
-            f"array shapes A{A.shape} B{B.shape} do not match {k} arms of {d} features"
-        )
-    if not (np.isfinite(A).all() and np.isfinite(B).all()):
-        raise ValueError("the arrays contain NaN or inf")
-    stats = RidgeStatistics(k, d, penalties, targets=targets, widths=targets == 2)
-    stats.A[:] = A
-    stats.B[:] = B
-    try:
-        stats.refresh()
-    except np.linalg.LinAlgError as e:
-        raise ValueError("matrix A is not positive definite (corrupt statistics)") from e
-    return stats
