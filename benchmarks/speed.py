@@ -118,7 +118,7 @@ def bench_routing(n: int, rounds: int = 5) -> list[str]:
             ProjectedFeatures(128), prompt_length=True
         ),
         "compact features (ProjectedFeatures 64)": _trained(ProjectedFeatures(64)),
-        "default + kNN blend (10,000 prompts remembered)": _trained(
+        "map + kNN blend, always (10,000 rows)": _trained(
             ProjectedFeatures(128), rows=10_000, neighbours=NeighbourQuality(k=50, weight=0.5)
         ),
     }

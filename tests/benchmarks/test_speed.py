@@ -23,7 +23,7 @@ def test_the_speed_budget_prints_each_measurement_and_says_each_section_as_it_st
     for expected in (
         "select, full features",
         "select_batch, compact features",
-        "select, default + kNN blend",
+        "select, map + kNN blend, always",
         # each capacity candidate, 12 models: select, record and the state's size
         "select, clusters 32 + PCA 128 (161 + length), default",
         "record, random ReLU 64 + 192 (257 + length)",
