@@ -1,9 +1,11 @@
 """Learning: what a router knows and how it turns that into a choice.
 
-Ridge statistics with rank-1 updates (`_ridge`), feature maps
-(`_features`), policies (`_policies`), drift detection (`_drift`), the reward
-and its cost weight (`_reward`), cross-validated tuning
-(`_tuning`) and routing metrics (`_metrics`).
+Ridge statistics with rank-1 updates (`_ridge`) and their saved arrays
+(`_statistics_state`), feature maps (`_features`), policies (`_policies`), drift
+detection (`_drift`), the reward and its cost weight (`_reward`), cross-validated
+tuning (`_tuning`), what a fit serves (`_capacity`: the map and kNN blend), the kNN
+blend itself (`_neighbours`), capacity grown online (`_growth`), the bandit that wires
+them (`_bandit`) and routing metrics (`_metrics`).
 Nothing here knows about ids, locks, clocks, stores or frameworks.
 """
 
