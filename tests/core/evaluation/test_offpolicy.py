@@ -122,8 +122,9 @@ def _logged_store(store, n=1500):
 
     X, quality, cost = _world(n=n, seed=3)
     router = Router(
-        ["a", "b"], embedder=None, policy=LinUCB(explore=0.5), store=store, sync_interval=None
-    )
+        ["a", "b"], embedder=None, policy=LinUCB(explore=0.5), store=store, sync_interval=None,
+        seed=0,
+    )  # fmt: skip
     propensities = []
     for i in range(n):
         decision = router.select(X[i])
@@ -207,11 +208,11 @@ def test_evaluate_reports_each_shadow_beside_the_live_router(tmp_path, capsys):
     X, quality, cost = _world(n=1500, seed=3)
     trained = Router(["a", "b"], embedder=None, seed=0, policy=LinUCB(alpha=0.0))
     trained.fit(*_world(n=600, seed=9), tune=False)  # a shadow trained on other traffic
-    thrifty = Router(["a", "b"], embedder=None, cost_weight=50.0, policy=LinUCB(alpha=0.0))
+    thrifty = Router(["a", "b"], embedder=None, cost_weight=50.0, policy=LinUCB(alpha=0.0), seed=0)
     path = tmp_path / "live.sqlite"
     live = Router(
         ["a", "b"], embedder=None, policy=LinUCB(explore=0.5), store=SQLiteStore(path),
-        sync_interval=None, shadows={"trained": trained, "thrifty": thrifty},
+        sync_interval=None, shadows={"trained": trained, "thrifty": thrifty}, seed=0,
     )  # fmt: skip
     chosen = []
     for i in range(len(X)):
@@ -249,7 +250,7 @@ def test_evaluate_estimates_a_users_rule_text_to_model_from_a_log_with_prompts(
     quality = np.stack([sunny, ~sunny], axis=1).astype(float)  # "a" is right on sunny questions
     cost = np.tile([0.001, 0.01], (600, 1))
     path = tmp_path / "live.sqlite"
-    live = Router(["a", "b"], embedder=embedder, policy=LinUCB(explore=0.5),
+    live = Router(["a", "b"], embedder=embedder, policy=LinUCB(explore=0.5), seed=0,
                   store=SQLiteStore(path, store_prompts=True), sync_interval=None)  # fmt: skip
     for i, decision in enumerate(live.select_batch(texts)):
         j = live.arms.index(decision.arm)
