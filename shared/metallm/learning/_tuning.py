@@ -320,6 +320,34 @@ def out_of_fold(
     return predicted_quality, np.maximum(predicted_cost, 0.0)  # costs are never below zero
 
 
+class _Scorer:
+    """How cross-validation scores out-of-fold predictions of these rows' outcomes.
+
+    The AIQ of the routing frontier the predictions give (sweeping ``p``; the quality at
+    p = 0 when there is one model), and that quality at p = 0, on every row or on some.
+    """
+
+    def __init__(self, quality: np.ndarray, cost: np.ndarray) -> None:
+        n, k = quality.shape
+        self.quality, self.cost = quality, cost
+        self.scale = cost_scale(np.full(k, n), cost.sum(axis=0))
+        single_costs = cost.mean(axis=0)
+        self.cost_range = (float(single_costs.min()), float(single_costs.max()))
+        self.best_single = float(quality.mean(axis=0).max())
+        self.grid = default_cost_weight_grid()
+
+    def __call__(
+        self, quality: np.ndarray, cost: np.ndarray, rows: np.ndarray | None = None
+    ) -> tuple[float, float]:
+        """(score, quality at p = 0) of predicted ``quality`` and ``cost`` (n, k), or their ``rows``."""
+        outcomes, costs = self.quality, self.cost
+        if rows is not None:
+            quality, cost, outcomes, costs = quality[rows], cost[rows], outcomes[rows], costs[rows]
+        points = frontier(quality, cost / self.scale, outcomes, costs, self.grid)
+        score = aiq(points, self.cost_range) if outcomes.shape[1] > 1 else points[0][1]
+        return score, points[0][1]
+
+
 def tune_features(
     embeddings: np.ndarray,
     quality: np.ndarray,
@@ -330,27 +358,17 @@ def tune_features(
     seed: int = 0,
 ) -> Tuning:
     """The candidate with the best cross-validated AIQ that does no harm at ``p = 0``."""
-    n, k = quality.shape
+    n = quality.shape[0]
     folds = max(2, min(folds, n // 2))
-    scale = cost_scale(np.full(k, n), cost.sum(axis=0))
-    single_costs = cost.mean(axis=0)
-    best_single = float(quality.mean(axis=0).max())
-    grid = default_cost_weight_grid()
+    scorer = _Scorer(quality, cost)
     scores, predictions = [], []
     fits = SharedFits()
     for candidate in candidates:
         pq, pc = out_of_fold(candidate, embeddings, quality, cost, folds=folds, seed=seed,
                              fits=fits)  # fmt: skip
-        points = frontier(pq, pc / scale, quality, cost, grid)
-        score = (
-            aiq(points, (float(single_costs.min()), float(single_costs.max())))
-            if k > 1
-            else points[0][1]
-        )
-        at_zero = points[0][1]
-        scores.append(
-            CandidateScore(candidate, score, at_zero, at_zero >= best_single - HARM_TOLERANCE)
-        )
+        score, at_zero = scorer(pq, pc)
+        no_harm = at_zero >= scorer.best_single - HARM_TOLERANCE
+        scores.append(CandidateScore(candidate, score, at_zero, no_harm))
         predictions.append((pq, pc))
     eligible = [i for i, s in enumerate(scores) if s.eligible]
     if eligible:
@@ -435,19 +453,12 @@ def fold_gain(
     Returns:
         (mean, standard error) of the per-fold differences.
     """
-    n, k_arms = quality.shape
-    scale = cost_scale(np.full(k_arms, n), cost.sum(axis=0))
-    single_costs = cost.mean(axis=0)
-    cost_range = (float(single_costs.min()), float(single_costs.max()))
-    grid = default_cost_weight_grid()
-
-    def score(predicted: tuple[np.ndarray, np.ndarray], rows: np.ndarray) -> float:
-        points = frontier(predicted[0][rows], predicted[1][rows] / scale, quality[rows],
-                          cost[rows], grid)  # fmt: skip
-        return aiq(points, cost_range) if k_arms > 1 else points[0][1]
-
+    scorer = _Scorer(quality, cost)
     gaps = np.array(
-        [score(first, fold) - score(second, fold) for _, fold in fold_splits(n, folds, seed)]
+        [
+            scorer(*first, fold)[0] - scorer(*second, fold)[0]
+            for _, fold in fold_splits(len(quality), folds, seed)
+        ]
     )
     return float(gaps.mean()), float(gaps.std(ddof=1) / math.sqrt(len(gaps)))
 
@@ -473,14 +484,9 @@ def tune_neighbours(
     memory is capped at ``max_rows`` as the fitted memory is (`subsample`), so the weight is
     chosen for the memory that will answer.
     """
-    n, k_arms = quality.shape
     unit = unit_rows(embeddings)
-    splits = fold_splits(n, tuning.folds, seed)
-    scale = cost_scale(np.full(k_arms, n), cost.sum(axis=0))
-    single_costs = cost.mean(axis=0)
-    cost_range = (float(single_costs.min()), float(single_costs.max()))
-    best_single = float(quality.mean(axis=0).max())
-    grid = default_cost_weight_grid()
+    splits = fold_splits(len(quality), tuning.folds, seed)
+    scorer = _Scorer(quality, cost)
     linear, predicted_cost = tuning.predicted_quality, tuning.predicted_cost
     scores: dict[tuple[int, float], float] = {}
     at_zero: dict[tuple[int, float], float] = {}
@@ -496,12 +502,11 @@ def tune_neighbours(
         for weight in weights:
             share = weight * support
             blended = (1.0 - share) * linear + share * means
-            points = frontier(blended, predicted_cost / scale, quality, cost, grid)
-            harmful = points[0][1] < best_single - HARM_TOLERANCE
+            score, zero = scorer(blended, predicted_cost)
+            harmful = zero < scorer.best_single - HARM_TOLERANCE
             if weight > 0 and harmful and 0.0 in weights:  # 0 stays: set the harmful aside
                 continue
-            scores[(k, float(weight))] = aiq(points, cost_range) if k_arms > 1 else points[0][1]
-            at_zero[(k, float(weight))] = points[0][1]
+            scores[(k, float(weight))], at_zero[(k, float(weight))] = score, zero
             blends[(k, float(weight))] = blended
     best = max(scores, key=lambda key: (scores[key], -key[1]))
     return NeighbourChoice(
